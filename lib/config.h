@@ -1,0 +1,66 @@
+/* config.h — the one INI file both daemons read (parsed by libinih).
+ *
+ * Every key, its default and its meaning is in memx.conf.example; the table in
+ * config.c is the single source of truth for names and defaults.  Errors are a
+ * single line naming the file, section and key, e.g.
+ *   "memx.conf: [memserver] capacity = '4Q': not a size (use e.g. 512M, 4G)"
+ * Command-line options override the file through memx_config_set().
+ */
+#ifndef MEMX_CONFIG_H
+#define MEMX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEMX_MAX_SERVERS 16
+#define MEMX_KEY_BYTES   32
+
+struct memx_config {
+    /* [cluster] */
+    char key_file[256];                 /* 64 hex chars: the cluster key */
+    char provider[64];                  /* libfabric provider, e.g. "tcp;ofi_rxm" */
+    char servers[MEMX_MAX_SERVERS][128];/* memory servers, "host:port" */
+    int nservers;
+    int replicas;                       /* 1..3 */
+    uint64_t slab_size;                 /* bytes, multiple of 4 KiB */
+
+    /* [backend] */
+    char platform[16];                  /* "real" or "sim" */
+    char device_type[16];               /* XenStore backend type: "vbd" or "vbd3" */
+    char control_socket[256];
+    int max_ring_page_order;            /* 0..4 */
+    int max_queues;                     /* 1..16 */
+    int max_indirect_segments;          /* 0 (off), or 11..512 */
+    bool dedup;
+    int backend_log_level;
+
+    /* [memserver] */
+    char listen[128];                   /* "host:port" */
+    uint64_t capacity;                  /* bytes */
+    int memserver_log_level;
+
+    /* [sim] */
+    char sim_dir[256];                  /* sim XenStore socket, grant files, event channels */
+    int sim_domid;                      /* this process's domain id on the sim platform */
+};
+
+void memx_config_defaults(struct memx_config *c);
+
+/* 0 on success; -1 with a one-line message in err. */
+int memx_config_load(struct memx_config *c, const char *path, char *err, size_t errlen);
+int memx_config_set(struct memx_config *c, const char *section, const char *key, const char *value,
+                    char *err, size_t errlen);
+
+/* Reads the cluster key named by key_file. */
+int memx_config_load_key(const struct memx_config *c, uint8_t key[MEMX_KEY_BYTES], char *err,
+                         size_t errlen);
+
+/* "4096", "512K", "2G", "1T" (binary units).  0 on success, -1 on a bad string. */
+int memx_parse_size(const char *s, uint64_t *out);
+/* Writes e.g. "2G" or "768M" or "4096"; returns buf. */
+char *memx_format_size(uint64_t bytes, char *buf, size_t len);
+/* Splits "host:port" ("[v6]:port" too).  0 on success. */
+int memx_split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen);
+
+#endif

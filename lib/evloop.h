@@ -1,0 +1,49 @@
+/* evloop.h — a tiny single-threaded event loop (epoll), in the spirit of Redis ae.c.
+ *
+ * Every MemX daemon runs one loop: XenStore watch fds, event-channel fds,
+ * libfabric CQ wait fds, the control socket and timers all hang off it.
+ *
+ * Prepare hooks run before each blocking wait.  A hook returns nonzero when it
+ * still has work (e.g. libfabric's fi_trywait() said "not now"), and the loop
+ * then polls with a zero timeout instead of sleeping.  This is how transports
+ * with manual progress are driven without a spinning thread.
+ */
+#ifndef MEMX_EVLOOP_H
+#define MEMX_EVLOOP_H
+
+#include <stdint.h>
+
+#define EV_READ  1u
+#define EV_WRITE 2u
+
+struct evloop;
+
+typedef void (*ev_fd_cb)(struct evloop *el, int fd, unsigned events, void *arg);
+/* Return the delay in ms until the next run, or -1 to delete the timer. */
+typedef int (*ev_timer_cb)(struct evloop *el, long long id, void *arg);
+typedef int (*ev_prepare_cb)(struct evloop *el, void *arg);
+
+struct evloop *evloop_new(void);
+void evloop_free(struct evloop *el);
+
+/* One handler per fd.  add fails with EEXIST if the fd is already watched. */
+int  evloop_add_fd(struct evloop *el, int fd, unsigned events, ev_fd_cb cb, void *arg);
+int  evloop_mod_fd(struct evloop *el, int fd, unsigned events);
+void evloop_del_fd(struct evloop *el, int fd);
+
+long long evloop_add_timer(struct evloop *el, int ms, ev_timer_cb cb, void *arg);
+void evloop_del_timer(struct evloop *el, long long id);
+
+int  evloop_add_prepare(struct evloop *el, ev_prepare_cb cb, void *arg);
+void evloop_del_prepare(struct evloop *el, ev_prepare_cb cb, void *arg);
+
+/* Runs one iteration, waiting at most timeout_ms (-1: until something happens). */
+int  evloop_run_once(struct evloop *el, int timeout_ms);
+/* Runs until evloop_stop(); returns 0, or -1 on an epoll error. */
+int  evloop_run(struct evloop *el);
+void evloop_stop(struct evloop *el);
+
+uint64_t evloop_now_ms(void);   /* CLOCK_MONOTONIC */
+uint64_t evloop_now_ns(void);
+
+#endif

@@ -1,0 +1,52 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_ident = "memx";
+static enum mx_log_level log_lvl = MX_LOG_INFO;
+static FILE *log_file;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void mx_log_init(const char *ident, enum mx_log_level level)
+{
+    log_ident = ident;
+    log_lvl = level;
+}
+
+void mx_log_set_file(FILE *f) { log_file = f; }
+enum mx_log_level mx_log_level(void) { return log_lvl; }
+
+int mx_log_parse_level(const char *s)
+{
+    for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcasecmp(s, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void mx_log(enum mx_log_level lvl, const char *fmt, ...)
+{
+    if (lvl > log_lvl)
+        return;
+    FILE *f = log_file ? log_file : stderr;
+    struct timeval tv;
+    struct tm tm;
+    char ts[32], line[1024];
+    gettimeofday(&tv, NULL);
+    localtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* One fprintf per record so concurrent writers to a shared log do not interleave lines. */
+    fprintf(f, "%s.%03ld %s[%d] %s: %s\n", ts, (long)(tv.tv_usec / 1000), log_ident, (int)getpid(),
+            level_names[lvl], line);
+    fflush(f);
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages MemX builds, tests and demos with, if any are missing.
+# Usage: tools/install-deps.sh [build|xen|bench|all]   (default: build)
+set -eu
+what=${1:-build}
+build="autoconf automake libtool pkg-config make gcc clang libxen-dev libfabric-dev libxxhash-dev
+ libcunit1-dev libinih-dev libsodium-dev libjson-c-dev valgrind iproute2 procps psmisc"
+xen="qemu-system-x86 busybox-static cpio kmod xz-utils"
+bench="fio nbdkit libnbd-bin gnuplot-nox"
+case $what in
+  build) pkgs=$build ;;
+  xen) pkgs="$build $xen" ;;
+  bench) pkgs="$build $bench" ;;
+  all) pkgs="$build $xen $bench" ;;
+  *) echo "install-deps: unknown set '$what' (build, xen, bench, all)" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || true
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >/dev/null
