@@ -1,0 +1,48 @@
+/* blkback.h — the Xen side of memx-backd: XenBus device discovery and state
+ * machine, blkif rings, and turning ring requests into volume I/O.
+ *
+ * Internally three concerns, one file each (as QEMU splits xen-bus / xen-block /
+ * dataplane): xenbus.c (XenStore plumbing, the blkif state machine, feature
+ * negotiation), ring.c (+ blkif_abi.c: mapping rings, copying each request off
+ * the ring once, responses, barriers), vbd.c (device policy: validation, grant
+ * copy, indirect descriptors, flush, discard -> volume.h).
+ */
+#ifndef MEMX_BLKBACK_H
+#define MEMX_BLKBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct evloop;
+struct xp;
+struct volumes;
+struct blkback;
+
+struct blkback_dev_info {
+    uint16_t domid;             /* frontend domain */
+    uint32_t devid;             /* virtual-device, e.g. 51728 for xvdb */
+    char     state[16];         /* XenbusState name: "InitWait", "Connected", ... */
+    char     volume[64];        /* volume name ("" before attach) */
+    char     protocol[16];      /* "x86_64-abi", "x86_32-abi", "native" */
+    int      nr_queues;
+    int      ring_pages;        /* per queue */
+    bool     indirect, flush, discard;
+    uint64_t requests, errors, bad_requests;
+};
+
+struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,
+                            const struct memx_config *cfg, char *err, size_t errlen);
+/* Starts watching backend/<device_type> of this domain; devices then come and
+ * go as the toolstack writes them.  -1 with a message on a XenStore error. */
+int  blkback_start(struct blkback *bb, char *err, size_t errlen);
+/* Fills up to max entries; returns the number of devices. */
+int  blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max);
+/* Closes every device: stops taking requests, lets in-flight I/O finish,
+ * answers it, unmaps rings, detaches volumes, then calls done (from the loop). */
+void blkback_shutdown(struct blkback *bb, void (*done)(void *arg), void *arg);
+void blkback_free(struct blkback *bb);
+
+#endif
