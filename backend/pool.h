@@ -33,6 +33,11 @@ struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
                       const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen);
 void pool_free(struct pool *p);
 
+/* The loop the pool completes on.  The volume layer defers its own
+ * completions (zero pages, never-written reads) there, so its callbacks too
+ * never run inside the call that started them. */
+struct evloop *pool_evloop(const struct pool *p);
+
 /* Number of memory servers currently connected and authenticated. */
 int pool_live_servers(const struct pool *p);
 

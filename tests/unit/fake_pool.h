@@ -1,0 +1,49 @@
+/* fake_pool.h — an in-memory backend/pool.h for unit tests.
+ *
+ * Link tests/unit/fake_pool.c instead of the real pool.  pool_new() works (cfg
+ * and key are ignored) and so does fake_pool_new(el).  Completions are
+ * deferred through the evloop (an eventfd), in issue order, so run the loop to
+ * see them.  Data is copied when an op completes, not when it is issued, so a
+ * caller that reuses a buffer before its callback runs gets caught.
+ *
+ * Hold mode keeps ops queued until the test releases them, in any order, which
+ * is how out-of-order completion is provoked.  Misuse of the pool contract
+ * (reading or freeing a page that is not live, freeing a page with I/O in
+ * flight) is counted in fake_pool_violations(): tests assert it stays 0.
+ */
+#ifndef MEMX_FAKE_POOL_H
+#define MEMX_FAKE_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+
+struct evloop;
+
+struct pool *fake_pool_new(struct evloop *el);
+
+/* The next n page writes (reads) fail with err (e.g. -EIO). */
+void fake_pool_fail_writes(struct pool *p, unsigned n, int err);
+void fake_pool_fail_reads(struct pool *p, unsigned n, int err);
+/* At most this many live pages; further writes fail with -ENOSPC.  0: no limit. */
+void fake_pool_set_capacity(struct pool *p, uint64_t pages);
+
+/* Hold mode: ops stay queued until fake_pool_release()/release_all(). */
+void   fake_pool_hold(struct pool *p, bool on);
+size_t fake_pool_pending(const struct pool *p);
+/* Completes the i-th pending op (0 = oldest) now, from the caller's stack. */
+void   fake_pool_release(struct pool *p, size_t i);
+void   fake_pool_release_all(struct pool *p);
+
+uint64_t fake_pool_live_pages(const struct pool *p);
+uint64_t fake_pool_violations(const struct pool *p);
+/* The bytes of a live page, or NULL. */
+const void *fake_pool_page(const struct pool *p, pool_page_t page);
+
+/* What pool_get_servers() reports (default: none configured). */
+void fake_pool_add_server(struct pool *p, const char *addr, const char *provider, const char *state,
+                          uint64_t capacity, uint64_t used);
+
+#endif
