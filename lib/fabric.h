@@ -1,0 +1,80 @@
+/* fabric.h — one small transport over libfabric RDM endpoints (FI_MSG + FI_RMA).
+ *
+ * Both daemons use the same calls whatever the provider: "tcp;ofi_rxm" here and
+ * in tests, "verbs;ofi_rxm" on RDMA NICs.  The differences between providers
+ * are absorbed in fabric.c by honouring the domain's mr_mode:
+ *   FI_MR_LOCAL      every local buffer handed to the provider is one of ours,
+ *                    registered, with its descriptor (sends and read bounces);
+ *   FI_MR_VIRT_ADDR  remote RMA addresses are virtual, else offsets into the MR;
+ *   FI_MR_PROV_KEY   the provider picks MR keys, else we request random ones;
+ *   FI_MR_ENDPOINT   MRs are bound to the endpoint before use.
+ *
+ * Progress is manual and runs on the caller's evloop: the CQ's wait fd is an
+ * evloop fd, and a prepare hook calls fi_trywait() so the loop never sleeps
+ * while the provider still has work.  No thread is started.
+ *
+ * Every outgoing message is copied into a registered buffer owned by the
+ * fabric (4 KiB pages cost ~100 ns to copy), so callers never register memory
+ * for the data path and may free their buffers as soon as the call returns.
+ * RMA reads land in a registered bounce buffer that the completion hands to
+ * the caller, so a caller that has given up on a read is never written to.
+ */
+#ifndef MEMX_FABRIC_H
+#define MEMX_FABRIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rdma/fabric.h>   /* fi_addr_t */
+
+struct evloop;
+struct fab;
+struct fab_mr;
+
+#define FAB_MSG_MAX 8192u          /* largest message either side sends or accepts */
+
+/* A message arrived from src; buf is valid only during the call. */
+typedef void (*fab_recv_fn)(void *arg, fi_addr_t src, const void *buf, size_t len);
+/* An operation finished.  status 0 or -errno; for reads, data/len is the bytes read
+ * (valid only during the call), NULL for sends. */
+typedef void (*fab_done_fn)(void *arg, uint64_t tag, int status, const void *data, size_t len);
+
+struct fab_opts {
+    const char *provider;   /* "tcp;ofi_rxm", "verbs;ofi_rxm", ... ([cluster] provider) */
+    const char *listen;     /* "host:port" to serve on, or NULL for a client endpoint */
+    const char *name;       /* who we are in log lines, e.g. "memd 0.0.0.0:7480" */
+    fab_recv_fn on_recv;
+    void *arg;
+};
+
+/* Opens fabric, domain, endpoint, AV and CQ and hooks them onto el.  NULL with a
+ * one-line message in err. */
+struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, size_t errlen);
+void fab_close(struct fab *f);
+
+/* The provider the endpoint really uses (fi_info->fabric_attr->prov_name). */
+const char *fab_provider(const struct fab *f);
+
+/* Resolves "host:port" and adds it to the address vector. */
+int  fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err, size_t errlen);
+void fab_peer_remove(struct fab *f, fi_addr_t a);
+/* A printable form of a peer's address, for logs. */
+const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
+
+/* Sends hdr followed by data (either may be empty); total <= FAB_MSG_MAX.
+ * cb (may be NULL) reports the local completion.  0, or -EMSGSIZE / -ENOMEM. */
+int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
+             size_t dlen, fab_done_fn cb, void *arg, uint64_t tag);
+
+/* One-sided read of len bytes (<= FAB_MSG_MAX) at raddr under key from src. */
+int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
+             fab_done_fn cb, void *arg, uint64_t tag);
+
+/* Registers buf for remote reads by peers.  *raddr is what a peer passes to
+ * fab_read for the first byte (the virtual address or 0, per FI_MR_VIRT_ADDR);
+ * *key is unguessable unless the provider picks keys itself. */
+int  fab_mr_reg(struct fab *f, void *buf, size_t len, struct fab_mr **mr, uint64_t *raddr,
+                uint64_t *key, char *err, size_t errlen);
+void fab_mr_close(struct fab_mr *mr);
+
+#endif

@@ -1,0 +1,260 @@
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const names[PROTO_TYPE_MAX] = {
+    [PROTO_HELLO] = "HELLO", [PROTO_CHALLENGE] = "CHALLENGE", [PROTO_AUTH] = "AUTH",
+    [PROTO_WELCOME] = "WELCOME", [PROTO_REFUSED] = "REFUSED",
+    [PROTO_SLAB_ALLOC] = "SLAB_ALLOC", [PROTO_SLAB_ALLOC_R] = "SLAB_ALLOC_R",
+    [PROTO_SLAB_FREE] = "SLAB_FREE", [PROTO_SLAB_FREE_R] = "SLAB_FREE_R",
+    [PROTO_PAGE_WRITE] = "PAGE_WRITE", [PROTO_PAGE_WRITE_R] = "PAGE_WRITE_R",
+    [PROTO_PAGE_READ] = "PAGE_READ", [PROTO_PAGE_READ_R] = "PAGE_READ_R",
+    [PROTO_STATS] = "STATS", [PROTO_STATS_R] = "STATS_R",
+};
+
+const char *proto_type_name(int type)
+{
+    return type > 0 && type < PROTO_TYPE_MAX ? names[type] : "unknown";
+}
+
+/* Exact body length of each type (PAGE_READ_R: with data; without when status != 0). */
+#define PAGE_BODY (8u + PROTO_PAGE_SIZE)
+static const uint32_t body_len[PROTO_TYPE_MAX] = {
+    [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
+    [PROTO_CHALLENGE] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
+    [PROTO_AUTH] = PROTO_MAC_BYTES,
+    [PROTO_WELCOME] = PROTO_MAC_BYTES + 24,
+    [PROTO_REFUSED] = PROTO_ID_MAX,
+    [PROTO_SLAB_ALLOC] = 0,
+    [PROTO_SLAB_ALLOC_R] = 48,
+    [PROTO_SLAB_FREE] = 4,
+    [PROTO_SLAB_FREE_R] = 4,
+    [PROTO_PAGE_WRITE] = PAGE_BODY,
+    [PROTO_PAGE_WRITE_R] = 8,
+    [PROTO_PAGE_READ] = 8,
+    [PROTO_PAGE_READ_R] = PAGE_BODY,
+    [PROTO_STATS] = 0,
+    [PROTO_STATS_R] = 24,
+};
+
+static uint32_t expected_len(uint8_t type, uint16_t status)
+{
+    if (type == PROTO_PAGE_READ_R && status != 0)
+        return 8;
+    return body_len[type];
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+/* A string field is PROTO_ID_MAX bytes: printable ASCII, NUL-terminated, NUL-padded. */
+static bool put_str(uint8_t *p, const char *s)
+{
+    size_t n = strnlen(s, PROTO_ID_MAX);
+    if (n == PROTO_ID_MAX)
+        return false;
+    memset(p, 0, PROTO_ID_MAX);
+    memcpy(p, s, n);
+    return true;
+}
+
+static bool get_str(const uint8_t *p, char *out)
+{
+    size_t n = 0;
+    while (n < PROTO_ID_MAX && p[n])
+        if (p[n] < 0x20 || p[n++] > 0x7e)
+            return false;
+    if (n == PROTO_ID_MAX)
+        return false;
+    for (size_t i = n; i < PROTO_ID_MAX; i++)
+        if (p[i])
+            return false;
+    memcpy(out, p, n + 1);
+    return true;
+}
+
+size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
+{
+    if (m->type == 0 || m->type >= PROTO_TYPE_MAX)
+        return 0;
+    uint32_t blen = expected_len(m->type, m->status);
+    if (buflen < PROTO_HDR_SIZE + blen)
+        return 0;
+    put32(buf, PROTO_MAGIC);
+    buf[4] = PROTO_VERSION;
+    buf[5] = m->type;
+    put16(buf + 6, m->status);
+    put32(buf + 8, blen);
+    put32(buf + 12, 0);
+    put64(buf + 16, m->req_id);
+    uint8_t *b = buf + PROTO_HDR_SIZE;
+    size_t len = PROTO_HDR_SIZE + blen;
+    switch (m->type) {
+    case PROTO_HELLO:
+    case PROTO_CHALLENGE:
+        /* hello and challenge have the same layout */
+        if (!put_str(b, m->u.hello.id))
+            return 0;
+        memcpy(b + PROTO_ID_MAX, m->u.hello.nonce, PROTO_NONCE_BYTES);
+        break;
+    case PROTO_AUTH:
+        memcpy(b, m->u.auth.mac, PROTO_MAC_BYTES);
+        break;
+    case PROTO_WELCOME:
+        memcpy(b, m->u.welcome.mac, PROTO_MAC_BYTES);
+        put64(b + 32, m->u.welcome.capacity);
+        put64(b + 40, m->u.welcome.used);
+        put64(b + 48, m->u.welcome.slab_size);
+        break;
+    case PROTO_REFUSED:
+        if (!put_str(b, m->u.refused.reason))
+            return 0;
+        break;
+    case PROTO_SLAB_ALLOC_R:
+        put32(b, m->u.slab_alloc_r.slab);
+        put32(b + 4, 0);
+        put64(b + 8, m->u.slab_alloc_r.size);
+        put64(b + 16, m->u.slab_alloc_r.raddr);
+        put64(b + 24, m->u.slab_alloc_r.rkey);
+        put64(b + 32, m->u.slab_alloc_r.capacity);
+        put64(b + 40, m->u.slab_alloc_r.used);
+        break;
+    case PROTO_SLAB_FREE:
+    case PROTO_SLAB_FREE_R:
+        put32(b, m->u.slab_free.slab);
+        break;
+    case PROTO_PAGE_WRITE:
+    case PROTO_PAGE_WRITE_R:
+    case PROTO_PAGE_READ:
+    case PROTO_PAGE_READ_R:
+        put32(b, m->u.page.slab);
+        put32(b + 4, m->u.page.page);
+        if (blen == PAGE_BODY) {
+            if (m->u.page.data)
+                memcpy(b + 8, m->u.page.data, PROTO_PAGE_SIZE);
+            else
+                len = PROTO_HDR_SIZE + 8;
+        }
+        break;
+    case PROTO_STATS_R:
+        put64(b, m->u.stats_r.capacity);
+        put64(b + 8, m->u.stats_r.used);
+        put32(b + 16, m->u.stats_r.slabs);
+        put32(b + 20, m->u.stats_r.sessions);
+        break;
+    default:        /* SLAB_ALLOC, STATS: header only */
+        break;
+    }
+    return len;
+}
+
+#define FAIL(...) do { snprintf(why, whylen, __VA_ARGS__); return -1; } while (0)
+
+int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why, size_t whylen)
+{
+    if (len < PROTO_HDR_SIZE)
+        FAIL("short message (%zu bytes, header is %u)", len, PROTO_HDR_SIZE);
+    if (get32(buf) != PROTO_MAGIC)
+        FAIL("bad magic 0x%08x", get32(buf));
+    if (buf[4] != PROTO_VERSION)
+        FAIL("unsupported protocol version %u (want %u)", buf[4], PROTO_VERSION);
+    uint8_t type = buf[5];
+    if (type == 0 || type >= PROTO_TYPE_MAX)
+        FAIL("unknown message type %u", type);
+    uint16_t status = get16(buf + 6);
+    uint32_t blen = get32(buf + 8);
+    uint32_t want = expected_len(type, status);
+    if (blen != want)
+        FAIL("%s: body is %u bytes, expected %u", names[type], blen, want);
+    if (len != PROTO_HDR_SIZE + (size_t)blen)
+        FAIL("%s: message is %zu bytes, header says %u", names[type], len, PROTO_HDR_SIZE + blen);
+    if (get32(buf + 12) != 0)
+        FAIL("%s: reserved header field not zero", names[type]);
+    /* Requests never carry a status; a reply's status must be an errno-sized value. */
+    bool request = type == PROTO_HELLO || type == PROTO_AUTH || type == PROTO_SLAB_ALLOC ||
+                   type == PROTO_SLAB_FREE || type == PROTO_PAGE_WRITE || type == PROTO_PAGE_READ ||
+                   type == PROTO_STATS;
+    if ((request && status != 0) || status > 4095)
+        FAIL("%s: bad status %u", names[type], status);
+
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    m->status = status;
+    m->req_id = get64(buf + 16);
+    const uint8_t *b = buf + PROTO_HDR_SIZE;
+    switch (type) {
+    case PROTO_HELLO:
+    case PROTO_CHALLENGE:
+        if (!get_str(b, m->u.hello.id))
+            FAIL("%s: identity is not a printable NUL-padded string", names[type]);
+        memcpy(m->u.hello.nonce, b + PROTO_ID_MAX, PROTO_NONCE_BYTES);
+        break;
+    case PROTO_AUTH:
+        memcpy(m->u.auth.mac, b, PROTO_MAC_BYTES);
+        break;
+    case PROTO_WELCOME:
+        memcpy(m->u.welcome.mac, b, PROTO_MAC_BYTES);
+        m->u.welcome.capacity = get64(b + 32);
+        m->u.welcome.used = get64(b + 40);
+        m->u.welcome.slab_size = get64(b + 48);
+        if (m->u.welcome.used > m->u.welcome.capacity)
+            FAIL("WELCOME: used %llu exceeds capacity %llu",
+                 (unsigned long long)m->u.welcome.used, (unsigned long long)m->u.welcome.capacity);
+        if (status == 0 && (m->u.welcome.slab_size == 0 || m->u.welcome.slab_size % PROTO_PAGE_SIZE))
+            FAIL("WELCOME: slab size %llu is not a multiple of %u",
+                 (unsigned long long)m->u.welcome.slab_size, PROTO_PAGE_SIZE);
+        break;
+    case PROTO_REFUSED:
+        if (!get_str(b, m->u.refused.reason))
+            FAIL("REFUSED: reason is not a printable NUL-padded string");
+        break;
+    case PROTO_SLAB_ALLOC_R:
+        if (get32(b + 4) != 0)
+            FAIL("SLAB_ALLOC_R: reserved field not zero");
+        m->u.slab_alloc_r.slab = get32(b);
+        m->u.slab_alloc_r.size = get64(b + 8);
+        m->u.slab_alloc_r.raddr = get64(b + 16);
+        m->u.slab_alloc_r.rkey = get64(b + 24);
+        m->u.slab_alloc_r.capacity = get64(b + 32);
+        m->u.slab_alloc_r.used = get64(b + 40);
+        if (m->u.slab_alloc_r.used > m->u.slab_alloc_r.capacity)
+            FAIL("SLAB_ALLOC_R: used exceeds capacity");
+        if (status == 0 && (m->u.slab_alloc_r.size == 0 || m->u.slab_alloc_r.size % PROTO_PAGE_SIZE ||
+                            m->u.slab_alloc_r.raddr > UINT64_MAX - m->u.slab_alloc_r.size))
+            FAIL("SLAB_ALLOC_R: bad slab size or address");
+        break;
+    case PROTO_SLAB_FREE:
+    case PROTO_SLAB_FREE_R:
+        m->u.slab_free.slab = get32(b);
+        break;
+    case PROTO_PAGE_WRITE:
+    case PROTO_PAGE_WRITE_R:
+    case PROTO_PAGE_READ:
+    case PROTO_PAGE_READ_R:
+        m->u.page.slab = get32(b);
+        m->u.page.page = get32(b + 4);
+        if (blen == PAGE_BODY)
+            m->u.page.data = b + 8;
+        break;
+    case PROTO_STATS_R:
+        m->u.stats_r.capacity = get64(b);
+        m->u.stats_r.used = get64(b + 8);
+        m->u.stats_r.slabs = get32(b + 16);
+        m->u.stats_r.sessions = get32(b + 20);
+        if (m->u.stats_r.used > m->u.stats_r.capacity)
+            FAIL("STATS_R: used exceeds capacity");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
