@@ -1,0 +1,125 @@
+/* memx-memd: command line, configuration, signals; the server itself is memd.c. */
+#include "config.h"
+#include "evloop.h"
+#include "log.h"
+#include "memd.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: memx-memd [OPTIONS]\n"
+            "Serve this host's RAM to MemX backends, in slabs, to peers holding the cluster key.\n"
+            "\n"
+            "  -c, --config FILE      configuration file (default %s/memx/memx.conf if it exists)\n"
+            "  -l, --listen HOST:PORT address to serve on      ([memserver] listen, default 0.0.0.0:7480)\n"
+            "  -C, --capacity SIZE    RAM to contribute, e.g. 4G ([memserver] capacity, default 1G)\n"
+            "  -k, --key-file FILE    cluster key, 64 hex chars ([cluster] key_file)\n"
+            "  -L, --log-level LEVEL  error, warn, info, debug  ([memserver] log_level, default info)\n"
+            "  -h, --help             show this help\n"
+            "\n"
+            "The transport is [cluster] provider (tcp;ofi_rxm, or verbs;ofi_rxm on RDMA NICs);\n"
+            "slabs are [cluster] slab_size.  Command-line options override the file.\n"
+            "SIGTERM or SIGINT shuts the server down; its memory is released.\n",
+            MEMX_SYSCONFDIR);
+}
+
+static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        mx_info("memd: %s received, shutting down", strsignal((int)si.ssi_signo));
+    evloop_stop(el);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "listen", required_argument, NULL, 'l' },
+        { "capacity", required_argument, NULL, 'C' },
+        { "key-file", required_argument, NULL, 'k' },
+        { "log-level", required_argument, NULL, 'L' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *listen = NULL, *capacity = NULL, *key_file = NULL, *level = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:C:k:L:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'C': capacity = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 'L': level = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "memx-memd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+
+    struct memx_config cfg;
+    char err[512];
+    memx_config_defaults(&cfg);
+    char defconf[300];
+    snprintf(defconf, sizeof(defconf), "%s/memx/memx.conf", MEMX_SYSCONFDIR);
+    if (!config && access(defconf, R_OK) == 0)
+        config = defconf;
+    if (config && memx_config_load(&cfg, config, err, sizeof(err))) {
+        fprintf(stderr, "memx-memd: %s\n", err);
+        return 2;
+    }
+    struct { const char *v, *section, *key, *opt; } over[] = {
+        { listen, "memserver", "listen", "--listen" },
+        { capacity, "memserver", "capacity", "--capacity" },
+        { key_file, "cluster", "key_file", "--key-file" },
+        { level, "memserver", "log_level", "--log-level" },
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        if (over[i].v && memx_config_set(&cfg, over[i].section, over[i].key, over[i].v, err, sizeof(err))) {
+            fprintf(stderr, "memx-memd: %s %s: %s\n", over[i].opt, over[i].v, err);
+            return 2;
+        }
+    }
+    mx_log_init("memx-memd", (enum mx_log_level)cfg.memserver_log_level);
+    uint8_t key[MEMX_KEY_BYTES];
+    if (memx_config_load_key(&cfg, key, err, sizeof(err))) {
+        fprintf(stderr, "memx-memd: %s\n", err);
+        return 2;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct evloop *el = evloop_new();
+    if (sfd < 0 || !el || evloop_add_fd(el, sfd, EV_READ, on_signal, NULL)) {
+        fprintf(stderr, "memx-memd: cannot set up the event loop\n");
+        return 1;
+    }
+    struct memd *m = memd_new(el, &cfg, key, err, sizeof(err));
+    explicit_bzero(key, sizeof(key));
+    if (!m) {
+        fprintf(stderr, "memx-memd: %s\n", err);
+        return 1;
+    }
+    int rc = evloop_run(el);
+    memd_free(m);
+    evloop_free(el);
+    close(sfd);
+    mx_info("memd %s: stopped", cfg.listen);
+    return rc ? 1 : 0;
+}

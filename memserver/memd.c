@@ -1,0 +1,346 @@
+#include "memd.h"
+#include "auth.h"
+#include "evloop.h"
+#include "fabric.h"
+#include "log.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define MAX_SESSIONS 256
+
+enum sess_state { S_FREE, S_CHALLENGED, S_AUTHED };
+
+struct session {
+    enum sess_state state;
+    fi_addr_t addr;
+    char peer[64];                      /* printable address, for logs */
+    char client_id[PROTO_ID_MAX];
+    uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
+};
+
+struct slab {
+    int owner;                          /* session index, -1 when free */
+    struct fab_mr *mr;
+    uint64_t raddr, rkey;
+};
+
+struct memd {
+    struct evloop *el;
+    struct fab *fab;
+    char name[160];                     /* "memd <listen>" */
+    char id[PROTO_ID_MAX];              /* our identity in the handshake */
+    uint8_t key[MEMX_KEY_BYTES];
+    uint8_t *mem;
+    uint64_t capacity, slab_size;
+    uint32_t nslabs, used_slabs;
+    struct slab *slabs;
+    struct session sessions[MAX_SESSIONS];
+};
+
+static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_msg *r)
+{
+    uint8_t buf[PROTO_MSG_MAX];
+    size_t len = proto_encode(r, buf, sizeof(buf));
+    if (len && fab_send(m->fab, to, buf, len, NULL, 0, NULL, NULL, 0))
+        mx_warn("%s: cannot answer %s: out of buffers", m->name, s ? s->peer : "a peer");
+}
+
+static void refuse(struct memd *m, fi_addr_t to, uint64_t req_id, const char *reason)
+{
+    struct proto_msg r = { .type = PROTO_REFUSED, .status = EACCES, .req_id = req_id };
+    snprintf(r.u.refused.reason, sizeof(r.u.refused.reason), "%s", reason);
+    reply(m, NULL, to, &r);
+}
+
+static void free_slab(struct memd *m, uint32_t i)
+{
+    struct slab *sl = &m->slabs[i];
+    fab_mr_close(sl->mr);
+    sl->mr = NULL;
+    sl->owner = -1;
+    m->used_slabs--;
+    /* The next owner must not see this one's pages; DONTNEED also returns the RAM. */
+    madvise(m->mem + (uint64_t)i * m->slab_size, m->slab_size, MADV_DONTNEED);
+}
+
+static void end_session(struct memd *m, struct session *s)
+{
+    int idx = (int)(s - m->sessions);
+    uint32_t freed = 0;
+    for (uint32_t i = 0; i < m->nslabs; i++)
+        if (m->slabs[i].owner == idx) {
+            free_slab(m, i);
+            freed++;
+        }
+    if (s->state == S_AUTHED)
+        mx_info("%s: session with %s (%s) ended, %u slabs freed", m->name, s->peer, s->client_id,
+                freed);
+    s->state = S_FREE;
+}
+
+static struct session *find_session(struct memd *m, fi_addr_t a)
+{
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (m->sessions[i].state != S_FREE && m->sessions[i].addr == a)
+            return &m->sessions[i];
+    return NULL;
+}
+
+static void on_hello(struct memd *m, fi_addr_t from, const struct proto_msg *q)
+{
+    struct session *s = find_session(m, from);
+    if (s)
+        end_session(m, s);
+    for (int i = 0; i < MAX_SESSIONS && !s; i++)
+        if (m->sessions[i].state == S_FREE)
+            s = &m->sessions[i];
+    if (!s) {
+        char a[64];
+        mx_warn("%s: refused %s: too many sessions", m->name, fab_peer_str(m->fab, from, a, sizeof(a)));
+        refuse(m, from, q->req_id, "too many sessions");
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->state = S_CHALLENGED;
+    s->addr = from;
+    fab_peer_str(m->fab, from, s->peer, sizeof(s->peer));
+    memcpy(s->client_id, q->u.hello.id, sizeof(s->client_id));
+    memcpy(s->client_nonce, q->u.hello.nonce, PROTO_NONCE_BYTES);
+    auth_nonce(s->server_nonce);
+    struct proto_msg r = { .type = PROTO_CHALLENGE, .req_id = q->req_id };
+    memcpy(r.u.challenge.id, m->id, sizeof(m->id));
+    memcpy(r.u.challenge.nonce, s->server_nonce, PROTO_NONCE_BYTES);
+    mx_debug("%s: HELLO from %s (%s)", m->name, s->peer, s->client_id);
+    reply(m, s, from, &r);
+}
+
+static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    if (!auth_check(m->key, AUTH_CLIENT, s->server_nonce, s->client_nonce, s->client_id, m->id,
+                    q->u.auth.mac)) {
+        mx_warn("%s: refused %s (calls itself '%s'): wrong cluster key", m->name, s->peer,
+                s->client_id);
+        refuse(m, s->addr, q->req_id, "wrong cluster key");
+        s->state = S_FREE;
+        return;
+    }
+    s->state = S_AUTHED;
+    struct proto_msg r = { .type = PROTO_WELCOME, .req_id = q->req_id };
+    auth_proof(m->key, AUTH_SERVER, s->server_nonce, s->client_nonce, s->client_id, m->id,
+               r.u.welcome.mac);
+    r.u.welcome.capacity = m->capacity;
+    r.u.welcome.used = (uint64_t)m->used_slabs * m->slab_size;
+    r.u.welcome.slab_size = m->slab_size;
+    mx_info("%s: %s (%s) authenticated", m->name, s->peer, s->client_id);
+    reply(m, s, s->addr, &r);
+}
+
+static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    struct proto_msg r = { .type = PROTO_SLAB_ALLOC_R, .req_id = q->req_id };
+    uint32_t i = 0;
+    while (i < m->nslabs && m->slabs[i].owner >= 0)
+        i++;
+    if (i == m->nslabs) {
+        mx_info("%s: full: no slab left for %s (%s)", m->name, s->peer, s->client_id);
+        r.status = ENOSPC;
+    } else {
+        struct slab *sl = &m->slabs[i];
+        char err[256];
+        if (fab_mr_reg(m->fab, m->mem + (uint64_t)i * m->slab_size, m->slab_size, &sl->mr,
+                       &sl->raddr, &sl->rkey, err, sizeof(err))) {
+            mx_err("%s", err);
+            r.status = ENOMEM;
+        } else {
+            sl->owner = (int)(s - m->sessions);
+            m->used_slabs++;
+            r.u.slab_alloc_r.slab = i;
+            r.u.slab_alloc_r.size = m->slab_size;
+            r.u.slab_alloc_r.raddr = sl->raddr;
+            r.u.slab_alloc_r.rkey = sl->rkey;
+            mx_debug("%s: slab %u to %s", m->name, i, s->peer);
+        }
+    }
+    r.u.slab_alloc_r.capacity = m->capacity;
+    r.u.slab_alloc_r.used = (uint64_t)m->used_slabs * m->slab_size;
+    reply(m, s, s->addr, &r);
+}
+
+/* The slab exists and belongs to s: the one check every slab operation makes. */
+static int own_slab(struct memd *m, struct session *s, uint32_t slab)
+{
+    if (slab >= m->nslabs)
+        return EINVAL;
+    if (m->slabs[slab].owner != (int)(s - m->sessions)) {
+        mx_warn("%s: %s (%s) touched slab %u it does not own", m->name, s->peer, s->client_id, slab);
+        return EPERM;
+    }
+    return 0;
+}
+
+static void on_page(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    struct proto_msg r = { .type = q->type == PROTO_PAGE_WRITE ? PROTO_PAGE_WRITE_R : PROTO_PAGE_READ_R,
+                           .req_id = q->req_id };
+    r.u.page.slab = q->u.page.slab;
+    r.u.page.page = q->u.page.page;
+    int st = own_slab(m, s, q->u.page.slab);
+    if (!st && (uint64_t)q->u.page.page >= m->slab_size / PROTO_PAGE_SIZE)
+        st = EINVAL;
+    if (!st) {
+        uint8_t *p = m->mem + (uint64_t)q->u.page.slab * m->slab_size +
+                     (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
+        if (q->type == PROTO_PAGE_WRITE)
+            memcpy(p, q->u.page.data, PROTO_PAGE_SIZE);
+        else
+            r.u.page.data = p;
+    }
+    r.status = (uint16_t)st;
+    reply(m, s, s->addr, &r);
+}
+
+static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
+{
+    struct memd *m = arg;
+    struct proto_msg q;
+    char why[160], a[64];
+    if (from == FI_ADDR_NOTAVAIL) {
+        mx_warn("%s: message from a peer with no address, ignored", m->name);
+        return;
+    }
+    if (proto_decode(buf, len, &q, why, sizeof(why))) {
+        mx_warn("%s: bad message from %s: %s", m->name, fab_peer_str(m->fab, from, a, sizeof(a)), why);
+        return;
+    }
+    if (q.type == PROTO_HELLO) {
+        on_hello(m, from, &q);
+        return;
+    }
+    struct session *s = find_session(m, from);
+    if (s && s->state == S_CHALLENGED && q.type == PROTO_AUTH) {
+        on_auth(m, s, &q);
+        return;
+    }
+    if (!s || s->state != S_AUTHED) {
+        mx_warn("%s: %s from unauthenticated %s refused", m->name, proto_type_name(q.type),
+                fab_peer_str(m->fab, from, a, sizeof(a)));
+        refuse(m, from, q.req_id, "not authenticated");
+        return;
+    }
+    switch (q.type) {
+    case PROTO_SLAB_ALLOC:
+        on_slab_alloc(m, s, &q);
+        break;
+    case PROTO_SLAB_FREE: {
+        struct proto_msg r = { .type = PROTO_SLAB_FREE_R, .req_id = q.req_id };
+        r.u.slab_free.slab = q.u.slab_free.slab;
+        r.status = (uint16_t)own_slab(m, s, q.u.slab_free.slab);
+        if (!r.status)
+            free_slab(m, q.u.slab_free.slab);
+        reply(m, s, s->addr, &r);
+        break;
+    }
+    case PROTO_PAGE_WRITE:
+    case PROTO_PAGE_READ:
+        on_page(m, s, &q);
+        break;
+    case PROTO_STATS: {
+        struct proto_msg r = { .type = PROTO_STATS_R, .req_id = q.req_id };
+        struct memd_stats st;
+        memd_get_stats(m, &st);
+        r.u.stats_r.capacity = st.capacity;
+        r.u.stats_r.used = st.used;
+        r.u.stats_r.slabs = st.slabs;
+        r.u.stats_r.sessions = st.sessions;
+        reply(m, s, s->addr, &r);
+        break;
+    }
+    default:
+        mx_warn("%s: unexpected %s from %s, ignored", m->name, proto_type_name(q.type), s->peer);
+        break;
+    }
+}
+
+void memd_get_stats(const struct memd *m, struct memd_stats *st)
+{
+    st->capacity = m->capacity;
+    st->used = (uint64_t)m->used_slabs * m->slab_size;
+    st->slabs = m->used_slabs;
+    st->sessions = 0;
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        st->sessions += m->sessions[i].state == S_AUTHED;
+}
+
+struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
+                      const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen)
+{
+    if (cfg->capacity < cfg->slab_size) {
+        char c[32], s[32];
+        snprintf(err, errlen, "[memserver] capacity = %s is smaller than one slab ([cluster] slab_size = %s)",
+                 memx_format_size(cfg->capacity, c, sizeof(c)),
+                 memx_format_size(cfg->slab_size, s, sizeof(s)));
+        return NULL;
+    }
+    if (auth_init()) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    struct memd *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->el = el;
+    snprintf(m->name, sizeof(m->name), "memd %s", cfg->listen);
+    snprintf(m->id, sizeof(m->id), "memd@%.58s", cfg->listen);
+    memcpy(m->key, key, MEMX_KEY_BYTES);
+    m->slab_size = cfg->slab_size;
+    m->nslabs = (uint32_t)(cfg->capacity / cfg->slab_size);
+    m->capacity = (uint64_t)m->nslabs * m->slab_size;
+    m->slabs = calloc(m->nslabs, sizeof(*m->slabs));
+    /* Reserved lazily: pages cost RAM once written (or registered on a NIC). */
+    m->mem = mmap(NULL, m->capacity, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!m->slabs || m->mem == MAP_FAILED) {
+        snprintf(err, errlen, "%s: cannot reserve %llu bytes: %s", m->name,
+                 (unsigned long long)m->capacity, strerror(errno));
+        if (m->mem == MAP_FAILED)
+            m->mem = NULL;
+        memd_free(m);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < m->nslabs; i++)
+        m->slabs[i].owner = -1;
+    struct fab_opts fo = { .provider = cfg->provider, .listen = cfg->listen, .name = m->name,
+                           .on_recv = on_recv, .arg = m };
+    m->fab = fab_open(el, &fo, err, errlen);
+    if (!m->fab) {
+        memd_free(m);
+        return NULL;
+    }
+    char c[32], s[32];
+    mx_info("%s: serving %s in %u slabs of %s over %s", m->name,
+            memx_format_size(m->capacity, c, sizeof(c)), m->nslabs,
+            memx_format_size(m->slab_size, s, sizeof(s)), fab_provider(m->fab));
+    return m;
+}
+
+void memd_free(struct memd *m)
+{
+    if (!m)
+        return;
+    for (uint32_t i = 0; m->slabs && i < m->nslabs; i++)
+        fab_mr_close(m->slabs[i].mr);
+    fab_close(m->fab);
+    if (m->mem)
+        munmap(m->mem, m->capacity);
+    free(m->slabs);
+    explicit_bzero(m->key, sizeof(m->key));
+    free(m);
+}
