@@ -1,0 +1,880 @@
+/* volume.c — named volumes over the pool; see volume.h.
+ *
+ * Layout of one volume:
+ *   map      two-level page map (a top array of leaf pointers, leaves of
+ *            LEAF_N entries allocated on first write), so a 1 TiB volume costs
+ *            512 KiB of (lazily zeroed) top array until it is written.  An
+ *            entry is a pool page handle, or 0 with a bit in the leaf's zero
+ *            bitmap for "written as zeros", or 0 alone for "never written".
+ *   active   a hash of the pages that have writes in flight: the per-page
+ *            issue/apply sequence numbers (later-issued write wins whatever the
+ *            completion order) and the queue of read-modify-writes waiting for
+ *            the page to go idle.
+ *   writes   in-flight writes and discards in issue order, for flush.
+ *
+ * Pool page references live in one place, the volumes table (struct volumes):
+ * a page has one implicit reference (the map entry) and only pages with more
+ * (a read in flight on a page being replaced; later, de-duplicated pages
+ * shared by several entries) have a row in refs.  The last put frees it.
+ */
+#include "volume.h"
+
+#include "config.h"
+#include "evloop.h"
+#include "log.h"
+#include "pool.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SECTORS_PER_PAGE (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
+#define LEAF_BITS 12
+#define LEAF_N    (1u << LEAF_BITS)
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p) {
+        mx_err("volume: out of memory (%zu bytes)", n * sz);
+        abort();
+    }
+    return p;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    return p[0] == 0 && memcmp(p, p + 1, VOLUME_PAGE_SIZE - 1) == 0;
+}
+
+/* Chained hash keyed by uint64; nodes are embedded in their owners. */
+struct hnode {
+    uint64_t key;
+    struct hnode *next;
+};
+
+struct htab {
+    struct hnode **b;
+    size_t nb, n;
+};
+
+static size_t ht_slot(const struct htab *t, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (t->nb - 1);
+}
+
+static struct hnode *ht_find(const struct htab *t, uint64_t key)
+{
+    if (!t->n)
+        return NULL;
+    for (struct hnode *n = t->b[ht_slot(t, key)]; n; n = n->next)
+        if (n->key == key)
+            return n;
+    return NULL;
+}
+
+static void ht_insert(struct htab *t, struct hnode *node)
+{
+    if (t->n >= t->nb) {
+        struct htab nt = { xcalloc(t->nb ? t->nb * 2 : 16, sizeof(*nt.b)), t->nb ? t->nb * 2 : 16, 0 };
+        for (size_t i = 0; i < t->nb; i++)
+            for (struct hnode *n = t->b[i], *next; n; n = next) {
+                next = n->next;
+                size_t s = ht_slot(&nt, n->key);
+                n->next = nt.b[s];
+                nt.b[s] = n;
+            }
+        free(t->b);
+        nt.n = t->n;
+        *t = nt;
+    }
+    size_t s = ht_slot(t, node->key);
+    node->next = t->b[s];
+    t->b[s] = node;
+    t->n++;
+}
+
+static void ht_remove(struct htab *t, struct hnode *node)
+{
+    for (struct hnode **pp = &t->b[ht_slot(t, node->key)]; *pp; pp = &(*pp)->next)
+        if (*pp == node) {
+            *pp = node->next;
+            t->n--;
+            return;
+        }
+}
+
+/* ---- types -------------------------------------------------------------- */
+
+enum ent_kind { ENT_NONE, ENT_ZERO, ENT_PAGE };
+
+struct ent {
+    enum ent_kind kind;
+    pool_page_t page;
+};
+
+struct leaf {
+    pool_page_t page[LEAF_N];
+    uint64_t zero[LEAF_N / 64];
+    uint32_t used;          /* entries not ENT_NONE; the leaf goes when it drops to 0 */
+};
+
+enum req_kind { REQ_READ, REQ_WRITE, REQ_DISCARD, REQ_FLUSH };
+
+struct req {
+    struct volume *v;
+    enum req_kind kind;
+    volume_cb cb;
+    void *arg;
+    int status;             /* first error wins */
+    unsigned pending;       /* page ops in flight, +1 while the request is being issued */
+    uint64_t t0;
+    uint64_t wid;           /* writes/discards: issue order; flush: the last wid it covers */
+    struct req *prev, *next;/* writes/discards: the in-flight list; flush: the flush queue */
+    struct req *dnext;      /* the deferred-completion queue */
+};
+
+struct active {
+    struct hnode h;         /* key: logical page index */
+    uint64_t issued, applied;
+    unsigned busy;          /* page writes in flight, including a running RMW */
+    struct pop *wq, **wq_tail;  /* RMWs waiting for busy == 0 */
+};
+
+struct pop {
+    struct req *r;
+    struct active *a;
+    uint64_t idx;
+    uint32_t off, len;      /* byte range inside the page */
+    uint8_t *buf;           /* the caller's bytes for this range; NULL: zeros (discard edge) */
+    uint64_t seq;
+    pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
+    bool was_none;          /* RMW: the page was never written (a discard edge keeps it so) */
+    uint8_t *bounce;
+    struct pop *next;
+};
+
+struct pref {
+    struct hnode h;         /* key: pool page */
+    uint64_t refs;          /* always >= 2: a page with one reference has no row */
+};
+
+struct volume {
+    struct volumes *vs;
+    char name[VOLUME_NAME_MAX];
+    char owner[64];
+    uint64_t size, npages;
+    struct leaf **top;
+    size_t ntop;
+    struct htab active;
+    struct req *wfirst, *wlast;     /* in-flight writes/discards, oldest first */
+    struct req *ffirst, *flast;     /* flushes waiting, oldest first */
+    uint64_t next_wid;
+    unsigned inflight;              /* requests of every kind not yet completed */
+    struct volume_stats st;
+};
+
+struct volumes {
+    struct pool *pool;
+    struct evloop *el;
+    bool dedup;
+    int efd;
+    struct req *dfirst, *dlast;     /* requests done during their own issue, to complete from the loop */
+    struct htab refs;
+    struct volume **v;
+    size_t n, cap;
+};
+
+/* ---- target strings ------------------------------------------------------ */
+
+int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t *size,
+                        char *err, size_t errlen)
+{
+    static const char prefix[] = "memx:";
+    if (strncmp(target, prefix, sizeof(prefix) - 1) != 0) {
+        snprintf(err, errlen, "target '%s': expected memx:<volume>:<size>", target);
+        return -1;
+    }
+    const char *n = target + sizeof(prefix) - 1;
+    const char *colon = strchr(n, ':');
+    if (!colon) {
+        snprintf(err, errlen, "target '%s': missing size (expected memx:<volume>:<size>)", target);
+        return -1;
+    }
+    size_t len = (size_t)(colon - n);
+    bool ok = len >= 1 && len < VOLUME_NAME_MAX && len < namelen;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = n[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    }
+    if (!ok) {
+        snprintf(err, errlen, "target '%s': volume name must be 1..%d characters of [A-Za-z0-9._-]",
+                 target, VOLUME_NAME_MAX - 1);
+        return -1;
+    }
+    uint64_t sz;
+    if (memx_parse_size(colon + 1, &sz) < 0) {
+        snprintf(err, errlen, "target '%s': '%s' is not a size (use e.g. 512M, 2G)", target, colon + 1);
+        return -1;
+    }
+    if (sz == 0 || sz % VOLUME_PAGE_SIZE) {
+        snprintf(err, errlen, "target '%s': size must be a non-zero multiple of 4K", target);
+        return -1;
+    }
+    memcpy(name, n, len);
+    name[len] = '\0';
+    *size = sz;
+    return 0;
+}
+
+/* ---- page references (the one place a pool page's refcount lives) ------- */
+
+static void page_get(struct volumes *vs, pool_page_t page)
+{
+    struct pref *r = (struct pref *)ht_find(&vs->refs, page);
+    if (r) {
+        r->refs++;
+        return;
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->h.key = page;
+    r->refs = 2;
+    ht_insert(&vs->refs, &r->h);
+}
+
+static void page_put(struct volumes *vs, pool_page_t page)
+{
+    struct pref *r = (struct pref *)ht_find(&vs->refs, page);
+    if (!r) {
+        pool_free_page(vs->pool, page);
+        return;
+    }
+    if (--r->refs == 1) {
+        ht_remove(&vs->refs, &r->h);
+        free(r);
+    }
+}
+
+/* ---- the page map ---------------------------------------------------------- */
+
+static struct ent map_get(const struct volume *v, uint64_t idx)
+{
+    const struct leaf *l = v->top[idx >> LEAF_BITS];
+    unsigned i = idx & (LEAF_N - 1);
+    if (!l)
+        return (struct ent){ ENT_NONE, 0 };
+    if (l->page[i])
+        return (struct ent){ ENT_PAGE, l->page[i] };
+    if (l->zero[i / 64] & (1ull << (i % 64)))
+        return (struct ent){ ENT_ZERO, 0 };
+    return (struct ent){ ENT_NONE, 0 };
+}
+
+static void count(struct volume *v, struct ent e, int64_t d)
+{
+    if (e.kind == ENT_PAGE)
+        v->st.stored_pages += (uint64_t)d;
+    else if (e.kind == ENT_ZERO)
+        v->st.zero_pages += (uint64_t)d;
+    if (e.kind != ENT_NONE)
+        v->st.logical_pages += (uint64_t)d;
+}
+
+/* Installs e and returns what was there; the caller releases the old page. */
+static struct ent map_set(struct volume *v, uint64_t idx, struct ent e)
+{
+    struct leaf **lp = &v->top[idx >> LEAF_BITS];
+    unsigned i = idx & (LEAF_N - 1);
+    struct ent old = map_get(v, idx);
+    if (!*lp) {
+        if (e.kind == ENT_NONE)
+            return old;
+        *lp = xcalloc(1, sizeof(**lp));
+    }
+    struct leaf *l = *lp;
+    l->page[i] = e.kind == ENT_PAGE ? e.page : 0;
+    if (e.kind == ENT_ZERO)
+        l->zero[i / 64] |= 1ull << (i % 64);
+    else
+        l->zero[i / 64] &= ~(1ull << (i % 64));
+    l->used += (e.kind != ENT_NONE) - (old.kind != ENT_NONE);
+    count(v, old, -1);
+    count(v, e, 1);
+    if (!l->used) {
+        free(l);
+        *lp = NULL;
+    }
+    return old;
+}
+
+/* Applies a finished page write unless a later-issued one got there first. */
+static void apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct ent e)
+{
+    if (a && seq <= a->applied) {
+        if (e.kind == ENT_PAGE)
+            page_put(v->vs, e.page);
+        return;
+    }
+    if (a)
+        a->applied = seq;
+    struct ent old = map_set(v, idx, e);
+    if (old.kind == ENT_PAGE)
+        page_put(v->vs, old.page);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static void kick(struct volumes *vs)
+{
+    uint64_t one = 1;
+    if (write(vs->efd, &one, sizeof(one)) != sizeof(one))
+        mx_err("volume: eventfd write: %s", strerror(errno));
+}
+
+static struct req *req_new(struct volume *v, enum req_kind kind, volume_cb cb, void *arg)
+{
+    struct req *r = xcalloc(1, sizeof(*r));
+    r->v = v;
+    r->kind = kind;
+    r->cb = cb;
+    r->arg = arg;
+    r->pending = 1;
+    r->t0 = evloop_now_ns();
+    v->inflight++;
+    if (kind == REQ_WRITE || kind == REQ_DISCARD) {
+        r->wid = ++v->next_wid;
+        r->prev = v->wlast;
+        if (v->wlast)
+            v->wlast->next = r;
+        else
+            v->wfirst = r;
+        v->wlast = r;
+    }
+    return r;
+}
+
+/* Takes every flush whose writes are all done off the queue, into *out. */
+static void flushes_ready(struct volume *v, struct req **out)
+{
+    uint64_t oldest = v->wfirst ? v->wfirst->wid : UINT64_MAX;
+    while (v->ffirst && v->ffirst->wid < oldest) {
+        struct req *f = v->ffirst;
+        v->ffirst = f->next;
+        if (!v->ffirst)
+            v->flast = NULL;
+        f->next = *out;
+        *out = f;
+    }
+}
+
+static void finish(struct req *r)
+{
+    struct volume *v = r->v;
+    uint64_t ns = evloop_now_ns() - r->t0;
+    struct req *flushes = NULL;
+    if (r->status)
+        v->st.errors++;
+    switch (r->kind) {
+    case REQ_READ:
+        histo_record(&v->st.read_ns, ns);
+        break;
+    case REQ_WRITE:
+        histo_record(&v->st.write_ns, ns);
+        /* fall through */
+    case REQ_DISCARD:
+        if (r->prev)
+            r->prev->next = r->next;
+        else
+            v->wfirst = r->next;
+        if (r->next)
+            r->next->prev = r->prev;
+        else
+            v->wlast = r->prev;
+        flushes_ready(v, &flushes);
+        break;
+    case REQ_FLUSH:
+        break;
+    }
+    v->inflight--;
+    for (struct req *f = flushes; f; f = f->next)
+        v->inflight--;
+    /* Bookkeeping is done before any callback: a callback may detach and
+     * delete the volume. */
+    volume_cb cb = r->cb;
+    void *arg = r->arg;
+    int status = r->status;
+    free(r);
+    cb(arg, status);
+    while (flushes) {
+        struct req *f = flushes;
+        flushes = f->next;
+        cb = f->cb;
+        arg = f->arg;
+        free(f);
+        cb(arg, 0);
+    }
+}
+
+static void req_put(struct req *r, bool issuing)
+{
+    if (--r->pending)
+        return;
+    if (!issuing) {
+        finish(r);
+        return;
+    }
+    /* Completed inside the call that started it: finish from the loop. */
+    struct volumes *vs = r->v->vs;
+    r->dnext = NULL;
+    if (vs->dlast)
+        vs->dlast->dnext = r;
+    else
+        vs->dfirst = r;
+    vs->dlast = r;
+    kick(vs);
+}
+
+static void req_page_done(struct req *r, int status)
+{
+    if (status && !r->status)
+        r->status = status;
+    req_put(r, false);
+}
+
+static void on_deferred(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct volumes *vs = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        mx_err("volume: eventfd read: %s", strerror(errno));
+    struct req *r = vs->dfirst;
+    vs->dfirst = vs->dlast = NULL;
+    while (r) {
+        struct req *next = r->dnext;
+        finish(r);
+        r = next;
+    }
+}
+
+/* ---- per-page write state -------------------------------------------------- */
+
+static struct active *active_get(struct volume *v, uint64_t idx, bool create)
+{
+    struct active *a = (struct active *)ht_find(&v->active, idx);
+    if (a || !create)
+        return a;
+    a = xcalloc(1, sizeof(*a));
+    a->h.key = idx;
+    a->wq_tail = &a->wq;
+    ht_insert(&v->active, &a->h);
+    return a;
+}
+
+static void rmw_start(struct volume *v, struct pop *p);
+
+/* A page write ended: start the next waiting RMW once the page is idle. */
+static void op_end(struct volume *v, struct active *a)
+{
+    if (--a->busy)
+        return;
+    struct pop *next = a->wq;
+    if (!next) {
+        ht_remove(&v->active, &a->h);
+        free(a);
+        return;
+    }
+    a->wq = next->next;
+    if (!a->wq)
+        a->wq_tail = &a->wq;
+    a->busy++;
+    rmw_start(v, next);
+}
+
+static struct pop *pop_new(struct req *r, uint64_t idx, uint32_t off, uint32_t len, uint8_t *buf)
+{
+    struct pop *p = xcalloc(1, sizeof(*p));
+    p->r = r;
+    p->idx = idx;
+    p->off = off;
+    p->len = len;
+    p->buf = buf;
+    r->pending++;
+    return p;
+}
+
+static void pop_free(struct pop *p)
+{
+    free(p->bounce);
+    free(p);
+}
+
+/* Full-page write. */
+static void wr_done(void *arg, int status, pool_page_t page)
+{
+    struct pop *p = arg;
+    struct volume *v = p->r->v;
+    struct req *r = p->r;
+    if (status == 0)
+        apply(v, p->a, p->idx, p->seq, (struct ent){ ENT_PAGE, page });
+    op_end(v, p->a);
+    pop_free(p);
+    req_page_done(r, status);
+}
+
+/* Read-modify-write of part of a page: runs only while the page is otherwise idle. */
+static void rmw_end(struct pop *p, int status)
+{
+    struct volume *v = p->r->v;
+    struct req *r = p->r;
+    op_end(v, p->a);
+    pop_free(p);
+    req_page_done(r, status);
+}
+
+static void rmw_write_done(void *arg, int status, pool_page_t page)
+{
+    struct pop *p = arg;
+    if (status == 0)
+        apply(p->r->v, p->a, p->idx, p->seq, (struct ent){ ENT_PAGE, page });
+    rmw_end(p, status);
+}
+
+static void rmw_modify(struct volume *v, struct pop *p)
+{
+    if (p->buf)
+        memcpy(p->bounce + p->off, p->buf, p->len);
+    else
+        memset(p->bounce + p->off, 0, p->len);
+    if (page_is_zero(p->bounce)) {
+        bool keep_none = p->was_none && p->r->kind == REQ_DISCARD;
+        apply(v, p->a, p->idx, p->seq, (struct ent){ keep_none ? ENT_NONE : ENT_ZERO, 0 });
+        rmw_end(p, 0);
+        return;
+    }
+    pool_write_new(v->vs->pool, p->bounce, rmw_write_done, p);
+}
+
+static void rmw_read_done(void *arg, int status)
+{
+    struct pop *p = arg;
+    struct volume *v = p->r->v;
+    page_put(v->vs, p->src);
+    if (status) {
+        rmw_end(p, status);
+        return;
+    }
+    rmw_modify(v, p);
+}
+
+static void rmw_start(struct volume *v, struct pop *p)
+{
+    struct ent e = map_get(v, p->idx);
+    p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
+    p->was_none = e.kind == ENT_NONE;
+    if (e.kind == ENT_PAGE) {
+        p->src = e.page;
+        page_get(v->vs, e.page);
+        pool_read(v->vs->pool, e.page, p->bounce, rmw_read_done, p);
+        return;
+    }
+    rmw_modify(v, p);
+}
+
+/* One page's share of a write or discard.  buf NULL means zeros. */
+static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, const uint8_t *buf)
+{
+    struct volume *v = r->v;
+    if (len == VOLUME_PAGE_SIZE && (!buf || page_is_zero(buf))) {
+        /* Zeros (or a discarded page) need no pool I/O: they win at once over
+         * any write to this page still in flight. */
+        struct active *a = active_get(v, idx, false);
+        struct ent e = { buf ? ENT_ZERO : ENT_NONE, 0 };
+        apply(v, a, idx, a ? ++a->issued : 0, e);
+        return;
+    }
+    struct pop *p = pop_new(r, idx, off, len, (uint8_t *)buf);
+    p->a = active_get(v, idx, true);
+    p->seq = ++p->a->issued;
+    if (len == VOLUME_PAGE_SIZE) {
+        p->a->busy++;
+        pool_write_new(v->vs->pool, buf, wr_done, p);
+    } else if (p->a->busy) {
+        *p->a->wq_tail = p;
+        p->a->wq_tail = &p->next;
+    } else {
+        p->a->busy++;
+        rmw_start(v, p);
+    }
+}
+
+static void rd_done(void *arg, int status)
+{
+    struct pop *p = arg;
+    struct req *r = p->r;
+    if (status == 0 && p->bounce)
+        memcpy(p->buf, p->bounce + p->off, p->len);
+    page_put(r->v->vs, p->src);
+    pop_free(p);
+    req_page_done(r, status);
+}
+
+static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, uint8_t *buf)
+{
+    struct volume *v = r->v;
+    struct ent e = map_get(v, idx);
+    if (e.kind != ENT_PAGE) {
+        memset(buf, 0, len);
+        return;
+    }
+    struct pop *p = pop_new(r, idx, off, len, buf);
+    p->src = e.page;
+    page_get(v->vs, e.page);
+    if (len < VOLUME_PAGE_SIZE)
+        p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
+    pool_read(v->vs->pool, e.page, p->bounce ? p->bounce : buf, rd_done, p);
+}
+
+/* Splits a sector range into page pieces. */
+static void for_each_page(struct req *r, uint64_t sector, uint64_t nsect, uint8_t *buf,
+                          void (*fn)(struct req *, uint64_t, uint32_t, uint32_t, uint8_t *))
+{
+    uint64_t byte = sector * VOLUME_SECTOR_SIZE, end = byte + nsect * VOLUME_SECTOR_SIZE;
+    while (byte < end) {
+        uint64_t idx = byte / VOLUME_PAGE_SIZE;
+        uint32_t off = (uint32_t)(byte % VOLUME_PAGE_SIZE);
+        uint64_t room = VOLUME_PAGE_SIZE - off;
+        uint32_t len = (uint32_t)(end - byte < room ? end - byte : room);
+        fn(r, idx, off, len, buf);
+        if (buf)
+            buf += len;
+        byte += len;
+    }
+}
+
+static void write_piece(struct req *r, uint64_t idx, uint32_t off, uint32_t len, uint8_t *buf)
+{
+    write_page(r, idx, off, len, buf);
+}
+
+void volume_read(struct volume *v, uint64_t sector, uint32_t nsect, void *buf, volume_cb cb, void *arg)
+{
+    struct req *r = req_new(v, REQ_READ, cb, arg);
+    v->st.reads++;
+    for_each_page(r, sector, nsect, buf, read_page);
+    req_put(r, true);
+}
+
+void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void *buf, volume_cb cb, void *arg)
+{
+    struct req *r = req_new(v, REQ_WRITE, cb, arg);
+    v->st.writes++;
+    for_each_page(r, sector, nsect, (uint8_t *)buf, write_piece);
+    req_put(r, true);
+}
+
+void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb cb, void *arg)
+{
+    struct req *r = req_new(v, REQ_DISCARD, cb, arg);
+    v->st.discards++;
+    uint64_t end = sector + nsect;
+    uint64_t full_lo = (sector + SECTORS_PER_PAGE - 1) / SECTORS_PER_PAGE, full_hi = end / SECTORS_PER_PAGE;
+    if (full_lo >= full_hi) {
+        for_each_page(r, sector, nsect, NULL, write_piece);
+        req_put(r, true);
+        return;
+    }
+    if (sector % SECTORS_PER_PAGE)
+        for_each_page(r, sector, full_lo * SECTORS_PER_PAGE - sector, NULL, write_piece);
+    /* Whole pages with writes in flight first (the discard must win over
+     * them even where the map has nothing yet), then the written leaves:
+     * a discard of a huge, sparse range skips what was never written. */
+    for (size_t b = 0; b < v->active.nb; b++)
+        for (struct hnode *n = v->active.b[b]; n; n = n->next)
+            if (n->key >= full_lo && n->key < full_hi)
+                write_page(r, n->key, 0, VOLUME_PAGE_SIZE, NULL);
+    for (uint64_t idx = full_lo; idx < full_hi;) {
+        uint64_t leaf_end = ((idx >> LEAF_BITS) + 1) << LEAF_BITS;
+        if (leaf_end > full_hi)
+            leaf_end = full_hi;
+        for (; v->top[idx >> LEAF_BITS] && idx < leaf_end; idx++)
+            write_page(r, idx, 0, VOLUME_PAGE_SIZE, NULL);
+        idx = leaf_end;
+    }
+    if (end % SECTORS_PER_PAGE)
+        for_each_page(r, full_hi * SECTORS_PER_PAGE, end - full_hi * SECTORS_PER_PAGE, NULL, write_piece);
+    req_put(r, true);
+}
+
+void volume_flush(struct volume *v, volume_cb cb, void *arg)
+{
+    struct req *r = req_new(v, REQ_FLUSH, cb, arg);
+    v->st.flushes++;
+    r->wid = v->next_wid;
+    if (!v->wfirst || v->wfirst->wid > r->wid) {
+        req_put(r, true);
+        return;
+    }
+    r->pending--;           /* completed by the last write it waits for */
+    r->next = NULL;
+    if (v->flast)
+        v->flast->next = r;
+    else
+        v->ffirst = r;
+    v->flast = r;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+struct volumes *volumes_new(struct pool *pool, bool dedup)
+{
+    struct volumes *vs = xcalloc(1, sizeof(*vs));
+    vs->pool = pool;
+    vs->el = pool_evloop(pool);
+    vs->dedup = dedup;
+    vs->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (vs->efd < 0 || evloop_add_fd(vs->el, vs->efd, EV_READ, on_deferred, vs) < 0) {
+        mx_err("volume: cannot set up completions: %s", strerror(errno));
+        if (vs->efd >= 0)
+            close(vs->efd);
+        free(vs);
+        return NULL;
+    }
+    return vs;
+}
+
+static void volume_free_map(struct volume *v, bool free_pages)
+{
+    for (size_t t = 0; t < v->ntop; t++) {
+        struct leaf *l = v->top[t];
+        if (!l)
+            continue;
+        for (unsigned i = 0; free_pages && i < LEAF_N; i++)
+            if (l->page[i])
+                page_put(v->vs, l->page[i]);
+        free(l);
+    }
+    free(v->top);
+    free(v->active.b);
+}
+
+void volumes_free(struct volumes *vs)
+{
+    if (!vs)
+        return;
+    /* The pages stay in the pool: volumes outlive this backend's table. */
+    for (size_t i = 0; i < vs->n; i++) {
+        volume_free_map(vs->v[i], false);
+        free(vs->v[i]);
+    }
+    for (size_t i = 0; i < vs->refs.nb; i++)
+        for (struct hnode *n = vs->refs.b[i], *next; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    free(vs->refs.b);
+    while (vs->dfirst) {
+        struct req *r = vs->dfirst;
+        vs->dfirst = r->dnext;
+        free(r);
+    }
+    evloop_del_fd(vs->el, vs->efd);
+    close(vs->efd);
+    free(vs->v);
+    free(vs);
+}
+
+struct volume *volumes_find(struct volumes *vs, const char *name)
+{
+    for (size_t i = 0; i < vs->n; i++)
+        if (strcmp(vs->v[i]->name, name) == 0)
+            return vs->v[i];
+    return NULL;
+}
+
+struct volume *volumes_at(struct volumes *vs, size_t i) { return i < vs->n ? vs->v[i] : NULL; }
+
+struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size, const char *owner,
+                             char *err, size_t errlen)
+{
+    char a[32], b[32];
+    struct volume *v = volumes_find(vs, name);
+    if (v) {
+        if (v->size != size) {
+            snprintf(err, errlen, "volume %s exists with size %s, not %s", name,
+                     memx_format_size(v->size, a, sizeof(a)), memx_format_size(size, b, sizeof(b)));
+            return NULL;
+        }
+        if (v->owner[0]) {
+            snprintf(err, errlen, "volume %s is attached already (by %s)", name, v->owner);
+            return NULL;
+        }
+        snprintf(v->owner, sizeof(v->owner), "%s", owner);
+        return v;
+    }
+    size_t len = strlen(name);
+    if (len == 0 || len >= VOLUME_NAME_MAX || size == 0 || size % VOLUME_PAGE_SIZE) {
+        snprintf(err, errlen, "volume '%s': bad name or size %llu (must be a non-zero multiple of 4K)",
+                 name, (unsigned long long)size);
+        return NULL;
+    }
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 8;
+        struct volume **nv = realloc(vs->v, cap * sizeof(*nv));
+        if (!nv) {
+            snprintf(err, errlen, "volume %s: out of memory", name);
+            return NULL;
+        }
+        vs->v = nv;
+        vs->cap = cap;
+    }
+    v = xcalloc(1, sizeof(*v));
+    v->vs = vs;
+    memcpy(v->name, name, len + 1);
+    snprintf(v->owner, sizeof(v->owner), "%s", owner);
+    v->size = size;
+    v->npages = size / VOLUME_PAGE_SIZE;
+    v->ntop = (size_t)((v->npages + LEAF_N - 1) >> LEAF_BITS);
+    /* calloc of a large array is lazily zeroed memory: untouched parts cost nothing. */
+    v->top = xcalloc(v->ntop, sizeof(*v->top));
+    v->st.size_bytes = size;
+    histo_reset(&v->st.read_ns);
+    histo_reset(&v->st.write_ns);
+    vs->v[vs->n++] = v;
+    return v;
+}
+
+void volume_detach(struct volume *v)
+{
+    assert(v->inflight == 0);
+    v->owner[0] = '\0';
+}
+
+int volume_delete(struct volumes *vs, const char *name)
+{
+    for (size_t i = 0; i < vs->n; i++) {
+        struct volume *v = vs->v[i];
+        if (strcmp(v->name, name) != 0)
+            continue;
+        if (v->owner[0])
+            return -EBUSY;
+        volume_free_map(v, true);
+        free(v);
+        memmove(&vs->v[i], &vs->v[i + 1], (vs->n - i - 1) * sizeof(*vs->v));
+        vs->n--;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+const char *volume_name(const struct volume *v) { return v->name; }
+const char *volume_owner(const struct volume *v) { return v->owner; }
+uint64_t volume_size(const struct volume *v) { return v->size; }
+
+void volume_get_stats(const struct volume *v, struct volume_stats *st) { *st = v->st; }
