@@ -1,0 +1,107 @@
+#!/bin/bash
+# tests/xen/run.sh BUILD — MemX on a real Xen hypervisor (make check-xen).
+#
+# Boots Debian's Xen 4.17 and a Linux PV dom0 under QEMU (TCG), shares BUILD
+# into dom0 over 9p so dom0 runs the memx binaries built here, and runs
+# tests/xen/scenario.sh there: two memx-memd and memx-backd --platform real,
+# then PV and PVH guests with MemX disks from xl.cfg disk lines through swap,
+# save/restore, migrate (PVH), block-attach/detach and destroy.
+# Prints one line per stage with its time and ok/FAILED; a failed stage is
+# followed by the tail of the guest console and of the backend log.  Exit 0
+# only when every stage passed.  Run from the repository root.
+#
+# Environment (all optional):
+#   XEN_GUESTS   guest types, default "pv pvh"
+#   XEN_CPU      QEMU -cpu model, default max,-smap (plain max crashes PV dom0)
+#   XEN_MEM      QEMU memory, default 3G          XEN_SMP   vCPUs, default 2
+#   XEN_TIMEOUT  seconds for the whole QEMU run, default 900
+#   XEN_XL_E     1 (default): xl create/restore/migrate-receive -e, so no xl
+#                monitoring child is forked; 0: xl's default
+#   XEN_ONLY     dom0: boot dom0, check the binaries' libraries, stop
+#   XEN_XEN_ARGS extra words for the Xen command line
+#   KVER         Debian kernel ABI to boot, default 6.1.0-50-amd64
+set -uo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+[ $# -ge 1 ] || { echo "usage: tests/xen/run.sh BUILD-DIR" >&2; exit 2; }
+BUILD=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: build dir '$1' not found" >&2; exit 2; }
+CACHE=$BUILD/xen-cache
+RUN=$CACHE/run
+LOG=$CACHE/serial.log
+T0=$(date +%s.%N)
+since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1fs", b-a}'; }
+stage() { printf '%-22s %s\n' "$1" "$2"; }
+
+for t in qemu-system-x86_64 cpio dpkg-deb apt-get depmod; do
+    command -v $t >/dev/null || { echo "run.sh: $t missing (tools/install-deps.sh xen installs it)" >&2; exit 2; }
+done
+
+# The binaries under test, wherever the build put them.
+findbin() { find "$BUILD" -path "$CACHE" -prune -o -type f -name "$1" -perm -u+x -print 2>/dev/null | head -1; }
+MEMXD=$(findbin memx-memd); BACKD=$(findbin memx-backd); MEMXCTL=$(findbin memxctl)
+
+mkdir -p "$CACHE"
+if ! "$SRC/tests/xen/build-images.sh" "$CACHE" $MEMXD $BACKD $MEMXCTL > "$CACHE/build-images.log" 2>&1; then
+    stage images "FAILED $(since)"; tail -15 "$CACHE/build-images.log"; exit 1
+fi
+stage images "ok $(since)"
+
+# Stage the run: scenario, hotplug script, and where dom0 finds things (the
+# share is BUILD, mounted on /host in dom0).
+rm -rf "$RUN" && mkdir -p "$RUN"
+cp "$SRC/tests/xen/scenario.sh" "$SRC/xl-config/block-memx" "$RUN/"
+inshare() { [ -n "$1" ] && echo "/host${1#"$BUILD"}" || echo /nonexistent/$2; }
+if [ "${XEN_XL_E:-1}" = 1 ]; then XL_E=-e; else XL_E=; fi
+cat > "$RUN/env.sh" <<ENV
+PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
+MEMXD=$(inshare "$MEMXD" memx-memd)
+BACKD=$(inshare "$BACKD" memx-backd)
+MEMXCTL=$(inshare "$MEMXCTL" memxctl)
+KERNEL=/host/xen-cache/vmlinuz
+RAMDISK=/host/xen-cache/guest-initrd.cpio
+GUESTS="${XEN_GUESTS:-pv pvh}"
+XL_E="$XL_E"
+ONLY="${XEN_ONLY:-}"
+BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
+ENV
+
+XEN_ARGS="dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
+DOM0_ARGS="console=hvc0 earlyprintk=xen MEMX_RUN=xen-cache/run"
+echo "qemu: -cpu ${XEN_CPU:-max,-smap} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}; serial log $LOG"
+
+# The filter timestamps every serial line into the log and prints stage lines,
+# retries and failure dumps as they happen.
+timeout "${XEN_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-max,-smap}" \
+    -m "${XEN_MEM:-3G}" -smp "${XEN_SMP:-2}" -display none -monitor none -serial stdio -no-reboot \
+    -virtfs "local,path=$BUILD,mount_tag=hostshare,security_model=none,id=hostshare" \
+    -kernel "$CACHE/xen" -append "$XEN_ARGS" \
+    -initrd "$CACHE/vmlinuz $DOM0_ARGS,$CACHE/dom0-initrd.cpio" </dev/null 2>&1 \
+  | perl -MTime::HiRes=time -e '
+        $| = 1; $t0 = time; open(LOG, ">", $ARGV[0]) or die "$ARGV[0]: $!"; LOG->autoflush(1);
+        while (<STDIN>) {
+            s/\r//g; $t = time - $t0;
+            printf LOG "[%8.2f] %s", $t, $_;
+            if (/MEMX-STAGE (\S+) (ok|FAILED) (\S+)\s*(.*)/) {
+                $d = $3 eq "-" ? sprintf("%.1fs", $t) : $3;
+                printf "%-22s %-6s %7s  %s\n", $1, $2, $d, $4;
+            } elsif (/MEMX-RETRY (.*)/) { print "  retry: $1\n"; }
+            elsif (/MEMX-DUMP-BEGIN/) { $dump = 1; }
+            elsif (/MEMX-DUMP-END/) { $dump = 0; }
+            elsif ($dump) { print "    | $_"; }
+            elsif (/MEMX-XEN: done (.*)/) { print "dom0: $1\n"; }
+        }' "$LOG"
+qrc=${PIPESTATUS[0]}
+
+done_line=$(grep -a 'MEMX-XEN: done' "$LOG" | tail -1)
+fails=$(grep -ac 'MEMX-STAGE [^ ]* FAILED' "$LOG")
+if [ -z "$done_line" ]; then
+    [ "$qrc" = 124 ] && why="timed out after ${XEN_TIMEOUT:-900} s" || why="QEMU exited $qrc"
+    stage harness "FAILED $(since): the scenario did not finish ($why); serial log tail:"
+    grep -av 'MEMX-GUEST: tick' "$LOG" | tail -25 | sed 's/^/    | /'
+    exit 1
+fi
+if [ "$fails" -gt 0 ]; then
+    echo "check-xen: $fails stage(s) FAILED in $(since); logs in $RUN/logs and $LOG"
+    exit 1
+fi
+echo "check-xen: all stages ok in $(since)"
