@@ -1,0 +1,546 @@
+/* ctl.c — the control socket; see ctl.h. */
+#include "ctl.h"
+
+#include "blkback.h"
+#include "config.h"
+#include "evloop.h"
+#include "log.h"
+#include "pool.h"
+#include "volume.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Replies a client has not read yet; past this it is dropped. */
+#define CTL_OUT_MAX (4u << 20)
+
+struct client {
+    struct ctl *ctl;
+    int fd;
+    char in[CTL_LINE_MAX];
+    size_t inlen;
+    bool skipping;          /* inside an over-long line: drop bytes until its newline */
+    char *out;
+    size_t outlen, outoff, outcap;
+    struct client *next;
+};
+
+struct ctl {
+    struct evloop *el;
+    struct ctl_ctx ctx;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int fd;
+    uint64_t start_ms;
+    struct client *clients;
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, json_object_new_string(v ? v : ""));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void add_us(json_object *o, const char *k, uint64_t ns)
+{
+    char buf[32];
+    double us = (double)ns / 1000.0;
+    snprintf(buf, sizeof(buf), "%.1f", us);
+    json_object_object_add(o, k, json_object_new_double_s(us, buf));
+}
+
+static json_object *error_reply(const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), fmt, arg);
+    json_object *o = json_object_new_object();
+    add_str(o, "error", msg);
+    return o;
+}
+
+static int device_count(struct ctl *c)
+{
+    return c->ctx.bb ? blkback_list(c->ctx.bb, NULL, 0) : 0;
+}
+
+static json_object *cmd_status(struct ctl *c)
+{
+    json_object *o = json_object_new_object();
+    add_str(o, "version", PACKAGE_VERSION);
+    add_str(o, "platform", c->ctx.platform);
+    add_str(o, "device_type", c->ctx.device_type);
+    add_str(o, "provider", c->ctx.provider);
+    add_u64(o, "uptime_s", (evloop_now_ms() - c->start_ms) / 1000);
+    json_object_object_add(o, "devices", json_object_new_int(device_count(c)));
+    size_t nv = 0;
+    while (volumes_at(c->ctx.vols, nv))
+        nv++;
+    add_u64(o, "volumes", nv);
+    struct pool_stats ps;
+    pool_get_stats(c->ctx.pool, &ps);
+    json_object_object_add(o, "servers_live", json_object_new_int(pool_live_servers(c->ctx.pool)));
+    json_object_object_add(o, "servers_total", json_object_new_int(ps.servers));
+    return o;
+}
+
+static void add_pages(json_object *o, const struct volume_stats *st)
+{
+    add_u64(o, "logical_pages", st->logical_pages);
+    add_u64(o, "stored_pages", st->stored_pages);
+    add_u64(o, "zero_pages", st->zero_pages);
+    add_u64(o, "dup_pages", st->dup_pages);
+}
+
+static json_object *cmd_volumes(struct ctl *c)
+{
+    json_object *arr = json_object_new_array();
+    struct volume *v;
+    for (size_t i = 0; (v = volumes_at(c->ctx.vols, i)); i++) {
+        struct volume_stats st;
+        volume_get_stats(v, &st);
+        json_object *o = json_object_new_object();
+        add_str(o, "name", volume_name(v));
+        add_u64(o, "size", volume_size(v));
+        add_str(o, "owner", volume_owner(v));
+        add_pages(o, &st);
+        json_object_array_add(arr, o);
+    }
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "volumes", arr);
+    return r;
+}
+
+static json_object *stats_object(const char *name, const struct volume_stats *st)
+{
+    json_object *o = json_object_new_object();
+    if (name)
+        add_str(o, "name", name);
+    add_pages(o, st);
+    add_u64(o, "requests", st->reads + st->writes + st->discards + st->flushes);
+    add_u64(o, "reads", st->reads);
+    add_u64(o, "writes", st->writes);
+    add_u64(o, "discards", st->discards);
+    add_u64(o, "flushes", st->flushes);
+    add_u64(o, "errors", st->errors);
+    add_us(o, "read_p50_us", histo_quantile(&st->read_ns, 0.50));
+    add_us(o, "read_p99_us", histo_quantile(&st->read_ns, 0.99));
+    add_us(o, "write_p50_us", histo_quantile(&st->write_ns, 0.50));
+    add_us(o, "write_p99_us", histo_quantile(&st->write_ns, 0.99));
+    return o;
+}
+
+static json_object *cmd_stats(struct ctl *c)
+{
+    /* Two histograms each: keep them off the stack. */
+    struct volume_stats *st = malloc(sizeof(*st)), *tot = calloc(1, sizeof(*tot));
+    if (!st || !tot) {
+        free(st);
+        free(tot);
+        return error_reply("%s", "out of memory");
+    }
+    histo_reset(&tot->read_ns);
+    histo_reset(&tot->write_ns);
+    json_object *arr = json_object_new_array();
+    struct volume *v;
+    for (size_t i = 0; (v = volumes_at(c->ctx.vols, i)); i++) {
+        volume_get_stats(v, st);
+        json_object_array_add(arr, stats_object(volume_name(v), st));
+        tot->size_bytes += st->size_bytes;
+        tot->logical_pages += st->logical_pages;
+        tot->stored_pages += st->stored_pages;
+        tot->zero_pages += st->zero_pages;
+        tot->dup_pages += st->dup_pages;
+        tot->reads += st->reads;
+        tot->writes += st->writes;
+        tot->discards += st->discards;
+        tot->flushes += st->flushes;
+        tot->errors += st->errors;
+        histo_merge(&tot->read_ns, &st->read_ns);
+        histo_merge(&tot->write_ns, &st->write_ns);
+    }
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "volumes", arr);
+    json_object_object_add(r, "totals", stats_object(NULL, tot));
+    free(st);
+    free(tot);
+    return r;
+}
+
+static json_object *cmd_devices(struct ctl *c)
+{
+    json_object *arr = json_object_new_array();
+    int n = device_count(c);
+    struct blkback_dev_info *d = n > 0 ? calloc((size_t)n, sizeof(*d)) : NULL;
+    if (d) {
+        n = blkback_list(c->ctx.bb, d, n);
+        for (int i = 0; i < n; i++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "domid", json_object_new_int(d[i].domid));
+            add_u64(o, "devid", d[i].devid);
+            add_str(o, "state", d[i].state);
+            add_str(o, "volume", d[i].volume);
+            add_str(o, "protocol", d[i].protocol);
+            json_object_object_add(o, "queues", json_object_new_int(d[i].nr_queues));
+            json_object_object_add(o, "ring_pages", json_object_new_int(d[i].ring_pages));
+            json_object_object_add(o, "indirect", json_object_new_boolean(d[i].indirect));
+            json_object_object_add(o, "flush", json_object_new_boolean(d[i].flush));
+            json_object_object_add(o, "discard", json_object_new_boolean(d[i].discard));
+            add_u64(o, "requests", d[i].requests);
+            add_u64(o, "errors", d[i].errors);
+            add_u64(o, "bad_requests", d[i].bad_requests);
+            json_object_array_add(arr, o);
+        }
+        free(d);
+    }
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "devices", arr);
+    return r;
+}
+
+static json_object *cmd_pool(struct ctl *c)
+{
+    struct pool_server_info s[MEMX_MAX_SERVERS];
+    int n = pool_get_servers(c->ctx.pool, s, MEMX_MAX_SERVERS);
+    if (n > MEMX_MAX_SERVERS)
+        n = MEMX_MAX_SERVERS;
+    json_object *arr = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        json_object *o = json_object_new_object();
+        add_str(o, "addr", s[i].addr);
+        add_str(o, "provider", s[i].provider);
+        add_str(o, "state", s[i].state);
+        add_u64(o, "capacity", s[i].capacity);
+        add_u64(o, "used", s[i].used);
+        json_object_array_add(arr, o);
+    }
+    struct pool_stats ps;
+    pool_get_stats(c->ctx.pool, &ps);
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "servers", arr);
+    add_u64(r, "pages_stored", ps.pages_stored);
+    add_u64(r, "slabs", ps.slabs);
+    add_u64(r, "writes", ps.writes);
+    add_u64(r, "reads", ps.reads);
+    add_u64(r, "errors", ps.errors);
+    return r;
+}
+
+static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
+{
+    json_object *jn;
+    if (!json_object_object_get_ex(req, "name", &jn) || !json_object_is_type(jn, json_type_string))
+        return error_reply("%s", "volume-delete needs \"name\": a volume name");
+    const char *name = json_object_get_string(jn);
+    struct volume *v = volumes_find(c->ctx.vols, name);
+    char owner[64] = "";
+    if (v)
+        snprintf(owner, sizeof(owner), "%s", volume_owner(v));
+    switch (volume_delete(c->ctx.vols, name)) {
+    case 0:
+        mx_info("volume %s: deleted (control socket)", name);
+        break;
+    case -ENOENT:
+        return error_reply("no volume named '%.64s'", name);
+    case -EBUSY:
+        return error_reply("volume is attached (by %s): detach the device first", owner);
+    default:
+        return error_reply("cannot delete volume '%.64s'", name);
+    }
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "ok", json_object_new_boolean(1));
+    add_str(r, "deleted", name);
+    return r;
+}
+
+char *ctl_handle(struct ctl *c, const char *line, size_t len)
+{
+    json_object *reply;
+    enum json_tokener_error jerr = json_tokener_success;
+    json_tokener *tok = json_tokener_new();
+    json_object *req = tok ? json_tokener_parse_ex(tok, line, (int)len) : NULL;
+    if (tok) {
+        jerr = json_tokener_get_error(tok);
+        /* Trailing bytes after a complete object are garbage, not a second request. */
+        if (req && jerr == json_tokener_success && (size_t)json_tokener_get_parse_end(tok) != len) {
+            size_t end = json_tokener_get_parse_end(tok);
+            while (end < len && (line[end] == ' ' || line[end] == '\t' || line[end] == '\r'))
+                end++;
+            if (end != len) {
+                json_object_put(req);
+                req = NULL;
+            }
+        }
+        json_tokener_free(tok);
+    }
+    json_object *jc;
+    if (!req) {
+        reply = error_reply("malformed request: %s (send one JSON object per line, e.g. {\"cmd\":\"status\"})",
+                            jerr == json_tokener_success || jerr == json_tokener_continue
+                                ? "not a complete JSON object" : json_tokener_error_desc(jerr));
+    } else if (!json_object_is_type(req, json_type_object) || !json_object_object_get_ex(req, "cmd", &jc) ||
+               !json_object_is_type(jc, json_type_string)) {
+        reply = error_reply("%s", "malformed request: needs \"cmd\": a string");
+    } else {
+        const char *cmd = json_object_get_string(jc);
+        if (strcmp(cmd, "status") == 0)
+            reply = cmd_status(c);
+        else if (strcmp(cmd, "volumes") == 0)
+            reply = cmd_volumes(c);
+        else if (strcmp(cmd, "stats") == 0)
+            reply = cmd_stats(c);
+        else if (strcmp(cmd, "devices") == 0)
+            reply = cmd_devices(c);
+        else if (strcmp(cmd, "pool") == 0)
+            reply = cmd_pool(c);
+        else if (strcmp(cmd, "volume-delete") == 0)
+            reply = cmd_volume_delete(c, req);
+        else
+            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, volume-delete)",
+                                cmd);
+    }
+    char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+    json_object_put(reply);
+    json_object_put(req);
+    return s;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void client_close(struct client *cl)
+{
+    struct ctl *c = cl->ctl;
+    for (struct client **pp = &c->clients; *pp; pp = &(*pp)->next)
+        if (*pp == cl) {
+            *pp = cl->next;
+            break;
+        }
+    evloop_del_fd(c->el, cl->fd);
+    close(cl->fd);
+    free(cl->out);
+    free(cl);
+}
+
+/* Returns -1 when the client was dropped. */
+static int client_flush(struct client *cl)
+{
+    while (cl->outoff < cl->outlen) {
+        ssize_t n = write(cl->fd, cl->out + cl->outoff, cl->outlen - cl->outoff);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            evloop_mod_fd(cl->ctl->el, cl->fd, EV_READ | EV_WRITE);
+            return 0;
+        }
+        if (n < 0) {
+            client_close(cl);
+            return -1;
+        }
+        cl->outoff += (size_t)n;
+    }
+    cl->outoff = cl->outlen = 0;
+    evloop_mod_fd(cl->ctl->el, cl->fd, EV_READ);
+    return 0;
+}
+
+static int client_reply(struct client *cl, char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (!s || cl->outlen - cl->outoff + len + 1 > CTL_OUT_MAX) {
+        mx_warn("control socket: dropping a client that does not read its replies");
+        free(s);
+        client_close(cl);
+        return -1;
+    }
+    if (cl->outoff) {
+        memmove(cl->out, cl->out + cl->outoff, cl->outlen - cl->outoff);
+        cl->outlen -= cl->outoff;
+        cl->outoff = 0;
+    }
+    if (cl->outlen + len + 1 > cl->outcap) {
+        size_t cap = (cl->outlen + len + 1) * 2;
+        char *n = realloc(cl->out, cap);
+        if (!n) {
+            free(s);
+            client_close(cl);
+            return -1;
+        }
+        cl->out = n;
+        cl->outcap = cap;
+    }
+    memcpy(cl->out + cl->outlen, s, len);
+    cl->out[cl->outlen + len] = '\n';
+    cl->outlen += len + 1;
+    free(s);
+    return client_flush(cl);
+}
+
+static char *too_long(void)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "{\"error\":\"request line too long (max %d bytes)\"}", CTL_LINE_MAX - 1);
+    return strdup(msg);
+}
+
+static void on_client(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct client *cl = arg;
+    if ((events & EV_WRITE) && client_flush(cl) < 0)
+        return;
+    if (!(events & EV_READ))
+        return;
+    ssize_t n = read(fd, cl->in + cl->inlen, sizeof(cl->in) - cl->inlen);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        client_close(cl);
+        return;
+    }
+    cl->inlen += (size_t)n;
+    for (;;) {
+        char *nl = memchr(cl->in, '\n', cl->inlen);
+        if (!nl) {
+            if (cl->inlen == sizeof(cl->in)) {
+                /* No newline in a full buffer: answer once, then skip to the next line. */
+                if (!cl->skipping && client_reply(cl, too_long()) < 0)
+                    return;
+                cl->skipping = true;
+                cl->inlen = 0;
+            }
+            return;
+        }
+        size_t len = (size_t)(nl - cl->in);
+        if (cl->skipping) {
+            cl->skipping = false;
+        } else if (len > 0 && !(len == 1 && cl->in[0] == '\r')) {
+            if (client_reply(cl, ctl_handle(cl->ctl, cl->in, len)) < 0)
+                return;
+        }
+        memmove(cl->in, nl + 1, cl->inlen - len - 1);
+        cl->inlen -= len + 1;
+    }
+}
+
+static void on_accept(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct ctl *c = arg;
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            mx_warn("control socket %s: accept: %s", c->path, strerror(errno));
+        return;
+    }
+    struct client *cl = calloc(1, sizeof(*cl));
+    if (!cl || evloop_add_fd(el, cfd, EV_READ, on_client, cl) < 0) {
+        mx_warn("control socket %s: cannot take a client: %s", c->path, strerror(errno));
+        free(cl);
+        close(cfd);
+        return;
+    }
+    cl->ctl = c;
+    cl->fd = cfd;
+    cl->next = c->clients;
+    c->clients = cl;
+}
+
+static int mkdir_parents(const char *path, char *err, size_t errlen)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                snprintf(err, errlen, "control socket %s: cannot create %s: %s", path, dir, strerror(errno));
+                return -1;
+            }
+            *p = saved;
+            if (!saved)
+                return 0;
+        }
+    }
+}
+
+struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *ctx,
+                    char *err, size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) == 0 || strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "control socket '%s': path empty or longer than %zu bytes", path,
+                 sizeof(sa.sun_path) - 1);
+        return NULL;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (mkdir_parents(path, err, errlen) < 0)
+        return NULL;
+
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISSOCK(sb.st_mode)) {
+            snprintf(err, errlen, "control socket %s: exists and is not a socket", path);
+            return NULL;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (live) {
+            snprintf(err, errlen, "control socket %s: in use (is another memx-backd running?)", path);
+            return NULL;
+        }
+        unlink(path);       /* left behind by a daemon that died */
+    }
+
+    struct ctl *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "control socket %s: out of memory", path);
+        return NULL;
+    }
+    c->el = el;
+    c->ctx = *ctx;
+    c->start_ms = evloop_now_ms();
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* The socket is created 0600 (umask around bind), never briefly world-connectable. */
+    mode_t old = umask(0177);
+    int rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(c->fd, 16) < 0 || evloop_add_fd(el, c->fd, EV_READ, on_accept, c) < 0) {
+        snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+        if (rc == 0)
+            unlink(path);
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void ctl_free(struct ctl *c)
+{
+    if (!c)
+        return;
+    while (c->clients)
+        client_close(c->clients);
+    evloop_del_fd(c->el, c->fd);
+    close(c->fd);
+    unlink(c->path);
+    free(c);
+}

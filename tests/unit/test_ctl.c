@@ -1,0 +1,324 @@
+/* test_ctl.c — the control socket over fake volumes, a fake pool and a canned device list. */
+#include "blkback.h"
+#include "ctl.h"
+#include "cu_main.h"
+#include "evloop.h"
+#include "fake_pool.h"
+#include "volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* The control socket reads devices through blkback_list(); this test has no Xen side. */
+int blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max)
+{
+    static const struct blkback_dev_info devs[] = {
+        { .domid = 3, .devid = 51728, .state = "Connected", .volume = "vm1-swap", .protocol = "x86_64-abi",
+          .nr_queues = 2, .ring_pages = 16, .indirect = true, .flush = true, .discard = true, .requests = 42 },
+        { .domid = 4, .devid = 51744, .state = "InitWait", .protocol = "native", .nr_queues = 1, .ring_pages = 1 },
+    };
+    for (int i = 0; i < 2 && i < max; i++)
+        out[i] = devs[i];
+    return 2;
+}
+
+static struct evloop *el;
+static struct pool *pool;
+static struct volumes *vs;
+static struct ctl *ctl;
+static char dir[64], sock[128];
+
+static void on_done(void *arg, int status) { *(int *)arg = status + 1; }
+
+static void setup(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_add_server(pool, "127.0.0.1:7480", "tcp;ofi_rxm", "up", 1ull << 30, 8192);
+    fake_pool_add_server(pool, "127.0.0.1:7481", "tcp;ofi_rxm", "down", 1ull << 30, 0);
+    vs = volumes_new(pool, true);
+    char err[200];
+    struct volume *a = volume_attach(vs, "vm1-swap", 1ull << 20, "vbd 3/51728", err, sizeof(err));
+    struct volume *b = volume_attach(vs, "spare", 1ull << 20, "", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    static uint8_t buf[3 * 4096];
+    memset(buf, 0, sizeof(buf));
+    memset(buf + 4096, 0x5a, 8192);     /* one zero page, two stored */
+    int done = 0;
+    volume_write(a, 0, 24, buf, on_done, &done);
+    for (int i = 0; i < 100 && !done; i++)
+        evloop_run_once(el, 10);
+    CU_ASSERT_EQUAL(done, 1);
+
+    strcpy(dir, "/tmp/memx-test-ctl-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/run/memx/backd.sock", dir);
+    struct ctl_ctx ctx = { .vols = vs, .pool = pool, .bb = (struct blkback *)1, .platform = "sim",
+                           .device_type = "vbd", .provider = "tcp;ofi_rxm" };
+    ctl = ctl_new(el, sock, &ctx, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctl);
+}
+
+static void teardown(void)
+{
+    ctl_free(ctl);
+    CU_ASSERT_EQUAL(access(sock, F_OK), -1);    /* removed on exit */
+    volumes_free(vs);
+    pool_free(pool);
+    evloop_free(el);
+    char p[160];
+    snprintf(p, sizeof(p), "%s/run/memx", dir);
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/run", dir);
+    rmdir(p);
+    rmdir(dir);
+}
+
+static json_object *ask(const char *line)
+{
+    char *s = ctl_handle(ctl, line, strlen(line));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NULL(strchr(s, '\n'));
+    json_object *o = json_tokener_parse(s);
+    free(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    return o;
+}
+
+static const char *get_str(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int64_t get_int(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1;
+}
+
+static json_object *get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    json_object_object_get_ex(o, k, &v);
+    return v;
+}
+
+static void expect_error(const char *line, const char *needle)
+{
+    json_object *o = ask(line);
+    const char *e = get_str(o, "error");
+    CU_ASSERT_PTR_NOT_NULL(e);
+    if (e && needle)
+        CU_ASSERT_PTR_NOT_NULL(strstr(e, needle));
+    json_object_put(o);
+}
+
+static void test_commands(void)
+{
+    setup();
+    json_object *o = ask("{\"cmd\":\"status\"}");
+    CU_ASSERT_STRING_EQUAL(get_str(o, "version"), PACKAGE_VERSION);
+    CU_ASSERT_STRING_EQUAL(get_str(o, "platform"), "sim");
+    CU_ASSERT_STRING_EQUAL(get_str(o, "device_type"), "vbd");
+    CU_ASSERT_EQUAL(get_int(o, "devices"), 2);
+    CU_ASSERT_EQUAL(get_int(o, "servers_live"), 1);
+    CU_ASSERT_EQUAL(get_int(o, "servers_total"), 2);
+    CU_ASSERT(get_int(o, "uptime_s") >= 0);
+    json_object_put(o);
+
+    o = ask("{\"cmd\":\"volumes\"}");
+    json_object *arr = get(o, "volumes");
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(arr), 2);
+    json_object *v0 = json_object_array_get_idx(arr, 0);
+    CU_ASSERT_STRING_EQUAL(get_str(v0, "name"), "vm1-swap");
+    CU_ASSERT_STRING_EQUAL(get_str(v0, "owner"), "vbd 3/51728");
+    CU_ASSERT_EQUAL(get_int(v0, "size"), 1 << 20);
+    CU_ASSERT_EQUAL(get_int(v0, "logical_pages"), 3);
+    CU_ASSERT_EQUAL(get_int(v0, "stored_pages"), 2);
+    CU_ASSERT_EQUAL(get_int(v0, "zero_pages"), 1);
+    CU_ASSERT_EQUAL(get_int(v0, "dup_pages"), 0);
+    json_object_put(o);
+
+    o = ask("{\"cmd\":\"stats\"}");
+    json_object *tot = get(o, "totals");
+    CU_ASSERT_EQUAL(get_int(tot, "stored_pages"), 2);
+    CU_ASSERT_EQUAL(get_int(tot, "requests"), 1);
+    CU_ASSERT_EQUAL(get_int(tot, "errors"), 0);
+    CU_ASSERT_PTR_NOT_NULL(get(tot, "write_p99_us"));
+    CU_ASSERT(json_object_get_double(get(tot, "write_p50_us")) > 0);
+    CU_ASSERT_EQUAL(json_object_array_length(get(o, "volumes")), 2);
+    json_object_put(o);
+
+    o = ask("{\"cmd\":\"devices\"}");
+    arr = get(o, "devices");
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(arr), 2);
+    CU_ASSERT_EQUAL(get_int(json_object_array_get_idx(arr, 0), "devid"), 51728);
+    CU_ASSERT_STRING_EQUAL(get_str(json_object_array_get_idx(arr, 1), "state"), "InitWait");
+    json_object_put(o);
+
+    o = ask("{\"cmd\":\"pool\"}");
+    arr = get(o, "servers");
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(arr), 2);
+    CU_ASSERT_STRING_EQUAL(get_str(json_object_array_get_idx(arr, 0), "addr"), "127.0.0.1:7480");
+    CU_ASSERT_STRING_EQUAL(get_str(json_object_array_get_idx(arr, 1), "state"), "down");
+    CU_ASSERT_EQUAL(get_int(json_object_array_get_idx(arr, 0), "used"), 8192);
+    json_object_put(o);
+
+    expect_error("{\"cmd\":\"volume-delete\",\"name\":\"vm1-swap\"}", "attached");
+    expect_error("{\"cmd\":\"volume-delete\",\"name\":\"nope\"}", "no volume");
+    expect_error("{\"cmd\":\"volume-delete\"}", "name");
+    o = ask("{\"cmd\":\"volume-delete\",\"name\":\"spare\"}");
+    CU_ASSERT_PTR_NULL(get_str(o, "error"));
+    CU_ASSERT_TRUE(json_object_get_boolean(get(o, "ok")));
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(volumes_find(vs, "spare"));
+    teardown();
+}
+
+static void test_bad_requests(void)
+{
+    setup();
+    expect_error("{", "malformed");
+    expect_error("[]", "cmd");
+    expect_error("{\"cmd\":5}", "cmd");
+    expect_error("{\"command\":\"status\"}", "cmd");
+    expect_error("status", "malformed");
+    expect_error("{\"cmd\":\"status\"} trailing", "malformed");
+    expect_error("\"cmd\"", "cmd");
+    expect_error("{\"cmd\":\"reboot\"}", "unknown command 'reboot'");
+    /* Embedded NUL bytes are not a way around the parser. */
+    char *s = ctl_handle(ctl, "{\"cmd\":\"status\"}\0x", 18);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "error"));
+    free(s);
+    teardown();
+}
+
+static int connect_client(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    CU_ASSERT_FATAL(strlen(sock) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    CU_ASSERT_EQUAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* Sends data, runs the loop until n reply lines arrived; returns them (malloc'd). */
+static char *exchange(int fd, const char *data, size_t len, int nlines)
+{
+    size_t off = 0, got = 0, cap = 1 << 16;
+    char *out = calloc(1, cap);
+    for (int i = 0; i < 2000; i++) {
+        if (off < len) {
+            ssize_t n = write(fd, data + off, len - off);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        evloop_run_once(el, 5);
+        ssize_t n = read(fd, out + got, cap - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        int lines = 0;
+        for (size_t j = 0; j < got; j++)
+            lines += out[j] == '\n';
+        if (off == len && lines >= nlines)
+            break;
+    }
+    out[got] = '\0';
+    return out;
+}
+
+static void test_socket(void)
+{
+    setup();
+    struct stat sb;
+    CU_ASSERT_EQUAL(stat(sock, &sb), 0);
+    CU_ASSERT_TRUE(S_ISSOCK(sb.st_mode));
+    CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+
+    int fd = connect_client();
+    const char req[] = "{\"cmd\":\"status\"}\n\n{bad\n{\"cmd\":\"volumes\"}\r\n";
+    char *r = exchange(fd, req, strlen(req), 3);
+    char *l1 = r, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+    CU_ASSERT_PTR_NOT_NULL(strstr(l1, "\"version\""));
+    CU_ASSERT(strncmp(l2, "{\"error\"", 8) == 0);
+    CU_ASSERT(strncmp(l3, "{\"volumes\"", 10) == 0);
+    free(r);
+
+    /* A line far over the limit: one error, then the connection still works. */
+    size_t big = 3 * CTL_LINE_MAX + 100;
+    char *line = malloc(big + 32);
+    memset(line, 'a', big);
+    strcpy(line + big, "\n{\"cmd\":\"pool\"}\n");
+    r = exchange(fd, line, strlen(line), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "too long"));
+    l2 = strchr(r, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l2);
+    CU_ASSERT(strncmp(l2 + 1, "{\"servers\"", 10) == 0);
+    free(r);
+    free(line);
+
+    /* A request split across writes. */
+    r = exchange(fd, "{\"cmd\":", 7, 0);
+    free(r);
+    r = exchange(fd, "\"devices\"}\n", 11, 1);
+    CU_ASSERT(strncmp(r, "{\"devices\"", 10) == 0);
+    free(r);
+    close(fd);
+    evloop_run_once(el, 5);
+
+    /* A second daemon on the same socket is refused; a stale file is replaced. */
+    char err[200];
+    struct ctl_ctx ctx = { .vols = vs, .pool = pool, .platform = "sim", .device_type = "vbd" };
+    CU_ASSERT_PTR_NULL(ctl_new(el, sock, &ctx, err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "in use"));
+    teardown();
+
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/memx-test-ctl-stale-%d.sock", (int)getpid());
+    unlink(sa.sun_path);
+    CU_ASSERT_EQUAL(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(stale);                                   /* the file stays, nobody listens */
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    vs = volumes_new(pool, false);
+    ctx = (struct ctl_ctx){ .vols = vs, .pool = pool, .platform = "sim", .device_type = "vbd" };
+    struct ctl *c2 = ctl_new(el, sa.sun_path, &ctx, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(c2);
+    /* No blkback: no devices. */
+    if (c2) {
+        char *s = ctl_handle(c2, "{\"cmd\":\"devices\"}", 17);
+        CU_ASSERT_STRING_EQUAL(s, "{\"devices\":[]}");
+        free(s);
+    }
+    ctl_free(c2);
+    CU_ASSERT_PTR_NULL(ctl_new(el, "/proc/no/such/dir/x.sock", &ctx, err, sizeof(err)));
+    CU_ASSERT(strlen(err) > 0);
+    volumes_free(vs);
+    pool_free(pool);
+    evloop_free(el);
+}
+
+static const struct cu_test ctl_tests[] = {
+    { "commands", test_commands },
+    { "bad_requests", test_bad_requests },
+    { "socket", test_socket },
+    { NULL, NULL },
+};
+
+static const struct cu_suite suites[] = {
+    { "ctl", NULL, NULL, ctl_tests },
+    { NULL, NULL, NULL, NULL },
+};
+
+CU_MAIN(suites)
