@@ -14,6 +14,13 @@
  *
  * One struct xp per process (or per thread that needs its own handles).
  * Functions return -1 (or NULL) and set errno on failure.
+ *
+ * Starting the sim: `memx-simxsd --dir D [--pidfile D/pid] &` (D/xenstore.sock
+ * appears once it listens; SIGTERM stops it), then xp_open_sim(D, domid) in
+ * each process: backend domid 0, a guest e.g. 3.  `memx-simxl --dir D create
+ * --domid 3 --vdev xvdb --target memx:vol:256M` writes a disk as xl would and
+ * waits for the backend's InitWait; `destroy`, `ls`, `read`, `write`, `wait`
+ * do the rest.  A sim process that forks must open its xp after the fork.
  */
 #ifndef MEMX_XENPLAT_H
 #define MEMX_XENPLAT_H
