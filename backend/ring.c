@@ -1,0 +1,149 @@
+/* ring.c — blkif shared-ring mechanics (see ring.h). */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xenplat.h"
+
+/* The four shared indices at the start of the first ring page (struct blkif_sring). */
+struct sring_hdr {
+    uint32_t req_prod, req_event;
+    uint32_t rsp_prod, rsp_event;
+};
+
+/* xen_rmb/xen_wmb/xen_mb from ring.h, as C11 fences.  The frontend runs on
+ * another CPU (another domain, or another process in sim). */
+#define rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+#define mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+static struct sring_hdr *hdr(const struct ring *r) { return r->sring; }
+
+static void *slot(const struct ring *r, uint32_t idx)
+{
+    return (char *)r->sring + BLKIF_SRING_HDR + (size_t)(idx & (r->size - 1)) * r->entsz;
+}
+
+int ring_map(struct ring *r, struct xp *xp, uint16_t domid, enum blkif_abi abi,
+             const uint32_t *refs, unsigned npages, uint32_t remote_port, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    r->xp = xp;
+    r->domid = domid;
+    r->abi = abi;
+    r->port = -1;
+    r->sring = xp_gnt_map(xp, domid, npages, refs, true);
+    if (!r->sring) {
+        snprintf(err, errlen, "cannot map %u ring page(s) (first ref %u): %s", npages, refs[0],
+                 strerror(errno));
+        return -1;
+    }
+    r->npages = npages;
+    r->entsz = blkif_abi_entry_size(abi);
+    r->size = blkif_abi_ring_size(abi, npages);
+    int port = xp_evtchn_bind_interdomain(xp, domid, remote_port);
+    if (port < 0) {
+        snprintf(err, errlen, "cannot bind event channel %u: %s", remote_port, strerror(errno));
+        ring_unmap(r);
+        return -1;
+    }
+    r->port = port;
+    /* The frontend initialised the indices (SHARED_RING_INIT) before it
+     * published ring-ref in XenStore, and XenStore orders that for us.  A
+     * frontend reconnecting after resume may have left requests on the ring;
+     * like Linux blkback we start where its responses end. */
+    r->rsp_prod_pvt = r->rsp_prod_pub = LOAD(&hdr(r)->rsp_prod);
+    r->req_cons = r->req_seen = r->rsp_prod_pvt;
+    return 0;
+}
+
+void ring_unmap(struct ring *r)
+{
+    if (r->port >= 0)
+        xp_evtchn_unbind(r->xp, (uint32_t)r->port);
+    r->port = -1;
+    if (r->sring)
+        xp_gnt_unmap(r->xp, r->sring, r->npages);
+    r->sring = NULL;
+}
+
+unsigned ring_inflight(const struct ring *r)
+{
+    return r->req_cons - r->rsp_prod_pvt;
+}
+
+/* Reads req_prod and checks it: the frontend may have at most `size`
+ * requests outstanding, counted from the last response we produced. */
+static int refresh(struct ring *r)
+{
+    uint32_t rp = LOAD(&hdr(r)->req_prod);
+    rmb();  /* pairs with the frontend's wmb before it writes req_prod
+               (RING_PUSH_REQUESTS): entries up to rp are complete before we read them */
+    if (rp - r->rsp_prod_pvt > r->size || rp - r->req_cons > rp - r->rsp_prod_pvt)
+        return -1;
+    r->req_seen = rp;
+    return 0;
+}
+
+static bool available(const struct ring *r)
+{
+    /* RING_REQUEST_CONS_OVERFLOW: a slot holding an unanswered request is not free. */
+    return r->req_cons != r->req_seen && r->req_cons - r->rsp_prod_pvt < r->size;
+}
+
+int ring_get_request(struct ring *r, struct blkif_req *req)
+{
+    if (r->req_cons == r->req_seen && refresh(r) < 0)
+        return -1;
+    if (!available(r))
+        return 0;
+    blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
+    r->req_cons++;
+    return 1;
+}
+
+bool ring_final_check(struct ring *r)
+{
+    if (refresh(r) < 0)
+        return true;            /* let ring_get_request report it */
+    if (available(r))
+        return true;
+    /* RING_FINAL_CHECK_FOR_REQUESTS: ask for an event on the next request ... */
+    STORE(&hdr(r)->req_event, r->req_cons + 1);
+    mb();   /* ... and make req_event visible before re-reading req_prod; pairs with the
+               frontend's mb between writing req_prod and reading req_event
+               (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY), so one of us sees the other */
+    if (refresh(r) < 0)
+        return true;
+    return available(r);
+}
+
+void ring_put_response(struct ring *r, uint64_t id, uint8_t op, int16_t status)
+{
+    blkif_abi_put_response(r->abi, slot(r, r->rsp_prod_pvt), id, op, status);
+    r->rsp_prod_pvt++;
+}
+
+bool ring_push_responses(struct ring *r)
+{
+    uint32_t old = r->rsp_prod_pub, new = r->rsp_prod_pvt;
+    if (old == new)
+        return false;
+    wmb();  /* responses are written before rsp_prod; pairs with the frontend's rmb
+               after reading rsp_prod (RING_FOR_EACH response loop) */
+    STORE(&hdr(r)->rsp_prod, new);
+    r->rsp_prod_pub = new;
+    mb();   /* rsp_prod is visible before we read rsp_event; pairs with the frontend's
+               mb between writing rsp_event and re-reading rsp_prod
+               (RING_FINAL_CHECK_FOR_RESPONSES) */
+    uint32_t ev = LOAD(&hdr(r)->rsp_event);
+    if ((uint32_t)(new - ev) < (uint32_t)(new - old)) {
+        xp_evtchn_notify(r->xp, (uint32_t)r->port);
+        return true;
+    }
+    return false;
+}

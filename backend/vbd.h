@@ -1,0 +1,57 @@
+/* vbd.h — the I/O side of one connected virtual block device: takes
+ * requests off its rings, validates them, moves data with grant copy and
+ * turns them into volume operations.
+ *
+ * Policy lives here (what a valid request is, what each op means); ring.c
+ * knows only ring mechanics and xenbus.c only the XenBus state machine.  A
+ * bad request is answered with BLKIF_RSP_ERROR (unknown ops with
+ * BLKIF_RSP_EOPNOTSUPP) and counted; a frontend that corrupts its ring
+ * indices gets the device disconnected through the fatal callback.
+ */
+#ifndef MEMX_VBD_H
+#define MEMX_VBD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blkif_abi.h"
+#include "ring.h"
+
+#define VBD_MAX_QUEUES 16
+
+struct evloop;
+struct xp;
+struct volume;
+struct vbd;
+
+struct vbd_params {
+    const char *name;           /* "vbd <domid>/<devid>", used in log lines */
+    uint16_t domid;             /* the frontend domain: grant refs belong to it */
+    struct volume *vol;
+    bool readonly;
+    unsigned max_indirect;      /* 0: indirect descriptors not offered */
+    /* Called (from the loop, never inside a vbd call) when the frontend broke
+     * its ring; the owner then stops and frees the vbd. */
+    void (*fatal)(void *arg);
+    void *arg;
+};
+
+struct vbd_counters { uint64_t requests, errors, bad_requests; };
+
+struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p);
+/* Maps a queue's ring and binds its event channel; the first request is
+ * looked for at once. */
+int  vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
+                   uint32_t remote_port, char *err, size_t errlen);
+/* Handles an event on local port; false if none of this vbd's queues owns it. */
+bool vbd_handle_port(struct vbd *v, int port);
+/* Stops taking requests.  Returns true if nothing is in flight; otherwise
+ * drained(arg) runs (from the loop) once every in-flight request is answered. */
+bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);
+/* Unmaps the rings; the vbd must be stopped and drained.  The volume is the caller's. */
+void vbd_free(struct vbd *v);
+
+void vbd_get_counters(const struct vbd *v, struct vbd_counters *c);
+
+#endif
