@@ -1,0 +1,229 @@
+/* memx-backd: command line, configuration, start-up and shutdown.  The work is
+ * done by blkback (the Xen side), volume (the page map) and pool (the memory
+ * servers); ctl is the control socket memxctl talks to. */
+#include "blkback.h"
+#include "config.h"
+#include "ctl.h"
+#include "evloop.h"
+#include "log.h"
+#include "pool.h"
+#include "volume.h"
+#include "xenplat.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: memx-backd [OPTIONS]\n"
+            "Serve MemX volumes to Xen guests as blkif block devices (xen-blkfront),\n"
+            "storing their pages on the memory servers of [cluster] servers.\n"
+            "\n"
+            "  -c, --config FILE          configuration file (default %s/memx/memx.conf if it exists)\n"
+            "  -p, --platform real|sim    Xen libraries, or the sim platform ([backend] platform, default real)\n"
+            "  -s, --sim-dir DIR          sim platform directory ([sim] dir, default /run/memx/sim)\n"
+            "  -d, --domid N              this backend's domain id on sim ([sim] domid, default 0)\n"
+            "  -S, --control-socket PATH  control socket for memxctl ([backend] control_socket,\n"
+            "                             default /run/memx/backd.sock)\n"
+            "  -L, --log-level LEVEL      error, warn, info, debug ([backend] log_level, default info)\n"
+            "  -f, --foreground           stay in the foreground; memx-backd never forks, so this is\n"
+            "                             also the default (run it under systemd or a supervisor)\n"
+            "  -h, --help                 show this help\n"
+            "\n"
+            "Command-line options override the file.  SIGTERM or SIGINT closes every device\n"
+            "(in-flight I/O is answered first) and exits 0; a second signal exits at once.\n"
+            "Volumes keep their pages in the pool until 'memxctl volume delete NAME'.\n",
+            MEMX_SYSCONFDIR);
+}
+
+struct backd {
+    struct evloop *el;
+    struct blkback *bb;
+    bool stopping;
+};
+
+static void on_closed(void *arg)
+{
+    struct backd *b = arg;
+    mx_info("backd: every device is closed");
+    evloop_stop(b->el);
+}
+
+static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct backd *b = arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+        return;
+    if (b->stopping) {
+        mx_warn("backd: %s again: exiting without waiting for devices", strsignal((int)si.ssi_signo));
+        evloop_stop(el);
+        return;
+    }
+    b->stopping = true;
+    mx_info("backd: %s received: closing devices", strsignal((int)si.ssi_signo));
+    blkback_shutdown(b->bb, on_closed, b);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "platform", required_argument, NULL, 'p' },
+        { "sim-dir", required_argument, NULL, 's' },
+        { "domid", required_argument, NULL, 'd' },
+        { "control-socket", required_argument, NULL, 'S' },
+        { "log-level", required_argument, NULL, 'L' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *platform = NULL, *sim_dir = NULL, *domid = NULL, *sock = NULL, *level = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:p:s:d:S:L:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'p': platform = optarg; break;
+        case 's': sim_dir = optarg; break;
+        case 'd': domid = optarg; break;
+        case 'S': sock = optarg; break;
+        case 'L': level = optarg; break;
+        case 'f': break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "memx-backd: see --help\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "memx-backd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+
+    struct memx_config cfg;
+    char err[512];
+    memx_config_defaults(&cfg);
+    char defconf[300];
+    snprintf(defconf, sizeof(defconf), "%s/memx/memx.conf", MEMX_SYSCONFDIR);
+    if (!config && access(defconf, R_OK) == 0)
+        config = defconf;
+    if (config && memx_config_load(&cfg, config, err, sizeof(err))) {
+        fprintf(stderr, "memx-backd: %s\n", err);
+        return 2;
+    }
+    struct { const char *v, *section, *key, *opt; } over[] = {
+        { platform, "backend", "platform", "--platform" },
+        { sim_dir, "sim", "dir", "--sim-dir" },
+        { domid, "sim", "domid", "--domid" },
+        { sock, "backend", "control_socket", "--control-socket" },
+        { level, "backend", "log_level", "--log-level" },
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        if (over[i].v && memx_config_set(&cfg, over[i].section, over[i].key, over[i].v, err, sizeof(err))) {
+            fprintf(stderr, "memx-backd: %s %s: %s\n", over[i].opt, over[i].v, err);
+            return 2;
+        }
+    }
+    mx_log_init("memx-backd", (enum mx_log_level)cfg.backend_log_level);
+
+    /* The platform first: off Xen that is the one thing worth saying. */
+    struct xp *xp;
+    if (strcmp(cfg.platform, "sim") == 0) {
+        xp = xp_open_sim(cfg.sim_dir, (uint16_t)cfg.sim_domid);
+        if (!xp) {
+            fprintf(stderr, "memx-backd: sim platform in %s: %s (is memx-simxsd running there?)\n",
+                    cfg.sim_dir, strerror(errno));
+            return 1;
+        }
+    } else {
+        xp = xp_open_real();
+        if (!xp && errno == ENOENT) {
+            fprintf(stderr, "memx-backd: not running in a Xen domain (use --platform sim for testing)\n");
+            return 2;
+        }
+        if (!xp) {
+            fprintf(stderr, "memx-backd: cannot open the Xen libraries: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+
+    uint8_t key[MEMX_KEY_BYTES];
+    if (memx_config_load_key(&cfg, key, err, sizeof(err))) {
+        fprintf(stderr, "memx-backd: %s\n", err);
+        xp_close(xp);
+        return 2;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);       /* a memxctl that hangs up must not kill the daemon */
+    struct backd b = { 0 };
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    b.el = evloop_new();
+    if (sfd < 0 || !b.el || evloop_add_fd(b.el, sfd, EV_READ, on_signal, &b)) {
+        fprintf(stderr, "memx-backd: cannot set up the event loop: %s\n", strerror(errno));
+        return 1;
+    }
+
+    int rc = 1;
+    struct volumes *vols = NULL;
+    struct ctl *ctl = NULL;
+    struct pool *pool = pool_new(b.el, &cfg, key, err, sizeof(err));
+    explicit_bzero(key, sizeof(key));
+    if (!pool)
+        goto out;
+    vols = volumes_new(pool, cfg.dedup);
+    if (!vols) {
+        snprintf(err, sizeof(err), "cannot set up the volume table");
+        goto out;
+    }
+    b.bb = blkback_new(b.el, xp, vols, &cfg, err, sizeof(err));
+    if (!b.bb)
+        goto out;
+    struct ctl_ctx ctx = { .vols = vols, .pool = pool, .bb = b.bb, .platform = xp_name(xp),
+                           .device_type = cfg.device_type, .provider = cfg.provider };
+    ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
+    if (!ctl)
+        goto out;
+    if (blkback_start(b.bb, err, sizeof(err)) < 0)
+        goto out;
+
+    char servers[MEMX_MAX_SERVERS * 130] = "";
+    for (int i = 0; i < cfg.nservers; i++)
+        snprintf(servers + strlen(servers), sizeof(servers) - strlen(servers), "%s%s", i ? ", " : "",
+                 cfg.servers[i]);
+    mx_info("backd: version %s, platform %s (domid %u), serving backend/%s, control socket %s",
+            PACKAGE_VERSION, xp_name(xp), (unsigned)xp_domid(xp), cfg.device_type, cfg.control_socket);
+    mx_info("backd: pool of %d server(s) [%s], provider %s, %d replica(s), de-duplication %s",
+            cfg.nservers, servers, cfg.provider, cfg.replicas, cfg.dedup ? "on" : "off");
+
+    if (evloop_run(b.el) < 0) {
+        snprintf(err, sizeof(err), "event loop: %s", strerror(errno));
+        goto out;
+    }
+    mx_info("backd: stopped");
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "memx-backd: %s\n", err);
+    ctl_free(ctl);
+    if (b.bb)
+        blkback_free(b.bb);
+    volumes_free(vols);
+    if (pool)
+        pool_free(pool);
+    xp_close(xp);
+    evloop_free(b.el);
+    close(sfd);
+    return rc;
+}

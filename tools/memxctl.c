@@ -1,0 +1,420 @@
+/* memxctl: the operator's view of memx-backd through its control socket
+ * (backend/ctl.h: one JSON request line, one JSON reply line), and cluster
+ * key generation. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET "/run/memx/backd.sock"
+#define REPLY_MAX (16u << 20)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: memxctl [--socket PATH] [--json] COMMAND\n"
+            "Inspect and manage a running memx-backd.\n"
+            "\n"
+            "Commands:\n"
+            "  status               version, platform, uptime, devices, live memory servers\n"
+            "  volumes              every volume: size, owner, logical/stored/zero/duplicate pages\n"
+            "  stats                per-volume and total pages, requests, errors, latency p50/p99\n"
+            "  devices              the blkif devices being served and what they negotiated\n"
+            "  pool                 memory servers: address, provider, state, capacity, used\n"
+            "  volume delete NAME   free every page of a detached volume\n"
+            "  keygen FILE          write a new cluster key (32 random bytes as 64 hex chars, mode 0600)\n"
+            "\n"
+            "Options:\n"
+            "  -s, --socket PATH    memx-backd's control socket (default " DEFAULT_SOCKET ")\n"
+            "  -j, --json           print the daemon's JSON reply instead of a table\n"
+            "  -h, --help           show this help\n");
+}
+
+static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("memxctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* ---- keygen --------------------------------------------------------------- */
+
+static int keygen(const char *path)
+{
+    uint8_t key[MEMX_KEY_BYTES];
+    for (size_t got = 0; got < sizeof(key);) {
+        ssize_t n = getrandom(key + got, sizeof(key) - got, 0);
+        if (n < 0 && errno != EINTR)
+            die("getrandom: %s", strerror(errno));
+        if (n > 0)
+            got += (size_t)n;
+    }
+    char hex[2 * MEMX_KEY_BYTES + 2];
+    for (size_t i = 0; i < sizeof(key); i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    hex[2 * MEMX_KEY_BYTES] = '\n';
+    hex[2 * MEMX_KEY_BYTES + 1] = '\0';
+    explicit_bzero(key, sizeof(key));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        die("%s exists: refusing to overwrite a cluster key (remove it first if you mean it)", path);
+    if (fd < 0)
+        die("cannot create %s: %s", path, strerror(errno));
+    ssize_t n = write(fd, hex, strlen(hex));
+    explicit_bzero(hex, sizeof(hex));
+    if (n != (ssize_t)(2 * MEMX_KEY_BYTES + 1) || fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(path);
+        die("cannot write %s: %s", path, strerror(e));
+    }
+    printf("memxctl: wrote a new cluster key to %s (copy it to every MemX host)\n", path);
+    return 0;
+}
+
+/* ---- talking to the daemon -------------------------------------------------- */
+
+static json_object *request(const char *sock, json_object *req)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(sock) >= sizeof(sa.sun_path))
+        die("socket path %s is too long", sock);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("cannot connect to %s: %s (is memx-backd running?)", sock, strerror(errno));
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+    const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+    size_t len = strlen(line);
+    char *out = malloc(len + 1);
+    if (!out)
+        die("out of memory");
+    memcpy(out, line, len);
+    out[len] = '\n';
+    for (size_t off = 0; off <= len;) {
+        ssize_t n = send(fd, out + off, len + 1 - off, MSG_NOSIGNAL);
+        if (n < 0 && errno != EINTR)
+            die("%s: send: %s", sock, strerror(errno));
+        if (n > 0)
+            off += (size_t)n;
+    }
+    free(out);
+
+    size_t cap = 65536, got = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            die("out of memory");
+        if (got == cap) {
+            if (cap >= REPLY_MAX)
+                die("%s: reply longer than %u bytes", sock, REPLY_MAX);
+            cap *= 2;
+            buf = realloc(buf, cap);
+            continue;
+        }
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            die("%s: no reply within %ld s", sock, (long)tv.tv_sec);
+        if (n < 0)
+            die("%s: read: %s", sock, strerror(errno));
+        if (n == 0)
+            die("%s: memx-backd closed the connection without replying", sock);
+        char *nl = memchr(buf + got, '\n', (size_t)n);
+        got += (size_t)n;
+        if (nl) {
+            *nl = '\0';
+            break;
+        }
+    }
+    close(fd);
+    json_object *reply = json_tokener_parse(buf);
+    if (!reply || !json_object_is_type(reply, json_type_object))
+        die("%s: unreadable reply from memx-backd", sock);
+    free(buf);
+    json_object *e;
+    if (json_object_object_get_ex(reply, "error", &e))
+        die("%s", json_object_get_string(e));
+    return reply;
+}
+
+/* ---- human output ---------------------------------------------------------- */
+
+static const char *s_of(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "-";
+}
+
+static uint64_t u_of(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_uint64(v) : 0;
+}
+
+static json_object *arr_of(json_object *o, const char *k)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_array))
+        die("reply has no '%s' list (is memxctl older than memx-backd?)", k);
+    return v;
+}
+
+/* A table whose columns are as wide as their widest cell; numbers right-aligned. */
+#define TCOLS 16
+struct table {
+    int ncols;
+    const char *align;      /* 'l' or 'r' per column */
+    char *(*cell)[TCOLS];
+    int nrows, cap;
+};
+
+static void t_row(struct table *t, ...)
+{
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->cell = realloc(t->cell, (size_t)t->cap * sizeof(*t->cell));
+        if (!t->cell)
+            die("out of memory");
+    }
+    va_list ap;
+    va_start(ap, t);
+    for (int c = 0; c < t->ncols; c++) {
+        const char *s = va_arg(ap, const char *);
+        t->cell[t->nrows][c] = strdup(s ? s : "");
+    }
+    va_end(ap);
+    t->nrows++;
+}
+
+static void t_print(struct table *t)
+{
+    int w[TCOLS] = { 0 };
+    for (int r = 0; r < t->nrows; r++)
+        for (int c = 0; c < t->ncols; c++)
+            if ((int)strlen(t->cell[r][c]) > w[c])
+                w[c] = (int)strlen(t->cell[r][c]);
+    for (int r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++) {
+            bool last = c == t->ncols - 1;
+            if (t->align[c] == 'r')
+                printf("%*s%s", w[c], t->cell[r][c], last ? "" : "  ");
+            else
+                printf("%-*s%s", last ? 0 : w[c], t->cell[r][c], last ? "" : "  ");
+            free(t->cell[r][c]);
+        }
+        putchar('\n');
+    }
+    free(t->cell);
+}
+
+/* Small helpers that format into rotating static buffers, for t_row arguments. */
+static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static const char *fmt(const char *f, ...)
+{
+    static char bufs[32][64];
+    static int i;
+    char *b = bufs[i++ % 32];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b, 64, f, ap);
+    va_end(ap);
+    return b;
+}
+
+static const char *num(json_object *o, const char *k) { return fmt("%llu", (unsigned long long)u_of(o, k)); }
+
+static const char *size_of(json_object *o, const char *k)
+{
+    char b[32];
+    return fmt("%s", memx_format_size(u_of(o, k), b, sizeof(b)));
+}
+
+static void show_status(json_object *r)
+{
+    uint64_t up = u_of(r, "uptime_s");
+    printf("version      %s\n", s_of(r, "version"));
+    printf("platform     %s\n", s_of(r, "platform"));
+    printf("device type  %s\n", s_of(r, "device_type"));
+    printf("provider     %s\n", s_of(r, "provider"));
+    printf("uptime       %llud %02lluh %02llum %02llus\n", (unsigned long long)(up / 86400),
+           (unsigned long long)(up / 3600 % 24), (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
+    printf("devices      %s\n", num(r, "devices"));
+    printf("volumes      %s\n", num(r, "volumes"));
+    printf("servers      %s of %s live\n", num(r, "servers_live"), num(r, "servers_total"));
+}
+
+static void show_volumes(json_object *r)
+{
+    json_object *a = arr_of(r, "volumes");
+    static struct table t = { .ncols = 7, .align = "lrlrrrr" };
+    t_row(&t, "NAME", "SIZE", "OWNER", "LOGICAL", "STORED", "ZERO", "DUP");
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        const char *owner = s_of(v, "owner");
+        t_row(&t, s_of(v, "name"), size_of(v, "size"), owner[0] ? owner : "(detached)", num(v, "logical_pages"),
+              num(v, "stored_pages"), num(v, "zero_pages"), num(v, "dup_pages"));
+    }
+    t_print(&t);
+    if (!json_object_array_length(a))
+        printf("(no volumes)\n");
+}
+
+static void stats_row(struct table *t, const char *name, json_object *v)
+{
+    t_row(t, name, num(v, "logical_pages"), num(v, "stored_pages"), num(v, "zero_pages"), num(v, "dup_pages"),
+          num(v, "requests"), num(v, "errors"), s_of(v, "read_p50_us"), s_of(v, "read_p99_us"),
+          s_of(v, "write_p50_us"), s_of(v, "write_p99_us"));
+}
+
+static void show_stats(json_object *r)
+{
+    json_object *a = arr_of(r, "volumes"), *tot;
+    static struct table t = { .ncols = 11, .align = "lrrrrrrrrrr" };
+    t_row(&t, "VOLUME", "LOGICAL", "STORED", "ZERO", "DUP", "REQUESTS", "ERRORS", "READ p50us", "p99us",
+          "WRITE p50us", "p99us");
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        stats_row(&t, s_of(v, "name"), v);
+    }
+    if (!json_object_object_get_ex(r, "totals", &tot))
+        die("reply has no totals");
+    stats_row(&t, "(total)", tot);
+    t_print(&t);
+    uint64_t logical = u_of(tot, "logical_pages"), zero = u_of(tot, "zero_pages"), dup = u_of(tot, "dup_pages");
+    if (logical)
+        printf("pages: %llu logical, %llu stored; savings: zero pages %.1f%%, duplicates %.1f%%\n",
+               (unsigned long long)logical, (unsigned long long)u_of(tot, "stored_pages"),
+               100.0 * (double)zero / (double)logical, 100.0 * (double)dup / (double)logical);
+}
+
+static void show_devices(json_object *r)
+{
+    json_object *a = arr_of(r, "devices");
+    static struct table t = { .ncols = 11, .align = "rrllllrrrrr" };
+    t_row(&t, "DOMID", "DEVID", "STATE", "VOLUME", "PROTOCOL", "FEATURES", "QUEUES", "RING", "REQUESTS", "ERRORS",
+          "BAD");
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *d = json_object_array_get_idx(a, i), *f;
+        char feat[64] = "";
+        const char *names[] = { "indirect", "flush", "discard" };
+        for (int k = 0; k < 3; k++)
+            if (json_object_object_get_ex(d, names[k], &f) && json_object_get_boolean(f))
+                snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s", feat[0] ? "," : "", names[k]);
+        const char *vol = s_of(d, "volume");
+        t_row(&t, num(d, "domid"), num(d, "devid"), s_of(d, "state"), vol[0] ? vol : "-", s_of(d, "protocol"),
+              feat[0] ? feat : "-", num(d, "queues"), num(d, "ring_pages"), num(d, "requests"), num(d, "errors"),
+              num(d, "bad_requests"));
+    }
+    t_print(&t);
+    if (!json_object_array_length(a))
+        printf("(no devices)\n");
+}
+
+static void show_pool(json_object *r)
+{
+    json_object *a = arr_of(r, "servers");
+    static struct table t = { .ncols = 5, .align = "lllrr" };
+    t_row(&t, "SERVER", "PROVIDER", "STATE", "CAPACITY", "USED");
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *s = json_object_array_get_idx(a, i);
+        t_row(&t, s_of(s, "addr"), s_of(s, "provider"), s_of(s, "state"), size_of(s, "capacity"),
+              size_of(s, "used"));
+    }
+    t_print(&t);
+    printf("pages stored %s, slabs %s, writes %s, reads %s, errors %s\n", num(r, "pages_stored"), num(r, "slabs"),
+           num(r, "writes"), num(r, "reads"), num(r, "errors"));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *sock = DEFAULT_SOCKET;
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sock = optarg; break;
+        case 'j': json = true; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "memxctl: see --help\n");
+            return 2;
+        }
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    if (nargs < 1) {
+        fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume delete NAME, "
+                        "keygen FILE; see --help)\n");
+        return 2;
+    }
+    const char *cmd = args[0];
+    if (strcmp(cmd, "keygen") == 0) {
+        if (nargs != 2) {
+            fprintf(stderr, "memxctl: usage: memxctl keygen FILE\n");
+            return 2;
+        }
+        return keygen(args[1]);
+    }
+
+    void (*show)(json_object *) = NULL;
+    json_object *req = json_object_new_object();
+    if (strcmp(cmd, "volume") == 0) {
+        if (nargs != 3 || strcmp(args[1], "delete") != 0) {
+            fprintf(stderr, "memxctl: usage: memxctl volume delete NAME\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("volume-delete"));
+        json_object_object_add(req, "name", json_object_new_string(args[2]));
+    } else {
+        static const struct { const char *name; void (*show)(json_object *); } cmds[] = {
+            { "status", show_status }, { "volumes", show_volumes }, { "stats", show_stats },
+            { "devices", show_devices }, { "pool", show_pool },
+        };
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+            if (strcmp(cmd, cmds[i].name) == 0)
+                show = cmds[i].show;
+        if (!show) {
+            fprintf(stderr, "memxctl: unknown command '%s' (see --help)\n", cmd);
+            return 2;
+        }
+        if (nargs != 1) {
+            fprintf(stderr, "memxctl: %s takes no arguments\n", cmd);
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string(cmd));
+    }
+
+    json_object *reply = request(sock, req);
+    json_object_put(req);
+    if (json)
+        printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+    else if (show)
+        show(reply);
+    else
+        printf("volume %s deleted\n", args[2]);
+    json_object_put(reply);
+    return 0;
+}
