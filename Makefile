@@ -22,6 +22,7 @@ deps:
 
 configure: $(AUTOGEN_INPUTS)
 	@tools/install-deps.sh build
+	@mkdir -p m4
 	autoreconf -fi >/dev/null
 	@touch configure
 
