@@ -90,13 +90,17 @@ static int set_state(struct memxfront *f, int s)
     return 0;
 }
 
-static void drain_watches(struct memxfront *f)
+/* Returns how many watch events were queued. */
+static unsigned drain_watches(struct memxfront *f)
 {
     char *path, *token;
+    unsigned n = 0;
     while (xp_xs_next_watch(f->xp, &path, &token) == 1) {
         free(path);
         free(token);
+        n++;
     }
+    return n;
 }
 
 /* Waits until the backend state is in mask (bit per XenbusState; bit 31 means
@@ -451,7 +455,10 @@ fail: {
 
 bool mf_check_backend(struct memxfront *f)
 {
-    drain_watches(f);
+    /* Only a fired watch can mean a state change: no XenStore round trip on
+     * the I/O path otherwise. */
+    if (!drain_watches(f))
+        return !f->dead;
     int s = mf_backend_state(f);
     if (s == XenbusStateConnected)
         return true;

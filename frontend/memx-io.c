@@ -94,7 +94,7 @@ struct job {
     unsigned qd, inflight;
     struct op *ops;
     struct histo h;             /* latency of this phase, ns */
-    uint64_t done_ops, done_pages, errors, mismatches, verified, zero_verified;
+    uint64_t done_ops, done_pages, errors, mismatches, verified, zero_verified, flushes;
     bool disconnected;
     /* generator state */
     uint64_t rng, next, count;
@@ -124,6 +124,7 @@ static void op_done(void *arg, int status)
         return;
     }
     j->done_pages += o->npages;
+    j->flushes += o->kind == OP_FLUSH;
     if (o->kind != OP_READ)
         return;
     for (unsigned i = 0; i < o->npages; i++) {
@@ -393,9 +394,9 @@ static int cmd_verify(struct memxfront *f, const struct args *a)
     shuffle(&j);
     j.gen = gen_verify_write;
     double s = run(&j);
-    uint64_t written = j.done_pages, flushes = a->flush_every ? j.count / a->flush_every : 0;
+    uint64_t written = j.done_pages;
     report("write", &j, s);
-    printf("write: %" PRIu64 " flushes\n", flushes);
+    printf("write: %" PRIu64 " flushes completed\n", j.flushes);
     errors += j.errors;
     if (a->discard_frac > 0 && !j.disconnected) {
         j.errors = 0;
