@@ -11,7 +11,8 @@
 # Every ELF given after CACHE (the memx binaries) gets its shared libraries
 # copied in, resolved with ldd on this host, so dom0 can run the host-built
 # binaries straight from the 9p share.  xen-blkback is deliberately left out of
-# the image: it would claim every backend/vbd node before memx-backd sees it.
+# the image's boot modules: it would claim every backend/vbd node before
+# memx-backd sees it (only the XEN_CONTROL=blkback run loads it).
 set -euo pipefail
 CACHE=$1; shift
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -86,7 +87,9 @@ mods="drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs dri
  drivers/xen/xen-gntalloc drivers/virtio/virtio drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev
  drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/9p/9pnet net/9p/9pnet_virtio
  fs/netfs/netfs fs/fscache/fscache fs/9p/9p"
-for m in $mods; do
+# Only for the control run (XEN_CONTROL=blkback), never loaded otherwise.
+ctl_mods="drivers/block/loop drivers/block/xen-blkback/xen-blkback"
+for m in $mods $ctl_mods; do
     mkdir -p "d/lib/modules/$KVER/kernel/$(dirname "$m")"
     cp "$KM/$m.ko" "d/lib/modules/$KVER/kernel/$m.ko"
 done
