@@ -11,7 +11,17 @@ it_start_world 256M
 it_create 1 xvdb "memx:it-evil:16M"
 it_create 2 xvdb "memx:it-good:96M"
 
-it_io 2 xvdb verify --size 96M --qd 8 --seed 21 --discard-fraction 0.02 > "$T/good.out" 2> "$T/good.log" &
+# Domain 2 verifies its disk over and over until domain 1 is done, so every
+# bad request lands while honest I/O is in flight beside it.
+(
+  runs=0
+  while [ $runs = 0 ] || [ ! -e "$T/evil-done" ]; do
+    it_io 2 xvdb verify --size 32M --qd 8 --seed $((21 + runs)) --discard-fraction 0.02 > "$T/good.out" \
+      2> "$T/good.log" || exit 1
+    runs=$((runs + 1))
+    echo "$runs" > "$T/good.runs"
+  done
+) &
 good=$!
 
 kinds="too-many-segs past-end bad-gref bad-sects unknown-op indirect-too-many discard-past-end"
@@ -36,9 +46,11 @@ it_io 1 xvdb write --seed 3 --offset 0 --size 1M > "$T/re.out" 2> "$T/re.log" ||
 it_io 1 xvdb read-verify --seed 3 --offset 0 --size 1M >> "$T/re.out" 2>> "$T/re.log" ||
   it_fail "domain 1 reads wrong data after reconnecting"
 
+touch "$T/evil-done"
 wait $good || { cat "$T/good.out"; it_fail "domain 2's verify failed while domain 1 misbehaved"; }
 cat "$T/good.out"
 [ "$(it_field "$T/good.out" mismatches)" = 0 ] || it_fail "domain 2 saw mismatches"
 it_alive backd
 it_summary "$refused malformed kinds refused + req-prod-ahead disconnected; domain 2 verified" \
-  "$(it_field "$T/good.out" verified) pages, 0 mismatches; backd alive; domain 1 reconnected"
+  "$(cat "$T/good.runs") x $(it_field "$T/good.out" verified) pages alongside, 0 mismatches; backd alive;" \
+  "domain 1 reconnected"

@@ -90,7 +90,7 @@ it_spawn() {
 }
 
 # Running and not a zombie.
-it_running() { [ -r "/proc/$1/stat" ] && ! awk '{exit $3 == "Z" ? 0 : 1}' "/proc/$1/stat"; }
+it_running() { [ -r "/proc/$1/stat" ] && ! awk '{exit $3 == "Z" ? 0 : 1}' "/proc/$1/stat" 2>/dev/null; }
 
 it_alive() {
   it_running "${IT_PID[$1]}" || it_fail "$1 is not running any more"
