@@ -703,7 +703,7 @@ void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb
         uint64_t leaf_end = ((idx >> LEAF_BITS) + 1) << LEAF_BITS;
         if (leaf_end > full_hi)
             leaf_end = full_hi;
-        for (; v->top[idx >> LEAF_BITS] && idx < leaf_end; idx++)
+        for (; idx < leaf_end && v->top[idx >> LEAF_BITS]; idx++)
             write_page(r, idx, 0, VOLUME_PAGE_SIZE, NULL);
         idx = leaf_end;
     }

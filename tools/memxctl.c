@@ -318,7 +318,8 @@ static void show_devices(json_object *r)
             if (json_object_object_get_ex(d, names[k], &f) && json_object_get_boolean(f))
                 snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s", feat[0] ? "," : "", names[k]);
         const char *vol = s_of(d, "volume");
-        t_row(&t, num(d, "domid"), num(d, "devid"), s_of(d, "state"), vol[0] ? vol : "-", s_of(d, "protocol"),
+        const char *proto = s_of(d, "protocol");
+        t_row(&t, num(d, "domid"), num(d, "devid"), s_of(d, "state"), vol[0] ? vol : "-", proto[0] ? proto : "-",
               feat[0] ? feat : "-", num(d, "queues"), num(d, "ring_pages"), num(d, "requests"), num(d, "errors"),
               num(d, "bad_requests"));
     }
