@@ -64,9 +64,13 @@ struct fab {
      * in a heap copy) or the provider said EAGAIN.  FIFO. */
     struct fab_op *backlog, *backlog_tail;
     bool hooked;
+    int posted;                 /* ops the provider holds for us */
+    int expected;               /* replies the caller awaits */
 };
 
 static int fi_to_errno(ssize_t rc) { return rc < 0 ? (int)rc : -(int)rc; }
+
+void fab_expect(struct fab *f, int n) { f->expected += n; }
 
 const char *fab_provider(const struct fab *f) { return f->info->fabric_attr->prov_name; }
 
@@ -84,8 +88,10 @@ static int post(struct fab *f, struct fab_op *op)
         rc = fi_send(f->ep, op->buf, op->len, f->arena_desc, op->peer, &op->ctx);
     else
         rc = fi_read(f->ep, op->buf, op->len, f->arena_desc, op->peer, op->raddr, op->key, &op->ctx);
-    if (rc == 0)
+    if (rc == 0) {
         op->posted = true;
+        f->posted++;
+    }
     return rc == -FI_EAGAIN ? -EAGAIN : fi_to_errno(rc);
 }
 
@@ -109,47 +115,59 @@ static void complete(struct fab *f, struct fab_op *op, int status)
     if (op->cb)
         op->cb(op->arg, op->tag, status, op->kind == OP_READ && !status ? op->buf : NULL,
                op->kind == OP_READ && !status ? op->len : 0);
+    if (op->posted)
+        f->posted--;
     op->posted = false;
     op->next = f->free_ops;
     f->free_ops = op;
 }
 
-/* Posts what waits in the backlog, in order, while buffers and the provider allow. */
+/* Posts what waits in the backlog, oldest first.  An op the provider refuses
+ * with EAGAIN (e.g. its peer's connection is stuck) stays queued without
+ * holding up ops for other peers. */
 static void drain_backlog(struct fab *f)
 {
-    while (f->backlog) {
-        struct fab_op *op = f->backlog;
-        if (!is_arena_op(f, op)) {
+    struct fab_op *op = f->backlog, *keep = NULL, *keep_tail = NULL;
+    f->backlog = f->backlog_tail = NULL;
+    while (op) {
+        struct fab_op *next = op->next;
+        int rc = -EAGAIN;
+        if (!is_arena_op(f, op) && f->free_ops) {
             /* A heap-held op needs a registered buffer before the provider sees it. */
             struct fab_op *r = f->free_ops;
-            if (!r)
-                return;
             f->free_ops = r->next;
             uint8_t *buf = r->buf;
             memcpy(r, op, sizeof(*r));
             r->buf = buf;
             if (op->kind == OP_SEND)
                 memcpy(r->buf, op->buf, op->len);
-            r->next = op->next;
-            if (f->backlog_tail == op)
-                f->backlog_tail = r;
-            f->backlog = r;
             free(op->buf);
             free(op);
             op = r;
         }
-        int rc = post(f, op);
-        if (rc == -EAGAIN)
-            return;
-        f->backlog = op->next;
-        if (!f->backlog)
-            f->backlog_tail = NULL;
-        if (rc) {
+        if (is_arena_op(f, op))
+            rc = post(f, op);
+        if (rc == -EAGAIN) {
+            op->next = NULL;
+            if (keep_tail)
+                keep_tail->next = op;
+            else
+                keep = op;
+            keep_tail = op;
+        } else if (rc) {
             char a[64];
             mx_warn("%s: cannot post to %s: %s", f->name, fab_peer_str(f, op->peer, a, sizeof(a)),
                     fi_strerror(-rc));
             complete(f, op, rc);
         }
+        op = next;
+    }
+    /* Callbacks above may have queued more behind us: keep the older ones first. */
+    if (keep) {
+        keep_tail->next = f->backlog;
+        if (!f->backlog)
+            f->backlog_tail = keep_tail;
+        f->backlog = keep;
     }
 }
 
@@ -271,7 +289,7 @@ static int prepare(struct evloop *el, void *arg)
     struct fab *f = arg;
     if (poll_cq(f))
         return 1;
-    if (f->backlog)
+    if (f->backlog || f->posted > 0 || f->expected > 0)
         return 1;
     struct fid *fids[1] = { &f->cq->fid };
     return fi_trywait(f->fabric, fids, 1) == FI_SUCCESS ? 0 : 1;
@@ -521,6 +539,19 @@ int fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err,
         return -1;
     }
     return 0;
+}
+
+int fab_peer_add_raw(struct fab *f, const void *name, size_t len, fi_addr_t *out)
+{
+    if (len == 0)
+        return -EINVAL;
+    return fi_av_insert(f->av, name, 1, out, 0, NULL) == 1 ? 0 : -EINVAL;
+}
+
+int fab_local_name(struct fab *f, void *buf, size_t *len)
+{
+    int rc = fi_getname(&f->ep->fid, buf, len);
+    return rc ? fi_to_errno(rc) : 0;
 }
 
 void fab_peer_remove(struct fab *f, fi_addr_t a)

@@ -11,7 +11,12 @@
  *
  * Progress is manual and runs on the caller's evloop: the CQ's wait fd is an
  * evloop fd, and a prepare hook calls fi_trywait() so the loop never sleeps
- * while the provider still has work.  No thread is started.
+ * while the provider still has work.  No thread is started.  Measured on
+ * libfabric 1.17 tcp;ofi_rxm: the wait fd does not reliably fire when a reply
+ * arrives (an idle loop woke only on its next timer, ~100 ms per op), so while
+ * operations are outstanding — our own posted ops, or replies the caller says
+ * it awaits (fab_expect) — the hook keeps the loop polling.  An idle daemon
+ * still sleeps on the wait fd, which does fire for new incoming traffic.
  *
  * Every outgoing message is copied into a registered buffer owned by the
  * fabric (4 KiB pages cost ~100 ns to copy), so callers never register memory
@@ -52,12 +57,20 @@ struct fab_opts {
 struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, size_t errlen);
 void fab_close(struct fab *f);
 
+/* The caller awaits n more (or, negative, fewer) replies: keep progressing. */
+void fab_expect(struct fab *f, int n);
+
 /* The provider the endpoint really uses (fi_info->fabric_attr->prov_name). */
 const char *fab_provider(const struct fab *f);
 
 /* Resolves "host:port" and adds it to the address vector. */
 int  fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err, size_t errlen);
+/* Adds a peer by the raw endpoint name it sent us (see fab_local_name): how a
+ * server learns to answer a client the provider reports as FI_ADDR_NOTAVAIL. */
+int  fab_peer_add_raw(struct fab *f, const void *name, size_t len, fi_addr_t *out);
 void fab_peer_remove(struct fab *f, fi_addr_t a);
+/* Our endpoint's name (fi_getname); *len in: buffer size, out: name length. */
+int  fab_local_name(struct fab *f, void *buf, size_t *len);
 /* A printable form of a peer's address, for logs. */
 const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
 

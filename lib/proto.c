@@ -22,7 +22,7 @@ const char *proto_type_name(int type)
 /* Exact body length of each type (PAGE_READ_R: with data; without when status != 0). */
 #define PAGE_BODY (8u + PROTO_PAGE_SIZE)
 static const uint32_t body_len[PROTO_TYPE_MAX] = {
-    [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
+    [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES + 4 + PROTO_ADDR_MAX,
     [PROTO_CHALLENGE] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
     [PROTO_AUTH] = PROTO_MAC_BYTES,
     [PROTO_WELCOME] = PROTO_MAC_BYTES + 24,
@@ -100,11 +100,17 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
     size_t len = PROTO_HDR_SIZE + blen;
     switch (m->type) {
     case PROTO_HELLO:
-    case PROTO_CHALLENGE:
-        /* hello and challenge have the same layout */
-        if (!put_str(b, m->u.hello.id))
+        if (!put_str(b, m->u.hello.id) || m->u.hello.addr_len > PROTO_ADDR_MAX)
             return 0;
         memcpy(b + PROTO_ID_MAX, m->u.hello.nonce, PROTO_NONCE_BYTES);
+        put32(b + PROTO_ID_MAX + PROTO_NONCE_BYTES, m->u.hello.addr_len);
+        memset(b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4, 0, PROTO_ADDR_MAX);
+        memcpy(b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4, m->u.hello.addr, m->u.hello.addr_len);
+        break;
+    case PROTO_CHALLENGE:
+        if (!put_str(b, m->u.challenge.id))
+            return 0;
+        memcpy(b + PROTO_ID_MAX, m->u.challenge.nonce, PROTO_NONCE_BYTES);
         break;
     case PROTO_AUTH:
         memcpy(b, m->u.auth.mac, PROTO_MAC_BYTES);
@@ -192,11 +198,25 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
     m->req_id = get64(buf + 16);
     const uint8_t *b = buf + PROTO_HDR_SIZE;
     switch (type) {
-    case PROTO_HELLO:
-    case PROTO_CHALLENGE:
+    case PROTO_HELLO: {
         if (!get_str(b, m->u.hello.id))
-            FAIL("%s: identity is not a printable NUL-padded string", names[type]);
+            FAIL("HELLO: identity is not a printable NUL-padded string");
         memcpy(m->u.hello.nonce, b + PROTO_ID_MAX, PROTO_NONCE_BYTES);
+        uint32_t al = get32(b + PROTO_ID_MAX + PROTO_NONCE_BYTES);
+        const uint8_t *a = b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4;
+        if (al > PROTO_ADDR_MAX)
+            FAIL("HELLO: address length %u exceeds %u", al, PROTO_ADDR_MAX);
+        for (uint32_t i = al; i < PROTO_ADDR_MAX; i++)
+            if (a[i])
+                FAIL("HELLO: address padding not zero");
+        m->u.hello.addr_len = al;
+        memcpy(m->u.hello.addr, a, al);
+        break;
+    }
+    case PROTO_CHALLENGE:
+        if (!get_str(b, m->u.challenge.id))
+            FAIL("CHALLENGE: identity is not a printable NUL-padded string");
+        memcpy(m->u.challenge.nonce, b + PROTO_ID_MAX, PROTO_NONCE_BYTES);
         break;
     case PROTO_AUTH:
         memcpy(m->u.auth.mac, b, PROTO_MAC_BYTES);

@@ -12,7 +12,7 @@
  * value bound, and only then fills a struct proto_msg.  Requests carry
  * status 0; replies carry 0 or a positive errno.
  *
- * Session: HELLO (client nonce) -> CHALLENGE (server nonce) -> AUTH (client
+ * Session: HELLO (client nonce, endpoint name) -> CHALLENGE (server nonce) -> AUTH (client
  * MAC) -> WELCOME (server MAC, capacity) or REFUSED.  Then SLAB_ALLOC/FREE,
  * PAGE_WRITE (data inline; the reply is the remote-completion ack),
  * PAGE_READ (a message read, for providers without usable RMA; the normal read
@@ -31,6 +31,7 @@
 #define PROTO_NONCE_BYTES 32u
 #define PROTO_MAC_BYTES   32u
 #define PROTO_ID_MAX      64u          /* identities and reasons: at most 63 chars */
+#define PROTO_ADDR_MAX    64u          /* a raw libfabric endpoint name */
 #define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 16u + PROTO_PAGE_SIZE)
 
 enum proto_type {
@@ -57,7 +58,15 @@ struct proto_msg {
     uint16_t status;
     uint64_t req_id;
     union {
-        struct { char id[PROTO_ID_MAX]; uint8_t nonce[PROTO_NONCE_BYTES]; } hello;
+        /* addr: the client's endpoint name, so a server whose provider cannot
+         * tell it the sender's address (rxm reports FI_ADDR_NOTAVAIL for peers
+         * not in its AV) can insert it and answer. */
+        struct {
+            char id[PROTO_ID_MAX];
+            uint8_t nonce[PROTO_NONCE_BYTES];
+            uint32_t addr_len;
+            uint8_t addr[PROTO_ADDR_MAX];
+        } hello;
         struct { char id[PROTO_ID_MAX]; uint8_t nonce[PROTO_NONCE_BYTES]; } challenge;
         struct { uint8_t mac[PROTO_MAC_BYTES]; } auth;
         struct {

@@ -210,12 +210,19 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     struct memd *m = arg;
     struct proto_msg q;
     char why[160], a[64];
-    if (from == FI_ADDR_NOTAVAIL) {
-        mx_warn("%s: message from a peer with no address, ignored", m->name);
-        return;
-    }
     if (proto_decode(buf, len, &q, why, sizeof(why))) {
         mx_warn("%s: bad message from %s: %s", m->name, fab_peer_str(m->fab, from, a, sizeof(a)), why);
+        return;
+    }
+    /* The provider names only peers in our AV; a new client tells us its
+     * endpoint name in HELLO, and everything after that carries its address. */
+    if (from == FI_ADDR_NOTAVAIL && q.type == PROTO_HELLO &&
+        fab_peer_add_raw(m->fab, q.u.hello.addr, q.u.hello.addr_len, &from)) {
+        mx_warn("%s: HELLO from '%s' with an unusable address, ignored", m->name, q.u.hello.id);
+        return;
+    }
+    if (from == FI_ADDR_NOTAVAIL) {
+        mx_warn("%s: %s from an unknown peer, ignored", m->name, proto_type_name(q.type));
         return;
     }
     if (q.type == PROTO_HELLO) {

@@ -1,0 +1,1089 @@
+/* pool.c — the pool client.  See pool.h for the contract.
+ *
+ * Shape: one fabric endpoint talks to every memory server.  A server is a
+ * small state machine (connecting -> up -> down -> connecting ..., or refused)
+ * driven by one periodic tick that also times out handshakes and stuck
+ * operations.  Work for a server is a "server op" (sop); at most MAX_INFLIGHT
+ * are on the wire per server, the rest wait in its FIFO.  A reply finds its
+ * sop through the request id (slot index + sequence number), so a late reply
+ * from an earlier connection can never complete a newer operation.
+ *
+ * A pool slab is R server slabs (replicas) of the same size; a page handle is
+ * (slab index + 1) << 32 | page index, so per-page state is one bit.  When a
+ * replica misses a write (its server failed, or refused), the whole replica is
+ * marked stale and never read again: reads are only ever served from replicas
+ * that have every acknowledged write.
+ *
+ * Every user callback goes through the done queue, drained from a zero-delay
+ * timer, so none runs inside the call that started it.
+ */
+#include "pool.h"
+#include "auth.h"
+#include "evloop.h"
+#include "fabric.h"
+#include "log.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_INFLIGHT      64        /* messages + reads on the wire per server */
+#define MAX_REPLICAS      3
+#define TICK_MS           100
+#define HELLO_TIMEOUT_MS  2000
+#define OP_TIMEOUT_MS     3000
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    5000
+#define REFUSED_RETRY_MS  30000
+#define HS_SLOT           0xffu     /* low byte of the handshake request id */
+
+enum srv_state { SRV_CONNECTING, SRV_UP, SRV_DOWN, SRV_REFUSED };
+static const char *const state_names[] = { "connecting", "up", "down", "refused" };
+
+enum req_kind { R_WRITE, R_READ };
+
+struct req {
+    enum req_kind kind;
+    int status;
+    pool_page_t page;
+    const void *data;           /* write source */
+    void *out;                  /* read destination */
+    pool_write_cb wcb;
+    pool_io_cb rcb;
+    void *arg;
+    int pending, acked;         /* write: replicas outstanding / acknowledged */
+    unsigned tried;             /* read: replicas tried, bit per replica */
+    struct req *next;
+};
+
+enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ };
+
+struct sop {
+    enum sop_kind kind;
+    uint64_t req_id;
+    uint64_t started_ms;
+    struct req *req;
+    uint32_t slab;              /* pool slab index */
+    int rep;                    /* replica index in that slab */
+    uint32_t page;
+    uint32_t srv_slab;          /* SOP_FREE: the server's slab id */
+    struct sop *next;
+};
+
+struct server {
+    struct pool *p;
+    int idx;
+    char addr[128];
+    fi_addr_t fa;
+    bool have_fa, tried_once;
+    enum srv_state state;
+    uint64_t gen;               /* bumps on every connection attempt */
+    uint64_t hs_started_ms, retry_at_ms;
+    unsigned backoff_ms;
+    uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
+    char sid[PROTO_ID_MAX];
+    uint64_t capacity, used;
+    bool full;
+    uint32_t seq;
+    struct sop *slots[MAX_INFLIGHT];
+    int inflight;
+    struct sop *q_head, *q_tail;
+};
+
+struct replica {
+    int srv;
+    uint32_t id;                /* the server's slab id */
+    uint64_t raddr, rkey;
+    bool ok;                    /* has every acknowledged write */
+};
+
+struct pslab {
+    bool used, ready;
+    int nrep, want;             /* replicas placed / being placed */
+    int allocating;             /* SLAB_ALLOCs in flight */
+    struct replica rep[MAX_REPLICAS];
+    uint32_t nfree, hint;
+    uint64_t *bits;             /* page in use */
+};
+
+struct pool {
+    struct evloop *el;
+    struct fab *fab;
+    uint8_t key[MEMX_KEY_BYTES];
+    char id[PROTO_ID_MAX];
+    int replicas;
+    uint64_t slab_size;
+    uint32_t pages_per_slab;
+    struct server srv[MEMX_MAX_SERVERS];
+    int nsrv;
+    struct pslab *slabs;
+    uint32_t nslabs;
+    int building;               /* slab being allocated, -1 if none */
+    struct req *wait_head, *wait_tail;  /* writes waiting for a slab */
+    struct req *done_head, *done_tail;  /* completions to deliver */
+    struct sop *free_sops;
+    long long tick;
+    long long deliver_timer;    /* armed while done_head is non-empty */
+    bool degraded_warned;
+    struct pool_stats st;
+};
+
+static void srv_down(struct server *s, const char *why);
+static int deliver(struct evloop *el, long long id, void *arg);
+static void kick_slab(struct pool *p);
+static void start_write(struct pool *p, struct req *r);
+static void issue_read(struct pool *p, struct req *r);
+
+/* ---- completions ---- */
+
+static void finish(struct pool *p, struct req *r, int status)
+{
+    r->status = status;
+    if (status)
+        p->st.errors++;
+    r->next = NULL;
+    if (p->done_tail)
+        p->done_tail->next = r;
+    else
+        p->done_head = r;
+    p->done_tail = r;
+    if (!p->deliver_timer)
+        p->deliver_timer = evloop_add_timer(p->el, 0, deliver, p);
+}
+
+/* A zero-delay timer, not a prepare hook: timers run after the loop's wait,
+ * so evloop_run_once() returns right after the callbacks instead of sleeping
+ * once more first. */
+static int deliver(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    p->deliver_timer = 0;
+    /* Take the list first: callbacks may start I/O that finishes at once. */
+    struct req *r = p->done_head;
+    p->done_head = p->done_tail = NULL;
+    while (r) {
+        struct req *next = r->next;
+        if (r->kind == R_WRITE)
+            r->wcb(r->arg, r->status, r->status ? 0 : r->page);
+        else
+            r->rcb(r->arg, r->status);
+        free(r);
+        r = next;
+    }
+    return -1;
+}
+
+/* ---- pages ---- */
+
+static pool_page_t make_page(uint32_t slab, uint32_t page)
+{
+    return ((uint64_t)(slab + 1) << 32) | page;
+}
+
+static bool split_page(const struct pool *p, pool_page_t pg, uint32_t *slab, uint32_t *page)
+{
+    uint64_t s = pg >> 32;
+    if (s == 0 || s > p->nslabs || (uint32_t)pg >= p->pages_per_slab || !p->slabs[s - 1].used)
+        return false;
+    *slab = (uint32_t)(s - 1);
+    *page = (uint32_t)pg;
+    return true;
+}
+
+static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
+{
+    for (uint32_t i = 0; i < p->nslabs; i++) {
+        struct pslab *ps = &p->slabs[i];
+        if (!ps->used || !ps->ready || !ps->nfree)
+            continue;
+        for (uint32_t n = 0, w = ps->hint; n < p->pages_per_slab / 64; n++, w = (w + 1) % (p->pages_per_slab / 64)) {
+            if (ps->bits[w] == UINT64_MAX)
+                continue;
+            int b = __builtin_ctzll(~ps->bits[w]);
+            ps->bits[w] |= 1ull << b;
+            ps->nfree--;
+            ps->hint = w;
+            *slab = i;
+            *page = w * 64 + (uint32_t)b;
+            p->st.pages_stored++;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void put_page(struct pool *p, uint32_t slab, uint32_t page)
+{
+    struct pslab *ps = &p->slabs[slab];
+    ps->bits[page / 64] &= ~(1ull << (page % 64));
+    ps->nfree++;
+    p->st.pages_stored--;
+}
+
+/* ---- server ops ---- */
+
+static struct sop *sop_new(struct pool *p, enum sop_kind kind)
+{
+    struct sop *o = p->free_sops;
+    if (o)
+        p->free_sops = o->next;
+    else if (!(o = malloc(sizeof(*o))))
+        return NULL;
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    return o;
+}
+
+static void sop_free(struct pool *p, struct sop *o)
+{
+    o->next = p->free_sops;
+    p->free_sops = o;
+}
+
+/* Whether a tag still names something this server is waiting for. */
+static bool tag_current(const struct server *s, uint64_t tag)
+{
+    if ((tag & 0xff) == HS_SLOT)
+        return tag == (s->gen << 8 | HS_SLOT) && s->state == SRV_CONNECTING;
+    unsigned slot = tag & 0xff;
+    return slot < MAX_INFLIGHT && s->slots[slot] && s->slots[slot]->req_id == tag;
+}
+
+static void on_sent(void *arg, uint64_t tag, int status, const void *data, size_t len)
+{
+    struct server *s = arg;
+    if (status && tag_current(s, tag))
+        srv_down(s, fi_strerror(-status));
+}
+
+static void send_msg(struct server *s, struct proto_msg *m, const void *page)
+{
+    uint8_t buf[PROTO_MSG_MAX];
+    size_t len = proto_encode(m, buf, sizeof(buf));
+    int rc = fab_send(s->p->fab, s->fa, buf, len, page, page ? PROTO_PAGE_SIZE : 0, on_sent, s, m->req_id);
+    if (rc)
+        srv_down(s, "out of send buffers");
+}
+
+static void on_read_done(void *arg, uint64_t tag, int status, const void *data, size_t len);
+
+/* Puts o on the wire now (a free slot exists). */
+static void sop_launch(struct server *s, struct sop *o)
+{
+    int slot = 0;
+    while (s->slots[slot])
+        slot++;
+    s->slots[slot] = o;
+    s->inflight++;
+    fab_expect(s->p->fab, 1);
+    o->req_id = (uint64_t)(++s->seq) << 8 | (uint64_t)slot;
+    o->started_ms = evloop_now_ms();
+    struct pool *p = s->p;
+    struct pslab *ps = &p->slabs[o->slab];
+    struct proto_msg m = { .req_id = o->req_id };
+    switch (o->kind) {
+    case SOP_ALLOC:
+        m.type = PROTO_SLAB_ALLOC;
+        send_msg(s, &m, NULL);
+        break;
+    case SOP_FREE:
+        m.type = PROTO_SLAB_FREE;
+        m.u.slab_free.slab = o->srv_slab;
+        send_msg(s, &m, NULL);
+        break;
+    case SOP_WRITE:
+        m.type = PROTO_PAGE_WRITE;
+        m.u.page.slab = ps->rep[o->rep].id;
+        m.u.page.page = o->page;
+        send_msg(s, &m, o->req->data);
+        break;
+    case SOP_READ: {
+        const struct replica *rp = &ps->rep[o->rep];
+        int rc = fab_read(p->fab, s->fa, POOL_PAGE_SIZE, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE,
+                          rp->rkey, on_read_done, s, o->req_id);
+        if (rc)
+            srv_down(s, "out of read buffers");
+        break;
+    }
+    }
+}
+
+static void sop_submit(struct server *s, struct sop *o)
+{
+    if (s->inflight < MAX_INFLIGHT) {
+        sop_launch(s, o);
+        return;
+    }
+    o->next = NULL;
+    if (s->q_tail)
+        s->q_tail->next = o;
+    else
+        s->q_head = o;
+    s->q_tail = o;
+}
+
+/* The sop a reply or completion belongs to, taken off its slot; NULL if stale. */
+static struct sop *sop_take(struct server *s, uint64_t req_id)
+{
+    unsigned slot = req_id & 0xff;
+    if (slot >= MAX_INFLIGHT || !s->slots[slot] || s->slots[slot]->req_id != req_id)
+        return NULL;
+    struct sop *o = s->slots[slot];
+    s->slots[slot] = NULL;
+    s->inflight--;
+    fab_expect(s->p->fab, -1);
+    if (s->q_head && s->state == SRV_UP) {
+        struct sop *n = s->q_head;
+        s->q_head = n->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        sop_launch(s, n);
+    }
+    return o;
+}
+
+/* ---- writes ---- */
+
+static void replica_stale(struct pool *p, uint32_t slab, int rep, const char *why)
+{
+    struct pslab *ps = &p->slabs[slab];
+    if (!ps->rep[rep].ok)
+        return;
+    ps->rep[rep].ok = false;
+    mx_warn("pool: slab %u replica on memd %s is stale (%s): degraded", slab,
+            p->srv[ps->rep[rep].srv].addr, why);
+}
+
+static void write_replica_done(struct pool *p, struct sop *o, int status)
+{
+    struct req *r = o->req;
+    if (status)
+        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
+    else
+        r->acked++;
+    if (--r->pending == 0) {
+        if (r->acked) {
+            p->st.writes++;
+            finish(p, r, 0);
+        } else {
+            uint32_t slab, page;
+            if (split_page(p, r->page, &slab, &page))
+                put_page(p, slab, page);
+            finish(p, r, -EIO);
+        }
+    }
+}
+
+static void start_write(struct pool *p, struct req *r)
+{
+    uint32_t slab, page;
+    if (!take_page(p, &slab, &page)) {
+        r->next = NULL;
+        if (p->wait_tail)
+            p->wait_tail->next = r;
+        else
+            p->wait_head = r;
+        p->wait_tail = r;
+        kick_slab(p);
+        return;
+    }
+    r->page = make_page(slab, page);
+    struct pslab *ps = &p->slabs[slab];
+    for (int i = 0; i < ps->nrep; i++)
+        if (ps->rep[i].ok && p->srv[ps->rep[i].srv].state == SRV_UP)
+            r->pending++;
+    if (!r->pending) {
+        put_page(p, slab, page);
+        finish(p, r, -EIO);
+        return;
+    }
+    int n = r->pending;
+    for (int i = 0; i < ps->nrep && n; i++) {
+        if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
+            continue;
+        struct sop *o = sop_new(p, SOP_WRITE);
+        if (!o) {
+            n--;
+            r->pending--;
+            continue;
+        }
+        o->req = r;
+        o->slab = slab;
+        o->rep = i;
+        o->page = page;
+        n--;
+        sop_submit(&p->srv[ps->rep[i].srv], o);
+    }
+}
+
+void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        /* Without a request there is nothing to defer a failure through. */
+        mx_err("pool: out of memory for a write");
+        abort();
+    }
+    r->kind = R_WRITE;
+    r->data = data;
+    r->wcb = cb;
+    r->arg = arg;
+    start_write(p, r);
+}
+
+/* ---- reads ---- */
+
+static void issue_read(struct pool *p, struct req *r)
+{
+    uint32_t slab, page;
+    if (!split_page(p, r->page, &slab, &page)) {
+        finish(p, r, -EINVAL);
+        return;
+    }
+    struct pslab *ps = &p->slabs[slab];
+    int best = -1;
+    for (int i = 0; i < ps->nrep; i++) {
+        struct server *s = &p->srv[ps->rep[i].srv];
+        if (!ps->rep[i].ok || s->state != SRV_UP || (r->tried & (1u << i)))
+            continue;
+        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
+            best = i;
+    }
+    if (best < 0) {
+        finish(p, r, -EIO);
+        return;
+    }
+    struct sop *o = sop_new(p, SOP_READ);
+    if (!o) {
+        finish(p, r, -ENOMEM);
+        return;
+    }
+    r->tried |= 1u << best;
+    o->req = r;
+    o->slab = slab;
+    o->rep = best;
+    o->page = page;
+    sop_submit(&p->srv[ps->rep[best].srv], o);
+}
+
+static void read_failed(struct pool *p, struct sop *o, const char *why)
+{
+    mx_warn("pool: read of slab %u page %u from memd %s failed (%s), trying another replica",
+            o->slab, o->page, p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
+    issue_read(p, o->req);
+}
+
+static void on_read_done(void *arg, uint64_t tag, int status, const void *data, size_t len)
+{
+    struct server *s = arg;
+    struct pool *p = s->p;
+    struct sop *o = sop_take(s, tag);
+    if (!o)
+        return;
+    if (status || len != POOL_PAGE_SIZE) {
+        read_failed(p, o, status ? fi_strerror(-status) : "short read");
+        sop_free(p, o);
+        srv_down(s, "RMA read failed");
+        return;
+    }
+    memcpy(o->req->out, data, POOL_PAGE_SIZE);
+    p->st.reads++;
+    finish(p, o->req, 0);
+    sop_free(p, o);
+}
+
+void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mx_err("pool: out of memory for a read");
+        abort();
+    }
+    r->kind = R_READ;
+    r->page = page;
+    r->out = data;
+    r->rcb = cb;
+    r->arg = arg;
+    issue_read(p, r);
+}
+
+/* ---- slabs ---- */
+
+static uint64_t srv_free(const struct server *s)
+{
+    return s->capacity > s->used ? s->capacity - s->used : 0;
+}
+
+static bool candidate(const struct pool *p, const struct server *s, const struct pslab *ps)
+{
+    if (s->state != SRV_UP || s->full || srv_free(s) < p->slab_size)
+        return false;
+    for (int i = 0; i < ps->nrep; i++)
+        if (ps->rep[i].srv == s->idx)
+            return false;
+    return true;
+}
+
+/* Power of two choices: two random candidates, the one with more free room. */
+static int pick_server(struct pool *p, const struct pslab *ps)
+{
+    int c[MEMX_MAX_SERVERS], n = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        if (candidate(p, &p->srv[i], ps))
+            c[n++] = i;
+    if (n == 0)
+        return -1;
+    int a = c[rand() % n], b = c[rand() % n];
+    return srv_free(&p->srv[a]) >= srv_free(&p->srv[b]) ? a : b;
+}
+
+static bool any_first_connect(const struct pool *p)
+{
+    for (int i = 0; i < p->nsrv; i++)
+        if (!p->srv[i].tried_once)
+            return true;
+    return false;
+}
+
+static void fail_waiting(struct pool *p, int status)
+{
+    while (p->wait_head) {
+        struct req *r = p->wait_head;
+        p->wait_head = r->next;
+        finish(p, r, status);
+    }
+    p->wait_tail = NULL;
+}
+
+static void place_replica(struct pool *p, uint32_t slab)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int sidx = pick_server(p, ps);
+    if (sidx < 0)
+        return;
+    struct sop *o = sop_new(p, SOP_ALLOC);
+    if (!o)
+        return;
+    o->slab = slab;
+    o->rep = ps->nrep;
+    ps->rep[ps->nrep] = (struct replica){ .srv = sidx };
+    ps->nrep++;
+    ps->allocating++;
+    sop_submit(&p->srv[sidx], o);
+}
+
+/* Every SLAB_ALLOC for the slab being built has answered. */
+static void slab_built(struct pool *p, uint32_t slab)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int live = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        live += p->srv[i].state == SRV_UP;
+    p->building = -1;
+    if (ps->nrep == 0) {
+        ps->used = false;
+        free(ps->bits);
+        ps->bits = NULL;
+        if (any_first_connect(p) && !live)
+            return;     /* servers still coming up: the writes wait for them */
+        if (live)
+            mx_warn("pool: no memory server has room for another slab: pool full");
+        else
+            mx_err("pool: no memory server reachable");
+        fail_waiting(p, live ? -ENOSPC : -EIO);
+        return;
+    }
+    ps->ready = true;
+    p->st.slabs++;
+    if (ps->nrep < p->replicas) {
+        if (!p->degraded_warned)
+            mx_warn("pool: degraded: slab %u has %d of %d replicas (%d memory servers usable)",
+                    slab, ps->nrep, p->replicas, live);
+        p->degraded_warned = true;
+    } else {
+        p->degraded_warned = false;
+    }
+    struct req *r = p->wait_head;
+    p->wait_head = p->wait_tail = NULL;
+    while (r) {
+        struct req *next = r->next;
+        start_write(p, r);
+        r = next;
+    }
+}
+
+/* Starts building a slab if writes wait for one and none is being built. */
+static void kick_slab(struct pool *p)
+{
+    if (p->building >= 0 || !p->wait_head)
+        return;
+    uint32_t i = 0;
+    while (i < p->nslabs && p->slabs[i].used)
+        i++;
+    if (i == p->nslabs) {
+        struct pslab *ns = realloc(p->slabs, (size_t)(p->nslabs + 16) * sizeof(*ns));
+        if (!ns) {
+            fail_waiting(p, -ENOMEM);
+            return;
+        }
+        memset(ns + p->nslabs, 0, 16 * sizeof(*ns));
+        p->slabs = ns;
+        p->nslabs += 16;
+    }
+    struct pslab *ps = &p->slabs[i];
+    memset(ps, 0, sizeof(*ps));
+    ps->bits = calloc(p->pages_per_slab / 64, sizeof(uint64_t));
+    if (!ps->bits) {
+        fail_waiting(p, -ENOMEM);
+        return;
+    }
+    ps->used = true;
+    ps->nfree = p->pages_per_slab;
+    p->building = (int)i;
+    for (int r = 0; r < p->replicas; r++)
+        place_replica(p, i);
+    if (ps->allocating == 0)
+        slab_built(p, i);
+}
+
+static void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
+{
+    struct pslab *ps = &p->slabs[o->slab];
+    ps->allocating--;
+    if (m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size) {
+        struct replica *rp = &ps->rep[o->rep];
+        rp->id = m->u.slab_alloc_r.slab;
+        rp->raddr = m->u.slab_alloc_r.raddr;
+        rp->rkey = m->u.slab_alloc_r.rkey;
+        rp->ok = true;
+        s->capacity = m->u.slab_alloc_r.capacity;
+        s->used = m->u.slab_alloc_r.used;
+        if (srv_free(s) < p->slab_size && !s->full) {
+            mx_warn("memd %s: full", s->addr);
+            s->full = true;
+        }
+    } else {
+        if (m && m->status == ENOSPC) {
+            if (!s->full)
+                mx_warn("memd %s: full", s->addr);
+            s->full = true;
+        } else if (m) {
+            mx_warn("memd %s: slab allocation failed: %s", s->addr,
+                    m->status ? strerror(m->status) : "wrong slab size");
+        }
+        /* Drop the placeholder (compacting keeps indexes of allocs in flight
+         * valid only if it is last, so swap with the last unanswered one). */
+        int last = ps->nrep - 1;
+        if (o->rep != last) {
+            ps->rep[o->rep] = ps->rep[last];
+            for (int i = 0; i < p->nsrv; i++) {
+                struct server *t = &p->srv[i];
+                for (int k = 0; k < MAX_INFLIGHT; k++)
+                    if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && t->slots[k]->slab == o->slab &&
+                        t->slots[k]->rep == last)
+                        t->slots[k]->rep = o->rep;
+                for (struct sop *q = t->q_head; q; q = q->next)
+                    if (q->kind == SOP_ALLOC && q->slab == o->slab && q->rep == last)
+                        q->rep = o->rep;
+            }
+        }
+        ps->nrep--;
+        place_replica(p, o->slab);
+    }
+    if (ps->allocating == 0)
+        slab_built(p, o->slab);
+}
+
+void pool_free_page(struct pool *p, pool_page_t page)
+{
+    uint32_t slab, pg;
+    if (!split_page(p, page, &slab, &pg)) {
+        mx_warn("pool: free of unknown page 0x%llx ignored", (unsigned long long)page);
+        return;
+    }
+    put_page(p, slab, pg);
+    struct pslab *ps = &p->slabs[slab];
+    if (ps->nfree != p->pages_per_slab || (int)slab == p->building)
+        return;
+    /* Give an empty slab back only if another one still has room, so a
+     * workload that frees and writes one page does not churn slabs. */
+    bool other = false;
+    for (uint32_t i = 0; i < p->nslabs && !other; i++)
+        other = i != slab && p->slabs[i].used && p->slabs[i].ready && p->slabs[i].nfree;
+    if (!other)
+        return;
+    for (int i = 0; i < ps->nrep; i++) {
+        struct server *s = &p->srv[ps->rep[i].srv];
+        if (!ps->rep[i].ok || s->state != SRV_UP)
+            continue;
+        struct sop *o = sop_new(p, SOP_FREE);
+        if (!o)
+            continue;
+        o->slab = slab;
+        o->srv_slab = ps->rep[i].id;
+        sop_submit(s, o);
+        s->full = false;
+    }
+    free(ps->bits);
+    memset(ps, 0, sizeof(*ps));
+    p->st.slabs--;
+}
+
+/* ---- connections ---- */
+
+static void srv_connect(struct server *s)
+{
+    struct pool *p = s->p;
+    char err[256];
+    if (s->have_fa)
+        fab_peer_remove(p->fab, s->fa);
+    s->have_fa = false;
+    s->gen++;
+    s->state = SRV_CONNECTING;
+    s->hs_started_ms = evloop_now_ms();
+    if (fab_peer_add(p->fab, s->addr, &s->fa, err, sizeof(err))) {
+        srv_down(s, err);
+        return;
+    }
+    s->have_fa = true;
+    auth_nonce(s->cnonce);
+    struct proto_msg m = { .type = PROTO_HELLO, .req_id = s->gen << 8 | HS_SLOT };
+    memcpy(m.u.hello.id, p->id, sizeof(p->id));
+    memcpy(m.u.hello.nonce, s->cnonce, PROTO_NONCE_BYTES);
+    size_t al = sizeof(m.u.hello.addr);
+    if (fab_local_name(p->fab, m.u.hello.addr, &al) == 0)
+        m.u.hello.addr_len = (uint32_t)al;
+    send_msg(s, &m, NULL);
+}
+
+/* Fails everything a server holds; reads move to other replicas. */
+static void srv_flush(struct server *s)
+{
+    struct pool *p = s->p;
+    struct sop *list = s->q_head;
+    s->q_head = s->q_tail = NULL;
+    for (int k = 0; k < MAX_INFLIGHT; k++) {
+        if (s->slots[k]) {
+            s->slots[k]->next = list;
+            list = s->slots[k];
+            s->slots[k] = NULL;
+        }
+    }
+    fab_expect(p->fab, -s->inflight);
+    s->inflight = 0;
+    while (list) {
+        struct sop *o = list;
+        list = o->next;
+        switch (o->kind) {
+        case SOP_WRITE: write_replica_done(p, o, -EIO); break;
+        case SOP_READ: read_failed(p, o, "server down"); break;
+        case SOP_ALLOC: alloc_done(p, s, o, NULL); break;
+        case SOP_FREE: break;
+        }
+        sop_free(p, o);
+    }
+}
+
+static void srv_down(struct server *s, const char *why)
+{
+    struct pool *p = s->p;
+    if (s->state == SRV_DOWN || s->state == SRV_REFUSED)
+        return;
+    bool was_up = s->state == SRV_UP;
+    s->state = SRV_DOWN;
+    s->tried_once = true;
+    s->retry_at_ms = evloop_now_ms() + s->backoff_ms;
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+    if (was_up)
+        mx_warn("memd %s: down (%s)", s->addr, why);
+    else
+        mx_debug("memd %s: connection attempt failed (%s)", s->addr, why);
+    /* What it held is gone for us: a server that comes back starts a new
+     * session and gets its slabs freed, so no replica there can be trusted. */
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        for (int r = 0; r < p->slabs[i].nrep; r++)
+            if (p->slabs[i].used && p->slabs[i].rep[r].srv == s->idx && p->slabs[i].ready)
+                replica_stale(p, i, r, "server down");
+    srv_flush(s);
+    if (!was_up)
+        kick_slab(p);   /* writes waiting on first connects may now have an answer */
+    if (p->building < 0 && p->wait_head) {
+        int live = pool_live_servers(p);
+        if (!live && !any_first_connect(p))
+            fail_waiting(p, -EIO);
+    }
+}
+
+static void srv_refused(struct server *s, const char *why)
+{
+    mx_err("memd %s: refused: %s", s->addr, why);
+    srv_down(s, why);
+    s->state = SRV_REFUSED;
+    s->retry_at_ms = evloop_now_ms() + REFUSED_RETRY_MS;
+    struct pool *p = s->p;
+    if (p->building < 0 && p->wait_head && !pool_live_servers(p) && !any_first_connect(p))
+        fail_waiting(p, -EIO);
+}
+
+static void on_handshake(struct server *s, const struct proto_msg *m)
+{
+    struct pool *p = s->p;
+    if (m->req_id != (s->gen << 8 | HS_SLOT) || s->state != SRV_CONNECTING)
+        return;
+    if (m->type == PROTO_CHALLENGE) {
+        memcpy(s->sid, m->u.challenge.id, sizeof(s->sid));
+        memcpy(s->snonce, m->u.challenge.nonce, PROTO_NONCE_BYTES);
+        struct proto_msg a = { .type = PROTO_AUTH, .req_id = m->req_id };
+        auth_proof(p->key, AUTH_CLIENT, s->snonce, s->cnonce, p->id, s->sid, a.u.auth.mac);
+        send_msg(s, &a, NULL);
+        return;
+    }
+    if (m->type == PROTO_REFUSED) {
+        srv_refused(s, m->u.refused.reason);
+        return;
+    }
+    /* WELCOME */
+    if (!auth_check(p->key, AUTH_SERVER, s->snonce, s->cnonce, p->id, s->sid, m->u.welcome.mac)) {
+        srv_refused(s, "server could not prove the cluster key");
+        return;
+    }
+    if (m->u.welcome.slab_size != p->slab_size) {
+        char a[32], b[32];
+        mx_err("memd %s: slab size %s differs from [cluster] slab_size = %s", s->addr,
+               memx_format_size(m->u.welcome.slab_size, a, sizeof(a)),
+               memx_format_size(p->slab_size, b, sizeof(b)));
+        srv_refused(s, "slab size mismatch");
+        return;
+    }
+    s->state = SRV_UP;
+    s->tried_once = true;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->capacity = m->u.welcome.capacity;
+    s->used = m->u.welcome.used;
+    s->full = false;
+    char c[32], u[32];
+    mx_info("memd %s: up over %s, %s capacity, %s used", s->addr, fab_provider(p->fab),
+            memx_format_size(s->capacity, c, sizeof(c)), memx_format_size(s->used, u, sizeof(u)));
+    kick_slab(p);
+}
+
+static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
+{
+    struct pool *p = arg;
+    struct server *s = NULL;
+    for (int i = 0; i < p->nsrv && !s; i++)
+        if (p->srv[i].have_fa && p->srv[i].fa == from)
+            s = &p->srv[i];
+    if (!s)
+        return;     /* only configured servers get an answer, or a hearing */
+    struct proto_msg m;
+    char why[160];
+    if (proto_decode(buf, len, &m, why, sizeof(why))) {
+        mx_warn("memd %s: bad message: %s", s->addr, why);
+        return;
+    }
+    switch (m.type) {
+    case PROTO_CHALLENGE:
+    case PROTO_WELCOME:
+        on_handshake(s, &m);
+        return;
+    case PROTO_REFUSED:
+        if ((m.req_id & 0xff) == HS_SLOT)
+            on_handshake(s, &m);
+        else if (s->state == SRV_UP)
+            srv_refused(s, m.u.refused.reason);
+        return;
+    case PROTO_SLAB_ALLOC_R:
+    case PROTO_SLAB_FREE_R:
+    case PROTO_PAGE_WRITE_R:
+        break;
+    default:
+        mx_warn("memd %s: unexpected %s, ignored", s->addr, proto_type_name(m.type));
+        return;
+    }
+    struct sop *o = sop_take(s, m.req_id);
+    if (!o)
+        return;
+    if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC)
+        alloc_done(p, s, o, &m);
+    else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_WRITE)
+        write_replica_done(p, o, m.status ? -(int)m.status : 0);
+    else if (m.type == PROTO_SLAB_FREE_R && o->kind == SOP_FREE) {
+        if (m.status)
+            mx_warn("memd %s: slab free failed: %s", s->addr, strerror(m.status));
+    } else {
+        mx_warn("memd %s: %s does not answer the request it names", s->addr, proto_type_name(m.type));
+        sop_free(p, o);
+        srv_down(s, "protocol error");
+        return;
+    }
+    sop_free(p, o);
+}
+
+static int tick(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    uint64_t now = evloop_now_ms();
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        switch (s->state) {
+        case SRV_CONNECTING:
+            if (now - s->hs_started_ms > HELLO_TIMEOUT_MS)
+                srv_down(s, "no answer to the handshake");
+            break;
+        case SRV_UP:
+            for (int k = 0; k < MAX_INFLIGHT; k++)
+                if (s->slots[k] && now - s->slots[k]->started_ms > OP_TIMEOUT_MS) {
+                    srv_down(s, "operation timed out");
+                    break;
+                }
+            break;
+        case SRV_DOWN:
+        case SRV_REFUSED:
+            if (now >= s->retry_at_ms)
+                srv_connect(s);
+            break;
+        }
+    }
+    return TICK_MS;
+}
+
+/* ---- lifecycle and introspection ---- */
+
+struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
+                      const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen)
+{
+    if (cfg->nservers == 0) {
+        snprintf(err, errlen, "[cluster] servers: no memory servers configured");
+        return NULL;
+    }
+    if (cfg->slab_size / POOL_PAGE_SIZE % 64) {
+        snprintf(err, errlen, "[cluster] slab_size: must be a multiple of 256K");
+        return NULL;
+    }
+    if (auth_init()) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    struct pool *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->el = el;
+    memcpy(p->key, key, MEMX_KEY_BYTES);
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(p->id, sizeof(p->id), "backd@%.40s:%d", host, (int)getpid());
+    p->replicas = cfg->replicas;
+    p->slab_size = cfg->slab_size;
+    p->pages_per_slab = (uint32_t)(cfg->slab_size / POOL_PAGE_SIZE);
+    p->building = -1;
+    p->nsrv = cfg->nservers;
+    p->st.servers = cfg->nservers;
+    if (p->replicas > p->nsrv)
+        mx_warn("pool: [cluster] replicas = %d but only %d memory servers are configured: degraded",
+                p->replicas, p->nsrv);
+    struct fab_opts fo = { .provider = cfg->provider, .name = "pool", .on_recv = on_recv, .arg = p };
+    p->fab = fab_open(el, &fo, err, errlen);
+    if (!p->fab) {
+        free(p);
+        return NULL;
+    }
+    if ((p->tick = evloop_add_timer(el, TICK_MS, tick, p)) < 0) {
+        snprintf(err, errlen, "pool: cannot hook onto the event loop");
+        fab_close(p->fab);
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        s->p = p;
+        s->idx = i;
+        snprintf(s->addr, sizeof(s->addr), "%s", cfg->servers[i]);
+        s->backoff_ms = BACKOFF_MIN_MS;
+        srv_connect(s);
+    }
+    return p;
+}
+
+static void free_reqs(struct req *r)
+{
+    while (r) {
+        struct req *n = r->next;
+        free(r);
+        r = n;
+    }
+}
+
+void pool_free(struct pool *p)
+{
+    if (!p)
+        return;
+    evloop_del_timer(p->el, p->tick);
+    if (p->deliver_timer)
+        evloop_del_timer(p->el, p->deliver_timer);
+    fab_close(p->fab);
+    /* Requests still in flight are dropped with the pool.  A write's request is
+     * shared by its replica sops: the last one holding it frees it. */
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        struct sop *list = s->q_head;
+        for (int k = 0; k < MAX_INFLIGHT; k++)
+            if (s->slots[k]) {
+                s->slots[k]->next = list;
+                list = s->slots[k];
+            }
+        while (list) {
+            struct sop *o = list;
+            list = o->next;
+            if (o->req && (o->kind == SOP_READ || --o->req->pending == 0))
+                free(o->req);
+            free(o);
+        }
+    }
+    free_reqs(p->wait_head);
+    free_reqs(p->done_head);
+    for (struct sop *o = p->free_sops, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        free(p->slabs[i].bits);
+    free(p->slabs);
+    explicit_bzero(p->key, sizeof(p->key));
+    free(p);
+}
+
+struct evloop *pool_evloop(const struct pool *p) { return p->el; }
+
+int pool_live_servers(const struct pool *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        n += p->srv[i].state == SRV_UP;
+    return n;
+}
+
+void pool_get_stats(const struct pool *p, struct pool_stats *st)
+{
+    *st = p->st;
+    st->servers = p->nsrv;
+    st->live_servers = pool_live_servers(p);
+}
+
+int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max)
+{
+    for (int i = 0; i < p->nsrv && i < max; i++) {
+        const struct server *s = &p->srv[i];
+        snprintf(out[i].addr, sizeof(out[i].addr), "%s", s->addr);
+        snprintf(out[i].provider, sizeof(out[i].provider), "%s", fab_provider(p->fab));
+        out[i].state = state_names[s->state];
+        out[i].capacity = s->capacity;
+        out[i].used = s->used;
+    }
+    return p->nsrv;
+}

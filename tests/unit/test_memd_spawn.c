@@ -1,0 +1,135 @@
+/* test_memd_spawn.c — start and stop real memx-memd processes for the network
+ * tests: a free loopback port, a temp key and config, and a wait until the
+ * server logs that it is serving.  Declarations live in the tests that use it
+ * (test_memd.c, test_pool.c) as "spawn API" blocks. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct memd_proc { pid_t pid; int port; char addr[32]; char log[64]; };
+
+/* Every child started, so a failed fatal assert cannot leave servers behind. */
+static pid_t children[64];
+static int nchildren;
+
+void spawn_kill_all(void)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] > 0 && kill(children[i], SIGKILL) == 0)
+            waitpid(children[i], NULL, 0);
+    nchildren = 0;
+}
+
+int spawn_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t l = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &l)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Writes a random 64-hex-char key into a new temp file; returns its path (static storage per call slot). */
+int spawn_write_key(char *path, size_t len, unsigned char raw[32])
+{
+    snprintf(path, len, "/tmp/memx-test-key-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 32; i++) {
+        raw[i] = (unsigned char)(rand() & 0xff);
+        fprintf(f, "%02x", raw[i]);
+    }
+    fprintf(f, "\n");
+    fclose(f);
+    return 0;
+}
+
+/* Starts memx-memd with capacity cap and slab size slab ("256K"), waits until it serves. */
+int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const char *slab)
+{
+    char conf[64];
+    snprintf(conf, sizeof(conf), "/tmp/memx-test-memd-conf-XXXXXX");
+    int cfd = mkstemp(conf);
+    if (cfd < 0)
+        return -1;
+    dprintf(cfd, "[cluster]\nslab_size = %s\n[memserver]\nlog_level = info\n", slab);
+    close(cfd);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        m->port = spawn_free_port();
+        snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", m->port);
+        snprintf(m->log, sizeof(m->log), "/tmp/memx-test-memd-%d.log", m->port);
+        m->pid = fork();
+        if (m->pid == 0) {
+            int lfd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(lfd, 2);
+            execl(MEMX_BUILDDIR "/memx-memd", "memx-memd", "--config", conf, "--listen", m->addr,
+                  "--capacity", cap, "--key-file", key_path, (char *)NULL);
+            _exit(127);
+        }
+        if (nchildren < 64)
+            children[nchildren++] = m->pid;
+        /* Ready when the log says so; a port someone grabbed meanwhile makes it exit. */
+        for (int i = 0; i < 200; i++) {
+            char buf[4096] = { 0 };
+            FILE *f = fopen(m->log, "r");
+            if (f) {
+                size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+                buf[n] = 0;
+                fclose(f);
+            }
+            if (strstr(buf, "serving")) {
+                unlink(conf);
+                return 0;
+            }
+            int st;
+            if (waitpid(m->pid, &st, WNOHANG) == m->pid)
+                break;
+            struct timespec ts = { 0, 10 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+        kill(m->pid, SIGKILL);
+        waitpid(m->pid, NULL, 0);
+    }
+    unlink(conf);
+    return -1;
+}
+
+/* Sends sig and reaps; returns the exit status (or 128+signal). */
+int spawn_stop(struct memd_proc *m, int sig)
+{
+    if (m->pid <= 0)
+        return -1;
+    int st = 0;
+    kill(m->pid, sig);
+    waitpid(m->pid, &st, 0);
+    m->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Whether the memd's log contains s. */
+int spawn_log_has(const struct memd_proc *m, const char *s)
+{
+    char buf[65536] = { 0 };
+    FILE *f = fopen(m->log, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, s) != NULL;
+}

@@ -1,0 +1,312 @@
+/* Pool client against real memx-memd processes on loopback. */
+#include "config.h"
+#include "cu_main.h"
+#include "evloop.h"
+#include "histo.h"
+#include "log.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+/* spawn API (test_memd_spawn.c) */
+struct memd_proc { pid_t pid; int port; char addr[32]; char log[64]; };
+int spawn_write_key(char *path, size_t len, unsigned char raw[32]);
+int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const char *slab);
+int spawn_stop(struct memd_proc *m, int sig);
+int spawn_log_has(const struct memd_proc *m, const char *s);
+void spawn_kill_all(void);
+
+#define SLAB "256K"
+#define SLAB_BYTES (256u << 10)
+
+static struct evloop *el;
+static struct memd_proc memd[3];
+static char keypath[64], badkeypath[64];
+static uint8_t key[32], badkey[32];
+
+struct op { bool done; int status; pool_page_t page; };
+
+static void wdone(void *arg, int status, pool_page_t page)
+{
+    struct op *o = arg;
+    o->done = true;
+    o->status = status;
+    o->page = page;
+}
+
+static void rdone(void *arg, int status)
+{
+    struct op *o = arg;
+    o->done = true;
+    o->status = status;
+}
+
+static bool run_until(bool *flag, int ms)
+{
+    uint64_t end = evloop_now_ms() + (uint64_t)ms;
+    while (!*flag && evloop_now_ms() < end)
+        evloop_run_once(el, 50);
+    return *flag;
+}
+
+static bool wait_live(struct pool *p, int n, int ms)
+{
+    uint64_t end = evloop_now_ms() + (uint64_t)ms;
+    while (pool_live_servers(p) < n && evloop_now_ms() < end)
+        evloop_run_once(el, 50);
+    return pool_live_servers(p) >= n;
+}
+
+static void fill(uint8_t *b, unsigned seed)
+{
+    for (unsigned i = 0; i < POOL_PAGE_SIZE; i++)
+        b[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
+}
+
+static struct pool *mkpool(int nsrv, int replicas, const uint8_t *k)
+{
+    struct memx_config cfg;
+    char err[256];
+    memx_config_defaults(&cfg);
+    memx_config_set(&cfg, "cluster", "slab_size", SLAB, err, sizeof(err));
+    cfg.replicas = replicas;
+    cfg.nservers = nsrv;
+    for (int i = 0; i < nsrv; i++)
+        strcpy(cfg.servers[i], memd[i].addr);
+    struct pool *p = pool_new(el, &cfg, k, err, sizeof(err));
+    if (!p)
+        fprintf(stderr, "pool_new: %s\n", err);
+    return p;
+}
+
+static pool_page_t write_page(struct pool *p, const uint8_t *data, int *status)
+{
+    struct op o = { 0 };
+    pool_write_new(p, data, wdone, &o);
+    CU_ASSERT_FALSE(o.done);            /* never inside the call */
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 10000));
+    *status = o.status;
+    return o.page;
+}
+
+static int read_page(struct pool *p, pool_page_t pg, uint8_t *out)
+{
+    struct op o = { 0 };
+    pool_read(p, pg, out, rdone, &o);
+    CU_ASSERT_FALSE(o.done);
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 10000));
+    return o.status;
+}
+
+static int start3(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (spawn_memd(&memd[i], keypath, "8M", SLAB))
+            return -1;
+    return 0;
+}
+
+static void stop3(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (memd[i].pid > 0)
+            spawn_stop(&memd[i], SIGKILL);
+}
+
+static int suite_init(void)
+{
+    srand((unsigned)getpid());
+    mx_log_init("test_pool", MX_LOG_WARN);
+    el = evloop_new();
+    if (!el || spawn_write_key(keypath, sizeof(keypath), key) ||
+        spawn_write_key(badkeypath, sizeof(badkeypath), badkey))
+        return -1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    spawn_kill_all();
+    unlink(keypath);
+    unlink(badkeypath);
+    evloop_free(el);
+    return 0;
+}
+
+/* 3 servers, R=2: bytes round-trip, and one slab's replicas sit on two different servers. */
+static void test_write_read_replicas(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start3(), 0);
+    struct pool *p = mkpool(3, 2, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 3, 5000));
+
+    enum { N = 48 };                      /* fits one 64-page slab */
+    static uint8_t in[N][POOL_PAGE_SIZE], out[POOL_PAGE_SIZE];
+    pool_page_t pages[N];
+    struct histo hw, hr;
+    histo_reset(&hw);
+    histo_reset(&hr);
+    for (int i = 0; i < N; i++) {
+        int st;
+        fill(in[i], (unsigned)i);
+        uint64_t t0 = evloop_now_ns();
+        pages[i] = write_page(p, in[i], &st);
+        histo_record(&hw, evloop_now_ns() - t0);
+        CU_ASSERT_EQUAL(st, 0);
+        CU_ASSERT_NOT_EQUAL(pages[i], 0);
+    }
+    for (int i = 0; i < N; i++) {
+        memset(out, 0, sizeof(out));
+        uint64_t t0 = evloop_now_ns();
+        CU_ASSERT_EQUAL(read_page(p, pages[i], out), 0);
+        histo_record(&hr, evloop_now_ns() - t0);
+        CU_ASSERT_EQUAL(memcmp(out, in[i], POOL_PAGE_SIZE), 0);
+    }
+    printf("\n  QD1 4 KiB over tcp;ofi_rxm, R=2: write p50 %.1f us, read p50 %.1f us (informational)\n",
+           histo_quantile(&hw, 0.5) / 1000.0, histo_quantile(&hr, 0.5) / 1000.0);
+
+    struct pool_server_info info[3];
+    CU_ASSERT_EQUAL(pool_get_servers(p, info, 3), 3);
+    int holding = 0;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(info[i].state, "up");
+        CU_ASSERT_STRING_EQUAL(info[i].provider, "tcp;ofi_rxm");
+        CU_ASSERT(info[i].used == 0 || info[i].used == SLAB_BYTES);
+        holding += info[i].used == SLAB_BYTES;
+    }
+    CU_ASSERT_EQUAL(holding, 2);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.pages_stored, N);
+    CU_ASSERT_EQUAL(st.slabs, 1);
+    CU_ASSERT_EQUAL(st.writes, N);
+    CU_ASSERT_EQUAL(st.reads, N);
+    CU_ASSERT_EQUAL(st.live_servers, 3);
+
+    /* A freed page is handed out again. */
+    pool_free_page(p, pages[0]);
+    int s2;
+    pool_page_t again = write_page(p, in[0], &s2);
+    CU_ASSERT_EQUAL(s2, 0);
+    CU_ASSERT_EQUAL(again, pages[0]);
+    pool_free(p);
+    stop3();
+}
+
+/* A server with another key refuses us; we refuse it; nothing is written, never zeros. */
+static void test_wrong_key(void)
+{
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&memd[0], keypath, "8M", SLAB), 0);
+    struct pool *p = mkpool(1, 1, badkey);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t page[POOL_PAGE_SIZE];
+    fill(page, 1);
+    int st;
+    write_page(p, page, &st);
+    CU_ASSERT_EQUAL(st, -EIO);
+    CU_ASSERT_EQUAL(pool_live_servers(p), 0);
+    struct pool_server_info info;
+    pool_get_servers(p, &info, 1);
+    CU_ASSERT_STRING_EQUAL(info.state, "refused");
+    CU_ASSERT_TRUE(spawn_log_has(&memd[0], "wrong cluster key"));
+    CU_ASSERT_TRUE(spawn_log_has(&memd[0], "refused "));
+    pool_free(p);
+    spawn_stop(&memd[0], SIGKILL);
+}
+
+/* One server, one slab of room: the slab fills, then -ENOSPC. */
+static void test_full(void)
+{
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&memd[0], keypath, SLAB, SLAB), 0);
+    struct pool *p = mkpool(1, 1, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 1, 5000));
+    uint8_t page[POOL_PAGE_SIZE];
+    int st = 0;
+    for (unsigned i = 0; i < SLAB_BYTES / POOL_PAGE_SIZE && st == 0; i++) {
+        fill(page, i);
+        write_page(p, page, &st);
+    }
+    CU_ASSERT_EQUAL(st, 0);
+    write_page(p, page, &st);
+    CU_ASSERT_EQUAL(st, -ENOSPC);
+    pool_free(p);
+    spawn_stop(&memd[0], SIGTERM);
+}
+
+/* R=2 over 3 servers: SIGKILL one, every page still reads back right; kill a
+ * second and each page either reads right or fails with -EIO — never zeros. */
+static void test_server_killed(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start3(), 0);
+    struct pool *p = mkpool(3, 2, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 3, 5000));
+    enum { N = 200 };                     /* several slabs, spread over the servers */
+    static uint8_t in[N][POOL_PAGE_SIZE], out[POOL_PAGE_SIZE];
+    pool_page_t pages[N];
+    for (int i = 0; i < N; i++) {
+        int st;
+        fill(in[i], (unsigned)i + 1000);
+        pages[i] = write_page(p, in[i], &st);
+        CU_ASSERT_EQUAL_FATAL(st, 0);
+    }
+    struct pool_server_info info[3];
+    pool_get_servers(p, info, 3);
+    int victim = info[0].used ? 0 : 1;
+    CU_ASSERT_EQUAL(spawn_stop(&memd[victim], SIGKILL), 128 + SIGKILL);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        memset(out, 0, sizeof(out));
+        int st = read_page(p, pages[i], out);
+        CU_ASSERT_EQUAL(st, 0);
+        ok += st == 0 && memcmp(out, in[i], POOL_PAGE_SIZE) == 0;
+    }
+    CU_ASSERT_EQUAL(ok, N);
+    CU_ASSERT_EQUAL(pool_live_servers(p), 2);
+    /* New writes still succeed, on the survivors. */
+    int st;
+    pool_page_t np = write_page(p, in[0], &st);
+    CU_ASSERT_EQUAL(st, 0);
+    CU_ASSERT_EQUAL(read_page(p, np, out), 0);
+    CU_ASSERT_EQUAL(memcmp(out, in[0], POOL_PAGE_SIZE), 0);
+
+    int second = victim == 0 ? 1 : 0;
+    spawn_stop(&memd[second], SIGKILL);
+    int good = 0, eio = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        memset(out, 0, sizeof(out));
+        int rs = read_page(p, pages[i], out);
+        if (rs == 0 && memcmp(out, in[i], POOL_PAGE_SIZE) == 0)
+            good++;
+        else if (rs == -EIO)
+            eio++;
+        else
+            wrong++;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(good + eio, N);
+    CU_ASSERT(eio > 0);     /* some slab had both replicas on the two dead servers */
+    pool_free(p);
+    stop3();
+}
+
+static const struct cu_test tests[] = {
+    { "write/read, replicas on distinct servers", test_write_read_replicas },
+    { "wrong cluster key is refused", test_wrong_key },
+    { "full server gives -ENOSPC", test_full },
+    { "server killed: reads fall back", test_server_killed },
+    { NULL, NULL },
+};
+
+static const struct cu_suite suites[] = {
+    { "pool", suite_init, suite_clean, tests },
+    { NULL, NULL, NULL, NULL },
+};
+
+CU_MAIN(suites)

@@ -1,0 +1,133 @@
+/* Wire protocol: round trips, and a decoder that rejects everything malformed. */
+#include "cu_main.h"
+#include "proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t page[PROTO_PAGE_SIZE];
+
+static void test_roundtrip(void)
+{
+    uint8_t buf[PROTO_MSG_MAX];
+    char why[160];
+    struct proto_msg m = { .type = PROTO_HELLO, .req_id = 0x1122334455667788ull }, d;
+    strcpy(m.u.hello.id, "backd@host:1");
+    memset(m.u.hello.nonce, 0xab, sizeof(m.u.hello.nonce));
+    m.u.hello.addr_len = 16;
+    memset(m.u.hello.addr, 7, 16);
+    size_t n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_NOT_EQUAL_FATAL(n, 0);
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.type, PROTO_HELLO);
+    CU_ASSERT_EQUAL(d.req_id, m.req_id);
+    CU_ASSERT_STRING_EQUAL(d.u.hello.id, "backd@host:1");
+    CU_ASSERT_EQUAL(memcmp(d.u.hello.nonce, m.u.hello.nonce, PROTO_NONCE_BYTES), 0);
+    CU_ASSERT_EQUAL(d.u.hello.addr_len, 16);
+
+    for (unsigned i = 0; i < sizeof(page); i++)
+        page[i] = (uint8_t)(i * 13);
+    m = (struct proto_msg){ .type = PROTO_PAGE_WRITE, .req_id = 5 };
+    m.u.page.slab = 3;
+    m.u.page.page = 17;
+    m.u.page.data = page;
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 8 + PROTO_PAGE_SIZE);
+    CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.u.page.slab, 3);
+    CU_ASSERT_EQUAL(d.u.page.page, 17);
+    CU_ASSERT_EQUAL(memcmp(d.u.page.data, page, PROTO_PAGE_SIZE), 0);
+
+    /* A failed PAGE_READ_R carries no data; an ENOSPC SLAB_ALLOC_R keeps its status. */
+    m = (struct proto_msg){ .type = PROTO_PAGE_READ_R, .status = 1 };
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 8);
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    m = (struct proto_msg){ .type = PROTO_SLAB_ALLOC_R, .status = 28 };
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.status, 28);
+}
+
+static void test_rejects(void)
+{
+    uint8_t buf[PROTO_MSG_MAX];
+    char why[160];
+    struct proto_msg m = { .type = PROTO_SLAB_FREE, .req_id = 1 }, d;
+    size_t n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(proto_decode(buf, 10, &d, why, sizeof(why)), -1);
+    CU_ASSERT_EQUAL(proto_decode(buf, n - 1, &d, why, sizeof(why)), -1);
+    buf[0] ^= 1;
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    CU_ASSERT_STRING_EQUAL(why, "bad magic 0x584d454c");
+    buf[0] ^= 1;
+    buf[5] = 99;                                /* unknown type */
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    buf[5] = PROTO_SLAB_FREE;
+    buf[6] = 1;                                 /* a request with a status */
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    buf[6] = 0;
+    buf[8] = 200;                               /* body length lies */
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+
+    m = (struct proto_msg){ .type = PROTO_REFUSED };
+    strcpy(m.u.refused.reason, "no");
+    n = proto_encode(&m, buf, sizeof(buf));
+    buf[PROTO_HDR_SIZE + 1] = '\n';             /* control character in a string */
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    memset(buf + PROTO_HDR_SIZE, 'a', PROTO_ID_MAX); /* unterminated */
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    memset(m.u.refused.reason, 'a', sizeof(m.u.refused.reason));
+    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), 0);
+}
+
+/* Thousands of random and mutated buffers: decode must never crash (ASan
+ * runs catch overreads), and whatever it accepts re-encodes to the same bytes. */
+static void test_fuzzish(void)
+{
+    static uint8_t buf[PROTO_MSG_MAX + 64], again[PROTO_MSG_MAX];
+    char why[160];
+    struct proto_msg d;
+    srand(12345);
+    unsigned accepted = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        struct proto_msg m = { .type = (uint8_t)(1 + rand() % (PROTO_TYPE_MAX - 1)), .req_id = (uint64_t)rand() };
+        m.u.page.data = page;
+        if (m.type == PROTO_HELLO || m.type == PROTO_CHALLENGE)
+            strcpy(m.u.hello.id, "id");
+        if (m.type == PROTO_REFUSED)
+            strcpy(m.u.refused.reason, "r");
+        if (m.type == PROTO_WELCOME)
+            m.u.welcome.slab_size = 1 << 20;
+        if (m.type == PROTO_SLAB_ALLOC_R)
+            m.u.slab_alloc_r.size = 1 << 20;
+        size_t n = proto_encode(&m, buf, sizeof(buf));
+        CU_ASSERT_NOT_EQUAL_FATAL(n, 0);
+        int flips = rand() % 4;
+        for (int f = 0; f < flips; f++)
+            buf[rand() % n] ^= (uint8_t)(1u << (rand() % 8));
+        if (rand() % 8 == 0)
+            n = (size_t)rand() % (n + 1);
+        if (rand() % 16 == 0)
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t)rand();
+        if (proto_decode(buf, n, &d, why, sizeof(why)) == 0) {
+            accepted++;
+            size_t n2 = proto_encode(&d, again, sizeof(again));
+            CU_ASSERT_EQUAL(n2, n);
+            CU_ASSERT_EQUAL(memcmp(again, buf, n), 0);
+        } else {
+            CU_ASSERT_NOT_EQUAL(why[0], '\0');
+        }
+    }
+    CU_ASSERT(accepted > 1000);     /* the unmutated share decodes */
+}
+
+static const struct cu_test tests[] = {
+    { "encode/decode round trip", test_roundtrip },
+    { "malformed messages rejected", test_rejects },
+    { "random and mutated buffers", test_fuzzish },
+    { NULL, NULL },
+};
+static const struct cu_suite suites[] = { { "proto", NULL, NULL, tests }, { NULL, NULL, NULL, NULL } };
+CU_MAIN(suites)
