@@ -61,9 +61,11 @@ struct blkif_x86_32_request_indirect {
     uint32_t indirect_grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
     uint64_t pad2;
 };
+/* Padding is spelled out so a response never carries stale bytes (XSA-216). */
 struct blkif_x86_32_response {
     uint64_t id;
     uint8_t  operation;
+    uint8_t  pad;
     int16_t  status;
 };
 #pragma pack(pop)
@@ -98,7 +100,9 @@ struct blkif_x86_64_request_indirect {
 struct blkif_x86_64_response {
     blkif_u64a8 id;
     uint8_t  operation;
+    uint8_t  pad;
     int16_t  status;
+    uint32_t pad2;
 };
 
 /* ---- the canonical, local form every ABI decodes into ---------------- */

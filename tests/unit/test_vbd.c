@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,15 +39,22 @@ static struct volumes *vols;
 static struct blkback *bb;
 static struct memx_config cfg;
 
+struct tqueue {
+    struct blkif_sring *s;
+    unsigned pages, size;
+    size_t entsz;
+    uint32_t ring_refs[16];
+    int port;
+    uint32_t req_prod, rsp_cons;
+};
+
 struct tfront {
     uint32_t devid;
     char fe[96], be[96];
-    struct blkif_sring *s;
-    uint32_t ring_ref;
-    int port;
+    int nq;
+    struct tqueue q[4];
     uint8_t *data;
     uint32_t refs[NDATA];
-    uint32_t req_prod, rsp_cons;
     uint64_t next_id;
 };
 
@@ -105,66 +113,108 @@ static void toolstack_add(struct tfront *f, uint32_t devid, const char *params, 
     put(f->be, "state", "1");
 }
 
-/* What blkfront does on seeing InitWait: a ring, an event channel, Initialised. */
-static void fe_connect(struct tfront *f)
+/* What blkfront does on seeing InitWait: rings, event channels, Initialised.
+ * order < 0: a single "ring-ref"; nq > 1: queue-N/ subdirectories. */
+static void fe_connect_ex(struct tfront *f, int order, int nq, const char *proto)
 {
-    f->s = xp_gnt_share(xfe, 0, 1, &f->ring_ref, true);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f->s);
-    SHARED_RING_INIT(f->s);
+    bool x32 = proto && !strcmp(proto, "x86_32-abi");
+    f->nq = nq;
     f->data = xp_gnt_share(xfe, 0, NDATA, f->refs, true);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->data);
-    f->port = xp_evtchn_alloc_unbound(xfe, 0);
-    CU_ASSERT_FATAL(f->port > 0);
-    char v[32];
-    snprintf(v, sizeof(v), "%u", f->ring_ref);
-    put(f->fe, "ring-ref", v);
-    snprintf(v, sizeof(v), "%d", f->port);
-    put(f->fe, "event-channel", v);
-    put(f->fe, "protocol", "x86_64-abi");
+    char v[32], d[160], node[32];
+    for (int qi = 0; qi < nq; qi++) {
+        struct tqueue *q = &f->q[qi];
+        q->pages = order < 0 ? 1 : 1u << order;
+        q->entsz = x32 ? 108 : 112;
+        q->size = blkif_abi_ring_size(x32 ? BLKIF_ABI_X86_32 : BLKIF_ABI_X86_64, q->pages);
+        q->s = xp_gnt_share(xfe, 0, q->pages, q->ring_refs, true);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q->s);
+        SHARED_RING_INIT(q->s);
+        q->port = xp_evtchn_alloc_unbound(xfe, 0);
+        CU_ASSERT_FATAL(q->port > 0);
+        if (nq > 1)
+            snprintf(d, sizeof(d), "%s/queue-%d", f->fe, qi);
+        else
+            snprintf(d, sizeof(d), "%s", f->fe);
+        for (unsigned i = 0; i < q->pages; i++) {
+            if (order < 0)
+                snprintf(node, sizeof(node), "ring-ref");
+            else
+                snprintf(node, sizeof(node), "ring-ref%u", i);
+            snprintf(v, sizeof(v), "%u", q->ring_refs[i]);
+            put(d, node, v);
+        }
+        snprintf(v, sizeof(v), "%d", q->port);
+        put(d, "event-channel", v);
+    }
+    if (order >= 0) {
+        snprintf(v, sizeof(v), "%d", order);
+        put(f->fe, "ring-page-order", v);
+    }
+    if (nq > 1) {
+        snprintf(v, sizeof(v), "%d", nq);
+        put(f->fe, "multi-queue-num-queues", v);
+    }
+    if (proto)
+        put(f->fe, "protocol", proto);
     put(f->fe, "state", "3");
+}
+
+static void fe_connect(struct tfront *f)
+{
+    fe_connect_ex(f, -1, 1, "x86_64-abi");
 }
 
 static void fe_release(struct tfront *f)
 {
-    if (f->port > 0)
-        xp_evtchn_unbind(xfe, (uint32_t)f->port);
+    for (int qi = 0; qi < f->nq; qi++) {
+        struct tqueue *q = &f->q[qi];
+        if (q->port > 0)
+            xp_evtchn_unbind(xfe, (uint32_t)q->port);
+        if (q->s)
+            xp_gnt_unshare(xfe, q->s, q->pages);
+        q->port = 0;
+        q->s = NULL;
+    }
     if (f->data)
         xp_gnt_unshare(xfe, f->data, NDATA);
-    if (f->s)
-        xp_gnt_unshare(xfe, f->s, 1);
-    f->port = 0;
     f->data = NULL;
-    f->s = NULL;
 }
 
-static struct blkif_x86_64_request *slot(struct tfront *f, uint32_t i)
+static void *slot(struct tqueue *q, uint32_t i)
 {
-    return (void *)((char *)f->s + BLKIF_SRING_HDR + (i & 31u) * sizeof(struct blkif_x86_64_request));
+    return (char *)q->s + BLKIF_SRING_HDR + (i & (q->size - 1)) * q->entsz;
 }
 
-/* RING_PUSH_REQUESTS + notify. */
-static uint64_t push(struct tfront *f, const void *req)
+/* RING_PUSH_REQUESTS + notify; req is one of the request layouts of the
+ * queue's ABI, len its size.  The id is set here (its offset differs). */
+static uint64_t push_q(struct tfront *f, int qi, const void *req, size_t len)
 {
-    struct blkif_x86_64_request *r = slot(f, f->req_prod);
-    memcpy(r, req, sizeof(*r));
+    struct tqueue *q = &f->q[qi];
+    uint8_t *r = slot(q, q->req_prod);
+    memset(r, 0, q->entsz);
+    memcpy(r, req, len);
     uint64_t id = f->next_id++;
-    r->id = id;
-    f->req_prod++;
+    memcpy(r + (q->entsz == 108 ? 4 : 8), &id, sizeof(id));
+    q->req_prod++;
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&f->s->req_prod, f->req_prod, __ATOMIC_RELAXED);
-    xp_evtchn_notify(xfe, (uint32_t)f->port);
+    __atomic_store_n(&q->s->req_prod, q->req_prod, __ATOMIC_RELAXED);
+    xp_evtchn_notify(xfe, (uint32_t)q->port);
     return id;
 }
+#define push(f, req) push_q((f), 0, (req), sizeof(*(req)))
 
 /* Waits for the next response; its status, or 99 on a timeout. */
-static int wait_rsp(struct tfront *f, uint64_t id, uint8_t *op)
+static int wait_rsp_q(struct tfront *f, int qi, uint64_t id, uint8_t *op)
 {
+    struct tqueue *q = &f->q[qi];
     uint64_t end = evloop_now_ms() + 5000;
     while (evloop_now_ms() < end) {
-        if (__atomic_load_n(&f->s->rsp_prod, __ATOMIC_ACQUIRE) != f->rsp_cons) {
-            struct blkif_x86_64_response rsp;
-            memcpy(&rsp, slot(f, f->rsp_cons), sizeof(rsp));
-            f->rsp_cons++;
+        if (__atomic_load_n(&q->s->rsp_prod, __ATOMIC_ACQUIRE) != q->rsp_cons) {
+            /* id at 0, operation at 8, status at 10 in both ABIs. */
+            struct blkif_x86_32_response rsp;
+            memcpy(&rsp, slot(q, q->rsp_cons), sizeof(rsp));
+            q->rsp_cons++;
             CU_ASSERT_EQUAL(rsp.id, id);
             if (op)
                 *op = rsp.operation;
@@ -174,6 +224,7 @@ static int wait_rsp(struct tfront *f, uint64_t id, uint8_t *op)
     }
     return 99;
 }
+#define wait_rsp(f, id, op) wait_rsp_q((f), 0, (id), (op))
 
 static int rw(struct tfront *f, uint8_t op, uint64_t sector, unsigned page, uint8_t first, uint8_t last)
 {
@@ -217,6 +268,7 @@ static int suite_init(void)
         return 1;
     xsd = fork();
     if (xsd == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);       /* no stray daemon if this test crashes */
         execl(MEMX_BUILDDIR "/memx-simxsd", "memx-simxsd", "--dir", dir, "--log-level", "error",
               (char *)NULL);
         _exit(127);
@@ -425,8 +477,8 @@ static void test_io_and_bad_requests(void)
     CU_ASSERT_EQUAL(memcmp(a.data + 14 * 4096, a.data + 4096, 4096), 0);
 
     /* req_prod far ahead: device a is disconnected ... */
-    __atomic_store_n(&a.s->req_prod, a.req_prod + 1000, __ATOMIC_RELEASE);
-    xp_evtchn_notify(xfe, (uint32_t)a.port);
+    __atomic_store_n(&a.q[0].s->req_prod, a.q[0].req_prod + 1000, __ATOMIC_RELEASE);
+    xp_evtchn_notify(xfe, (uint32_t)a.q[0].port);
     CU_ASSERT(wait_node(a.be, "state", "6"));
     CU_ASSERT_STRING_EQUAL(volume_owner(volumes_find(vols, "va")), "");
 
@@ -456,11 +508,60 @@ static void test_readonly(void)
     fe_close(&f);
 }
 
+/* What a multi-queue blkfront with big rings and an i386 guest look like. */
+static void test_multiqueue_x86_32(void)
+{
+    struct tfront f;
+    toolstack_add(&f, 51792, "memx:mq:16M", "w");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "2"));
+    fe_connect_ex(&f, 2, 2, "x86_32-abi");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "4"));
+    struct blkback_dev_info buf[8], *i = info_of(51792, buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(i);
+    CU_ASSERT_EQUAL(i->nr_queues, 2);
+    CU_ASSERT_EQUAL(i->ring_pages, 4);
+    CU_ASSERT_STRING_EQUAL(i->protocol, "x86_32-abi");
+    CU_ASSERT_EQUAL(f.q[0].size, 128);
+
+    /* More requests than one page of ring holds, in one batch per queue. */
+    for (int qi = 0; qi < 2; qi++) {
+        uint64_t ids[40];
+        for (unsigned k = 0; k < 40; k++) {
+            fill(f.data + (k % 8) * 4096, 4096, k);
+            struct blkif_x86_32_request r = { .operation = BLKIF_OP_WRITE, .nr_segments = 1,
+                                              .sector_number = 8u * (k + 40u * (unsigned)qi) };
+            r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[k % 8], .first_sect = 0, .last_sect = 7 };
+            if (k % 8 == 7) {
+                /* Data pages are reused: wait for this batch of 8 first. */
+                ids[k] = push_q(&f, qi, &r, sizeof(r));
+                for (unsigned j = k - 7; j <= k; j++)
+                    CU_ASSERT_EQUAL(wait_rsp_q(&f, qi, ids[j], NULL), BLKIF_RSP_OKAY);
+            } else {
+                ids[k] = push_q(&f, qi, &r, sizeof(r));
+            }
+        }
+    }
+    for (unsigned k = 0; k < 80; k += 13) {
+        struct blkif_x86_32_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1,
+                                          .sector_number = 8u * k };
+        r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[8], .first_sect = 0, .last_sect = 7 };
+        int qi = (int)(k & 1);
+        CU_ASSERT_EQUAL(wait_rsp_q(&f, qi, push_q(&f, qi, &r, sizeof(r)), NULL), BLKIF_RSP_OKAY);
+        fill(f.data + 9 * 4096, 4096, k % 40);
+        CU_ASSERT_EQUAL(memcmp(f.data + 8 * 4096, f.data + 9 * 4096, 4096), 0);
+    }
+    i = info_of(51792, buf);
+    CU_ASSERT_EQUAL(i->requests, 87);
+    CU_ASSERT_EQUAL(i->errors, 0);
+    fe_close(&f);
+}
+
 static const struct cu_test tests[] = {
     { "handshake, close, reconnect, toolstack teardown", test_handshake },
     { "bad params target", test_bad_target },
     { "I/O, malformed requests, hostile ring beside a good device", test_io_and_bad_requests },
     { "read-only device", test_readonly },
+    { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "blkback on sim", suite_init, suite_cleanup, tests },
