@@ -64,6 +64,7 @@ struct blkback {
 
 static void reconcile(struct bdev *d);
 static void dev_free(struct bdev *d);
+static void maybe_done(struct blkback *bb);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -387,6 +388,7 @@ static void finish_disconnect(struct bdev *d)
     }
     d->vol = NULL;
     set_state(d, d->after_drain);
+    maybe_done(d->bb);
 }
 
 static void drained(void *arg)
@@ -551,8 +553,6 @@ static struct bdev *dev_new(struct blkback *bb, uint16_t domid, uint32_t devid)
     mx_info("%s: new device (%s)", d->name, d->be);
     return d;
 }
-
-static void maybe_done(struct blkback *bb);
 
 static void dev_free(struct bdev *d)
 {

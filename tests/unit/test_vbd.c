@@ -38,6 +38,8 @@ static struct pool *pool;
 static struct volumes *vols;
 static struct blkback *bb;
 static struct memx_config cfg;
+static bool shut;
+static void shut_done(void *arg) { shut = true; }
 
 struct tqueue {
     struct blkif_sring *s;
@@ -293,13 +295,12 @@ static int suite_init(void)
     return 0;
 }
 
-static bool shut;
-static void shut_done(void *arg) { shut = true; }
 
 static int suite_cleanup(void)
 {
     if (bb) {
-        blkback_shutdown(bb, shut_done, NULL);
+        if (!shut)
+            blkback_shutdown(bb, shut_done, NULL);
         for (int i = 0; i < 500 && !shut; i++)
             evloop_run_once(el, 10);
         blkback_free(bb);
@@ -556,12 +557,42 @@ static void test_multiqueue_x86_32(void)
     fe_close(&f);
 }
 
+/* SIGTERM path: Closing, in-flight I/O answered, Closed, then done. */
+static void test_shutdown_drains(void)
+{
+    struct tfront f;
+    connect_dev(&f, 51808, "memx:sd:1M", "w");
+    fill(f.data, 4096, 3);
+    fake_pool_hold(pool, true);
+    struct blkif_x86_64_request r = { .operation = BLKIF_OP_WRITE, .nr_segments = 1, .sector_number = 8 };
+    r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[0], .first_sect = 0, .last_sect = 7 };
+    uint64_t id = push(&f, &r);
+    for (int k = 0; k < 10; k++)
+        evloop_run_once(el, 5);
+    CU_ASSERT(fake_pool_pending(pool) > 0);
+    blkback_shutdown(bb, shut_done, NULL);
+    for (int k = 0; k < 10; k++)
+        evloop_run_once(el, 5);
+    CU_ASSERT(node_is(f.be, "state", "5"));     /* Closing while the write is in flight */
+    CU_ASSERT(!shut);
+    fake_pool_hold(pool, false);
+    fake_pool_release_all(pool);
+    CU_ASSERT_EQUAL(wait_rsp(&f, id, NULL), BLKIF_RSP_OKAY);
+    for (int k = 0; k < 100 && !shut; k++)
+        evloop_run_once(el, 10);
+    CU_ASSERT(shut);
+    CU_ASSERT(node_is(f.be, "state", "6"));
+    CU_ASSERT_STRING_EQUAL(volume_owner(volumes_find(vols, "sd")), "");
+    fe_release(&f);
+}
+
 static const struct cu_test tests[] = {
     { "handshake, close, reconnect, toolstack teardown", test_handshake },
     { "bad params target", test_bad_target },
     { "I/O, malformed requests, hostile ring beside a good device", test_io_and_bad_requests },
     { "read-only device", test_readonly },
     { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
+    { "shutdown drains in-flight I/O (last: ends the backend)", test_shutdown_drains },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "blkback on sim", suite_init, suite_cleanup, tests },
