@@ -1,0 +1,173 @@
+/* test_ring.c — ring.c's index arithmetic and event hold-off, over a local
+ * page and a fake platform (this file defines the xp_* calls ring.c uses), so
+ * every index the frontend controls can be set directly. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "ring.h"
+#include "xenplat.h"
+
+static uint8_t page[4096] __attribute__((aligned(4096)));
+static int notifies, binds, unmaps;
+
+void *xp_gnt_map(struct xp *xp, uint16_t domid, uint32_t count, const uint32_t *refs, bool writable)
+{
+    return refs[0] == 13 ? page : NULL;
+}
+int xp_gnt_unmap(struct xp *xp, void *addr, uint32_t count) { unmaps++; return 0; }
+int xp_evtchn_bind_interdomain(struct xp *xp, uint16_t domid, uint32_t remote_port)
+{
+    binds++;
+    return remote_port == 666 ? -1 : 9;
+}
+int xp_evtchn_unbind(struct xp *xp, uint32_t port) { binds--; return 0; }
+int xp_evtchn_notify(struct xp *xp, uint32_t port) { notifies++; return 0; }
+
+struct hdr { uint32_t req_prod, req_event, rsp_prod, rsp_event; };
+static struct hdr *H(void) { return (struct hdr *)page; }
+
+static void fresh(struct ring *r)
+{
+    memset(page, 0, sizeof(page));
+    H()->req_event = H()->rsp_event = 1;      /* SHARED_RING_INIT */
+    uint32_t ref = 13;
+    char err[128];
+    CU_ASSERT_EQUAL_FATAL(ring_map(r, NULL, 1, BLKIF_ABI_X86_64, &ref, 1, 4, err, sizeof(err)), 0);
+    notifies = 0;
+}
+
+static void put_req(uint32_t idx, uint64_t id)
+{
+    struct blkif_x86_64_request q = { .operation = BLKIF_OP_READ, .nr_segments = 1, .id = id };
+    memcpy(page + 64 + (idx & 31) * 112, &q, sizeof(q));
+}
+
+static void test_map_errors(void)
+{
+    struct ring r;
+    char err[128];
+    uint32_t bad = 14, good = 13;
+    CU_ASSERT_EQUAL(ring_map(&r, NULL, 1, BLKIF_ABI_X86_64, &bad, 1, 4, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ring page"));
+    unmaps = 0;
+    CU_ASSERT_EQUAL(ring_map(&r, NULL, 1, BLKIF_ABI_X86_64, &good, 1, 666, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "event channel"));
+    CU_ASSERT_EQUAL(unmaps, 1);                 /* nothing left mapped */
+    CU_ASSERT_EQUAL(binds, 1);                  /* the failed bind only */
+    binds = 0;
+}
+
+static void test_batch_and_full(void)
+{
+    struct ring r;
+    struct blkif_req q;
+    fresh(&r);
+    CU_ASSERT_EQUAL(r.size, 32);
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 0);
+    for (uint32_t i = 0; i < 32; i++)
+        put_req(i, 100 + i);
+    H()->req_prod = 32;
+    for (uint32_t i = 0; i < 32; i++) {
+        CU_ASSERT_EQUAL_FATAL(ring_get_request(&r, &q), 1);
+        CU_ASSERT_EQUAL(q.id, 100 + i);
+    }
+    CU_ASSERT_EQUAL(ring_inflight(&r), 32);
+    /* Every slot holds an unanswered request: nothing more may be taken, even
+     * if the frontend claims more (it cannot have room for them). */
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 0);
+    ring_put_response(&r, 100, BLKIF_OP_READ, 0);
+    CU_ASSERT(ring_push_responses(&r));          /* rsp_event 1: the frontend waits for one */
+    CU_ASSERT_EQUAL(H()->rsp_prod, 1);
+    put_req(32, 200);
+    H()->req_prod = 33;
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 1);
+    CU_ASSERT_EQUAL(q.id, 200);
+    ring_unmap(&r);
+}
+
+static void test_overrun(void)
+{
+    struct ring r;
+    struct blkif_req q;
+    fresh(&r);
+    H()->req_prod = 33;                           /* more than the ring holds */
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), -1);
+    ring_unmap(&r);
+
+    fresh(&r);
+    put_req(0, 1);
+    put_req(1, 2);
+    H()->req_prod = 2;
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 1);
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 1);
+    H()->req_prod = 1;                            /* moved backwards behind req_cons */
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), -1);
+    H()->req_prod = 0xfffffff0u;                  /* wrapped far ahead */
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), -1);
+    ring_unmap(&r);
+}
+
+static void test_wraparound(void)
+{
+    struct ring r;
+    struct blkif_req q;
+    memset(page, 0, sizeof(page));
+    /* A resumed frontend near the 2^32 wrap: we start where its responses end. */
+    H()->req_prod = H()->rsp_prod = 0xfffffffeu;
+    uint32_t ref = 13;
+    char err[64];
+    CU_ASSERT_EQUAL_FATAL(ring_map(&r, NULL, 1, BLKIF_ABI_X86_64, &ref, 1, 4, err, sizeof(err)), 0);
+    for (uint32_t i = 0; i < 4; i++)
+        put_req(0xfffffffeu + i, 50 + i);
+    H()->req_prod = 2;
+    for (uint32_t i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(ring_get_request(&r, &q), 1);
+        CU_ASSERT_EQUAL(q.id, 50 + i);
+    }
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 0);
+    ring_unmap(&r);
+}
+
+static void test_event_holdoff(void)
+{
+    struct ring r;
+    struct blkif_req q;
+    fresh(&r);
+    /* Nothing pending: final check asks for an event on the next request. */
+    CU_ASSERT(!ring_final_check(&r));
+    CU_ASSERT_EQUAL(H()->req_event, 1);
+    put_req(0, 7);
+    H()->req_prod = 1;
+    CU_ASSERT(ring_final_check(&r));              /* a request raced in */
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 1);
+    CU_ASSERT(!ring_final_check(&r));
+    CU_ASSERT_EQUAL(H()->req_event, 2);
+
+    /* Responses: notify only when the frontend's rsp_event lies in the pushed range. */
+    H()->rsp_event = 5;
+    ring_put_response(&r, 7, BLKIF_OP_READ, 0);
+    CU_ASSERT(!ring_push_responses(&r));         /* rsp_prod 1 < 5: the frontend is polling */
+    CU_ASSERT_EQUAL(notifies, 0);
+    CU_ASSERT(!ring_push_responses(&r));         /* nothing new */
+    H()->rsp_event = 2;
+    put_req(1, 8);
+    H()->req_prod = 2;
+    CU_ASSERT_EQUAL(ring_get_request(&r, &q), 1);
+    ring_put_response(&r, 8, BLKIF_OP_READ, 0);
+    CU_ASSERT(ring_push_responses(&r));
+    CU_ASSERT_EQUAL(notifies, 1);
+    CU_ASSERT_EQUAL(H()->rsp_prod, 2);
+    ring_unmap(&r);
+}
+
+static const struct cu_test ring_tests[] = {
+    { "map errors unwind", test_map_errors },
+    { "batch, full ring", test_batch_and_full },
+    { "req_prod overrun and rewind", test_overrun },
+    { "index wraparound", test_wraparound },
+    { "event hold-off both ways", test_event_holdoff },
+    { NULL, NULL },
+};
+static const struct cu_suite suites[] = { { "ring", NULL, NULL, ring_tests }, { NULL, NULL, NULL, NULL } };
+CU_MAIN(suites)
