@@ -170,9 +170,24 @@ static json_object *cmd_stats(struct ctl *c)
         histo_merge(&tot->read_ns, &st->read_ns);
         histo_merge(&tot->write_ns, &st->write_ns);
     }
+    /* Shared pages are charged to their first writer: the host-wide table
+     * has the exact stored/dup split. */
+    struct volumes_stats hs;
+    volumes_get_stats(c->ctx.vols, &hs);
+    tot->stored_pages = hs.stored_pages;
+    tot->dup_pages = hs.dup_pages;
+    json_object *dd = json_object_new_object();
+    json_object_object_add(dd, "enabled", json_object_new_boolean(hs.dedup));
+    add_u64(dd, "hits", hs.dedup_hits);
+    add_u64(dd, "late_hits", hs.late_hits);
+    add_u64(dd, "collisions", hs.collisions);
+    add_u64(dd, "compare_reads", hs.compare_reads);
+    add_u64(dd, "index_pages", hs.index_pages);
+    add_u64(dd, "cached_pages", hs.cached_pages);
     json_object *r = json_object_new_object();
     json_object_object_add(r, "volumes", arr);
     json_object_object_add(r, "totals", stats_object(NULL, tot));
+    json_object_object_add(r, "dedup", dd);
     free(st);
     free(tot);
     return r;

@@ -14,12 +14,22 @@
  *
  * Pool page references live in one place, the volumes table (struct volumes):
  * a page has one implicit reference (the map entry) and only pages with more
- * (a read in flight on a page being replaced; later, de-duplicated pages
- * shared by several entries) have a row in refs.  The last put frees it.
+ * (a read in flight on a page being replaced, de-duplicated pages shared by
+ * several entries of any volumes) have a row in refs.  The last put frees it.
+ *
+ * De-duplication (dedup.h holds the content index): a full page about to be
+ * stored is hashed, and each stored page with that hash is compared byte for
+ * byte (from the index's byte cache, else read back from the pool) before the
+ * new entry shares it.  Sharing is copy-on-write for free: writes go out of
+ * place anyway, so an overwrite or discard of one copy only drops a reference.
+ * A replayed write of the same bytes shares the page its entry already holds:
+ * the refcount ends where it was.  A map entry remembers whether its write
+ * stored the page or shared one (the leaf's dup bitmap), for the statistics.
  */
 #include "volume.h"
 
 #include "config.h"
+#include "dedup.h"
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
@@ -35,6 +45,7 @@
 #define SECTORS_PER_PAGE (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
 #define LEAF_BITS 12
 #define LEAF_N    (1u << LEAF_BITS)
+#define MAX_CAND  4     /* stored pages compared per hash hit (more than one only after a collision) */
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -117,11 +128,13 @@ enum ent_kind { ENT_NONE, ENT_ZERO, ENT_PAGE };
 struct ent {
     enum ent_kind kind;
     pool_page_t page;
+    bool dup;               /* ENT_PAGE: the write shared a page already stored */
 };
 
 struct leaf {
     pool_page_t page[LEAF_N];
     uint64_t zero[LEAF_N / 64];
+    uint64_t dup[LEAF_N / 64];
     uint32_t used;          /* entries not ENT_NONE; the leaf goes when it drops to 0 */
 };
 
@@ -158,6 +171,12 @@ struct pop {
     bool was_none;          /* RMW: the page was never written (a discard edge keeps it so) */
     uint8_t *bounce;
     struct pop *next;
+    /* storing a full page (store_page) */
+    const uint8_t *data;
+    struct dedup_hash hash;
+    pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
+    unsigned ncand, ci;
+    uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
 };
 
 struct pref {
@@ -187,6 +206,10 @@ struct volumes {
     int efd;
     struct req *dfirst, *dlast;     /* requests done during their own issue, to complete from the loop */
     struct htab refs;
+    struct dedup *dd;               /* NULL: de-duplication off */
+    uint64_t live;                  /* pool pages held (each counted once however shared) */
+    uint64_t logical, zero, entries;/* host-wide sums of the maps' entries */
+    uint64_t hits, late_hits, collisions, compare_reads;
     struct volume **v;
     size_t n, cap;
 };
@@ -253,6 +276,9 @@ static void page_put(struct volumes *vs, pool_page_t page)
 {
     struct pref *r = (struct pref *)ht_find(&vs->refs, page);
     if (!r) {
+        if (vs->dd)
+            dedup_forget(vs->dd, page);
+        vs->live--;
         pool_free_page(vs->pool, page);
         return;
     }
@@ -269,22 +295,32 @@ static struct ent map_get(const struct volume *v, uint64_t idx)
     const struct leaf *l = v->top[idx >> LEAF_BITS];
     unsigned i = idx & (LEAF_N - 1);
     if (!l)
-        return (struct ent){ ENT_NONE, 0 };
+        return (struct ent){ ENT_NONE, 0, false };
+    uint64_t bit = 1ull << (i % 64);
     if (l->page[i])
-        return (struct ent){ ENT_PAGE, l->page[i] };
-    if (l->zero[i / 64] & (1ull << (i % 64)))
-        return (struct ent){ ENT_ZERO, 0 };
-    return (struct ent){ ENT_NONE, 0 };
+        return (struct ent){ ENT_PAGE, l->page[i], (l->dup[i / 64] & bit) != 0 };
+    if (l->zero[i / 64] & bit)
+        return (struct ent){ ENT_ZERO, 0, false };
+    return (struct ent){ ENT_NONE, 0, false };
 }
 
 static void count(struct volume *v, struct ent e, int64_t d)
 {
-    if (e.kind == ENT_PAGE)
-        v->st.stored_pages += (uint64_t)d;
-    else if (e.kind == ENT_ZERO)
+    struct volumes *vs = v->vs;
+    if (e.kind == ENT_PAGE) {
+        if (e.dup)
+            v->st.dup_pages += (uint64_t)d;
+        else
+            v->st.stored_pages += (uint64_t)d;
+        vs->entries += (uint64_t)d;
+    } else if (e.kind == ENT_ZERO) {
         v->st.zero_pages += (uint64_t)d;
-    if (e.kind != ENT_NONE)
+        vs->zero += (uint64_t)d;
+    }
+    if (e.kind != ENT_NONE) {
         v->st.logical_pages += (uint64_t)d;
+        vs->logical += (uint64_t)d;
+    }
 }
 
 /* Installs e and returns what was there; the caller releases the old page. */
@@ -293,17 +329,25 @@ static struct ent map_set(struct volume *v, uint64_t idx, struct ent e)
     struct leaf **lp = &v->top[idx >> LEAF_BITS];
     unsigned i = idx & (LEAF_N - 1);
     struct ent old = map_get(v, idx);
+    /* A replayed write that shared the page it already had keeps its accounting. */
+    if (e.kind == ENT_PAGE && old.kind == ENT_PAGE && e.page == old.page)
+        e.dup = old.dup;
     if (!*lp) {
         if (e.kind == ENT_NONE)
             return old;
         *lp = xcalloc(1, sizeof(**lp));
     }
     struct leaf *l = *lp;
+    uint64_t bit = 1ull << (i % 64);
     l->page[i] = e.kind == ENT_PAGE ? e.page : 0;
     if (e.kind == ENT_ZERO)
-        l->zero[i / 64] |= 1ull << (i % 64);
+        l->zero[i / 64] |= bit;
     else
-        l->zero[i / 64] &= ~(1ull << (i % 64));
+        l->zero[i / 64] &= ~bit;
+    if (e.kind == ENT_PAGE && e.dup)
+        l->dup[i / 64] |= bit;
+    else
+        l->dup[i / 64] &= ~bit;
     l->used += (e.kind != ENT_NONE) - (old.kind != ENT_NONE);
     count(v, old, -1);
     count(v, e, 1);
@@ -512,24 +556,12 @@ static struct pop *pop_new(struct req *r, uint64_t idx, uint32_t off, uint32_t l
 static void pop_free(struct pop *p)
 {
     free(p->bounce);
+    free(p->cmp);
     free(p);
 }
 
-/* Full-page write. */
-static void wr_done(void *arg, int status, pool_page_t page)
-{
-    struct pop *p = arg;
-    struct volume *v = p->r->v;
-    struct req *r = p->r;
-    if (status == 0)
-        apply(v, p->a, p->idx, p->seq, (struct ent){ ENT_PAGE, page });
-    op_end(v, p->a);
-    pop_free(p);
-    req_page_done(r, status);
-}
-
-/* Read-modify-write of part of a page: runs only while the page is otherwise idle. */
-static void rmw_end(struct pop *p, int status)
+/* A page write (full or read-modify-write) ended: the page goes idle. */
+static void wr_end(struct pop *p, int status)
 {
     struct volume *v = p->r->v;
     struct req *r = p->r;
@@ -538,13 +570,126 @@ static void rmw_end(struct pop *p, int status)
     req_page_done(r, status);
 }
 
-static void rmw_write_done(void *arg, int status, pool_page_t page)
+/* The page is in the pool, stored anew or shared: e holds a reference for the map. */
+static void stored(struct pop *p, int status, struct ent e)
+{
+    if (status == 0)
+        apply(p->r->v, p->a, p->idx, p->seq, e);
+    wr_end(p, status);
+}
+
+/* ---- storing a full page, with de-duplication ------------------------------ */
+
+static void share(struct pop *p)
+{
+    struct volumes *vs = p->r->v->vs;
+    pool_page_t page = p->cand[p->ci];
+    while (++p->ci < p->ncand)
+        page_put(vs, p->cand[p->ci]);
+    vs->hits++;
+    stored(p, 0, (struct ent){ ENT_PAGE, page, true });
+}
+
+static void written(void *arg, int status, pool_page_t page)
 {
     struct pop *p = arg;
-    if (status == 0)
-        apply(p->r->v, p->a, p->idx, p->seq, (struct ent){ ENT_PAGE, page });
-    rmw_end(p, status);
+    struct volumes *vs = p->r->v->vs;
+    if (status) {
+        stored(p, status, (struct ent){ ENT_NONE, 0, false });
+        return;
+    }
+    vs->live++;
+    if (vs->dd) {
+        /* An equal page may have been stored while this one was in flight
+         * (guests booting together write the same pages at once): share that
+         * one and give this back, so concurrency costs a write, not space. */
+        pool_page_t c[MAX_CAND];
+        size_t n = dedup_lookup(vs->dd, p->hash, c, MAX_CAND);
+        for (size_t i = 0; i < n; i++) {
+            const void *b = dedup_cached(vs->dd, c[i]);
+            if (b && memcmp(b, p->data, VOLUME_PAGE_SIZE) == 0) {
+                page_get(vs, c[i]);
+                vs->live--;
+                pool_free_page(vs->pool, page);
+                vs->late_hits++;
+                stored(p, 0, (struct ent){ ENT_PAGE, c[i], true });
+                return;
+            }
+        }
+        dedup_insert(vs->dd, p->hash, page, p->data);
+    }
+    stored(p, 0, (struct ent){ ENT_PAGE, page, false });
 }
+
+static void compared(void *arg, int status);
+
+/* Tries the remaining candidates, from the byte cache where it can; writes a
+ * new page when none is equal. */
+static void try_next(struct pop *p)
+{
+    struct volumes *vs = p->r->v->vs;
+    while (p->ci < p->ncand) {
+        pool_page_t c = p->cand[p->ci];
+        const void *b = dedup_cached(vs->dd, c);
+        if (!b) {
+            vs->compare_reads++;
+            if (!p->cmp)
+                p->cmp = xcalloc(1, VOLUME_PAGE_SIZE);
+            pool_read(vs->pool, c, p->cmp, compared, p);
+            return;
+        }
+        if (memcmp(b, p->data, VOLUME_PAGE_SIZE) == 0) {
+            share(p);
+            return;
+        }
+        vs->collisions++;
+        page_put(vs, c);
+        p->ci++;
+    }
+    pool_write_new(vs->pool, p->data, written, p);
+}
+
+static void compared(void *arg, int status)
+{
+    struct pop *p = arg;
+    struct volumes *vs = p->r->v->vs;
+    pool_page_t c = p->cand[p->ci];
+    /* A failed read only costs the sharing: the page is stored anew. */
+    if (status == 0) {
+        dedup_cache_put(vs->dd, c, p->cmp);
+        if (memcmp(p->cmp, p->data, VOLUME_PAGE_SIZE) == 0) {
+            share(p);
+            return;
+        }
+        vs->collisions++;
+    }
+    page_put(vs, c);
+    p->ci++;
+    try_next(p);
+}
+
+/* Stores the full page at data (valid until the pop ends) and calls stored().
+ * May complete inside the call: the request's issue reference keeps that from
+ * reaching the caller's callback. */
+static void store_page(struct pop *p, const uint8_t *data)
+{
+    struct volumes *vs = p->r->v->vs;
+    p->data = data;
+    if (!vs->dd) {
+        pool_write_new(vs->pool, data, written, p);
+        return;
+    }
+    p->hash = dedup_hash(data);
+    p->ncand = (unsigned)dedup_lookup(vs->dd, p->hash, p->cand, MAX_CAND);
+    /* Held across the compares: a candidate must not be freed (and its
+     * handle reused) while it is being read or about to be shared. */
+    for (unsigned i = 0; i < p->ncand; i++)
+        page_get(vs, p->cand[i]);
+    p->ci = 0;
+    try_next(p);
+}
+
+/* ---- read-modify-write of part of a page: runs only while the page is otherwise idle ---- */
 
 static void rmw_modify(struct volume *v, struct pop *p)
 {
@@ -554,11 +699,11 @@ static void rmw_modify(struct volume *v, struct pop *p)
         memset(p->bounce + p->off, 0, p->len);
     if (page_is_zero(p->bounce)) {
         bool keep_none = p->was_none && p->r->kind == REQ_DISCARD;
-        apply(v, p->a, p->idx, p->seq, (struct ent){ keep_none ? ENT_NONE : ENT_ZERO, 0 });
-        rmw_end(p, 0);
+        apply(v, p->a, p->idx, p->seq, (struct ent){ keep_none ? ENT_NONE : ENT_ZERO, 0, false });
+        wr_end(p, 0);
         return;
     }
-    pool_write_new(v->vs->pool, p->bounce, rmw_write_done, p);
+    store_page(p, p->bounce);
 }
 
 static void rmw_read_done(void *arg, int status)
@@ -567,7 +712,7 @@ static void rmw_read_done(void *arg, int status)
     struct volume *v = p->r->v;
     page_put(v->vs, p->src);
     if (status) {
-        rmw_end(p, status);
+        wr_end(p, status);
         return;
     }
     rmw_modify(v, p);
@@ -595,7 +740,7 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
         /* Zeros (or a discarded page) need no pool I/O: they win at once over
          * any write to this page still in flight. */
         struct active *a = active_get(v, idx, false);
-        struct ent e = { buf ? ENT_ZERO : ENT_NONE, 0 };
+        struct ent e = { buf ? ENT_ZERO : ENT_NONE, 0, false };
         apply(v, a, idx, a ? ++a->issued : 0, e);
         return;
     }
@@ -604,7 +749,7 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
     p->seq = ++p->a->issued;
     if (len == VOLUME_PAGE_SIZE) {
         p->a->busy++;
-        pool_write_new(v->vs->pool, buf, wr_done, p);
+        store_page(p, buf);
     } else if (p->a->busy) {
         *p->a->wq_tail = p;
         p->a->wq_tail = &p->next;
@@ -746,6 +891,8 @@ struct volumes *volumes_new(struct pool *pool, bool dedup)
         free(vs);
         return NULL;
     }
+    if (dedup)
+        vs->dd = dedup_new(DEDUP_CACHE_PAGES);
     return vs;
 }
 
@@ -779,6 +926,7 @@ void volumes_free(struct volumes *vs)
             free(n);
         }
     free(vs->refs.b);
+    dedup_free(vs->dd);
     while (vs->dfirst) {
         struct req *r = vs->dfirst;
         vs->dfirst = r->dnext;
@@ -864,6 +1012,9 @@ int volume_delete(struct volumes *vs, const char *name)
             continue;
         if (v->owner[0])
             return -EBUSY;
+        vs->logical -= v->st.logical_pages;
+        vs->zero -= v->st.zero_pages;
+        vs->entries -= v->st.stored_pages + v->st.dup_pages;
         volume_free_map(v, true);
         free(v);
         memmove(&vs->v[i], &vs->v[i + 1], (vs->n - i - 1) * sizeof(*vs->v));
@@ -878,3 +1029,25 @@ const char *volume_owner(const struct volume *v) { return v->owner; }
 uint64_t volume_size(const struct volume *v) { return v->size; }
 
 void volume_get_stats(const struct volume *v, struct volume_stats *st) { *st = v->st; }
+
+void volumes_get_stats(const struct volumes *vs, struct volumes_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->dedup = vs->dd != NULL;
+    st->logical_pages = vs->logical;
+    st->zero_pages = vs->zero;
+    st->stored_pages = vs->live;
+    /* live also counts pages only an in-flight read still holds: momentarily
+     * it can exceed the mapped pages. */
+    st->dup_pages = vs->entries > vs->live ? vs->entries - vs->live : 0;
+    st->dedup_hits = vs->hits + vs->late_hits;
+    st->late_hits = vs->late_hits;
+    st->collisions = vs->collisions;
+    st->compare_reads = vs->compare_reads;
+    if (vs->dd) {
+        struct dedup_stats ds;
+        dedup_get_stats(vs->dd, &ds);
+        st->index_pages = ds.entries;
+        st->cached_pages = ds.cached;
+    }
+}

@@ -34,9 +34,9 @@ typedef void (*volume_cb)(void *arg, int status);   /* 0 or -errno */
 struct volume_stats {
     uint64_t size_bytes;
     uint64_t logical_pages;   /* pages holding data the guest wrote (zero pages included) */
-    uint64_t stored_pages;    /* pages held in the pool for this volume */
+    uint64_t stored_pages;    /* pages whose write stored them in the pool (logical = stored + zero + dup) */
     uint64_t zero_pages;      /* written as zeros: recorded, not stored */
-    uint64_t dup_pages;       /* shared with another page (de-duplication) */
+    uint64_t dup_pages;       /* pages whose write shared an equal page already stored (de-duplication) */
     uint64_t reads, writes, discards, flushes, errors;
     struct histo read_ns, write_ns;
 };
@@ -59,6 +59,21 @@ void volume_detach(struct volume *v);
 int  volume_delete(struct volumes *vs, const char *name);
 
 struct volume *volumes_find(struct volumes *vs, const char *name);
+/* Host-wide page counts.  A shared page is charged to the volume whose write
+ * stored it; once that copy is overwritten the others keep it alive, so the
+ * per-volume stored/dup split stops adding up to the pool.  These are exact:
+ * stored_pages is the pool pages held, each once however many entries share it. */
+struct volumes_stats {
+    bool dedup;
+    uint64_t logical_pages, stored_pages, zero_pages, dup_pages;
+    uint64_t dedup_hits;      /* writes that shared an equal stored page */
+    uint64_t late_hits;       /* of those, found only after their own write (concurrent equal writes) */
+    uint64_t collisions;      /* hash hits whose bytes differed */
+    uint64_t compare_reads;   /* byte compares that read the stored page back (byte cache missed) */
+    uint64_t index_pages, cached_pages;
+};
+void volumes_get_stats(const struct volumes *vs, struct volumes_stats *st);
+
 /* Iteration for the control socket: returns the i-th volume or NULL. */
 struct volume *volumes_at(struct volumes *vs, size_t i);
 

@@ -302,6 +302,13 @@ static void show_stats(json_object *r)
         printf("pages: %llu logical, %llu stored; savings: zero pages %.1f%%, duplicates %.1f%%\n",
                (unsigned long long)logical, (unsigned long long)u_of(tot, "stored_pages"),
                100.0 * (double)zero / (double)logical, 100.0 * (double)dup / (double)logical);
+    json_object *dd;
+    if (json_object_object_get_ex(r, "dedup", &dd))
+        printf("dedup: %s; %s hits (%s after their own write), %s hash collisions, %s compares read back, "
+               "%s pages indexed, %s cached\n",
+               json_object_get_boolean(json_object_object_get(dd, "enabled")) ? "on" : "off", num(dd, "hits"),
+               num(dd, "late_hits"), num(dd, "collisions"), num(dd, "compare_reads"), num(dd, "index_pages"),
+               num(dd, "cached_pages"));
 }
 
 static void show_devices(json_object *r)

@@ -142,14 +142,19 @@ static void test_commands(void)
     CU_ASSERT_STRING_EQUAL(get_str(v0, "owner"), "vbd 3/51728");
     CU_ASSERT_EQUAL(get_int(v0, "size"), 1 << 20);
     CU_ASSERT_EQUAL(get_int(v0, "logical_pages"), 3);
-    CU_ASSERT_EQUAL(get_int(v0, "stored_pages"), 2);
+    CU_ASSERT_EQUAL(get_int(v0, "stored_pages"), 1);     /* the two 0x5a pages are one, shared */
     CU_ASSERT_EQUAL(get_int(v0, "zero_pages"), 1);
-    CU_ASSERT_EQUAL(get_int(v0, "dup_pages"), 0);
+    CU_ASSERT_EQUAL(get_int(v0, "dup_pages"), 1);
     json_object_put(o);
 
     o = ask("{\"cmd\":\"stats\"}");
     json_object *tot = get(o, "totals");
-    CU_ASSERT_EQUAL(get_int(tot, "stored_pages"), 2);
+    CU_ASSERT_EQUAL(get_int(tot, "stored_pages"), 1);
+    CU_ASSERT_EQUAL(get_int(tot, "dup_pages"), 1);
+    json_object *dd = get(o, "dedup");
+    CU_ASSERT_TRUE(json_object_get_boolean(get(dd, "enabled")));
+    CU_ASSERT_EQUAL(get_int(dd, "hits"), 1);
+    CU_ASSERT_EQUAL(get_int(dd, "index_pages"), 1);
     CU_ASSERT_EQUAL(get_int(tot, "requests"), 1);
     CU_ASSERT_EQUAL(get_int(tot, "errors"), 0);
     CU_ASSERT_PTR_NOT_NULL(get(tot, "write_p99_us"));

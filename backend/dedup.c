@@ -1,0 +1,210 @@
+/* dedup.c — the content index and its byte cache; see dedup.h.
+ *
+ * One entry per indexed page, on two chains: by hash (lookups on write) and by
+ * page handle (forget on free).  The cache is a ring of page-sized slots
+ * replaced in FIFO order: duplicates of a guest image arrive close together
+ * when guests boot together, and FIFO costs nothing per hit.
+ */
+#include "dedup.h"
+
+#include "log.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Inlined: 94 ns per 4 KiB page against 264 ns through the shared library. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+struct dent {
+    struct dedup_hash h;
+    pool_page_t page;
+    struct dent *hnext, *pnext;
+    size_t slot;                /* cache slot + 1, or 0 */
+};
+
+struct dedup {
+    struct dent **byhash, **bypage;
+    size_t nb, n;
+    size_t cap;                 /* cache slots */
+    uint8_t *bytes;             /* cap pages, allocated on first use */
+    struct dent **owner;        /* the entry each slot holds, or NULL */
+    size_t hand, cached;
+};
+
+static dedup_hash_fn test_hash;
+static long test_cache = -1;
+
+void dedup_test_hooks(dedup_hash_fn hash, long cache_pages)
+{
+    test_hash = hash;
+    test_cache = cache_pages;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p) {
+        mx_err("dedup: out of memory (%zu bytes)", n * sz);
+        abort();
+    }
+    return p;
+}
+
+struct dedup_hash dedup_hash(const void *page)
+{
+    if (test_hash)
+        return test_hash(page);
+    XXH128_hash_t x = XXH3_128bits(page, POOL_PAGE_SIZE);
+    return (struct dedup_hash){ x.low64, x.high64 };
+}
+
+static size_t slot_of(uint64_t key, size_t nb)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (nb - 1);
+}
+
+struct dedup *dedup_new(size_t cache_pages)
+{
+    struct dedup *d = xcalloc(1, sizeof(*d));
+    d->cap = test_cache >= 0 ? (size_t)test_cache : cache_pages;
+    d->nb = 1024;
+    d->byhash = xcalloc(d->nb, sizeof(*d->byhash));
+    d->bypage = xcalloc(d->nb, sizeof(*d->bypage));
+    if (d->cap)
+        d->owner = xcalloc(d->cap, sizeof(*d->owner));
+    return d;
+}
+
+void dedup_free(struct dedup *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->nb; i++)
+        for (struct dent *e = d->bypage[i], *next; e; e = next) {
+            next = e->pnext;
+            free(e);
+        }
+    free(d->byhash);
+    free(d->bypage);
+    free(d->owner);
+    free(d->bytes);
+    free(d);
+}
+
+static void grow(struct dedup *d)
+{
+    size_t nb = d->nb * 2;
+    struct dent **bh = xcalloc(nb, sizeof(*bh)), **bp = xcalloc(nb, sizeof(*bp));
+    for (size_t i = 0; i < d->nb; i++)
+        for (struct dent *e = d->bypage[i], *next; e; e = next) {
+            next = e->pnext;
+            size_t s = slot_of(e->h.lo, nb);
+            e->hnext = bh[s];
+            bh[s] = e;
+            s = slot_of(e->page, nb);
+            e->pnext = bp[s];
+            bp[s] = e;
+        }
+    free(d->byhash);
+    free(d->bypage);
+    d->byhash = bh;
+    d->bypage = bp;
+    d->nb = nb;
+}
+
+size_t dedup_lookup(const struct dedup *d, struct dedup_hash h, pool_page_t *out, size_t max)
+{
+    size_t n = 0;
+    for (const struct dent *e = d->byhash[slot_of(h.lo, d->nb)]; e && n < max; e = e->hnext)
+        if (e->h.lo == h.lo && e->h.hi == h.hi)
+            out[n++] = e->page;
+    return n;
+}
+
+static struct dent *find_page(const struct dedup *d, pool_page_t page)
+{
+    for (struct dent *e = d->bypage[slot_of(page, d->nb)]; e; e = e->pnext)
+        if (e->page == page)
+            return e;
+    return NULL;
+}
+
+static void cache_drop(struct dedup *d, struct dent *e)
+{
+    d->owner[e->slot - 1] = NULL;
+    e->slot = 0;
+    d->cached--;
+}
+
+static void cache_fill(struct dedup *d, struct dent *e, const void *bytes)
+{
+    if (!d->cap || e->slot)
+        return;
+    if (!d->bytes)
+        d->bytes = xcalloc(d->cap, POOL_PAGE_SIZE);
+    size_t s = d->hand;
+    d->hand = (d->hand + 1) % d->cap;
+    if (d->owner[s])
+        cache_drop(d, d->owner[s]);
+    memcpy(d->bytes + s * POOL_PAGE_SIZE, bytes, POOL_PAGE_SIZE);
+    d->owner[s] = e;
+    e->slot = s + 1;
+    d->cached++;
+}
+
+void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes)
+{
+    if (d->n >= d->nb)
+        grow(d);
+    struct dent *e = xcalloc(1, sizeof(*e));
+    e->h = h;
+    e->page = page;
+    size_t s = slot_of(h.lo, d->nb);
+    e->hnext = d->byhash[s];
+    d->byhash[s] = e;
+    s = slot_of(page, d->nb);
+    e->pnext = d->bypage[s];
+    d->bypage[s] = e;
+    d->n++;
+    cache_fill(d, e, bytes);
+}
+
+void dedup_forget(struct dedup *d, pool_page_t page)
+{
+    struct dent **pp = &d->bypage[slot_of(page, d->nb)];
+    while (*pp && (*pp)->page != page)
+        pp = &(*pp)->pnext;
+    struct dent *e = *pp;
+    if (!e)
+        return;
+    *pp = e->pnext;
+    for (pp = &d->byhash[slot_of(e->h.lo, d->nb)]; *pp != e; pp = &(*pp)->hnext)
+        ;
+    *pp = e->hnext;
+    if (e->slot)
+        cache_drop(d, e);
+    d->n--;
+    free(e);
+}
+
+const void *dedup_cached(struct dedup *d, pool_page_t page)
+{
+    struct dent *e = find_page(d, page);
+    return e && e->slot ? d->bytes + (e->slot - 1) * POOL_PAGE_SIZE : NULL;
+}
+
+void dedup_cache_put(struct dedup *d, pool_page_t page, const void *bytes)
+{
+    struct dent *e = find_page(d, page);
+    if (e)
+        cache_fill(d, e, bytes);
+}
+
+void dedup_get_stats(const struct dedup *d, struct dedup_stats *st)
+{
+    st->entries = d->n;
+    st->cached = d->cached;
+    st->cache_bytes = (uint64_t)d->cap * POOL_PAGE_SIZE;
+}

@@ -1,0 +1,63 @@
+/* dedup.h — the content index behind page de-duplication.
+ *
+ * Maps the XXH3-128 hash of a stored pool page to that page, for every page
+ * the volume layer holds (host-wide: all volumes of all guests).  A hash hit is
+ * only a candidate: the caller compares the bytes before sharing, so a
+ * collision can never return wrong data, and several pages may carry one hash.
+ * Pool pages are immutable once written (volumes write out of place), so an
+ * entry is valid until its page is freed; the caller forgets it then.
+ *
+ * Refcounts are not kept here: they live in the volume layer's one refcount
+ * table.  Beside the index sits a bounded cache of the bytes of recently
+ * stored or compared pages, so that the byte compare of a duplicate usually
+ * needs no pool read (a round trip to a memory server).
+ */
+#ifndef MEMX_DEDUP_H
+#define MEMX_DEDUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+
+#define DEDUP_CACHE_PAGES 4096u     /* default byte cache: 16 MiB */
+
+struct dedup;
+
+struct dedup_hash {
+    uint64_t lo, hi;
+};
+
+typedef struct dedup_hash (*dedup_hash_fn)(const void *page);
+
+struct dedup_stats {
+    uint64_t entries;           /* pages in the index */
+    uint64_t cached;            /* of those, with bytes in the cache */
+    uint64_t cache_bytes;       /* memory the cache may use */
+};
+
+struct dedup *dedup_new(size_t cache_pages);
+void dedup_free(struct dedup *d);
+
+/* XXH3-128 of a 4 KiB page (or the test hook's hash). */
+struct dedup_hash dedup_hash(const void *page);
+
+/* Fills up to max pages stored under h, most recently inserted first. */
+size_t dedup_lookup(const struct dedup *d, struct dedup_hash h, pool_page_t *out, size_t max);
+/* Records a freshly stored page and caches its bytes. */
+void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes);
+/* The page is being freed: drop its entry (a no-op for pages never inserted). */
+void dedup_forget(struct dedup *d, pool_page_t page);
+/* The page's bytes if cached, else NULL.  Valid until the next call. */
+const void *dedup_cached(struct dedup *d, pool_page_t page);
+/* Caches the bytes of an indexed page (read back for a compare). */
+void dedup_cache_put(struct dedup *d, pool_page_t page, const void *bytes);
+
+void dedup_get_stats(const struct dedup *d, struct dedup_stats *st);
+
+/* Test and benchmark hooks, process-wide: a hash function to force collisions
+ * (NULL: XXH3-128), and the cache size later dedup_new() calls use instead of
+ * theirs (negative: theirs). */
+void dedup_test_hooks(dedup_hash_fn hash, long cache_pages);
+
+#endif

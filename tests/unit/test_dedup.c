@@ -1,0 +1,444 @@
+/* test_dedup.c — page de-duplication across volumes (volume.c + dedup.c) over the fake pool. */
+#include "cu_main.h"
+#include "dedup.h"
+#include "evloop.h"
+#include "fake_pool.h"
+#include "volume.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PG VOLUME_PAGE_SIZE
+#define SPP (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
+
+static struct evloop *el;
+static struct pool *pool;
+static struct volumes *vs;
+static struct volume *v1, *v2;
+
+struct done {
+    int calls;
+    int status;
+};
+
+static void on_done(void *arg, int status)
+{
+    struct done *d = arg;
+    d->calls++;
+    d->status = status;
+}
+
+static void run_until(const struct done *d, int calls)
+{
+    for (int i = 0; i < 1000 && d->calls < calls; i++)
+        evloop_run_once(el, 10);
+}
+
+static struct volume *attach(const char *name)
+{
+    char err[128];
+    struct volume *v = volume_attach(vs, name, 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    return v;
+}
+
+static void setup_with(bool dedup)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    vs = volumes_new(pool, dedup);
+    v1 = attach("v1");
+    v2 = attach("v2");
+}
+
+static void setup(void) { setup_with(true); }
+
+static void teardown(void)
+{
+    CU_ASSERT_EQUAL(fake_pool_violations(pool), 0);
+    volumes_free(vs);
+    pool_free(pool);
+    evloop_free(el);
+    dedup_test_hooks(NULL, -1);
+}
+
+static int do_write(struct volume *v, uint64_t sector, uint32_t nsect, const void *buf)
+{
+    struct done d = { 0, 1 };
+    volume_write(v, sector, nsect, buf, on_done, &d);
+    CU_ASSERT_EQUAL(d.calls, 0);            /* never inside the call, even when shared at once */
+    run_until(&d, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    return d.status;
+}
+
+static int do_discard(struct volume *v, uint64_t sector, uint64_t nsect)
+{
+    struct done d = { 0, 1 };
+    volume_discard(v, sector, nsect, on_done, &d);
+    run_until(&d, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    return d.status;
+}
+
+/* Reads one page and compares it with want (NULL: zeros). */
+static bool page_is(struct volume *v, uint64_t idx, const uint8_t *want)
+{
+    static uint8_t r[PG], z[PG];
+    struct done d = { 0, 1 };
+    memset(r, 0xee, PG);
+    volume_read(v, idx * SPP, SPP, r, on_done, &d);
+    run_until(&d, 1);
+    return d.calls == 1 && d.status == 0 && memcmp(r, want ? want : z, PG) == 0;
+}
+
+/* Bytes that differ from page to page (and seed to seed), never a zero page. */
+static void fill(uint8_t *b, size_t n, unsigned seed)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b[i] = (uint8_t)(x >> 24) | 1;
+    }
+}
+
+static struct volume_stats vstats(struct volume *v)
+{
+    struct volume_stats st;
+    volume_get_stats(v, &st);
+    return st;
+}
+
+static struct volumes_stats hstats(void)
+{
+    struct volumes_stats st;
+    volumes_get_stats(vs, &st);
+    return st;
+}
+
+/* Every page collides: only the byte compare tells them apart. */
+static struct dedup_hash same_hash(const void *page)
+{
+    (void)page;
+    return (struct dedup_hash){ 42, 42 };
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_shared_across_volumes(void)
+{
+    setup();
+    static uint8_t a[PG], b[PG];
+    fill(a, PG, 1);
+    fill(b, PG, 2);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, b), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 5 * SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 6 * SPP, SPP, a), 0);     /* a third copy, inside one volume */
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v1, 0, a));
+    CU_ASSERT_TRUE(page_is(v1, 1, b));
+    CU_ASSERT_TRUE(page_is(v2, 5, a));
+    CU_ASSERT_TRUE(page_is(v2, 6, a));
+    CU_ASSERT_EQUAL(vstats(v1).stored_pages, 2);
+    CU_ASSERT_EQUAL(vstats(v2).stored_pages, 0);
+    CU_ASSERT_EQUAL(vstats(v2).dup_pages, 2);
+    CU_ASSERT_EQUAL(vstats(v2).logical_pages, 2);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_TRUE(h.dedup);
+    CU_ASSERT_EQUAL(h.logical_pages, 4);
+    CU_ASSERT_EQUAL(h.stored_pages, 2);
+    CU_ASSERT_EQUAL(h.dup_pages, 2);
+    CU_ASSERT_EQUAL(h.dedup_hits, 2);
+    CU_ASSERT_EQUAL(h.collisions, 0);
+    CU_ASSERT_EQUAL(h.compare_reads, 0);                    /* compared from the byte cache */
+    CU_ASSERT_EQUAL(h.index_pages, 2);
+    teardown();
+}
+
+static void test_dedup_off_stores_duplicates(void)
+{
+    setup_with(false);
+    static uint8_t a[PG];
+    fill(a, PG, 3);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 3);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_FALSE(h.dedup);
+    CU_ASSERT_EQUAL(h.stored_pages, 3);
+    CU_ASSERT_EQUAL(h.dup_pages, 0);
+    CU_ASSERT_EQUAL(h.dedup_hits, 0);
+    CU_ASSERT_EQUAL(vstats(v2).stored_pages, 2);
+    teardown();
+}
+
+static void check_collision(long cache_pages)
+{
+    dedup_test_hooks(same_hash, cache_pages);
+    setup();
+    static uint8_t a[PG], b[PG], c[PG];
+    fill(a, PG, 4);
+    fill(b, PG, 5);
+    fill(c, PG, 6);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, b), 0);            /* same hash, other bytes */
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v1, 0, a));
+    CU_ASSERT_TRUE(page_is(v2, 0, b));
+    /* Behind a colliding candidate, the equal page is still found. */
+    CU_ASSERT_EQUAL(do_write(v2, SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v2, 1, a));
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, c), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 3);
+    CU_ASSERT_TRUE(page_is(v1, 1, c));
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.dedup_hits, 1);
+    CU_ASSERT(h.collisions >= 3);
+    if (cache_pages == 0)
+        CU_ASSERT(h.compare_reads >= 4);
+    CU_ASSERT_EQUAL(h.stored_pages, 3);
+    CU_ASSERT_EQUAL(h.dup_pages, 1);
+    teardown();
+}
+
+static void test_collision_keeps_both(void) { check_collision(-1); }
+static void test_collision_read_back(void) { check_collision(0); }
+
+static void test_overwrite_one_copy(void)
+{
+    setup();
+    static uint8_t a[PG], b[PG];
+    fill(a, PG, 7);
+    fill(b, PG, 8);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, b), 0);            /* full overwrite of the first writer's copy */
+    CU_ASSERT_TRUE(page_is(v1, 0, b));
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    /* A sector-sized overwrite of a shared page: copy-on-write through the RMW. */
+    static uint8_t s[512];
+    fill(s, 512, 9);
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, SPP + 3, 1, s), 0);
+    static uint8_t merged[PG];
+    memcpy(merged, a, PG);
+    memcpy(merged + 3 * 512, s, 512);
+    CU_ASSERT_TRUE(page_is(v1, 1, merged));
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 3);
+    /* The RMW result is de-duplicated too. */
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, merged), 0);
+    CU_ASSERT_TRUE(page_is(v2, 0, merged));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);         /* a's last reference went */
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.stored_pages, 2);
+    CU_ASSERT_EQUAL(h.logical_pages, 3);
+    CU_ASSERT_EQUAL(h.dup_pages, 1);
+    CU_ASSERT_EQUAL(h.index_pages, 2);
+    teardown();
+}
+
+static void test_discard_one_copy(void)
+{
+    setup();
+    static uint8_t a[2 * PG];
+    fill(a, sizeof(a), 10);
+    CU_ASSERT_EQUAL(do_write(v1, 0, 2 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, 2 * SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_EQUAL(do_discard(v2, 0, 2 * SPP), 0);
+    CU_ASSERT_TRUE(page_is(v2, 0, NULL));
+    CU_ASSERT_TRUE(page_is(v1, 0, a));
+    CU_ASSERT_TRUE(page_is(v1, 1, a + PG));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_EQUAL(do_discard(v1, 0, SPP), 0);             /* the last reference of page 0 */
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);
+    CU_ASSERT_EQUAL(hstats().index_pages, 1);
+    /* A freed page is out of the index: writing it again stores it anew. */
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    teardown();
+}
+
+static void test_replay(void)
+{
+    setup();
+    static uint8_t a[4 * PG], b[PG];
+    fill(a, sizeof(a), 11);
+    fill(b, PG, 12);
+    CU_ASSERT_EQUAL(do_write(v1, 0, 4 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, a), 0);
+    /* blkfront resubmits after a reconnect: the same write, twice more. */
+    CU_ASSERT_EQUAL(do_write(v1, 0, 4 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, 0, 4 * SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 4);
+    CU_ASSERT_EQUAL(vstats(v1).stored_pages, 4);            /* still the writer of its pages */
+    CU_ASSERT_EQUAL(vstats(v1).dup_pages, 0);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.stored_pages, 4);
+    CU_ASSERT_EQUAL(h.dup_pages, 1);
+    CU_ASSERT_EQUAL(h.logical_pages, 5);
+    /* The refcount is exactly right: dropping v1's and v2's copies frees the page. */
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, b), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 5);
+    CU_ASSERT_EQUAL(do_discard(v2, 0, SPP), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 4);
+    /* Replays racing each other (both in flight at once) end the same way. */
+    struct done d1 = { 0, 1 }, d2 = { 0, 1 };
+    fake_pool_hold(pool, true);
+    volume_write(v2, 8 * SPP, SPP, b, on_done, &d1);
+    volume_write(v2, 8 * SPP, SPP, b, on_done, &d2);
+    fake_pool_release(pool, 1);
+    fake_pool_release(pool, 0);
+    fake_pool_hold(pool, false);
+    run_until(&d2, 1);
+    run_until(&d1, 1);
+    CU_ASSERT_EQUAL(d1.status, 0);
+    CU_ASSERT_EQUAL(d2.status, 0);
+    CU_ASSERT_TRUE(page_is(v2, 8, b));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 4);
+    teardown();
+}
+
+static void test_delete_shared(void)
+{
+    setup();
+    static uint8_t a[2 * PG];
+    fill(a, sizeof(a), 13);
+    CU_ASSERT_EQUAL(do_write(v1, 0, 2 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 10 * SPP, 2 * SPP, a), 0);
+    /* Detach and re-attach elsewhere: nothing moves. */
+    volume_detach(v1);
+    char err[128];
+    CU_ASSERT_PTR_EQUAL(volume_attach(vs, "v1", 64 * PG, "dom7", err, sizeof(err)), v1);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v1, 1, a + PG));
+    /* The first writer goes: the survivor keeps the pages. */
+    volume_detach(v1);
+    CU_ASSERT_EQUAL(volume_delete(vs, "v1"), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v2, 10, a));
+    CU_ASSERT_TRUE(page_is(v2, 11, a + PG));
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.logical_pages, 2);
+    CU_ASSERT_EQUAL(h.stored_pages, 2);
+    CU_ASSERT_EQUAL(h.dup_pages, 0);
+    /* The last reference frees them. */
+    volume_detach(v2);
+    CU_ASSERT_EQUAL(volume_delete(vs, "v2"), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 0);
+    h = hstats();
+    CU_ASSERT_EQUAL(h.logical_pages, 0);
+    CU_ASSERT_EQUAL(h.stored_pages, 0);
+    CU_ASSERT_EQUAL(h.index_pages, 0);
+    teardown();
+}
+
+static void test_concurrent_equal_writes(void)
+{
+    setup();
+    static uint8_t a[PG];
+    fill(a, PG, 14);
+    struct done d1 = { 0, 1 }, d2 = { 0, 1 };
+    fake_pool_hold(pool, true);
+    volume_write(v1, 0, SPP, a, on_done, &d1);
+    volume_write(v2, 0, SPP, a, on_done, &d2);
+    CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);            /* neither knew of the other */
+    fake_pool_release_all(pool);
+    fake_pool_hold(pool, false);
+    run_until(&d1, 1);
+    run_until(&d2, 1);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);         /* the second copy was given back */
+    CU_ASSERT_TRUE(page_is(v1, 0, a));
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.late_hits, 1);
+    CU_ASSERT_EQUAL(h.stored_pages, 1);
+    CU_ASSERT_EQUAL(h.dup_pages, 1);
+    teardown();
+}
+
+static void test_compare_read(void)
+{
+    dedup_test_hooks(NULL, 0);              /* no byte cache: every compare reads back */
+    setup();
+    static uint8_t a[PG], b[PG];
+    fill(a, PG, 15);
+    fill(b, PG, 16);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    /* The candidate is overwritten while its compare read is in flight: the
+     * reference the compare holds keeps it alive (the fake pool would count
+     * a free under a read), and the share still lands. */
+    struct done d1 = { 0, 1 }, d2 = { 0, 1 };
+    fake_pool_hold(pool, true);
+    volume_write(v2, 0, SPP, a, on_done, &d1);
+    volume_write(v1, 0, SPP, b, on_done, &d2);
+    CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);            /* a compare read, a write */
+    fake_pool_release(pool, 1);
+    fake_pool_release(pool, 0);
+    fake_pool_hold(pool, false);
+    run_until(&d1, 1);
+    run_until(&d2, 1);
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    CU_ASSERT_TRUE(page_is(v1, 0, b));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_EQUAL(hstats().compare_reads, 1);
+    CU_ASSERT_EQUAL(hstats().dedup_hits, 1);
+    /* A failed compare read costs the sharing, not the write. */
+    fake_pool_fail_reads(pool, 1, -EIO);
+    CU_ASSERT_EQUAL(do_write(v2, SPP, SPP, a), 0);
+    CU_ASSERT_TRUE(page_is(v2, 1, a));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 3);
+    /* A failed write of a page to be stored anew fails the request, leaving the old contents. */
+    fake_pool_fail_writes(pool, 1, -EIO);
+    static uint8_t c[PG];
+    fill(c, PG, 17);
+    CU_ASSERT_EQUAL(do_write(v2, SPP, SPP, c), -EIO);
+    CU_ASSERT_TRUE(page_is(v2, 1, a));
+    teardown();
+}
+
+static void test_zero_pages_not_indexed(void)
+{
+    setup();
+    static uint8_t z[2 * PG];
+    CU_ASSERT_EQUAL(do_write(v1, 0, 2 * SPP, z), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 0, 2 * SPP, z), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 0);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.zero_pages, 4);
+    CU_ASSERT_EQUAL(h.logical_pages, 4);
+    CU_ASSERT_EQUAL(h.stored_pages, 0);
+    CU_ASSERT_EQUAL(h.dup_pages, 0);
+    CU_ASSERT_EQUAL(h.index_pages, 0);
+    teardown();
+}
+
+static const struct cu_test dedup_tests[] = {
+    { "shared_across_volumes", test_shared_across_volumes },
+    { "dedup_off_stores_duplicates", test_dedup_off_stores_duplicates },
+    { "collision_keeps_both", test_collision_keeps_both },
+    { "collision_read_back", test_collision_read_back },
+    { "overwrite_one_copy", test_overwrite_one_copy },
+    { "discard_one_copy", test_discard_one_copy },
+    { "replay", test_replay },
+    { "delete_shared", test_delete_shared },
+    { "concurrent_equal_writes", test_concurrent_equal_writes },
+    { "compare_read", test_compare_read },
+    { "zero_pages_not_indexed", test_zero_pages_not_indexed },
+    { NULL, NULL },
+};
+
+static const struct cu_suite suites[] = {
+    { "dedup", NULL, NULL, dedup_tests },
+    { NULL, NULL, NULL, NULL },
+};
+
+CU_MAIN(suites)
