@@ -478,6 +478,10 @@ static void reconcile(struct bdev *d)
             return;
     }
 
+    /* The node is the truth: the toolstack writes it too (state=Closing on teardown). */
+    if (bstate >= 0 && d->state != 0)
+        d->state = (int)bstate;
+
     long long online = rd_uint(d, d->be, "online", 1, 1);
     char *fs = rd(d, XP_TXN_NULL, d->fe, "state");
     long long fstate = fs ? xenbus_parse_uint(fs, 8) : -1;  /* -1: the frontend is gone */

@@ -383,6 +383,10 @@ static void test_bad_target(void)
     char *e = xs_get(p);
     CU_ASSERT(e && strstr(e, "nbd:foo"));
     free(e);
+    /* libxl tears the failed device down: it must see Closed again. */
+    put(f.be, "online", "0");
+    put(f.be, "state", "5");
+    CU_ASSERT(wait_node(f.be, "state", "6"));
     fe_release(&f);
     xp_xs_rm(xbe, XP_TXN_NULL, f.be);
 }
