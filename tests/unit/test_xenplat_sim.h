@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,6 +59,7 @@ static inline int sim_start(void)
     if (sim_pid < 0)
         return -1;
     if (sim_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);      /* never outlive a crashed test */
         execl(bin, bin, "--dir", sim_dir, "--log-level", "error", (char *)NULL);
         _exit(127);
     }

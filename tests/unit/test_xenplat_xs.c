@@ -230,7 +230,9 @@ static int raw_req(int fd, uint32_t type, uint32_t tx, const void *payload, uint
                    char *reply, size_t rlen)
 {
     struct xsd_sockmsg h = { .type = type, .req_id = 1, .tx_id = tx, .len = len };
-    if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) || (len && write(fd, payload, len) != (ssize_t)len))
+    /* MSG_NOSIGNAL: the daemon may hang up on us mid-message, by design. */
+    if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h) ||
+        (len && send(fd, payload, len, MSG_NOSIGNAL) != (ssize_t)len))
         return -1;
     for (;;) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
