@@ -53,6 +53,8 @@ rm -rf g && mkdir -p g/bin g/sbin g/usr/bin g/usr/sbin g/proc g/sys g/dev g/tmp
 cp $BB g/bin/busybox
 for a in $($BB --list-full); do [ -e "g/$a" ] || ln -s /bin/busybox "g/$a"; done
 cp "$KM/drivers/block/xen-blkfront.ko" g/
+# Probed only: can a guest's userspace be a blkif frontend (libmemxfront)?
+for m in xen-evtchn xen-gntalloc xen-privcmd xenfs/xenfs; do cp "$KM/drivers/xen/$m.ko" g/; done
 cp "$HERE/guest-init.sh" g/init
 chmod 755 g/init
 (cd g && find . | cpio -o -H newc --quiet) > guest-initrd.cpio

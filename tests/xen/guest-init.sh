@@ -22,6 +22,10 @@ for d in xvdb xvdc; do
     if [ -b /dev/$d ]; then G "$d present sectors=$(cat /sys/block/$d/size)"; else G "$d MISSING"; fi
 done
 if mkswap /dev/xvdb >/dev/null && swapon /dev/xvdb; then G "swapon ok"; else G "swapon FAILED"; fi
+# What a userspace frontend (libmemxfront) would need in a domU: evtchn,
+# gntalloc and the xenbus device.
+for m in xen-evtchn xen-gntalloc xen-privcmd xenfs; do insmod /$m.ko 2>/dev/null; done
+G "userspace-frontend devices: $(ls /dev/xen 2>/dev/null | tr '\n' ' ')"
 swapused() { awk '$1=="/dev/xvdb"{print $4}' /proc/swaps; }
 
 # --- raw pattern on xvdc: 1 MiB at offset 0 and at offset 12 MiB ---

@@ -100,6 +100,7 @@ timeout "${XEN_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-qem
             elsif (/MEMX-DUMP-END/) { $dump = 0; }
             elsif ($dump) { print "    | $_"; }
             elsif (/MEMX-XEN: done (.*)/) { print "dom0: $1\n"; }
+            elsif (/MEMX-XEN: (?!stage )(.*)/) { print "  note: $1\n"; }
         }' "$LOG"
 qrc=${PIPESTATUS[0]}
 
