@@ -8,7 +8,7 @@
 # against the same pool.  Ends in a line "dedup savings NN.N%".
 #
 # The image comes from MEMX_IMAGE_ROOT, else the Debian root tests/xen builds
-# (<build>/xen-cache/root), else this machine (/boot, /lib/modules, /usr/lib).
+# (<build>/xen-cache/root), else this machine (/boot, /usr/lib, /lib/modules).
 # MEMX_DEDUP_ARGS passes options through (e.g. "--guest-size 64M --guests 16").
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
@@ -32,7 +32,7 @@ if [ -z "$root" ]; then
   if [ -d "$B/xen-cache/root/lib/modules" ]; then root=$B/xen-cache/root; else root=/; fi
 fi
 paths=()
-for p in "$root"/boot/vmlinuz-* "$root"/lib/modules/*/kernel "$root"/usr/lib/x86_64-linux-gnu; do
+for p in "$root"/boot/vmlinuz-* "$root"/usr/lib/x86_64-linux-gnu "$root"/lib/modules/*/kernel; do  # each takes an equal share of what is left
   [ -e "$p" ] && paths+=("$p")
 done
 [ ${#paths[@]} -gt 0 ] || { echo "bench-dedup: no kernel, modules or libraries under $root (set MEMX_IMAGE_ROOT)" >&2; exit 1; }
