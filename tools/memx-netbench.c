@@ -77,7 +77,7 @@ static void srv_recv(void *arg, fi_addr_t src, const void *buf, size_t len)
     }
 }
 
-static int run_server(const char *provider, const char *listen)
+static int run_server(const char *provider, const char *listen, bool spin)
 {
     struct evloop *el = evloop_new();
     struct server s = { 0 };
@@ -95,8 +95,12 @@ static int run_server(const char *provider, const char *listen)
         fprintf(stderr, "memx-netbench: server: %s\n", err);
         return 1;
     }
-    evloop_run(el);
-    return 0;
+    if (!spin) {
+        evloop_run(el);
+        return 0;
+    }
+    for (;;)
+        evloop_run_once(el, 0);
 }
 
 /* ---- client ---- */
@@ -199,7 +203,7 @@ static void run_test(struct client *c, bool write, unsigned qd, uint64_t ops, do
 static void usage(FILE *o)
 {
     fprintf(o,
-        "usage: memx-netbench [--provider P] [--port N] [--ops N] [--seconds S] [--qd N]\n"
+        "usage: memx-netbench [--provider P] [--port N] [--ops N] [--seconds S] [--qd N] [--server-spin]\n"
         "  Measures the bare libfabric round trip MemX's pool rides on: 4 KiB RMA reads and\n"
         "  4 KiB sends answered by an ack, at queue depth 1 and --qd, between this process\n"
         "  and a server child on 127.0.0.1.\n"
@@ -207,7 +211,9 @@ static void usage(FILE *o)
         "  --port N       loopback port for the server child (default 7499)\n"
         "  --ops N        operations per test at most (default 20000)\n"
         "  --seconds S    time per test at most (default 2)\n"
-        "  --qd N         the deep queue depth, 2..%u (default 32)\n", MAX_QD);
+        "  --qd N         the deep queue depth, 2..%u (default 32)\n"
+        "  --server-spin  the server polls without sleeping (memx-memd sleeps in epoll when idle;\n"
+        "                 the difference is the server's wake-up cost)\n", MAX_QD);
 }
 
 int main(int argc, char **argv)
@@ -216,10 +222,12 @@ int main(int argc, char **argv)
     unsigned port = 7499, qd = 32;
     uint64_t ops = 20000;
     double secs = 2;
+    bool server_spin = false;
     static const struct option lo[] = {
         { "provider", required_argument, NULL, 'P' }, { "port", required_argument, NULL, 'p' },
         { "ops", required_argument, NULL, 'n' },      { "seconds", required_argument, NULL, 's' },
         { "qd", required_argument, NULL, 'q' },       { "help", no_argument, NULL, 'h' },
+        { "server-spin", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -255,6 +263,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'S': server_spin = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -275,7 +284,7 @@ int main(int argc, char **argv)
     if (child == 0) {
         /* The server dies with us whatever happens to the client. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        _exit(run_server(provider, listen));
+        _exit(run_server(provider, listen, server_spin));
     }
 
     int rc = 1;
@@ -314,7 +323,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "memx-netbench: the server child on %s did not answer within 5 s\n", listen);
         goto out;
     }
-    printf("netbench provider=%s page=%u\n", fab_provider(cl.fab), PAGE);
+    printf("netbench provider=%s page=%u server=%s\n", fab_provider(cl.fab), PAGE,
+           server_spin ? "polling" : "sleeping");
     run_test(&cl, false, 1, ops, secs);
     run_test(&cl, false, qd, ops * 4, secs);
     run_test(&cl, true, 1, ops, secs);
