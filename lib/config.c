@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 enum kind { K_STR, K_INT, K_SIZE, K_BOOL, K_LEVEL, K_SERVERS };
 
@@ -321,6 +322,31 @@ int memx_config_load_key(const struct memx_config *c, uint8_t key[MEMX_KEY_BYTES
             return -1;
         }
         key[i] = (uint8_t)b;
+    }
+    return 0;
+}
+
+int memx_config_setup(struct memx_config *c, const char *prog, const char *path,
+                      const struct memx_cli_override *ov, size_t n)
+{
+    char err[512], defconf[300];
+    memx_config_defaults(c);
+#ifdef MEMX_SYSCONFDIR
+    snprintf(defconf, sizeof(defconf), "%s/memx/memx.conf", MEMX_SYSCONFDIR);
+    if (!path && access(defconf, R_OK) == 0)
+        path = defconf;
+#else
+    (void)defconf;
+#endif
+    if (path && memx_config_load(c, path, err, sizeof(err))) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ov[i].value && memx_config_set(c, ov[i].section, ov[i].key, ov[i].value, err, sizeof(err))) {
+            fprintf(stderr, "%s: %s %s: %s\n", prog, ov[i].option, ov[i].value, err);
+            return -1;
+        }
     }
     return 0;
 }

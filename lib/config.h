@@ -52,6 +52,19 @@ int memx_config_load(struct memx_config *c, const char *path, char *err, size_t 
 int memx_config_set(struct memx_config *c, const char *section, const char *key, const char *value,
                     char *err, size_t errlen);
 
+/* A command-line option that overrides a config key, e.g. --capacity -> [memserver] capacity. */
+struct memx_cli_override {
+    const char *value;                  /* NULL: option not given */
+    const char *section, *key, *option;
+};
+
+/* What every daemon does at start: defaults, then the config file (path, or
+ * <sysconfdir>/memx/memx.conf when path is NULL and that file exists), then
+ * the overrides given.  On error prints "<prog>: <one line>" to stderr and
+ * returns -1. */
+int memx_config_setup(struct memx_config *c, const char *prog, const char *path,
+                      const struct memx_cli_override *ov, size_t n);
+
 /* Reads the cluster key named by key_file. */
 int memx_config_load_key(const struct memx_config *c, uint8_t key[MEMX_KEY_BYTES], char *err,
                          size_t errlen);
