@@ -73,8 +73,8 @@ while true; do
         dd if=/hpat of=/dev/xvdd bs=64k seek=3 oflag=direct conv=fsync 2>/dev/null
         hg=$(dd if=/dev/xvdd bs=64k count=8 skip=3 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
         if [ "$hg" = "$hw" ]; then G "xvdd ok sectors=$(cat /sys/block/xvdd/size)"; else G "xvdd MISMATCH"; fi
-        hot=done
-    elif [ $hot = done ] && ! [ -b /dev/xvdd ]; then
+        hot=seen
+    elif [ $hot = seen ] && ! [ -b /dev/xvdd ]; then
         G "xvdd gone"; hot=none
     fi
     G "tick $n chunks=$cst raw=$(rawcheck) swapused=$(swapused)kB uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -28,9 +28,10 @@ failed() {
     echo "MEMX-STAGE $SN FAILED $(dur) $*"; FAILS=$((FAILS+1))
     echo "MEMX-DUMP-BEGIN $SN"
     if [ -n "$GN" ]; then echo "--- guest $GN console (tail)"; glog | tail -25; fi
-    # Repeated lines collapse to one with a count: a failing pool logs per page.
-    echo "--- memx-backd log (last 400 lines, repeats counted)"
-    tail -400 $BLOG 2>/dev/null | cut -d' ' -f3- | uniq -c | tail -25
+    # A failing pool logs once per page: the first complaints name the cause.
+    echo "--- memx-backd log: first warnings/errors"; grep -E ' (warn|error): ' $BLOG 2>/dev/null | head -8
+    echo "--- memx-backd log: tail"; tail -12 $BLOG 2>/dev/null
+    echo "--- memx-memd logs: first warnings/errors"; grep -hE ' (warn|error): ' $L/memd-*.log 2>/dev/null | head -6
     echo "--- xl list"; xl list 2>&1
     echo "--- backend XenStore"; xenstore-ls -f /local/domain/0/backend 2>/dev/null | grep -vE '/(frontend|script|removable|bootable|device-type|specification|discard-enable|dev|type|mode|frontend-id|online)=' | tail -25
     echo "--- dom0 segfaults: $(segfaults)"; dmesg | grep segfault | tail -3
@@ -236,11 +237,11 @@ CFG
     done
     gwait "MEMX-GUEST: xvdc present" 60 "MEMX-GUEST: xvd. MISSING" || { failed "guest does not see xvdb and xvdc"; return 1; }
     ok "vbd/$D/$XVDB and /$XVDC Connected, sectors $(glog | sed -n 's/.*xvdb present sectors=\([0-9]*\).*/\1/p' | tail -1)"
-    echo "MEMX-XEN: [$T] guest $(glog | grep -a 'userspace-frontend devices' | tail -1 | sed 's/.*MEMX-GUEST: //')"
 
     begin "$T-swapon"
     gwait "MEMX-GUEST: swapon ok" 60 "MEMX-GUEST: swapon FAILED" || { failed "guest: mkswap/swapon /dev/xvdb"; return 1; }
     ok
+    echo "MEMX-XEN: [$T] guest $(glog | grep -a 'userspace-frontend devices' | tail -1 | sed 's/.*MEMX-GUEST: //')"
 
     begin "$T-raw"
     gwait "MEMX-GUEST: raw write ok" 60 "MEMX-GUEST: raw write [A-Z]" || { failed "guest: raw pattern on xvdc: $(glog | grep 'raw write' | tail -1)"; return 1; }
