@@ -76,7 +76,7 @@ CONTROL="${XEN_CONTROL:-}"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 ENV
 
-XEN_ARGS="dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
+XEN_ARGS="dom0_mem=1280M,max:1280M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
 DOM0_ARGS="console=hvc0 earlyprintk=xen MEMX_RUN=xen-cache/run"
 echo "qemu: -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}; serial log $LOG"
 

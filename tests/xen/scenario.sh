@@ -170,7 +170,7 @@ device_type = vbd
 control_socket = /run/memx/backd.sock
 log_level = ${BACKD_LOG_LEVEL:-info}
 [memserver]
-capacity = 256M
+capacity = 384M
 CONF
 for p in 7481 7482; do
     "$MEMXD" --config /etc/memx/memx.conf --listen 127.0.0.1:$p > $L/memd-$p.log 2>&1 &
