@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "histo.h"
 
 struct evloop;
 struct xp;
@@ -31,6 +32,12 @@ struct blkback_dev_info {
     int      ring_pages;        /* per queue */
     bool     indirect, flush, discard;
     uint64_t requests, errors, bad_requests;
+    /* Backend latency by stage, ns, in vbd.h's VBD_STAGE_* order: ring pickup
+     * (event wake-up -> request taken), grant copy, volume (volume + pool +
+     * transport + servers, from the volume call to its callback), response
+     * (answer ready -> published).  Over every connection of the device. */
+#define BLKBACK_STAGES 4
+    struct histo stage_ns[BLKBACK_STAGES];
 };
 
 struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,

@@ -141,6 +141,35 @@ static json_object *stats_object(const char *name, const struct volume_stats *st
     return o;
 }
 
+/* The backend's per-stage latency over every device (blkback.h stage_ns). */
+static json_object *stages_object(struct ctl *c)
+{
+    static const char *const names[BLKBACK_STAGES] = { "ring_pickup", "grant_copy", "volume",
+                                                       "response" };
+    json_object *arr = json_object_new_array();
+    int n = device_count(c);
+    struct blkback_dev_info *d = n > 0 ? calloc((size_t)n, sizeof(*d)) : NULL;
+    struct histo *tot = calloc(BLKBACK_STAGES, sizeof(*tot));
+    if (tot) {
+        n = d ? blkback_list(c->ctx.bb, d, n) : 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < BLKBACK_STAGES; k++)
+                histo_merge(&tot[k], &d[i].stage_ns[k]);
+        for (int k = 0; k < BLKBACK_STAGES; k++) {
+            json_object *o = json_object_new_object();
+            add_str(o, "stage", names[k]);
+            add_u64(o, "count", tot[k].count);
+            add_us(o, "p50_us", histo_quantile(&tot[k], 0.50));
+            add_us(o, "p99_us", histo_quantile(&tot[k], 0.99));
+            add_us(o, "mean_us", tot[k].count ? tot[k].sum / tot[k].count : 0);
+            json_object_array_add(arr, o);
+        }
+    }
+    free(tot);
+    free(d);
+    return arr;
+}
+
 static json_object *cmd_stats(struct ctl *c)
 {
     /* Two histograms each: keep them off the stack. */
@@ -188,6 +217,7 @@ static json_object *cmd_stats(struct ctl *c)
     json_object_object_add(r, "volumes", arr);
     json_object_object_add(r, "totals", stats_object(NULL, tot));
     json_object_object_add(r, "dedup", dd);
+    json_object_object_add(r, "stages", stages_object(c));
     free(st);
     free(tot);
     return r;

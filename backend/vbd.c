@@ -8,14 +8,27 @@
 #include <string.h>
 
 #include "evloop.h"
+#include "histo.h"
 #include "log.h"
 #include "volume.h"
 #include "xenplat.h"
+
+struct vreq;
 
 struct vbd_queue {
     struct vbd *vbd;
     struct ring ring;
     bool broken;
+    /* Responses queued but not yet published: pushed (and the frontend
+     * notified at most once) from the loop's prepare hook, so completions
+     * that land in the same loop turn share one push and one event. */
+    bool unpushed;
+    /* One vreq per ring slot, allocated at connect: a queue never has more
+     * requests in flight than its ring has slots. */
+    struct vreq *slots, *free;
+    /* When each queued response became ready (indexed like the ring), for
+     * the response stage. */
+    uint64_t *ready_ns;
 };
 
 struct vbd {
@@ -36,6 +49,9 @@ struct vbd {
 
     unsigned inflight;
     bool stopping;
+    bool hooked;                    /* prepare hook registered */
+    struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
+    struct histo stage[VBD_STAGES];
     void (*drained)(void *arg);
     void *drained_arg;
     struct vbd_counters cnt;
@@ -52,7 +68,17 @@ struct vreq {
     unsigned nsegs;
     struct xp_gcopy *segs;      /* nsegs grant-copy descriptors into buf */
     void *buf;
+    unsigned seg_cap;           /* what segs and buf can hold, kept across requests */
+    size_t buf_cap;
+    uint64_t t_vol;             /* volume call, for the volume stage */
+    struct vreq *next_free;
 };
+
+/* Buffers up to a full direct request stay with their slot; bigger ones
+ * (indirect) are freed when the request ends, so a queue's memory stays
+ * bounded by ring slots x 44 KiB. */
+#define VREQ_KEEP_SEGS  BLKIF_MAX_SEGMENTS_PER_REQUEST
+#define VREQ_KEEP_BYTES ((size_t)BLKIF_MAX_SEGMENTS_PER_REQUEST * XP_PAGE_SIZE)
 
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p)
 {
@@ -69,39 +95,133 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->max_indirect = p->max_indirect;
     v->fatal = p->fatal;
     v->fatal_arg = p->arg;
+    if (v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) {
+        free(v);
+        return NULL;
+    }
     return v;
 }
 
 void vbd_get_counters(const struct vbd *v, struct vbd_counters *c) { *c = v->cnt; }
 
-static void kick(struct vbd_queue *q);
+void vbd_merge_stages(const struct vbd *v, struct histo *into)
+{
+    for (int i = 0; i < VBD_STAGES; i++)
+        histo_merge(&into[i], &v->stage[i]);
+}
+
+static void kick(struct vbd_queue *q, uint64_t woke_ns);
+
+/* ---- request slots ------------------------------------------------------ */
+
+static struct vreq *vreq_get(struct vbd_queue *q)
+{
+    struct vreq *r = q->free;
+    q->free = r->next_free;
+    r->q = q;
+    r->nsegs = 0;
+    return r;
+}
+
+static void vreq_put(struct vreq *r)
+{
+    struct vbd_queue *q = r->q;
+    if (r->seg_cap > VREQ_KEEP_SEGS) {
+        free(r->segs);
+        r->segs = NULL;
+        r->seg_cap = 0;
+    }
+    if (r->buf_cap > VREQ_KEEP_BYTES) {
+        free(r->buf);
+        r->buf = NULL;
+        r->buf_cap = 0;
+    }
+    r->next_free = q->free;
+    q->free = r;
+}
+
+static void slots_free(struct vbd_queue *q)
+{
+    for (unsigned i = 0; q->slots && i < q->ring.size; i++) {
+        free(q->slots[i].segs);
+        free(q->slots[i].buf);
+    }
+    free(q->slots);
+    free(q->ready_ns);
+    q->slots = q->free = NULL;
+    q->ready_ns = NULL;
+}
+
+static int slots_alloc(struct vbd_queue *q)
+{
+    unsigned n = q->ring.size;
+    q->slots = calloc(n, sizeof(*q->slots));
+    q->ready_ns = calloc(n, sizeof(*q->ready_ns));
+    if (!q->slots || !q->ready_ns) {
+        slots_free(q);
+        return -1;
+    }
+    q->free = NULL;
+    for (unsigned i = n; i-- > 0;) {
+        q->slots[i].next_free = q->free;
+        q->free = &q->slots[i];
+    }
+    return 0;
+}
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void respond(struct vbd_queue *q, uint64_t id, uint8_t op, int16_t status)
+static void respond(struct vbd_queue *q, uint64_t id, uint8_t op, int16_t status, uint64_t now)
 {
     if (status != BLKIF_RSP_OKAY)
         q->vbd->cnt.errors++;
+    q->ready_ns[q->ring.rsp_prod_pvt & (q->ring.size - 1)] = now;
     ring_put_response(&q->ring, id, op, status);
 }
 
-static void vreq_finish(struct vreq *r, int16_t status)
+/* Publishes queued responses (one event at most, as the frontend asked);
+ * the response stage is each one's wait from ready to published. */
+static void push(struct vbd_queue *q)
+{
+    struct ring *rg = &q->ring;
+    if (rg->rsp_prod_pub != rg->rsp_prod_pvt) {
+        uint64_t now = evloop_now_ns();
+        for (uint32_t i = rg->rsp_prod_pub; i != rg->rsp_prod_pvt; i++)
+            histo_record(&q->vbd->stage[VBD_STAGE_RESPONSE], now - q->ready_ns[i & (rg->size - 1)]);
+    }
+    q->unpushed = false;
+    ring_push_responses(rg);
+}
+
+static int flush_hook(struct evloop *el, void *arg)
+{
+    struct vbd *v = arg;
+    for (int i = 0; i < v->nq; i++)
+        if (v->q[i].unpushed)
+            kick(&v->q[i], 0);  /* pushes; the freed slots may admit waiting requests */
+    return 0;
+}
+
+static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
 {
     struct vbd_queue *q = r->q;
     struct vbd *v = q->vbd;
-    respond(q, r->id, r->rsp_op, status);
-    free(r->segs);
-    free(r->buf);
-    free(r);
+    respond(q, r->id, r->rsp_op, status, now);
+    vreq_put(r);
     v->inflight--;
-    ring_push_responses(&q->ring);
     if (v->stopping) {
+        push(q);
         if (v->inflight == 0 && v->drained)
             v->drained(v->drained_arg);
         return;
     }
-    /* The answered slot may be what the frontend was waiting for. */
-    kick(q);
+    /* The last request in flight on this queue answers at once (nothing
+     * else can join its batch: QD1 pays no deferral); otherwise the push
+     * waits for the end of this loop turn. */
+    if (ring_inflight(&q->ring) == 0 || !v->hooked)
+        kick(q, 0);
+    else
+        q->unpushed = true;
 }
 
 /* A one-line reason for a rejected request.  The first one per device is a
@@ -126,9 +246,12 @@ note_bad(struct vbd *v, uint64_t id, unsigned op, const char *fmt, ...)
 
 static int copy_segments(struct vreq *r)
 {
-    if (xp_gnt_copy(r->q->vbd->xp, r->nsegs, r->segs) == 0)
-        return 0;
     struct vbd *v = r->q->vbd;
+    uint64_t t0 = evloop_now_ns();
+    int rc = xp_gnt_copy(v->xp, r->nsegs, r->segs);
+    histo_record(&v->stage[VBD_STAGE_COPY], evloop_now_ns() - t0);
+    if (rc == 0)
+        return 0;
     for (unsigned i = 0; i < r->nsegs; i++)
         if (r->segs[i].status) {
             note_bad(v, r->id, r->rsp_op, "grant copy of ref %u failed (status %d)", r->segs[i].ref,
@@ -139,9 +262,19 @@ static int copy_segments(struct vreq *r)
     return -1;
 }
 
+/* The volume stage: from the volume call to its callback (volume, pool,
+ * transport and memory servers together). */
+static uint64_t vol_done(struct vreq *r)
+{
+    uint64_t now = evloop_now_ns();
+    histo_record(&r->q->vbd->stage[VBD_STAGE_VOLUME], now - r->t_vol);
+    return now;
+}
+
 static void flush_done(void *arg, int status)
 {
-    vreq_finish(arg, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    struct vreq *r = arg;
+    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
 }
 
 static void write_done(void *arg, int status)
@@ -152,27 +285,31 @@ static void write_done(void *arg, int status)
         volume_flush(r->q->vbd->vol, flush_done, r);
         return;
     }
+    uint64_t now = vol_done(r);
     if (status)
         mx_warn("%s: write of %u sectors at %llu failed: %s", r->q->vbd->name, r->nsect,
                 (unsigned long long)r->sector, strerror(-status));
-    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, now);
 }
 
 static void read_done(void *arg, int status)
 {
     struct vreq *r = arg;
+    uint64_t now = vol_done(r);
     if (status) {
         mx_warn("%s: read of %u sectors at %llu failed: %s", r->q->vbd->name, r->nsect,
                 (unsigned long long)r->sector, strerror(-status));
-        vreq_finish(r, BLKIF_RSP_ERROR);
+        vreq_finish(r, BLKIF_RSP_ERROR, now);
         return;
     }
-    vreq_finish(r, copy_segments(r) ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    int16_t st = copy_segments(r) ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
+    vreq_finish(r, st, evloop_now_ns());
 }
 
 static void discard_done(void *arg, int status)
 {
-    vreq_finish(arg, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    struct vreq *r = arg;
+    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -221,11 +358,24 @@ static int build_segments(struct vbd *v, const struct blkif_req *req, struct vre
     }
     r->sector = req->sector_number;
     r->nsect = nsect;
+    size_t bytes = (size_t)nsect * VOLUME_SECTOR_SIZE;
+    if (n > r->seg_cap) {
+        free(r->segs);
+        r->seg_cap = 0;
+        if (!(r->segs = malloc(n * sizeof(*r->segs))))
+            return -1;
+        r->seg_cap = n;
+    }
+    if (bytes > r->buf_cap) {
+        /* A slot's first buffer is a whole direct request, so it is reused. */
+        size_t cap = bytes < VREQ_KEEP_BYTES ? VREQ_KEEP_BYTES : bytes;
+        free(r->buf);
+        r->buf_cap = 0;
+        if (!(r->buf = malloc(cap)))
+            return -1;
+        r->buf_cap = cap;
+    }
     r->nsegs = n;
-    r->segs = calloc(n, sizeof(*r->segs));
-    r->buf = malloc((size_t)nsect * VOLUME_SECTOR_SIZE);
-    if (!r->segs || !r->buf)
-        return -1;
     bool to_guest = r->op == BLKIF_OP_READ;
     size_t off = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -252,6 +402,7 @@ static int16_t start(struct vbd_queue *q, const struct blkif_req *req, struct vr
     case BLKIF_OP_WRITE:
     case BLKIF_OP_FLUSH_DISKCACHE:
         if (req->operation == BLKIF_OP_FLUSH_DISKCACHE && req->nr_segments == 0) {
+            r->t_vol = evloop_now_ns();
             volume_flush(v->vol, flush_done, r);
             return 0;
         }
@@ -274,16 +425,13 @@ static int16_t start(struct vbd_queue *q, const struct blkif_req *req, struct vr
             BAD(v, req, "%u indirect segments (1..%u)", req->nr_segments, v->max_indirect);
             goto bad;
         }
-        struct blkif_wire_seg *ws = calloc(req->nr_segments, sizeof(*ws));
-        if (!ws)
-            return BLKIF_RSP_ERROR;
+        struct blkif_wire_seg *ws = v->ind;
         int rc = fetch_indirect(v, req, ws);
         if (rc) {
             BAD(v, req, "cannot copy its indirect pages");
         } else {
             rc = build_segments(v, req, r, ws, NULL, req->nr_segments);
         }
-        free(ws);
         if (rc)
             goto bad;
         break;
@@ -299,6 +447,7 @@ static int16_t start(struct vbd_queue *q, const struct blkif_req *req, struct vr
                 (unsigned long long)v->sectors);
             goto bad;
         }
+        r->t_vol = evloop_now_ns();
         volume_discard(v->vol, req->sector_number, req->nr_sectors, discard_done, r);
         return 0;
     default:
@@ -311,11 +460,13 @@ static int16_t start(struct vbd_queue *q, const struct blkif_req *req, struct vr
         goto bad;
     }
     if (r->op == BLKIF_OP_READ) {
+        r->t_vol = evloop_now_ns();
         volume_read(v->vol, r->sector, r->nsect, r->buf, read_done, r);
         return 0;
     }
     if (copy_segments(r))
         return BLKIF_RSP_ERROR;
+    r->t_vol = evloop_now_ns();
     volume_write(v->vol, r->sector, r->nsect, r->buf, write_done, r);
     return 0;
 bad:
@@ -327,22 +478,16 @@ static void dispatch(struct vbd_queue *q, const struct blkif_req *req)
 {
     struct vbd *v = q->vbd;
     v->cnt.requests++;
-    struct vreq *r = calloc(1, sizeof(*r));
-    if (!r) {
-        respond(q, req->id, req->operation, BLKIF_RSP_ERROR);
-        return;
-    }
-    r->q = q;
+    /* ring_get_request handed out a free slot, so a vreq is free too. */
+    struct vreq *r = vreq_get(q);
     r->id = req->id;
     int16_t st = start(q, req, r);
     if (st == 0) {
         v->inflight++;
         return;
     }
-    respond(q, req->id, r->rsp_op, st);
-    free(r->segs);
-    free(r->buf);
-    free(r);
+    respond(q, req->id, r->rsp_op, st, evloop_now_ns());
+    vreq_put(r);
 }
 
 /* ---- the ring loop ------------------------------------------------------ */
@@ -355,17 +500,25 @@ static int fatal_timer(struct evloop *el, long long id, void *arg)
     return -1;
 }
 
-static void kick(struct vbd_queue *q)
+/* woke_ns: when the event that brought us here was taken (0: not an event,
+ * e.g. a completion freed a slot); each request taken then records its
+ * ring-pickup time from that wake-up. */
+static void kick(struct vbd_queue *q, uint64_t woke_ns)
 {
     struct vbd *v = q->vbd;
-    if (q->broken || v->stopping)
+    if (q->broken || v->stopping) {
+        push(q);
         return;
+    }
     struct blkif_req req;
     for (;;) {
         int rc;
         /* Batch: everything the frontend has published, then one push. */
-        while ((rc = ring_get_request(&q->ring, &req)) == 1)
+        while ((rc = ring_get_request(&q->ring, &req)) == 1) {
+            if (woke_ns)
+                histo_record(&v->stage[VBD_STAGE_PICKUP], evloop_now_ns() - woke_ns);
             dispatch(q, &req);
+        }
         if (rc < 0) {
             mx_err("%s: frontend's req_prod is more than %u requests ahead of its responses "
                    "(queue %d): ring corrupt, disconnecting the device",
@@ -376,11 +529,11 @@ static void kick(struct vbd_queue *q)
                 v->fatal_timer = evloop_add_timer(v->el, 0, fatal_timer, v);
             break;
         }
-        ring_push_responses(&q->ring);
+        push(q);
         if (!ring_final_check(&q->ring))
             break;
     }
-    ring_push_responses(&q->ring);
+    push(q);
 }
 
 int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
@@ -393,10 +546,18 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     struct vbd_queue *q = &v->q[v->nq];
     if (ring_map(&q->ring, v->xp, v->domid, abi, refs, npages, remote_port, err, errlen))
         return -1;
+    if (slots_alloc(q)) {
+        snprintf(err, errlen, "out of memory for %u request slots", q->ring.size);
+        ring_unmap(&q->ring);
+        return -1;
+    }
+    if (!v->hooked && evloop_add_prepare(v->el, flush_hook, v) == 0)
+        v->hooked = true;   /* without it every completion pushes at once */
     q->vbd = v;
     q->broken = false;
+    q->unpushed = false;
     v->nq++;
-    kick(q);
+    kick(q, 0);
     return 0;
 }
 
@@ -404,7 +565,7 @@ bool vbd_handle_port(struct vbd *v, int port)
 {
     for (int i = 0; i < v->nq; i++)
         if (v->q[i].ring.port == port) {
-            kick(&v->q[i]);
+            kick(&v->q[i], evloop_now_ns());
             return true;
         }
     return false;
@@ -415,6 +576,8 @@ bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg)
     v->stopping = true;
     v->drained = drained;
     v->drained_arg = arg;
+    for (int i = 0; i < v->nq; i++)
+        push(&v->q[i]);     /* answers held for the end of this loop turn */
     return v->inflight == 0;
 }
 
@@ -424,7 +587,12 @@ void vbd_free(struct vbd *v)
         return;
     if (v->fatal_timer)
         evloop_del_timer(v->el, v->fatal_timer);
-    for (int i = 0; i < v->nq; i++)
+    if (v->hooked)
+        evloop_del_prepare(v->el, flush_hook, v);
+    for (int i = 0; i < v->nq; i++) {
         ring_unmap(&v->q[i].ring);
+        slots_free(&v->q[i]);
+    }
+    free(v->ind);
     free(v);
 }

@@ -39,6 +39,14 @@ struct vbd_params {
 
 struct vbd_counters { uint64_t requests, errors, bad_requests; };
 
+/* Where a request's time goes inside the backend, in ns (lib/histo.h):
+ * PICKUP   event-channel wake-up -> request taken off the ring
+ * COPY     one grant copy (guest -> buffer for writes, buffer -> guest for reads)
+ * VOLUME   volume call -> its callback: volume, pool, transport and servers
+ * RESPONSE answer ready -> published on the ring (the frontend notified) */
+enum { VBD_STAGE_PICKUP, VBD_STAGE_COPY, VBD_STAGE_VOLUME, VBD_STAGE_RESPONSE, VBD_STAGES };
+struct histo;
+
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p);
 /* Maps a queue's ring and binds its event channel; the first request is
  * looked for at once. */
@@ -53,5 +61,7 @@ bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);
 void vbd_free(struct vbd *v);
 
 void vbd_get_counters(const struct vbd *v, struct vbd_counters *c);
+/* Merges the per-stage histograms into into[VBD_STAGES] (VBD_STAGE_* order). */
+void vbd_merge_stages(const struct vbd *v, struct histo *into);
 
 #endif

@@ -41,6 +41,7 @@ struct bdev {
     char volname[VOLUME_NAME_MAX];
     enum blkif_abi abi;
     int nq, ring_pages;
+    struct histo stage_ns[VBD_STAGES];  /* earlier connections' stage latencies */
 
     bool draining;
     int after_drain;                    /* state to write once drained */
@@ -380,6 +381,8 @@ unwind:
 static void finish_disconnect(struct bdev *d)
 {
     d->draining = false;
+    if (d->vbd)
+        vbd_merge_stages(d->vbd, d->stage_ns);
     vbd_free(d->vbd);
     d->vbd = NULL;
     if (d->vol) {
@@ -770,6 +773,10 @@ int blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max)
             i->errors = c.errors;
             i->bad_requests = c.bad_requests;
         }
+        _Static_assert(BLKBACK_STAGES == VBD_STAGES, "blkback_dev_info.stage_ns mirrors vbd.h");
+        memcpy(i->stage_ns, d->stage_ns, sizeof(i->stage_ns));
+        if (d->vbd)
+            vbd_merge_stages(d->vbd, i->stage_ns);
     }
     return n;
 }

@@ -27,9 +27,15 @@
  * <rdom>-<rport>.peer naming the binder (O_EXCL: a port binds once), which is
  * how the allocating side learns its peer.  A notify is one datagram; a full
  * socket buffer means the event is already pending.  All ports of an xp sit in
- * one epoll fd (the pollable handle) with EPOLLONESHOT: reporting a port
- * disarms it, which is Xen's mask-on-delivery, and xp_evtchn_unmask re-arms
- * it (level-triggered, so a notify that arrived while masked fires then).
+ * one epoll fd (the pollable handle), edge-triggered: each datagram that
+ * arrives reports its port once.  Masking is a flag here, not an epoll
+ * re-arm, so the common path costs no epoll_ctl: reporting a port sets
+ * masked (Xen's mask-on-delivery) and drains its socket with one recvmmsg;
+ * unmask clears the flag.  An edge that arrives while masked is left in the
+ * socket and remembered (held); unmask then re-arms the port with
+ * EPOLL_CTL_MOD, which re-checks readiness, so the event fires after unmask
+ * as Xen's would.  A spurious edge (its datagram was drained with an earlier
+ * one) finds an empty socket and is not reported.
  */
 #include "xenplat_impl.h"
 
@@ -61,6 +67,7 @@
 #define GNT_DATA_OFF     ((1 + GNT_TABLE_PAGES) * (size_t)XP_PAGE_SIZE)
 #define GNT_FILE_SIZE    (GNT_DATA_OFF + (size_t)GNT_ENTRIES * XP_PAGE_SIZE)
 #define EVT_MAX_PORT     65535u
+#define SIM_MAXEV        16               /* ports taken from epoll per call */
 
 enum { GNT_FREE = 0, GNT_BUSY = 1, GNT_LIVE = 2 };
 
@@ -102,6 +109,8 @@ struct region {                 /* a range returned by gnt_map or gnt_share */
 struct port {
     uint32_t port;
     int fd;
+    bool masked;                /* reported and not unmasked yet */
+    bool held;                  /* an edge came while masked: re-arm on unmask */
     bool have_peer;
     struct sockaddr_un peer;
     struct port *next;
@@ -113,6 +122,13 @@ struct sim {
     struct gfile *peers;        /* other domains' files, opened on first use */
     struct region *maps, *shares;
     int epfd;
+    /* The last epoll_wait in sim_evtchn_pending returned nothing more to
+     * look at: the next call may answer EAGAIN without asking the kernel
+     * again (callers loop until EAGAIN; a later edge makes epfd readable, so
+     * the loop comes back). */
+    bool idle;
+    unsigned nready;            /* ports epoll reported, not yet looked at */
+    uint32_t ready[SIM_MAXEV];
     struct port *ports;
 };
 
@@ -553,7 +569,7 @@ static struct port *port_new(struct xp *xp, const char *info)
     p->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (p->fd < 0)
         goto fail;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = num };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = num };
     if (bind(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->fd, &ev) < 0)
         goto fail;
     p->next = s->ports;
@@ -680,26 +696,63 @@ static int sim_evtchn_notify(struct xp *xp, uint32_t port)
     return 0;
 }
 
+/* Empties a port's socket; returns the number of datagrams taken. */
+static unsigned drain(struct port *p)
+{
+    enum { BATCH = 32 };
+    char buf[BATCH];
+    struct iovec iov[BATCH];
+    struct mmsghdr msg[BATCH];
+    unsigned total = 0;
+    for (;;) {
+        for (unsigned i = 0; i < BATCH; i++) {
+            iov[i] = (struct iovec){ .iov_base = &buf[i], .iov_len = 1 };
+            msg[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+        }
+        int n = recvmmsg(p->fd, msg, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return total;
+        total += (unsigned)n;
+        if (n < BATCH)
+            return total;
+    }
+}
+
 static int sim_evtchn_pending(struct xp *xp)
 {
     struct sim *s = S_(xp);
-    struct epoll_event ev;
-    int n = epoll_wait(s->epfd, &ev, 1, 0);
-    if (n <= 0) {
-        if (n == 0)
+    for (;;) {
+        while (s->nready) {
+            struct port *p = port_find(s, s->ready[--s->nready]);
+            if (!p)
+                continue;               /* unbound since */
+            if (p->masked) {
+                p->held = true;         /* its datagram stays queued until unmask */
+                continue;
+            }
+            if (!drain(p))
+                continue;               /* spurious: drained with an earlier edge */
+            p->masked = true;
+            return (int)p->port;
+        }
+        if (s->idle) {
+            s->idle = false;
             errno = EAGAIN;
-        return -1;
+            return -1;
+        }
+        struct epoll_event ev[SIM_MAXEV];
+        int n = epoll_wait(s->epfd, ev, SIM_MAXEV, 0);
+        if (n <= 0) {
+            if (n == 0)
+                errno = EAGAIN;
+            return -1;
+        }
+        /* Edge-triggered: every port reported now must be looked at, so
+         * they are queued here and handed out one per call. */
+        for (int k = 0; k < n; k++)
+            s->ready[s->nready++] = ev[k].data.u32;
+        s->idle = n < SIM_MAXEV;
     }
-    struct port *p = port_find(s, ev.data.u32);
-    if (!p) {
-        errno = EAGAIN;
-        return -1;
-    }
-    char buf[64];
-    while (recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-        ;
-    /* EPOLLONESHOT has disarmed the port: it stays masked until unmask. */
-    return (int)p->port;
 }
 
 static int sim_evtchn_unmask(struct xp *xp, uint32_t port)
@@ -710,7 +763,13 @@ static int sim_evtchn_unmask(struct xp *xp, uint32_t port)
         errno = EINVAL;
         return -1;
     }
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
+    p->masked = false;
+    if (!p->held)
+        return 0;
+    p->held = false;
+    s->idle = false;
+    /* MOD re-evaluates readiness: a datagram queued while masked fires now. */
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = port };
     return epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->fd, &ev);
 }
 

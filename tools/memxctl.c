@@ -28,7 +28,8 @@ static void usage(FILE *f)
             "Commands:\n"
             "  status               version, platform, uptime, devices, live memory servers\n"
             "  volumes              every volume: size, owner, logical/stored/zero/duplicate pages\n"
-            "  stats                per-volume and total pages, requests, errors, latency p50/p99\n"
+            "  stats                per-volume and total pages, requests, errors, latency p50/p99;\n"
+            "                       backend latency by stage (ring pickup, grant copy, volume, response)\n"
             "  devices              the blkif devices being served and what they negotiated\n"
             "  pool                 memory servers: address, provider, state, capacity, used\n"
             "  volume delete NAME   free every page of a detached volume\n"
@@ -283,6 +284,30 @@ static void stats_row(struct table *t, const char *name, json_object *v)
           s_of(v, "write_p50_us"), s_of(v, "write_p99_us"));
 }
 
+/* Backend latency by stage over every device; "volume" covers the volume,
+ * the pool, the transport and the memory servers. */
+static void show_stages(json_object *r)
+{
+    static const char *const label[][2] = {
+        { "ring_pickup", "ring pickup" }, { "grant_copy", "grant copy" },
+        { "volume", "volume+pool+transport+server" }, { "response", "response" } };
+    json_object *a;
+    if (!json_object_object_get_ex(r, "stages", &a) || !json_object_is_type(a, json_type_array))
+        return;
+    static struct table t = { .ncols = 5, .align = "lrrrr" };
+    t_row(&t, "STAGE", "COUNT", "p50us", "p99us", "MEANus");
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        const char *name = s_of(v, "stage");
+        for (size_t k = 0; k < sizeof(label) / sizeof(label[0]); k++)
+            if (!strcmp(name, label[k][0]))
+                name = label[k][1];
+        t_row(&t, name, num(v, "count"), s_of(v, "p50_us"), s_of(v, "p99_us"), s_of(v, "mean_us"));
+    }
+    printf("\nbackend stages (all devices):\n");
+    t_print(&t);
+}
+
 static void show_stats(json_object *r)
 {
     json_object *a = arr_of(r, "volumes"), *tot;
@@ -309,6 +334,7 @@ static void show_stats(json_object *r)
                json_object_get_boolean(json_object_object_get(dd, "enabled")) ? "on" : "off", num(dd, "hits"),
                num(dd, "late_hits"), num(dd, "collisions"), num(dd, "compare_reads"), num(dd, "index_pages"),
                num(dd, "cached_pages"));
+    show_stages(r);
 }
 
 static void show_devices(json_object *r)
