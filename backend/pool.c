@@ -1,6 +1,11 @@
 /* pool.c — the pool client.  See pool.h for the contract.
  *
- * Shape: one fabric endpoint talks to every memory server.  A server is a
+ * Shape: one fabric endpoint per memory server, reopened on every connection
+ * attempt.  rxm keeps per-endpoint state (connections, transmit credits, its
+ * reconnect attempts) that a dead peer can wedge: with one shared endpoint a
+ * killed server stalled reads to the survivors until they too timed out.  A
+ * fresh endpoint per attempt also means nothing of an old session lingers.
+ * A server is a
  * small state machine (connecting -> up -> down -> connecting ..., or refused)
  * driven by one periodic tick that also times out handshakes and stuck
  * operations.  Work for a server is a "server op" (sop); at most MAX_INFLIGHT
@@ -77,6 +82,8 @@ struct server {
     struct pool *p;
     int idx;
     char addr[128];
+    char name[160];             /* "pool -> memd <addr>", the endpoint's name in logs */
+    struct fab *fab;            /* NULL between a failure and the next attempt */
     fi_addr_t fa;
     bool have_fa, tried_once;
     enum srv_state state;
@@ -111,7 +118,7 @@ struct pslab {
 
 struct pool {
     struct evloop *el;
-    struct fab *fab;
+    char provider[64];
     uint8_t key[MEMX_KEY_BYTES];
     char id[PROTO_ID_MAX];
     int replicas;
@@ -136,6 +143,7 @@ static int deliver(struct evloop *el, long long id, void *arg);
 static void kick_slab(struct pool *p);
 static void start_write(struct pool *p, struct req *r);
 static void issue_read(struct pool *p, struct req *r);
+static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len);
 
 /* ---- completions ---- */
 
@@ -263,7 +271,7 @@ static void send_msg(struct server *s, struct proto_msg *m, const void *page)
 {
     uint8_t buf[PROTO_MSG_MAX];
     size_t len = proto_encode(m, buf, sizeof(buf));
-    int rc = fab_send(s->p->fab, s->fa, buf, len, page, page ? PROTO_PAGE_SIZE : 0, on_sent, s, m->req_id);
+    int rc = fab_send(s->fab, s->fa, buf, len, page, page ? PROTO_PAGE_SIZE : 0, on_sent, s, m->req_id);
     if (rc)
         srv_down(s, "out of send buffers");
 }
@@ -278,7 +286,7 @@ static void sop_launch(struct server *s, struct sop *o)
         slot++;
     s->slots[slot] = o;
     s->inflight++;
-    fab_expect(s->p->fab, 1);
+    fab_expect(s->fab, 1);
     o->req_id = (uint64_t)(++s->seq) << 8 | (uint64_t)slot;
     o->started_ms = evloop_now_ms();
     struct pool *p = s->p;
@@ -302,7 +310,7 @@ static void sop_launch(struct server *s, struct sop *o)
         break;
     case SOP_READ: {
         const struct replica *rp = &ps->rep[o->rep];
-        int rc = fab_read(p->fab, s->fa, POOL_PAGE_SIZE, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE,
+        int rc = fab_read(s->fab, s->fa, POOL_PAGE_SIZE, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE,
                           rp->rkey, on_read_done, s, o->req_id);
         if (rc)
             srv_down(s, "out of read buffers");
@@ -334,7 +342,7 @@ static struct sop *sop_take(struct server *s, uint64_t req_id)
     struct sop *o = s->slots[slot];
     s->slots[slot] = NULL;
     s->inflight--;
-    fab_expect(s->p->fab, -1);
+    fab_expect(s->fab, -1);
     if (s->q_head && s->state == SRV_UP) {
         struct sop *n = s->q_head;
         s->q_head = n->next;
@@ -469,10 +477,12 @@ static void issue_read(struct pool *p, struct req *r)
     sop_submit(&p->srv[ps->rep[best].srv], o);
 }
 
-static void read_failed(struct pool *p, struct sop *o, const char *why)
+/* flushed: the server was just declared down, which is logged once, not per read. */
+static void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
 {
-    mx_warn("pool: read of slab %u page %u from memd %s failed (%s), trying another replica",
-            o->slab, o->page, p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
+    mx_log(flushed ? MX_LOG_DEBUG : MX_LOG_WARN,
+           "pool: read of slab %u page %u from memd %s failed (%s), trying another replica", o->slab,
+           o->page, p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
     issue_read(p, o->req);
 }
 
@@ -484,7 +494,7 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
     if (!o)
         return;
     if (status || len != POOL_PAGE_SIZE) {
-        read_failed(p, o, status ? fi_strerror(-status) : "short read");
+        read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
         sop_free(p, o);
         srv_down(s, "RMA read failed");
         return;
@@ -738,13 +748,15 @@ static void srv_connect(struct server *s)
 {
     struct pool *p = s->p;
     char err[256];
-    if (s->have_fa)
-        fab_peer_remove(p->fab, s->fa);
+    /* Called from the tick only, never from inside one of this fab's callbacks. */
+    fab_close(s->fab);
     s->have_fa = false;
     s->gen++;
     s->state = SRV_CONNECTING;
     s->hs_started_ms = evloop_now_ms();
-    if (fab_peer_add(p->fab, s->addr, &s->fa, err, sizeof(err))) {
+    struct fab_opts fo = { .provider = p->provider, .name = s->name, .on_recv = on_recv, .arg = s };
+    if (!(s->fab = fab_open(p->el, &fo, err, sizeof(err))) ||
+        fab_peer_add(s->fab, s->addr, &s->fa, err, sizeof(err))) {
         srv_down(s, err);
         return;
     }
@@ -754,7 +766,7 @@ static void srv_connect(struct server *s)
     memcpy(m.u.hello.id, p->id, sizeof(p->id));
     memcpy(m.u.hello.nonce, s->cnonce, PROTO_NONCE_BYTES);
     size_t al = sizeof(m.u.hello.addr);
-    if (fab_local_name(p->fab, m.u.hello.addr, &al) == 0)
+    if (fab_local_name(s->fab, m.u.hello.addr, &al) == 0)
         m.u.hello.addr_len = (uint32_t)al;
     send_msg(s, &m, NULL);
 }
@@ -772,14 +784,15 @@ static void srv_flush(struct server *s)
             s->slots[k] = NULL;
         }
     }
-    fab_expect(p->fab, -s->inflight);
+    if (s->fab)
+        fab_expect(s->fab, -s->inflight);
     s->inflight = 0;
     while (list) {
         struct sop *o = list;
         list = o->next;
         switch (o->kind) {
         case SOP_WRITE: write_replica_done(p, o, -EIO); break;
-        case SOP_READ: read_failed(p, o, "server down"); break;
+        case SOP_READ: read_failed(p, o, "server down", true); break;
         case SOP_ALLOC: alloc_done(p, s, o, NULL); break;
         case SOP_FREE: break;
         }
@@ -865,20 +878,17 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
     s->used = m->u.welcome.used;
     s->full = false;
     char c[32], u[32];
-    mx_info("memd %s: up over %s, %s capacity, %s used", s->addr, fab_provider(p->fab),
+    mx_info("memd %s: up over %s, %s capacity, %s used", s->addr, fab_provider(s->fab),
             memx_format_size(s->capacity, c, sizeof(c)), memx_format_size(s->used, u, sizeof(u)));
     kick_slab(p);
 }
 
 static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
 {
-    struct pool *p = arg;
-    struct server *s = NULL;
-    for (int i = 0; i < p->nsrv && !s; i++)
-        if (p->srv[i].have_fa && p->srv[i].fa == from)
-            s = &p->srv[i];
-    if (!s)
-        return;     /* only configured servers get an answer, or a hearing */
+    struct server *s = arg;
+    struct pool *p = s->p;
+    if (!s->have_fa || from != s->fa)
+        return;     /* only the configured server gets an answer, or a hearing */
     struct proto_msg m;
     char why[160];
     if (proto_decode(buf, len, &m, why, sizeof(why))) {
@@ -923,6 +933,10 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     sop_free(p, o);
 }
 
+/* Deadlines are compared as now > start + limit, never now - start > limit:
+ * taking a server down (re)launches its reads on other servers with a start
+ * time read after `now`, and the unsigned difference would wrap and declare a
+ * healthy server timed out the instant another one died. */
 static int tick(struct evloop *el, long long id, void *arg)
 {
     struct pool *p = arg;
@@ -931,18 +945,25 @@ static int tick(struct evloop *el, long long id, void *arg)
         struct server *s = &p->srv[i];
         switch (s->state) {
         case SRV_CONNECTING:
-            if (now - s->hs_started_ms > HELLO_TIMEOUT_MS)
+            if (now > s->hs_started_ms + HELLO_TIMEOUT_MS)
                 srv_down(s, "no answer to the handshake");
             break;
         case SRV_UP:
             for (int k = 0; k < MAX_INFLIGHT; k++)
-                if (s->slots[k] && now - s->slots[k]->started_ms > OP_TIMEOUT_MS) {
+                if (s->slots[k] && now > s->slots[k]->started_ms + OP_TIMEOUT_MS) {
                     srv_down(s, "operation timed out");
                     break;
                 }
             break;
         case SRV_DOWN:
         case SRV_REFUSED:
+            /* Its endpoint may still be retrying a dead connection: drop it
+             * here, outside every callback of that endpoint. */
+            if (s->fab) {
+                fab_close(s->fab);
+                s->fab = NULL;
+                s->have_fa = false;
+            }
             if (now >= s->retry_at_ms)
                 srv_connect(s);
             break;
@@ -987,15 +1008,17 @@ struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
     if (p->replicas > p->nsrv)
         mx_warn("pool: [cluster] replicas = %d but only %d memory servers are configured: degraded",
                 p->replicas, p->nsrv);
-    struct fab_opts fo = { .provider = cfg->provider, .name = "pool", .on_recv = on_recv, .arg = p };
-    p->fab = fab_open(el, &fo, err, errlen);
-    if (!p->fab) {
+    snprintf(p->provider, sizeof(p->provider), "%s", cfg->provider);
+    /* A provider that cannot open is a configuration error, reported now. */
+    struct fab_opts fo = { .provider = cfg->provider, .name = "pool", .on_recv = NULL, .arg = NULL };
+    struct fab *probe = fab_open(el, &fo, err, errlen);
+    if (!probe) {
         free(p);
         return NULL;
     }
+    fab_close(probe);
     if ((p->tick = evloop_add_timer(el, TICK_MS, tick, p)) < 0) {
         snprintf(err, errlen, "pool: cannot hook onto the event loop");
-        fab_close(p->fab);
         free(p);
         return NULL;
     }
@@ -1004,6 +1027,7 @@ struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
         s->p = p;
         s->idx = i;
         snprintf(s->addr, sizeof(s->addr), "%s", cfg->servers[i]);
+        snprintf(s->name, sizeof(s->name), "pool -> memd %s", s->addr);
         s->backoff_ms = BACKOFF_MIN_MS;
         srv_connect(s);
     }
@@ -1026,7 +1050,8 @@ void pool_free(struct pool *p)
     evloop_del_timer(p->el, p->tick);
     if (p->deliver_timer)
         evloop_del_timer(p->el, p->deliver_timer);
-    fab_close(p->fab);
+    for (int i = 0; i < p->nsrv; i++)
+        fab_close(p->srv[i].fab);
     /* Requests still in flight are dropped with the pool.  A write's request is
      * shared by its replica sops: the last one holding it frees it. */
     for (int i = 0; i < p->nsrv; i++) {
@@ -1080,7 +1105,7 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
     for (int i = 0; i < p->nsrv && i < max; i++) {
         const struct server *s = &p->srv[i];
         snprintf(out[i].addr, sizeof(out[i].addr), "%s", s->addr);
-        snprintf(out[i].provider, sizeof(out[i].provider), "%s", fab_provider(p->fab));
+        snprintf(out[i].provider, sizeof(out[i].provider), "%s", s->fab ? fab_provider(s->fab) : p->provider);
         out[i].state = state_names[s->state];
         out[i].capacity = s->capacity;
         out[i].used = s->used;

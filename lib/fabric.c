@@ -18,6 +18,11 @@
 
 #define NBUFS  256      /* registered send / read-bounce buffers */
 #define NRECV  64       /* receives kept posted */
+/* How long an operation may wait for the provider to take it.  rxm answers
+ * EAGAIN, forever and without an error, while it tries to reconnect to a peer
+ * that is gone (a killed server refuses the connection); the caller learns of
+ * the dead peer from this timeout instead of from its own, later, one. */
+#define POST_TIMEOUT_MS 2000
 
 enum op_kind { OP_SEND, OP_READ, OP_RECV };
 
@@ -30,6 +35,7 @@ struct fab_op {
     fi_addr_t peer;
     size_t len;
     uint64_t raddr, key, tag;
+    uint64_t queued_ms;         /* when the caller handed it to us */
     fab_done_fn cb;
     void *arg;
     uint8_t *buf;               /* FAB_MSG_MAX bytes inside the registered arena */
@@ -118,6 +124,11 @@ static void complete(struct fab *f, struct fab_op *op, int status)
     if (op->posted)
         f->posted--;
     op->posted = false;
+    if (!is_arena_op(f, op)) {
+        free(op->buf);
+        free(op);
+        return;
+    }
     op->next = f->free_ops;
     f->free_ops = op;
 }
@@ -128,6 +139,7 @@ static void complete(struct fab *f, struct fab_op *op, int status)
 static void drain_backlog(struct fab *f)
 {
     struct fab_op *op = f->backlog, *keep = NULL, *keep_tail = NULL;
+    uint64_t now = evloop_now_ms();
     f->backlog = f->backlog_tail = NULL;
     while (op) {
         struct fab_op *next = op->next;
@@ -147,7 +159,13 @@ static void drain_backlog(struct fab *f)
         }
         if (is_arena_op(f, op))
             rc = post(f, op);
-        if (rc == -EAGAIN) {
+        if (rc == -EAGAIN && now > op->queued_ms + POST_TIMEOUT_MS) {
+            char a[64];
+            mx_debug("%s: %s to %s not accepted for %d ms: peer unreachable", f->name,
+                     op->kind == OP_SEND ? "send" : "read", fab_peer_str(f, op->peer, a, sizeof(a)),
+                     POST_TIMEOUT_MS);
+            complete(f, op, -EHOSTUNREACH);
+        } else if (rc == -EAGAIN) {
             op->next = NULL;
             if (keep_tail)
                 keep_tail->next = op;
@@ -195,6 +213,7 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *
     op->cb = cb;
     op->arg = arg;
     op->tag = tag;
+    op->queued_ms = evloop_now_ms();
     if (kind == OP_SEND) {
         if (hlen)
             memcpy(op->buf, hdr, hlen);

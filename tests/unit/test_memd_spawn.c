@@ -73,6 +73,9 @@ int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const
         m->port = spawn_free_port();
         snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", m->port);
         snprintf(m->log, sizeof(m->log), "/tmp/memx-test-memd-%d.log", m->port);
+        /* A log left by an earlier server on this port says "serving" too:
+         * remove it before the child exists, or we could read it first. */
+        unlink(m->log);
         m->pid = fork();
         if (m->pid == 0) {
             int lfd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
