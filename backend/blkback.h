@@ -33,7 +33,7 @@ struct blkback_dev_info {
     bool     indirect, flush, discard;
     uint64_t requests, errors, bad_requests;
     /* Backend latency by stage, ns, in vbd.h's VBD_STAGE_* order: ring pickup
-     * (event wake-up -> request taken), grant copy, volume (volume + pool +
+     * (ring look started -> request taken), grant copy, volume (volume + pool +
      * transport + servers, from the volume call to its callback), response
      * (answer ready -> published).  Over every connection of the device. */
 #define BLKBACK_STAGES 4

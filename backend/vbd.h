@@ -40,7 +40,9 @@ struct vbd_params {
 struct vbd_counters { uint64_t requests, errors, bad_requests; };
 
 /* Where a request's time goes inside the backend, in ns (lib/histo.h):
- * PICKUP   event-channel wake-up -> request taken off the ring
+ * PICKUP   start of the ring look (event-channel wake-up, or the look after
+ *          a completion) -> request taken off the ring; the wake-up
+ *          latency before the event handler runs is not visible here
  * COPY     one grant copy (guest -> buffer for writes, buffer -> guest for reads)
  * VOLUME   volume call -> its callback: volume, pool, transport and servers
  * RESPONSE answer ready -> published on the ring (the frontend notified) */
