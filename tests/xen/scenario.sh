@@ -48,10 +48,12 @@ glogs() { echo "$CON/guest-$GN.log $CON/guest-$GN--incoming.log"; }
 glog() { cat $(glogs) 2>/dev/null; }
 # Highest N of "MEMX-GUEST: <word> N ...", or 0.
 lastnum() { n=$(sed -n "s/.*MEMX-GUEST: $1 \([0-9]*\) .*/\1/p" $(glogs) 2>/dev/null | tail -1); echo "${n:-0}"; }
-gwait() { # pattern seconds [bad-pattern]: 0 when seen, 1 on timeout or bad pattern
+PANIC="Kernel panic - not syncing"
+gwait() { # pattern seconds [bad-pattern]: 0 when seen, 1 on timeout, bad pattern or guest panic
     i=0; while [ $i -lt "$2" ]; do
         grep -qh "$1" $(glogs) 2>/dev/null && return 0
         [ -n "$3" ] && grep -qh "$3" $(glogs) 2>/dev/null && return 1
+        grep -qh "$PANIC" $(glogs) 2>/dev/null && { echo "guest kernel panicked"; return 1; }
         sleep 1; i=$((i+1))
     done; return 1
 }
@@ -68,6 +70,7 @@ gone_wait() { # xenstore path seconds
 ticks_ok_after() { # tick seconds
     t=$1
     i=0; while [ "$(lastnum tick)" -le "$t" ]; do
+        grep -qh "$PANIC" $(glogs) 2>/dev/null && { echo "guest kernel panicked"; return 1; }
         sleep 1; i=$((i+1)); [ $i -ge "$2" ] && { echo "no guest tick after tick $t within $2 s"; return 1; }
     done
     # One snapshot, counted both ways: the guest keeps writing, and a crashed
@@ -79,7 +82,7 @@ ticks_ok_after() { # tick seconds
 }
 pass_ok_after() { # pass seconds: the next full pass over the swapped chunks is clean
     want=$(($1 + 1))
-    gwait "MEMX-GUEST: pass $want " "$2" || { echo "no full verification pass $want within $2 s"; return 1; }
+    gwait "MEMX-GUEST: pass $want " "$2" > $L/gwait.out || { echo "no full verification pass $want within $2 s $(cat $L/gwait.out)"; return 1; }
     glog | grep -q "MEMX-GUEST: pass $want ok" || { echo "pass $want: $(glog | grep "MEMX-GUEST: pass $want ")"; return 1; }
 }
 
@@ -337,11 +340,21 @@ CFG
     xlrun destroyed nothing xl destroy $GN || { failed "xl destroy"; return 1; }
     destroyed || { failed "$GN still in xl list"; return 1; }
     gone_wait /local/domain/0/backend/vbd/$D 30 || { failed "backend devices of $D left behind"; return 1; }
-    # Released: no device of the backend holds the guest's volumes any more.
+    # Released: the volumes are still in the pool but no device owns them
+    # (memxctl volumes shows "(detached)"); then the operator deletes them.
     [ "$CONTROL" = blkback ] && { ok; return 0; }
-    i=0; while [ $i -lt 20 ]; do ctl devices > $L/devices.out 2>&1; grep -q "$GN-" $L/devices.out || break; sleep 0.5; i=$((i+1)); done
-    grep -q "$GN-" $L/devices.out && { failed "memxctl devices still shows: $(grep "$GN-" $L/devices.out | head -2)"; return 1; }
-    ok "volumes $GN-swap, $GN-data released"
+    i=0; n=0; while [ $i -lt 20 ]; do
+        if ctl volumes > $L/volumes.out 2>&1; then
+            n=$(grep -E "(^| )$GN-(swap|data) " $L/volumes.out | grep -c '(detached)')
+            [ "$n" = 2 ] && break
+        fi
+        sleep 1; i=$((i+1))
+    done
+    [ "$n" = 2 ] || { failed "memxctl volumes after destroy: $(grep -E "$GN-|memxctl" $L/volumes.out | tr -s ' ' | tr '\n' ';')"; return 1; }
+    for v in swap data hot; do
+        ctl volume delete $GN-$v >> $L/ctl.log 2>&1 || { failed "memxctl volume delete $GN-$v: $(tail -1 $L/ctl.log)"; return 1; }
+    done
+    ok "volumes $GN-swap, $GN-data detached, then deleted"
 }
 
 for t in $GUESTS; do
