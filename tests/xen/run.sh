@@ -18,7 +18,8 @@
 #                (9 in one control run) and every stage runs slower; with
 #                qemu64,+svm,+npt none did.  SVM+NPT keep PVH guests possible.
 #   XEN_MEM      QEMU memory, default 3G          XEN_SMP   vCPUs, default 2
-#   XEN_TIMEOUT  seconds for the whole QEMU run, default 900
+#   XEN_TIMEOUT  seconds for the whole QEMU run, default 1800 (a quiet 2-core
+#                machine needs ~300 s; a loaded one took over 900 s)
 #   XEN_XL_E     1 (default): xl create/restore/migrate-receive -e, so no xl
 #                monitoring child is forked; 0: xl's default
 #   XEN_ONLY     dom0: boot dom0, check the binaries' libraries, stop
@@ -82,7 +83,7 @@ echo "qemu: -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-
 
 # The filter timestamps every serial line into the log and prints stage lines,
 # retries and failure dumps as they happen.
-timeout "${XEN_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-qemu64,+svm,+npt}" \
+timeout "${XEN_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-qemu64,+svm,+npt}" \
     -m "${XEN_MEM:-3G}" -smp "${XEN_SMP:-2}" -display none -monitor none -serial stdio -no-reboot \
     -virtfs "local,path=$BUILD,mount_tag=hostshare,security_model=none,id=hostshare" \
     -kernel "$CACHE/xen" -append "$XEN_ARGS" \
@@ -107,7 +108,7 @@ qrc=${PIPESTATUS[0]}
 done_line=$(grep -a 'MEMX-XEN: done' "$LOG" | tail -1)
 fails=$(grep -ac 'MEMX-STAGE [^ ]* FAILED' "$LOG")
 if [ -z "$done_line" ]; then
-    [ "$qrc" = 124 ] && why="timed out after ${XEN_TIMEOUT:-900} s" || why="QEMU exited $qrc"
+    [ "$qrc" = 124 ] && why="timed out after ${XEN_TIMEOUT:-1800} s" || why="QEMU exited $qrc"
     stage harness "FAILED $(since): the scenario did not finish ($why); serial log tail:"
     grep -av 'MEMX-GUEST: tick' "$LOG" | tail -25 | sed 's/^/    | /'
     exit 1
