@@ -44,8 +44,12 @@
 #define BACKOFF_MAX_MS    5000
 #define REFUSED_RETRY_MS  30000
 #define HS_SLOT           0xffu     /* low byte of the handshake request id */
+#define RB_QD             16        /* page copies in flight while re-replicating */
+#define HEARTBEAT_MS      1000      /* a STATS round trip per idle server: finds the dead ones */
 
 enum srv_state { SRV_CONNECTING, SRV_UP, SRV_DOWN, SRV_REFUSED };
+/* An up server being drained shows as "draining" until it holds no replica,
+ * then "drained". */
 static const char *const state_names[] = { "connecting", "up", "down", "refused" };
 
 enum req_kind { R_WRITE, R_READ };
@@ -64,7 +68,9 @@ struct req {
     struct req *next;
 };
 
-enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ };
+/* SOP_CREAD / SOP_CWRITE: one page of a re-replication copy (read from a good
+ * replica, written to the new one). */
+enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ, SOP_CREAD, SOP_CWRITE, SOP_STATS };
 
 struct sop {
     enum sop_kind kind;
@@ -74,7 +80,10 @@ struct sop {
     uint32_t slab;              /* pool slab index */
     int rep;                    /* replica index in that slab */
     uint32_t page;
-    uint32_t srv_slab;          /* SOP_FREE: the server's slab id */
+    uint32_t srv_slab;          /* SOP_FREE, SOP_CWRITE: the server's slab id */
+    bool rebuild;               /* SOP_ALLOC: for the re-replication target */
+    uint64_t rgen;              /* re-replication ops: the rebuild they belong to */
+    uint8_t *buf;               /* SOP_CWRITE: the page being copied */
     struct sop *next;
 };
 
@@ -94,6 +103,9 @@ struct server {
     char sid[PROTO_ID_MAX];
     uint64_t capacity, used;
     bool full;
+    bool draining;              /* memxctl pool drain: no new slabs, replicas move away */
+    bool hb_inflight;
+    uint64_t hb_sent_ms;
     uint32_t seq;
     struct sop *slots[MAX_INFLIGHT];
     int inflight;
@@ -104,6 +116,7 @@ struct replica {
     int srv;
     uint32_t id;                /* the server's slab id */
     uint64_t raddr, rkey;
+    uint64_t gen;               /* the server's session (srv.gen) it was allocated in */
     bool ok;                    /* has every acknowledged write */
 };
 
@@ -114,6 +127,26 @@ struct pslab {
     struct replica rep[MAX_REPLICAS];
     uint32_t nfree, hint;
     uint64_t *bits;             /* page in use */
+    int wpending;               /* guest writes in flight into this slab */
+};
+
+/* Re-replication: one slab at a time gets a new replica.  Pages are written
+ * once and never overwritten (the volume layer writes new pages), so while the
+ * slab hands out no new pages and has no write in flight, its pages can be
+ * copied from any good replica; the new replica joins the slab only when every
+ * page is copied, so nothing reads it early. */
+struct rebuild {
+    bool active, aborting;
+    uint64_t gen;               /* bumps per rebuild; stale copy completions are ignored */
+    uint32_t slab;
+    int slot;                   /* rep[] index the new replica takes */
+    int target;                 /* server index */
+    uint64_t target_gen;
+    bool allocated;
+    struct replica nr;          /* the new replica, once allocated */
+    uint32_t next;              /* next page index to look at */
+    int inflight;
+    uint64_t started_ms, pages;
 };
 
 struct pool {
@@ -135,6 +168,9 @@ struct pool {
     long long tick;
     long long deliver_timer;    /* armed while done_head is non-empty */
     bool degraded_warned;
+    bool degraded;              /* some slab has fewer than R good replicas (logged on change) */
+    struct rebuild rb;
+    uint64_t rerep_pages;       /* pages copied by re-replication, ever */
     struct pool_stats st;
 };
 
@@ -144,6 +180,11 @@ static void kick_slab(struct pool *p);
 static void start_write(struct pool *p, struct req *r);
 static void issue_read(struct pool *p, struct req *r);
 static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len);
+static void rb_step(struct pool *p);
+static void rb_check_state(struct pool *p);
+static void rb_copy_done(struct pool *p, struct sop *o, int status);
+static void rb_read_done(struct pool *p, struct sop *o, int status, const void *data);
+static void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m);
 
 /* ---- completions ---- */
 
@@ -205,7 +246,7 @@ static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t i = 0; i < p->nslabs; i++) {
         struct pslab *ps = &p->slabs[i];
-        if (!ps->used || !ps->ready || !ps->nfree)
+        if (!ps->used || !ps->ready || !ps->nfree || (p->rb.active && p->rb.slab == i))
             continue;
         for (uint32_t n = 0, w = ps->hint; n < p->pages_per_slab / 64; n++, w = (w + 1) % (p->pages_per_slab / 64)) {
             if (ps->bits[w] == UINT64_MAX)
@@ -308,6 +349,17 @@ static void sop_launch(struct server *s, struct sop *o)
         m.u.page.page = o->page;
         send_msg(s, &m, o->req->data);
         break;
+    case SOP_STATS:
+        m.type = PROTO_STATS;
+        send_msg(s, &m, NULL);
+        break;
+    case SOP_CWRITE:
+        m.type = PROTO_PAGE_WRITE;
+        m.u.page.slab = o->srv_slab;
+        m.u.page.page = o->page;
+        send_msg(s, &m, o->buf);
+        break;
+    case SOP_CREAD:
     case SOP_READ: {
         const struct replica *rp = &ps->rep[o->rep];
         int rc = fab_read(s->fab, s->fa, POOL_PAGE_SIZE, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE,
@@ -373,6 +425,9 @@ static void write_replica_done(struct pool *p, struct sop *o, int status)
     else
         r->acked++;
     if (--r->pending == 0) {
+        p->slabs[o->slab].wpending--;
+        if (p->rb.active && p->rb.slab == o->slab)
+            rb_step(p);
         if (r->acked) {
             p->st.writes++;
             finish(p, r, 0);
@@ -408,6 +463,7 @@ static void start_write(struct pool *p, struct req *r)
         finish(p, r, -EIO);
         return;
     }
+    ps->wpending++;
     int n = r->pending;
     for (int i = 0; i < ps->nrep && n; i++) {
         if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
@@ -493,6 +549,14 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
     struct sop *o = sop_take(s, tag);
     if (!o)
         return;
+    if (o->kind == SOP_CREAD) {
+        int st = status ? status : len != POOL_PAGE_SIZE ? -EIO : 0;
+        rb_read_done(p, o, st, data);
+        sop_free(p, o);
+        if (st)
+            srv_down(s, "RMA read failed");
+        return;
+    }
     if (status || len != POOL_PAGE_SIZE) {
         read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
         sop_free(p, o);
@@ -529,7 +593,7 @@ static uint64_t srv_free(const struct server *s)
 
 static bool candidate(const struct pool *p, const struct server *s, const struct pslab *ps)
 {
-    if (s->state != SRV_UP || s->full || srv_free(s) < p->slab_size)
+    if (s->state != SRV_UP || s->full || s->draining || srv_free(s) < p->slab_size)
         return false;
     for (int i = 0; i < ps->nrep; i++)
         if (ps->rep[i].srv == s->idx)
@@ -668,6 +732,7 @@ static void alloc_done(struct pool *p, struct server *s, struct sop *o, const st
         rp->id = m->u.slab_alloc_r.slab;
         rp->raddr = m->u.slab_alloc_r.raddr;
         rp->rkey = m->u.slab_alloc_r.rkey;
+        rp->gen = s->gen;
         rp->ok = true;
         s->capacity = m->u.slab_alloc_r.capacity;
         s->used = m->u.slab_alloc_r.used;
@@ -707,6 +772,287 @@ static void alloc_done(struct pool *p, struct server *s, struct sop *o, const st
         slab_built(p, o->slab);
 }
 
+/* ---- re-replication and drain ---- */
+
+/* Good replicas of a slab; a draining server's count only if with_draining. */
+static int good_replicas(const struct pool *p, const struct pslab *ps, bool with_draining)
+{
+    int n = 0;
+    for (int i = 0; i < ps->nrep; i++)
+        n += ps->rep[i].ok && (with_draining || !p->srv[ps->rep[i].srv].draining);
+    return n;
+}
+
+/* Logs when the pool enters or leaves degraded mode. */
+static void rb_check_state(struct pool *p)
+{
+    uint64_t degraded = 0, lost = 0;
+    for (uint32_t i = 0; i < p->nslabs; i++) {
+        const struct pslab *ps = &p->slabs[i];
+        if (!ps->used || !ps->ready)
+            continue;
+        int g = good_replicas(p, ps, true);
+        degraded += g < p->replicas;
+        lost += g == 0;
+    }
+    p->st.degraded_slabs = degraded;
+    p->st.lost_slabs = lost;
+    if (!!degraded == p->degraded)
+        return;
+    p->degraded = degraded != 0;
+    if (degraded)
+        mx_warn("pool: degraded: %llu slabs have fewer than %d copies (%llu with none)",
+                (unsigned long long)degraded, p->replicas, (unsigned long long)lost);
+    else
+        mx_info("pool: redundancy restored: every slab has %d copies", p->replicas);
+}
+
+static void rb_free_remote(struct pool *p, int srv, uint32_t id)
+{
+    struct server *s = &p->srv[srv];
+    struct sop *o = sop_new(p, SOP_FREE);
+    if (!o)
+        return;
+    o->srv_slab = id;
+    sop_submit(s, o);
+    s->full = false;
+}
+
+/* Ends the rebuild once no copy is in flight (a late copy must never land in
+ * a target slab we freed and the server handed out again). */
+static void rb_settle(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->aborting || rb->inflight)
+        return;
+    const struct server *t = &p->srv[rb->target];
+    if (rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen)
+        rb_free_remote(p, rb->target, rb->nr.id);
+    rb->active = rb->aborting = false;
+}
+
+static void rb_abort(struct pool *p, const char *why)
+{
+    if (!p->rb.active || p->rb.aborting)
+        return;
+    mx_warn("pool: re-replication of slab %u onto memd %s stopped (%s); will retry", p->rb.slab,
+            p->srv[p->rb.target].addr, why);
+    p->rb.aborting = true;
+    rb_settle(p);
+}
+
+/* Where the new replica goes: an up server with room that holds no good
+ * replica of the slab (power of two choices among them). */
+static int rb_target(struct pool *p, const struct pslab *ps)
+{
+    int c[MEMX_MAX_SERVERS], n = 0;
+    for (int i = 0; i < p->nsrv; i++) {
+        const struct server *s = &p->srv[i];
+        if (s->state != SRV_UP || s->full || s->draining || srv_free(s) < p->slab_size)
+            continue;
+        bool holds = false;
+        for (int r = 0; r < ps->nrep; r++)
+            holds |= ps->rep[r].ok && ps->rep[r].srv == i;
+        if (!holds)
+            c[n++] = i;
+    }
+    if (n == 0)
+        return -1;
+    int a = c[rand() % n], b = c[rand() % n];
+    return srv_free(&p->srv[a]) >= srv_free(&p->srv[b]) ? a : b;
+}
+
+/* The rep[] slot the new replica takes: a stale one, else a draining one, else a new one. */
+static int rb_slot(const struct pool *p, const struct pslab *ps)
+{
+    for (int i = 0; i < ps->nrep; i++)
+        if (!ps->rep[i].ok)
+            return i;
+    for (int i = 0; i < ps->nrep; i++)
+        if (p->srv[ps->rep[i].srv].draining)
+            return i;
+    return ps->nrep < MAX_REPLICAS ? ps->nrep : -1;
+}
+
+static void rb_start(struct pool *p)
+{
+    for (uint32_t n = 0; n < p->nslabs; n++) {
+        uint32_t i = (p->rb.slab + 1 + n) % p->nslabs;     /* round robin: no slab starves */
+        struct pslab *ps = &p->slabs[i];
+        if (!ps->used || !ps->ready || (int)i == p->building || good_replicas(p, ps, true) == 0 ||
+            good_replicas(p, ps, false) >= p->replicas)
+            continue;
+        int t = rb_target(p, ps), slot = rb_slot(p, ps);
+        if (t < 0 || slot < 0)
+            continue;
+        struct sop *o = sop_new(p, SOP_ALLOC);
+        if (!o)
+            return;
+        struct rebuild *rb = &p->rb;
+        uint64_t gen = rb->gen + 1;
+        memset(rb, 0, sizeof(*rb));
+        *rb = (struct rebuild){ .active = true, .gen = gen, .slab = i, .slot = slot, .target = t,
+                                .target_gen = p->srv[t].gen, .started_ms = evloop_now_ms() };
+        o->rebuild = true;
+        o->rgen = gen;
+        o->slab = i;
+        mx_info("pool: re-replicating slab %u (%u pages in use) onto memd %s", i,
+                p->pages_per_slab - ps->nfree, p->srv[t].addr);
+        sop_submit(&p->srv[t], o);
+        return;
+    }
+}
+
+static void rb_finish(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    struct pslab *ps = &p->slabs[rb->slab];
+    if (rb->slot < ps->nrep) {
+        const struct replica *old = &ps->rep[rb->slot];
+        const struct server *os = &p->srv[old->srv];
+        /* A draining replica, or one that missed a write on a server still up, is still held there. */
+        if (os->state == SRV_UP && old->gen == os->gen)
+            rb_free_remote(p, old->srv, old->id);
+    } else {
+        ps->nrep++;
+    }
+    ps->rep[rb->slot] = rb->nr;
+    ps->rep[rb->slot].ok = true;
+    mx_info("pool: slab %u re-replicated onto memd %s: %llu pages in %llu ms", rb->slab,
+            p->srv[rb->target].addr, (unsigned long long)rb->pages,
+            (unsigned long long)(evloop_now_ms() - rb->started_ms));
+    rb->active = false;
+    rb_check_state(p);
+}
+
+/* Moves the rebuild forward: start one, launch copies, finish it. */
+static void rb_step(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active) {
+        rb_start(p);
+        return;
+    }
+    if (rb->aborting || !rb->allocated)
+        return;
+    const struct server *t = &p->srv[rb->target];
+    if (t->state != SRV_UP || t->gen != rb->target_gen) {
+        rb_abort(p, "target server down");
+        return;
+    }
+    struct pslab *ps = &p->slabs[rb->slab];
+    if (ps->wpending)
+        return;     /* writes that started before the slab was closed must land first */
+    while (rb->inflight < RB_QD && rb->next < p->pages_per_slab) {
+        uint32_t page = rb->next++;
+        if (!(ps->bits[page / 64] & (1ull << (page % 64))))
+            continue;
+        int src = -1;
+        for (int i = 0; i < ps->nrep; i++) {
+            const struct server *s = &p->srv[ps->rep[i].srv];
+            if (ps->rep[i].ok && s->state == SRV_UP &&
+                (src < 0 || s->inflight < p->srv[ps->rep[src].srv].inflight))
+                src = i;
+        }
+        struct sop *o = src < 0 ? NULL : sop_new(p, SOP_CREAD);
+        if (!o) {
+            rb_abort(p, src < 0 ? "no good replica left to copy from" : "out of memory");
+            return;
+        }
+        o->slab = rb->slab;
+        o->rep = src;
+        o->page = page;
+        o->rgen = rb->gen;
+        rb->inflight++;
+        sop_submit(&p->srv[ps->rep[src].srv], o);
+    }
+    if (rb->next >= p->pages_per_slab && rb->inflight == 0)
+        rb_finish(p);
+}
+
+static void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
+{
+    struct rebuild *rb = &p->rb;
+    bool got = m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size;
+    if (m) {
+        s->capacity = m->u.slab_alloc_r.capacity;
+        s->used = m->u.slab_alloc_r.used;
+    }
+    if (!rb->active || o->rgen != rb->gen || rb->aborting) {
+        if (got)
+            rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab);
+        rb_settle(p);
+        return;
+    }
+    if (!got) {
+        if (m && m->status == ENOSPC)
+            s->full = true;
+        rb_abort(p, m ? (m->status ? strerror(m->status) : "wrong slab size") : "target server down");
+        return;
+    }
+    rb->nr = (struct replica){ .srv = s->idx, .id = m->u.slab_alloc_r.slab, .raddr = m->u.slab_alloc_r.raddr,
+                               .rkey = m->u.slab_alloc_r.rkey, .gen = s->gen };
+    rb->allocated = true;
+    rb_step(p);
+}
+
+static void rb_read_done(struct pool *p, struct sop *o, int status, const void *data)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active || o->rgen != rb->gen)
+        return;
+    struct sop *w = NULL;
+    if (!status && !rb->aborting && (w = sop_new(p, SOP_CWRITE)) && (w->buf = malloc(POOL_PAGE_SIZE))) {
+        memcpy(w->buf, data, POOL_PAGE_SIZE);
+        w->slab = o->slab;
+        w->page = o->page;
+        w->srv_slab = rb->nr.id;
+        w->rgen = rb->gen;
+        sop_submit(&p->srv[rb->target], w);     /* the copy stays in flight */
+        return;
+    }
+    if (w)
+        sop_free(p, w);
+    rb->inflight--;
+    rb_abort(p, status ? "reading a good replica failed" : "out of memory");
+    rb_settle(p);
+}
+
+static void rb_copy_done(struct pool *p, struct sop *o, int status)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active || o->rgen != rb->gen)
+        return;
+    rb->inflight--;
+    if (status) {
+        rb_abort(p, "writing the new replica failed");
+        rb_settle(p);
+        return;
+    }
+    rb->pages++;
+    p->rerep_pages++;
+    if (rb->aborting)
+        rb_settle(p);
+    else
+        rb_step(p);
+}
+
+int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen)
+{
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        if (strcmp(s->addr, addr))
+            continue;
+        if (s->draining != on)
+            mx_info("memd %s: %s", s->addr, on ? "draining: its slabs move to other servers" : "drain cancelled");
+        s->draining = on;
+        rb_step(p);
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not a configured memory server", addr);
+    return -1;
+}
+
 void pool_free_page(struct pool *p, pool_page_t page)
 {
     uint32_t slab, pg;
@@ -716,7 +1062,8 @@ void pool_free_page(struct pool *p, pool_page_t page)
     }
     put_page(p, slab, pg);
     struct pslab *ps = &p->slabs[slab];
-    if (ps->nfree != p->pages_per_slab || (int)slab == p->building)
+    if (ps->nfree != p->pages_per_slab || (int)slab == p->building ||
+        (p->rb.active && p->rb.slab == slab))
         return;
     /* Give an empty slab back only if another one still has room, so a
      * workload that frees and writes one page does not churn slabs. */
@@ -793,9 +1140,18 @@ static void srv_flush(struct server *s)
         switch (o->kind) {
         case SOP_WRITE: write_replica_done(p, o, -EIO); break;
         case SOP_READ: read_failed(p, o, "server down", true); break;
-        case SOP_ALLOC: alloc_done(p, s, o, NULL); break;
+        case SOP_ALLOC:
+            if (o->rebuild)
+                rb_alloc_done(p, s, o, NULL);
+            else
+                alloc_done(p, s, o, NULL);
+            break;
         case SOP_FREE: break;
+        case SOP_STATS: s->hb_inflight = false; break;
+        case SOP_CREAD: rb_read_done(p, o, -EIO, NULL); break;
+        case SOP_CWRITE: rb_copy_done(p, o, -EIO); break;
         }
+        free(o->buf);
         sop_free(p, o);
     }
 }
@@ -821,6 +1177,7 @@ static void srv_down(struct server *s, const char *why)
             if (p->slabs[i].used && p->slabs[i].rep[r].srv == s->idx && p->slabs[i].ready)
                 replica_stale(p, i, r, "server down");
     srv_flush(s);
+    rb_check_state(p);
     if (!was_up)
         kick_slab(p);   /* writes waiting on first connects may now have an answer */
     if (p->building < 0 && p->wait_head) {
@@ -872,6 +1229,8 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
         return;
     }
     s->state = SRV_UP;
+    s->hb_inflight = false;
+    s->hb_sent_ms = evloop_now_ms();
     s->tried_once = true;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->capacity = m->u.welcome.capacity;
@@ -909,6 +1268,7 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     case PROTO_SLAB_ALLOC_R:
     case PROTO_SLAB_FREE_R:
     case PROTO_PAGE_WRITE_R:
+    case PROTO_STATS_R:
         break;
     default:
         mx_warn("memd %s: unexpected %s, ignored", s->addr, proto_type_name(m.type));
@@ -917,11 +1277,24 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     struct sop *o = sop_take(s, m.req_id);
     if (!o)
         return;
-    if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC)
+    if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC && o->rebuild)
+        rb_alloc_done(p, s, o, &m);
+    else if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC)
         alloc_done(p, s, o, &m);
     else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_WRITE)
         write_replica_done(p, o, m.status ? -(int)m.status : 0);
-    else if (m.type == PROTO_SLAB_FREE_R && o->kind == SOP_FREE) {
+    else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_CWRITE) {
+        rb_copy_done(p, o, m.status ? -(int)m.status : 0);
+        free(o->buf);
+        o->buf = NULL;
+    }
+    else if (m.type == PROTO_STATS_R && o->kind == SOP_STATS) {
+        s->hb_inflight = false;
+        s->capacity = m.u.stats_r.capacity;
+        s->used = m.u.stats_r.used;
+        if (s->full && srv_free(s) >= p->slab_size)
+            s->full = false;
+    } else if (m.type == PROTO_SLAB_FREE_R && o->kind == SOP_FREE) {
         if (m.status)
             mx_warn("memd %s: slab free failed: %s", s->addr, strerror(m.status));
     } else {
@@ -949,6 +1322,15 @@ static int tick(struct evloop *el, long long id, void *arg)
                 srv_down(s, "no answer to the handshake");
             break;
         case SRV_UP:
+            /* An idle connection to a dead server shows nothing: ask it something. */
+            if (!s->hb_inflight && now > s->hb_sent_ms + HEARTBEAT_MS) {
+                struct sop *o = sop_new(p, SOP_STATS);
+                if (o) {
+                    s->hb_inflight = true;
+                    s->hb_sent_ms = now;
+                    sop_submit(s, o);
+                }
+            }
             for (int k = 0; k < MAX_INFLIGHT; k++)
                 if (s->slots[k] && now > s->slots[k]->started_ms + OP_TIMEOUT_MS) {
                     srv_down(s, "operation timed out");
@@ -969,6 +1351,8 @@ static int tick(struct evloop *el, long long id, void *arg)
             break;
         }
     }
+    rb_check_state(p);
+    rb_step(p);
     return TICK_MS;
 }
 
@@ -1067,6 +1451,7 @@ void pool_free(struct pool *p)
             list = o->next;
             if (o->req && (o->kind == SOP_READ || --o->req->pending == 0))
                 free(o->req);
+            free(o->buf);
             free(o);
         }
     }
@@ -1096,6 +1481,8 @@ int pool_live_servers(const struct pool *p)
 void pool_get_stats(const struct pool *p, struct pool_stats *st)
 {
     *st = p->st;
+    st->rereplicated_pages = p->rerep_pages;
+    st->rebuilding = p->rb.active;
     st->servers = p->nsrv;
     st->live_servers = pool_live_servers(p);
 }
@@ -1107,6 +1494,12 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
         snprintf(out[i].addr, sizeof(out[i].addr), "%s", s->addr);
         snprintf(out[i].provider, sizeof(out[i].provider), "%s", s->fab ? fab_provider(s->fab) : p->provider);
         out[i].state = state_names[s->state];
+        out[i].replicas = 0;
+        for (uint32_t k = 0; k < p->nslabs; k++)
+            for (int r = 0; r < p->slabs[k].nrep; r++)
+                out[i].replicas += p->slabs[k].used && p->slabs[k].rep[r].ok && p->slabs[k].rep[r].srv == i;
+        if (s->state == SRV_UP && s->draining)
+            out[i].state = out[i].replicas ? "draining" : "drained";
         out[i].capacity = s->capacity;
         out[i].used = s->used;
     }

@@ -53,8 +53,9 @@ void pool_free_page(struct pool *p, pool_page_t page);
 struct pool_server_info {
     char addr[128];
     char provider[64];          /* the provider the connection really uses */
-    const char *state;          /* "connecting", "up", "down", "refused" */
+    const char *state;          /* "connecting", "up", "down", "refused", "draining", "drained" */
     uint64_t capacity, used;    /* bytes, as the server reported them */
+    uint32_t replicas;          /* good slab replicas it holds for us */
 };
 
 struct pool_stats {
@@ -62,9 +63,18 @@ struct pool_stats {
     uint64_t slabs;
     uint64_t writes, reads, errors;
     int servers, live_servers;
+    /* Degraded mode: slabs with fewer than R good copies (lost: none at all;
+     * their pages read as -EIO).  Re-replication copies one slab at a time. */
+    uint64_t degraded_slabs, lost_slabs, rereplicated_pages;
+    bool rebuilding;
 };
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st);
+/* Drain (on) or undrain a configured server ("host:port"): it takes no new
+ * slabs and its replicas are re-created elsewhere, then freed on it; it shows
+ * as "drained" when it can be stopped without losing redundancy.  -1 with a
+ * message if addr is not configured. */
+int  pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen);
 /* Fills up to max entries; returns the number of configured servers. */
 int  pool_get_servers(const struct pool *p, struct pool_server_info *out, int max);
 

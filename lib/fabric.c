@@ -22,7 +22,7 @@
  * EAGAIN, forever and without an error, while it tries to reconnect to a peer
  * that is gone (a killed server refuses the connection); the caller learns of
  * the dead peer from this timeout instead of from its own, later, one. */
-#define POST_TIMEOUT_MS 2000
+#define POST_TIMEOUT_MS 10000
 
 enum op_kind { OP_SEND, OP_READ, OP_RECV };
 

@@ -76,7 +76,7 @@ const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
 
 /* Sends hdr followed by data (either may be empty); total <= FAB_MSG_MAX.
  * cb (may be NULL) reports the local completion.  0, or -EMSGSIZE / -ENOMEM.
- * An operation (send or read) the provider will not take for 2 s — rxm keeps
+ * An operation (send or read) the provider will not take for 10 s — rxm keeps
  * saying "try again" while it cannot reconnect to a dead peer — completes with
  * -EHOSTUNREACH. */
 int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,

@@ -59,8 +59,18 @@ int spawn_write_key(char *path, size_t len, unsigned char raw[32])
     return 0;
 }
 
+int spawn_memd_port(struct memd_proc *m, const char *key_path, const char *cap, const char *slab,
+                    int port);
+
 /* Starts memx-memd with capacity cap and slab size slab ("256K"), waits until it serves. */
 int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const char *slab)
+{
+    return spawn_memd_port(m, key_path, cap, slab, 0);
+}
+
+/* The same on a given port (0: a free one), e.g. to restart a server where it was. */
+int spawn_memd_port(struct memd_proc *m, const char *key_path, const char *cap, const char *slab,
+                    int port)
 {
     char conf[64];
     snprintf(conf, sizeof(conf), "/tmp/memx-test-memd-conf-XXXXXX");
@@ -70,7 +80,7 @@ int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const
     dprintf(cfd, "[cluster]\nslab_size = %s\n[memserver]\nlog_level = info\n", slab);
     close(cfd);
     for (int attempt = 0; attempt < 5; attempt++) {
-        m->port = spawn_free_port();
+        m->port = port ? port : spawn_free_port();
         snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", m->port);
         snprintf(m->log, sizeof(m->log), "/tmp/memx-test-memd-%d.log", m->port);
         /* A log left by an earlier server on this port says "serving" too:

@@ -17,6 +17,8 @@
 struct memd_proc { pid_t pid; int port; char addr[32]; char log[64]; };
 int spawn_write_key(char *path, size_t len, unsigned char raw[32]);
 int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const char *slab);
+int spawn_memd_port(struct memd_proc *m, const char *key_path, const char *cap, const char *slab,
+                    int port);
 int spawn_stop(struct memd_proc *m, int sig);
 int spawn_log_has(const struct memd_proc *m, const char *s);
 void spawn_kill_all(void);
@@ -82,6 +84,19 @@ static struct pool *mkpool(int nsrv, int replicas, const uint8_t *k)
     if (!p)
         fprintf(stderr, "pool_new: %s\n", err);
     return p;
+}
+
+/* Until every slab has R good copies again (re-replication done). */
+static bool wait_healed(struct pool *p, int ms)
+{
+    uint64_t end = evloop_now_ms() + (uint64_t)ms;
+    struct pool_stats st;
+    for (;;) {
+        pool_get_stats(p, &st);
+        if ((st.degraded_slabs == 0 && !st.rebuilding) || evloop_now_ms() >= end)
+            return st.degraded_slabs == 0;
+        evloop_run_once(el, 50);
+    }
 }
 
 static pool_page_t write_page(struct pool *p, const uint8_t *data, int *status)
@@ -240,8 +255,9 @@ static void test_full(void)
     spawn_stop(&memd[0], SIGTERM);
 }
 
-/* R=2 over 3 servers: SIGKILL one, every page still reads back right; kill a
- * second and each page either reads right or fails with -EIO — never zeros. */
+/* R=2 over 3 servers: SIGKILL one, every page still reads back right, the
+ * pool is degraded until its slabs are re-replicated on the two survivors;
+ * then kill a second and every page still reads back right. */
 static void test_server_killed(void)
 {
     CU_ASSERT_EQUAL_FATAL(start3(), 0);
@@ -270,6 +286,13 @@ static void test_server_killed(void)
     }
     CU_ASSERT_EQUAL(ok, N);
     CU_ASSERT_EQUAL(pool_live_servers(p), 2);
+    struct pool_stats st0;
+    pool_get_stats(p, &st0);
+    CU_ASSERT(st0.degraded_slabs > 0 || st0.rereplicated_pages > 0);
+    CU_ASSERT_EQUAL(st0.lost_slabs, 0);
+    CU_ASSERT_TRUE(wait_healed(p, 15000));
+    pool_get_stats(p, &st0);
+    CU_ASSERT(st0.rereplicated_pages > 0);
     /* New writes still succeed, on the survivors. */
     int st;
     pool_page_t np = write_page(p, in[0], &st);
@@ -279,6 +302,7 @@ static void test_server_killed(void)
 
     int second = victim == 0 ? 1 : 0;
     spawn_stop(&memd[second], SIGKILL);
+    /* Re-replication put a copy of every slab on the last server. */
     int good = 0, eio = 0, wrong = 0;
     for (int i = 0; i < N; i++) {
         memset(out, 0, sizeof(out));
@@ -291,7 +315,8 @@ static void test_server_killed(void)
             wrong++;
     }
     CU_ASSERT_EQUAL(wrong, 0);
-    CU_ASSERT_EQUAL(good + eio, N);
+    CU_ASSERT_EQUAL(good, N);
+    CU_ASSERT_EQUAL(eio, 0);
     pool_free(p);
     stop3();
 }
@@ -345,12 +370,109 @@ static void test_server_hung(void)
     stop3();
 }
 
+/* R=2 over 2 servers: one dies, nowhere to re-replicate (degraded); it
+ * restarts empty on the same address, rejoins, takes the missing copies; then
+ * the other dies and every page still reads back right.  With both gone a
+ * read fails with -EIO, never zeros. */
+static void test_server_rejoins(void)
+{
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&memd[0], keypath, "8M", SLAB), 0);
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&memd[1], keypath, "8M", SLAB), 0);
+    struct pool *p = mkpool(2, 2, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 2, 5000));
+    enum { N = 150 };
+    static uint8_t in[N][POOL_PAGE_SIZE], out[POOL_PAGE_SIZE];
+    pool_page_t pages[N];
+    for (int i = 0; i < N; i++) {
+        int st;
+        fill(in[i], (unsigned)i + 3000);
+        pages[i] = write_page(p, in[i], &st);
+        CU_ASSERT_EQUAL_FATAL(st, 0);
+    }
+    int port = memd[0].port;
+    spawn_stop(&memd[0], SIGKILL);
+    CU_ASSERT_EQUAL(read_page(p, pages[0], out), 0);       /* notices the death */
+    uint64_t end = evloop_now_ms() + 5000;
+    while (pool_live_servers(p) > 1 && evloop_now_ms() < end)
+        evloop_run_once(el, 50);
+    struct pool_stats st;
+    evloop_run_once(el, 200);
+    pool_get_stats(p, &st);
+    CU_ASSERT(st.degraded_slabs > 0);
+    CU_ASSERT_EQUAL(st.lost_slabs, 0);
+
+    CU_ASSERT_EQUAL_FATAL(spawn_memd_port(&memd[0], keypath, "8M", SLAB, port), 0);
+    CU_ASSERT_TRUE(wait_live(p, 2, 10000));
+    CU_ASSERT_TRUE(wait_healed(p, 15000));
+    spawn_stop(&memd[1], SIGKILL);
+    int good = 0;
+    for (int i = 0; i < N; i++) {
+        memset(out, 0, sizeof(out));
+        good += read_page(p, pages[i], out) == 0 && memcmp(out, in[i], POOL_PAGE_SIZE) == 0;
+    }
+    CU_ASSERT_EQUAL(good, N);
+    spawn_stop(&memd[0], SIGKILL);
+    memset(out, 0, sizeof(out));
+    CU_ASSERT_EQUAL(read_page(p, pages[1], out), -EIO);
+    pool_free(p);
+}
+
+/* Drain: the server's replicas move away, it shows "drained", and killing it
+ * then leaves the pool with every slab at R copies. */
+static void test_drain(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start3(), 0);
+    struct pool *p = mkpool(3, 2, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 3, 5000));
+    enum { N = 200 };
+    static uint8_t in[N][POOL_PAGE_SIZE], out[POOL_PAGE_SIZE];
+    pool_page_t pages[N];
+    for (int i = 0; i < N; i++) {
+        int st;
+        fill(in[i], (unsigned)i + 9000);
+        pages[i] = write_page(p, in[i], &st);
+        CU_ASSERT_EQUAL_FATAL(st, 0);
+    }
+    struct pool_server_info info[3];
+    pool_get_servers(p, info, 3);
+    int victim = info[0].replicas ? 0 : 1;
+    CU_ASSERT(info[victim].replicas > 0);
+    char err[128];
+    CU_ASSERT_EQUAL(pool_drain(p, "127.0.0.1:1", true, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a configured memory server"));
+    CU_ASSERT_EQUAL_FATAL(pool_drain(p, memd[victim].addr, true, err, sizeof(err)), 0);
+    uint64_t end = evloop_now_ms() + 20000;
+    do {
+        evloop_run_once(el, 50);
+        pool_get_servers(p, info, 3);
+    } while ((strcmp(info[victim].state, "drained") || info[victim].used) && evloop_now_ms() < end);
+    CU_ASSERT_STRING_EQUAL(info[victim].state, "drained");
+    CU_ASSERT_EQUAL(info[victim].replicas, 0);
+    CU_ASSERT_EQUAL(info[victim].used, 0);       /* its slabs were freed on it (heartbeat's figure) */
+    spawn_stop(&memd[victim], SIGKILL);
+    int good = 0;
+    for (int i = 0; i < N; i++) {
+        memset(out, 0, sizeof(out));
+        good += read_page(p, pages[i], out) == 0 && memcmp(out, in[i], POOL_PAGE_SIZE) == 0;
+    }
+    CU_ASSERT_EQUAL(good, N);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.degraded_slabs, 0);
+    pool_free(p);
+    stop3();
+}
+
 static const struct cu_test tests[] = {
     { "write/read, replicas on distinct servers", test_write_read_replicas },
     { "wrong cluster key is refused", test_wrong_key },
     { "full server gives -ENOSPC", test_full },
     { "server killed: reads fall back", test_server_killed },
     { "server hung: timed out alone, reads fall back", test_server_hung },
+    { "server restarts empty, rejoins, takes the missing copies", test_server_rejoins },
+    { "drain moves every replica away", test_drain },
     { NULL, NULL },
 };
 
