@@ -268,6 +268,7 @@ static json_object *cmd_pool(struct ctl *c)
         add_str(o, "state", s[i].state);
         add_u64(o, "capacity", s[i].capacity);
         add_u64(o, "used", s[i].used);
+        add_u64(o, "replicas", s[i].replicas);
         json_object_array_add(arr, o);
     }
     struct pool_stats ps;
@@ -279,7 +280,25 @@ static json_object *cmd_pool(struct ctl *c)
     add_u64(r, "writes", ps.writes);
     add_u64(r, "reads", ps.reads);
     add_u64(r, "errors", ps.errors);
+    add_str(r, "state", ps.lost_slabs ? "lost pages" : ps.degraded_slabs ? "degraded" : "ok");
+    add_u64(r, "degraded_slabs", ps.degraded_slabs);
+    add_u64(r, "lost_slabs", ps.lost_slabs);
+    add_u64(r, "rereplicated_pages", ps.rereplicated_pages);
+    json_object_object_add(r, "rebuilding", json_object_new_boolean(ps.rebuilding));
     return r;
+}
+
+/* {"cmd":"pool-drain","server":"host:port"[,"undo":true]} */
+static json_object *cmd_pool_drain(struct ctl *c, json_object *req)
+{
+    json_object *js, *ju;
+    if (!json_object_object_get_ex(req, "server", &js) || !json_object_is_type(js, json_type_string))
+        return error_reply("%s", "pool-drain needs \"server\": a memory server's host:port");
+    bool undo = json_object_object_get_ex(req, "undo", &ju) && json_object_get_boolean(ju);
+    char err[200];
+    if (pool_drain(c->ctx.pool, json_object_get_string(js), !undo, err, sizeof(err)))
+        return error_reply("%s", err);
+    return cmd_pool(c);
 }
 
 static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
@@ -349,10 +368,12 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = cmd_devices(c);
         else if (strcmp(cmd, "pool") == 0)
             reply = cmd_pool(c);
+        else if (strcmp(cmd, "pool-drain") == 0)
+            reply = cmd_pool_drain(c, req);
         else if (strcmp(cmd, "volume-delete") == 0)
             reply = cmd_volume_delete(c, req);
         else
-            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, volume-delete)",
+            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, volume-delete)",
                                 cmd);
     }
     char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));

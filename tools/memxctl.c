@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "                       backend latency by stage (ring pickup, grant copy, volume, response)\n"
             "  devices              the blkif devices being served and what they negotiated\n"
             "  pool                 memory servers: address, provider, state, capacity, used\n"
+            "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
+            "  pool undrain SERVER  cancel a drain\n"
             "  volume delete NAME   free every page of a detached volume\n"
             "  keygen FILE          write a new cluster key (32 random bytes as 64 hex chars, mode 0600)\n"
             "\n"
@@ -364,14 +366,19 @@ static void show_devices(json_object *r)
 static void show_pool(json_object *r)
 {
     json_object *a = arr_of(r, "servers");
-    static struct table t = { .ncols = 5, .align = "lllrr" };
-    t_row(&t, "SERVER", "PROVIDER", "STATE", "CAPACITY", "USED");
+    static struct table t = { .ncols = 6, .align = "lllrrr" };
+    t_row(&t, "SERVER", "PROVIDER", "STATE", "CAPACITY", "USED", "REPLICAS");
     for (size_t i = 0; i < json_object_array_length(a); i++) {
         json_object *s = json_object_array_get_idx(a, i);
         t_row(&t, s_of(s, "addr"), s_of(s, "provider"), s_of(s, "state"), size_of(s, "capacity"),
-              size_of(s, "used"));
+              size_of(s, "used"), num(s, "replicas"));
     }
     t_print(&t);
+    json_object *rb;
+    bool rebuilding = json_object_object_get_ex(r, "rebuilding", &rb) && json_object_get_boolean(rb);
+    printf("pool %s: %s slabs below the replication factor (%s with no copy), %s pages re-replicated%s\n",
+           s_of(r, "state"), num(r, "degraded_slabs"), num(r, "lost_slabs"), num(r, "rereplicated_pages"),
+           rebuilding ? ", re-replicating now" : "");
     printf("pages stored %s, slabs %s, writes %s, reads %s, errors %s\n", num(r, "pages_stored"), num(r, "slabs"),
            num(r, "writes"), num(r, "reads"), num(r, "errors"));
 }
@@ -415,7 +422,17 @@ int main(int argc, char **argv)
 
     void (*show)(json_object *) = NULL;
     json_object *req = json_object_new_object();
-    if (strcmp(cmd, "volume") == 0) {
+    if (strcmp(cmd, "pool") == 0 && nargs > 1) {
+        if (nargs != 3 || (strcmp(args[1], "drain") && strcmp(args[1], "undrain"))) {
+            fprintf(stderr, "memxctl: usage: memxctl pool [drain|undrain SERVER]\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("pool-drain"));
+        json_object_object_add(req, "server", json_object_new_string(args[2]));
+        if (strcmp(args[1], "undrain") == 0)
+            json_object_object_add(req, "undo", json_object_new_boolean(1));
+        show = show_pool;
+    } else if (strcmp(cmd, "volume") == 0) {
         if (nargs != 3 || strcmp(args[1], "delete") != 0) {
             fprintf(stderr, "memxctl: usage: memxctl volume delete NAME\n");
             return 2;

@@ -327,3 +327,13 @@ void fake_pool_add_server(struct pool *p, const char *addr, const char *provider
     s->info.capacity = capacity;
     s->info.used = used;
 }
+
+/* The fake has no slabs to move: draining a known server succeeds at once. */
+int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen)
+{
+    for (int i = 0; i < p->nservers; i++)
+        if (strcmp(p->servers[i].info.addr, addr) == 0)
+            return 0;
+    snprintf(err, errlen, "'%s' is not a configured memory server", addr);
+    return -1;
+}
