@@ -20,8 +20,9 @@ struct vbd_queue {
     struct ring ring;
     bool broken;
     /* Responses queued but not yet published: pushed (and the frontend
-     * notified at most once) from the loop's prepare hook, so completions
-     * that land in the same loop turn share one push and one event. */
+     * notified at most once) by a zero-delay timer, which runs at the end of
+     * this loop turn (and keeps the loop from sleeping first), so
+     * completions that land in the same turn share one push and one event. */
     bool unpushed;
     /* One vreq per ring slot, allocated at connect: a queue never has more
      * requests in flight than its ring has slots. */
@@ -49,7 +50,7 @@ struct vbd {
 
     unsigned inflight;
     bool stopping;
-    bool hooked;                    /* prepare hook registered */
+    long long push_timer;           /* pending push of unpushed queues, 0 if none */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
     struct histo stage[VBD_STAGES];
     void (*drained)(void *arg);
@@ -193,13 +194,14 @@ static void push(struct vbd_queue *q)
     ring_push_responses(rg);
 }
 
-static int flush_hook(struct evloop *el, void *arg)
+static int push_due(struct evloop *el, long long id, void *arg)
 {
     struct vbd *v = arg;
+    v->push_timer = 0;
     for (int i = 0; i < v->nq; i++)
         if (v->q[i].unpushed)
             kick(&v->q[i], 0);  /* pushes; the freed slots may admit waiting requests */
-    return 0;
+    return -1;
 }
 
 static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
@@ -218,10 +220,17 @@ static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
     /* The last request in flight on this queue answers at once (nothing
      * else can join its batch: QD1 pays no deferral); otherwise the push
      * waits for the end of this loop turn. */
-    if (ring_inflight(&q->ring) == 0 || !v->hooked)
-        kick(q, 0);
-    else
-        q->unpushed = true;
+    if (ring_inflight(&q->ring) != 0) {
+        if (!v->push_timer) {
+            long long id = evloop_add_timer(v->el, 0, push_due, v);
+            v->push_timer = id > 0 ? id : 0;
+        }
+        if (v->push_timer) {
+            q->unpushed = true;
+            return;
+        }
+    }
+    kick(q, 0);     /* also when no timer could be had */
 }
 
 /* A one-line reason for a rejected request.  The first one per device is a
@@ -553,8 +562,6 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
         ring_unmap(&q->ring);
         return -1;
     }
-    if (!v->hooked && evloop_add_prepare(v->el, flush_hook, v) == 0)
-        v->hooked = true;   /* without it every completion pushes at once */
     q->vbd = v;
     q->broken = false;
     q->unpushed = false;
@@ -589,8 +596,8 @@ void vbd_free(struct vbd *v)
         return;
     if (v->fatal_timer)
         evloop_del_timer(v->el, v->fatal_timer);
-    if (v->hooked)
-        evloop_del_prepare(v->el, flush_hook, v);
+    if (v->push_timer)
+        evloop_del_timer(v->el, v->push_timer);
     for (int i = 0; i < v->nq; i++) {
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);
