@@ -1101,7 +1101,8 @@ static void srv_connect(struct server *s)
     s->gen++;
     s->state = SRV_CONNECTING;
     s->hs_started_ms = evloop_now_ms();
-    struct fab_opts fo = { .provider = p->provider, .name = s->name, .on_recv = on_recv, .arg = s };
+    struct fab_opts fo = { .provider = p->provider, .peer = s->addr, .name = s->name, .on_recv = on_recv,
+                           .arg = s };
     if (!(s->fab = fab_open(p->el, &fo, err, sizeof(err))) ||
         fab_peer_add(s->fab, s->addr, &s->fa, err, sizeof(err))) {
         srv_down(s, err);

@@ -408,9 +408,10 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
     f->on_recv = o->on_recv;
     f->arg = o->arg;
     snprintf(f->name, sizeof(f->name), "%s", o->name);
-    if (o->listen && split(o->listen, host, sizeof(host), port, sizeof(port), err, errlen))
+    const char *hp = o->listen ? o->listen : o->peer;
+    if (hp && split(hp, host, sizeof(host), port, sizeof(port), err, errlen))
         goto fail;
-    rc = fi_getinfo(FI_VERSION(1, 17), o->listen ? host : NULL, o->listen ? port : NULL,
+    rc = fi_getinfo(FI_VERSION(1, 17), hp ? host : NULL, hp ? port : NULL,
                     o->listen ? FI_SOURCE : 0, hints, &f->info);
     if (rc) {
         snprintf(err, errlen, "%s: libfabric provider '%s' with RDM endpoints and RMA is not available%s%s: %s",

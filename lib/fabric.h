@@ -47,6 +47,9 @@ typedef void (*fab_done_fn)(void *arg, uint64_t tag, int status, const void *dat
 struct fab_opts {
     const char *provider;   /* "tcp;ofi_rxm", "verbs;ofi_rxm", ... ([cluster] provider) */
     const char *listen;     /* "host:port" to serve on, or NULL for a client endpoint */
+    const char *peer;       /* client: "host:port" it talks to; the source address is the
+                             * one routing picks for it (a host with several networks
+                             * must not advertise an address the peer cannot reach) */
     const char *name;       /* who we are in log lines, e.g. "memd 0.0.0.0:7480" */
     fab_recv_fn on_recv;
     void *arg;

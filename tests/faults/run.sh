@@ -1,0 +1,226 @@
+#!/bin/bash
+# tests/faults/run.sh BUILD_DIR — multi-host fault scenarios (make check-faults).
+#
+# Three memory servers and one backend host, each in its own network
+# namespace, joined by veth pairs on 10.77.<i>.0/24 (backend .1, server .2):
+# traffic stays inside the namespaces.  The backend runs on the sim platform
+# with memx-io as the guest.  Scenarios, each on a fresh world:
+#   kill     kill -9 a server while the guest writes
+#   linkcut  take a server's link down mid-write, bring it back
+#   restart  kill a server, restart it empty; it rejoins and takes copies
+#   drain    memxctl pool drain a server, stop it once "drained"
+# Each writes a seeded pattern, then reads every page back and prints
+#   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
+# (recovery: from the fault until `memxctl pool` reports state ok again).
+set -euo pipefail
+
+B=$(cd "${1:?usage: tests/faults/run.sh BUILD_DIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+SIZE=${MEMX_FAULTS_SIZE:-48M}            # written per scenario
+NSRV=3
+TAG=mxf$$
+T=$(mktemp -d "/tmp/memx-faults.XXXXXX")
+PIDS=()
+FAILED=0
+
+for bin in memx-memd memx-backd memx-simxsd memx-simxl memx-io memxctl; do
+  [ -x "$B/$bin" ] || { echo "check-faults: $B/$bin is missing (build first)"; exit 2; }
+done
+if [ "$(id -u)" != 0 ] || ! ip netns add "$TAG-probe" 2>/dev/null; then
+  echo "check-faults: network namespaces are not available here (needs root and 'ip netns'); nothing was run"
+  exit 2
+fi
+ip netns del "$TAG-probe"
+
+bns() { echo "$TAG-b"; }
+sns() { echo "$TAG-s$1"; }
+
+world_down() {
+  local p
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$TAG-" || true); do ip netns del "$ns" 2>/dev/null || true; done
+}
+
+cleanup() {
+  local rc=$?
+  world_down
+  if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
+    for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "check-faults: $SCEN: FAIL: $*"; FAILED=1; exit 1; }
+
+# Network: one backend namespace, one per server, a veth pair each.
+net_up() {
+  ip netns add "$(bns)"
+  ip -n "$(bns)" link set lo up
+  for i in $(seq 0 $((NSRV - 1))); do
+    ip netns add "$(sns "$i")"
+    ip -n "$(sns "$i")" link set lo up
+    ip link add "${TAG}b$i" netns "$(bns)" type veth peer name "${TAG}s$i" netns "$(sns "$i")"
+    ip -n "$(bns)" addr add "10.77.$i.1/24" dev "${TAG}b$i"
+    ip -n "$(sns "$i")" addr add "10.77.$i.2/24" dev "${TAG}s$i"
+    ip -n "$(bns)" link set "${TAG}b$i" up
+    ip -n "$(sns "$i")" link set "${TAG}s$i" up
+  done
+}
+
+spawn() { # name ns cmd...
+  local n=$1 ns=$2
+  shift 2
+  ip netns exec "$ns" "$@" > "$T/$n.log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_$n=$!"
+}
+
+start_memd() { # i
+  spawn "memd$1" "$(sns "$1")" "$B/memx-memd" --config "$T/memx.conf" --listen "10.77.$1.2:7480"
+  for _ in $(seq 100); do grep -q serving "$T/memd$1.log" 2>/dev/null && return; sleep 0.1; done
+  fail "memx-memd $1 did not start"
+}
+
+world_up() {
+  world_down
+  rm -rf "$T"/*
+  net_up
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/cluster.key"
+  cat > "$T/memx.conf" <<CONF
+[cluster]
+key_file = $T/cluster.key
+provider = tcp;ofi_rxm
+servers = 10.77.0.2:7480, 10.77.1.2:7480, 10.77.2.2:7480
+replicas = 2
+slab_size = 1M
+[backend]
+platform = sim
+control_socket = $T/backd.sock
+log_level = info
+[memserver]
+capacity = 256M
+log_level = info
+[sim]
+dir = $T/sim
+domid = 0
+CONF
+  spawn simxsd "$(bns)" "$B/memx-simxsd" --dir "$T/sim"
+  for _ in $(seq 100); do [ -S "$T/sim/xenstore.sock" ] && break; sleep 0.1; done
+  for i in $(seq 0 $((NSRV - 1))); do start_memd "$i"; done
+  spawn backd "$(bns)" "$B/memx-backd" --config "$T/memx.conf" --platform sim --sim-dir "$T/sim" --domid 0
+  for _ in $(seq 100); do [ -S "$T/backd.sock" ] && break; sleep 0.1; done
+  ctl_state_is ok 10 || true
+  for _ in $(seq 100); do [ "$(live_servers)" = $NSRV ] && break; sleep 0.1; done
+  [ "$(live_servers)" = $NSRV ] || fail "the backend did not reach all $NSRV servers"
+  ip netns exec "$(bns)" "$B/memx-simxl" --dir "$T/sim" create --domid 1 --vdev xvdb \
+    --target "memx:faults:$SIZE" >> "$T/simxl.log" 2>&1 || fail "memx-simxl create failed"
+}
+
+ctl() { ip netns exec "$(bns)" "$B/memxctl" --socket "$T/backd.sock" "$@"; }
+pool_json() { ctl --json pool 2>/dev/null || echo '{}'; }
+pool_state() { pool_json | sed -n 's/.*"state": *"\([a-z ]*\)",* *$/\1/p' | tail -1; }
+live_servers() { pool_json | grep -c '"state": *"up"' || true; }
+server_state() { # i
+  pool_json | tr -d '\n' | sed 's/{/\n{/g' | grep "10.77.$1.2:7480" | cut -d'}' -f1 |
+    sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p' | head -1
+}
+ctl_state_is() { # state secs
+  for _ in $(seq $(($2 * 10))); do [ "$(pool_state)" = "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+io() { ip netns exec "$(bns)" "$B/memx-io" --platform sim --sim-dir "$T/sim" --domid 1 --device device/vbd/51728 "$@"; }
+field() { sed -n "s/.*[ :]$2=\([0-9]*\).*/\1/p" "$1" | tail -1; }
+
+# Writes the seeded pattern in the background; returns at once.
+write_start() { io write --seed "$1" --offset 0 --size "$SIZE" --qd 16 > "$T/write.out" 2> "$T/write.log" & WRITER=$!; }
+write_wait() {
+  wait "$WRITER" || { cat "$T/write.out"; fail "the guest's write failed"; }
+  [ "$(field "$T/write.out" io_errors)" = 0 ] || fail "guest write errors: $(cat "$T/write.out")"
+}
+# Waits until the writer has written about a third of the volume.
+write_midway() {
+  local want=$(( $(numfmt --from=iec "$SIZE") / 4096 / 3 )) n
+  for _ in $(seq 300); do
+    n=$(ctl --json pool 2>/dev/null | sed -n 's/.*"writes": *\([0-9]*\).*/\1/p' | head -1)
+    [ "${n:-0}" -ge "$want" ] && return
+    sleep 0.05
+  done
+}
+
+verify_report() { # seed t_fault
+  local recov
+  ctl_state_is ok 60 || fail "pool still not healthy 60 s after the fault: $(ctl pool)"
+  recov=$(awk -v a="$2" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  io read-verify --seed "$1" --offset 0 --size "$SIZE" --qd 16 > "$T/verify.out" 2> "$T/verify.log" || true
+  local total=$(( $(numfmt --from=iec "$SIZE") / 4096 )) ver mis err
+  ver=$(field "$T/verify.out" verified) mis=$(field "$T/verify.out" mismatches) err=$(field "$T/verify.out" io_errors)
+  ver=${ver:-0} mis=${mis:-0} err=${err:-0}
+  echo "$SCEN: $ver pages verified, $((total - ver - mis)) lost, $mis mismatches, recovery ${recov} s (pool ok again; $err read errors)"
+  [ "$ver" = "$total" ] && [ "$mis" = 0 ] && [ "$err" = 0 ] || fail "$(cat "$T/verify.out")"
+}
+
+scenario_kill() {
+  SCEN=kill; world_up
+  write_start 101; write_midway
+  local t0; t0=$(date +%s.%N)
+  kill -KILL "$PID_memd1"
+  write_wait
+  verify_report 101 "$t0"
+}
+
+scenario_linkcut() {
+  SCEN=linkcut; world_up
+  write_start 202; write_midway
+  local t0; t0=$(date +%s.%N)
+  ip -n "$(sns 2)" link set "${TAG}s2" down
+  write_wait
+  ctl_state_is ok 60 || fail "no recovery while the link is down: $(ctl pool)"
+  ip -n "$(sns 2)" link set "${TAG}s2" up
+  for _ in $(seq 200); do [ "$(server_state 2)" = up ] && break; sleep 0.1; done
+  [ "$(server_state 2)" = up ] || fail "server 2 did not come back after its link did"
+  verify_report 202 "$t0"
+}
+
+scenario_restart() {
+  SCEN=restart; world_up
+  write_start 303; write_midway
+  local t0; t0=$(date +%s.%N)
+  kill -KILL "$PID_memd0"
+  write_wait
+  start_memd 0
+  for _ in $(seq 200); do [ "$(server_state 0)" = up ] && break; sleep 0.1; done
+  [ "$(server_state 0)" = up ] || fail "restarted server 0 did not rejoin"
+  verify_report 303 "$t0"
+  # It rejoined empty and takes slabs: with one more server gone, nothing is lost.
+  kill -KILL "$PID_memd1"
+  sleep 1
+  io read-verify --seed 303 --offset 0 --size "$SIZE" --qd 16 > "$T/verify2.out" 2>&1 || true
+  [ "$(field "$T/verify2.out" mismatches)" = 0 ] && [ "$(field "$T/verify2.out" io_errors)" = 0 ] ||
+    fail "after the rejoin, losing server 1 lost data: $(cat "$T/verify2.out")"
+}
+
+scenario_drain() {
+  SCEN=drain; world_up
+  io write --seed 404 --offset 0 --size "$SIZE" --qd 16 > "$T/write.out" 2> "$T/write.log" || fail "write failed"
+  local t0; t0=$(date +%s.%N)
+  ctl pool drain 10.77.1.2:7480 > /dev/null || fail "memxctl pool drain failed"
+  for _ in $(seq 600); do [ "$(server_state 1)" = drained ] && break; sleep 0.1; done
+  [ "$(server_state 1)" = drained ] || fail "server 1 not drained: $(ctl pool)"
+  kill -KILL "$PID_memd1"
+  sleep 1
+  [ "$(pool_state)" = ok ] || fail "stopping a drained server degraded the pool: $(ctl pool)"
+  verify_report 404 "$t0"
+}
+
+echo "check-faults: $NSRV memory servers + 1 backend in network namespaces, $SIZE per scenario"
+for s in kill linkcut restart drain; do
+  "scenario_$s"
+done
+world_down
+echo "check-faults: all scenarios passed"
