@@ -158,6 +158,10 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
             mx_err("%s", err);
             r.status = ENOMEM;
         } else {
+            /* Fault the slab in now: a first touch costs tens of microseconds
+             * here (the host backs guest RAM lazily), once per page, and
+             * would otherwise land on the guest's write of that page. */
+            madvise(m->mem + (uint64_t)i * m->slab_size, m->slab_size, MADV_POPULATE_WRITE);
             sl->owner = (int)(s - m->sessions);
             m->used_slabs++;
             r.u.slab_alloc_r.slab = i;
