@@ -20,8 +20,10 @@
 #define NRECV  64       /* receives kept posted */
 /* How long an operation may wait for the provider to take it.  rxm answers
  * EAGAIN, forever and without an error, while it tries to reconnect to a peer
- * that is gone (a killed server refuses the connection); the caller learns of
- * the dead peer from this timeout instead of from its own, later, one. */
+ * that is gone (a killed server refuses the connection), so the backlog needs
+ * a bound.  It is not a liveness test: rxm also refuses posts to a live but
+ * busy peer for seconds (seen under load on 2 cores), so it is longer than the
+ * callers' own timeouts, which decide whether a peer is dead. */
 #define POST_TIMEOUT_MS 10000
 
 enum op_kind { OP_SEND, OP_READ, OP_RECV };
