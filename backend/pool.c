@@ -39,7 +39,7 @@
 #define MAX_REPLICAS      3
 #define TICK_MS           100
 #define HELLO_TIMEOUT_MS  2000
-#define OP_TIMEOUT_MS     3000
+#define OP_TIMEOUT_MS     5000
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
 #define REFUSED_RETRY_MS  30000
