@@ -330,8 +330,8 @@ static void sop_launch(struct server *s, struct sop *o)
     fab_expect(s->fab, 1);
     o->req_id = (uint64_t)(++s->seq) << 8 | (uint64_t)slot;
     o->started_ms = evloop_now_ms();
-    struct pool *p = s->p;
-    struct pslab *ps = &p->slabs[o->slab];
+    /* Slab-less ops (ALLOC, STATS) may run before the slab table exists. */
+    struct pslab *ps = s->p->slabs ? &s->p->slabs[o->slab] : NULL;
     struct proto_msg m = { .req_id = o->req_id };
     switch (o->kind) {
     case SOP_ALLOC:
