@@ -68,29 +68,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct memx_config cfg;
-    char err[512];
-    memx_config_defaults(&cfg);
-    char defconf[300];
-    snprintf(defconf, sizeof(defconf), "%s/memx/memx.conf", MEMX_SYSCONFDIR);
-    if (!config && access(defconf, R_OK) == 0)
-        config = defconf;
-    if (config && memx_config_load(&cfg, config, err, sizeof(err))) {
-        fprintf(stderr, "memx-memd: %s\n", err);
-        return 2;
-    }
-    struct { const char *v, *section, *key, *opt; } over[] = {
+    const struct memx_cli_override over[] = {
         { listen, "memserver", "listen", "--listen" },
         { capacity, "memserver", "capacity", "--capacity" },
         { key_file, "cluster", "key_file", "--key-file" },
         { level, "memserver", "log_level", "--log-level" },
     };
-    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
-        if (over[i].v && memx_config_set(&cfg, over[i].section, over[i].key, over[i].v, err, sizeof(err))) {
-            fprintf(stderr, "memx-memd: %s %s: %s\n", over[i].opt, over[i].v, err);
-            return 2;
-        }
-    }
+    struct memx_config cfg;
+    char err[512];
+    if (memx_config_setup(&cfg, "memx-memd", config, over, sizeof(over) / sizeof(over[0])))
+        return 2;
     mx_log_init("memx-memd", (enum mx_log_level)cfg.memserver_log_level);
     uint8_t key[MEMX_KEY_BYTES];
     if (memx_config_load_key(&cfg, key, err, sizeof(err))) {
