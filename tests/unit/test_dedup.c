@@ -3,6 +3,7 @@
 #include "dedup.h"
 #include "evloop.h"
 #include "fake_pool.h"
+#include "vol_wait.h"
 #include "volume.h"
 
 #include <errno.h>
@@ -15,24 +16,6 @@ static struct evloop *el;
 static struct pool *pool;
 static struct volumes *vs;
 static struct volume *v1, *v2;
-
-struct done {
-    int calls;
-    int status;
-};
-
-static void on_done(void *arg, int status)
-{
-    struct done *d = arg;
-    d->calls++;
-    d->status = status;
-}
-
-static void run_until(const struct done *d, int calls)
-{
-    for (int i = 0; i < 1000 && d->calls < calls; i++)
-        evloop_run_once(el, 10);
-}
 
 static struct volume *attach(const char *name)
 {
@@ -67,7 +50,7 @@ static int do_write(struct volume *v, uint64_t sector, uint32_t nsect, const voi
     struct done d = { 0, 1 };
     volume_write(v, sector, nsect, buf, on_done, &d);
     CU_ASSERT_EQUAL(d.calls, 0);            /* never inside the call, even when shared at once */
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     CU_ASSERT_EQUAL(d.calls, 1);
     return d.status;
 }
@@ -76,7 +59,7 @@ static int do_discard(struct volume *v, uint64_t sector, uint64_t nsect)
 {
     struct done d = { 0, 1 };
     volume_discard(v, sector, nsect, on_done, &d);
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     CU_ASSERT_EQUAL(d.calls, 1);
     return d.status;
 }
@@ -88,7 +71,7 @@ static bool page_is(struct volume *v, uint64_t idx, const uint8_t *want)
     struct done d = { 0, 1 };
     memset(r, 0xee, PG);
     volume_read(v, idx * SPP, SPP, r, on_done, &d);
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     return d.calls == 1 && d.status == 0 && memcmp(r, want ? want : z, PG) == 0;
 }
 
@@ -298,8 +281,8 @@ static void test_replay(void)
     fake_pool_release(pool, 1);
     fake_pool_release(pool, 0);
     fake_pool_hold(pool, false);
-    run_until(&d2, 1);
-    run_until(&d1, 1);
+    run_until(el, &d2, 1);
+    run_until(el, &d1, 1);
     CU_ASSERT_EQUAL(d1.status, 0);
     CU_ASSERT_EQUAL(d2.status, 0);
     CU_ASSERT_TRUE(page_is(v2, 8, b));
@@ -353,8 +336,8 @@ static void test_concurrent_equal_writes(void)
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);            /* neither knew of the other */
     fake_pool_release_all(pool);
     fake_pool_hold(pool, false);
-    run_until(&d1, 1);
-    run_until(&d2, 1);
+    run_until(el, &d1, 1);
+    run_until(el, &d2, 1);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);         /* the second copy was given back */
     CU_ASSERT_TRUE(page_is(v1, 0, a));
     CU_ASSERT_TRUE(page_is(v2, 0, a));
@@ -384,8 +367,8 @@ static void test_compare_read(void)
     fake_pool_release(pool, 1);
     fake_pool_release(pool, 0);
     fake_pool_hold(pool, false);
-    run_until(&d1, 1);
-    run_until(&d2, 1);
+    run_until(el, &d1, 1);
+    run_until(el, &d2, 1);
     CU_ASSERT_TRUE(page_is(v2, 0, a));
     CU_ASSERT_TRUE(page_is(v1, 0, b));
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);

@@ -2,6 +2,7 @@
 #include "cu_main.h"
 #include "evloop.h"
 #include "fake_pool.h"
+#include "vol_wait.h"
 #include "volume.h"
 
 #include <errno.h>
@@ -15,24 +16,6 @@ static struct evloop *el;
 static struct pool *pool;
 static struct volumes *vs;
 static struct volume *v;
-
-struct done {
-    int calls;
-    int status;
-};
-
-static void on_done(void *arg, int status)
-{
-    struct done *d = arg;
-    d->calls++;
-    d->status = status;
-}
-
-static void run_until(const struct done *d, int calls)
-{
-    for (int i = 0; i < 1000 && d->calls < calls; i++)
-        evloop_run_once(el, 10);
-}
 
 static void setup(void)
 {
@@ -57,7 +40,7 @@ static int do_write(uint64_t sector, uint32_t nsect, const void *buf)
     struct done d = { 0, 1 };
     volume_write(v, sector, nsect, buf, on_done, &d);
     CU_ASSERT_EQUAL(d.calls, 0);            /* never inside the call */
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     CU_ASSERT_EQUAL(d.calls, 1);
     return d.status;
 }
@@ -67,7 +50,7 @@ static int do_read(uint64_t sector, uint32_t nsect, void *buf)
     struct done d = { 0, 1 };
     volume_read(v, sector, nsect, buf, on_done, &d);
     CU_ASSERT_EQUAL(d.calls, 0);
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     CU_ASSERT_EQUAL(d.calls, 1);
     return d.status;
 }
@@ -77,7 +60,7 @@ static int do_discard(uint64_t sector, uint64_t nsect)
     struct done d = { 0, 1 };
     volume_discard(v, sector, nsect, on_done, &d);
     CU_ASSERT_EQUAL(d.calls, 0);
-    run_until(&d, 1);
+    run_until(el, &d, 1);
     CU_ASSERT_EQUAL(d.calls, 1);
     return d.status;
 }
@@ -260,7 +243,7 @@ static void test_flush_ordering(void)
     /* Nothing in flight: completes, but not inside the call. */
     volume_flush(v, on_done, &f0);
     CU_ASSERT_EQUAL(f0.calls, 0);
-    run_until(&f0, 1);
+    run_until(el, &f0, 1);
     CU_ASSERT_EQUAL(f0.status, 0);
 
     fake_pool_hold(pool, true);
@@ -308,7 +291,7 @@ static void test_out_of_order(void)
     volume_write(v, 0, SPP, z, on_done, &db);
     fake_pool_release_all(pool);
     fake_pool_hold(pool, false);
-    run_until(&db, 2);
+    run_until(el, &db, 2);
     CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
     CU_ASSERT_EQUAL(memcmp(r, z, PG), 0);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 0);
