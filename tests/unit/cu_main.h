@@ -11,6 +11,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct cu_test { const char *name; void (*fn)(void); };
 struct cu_suite {
@@ -22,6 +23,8 @@ struct cu_suite {
 
 static inline int cu_run(const struct cu_suite *suites)
 {
+    /* CU_ONLY=text runs just the tests whose names contain it (debugging one). */
+    const char *only = getenv("CU_ONLY");
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     for (const struct cu_suite *s = suites; s->name; s++) {
@@ -29,7 +32,7 @@ static inline int cu_run(const struct cu_suite *suites)
         if (!su)
             return 2;
         for (const struct cu_test *t = s->tests; t->name; t++)
-            if (!CU_add_test(su, t->name, t->fn))
+            if ((!only || strstr(t->name, only)) && !CU_add_test(su, t->name, t->fn))
                 return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);

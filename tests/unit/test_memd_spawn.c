@@ -90,6 +90,9 @@ int spawn_memd_port(struct memd_proc *m, const char *key_path, const char *cap, 
         if (m->pid == 0) {
             int lfd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             dup2(lfd, 2);
+            /* The parent's libfabric tracing would bury the line we wait for. */
+            unsetenv("FI_LOG_LEVEL");
+            close_range(3, ~0u, 0);
             execl(MEMX_BUILDDIR "/memx-memd", "memx-memd", "--config", conf, "--listen", m->addr,
                   "--capacity", cap, "--key-file", key_path, (char *)NULL);
             _exit(127);
