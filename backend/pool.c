@@ -45,7 +45,12 @@
 #define REFUSED_RETRY_MS  30000
 #define HS_SLOT           0xffu     /* low byte of the handshake request id */
 #define RB_QD             16        /* page copies in flight while re-replicating */
-#define HEARTBEAT_MS      1000      /* a STATS round trip per idle server: finds the dead ones */
+/* rxm hides a dead peer: it answers a send with "try again" while it keeps
+ * reconnecting, and only ops already on a connection that breaks fail.  So an
+ * idle server is probed with a STATS round trip, and one that leaves it
+ * unanswered that long is down (a live memd answers in microseconds). */
+#define HEARTBEAT_MS      500
+#define HB_TIMEOUT_MS     2000
 
 enum srv_state { SRV_CONNECTING, SRV_UP, SRV_DOWN, SRV_REFUSED };
 /* An up server being drained shows as "draining" until it holds no replica,
@@ -106,6 +111,12 @@ struct server {
     bool draining;              /* memxctl pool drain: no new slabs, replicas move away */
     bool hb_inflight;
     uint64_t hb_sent_ms;
+    bool had_session;           /* welcomed once by this process: later HELLOs are not fresh */
+    char last_sid[PROTO_ID_MAX];/* the server incarnation our replicas there belong to */
+    /* Its slabs we stopped trusting while it was unreachable: freed when it
+     * is back as the same incarnation (a restarted server lost them anyway). */
+    uint32_t *orphans;
+    size_t norphans, orphans_cap;
     uint32_t seq;
     struct sop *slots[MAX_INFLIGHT];
     int inflight;
@@ -1074,7 +1085,8 @@ void pool_free_page(struct pool *p, pool_page_t page)
         return;
     for (int i = 0; i < ps->nrep; i++) {
         struct server *s = &p->srv[ps->rep[i].srv];
-        if (!ps->rep[i].ok || s->state != SRV_UP)
+        /* A replica from an earlier session there is on its orphan list already. */
+        if (s->state != SRV_UP || ps->rep[i].gen != s->gen)
             continue;
         struct sop *o = sop_new(p, SOP_FREE);
         if (!o)
@@ -1090,6 +1102,19 @@ void pool_free_page(struct pool *p, pool_page_t page)
 }
 
 /* ---- connections ---- */
+
+static void orphan_add(struct server *s, uint32_t id)
+{
+    if (s->norphans == s->orphans_cap) {
+        size_t cap = s->orphans_cap ? s->orphans_cap * 2 : 16;
+        uint32_t *n = realloc(s->orphans, cap * sizeof(*n));
+        if (!n)
+            return;     /* the slab stays allocated there until the server restarts */
+        s->orphans = n;
+        s->orphans_cap = cap;
+    }
+    s->orphans[s->norphans++] = id;
+}
 
 static void srv_connect(struct server *s)
 {
@@ -1112,6 +1137,8 @@ static void srv_connect(struct server *s)
     auth_nonce(s->cnonce);
     struct proto_msg m = { .type = PROTO_HELLO, .req_id = s->gen << 8 | HS_SLOT };
     memcpy(m.u.hello.id, p->id, sizeof(p->id));
+    /* Whatever an earlier run of this backend left there is unreachable now. */
+    m.u.hello.flags = s->had_session ? 0 : PROTO_HELLO_FRESH;
     memcpy(m.u.hello.nonce, s->cnonce, PROTO_NONCE_BYTES);
     size_t al = sizeof(m.u.hello.addr);
     if (fab_local_name(s->fab, m.u.hello.addr, &al) == 0)
@@ -1171,12 +1198,18 @@ static void srv_down(struct server *s, const char *why)
         mx_warn("memd %s: down (%s)", s->addr, why);
     else
         mx_debug("memd %s: connection attempt failed (%s)", s->addr, why);
-    /* What it held is gone for us: a server that comes back starts a new
-     * session and gets its slabs freed, so no replica there can be trusted. */
+    /* No replica there can be trusted any more: writes went on without it.
+     * They are re-created elsewhere, and freed there if it comes back. */
     for (uint32_t i = 0; i < p->nslabs; i++)
-        for (int r = 0; r < p->slabs[i].nrep; r++)
-            if (p->slabs[i].used && p->slabs[i].rep[r].srv == s->idx && p->slabs[i].ready)
+        for (int r = 0; r < p->slabs[i].nrep; r++) {
+            struct replica *rp = &p->slabs[i].rep[r];
+            if (!p->slabs[i].used || rp->srv != s->idx)
+                continue;
+            if (p->slabs[i].ready)
                 replica_stale(p, i, r, "server down");
+            if (was_up && rp->gen == s->gen)
+                orphan_add(s, rp->id);
+        }
     srv_flush(s);
     rb_check_state(p);
     if (!was_up)
@@ -1232,6 +1265,19 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
     s->state = SRV_UP;
     s->hb_inflight = false;
     s->hb_sent_ms = evloop_now_ms();
+    if (s->had_session && strcmp(s->sid, s->last_sid) == 0) {
+        if (s->norphans)
+            mx_info("memd %s: back after a cut; freeing the %zu slabs we held there before",
+                    s->addr, s->norphans);
+        for (size_t i = 0; i < s->norphans; i++)
+            rb_free_remote(p, s->idx, s->orphans[i]);
+    } else if (s->had_session) {
+        mx_info("memd %s: restarted (was %s, now %s): what we held there is gone", s->addr,
+                s->last_sid, s->sid);
+    }
+    s->norphans = 0;
+    s->had_session = true;
+    memcpy(s->last_sid, s->sid, sizeof(s->last_sid));
     s->tried_once = true;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->capacity = m->u.welcome.capacity;
@@ -1263,6 +1309,8 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     case PROTO_REFUSED:
         if ((m.req_id & 0xff) == HS_SLOT)
             on_handshake(s, &m);
+        else if (s->state == SRV_UP && m.status == ESTALE)
+            srv_down(s, "it has no session for us: restarted behind the same address");
         else if (s->state == SRV_UP)
             srv_refused(s, m.u.refused.reason);
         return;
@@ -1332,6 +1380,10 @@ static int tick(struct evloop *el, long long id, void *arg)
                     sop_submit(s, o);
                 }
             }
+            if (s->hb_inflight && now > s->hb_sent_ms + HB_TIMEOUT_MS) {
+                srv_down(s, "no answer to the heartbeat");
+                break;
+            }
             for (int k = 0; k < MAX_INFLIGHT; k++)
                 if (s->slots[k] && now > s->slots[k]->started_ms + OP_TIMEOUT_MS) {
                     srv_down(s, "operation timed out");
@@ -1383,7 +1435,10 @@ struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
     memcpy(p->key, key, MEMX_KEY_BYTES);
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
-    snprintf(p->id, sizeof(p->id), "backd@%.40s:%d", host, (int)getpid());
+    if (cfg->node_id[0])
+        snprintf(p->id, sizeof(p->id), "%s", cfg->node_id);
+    else
+        snprintf(p->id, sizeof(p->id), "backd@%.40s", host);
     p->replicas = cfg->replicas;
     p->slab_size = cfg->slab_size;
     p->pages_per_slab = (uint32_t)(cfg->slab_size / POOL_PAGE_SIZE);
@@ -1435,8 +1490,10 @@ void pool_free(struct pool *p)
     evloop_del_timer(p->el, p->tick);
     if (p->deliver_timer)
         evloop_del_timer(p->el, p->deliver_timer);
-    for (int i = 0; i < p->nsrv; i++)
+    for (int i = 0; i < p->nsrv; i++) {
         fab_close(p->srv[i].fab);
+        free(p->srv[i].orphans);
+    }
     /* Requests still in flight are dropped with the pool.  A write's request is
      * shared by its replica sops: the last one holding it frees it. */
     for (int i = 0; i < p->nsrv; i++) {

@@ -33,6 +33,7 @@ static const struct key keys[] = {
     { "backend", "platform", K_STR, F(platform), 0, 0, "real" },
     { "backend", "device_type", K_STR, F(device_type), 0, 0, "vbd" },
     { "backend", "control_socket", K_STR, F(control_socket), 0, 0, "/run/memx/backd.sock" },
+    { "backend", "node_id", K_STR, F(node_id), 0, 0, "" },
     { "backend", "max_ring_page_order", K_INT, F(max_ring_page_order), 0, 4, "4" },
     { "backend", "max_queues", K_INT, F(max_queues), 1, 16, "4" },
     { "backend", "max_indirect_segments", K_INT, F(max_indirect_segments), 0, 512, "256" },
@@ -129,6 +130,11 @@ static int set_key(struct memx_config *c, const struct key *k, const char *v, ch
             return -1;
         }
         strcpy(base, v);
+        if (!strcmp(k->name, "node_id") && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                   "0123456789@._:-") != strlen(v)) {
+            snprintf(err, errlen, "'%s': use letters, digits and @._:- only", v);
+            return -1;
+        }
         if (!strcmp(k->name, "platform") && strcmp(v, "real") && strcmp(v, "sim")) {
             snprintf(err, errlen, "'%s': must be 'real' or 'sim'", v);
             return -1;

@@ -22,7 +22,7 @@ const char *proto_type_name(int type)
 /* Exact body length of each type (PAGE_READ_R: with data; without when status != 0). */
 #define PAGE_BODY (8u + PROTO_PAGE_SIZE)
 static const uint32_t body_len[PROTO_TYPE_MAX] = {
-    [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES + 4 + PROTO_ADDR_MAX,
+    [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES + 4 + PROTO_ADDR_MAX + 4,
     [PROTO_CHALLENGE] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
     [PROTO_AUTH] = PROTO_MAC_BYTES,
     [PROTO_WELCOME] = PROTO_MAC_BYTES + 24,
@@ -106,6 +106,7 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
         put32(b + PROTO_ID_MAX + PROTO_NONCE_BYTES, m->u.hello.addr_len);
         memset(b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4, 0, PROTO_ADDR_MAX);
         memcpy(b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4, m->u.hello.addr, m->u.hello.addr_len);
+        put32(b + PROTO_ID_MAX + PROTO_NONCE_BYTES + 4 + PROTO_ADDR_MAX, m->u.hello.flags);
         break;
     case PROTO_CHALLENGE:
         if (!put_str(b, m->u.challenge.id))
@@ -211,6 +212,9 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
                 FAIL("HELLO: address padding not zero");
         m->u.hello.addr_len = al;
         memcpy(m->u.hello.addr, a, al);
+        m->u.hello.flags = get32(a + PROTO_ADDR_MAX);
+        if (m->u.hello.flags & ~(uint32_t)PROTO_HELLO_FRESH)
+            FAIL("HELLO: unknown flags 0x%x", m->u.hello.flags & ~(uint32_t)PROTO_HELLO_FRESH);
         break;
     }
     case PROTO_CHALLENGE:

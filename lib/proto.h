@@ -12,6 +12,14 @@
  * value bound, and only then fills a struct proto_msg.  Requests carry
  * status 0; replies carry 0 or a positive errno.
  *
+ * Slabs belong to the client's identity (HELLO id, one per backend host), not
+ * to a session: a backend that reconnects after a link cut finds its slabs
+ * where it left them and frees the ones it no longer trusts.  A backend
+ * process starting afresh sets PROTO_HELLO_FRESH, and the server frees what
+ * that identity held (nothing in it can be found again).  A request from a
+ * peer without a session is REFUSED with status ESTALE: the server restarted
+ * (or forgot the peer), and the client must start a new session.
+ *
  * Session: HELLO (client nonce, endpoint name) -> CHALLENGE (server nonce) -> AUTH (client
  * MAC) -> WELCOME (server MAC, capacity) or REFUSED.  Then SLAB_ALLOC/FREE,
  * PAGE_WRITE (data inline; the reply is the remote-completion ack),
@@ -25,13 +33,14 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC      0x584d454du   /* "MEMX" */
-#define PROTO_VERSION    1
+#define PROTO_VERSION    2            /* 2: HELLO carries flags; slabs belong to an identity */
 #define PROTO_HDR_SIZE   24u
 #define PROTO_PAGE_SIZE  4096u
 #define PROTO_NONCE_BYTES 32u
 #define PROTO_MAC_BYTES   32u
 #define PROTO_ID_MAX      64u          /* identities and reasons: at most 63 chars */
 #define PROTO_ADDR_MAX    64u          /* a raw libfabric endpoint name */
+#define PROTO_HELLO_FRESH 1u          /* free every slab this identity holds */
 #define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 16u + PROTO_PAGE_SIZE)
 
 enum proto_type {
@@ -66,6 +75,7 @@ struct proto_msg {
             uint8_t nonce[PROTO_NONCE_BYTES];
             uint32_t addr_len;
             uint8_t addr[PROTO_ADDR_MAX];
+            uint32_t flags;         /* PROTO_HELLO_FRESH */
         } hello;
         struct { char id[PROTO_ID_MAX]; uint8_t nonce[PROTO_NONCE_BYTES]; } challenge;
         struct { uint8_t mac[PROTO_MAC_BYTES]; } auth;

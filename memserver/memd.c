@@ -21,11 +21,20 @@ struct session {
     fi_addr_t addr;
     char peer[64];                      /* printable address, for logs */
     char client_id[PROTO_ID_MAX];
+    uint32_t hello_flags;
+    int ident;                          /* index into memd.idents once authenticated */
     uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
 };
 
+/* A client identity that holds slabs.  Slabs outlive sessions: a backend
+ * whose link was cut reconnects as a new session of the same identity. */
+struct ident {
+    char id[PROTO_ID_MAX];              /* "" when unused */
+    uint32_t slabs;
+};
+
 struct slab {
-    int owner;                          /* session index, -1 when free */
+    int owner;                          /* ident index, -1 when free */
     struct fab_mr *mr;
     uint64_t raddr, rkey;
 };
@@ -41,6 +50,7 @@ struct memd {
     uint32_t nslabs, used_slabs;
     struct slab *slabs;
     struct session sessions[MAX_SESSIONS];
+    struct ident idents[MAX_SESSIONS];
 };
 
 static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_msg *r)
@@ -51,9 +61,9 @@ static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_
         mx_warn("%s: cannot answer %s: out of buffers", m->name, s ? s->peer : "a peer");
 }
 
-static void refuse(struct memd *m, fi_addr_t to, uint64_t req_id, const char *reason)
+static void refuse(struct memd *m, fi_addr_t to, uint64_t req_id, int status, const char *reason)
 {
-    struct proto_msg r = { .type = PROTO_REFUSED, .status = EACCES, .req_id = req_id };
+    struct proto_msg r = { .type = PROTO_REFUSED, .status = (uint16_t)status, .req_id = req_id };
     snprintf(r.u.refused.reason, sizeof(r.u.refused.reason), "%s", reason);
     reply(m, NULL, to, &r);
 }
@@ -63,25 +73,57 @@ static void free_slab(struct memd *m, uint32_t i)
     struct slab *sl = &m->slabs[i];
     fab_mr_close(sl->mr);
     sl->mr = NULL;
+    m->idents[sl->owner].slabs--;
     sl->owner = -1;
     m->used_slabs--;
     /* The next owner must not see this one's pages; DONTNEED also returns the RAM. */
     madvise(m->mem + (uint64_t)i * m->slab_size, m->slab_size, MADV_DONTNEED);
 }
 
-static void end_session(struct memd *m, struct session *s)
+/* The session ends; its identity keeps its slabs. */
+static void end_session(struct memd *m, struct session *s, const char *why)
 {
-    int idx = (int)(s - m->sessions);
+    if (s->state == S_AUTHED)
+        mx_info("%s: session with %s (%s) ended (%s); it keeps %u slabs", m->name, s->peer,
+                s->client_id, why, m->idents[s->ident].slabs);
+    s->state = S_FREE;
+}
+
+static int find_ident(struct memd *m, const char *id, bool create)
+{
+    int fr = -1;
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        if (m->idents[i].id[0] && strcmp(m->idents[i].id, id) == 0)
+            return i;
+        if (fr < 0 && !m->idents[i].id[0])
+            fr = i;
+    }
+    /* An identity holding nothing and in no session is forgotten for a new one. */
+    for (int i = 0; i < MAX_SESSIONS && fr < 0; i++) {
+        bool in_use = m->idents[i].slabs > 0;
+        for (int k = 0; k < MAX_SESSIONS && !in_use; k++)
+            in_use = m->sessions[k].state == S_AUTHED && m->sessions[k].ident == i;
+        if (!in_use)
+            fr = i;
+    }
+    if (!create || fr < 0)
+        return -1;
+    size_t n = strnlen(id, PROTO_ID_MAX - 1);
+    memcpy(m->idents[fr].id, id, n);
+    m->idents[fr].id[n] = 0;
+    m->idents[fr].slabs = 0;
+    return fr;
+}
+
+static uint32_t free_ident_slabs(struct memd *m, int ident)
+{
     uint32_t freed = 0;
     for (uint32_t i = 0; i < m->nslabs; i++)
-        if (m->slabs[i].owner == idx) {
+        if (m->slabs[i].owner == ident) {
             free_slab(m, i);
             freed++;
         }
-    if (s->state == S_AUTHED)
-        mx_info("%s: session with %s (%s) ended, %u slabs freed", m->name, s->peer, s->client_id,
-                freed);
-    s->state = S_FREE;
+    return freed;
 }
 
 static struct session *find_session(struct memd *m, fi_addr_t a)
@@ -96,14 +138,18 @@ static void on_hello(struct memd *m, fi_addr_t from, const struct proto_msg *q)
 {
     struct session *s = find_session(m, from);
     if (s)
-        end_session(m, s);
+        end_session(m, s, "new HELLO");
     for (int i = 0; i < MAX_SESSIONS && !s; i++)
         if (m->sessions[i].state == S_FREE)
+            s = &m->sessions[i];
+    /* Handshakes nobody finished must not lock out real clients. */
+    for (int i = 0; i < MAX_SESSIONS && !s; i++)
+        if (m->sessions[i].state == S_CHALLENGED)
             s = &m->sessions[i];
     if (!s) {
         char a[64];
         mx_warn("%s: refused %s: too many sessions", m->name, fab_peer_str(m->fab, from, a, sizeof(a)));
-        refuse(m, from, q->req_id, "too many sessions");
+        refuse(m, from, q->req_id, EACCES, "too many sessions");
         return;
     }
     memset(s, 0, sizeof(*s));
@@ -111,6 +157,7 @@ static void on_hello(struct memd *m, fi_addr_t from, const struct proto_msg *q)
     s->addr = from;
     fab_peer_str(m->fab, from, s->peer, sizeof(s->peer));
     memcpy(s->client_id, q->u.hello.id, sizeof(s->client_id));
+    s->hello_flags = q->u.hello.flags;
     memcpy(s->client_nonce, q->u.hello.nonce, PROTO_NONCE_BYTES);
     auth_nonce(s->server_nonce);
     struct proto_msg r = { .type = PROTO_CHALLENGE, .req_id = q->req_id };
@@ -126,11 +173,29 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
                     q->u.auth.mac)) {
         mx_warn("%s: refused %s (calls itself '%s'): wrong cluster key", m->name, s->peer,
                 s->client_id);
-        refuse(m, s->addr, q->req_id, "wrong cluster key");
+        refuse(m, s->addr, q->req_id, EACCES, "wrong cluster key");
         s->state = S_FREE;
         return;
     }
+    int id = find_ident(m, s->client_id, true);
+    if (id < 0) {
+        mx_warn("%s: refused %s (%s): too many client identities", m->name, s->peer, s->client_id);
+        refuse(m, s->addr, q->req_id, EACCES, "too many client identities");
+        s->state = S_FREE;
+        return;
+    }
+    /* One live session per identity: a new one means the old is dead (a cut
+     * link, a restarted backend), and its address must not be answered. */
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (&m->sessions[i] != s && m->sessions[i].state == S_AUTHED && m->sessions[i].ident == id)
+            end_session(m, &m->sessions[i], "replaced by a new session");
     s->state = S_AUTHED;
+    s->ident = id;
+    if (s->hello_flags & PROTO_HELLO_FRESH) {
+        uint32_t n = free_ident_slabs(m, id);
+        if (n)
+            mx_info("%s: %s started afresh: freed the %u slabs it held", m->name, s->client_id, n);
+    }
     struct proto_msg r = { .type = PROTO_WELCOME, .req_id = q->req_id };
     auth_proof(m->key, AUTH_SERVER, s->server_nonce, s->client_nonce, s->client_id, m->id,
                r.u.welcome.mac);
@@ -162,7 +227,8 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
              * here (the host backs guest RAM lazily), once per page, and
              * would otherwise land on the guest's write of that page. */
             madvise(m->mem + (uint64_t)i * m->slab_size, m->slab_size, MADV_POPULATE_WRITE);
-            sl->owner = (int)(s - m->sessions);
+            sl->owner = s->ident;
+            m->idents[s->ident].slabs++;
             m->used_slabs++;
             r.u.slab_alloc_r.slab = i;
             r.u.slab_alloc_r.size = m->slab_size;
@@ -181,7 +247,7 @@ static int own_slab(struct memd *m, struct session *s, uint32_t slab)
 {
     if (slab >= m->nslabs)
         return EINVAL;
-    if (m->slabs[slab].owner != (int)(s - m->sessions)) {
+    if (m->slabs[slab].owner != s->ident) {
         mx_warn("%s: %s (%s) touched slab %u it does not own", m->name, s->peer, s->client_id, slab);
         return EPERM;
     }
@@ -241,7 +307,7 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     if (!s || s->state != S_AUTHED) {
         mx_warn("%s: %s from unauthenticated %s refused", m->name, proto_type_name(q.type),
                 fab_peer_str(m->fab, from, a, sizeof(a)));
-        refuse(m, from, q.req_id, "not authenticated");
+        refuse(m, from, q.req_id, ESTALE, "no session (server restarted?)");
         return;
     }
     switch (q.type) {
@@ -309,7 +375,12 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
     }
     m->el = el;
     snprintf(m->name, sizeof(m->name), "memd %s", cfg->listen);
-    snprintf(m->id, sizeof(m->id), "memd@%.58s", cfg->listen);
+    /* The boot token tells clients a restarted server (whose slabs are gone)
+     * from the same one behind a repaired link (whose slabs are still theirs). */
+    uint8_t boot[PROTO_NONCE_BYTES];
+    auth_nonce(boot);
+    snprintf(m->id, sizeof(m->id), "memd@%.40s/%02x%02x%02x%02x", cfg->listen, boot[0], boot[1],
+             boot[2], boot[3]);
     memcpy(m->key, key, MEMX_KEY_BYTES);
     m->slab_size = cfg->slab_size;
     m->nslabs = (uint32_t)(cfg->capacity / cfg->slab_size);
