@@ -114,6 +114,7 @@ static json_object *cmd_volumes(struct ctl *c)
         add_str(o, "name", volume_name(v));
         add_u64(o, "size", volume_size(v));
         add_str(o, "owner", volume_owner(v));
+        json_object_object_add(o, "dedup", json_object_new_boolean(st.dedup));
         add_pages(o, &st);
         json_object_array_add(arr, o);
     }

@@ -174,6 +174,7 @@ struct pop {
     /* storing a full page (store_page) */
     const uint8_t *data;
     struct dedup_hash hash;
+    bool hashed;                    /* de-duplicated: hash is set */
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
@@ -196,6 +197,7 @@ struct volume {
     struct req *ffirst, *flast;     /* flushes waiting, oldest first */
     uint64_t next_wid;
     unsigned inflight;              /* requests of every kind not yet completed */
+    bool nodedup;                   /* the target said dedup=no */
     struct volume_stats st;
 };
 
@@ -216,8 +218,29 @@ struct volumes {
 
 /* ---- target strings ------------------------------------------------------ */
 
-int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t *size,
+/* One option after the size; the only one so far is de-duplication. */
+static int parse_option(const char *target, const char *o, size_t len, struct volume_opts *opts,
                         char *err, size_t errlen)
+{
+    static const char key[] = "dedup=";
+    size_t kl = sizeof(key) - 1;
+    if (len > kl && strncmp(o, key, kl) == 0) {
+        if (len - kl == 3 && strncmp(o + kl, "yes", 3) == 0) {
+            opts->dedup = true;
+            return 0;
+        }
+        if (len - kl == 2 && strncmp(o + kl, "no", 2) == 0) {
+            opts->dedup = false;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "target '%s': unknown option '%.*s' (known: dedup=yes, dedup=no)", target,
+             (int)len, o);
+    return -1;
+}
+
+int volume_parse_target_opts(const char *target, char *name, size_t namelen, uint64_t *size,
+                             struct volume_opts *opts, char *err, size_t errlen)
 {
     static const char prefix[] = "memx:";
     if (strncmp(target, prefix, sizeof(prefix) - 1) != 0) {
@@ -242,19 +265,41 @@ int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t
                  target, VOLUME_NAME_MAX - 1);
         return -1;
     }
+    const char *s = colon + 1, *send = strchr(s, ':');
+    size_t slen = send ? (size_t)(send - s) : strlen(s);
+    char sbuf[32] = "";
+    if (slen < sizeof(sbuf)) {
+        memcpy(sbuf, s, slen);
+        sbuf[slen] = '\0';
+    }
     uint64_t sz;
-    if (memx_parse_size(colon + 1, &sz) < 0) {
-        snprintf(err, errlen, "target '%s': '%s' is not a size (use e.g. 512M, 2G)", target, colon + 1);
+    if (slen >= sizeof(sbuf) || memx_parse_size(sbuf, &sz) < 0) {
+        snprintf(err, errlen, "target '%s': '%.*s' is not a size (use e.g. 512M, 2G)", target, (int)slen, s);
         return -1;
     }
     if (sz == 0 || sz % VOLUME_PAGE_SIZE) {
         snprintf(err, errlen, "target '%s': size must be a non-zero multiple of 4K", target);
         return -1;
     }
+    struct volume_opts o = { .dedup = true };
+    for (const char *p = send; p; p = strchr(p + 1, ':')) {
+        const char *e = strchr(p + 1, ':');
+        size_t olen = e ? (size_t)(e - p - 1) : strlen(p + 1);
+        if (parse_option(target, p + 1, olen, &o, err, errlen) < 0)
+            return -1;
+    }
     memcpy(name, n, len);
     name[len] = '\0';
     *size = sz;
+    if (opts)
+        *opts = o;
     return 0;
+}
+
+int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t *size,
+                        char *err, size_t errlen)
+{
+    return volume_parse_target_opts(target, name, namelen, size, NULL, err, errlen);
 }
 
 /* ---- page references (the one place a pool page's refcount lives) ------- */
@@ -580,6 +625,12 @@ static void stored(struct pop *p, int status, struct ent e)
 
 /* ---- storing a full page, with de-duplication ------------------------------ */
 
+/* The content index this volume's writes use, or NULL. */
+static struct dedup *dd_of(const struct volume *v)
+{
+    return v->nodedup ? NULL : v->vs->dd;
+}
+
 static void share(struct pop *p)
 {
     struct volumes *vs = p->r->v->vs;
@@ -599,7 +650,7 @@ static void written(void *arg, int status, pool_page_t page)
         return;
     }
     vs->live++;
-    if (vs->dd) {
+    if (p->hashed) {
         /* An equal page may have been stored while this one was in flight
          * (guests booting together write the same pages at once): share that
          * one and give this back, so concurrency costs a write, not space. */
@@ -675,11 +726,12 @@ static void store_page(struct pop *p, const uint8_t *data)
 {
     struct volumes *vs = p->r->v->vs;
     p->data = data;
-    if (!vs->dd) {
+    if (!dd_of(p->r->v)) {
         pool_write_new(vs->pool, data, written, p);
         return;
     }
     p->hash = dedup_hash(data);
+    p->hashed = true;
     p->ncand = (unsigned)dedup_lookup(vs->dd, p->hash, p->cand, MAX_CAND);
     /* Held across the compares: a candidate must not be freed (and its
      * handle reused) while it is being read or about to be shared. */
@@ -1028,7 +1080,14 @@ const char *volume_name(const struct volume *v) { return v->name; }
 const char *volume_owner(const struct volume *v) { return v->owner; }
 uint64_t volume_size(const struct volume *v) { return v->size; }
 
-void volume_get_stats(const struct volume *v, struct volume_stats *st) { *st = v->st; }
+void volume_get_stats(const struct volume *v, struct volume_stats *st)
+{
+    *st = v->st;
+    st->dedup = volume_dedup(v);
+}
+
+void volume_set_dedup(struct volume *v, bool on) { v->nodedup = !on; }
+bool volume_dedup(const struct volume *v) { return dd_of(v) != NULL; }
 
 void volumes_get_stats(const struct volumes *vs, struct volumes_stats *st)
 {

@@ -37,11 +37,19 @@ struct volume_stats {
     uint64_t stored_pages;    /* pages whose write stored them in the pool (logical = stored + zero + dup) */
     uint64_t zero_pages;      /* written as zeros: recorded, not stored */
     uint64_t dup_pages;       /* pages whose write shared an equal page already stored (de-duplication) */
+    bool dedup;               /* its writes are de-duplicated now (host switch and volume option both on) */
     uint64_t reads, writes, discards, flushes, errors;
     struct histo read_ns, write_ns;
 };
 
-/* Parses "memx:<volume>:<size>" (size like 2G; name [A-Za-z0-9._-], 1..63 chars). */
+/* Parses "memx:<volume>:<size>[:<option>...]" (size like 2G; name [A-Za-z0-9._-],
+ * 1..63 chars).  Options: "dedup=yes|no" (default yes).  opts may be NULL:
+ * options are then checked and dropped. */
+struct volume_opts {
+    bool dedup;
+};
+int volume_parse_target_opts(const char *target, char *name, size_t namelen, uint64_t *size,
+                             struct volume_opts *opts, char *err, size_t errlen);
 int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t *size,
                         char *err, size_t errlen);
 
@@ -81,6 +89,11 @@ const char *volume_name(const struct volume *v);
 const char *volume_owner(const struct volume *v);      /* "" when detached */
 uint64_t    volume_size(const struct volume *v);        /* bytes */
 void        volume_get_stats(const struct volume *v, struct volume_stats *st);
+/* Per-volume de-duplication (on by default; the host's switch overrides it).
+ * Off, the volume's writes neither share stored pages nor offer theirs to
+ * other volumes; pages it shares already stay shared until overwritten. */
+void        volume_set_dedup(struct volume *v, bool on);
+bool        volume_dedup(const struct volume *v);
 
 /* I/O.  Ranges are in 512-byte sectors and already validated by the caller;
  * buf must stay valid until cb runs.  Callbacks never run inside the call. */

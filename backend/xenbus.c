@@ -299,12 +299,13 @@ static int connect(struct bdev *d)
     char *params = rd(d, XP_TXN_NULL, d->be, "params");
     char name[VOLUME_NAME_MAX];
     uint64_t size;
+    struct volume_opts vopts;
     char why[200];
     if (!params) {
         fail(d, "no params node (expected memx:<volume>:<size>)");
         return -1;
     }
-    if (volume_parse_target(params, name, sizeof(name), &size, why, sizeof(why))) {
+    if (volume_parse_target_opts(params, name, sizeof(name), &size, &vopts, why, sizeof(why))) {
         snprintf(err, sizeof(err), "params '%s': %s", params, why);
         free(params);
         fail(d, err);
@@ -328,6 +329,7 @@ static int connect(struct bdev *d)
         return -1;
     }
     d->attach_retries = 0;
+    volume_set_dedup(d->vol, vopts.dedup);
     snprintf(d->volname, sizeof(d->volname), "%s", name);
     char *mode = rd(d, XP_TXN_NULL, d->be, "mode");
     bool readonly = mode && mode[0] == 'r';
@@ -362,9 +364,9 @@ static int connect(struct bdev *d)
         fail(d, err);
         goto unwind;
     }
-    mx_info("%s: %s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s)", d->name,
+    mx_info("%s: %s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)", d->name,
             xenbus_state_name(d->state), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
-            readonly ? ", read-only" : "");
+            readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
     d->state = XenbusStateConnected;
     return 0;
 

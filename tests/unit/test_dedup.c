@@ -404,6 +404,103 @@ static void test_zero_pages_not_indexed(void)
     teardown();
 }
 
+static void test_volume_dedup_off(void)
+{
+    setup();
+    static uint8_t a[PG], b[PG], c[PG];
+    fill(a, PG, 18);
+    fill(b, PG, 19);
+    fill(c, PG, 20);
+    volume_set_dedup(v2, false);
+    CU_ASSERT_TRUE(vstats(v1).dedup);
+    CU_ASSERT_FALSE(vstats(v2).dedup);
+    CU_ASSERT_TRUE(hstats().dedup);                         /* the host switch is still on */
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    /* v2 neither shares v1's page nor its own equal pages. */
+    CU_ASSERT_EQUAL(do_write(v2, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v2, SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 3);
+    /* Nor does it offer its pages: v1 writing what only v2 holds stores it. */
+    CU_ASSERT_EQUAL(do_write(v2, 2 * SPP, SPP, b), 0);
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, b), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 5);
+    CU_ASSERT_TRUE(page_is(v2, 0, a));
+    CU_ASSERT_TRUE(page_is(v2, 1, a));
+    CU_ASSERT_TRUE(page_is(v2, 2, b));
+    CU_ASSERT_TRUE(page_is(v1, 1, b));
+    CU_ASSERT_EQUAL(vstats(v2).stored_pages, 3);
+    CU_ASSERT_EQUAL(vstats(v2).dup_pages, 0);
+    CU_ASSERT_EQUAL(vstats(v2).logical_pages, 3);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.stored_pages, 5);
+    CU_ASSERT_EQUAL(h.dup_pages, 0);
+    CU_ASSERT_EQUAL(h.dedup_hits, 0);
+    CU_ASSERT_EQUAL(h.index_pages, 2);                      /* v1's a and b only */
+    /* Zero pages are still never stored. */
+    static uint8_t z[PG];
+    CU_ASSERT_EQUAL(do_write(v2, 3 * SPP, SPP, z), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 5);
+    CU_ASSERT_EQUAL(vstats(v2).zero_pages, 1);
+    /* Turned back on (a re-attach with dedup=yes), new writes share again;
+     * the pages stored while off are not indexed, so c is stored once, then shared. */
+    volume_detach(v2);
+    char err[128];
+    CU_ASSERT_PTR_EQUAL(volume_attach(vs, "v2", 64 * PG, "dom9", err, sizeof(err)), v2);
+    volume_set_dedup(v2, true);
+    CU_ASSERT_EQUAL(do_write(v2, 4 * SPP, SPP, a), 0);      /* shares v1's a */
+    CU_ASSERT_EQUAL(do_write(v2, 5 * SPP, SPP, c), 0);
+    CU_ASSERT_EQUAL(do_write(v1, 2 * SPP, SPP, c), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 6);
+    CU_ASSERT_EQUAL(hstats().dup_pages, 2);
+    CU_ASSERT_TRUE(page_is(v2, 4, a));
+    CU_ASSERT_TRUE(page_is(v1, 2, c));
+    teardown();
+}
+
+static void test_host_off_wins(void)
+{
+    setup_with(false);
+    volume_set_dedup(v1, true);
+    CU_ASSERT_FALSE(vstats(v1).dedup);
+    static uint8_t a[PG];
+    fill(a, PG, 21);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    teardown();
+}
+
+static void test_target_options(void)
+{
+    char name[VOLUME_NAME_MAX], err[200];
+    uint64_t size = 0;
+    struct volume_opts o = { .dedup = false };
+    CU_ASSERT_EQUAL(volume_parse_target_opts("memx:vm1-swap:2G", name, sizeof(name), &size, &o, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "vm1-swap");
+    CU_ASSERT_EQUAL(size, 2ull << 30);
+    CU_ASSERT_TRUE(o.dedup);                                /* the default */
+    CU_ASSERT_EQUAL(volume_parse_target_opts("memx:vm2:512M:dedup=no", name, sizeof(name), &size, &o, err,
+                                             sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "vm2");
+    CU_ASSERT_EQUAL(size, 512ull << 20);
+    CU_ASSERT_FALSE(o.dedup);
+    CU_ASSERT_EQUAL(volume_parse_target_opts("memx:vm2:4096:dedup=no:dedup=yes", name, sizeof(name), &size, &o, err,
+                                             sizeof(err)), 0);
+    CU_ASSERT_TRUE(o.dedup);                                /* the last one wins */
+    /* Without opts the options are still checked. */
+    CU_ASSERT_EQUAL(volume_parse_target("memx:vm2:4096:dedup=no", name, sizeof(name), &size, err, sizeof(err)), 0);
+    static const char *bad[] = { "memx:vm2:4G:", "memx:vm2:4G:dedup", "memx:vm2:4G:dedup=off", "memx:vm2:4G::dedup=no",
+                                 "memx:vm2:4G:dedup=nox", "memx:vm2:4G:compress=yes", "memx:vm2:4Q:dedup=no",
+                                 "memx:vm2::dedup=no", "memx:vm2:1000:dedup=no" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(volume_parse_target_opts(bad[i], name, sizeof(name), &size, &o, err, sizeof(err)), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i]));        /* the message names the target */
+    }
+    volume_parse_target("memx:vm2:4G:nodedup", name, sizeof(name), &size, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "dedup=no"));        /* and says what is known */
+}
+
 static const struct cu_test dedup_tests[] = {
     { "shared_across_volumes", test_shared_across_volumes },
     { "dedup_off_stores_duplicates", test_dedup_off_stores_duplicates },
@@ -416,6 +513,9 @@ static const struct cu_test dedup_tests[] = {
     { "concurrent_equal_writes", test_concurrent_equal_writes },
     { "compare_read", test_compare_read },
     { "zero_pages_not_indexed", test_zero_pages_not_indexed },
+    { "volume_dedup_off", test_volume_dedup_off },
+    { "host_off_wins", test_host_off_wins },
+    { "target_options", test_target_options },
     { NULL, NULL },
 };
 
