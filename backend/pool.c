@@ -29,6 +29,10 @@
 #include "log.h"
 #include "proto.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <sodium.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,12 +74,16 @@ struct req {
     void *arg;
     int pending, acked;         /* write: replicas outstanding / acknowledged */
     unsigned tried;             /* read: replicas tried, bit per replica */
+    uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
+    bool fenced;                /* write: a server said another backend owns the volume */
+    bool verify;                /* read: check the bytes against hash */
+    uint8_t hash[16];
     struct req *next;
 };
 
 /* SOP_CREAD / SOP_CWRITE: one page of a re-replication copy (read from a good
  * replica, written to the new one). */
-enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ, SOP_CREAD, SOP_CWRITE, SOP_STATS };
+enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ, SOP_CREAD, SOP_CWRITE, SOP_STATS, SOP_CTL };
 
 struct sop {
     enum sop_kind kind;
@@ -88,7 +96,11 @@ struct sop {
     uint32_t srv_slab;          /* SOP_FREE, SOP_CWRITE: the server's slab id */
     bool rebuild;               /* SOP_ALLOC: for the re-replication target */
     uint64_t rgen;              /* re-replication ops: the rebuild they belong to */
-    uint8_t *buf;               /* SOP_CWRITE: the page being copied */
+    uint8_t *buf;               /* SOP_CWRITE: the page being copied; SOP_CTL: the message */
+    uint32_t flags;             /* SOP_FREE: PROTO_FREE_* */
+    size_t blen;                /* SOP_CTL: encoded length of buf */
+    pool_ctl_cb ccb;            /* SOP_CTL */
+    void *carg;
     struct sop *next;
 };
 
@@ -133,6 +145,12 @@ struct replica {
 
 struct pslab {
     bool used, ready;
+    /* adopted: found through SLAB_FIND (a volume's records name it: written
+     * by an earlier run of this backend or by another one).  Nothing new is
+     * placed in it, and what is read from it is checked against the
+     * record's hash, since a replica there may have missed writes. */
+    bool adopted;
+    uint64_t uid;               /* cluster-wide name, in every volume record that points here */
     int nrep, want;             /* replicas placed / being placed */
     int allocating;             /* SLAB_ALLOCs in flight */
     struct replica rep[MAX_REPLICAS];
@@ -257,7 +275,7 @@ static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t i = 0; i < p->nslabs; i++) {
         struct pslab *ps = &p->slabs[i];
-        if (!ps->used || !ps->ready || !ps->nfree || (p->rb.active && p->rb.slab == i))
+        if (!ps->used || !ps->ready || !ps->nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
             continue;
         for (uint32_t n = 0, w = ps->hint; n < p->pages_per_slab / 64; n++, w = (w + 1) % (p->pages_per_slab / 64)) {
             if (ps->bits[w] == UINT64_MAX)
@@ -347,18 +365,29 @@ static void sop_launch(struct server *s, struct sop *o)
     switch (o->kind) {
     case SOP_ALLOC:
         m.type = PROTO_SLAB_ALLOC;
+        m.u.slab_alloc.uid = ps->uid;
         send_msg(s, &m, NULL);
         break;
     case SOP_FREE:
         m.type = PROTO_SLAB_FREE;
         m.u.slab_free.slab = o->srv_slab;
+        m.u.slab_free.flags = o->flags;
         send_msg(s, &m, NULL);
         break;
     case SOP_WRITE:
         m.type = PROTO_PAGE_WRITE;
         m.u.page.slab = ps->rep[o->rep].id;
         m.u.page.page = o->page;
+        m.u.page.vid = o->req->vid;
+        m.u.page.epoch = o->req->epoch;
         send_msg(s, &m, o->req->data);
+        break;
+    case SOP_CTL:
+        /* Encoded when asked (its records may be gone by now); only the id is new. */
+        for (int i = 0; i < 8; i++)
+            o->buf[16 + i] = (uint8_t)(o->req_id >> (8 * i));
+        if (fab_send(s->fab, s->fa, o->buf, o->blen, NULL, 0, on_sent, s, o->req_id))
+            srv_down(s, "out of send buffers");
         break;
     case SOP_STATS:
         m.type = PROTO_STATS;
@@ -431,7 +460,9 @@ static void replica_stale(struct pool *p, uint32_t slab, int rep, const char *wh
 static void write_replica_done(struct pool *p, struct sop *o, int status)
 {
     struct req *r = o->req;
-    if (status)
+    if (status == -ESTALE)
+        r->fenced = true;   /* the replica is fine: it is the writer that is not */
+    else if (status)
         replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
     else
         r->acked++;
@@ -439,7 +470,12 @@ static void write_replica_done(struct pool *p, struct sop *o, int status)
         p->slabs[o->slab].wpending--;
         if (p->rb.active && p->rb.slab == o->slab)
             rb_step(p);
-        if (r->acked) {
+        if (r->fenced) {
+            uint32_t slab, page;
+            if (split_page(p, r->page, &slab, &page))
+                put_page(p, slab, page);
+            finish(p, r, -ESTALE);
+        } else if (r->acked) {
             p->st.writes++;
             finish(p, r, 0);
         } else {
@@ -573,6 +609,18 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
         sop_free(p, o);
         srv_down(s, "RMA read failed");
         return;
+    }
+    if (o->req->verify && p->slabs[o->slab].adopted) {
+        uint8_t h[16];
+        pool_hash(data, h);
+        if (memcmp(h, o->req->hash, 16)) {
+            /* Not the server's fault: this replica missed the write the
+             * record describes (a cut its old owner never repaired). */
+            p->slabs[o->slab].rep[o->rep].ok = false;
+            read_failed(p, o, "contents do not match the volume record", false);
+            sop_free(p, o);
+            return;
+        }
     }
     memcpy(o->req->out, data, POOL_PAGE_SIZE);
     p->st.reads++;
@@ -727,6 +775,9 @@ static void kick_slab(struct pool *p)
     }
     ps->used = true;
     ps->nfree = p->pages_per_slab;
+    do
+        randombytes_buf(&ps->uid, sizeof(ps->uid));
+    while (ps->uid == 0);
     p->building = (int)i;
     for (int r = 0; r < p->replicas; r++)
         place_replica(p, i);
@@ -818,13 +869,16 @@ static void rb_check_state(struct pool *p)
         mx_info("pool: redundancy restored: every slab has %d copies", p->replicas);
 }
 
-static void rb_free_remote(struct pool *p, int srv, uint32_t id)
+/* force: a replica we stopped trusting or never finished; volume records
+ * name its slab, but the good copies live elsewhere. */
+static void rb_free_remote(struct pool *p, int srv, uint32_t id, bool force)
 {
     struct server *s = &p->srv[srv];
     struct sop *o = sop_new(p, SOP_FREE);
     if (!o)
         return;
     o->srv_slab = id;
+    o->flags = force ? PROTO_FREE_FORCE : 0;
     sop_submit(s, o);
     s->full = false;
 }
@@ -838,7 +892,7 @@ static void rb_settle(struct pool *p)
         return;
     const struct server *t = &p->srv[rb->target];
     if (rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen)
-        rb_free_remote(p, rb->target, rb->nr.id);
+        rb_free_remote(p, rb->target, rb->nr.id, true);
     rb->active = rb->aborting = false;
 }
 
@@ -923,7 +977,7 @@ static void rb_finish(struct pool *p)
         const struct server *os = &p->srv[old->srv];
         /* A draining replica, or one that missed a write on a server still up, is still held there. */
         if (os->state == SRV_UP && old->gen == os->gen)
-            rb_free_remote(p, old->srv, old->id);
+            rb_free_remote(p, old->srv, old->id, true);
     } else {
         ps->nrep++;
     }
@@ -956,7 +1010,8 @@ static void rb_step(struct pool *p)
         return;     /* writes that started before the slab was closed must land first */
     while (rb->inflight < RB_QD && rb->next < p->pages_per_slab) {
         uint32_t page = rb->next++;
-        if (!(ps->bits[page / 64] & (1ull << (page % 64))))
+        /* An adopted slab may hold pages of volumes not loaded here: copy all. */
+        if (!ps->adopted && !(ps->bits[page / 64] & (1ull << (page % 64))))
             continue;
         int src = -1;
         for (int i = 0; i < ps->nrep; i++) {
@@ -991,7 +1046,7 @@ static void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const
     }
     if (!rb->active || o->rgen != rb->gen || rb->aborting) {
         if (got)
-            rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab);
+            rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab, true);
         rb_settle(p);
         return;
     }
@@ -1178,6 +1233,7 @@ static void srv_flush(struct server *s)
         case SOP_STATS: s->hb_inflight = false; break;
         case SOP_CREAD: rb_read_done(p, o, -EIO, NULL); break;
         case SOP_CWRITE: rb_copy_done(p, o, -EIO); break;
+        case SOP_CTL: o->ccb(o->carg, s->idx, NULL); break;
         }
         free(o->buf);
         sop_free(p, o);
@@ -1270,7 +1326,7 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
             mx_info("memd %s: back after a cut; freeing the %zu slabs we held there before",
                     s->addr, s->norphans);
         for (size_t i = 0; i < s->norphans; i++)
-            rb_free_remote(p, s->idx, s->orphans[i]);
+            rb_free_remote(p, s->idx, s->orphans[i], true);
     } else if (s->had_session) {
         mx_info("memd %s: restarted (was %s, now %s): what we held there is gone", s->addr,
                 s->last_sid, s->sid);
@@ -1318,6 +1374,11 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     case PROTO_SLAB_FREE_R:
     case PROTO_PAGE_WRITE_R:
     case PROTO_STATS_R:
+    case PROTO_SLAB_FIND_R:
+    case PROTO_VOL_CLAIM_R:
+    case PROTO_VOL_DROP_R:
+    case PROTO_META_PUT_R:
+    case PROTO_META_LIST_R:
         break;
     default:
         mx_warn("memd %s: unexpected %s, ignored", s->addr, proto_type_name(m.type));
@@ -1326,7 +1387,11 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     struct sop *o = sop_take(s, m.req_id);
     if (!o)
         return;
-    if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC && o->rebuild)
+    if (o->kind == SOP_CTL && m.type == o->buf[5] + 1) {
+        free(o->buf);
+        o->buf = NULL;
+        o->ccb(o->carg, s->idx, &m);
+    } else if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC && o->rebuild)
         rb_alloc_done(p, s, o, &m);
     else if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC)
         alloc_done(p, s, o, &m);
@@ -1344,10 +1409,19 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
         if (s->full && srv_free(s) >= p->slab_size)
             s->full = false;
     } else if (m.type == PROTO_SLAB_FREE_R && o->kind == SOP_FREE) {
-        if (m.status)
+        if (m.status == EBUSY)
+            mx_info("memd %s: slab %u kept: a volume attached elsewhere still uses it", s->addr,
+                    m.u.slab_free.slab);
+        else if (m.status == EPERM && (o->flags & PROTO_FREE_FORCE))
+            mx_debug("memd %s: slab %u is not ours to free", s->addr, m.u.slab_free.slab);
+        else if (m.status)
             mx_warn("memd %s: slab free failed: %s", s->addr, strerror(m.status));
     } else {
         mx_warn("memd %s: %s does not answer the request it names", s->addr, proto_type_name(m.type));
+        if (o->kind == SOP_CTL) {
+            free(o->buf);
+            o->ccb(o->carg, s->idx, NULL);
+        }
         sop_free(p, o);
         srv_down(s, "protocol error");
         return;
@@ -1562,4 +1636,230 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
         out[i].used = s->used;
     }
     return p->nsrv;
+}
+
+/* ---- volume metadata support ---- */
+
+void pool_hash(const void *page, uint8_t out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(page, POOL_PAGE_SIZE));
+    memcpy(out, c.digest, 16);
+}
+
+void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
+                    pool_write_cb cb, void *arg)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mx_err("pool: out of memory for a write");
+        abort();
+    }
+    r->kind = R_WRITE;
+    r->data = data;
+    r->wcb = cb;
+    r->arg = arg;
+    r->vid = vid;
+    r->epoch = epoch;
+    start_write(p, r);
+}
+
+void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
+                       pool_io_cb cb, void *arg)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mx_err("pool: out of memory for a read");
+        abort();
+    }
+    r->kind = R_READ;
+    r->page = page;
+    r->out = data;
+    r->rcb = cb;
+    r->arg = arg;
+    r->verify = true;
+    memcpy(r->hash, hash, 16);
+    issue_read(p, r);
+}
+
+void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx)
+{
+    uint32_t slab, pg;
+    if (!split_page(p, page, &slab, &pg)) {
+        *uid = 0;
+        *idx = 0;
+        return;
+    }
+    *uid = p->slabs[slab].uid;
+    *idx = pg;
+}
+
+pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx)
+{
+    return slab < p->nslabs && idx < p->pages_per_slab ? make_page(slab, idx) : 0;
+}
+
+int pool_up_servers(const struct pool *p, int *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsrv && n < max; i++)
+        if (p->srv[i].state == SRV_UP)
+            out[n++] = i;
+    return n;
+}
+
+const char *pool_server_addr(const struct pool *p, int srv)
+{
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";
+}
+
+int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg)
+{
+    if (srv < 0 || srv >= p->nsrv || p->srv[srv].state != SRV_UP)
+        return -1;
+    struct sop *o = sop_new(p, SOP_CTL);
+    uint8_t *buf = malloc(PROTO_MSG_MAX);
+    size_t len = buf ? proto_encode(m, buf, PROTO_MSG_MAX) : 0;
+    if (!o || !len) {
+        free(buf);
+        if (o)
+            sop_free(p, o);
+        return -1;
+    }
+    o->buf = buf;
+    o->blen = len;
+    o->ccb = cb;
+    o->carg = arg;
+    sop_submit(&p->srv[srv], o);
+    return 0;
+}
+
+/* Adoption: one SLAB_FIND per live server; the slab gets a replica for each
+ * server that holds it. */
+struct adopt {
+    struct pool *p;
+    uint64_t uid;
+    uint32_t slab;
+    int pending;
+    pool_adopt_cb cb;
+    void *arg;
+};
+
+static void adopt_end(struct adopt *a)
+{
+    struct pool *p = a->p;
+    struct pslab *ps = &p->slabs[a->slab];
+    int status = 0;
+    if (ps->nrep == 0) {
+        free(ps->bits);
+        memset(ps, 0, sizeof(*ps));
+        status = -ENOENT;
+    } else {
+        ps->ready = true;
+        p->st.slabs++;
+        mx_info("pool: adopted slab %016llx: %d replica(s)", (unsigned long long)a->uid, ps->nrep);
+    }
+    a->cb(a->arg, status, a->slab);
+    free(a);
+    rb_check_state(p);
+}
+
+static int adopt_deliver(struct evloop *el, long long id, void *arg);
+
+static void adopt_found(void *arg, int srv, const struct proto_msg *m)
+{
+    struct adopt *a = arg;
+    struct pool *p = a->p;
+    struct pslab *ps = &p->slabs[a->slab];
+    if (m && m->type == PROTO_SLAB_FIND_R && m->status == 0 && m->u.slab_find_r.uid == a->uid &&
+        m->u.slab_find_r.size == p->slab_size && ps->nrep < MAX_REPLICAS) {
+        bool dup = false;
+        for (int i = 0; i < ps->nrep; i++)
+            dup |= ps->rep[i].srv == srv;
+        if (!dup)
+            ps->rep[ps->nrep++] = (struct replica){ .srv = srv, .id = m->u.slab_find_r.slab,
+                                                    .raddr = m->u.slab_find_r.raddr,
+                                                    .rkey = m->u.slab_find_r.rkey,
+                                                    .gen = p->srv[srv].gen, .ok = true };
+    }
+    if (--a->pending == 0)
+        evloop_add_timer(p->el, 0, adopt_deliver, a);
+}
+
+static int adopt_deliver(struct evloop *el, long long id, void *arg)
+{
+    struct adopt *a = arg;
+    if (a->pending == 0 && a->p->slabs[a->slab].adopted && !a->p->slabs[a->slab].ready) {
+        adopt_end(a);       /* nobody to ask: no server up */
+        return -1;
+    }
+    a->cb(a->arg, 0, a->slab);
+    free(a);
+    return -1;
+}
+
+void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
+{
+    struct adopt *a = calloc(1, sizeof(*a));
+    if (!a) {
+        mx_err("pool: out of memory adopting a slab");
+        abort();
+    }
+    *a = (struct adopt){ .p = p, .uid = uid, .cb = cb, .arg = arg };
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        if (p->slabs[i].used && p->slabs[i].uid == uid) {
+            a->slab = i;
+            evloop_add_timer(p->el, 0, adopt_deliver, a);   /* never inside the call */
+            return;
+        }
+    uint32_t i = 0;
+    while (i < p->nslabs && p->slabs[i].used)
+        i++;
+    if (i == p->nslabs) {
+        struct pslab *ns = realloc(p->slabs, (size_t)(p->nslabs + 16) * sizeof(*ns));
+        if (!ns) {
+            mx_err("pool: out of memory adopting a slab");
+            abort();
+        }
+        memset(ns + p->nslabs, 0, 16 * sizeof(*ns));
+        p->slabs = ns;
+        p->nslabs += 16;
+    }
+    struct pslab *ps = &p->slabs[i];
+    memset(ps, 0, sizeof(*ps));
+    ps->bits = malloc(p->pages_per_slab / 8);
+    if (!ps->bits) {
+        mx_err("pool: out of memory adopting a slab");
+        abort();
+    }
+    /* A page is in use once a loaded volume holds it (pool_page_hold). */
+    memset(ps->bits, 0, p->pages_per_slab / 8);
+    ps->nfree = p->pages_per_slab;
+    ps->used = true;
+    ps->adopted = true;
+    ps->uid = uid;
+    a->slab = i;
+    a->pending = 1;     /* held while asking, so a synchronous failure cannot end it early */
+    struct proto_msg m = { .type = PROTO_SLAB_FIND };
+    m.u.slab_alloc.uid = uid;
+    for (int k = 0; k < p->nsrv; k++)
+        if (pool_ctl(p, k, &m, adopt_found, a) == 0)
+            a->pending++;
+    if (--a->pending == 0)
+        evloop_add_timer(p->el, 0, adopt_deliver, a);
+}
+
+bool pool_page_hold(struct pool *p, pool_page_t page)
+{
+    uint32_t slab, pg;
+    if (!split_page(p, page, &slab, &pg))
+        return false;
+    struct pslab *ps = &p->slabs[slab];
+    uint64_t bit = 1ull << (pg % 64);
+    if (ps->bits[pg / 64] & bit)
+        return false;
+    ps->bits[pg / 64] |= bit;
+    ps->nfree--;
+    p->st.pages_stored++;
+    return true;
 }

@@ -70,6 +70,43 @@ struct pool_stats {
 };
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st);
+
+/* ---- what volume metadata needs (see volmeta.h) ---- */
+
+struct proto_msg;
+
+/* XXH3-128 of a page: the content check kept in volume records. */
+void pool_hash(const void *page, uint8_t out[16]);
+
+/* Like pool_write_new, for volume vid under epoch: a server that has seen a
+ * newer claim of the volume refuses it, and the write fails with -ESTALE. */
+void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
+                    pool_write_cb cb, void *arg);
+/* Like pool_read; where the page's slab was adopted, a replica whose bytes
+ * do not hash to hash is skipped (it missed writes) and the next is tried. */
+void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
+                       pool_io_cb cb, void *arg);
+
+/* The cluster-wide name of a page: its slab's uid and its index there. */
+void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx);
+/* Finds slab uid on the live servers (or knows it already) so its pages can
+ * be read: cb gets 0 and a slab handle for pool_page_in, or -ENOENT when no
+ * live server holds it. */
+typedef void (*pool_adopt_cb)(void *arg, int status, uint32_t slab);
+void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg);
+pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx);
+/* A loaded volume holds page (of an adopted slab): true if nobody here did
+ * yet (the holder then owns the page's one reference, and frees it with
+ * pool_free_page like any other). */
+bool pool_page_hold(struct pool *p, pool_page_t page);
+
+/* A request to one server, for the volume metadata protocol.  reply is NULL
+ * when the server went down before answering.  -1 if the server is not up. */
+typedef void (*pool_ctl_cb)(void *arg, int srv, const struct proto_msg *reply);
+int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg);
+/* Indexes of the servers up now; returns how many. */
+int pool_up_servers(const struct pool *p, int *out, int max);
+const char *pool_server_addr(const struct pool *p, int srv);
 /* Drain (on) or undrain a configured server ("host:port"): it takes no new
  * slabs and its replicas are re-created elsewhere, then freed on it; it shows
  * as "drained" when it can be stopped without losing redundancy.  -1 with a

@@ -41,9 +41,10 @@ struct vbd {
     uint64_t sectors;
     bool readonly;
     unsigned max_indirect;
-    void (*fatal)(void *arg);
+    void (*fatal)(void *arg, const char *why);
     void *fatal_arg;
     long long fatal_timer;
+    const char *fatal_why;
 
     int nq;
     struct vbd_queue q[VBD_MAX_QUEUES];
@@ -280,15 +281,29 @@ static uint64_t vol_done(struct vreq *r)
     return now;
 }
 
+static int fatal_timer(struct evloop *el, long long id, void *arg);
+
+/* -ESTALE from the volume: another backend attached it (we are fenced).
+ * Nothing this device does can succeed any more; the toolstack hears why. */
+static void volume_lost(struct vbd *v, int status)
+{
+    if (status != -ESTALE || !v->fatal || v->fatal_timer || v->stopping)
+        return;
+    v->fatal_why = "volume attached by another backend (fenced): device lost";
+    v->fatal_timer = evloop_add_timer(v->el, 0, fatal_timer, v);
+}
+
 static void flush_done(void *arg, int status)
 {
     struct vreq *r = arg;
+    volume_lost(r->q->vbd, status);
     vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
 }
 
 static void write_done(void *arg, int status)
 {
     struct vreq *r = arg;
+    volume_lost(r->q->vbd, status);
     if (status == 0 && r->op == BLKIF_OP_FLUSH_DISKCACHE) {
         /* A flush carrying data (blkfront's FUA/preflush write): durable afterwards. */
         volume_flush(r->q->vbd->vol, flush_done, r);
@@ -304,6 +319,7 @@ static void write_done(void *arg, int status)
 static void read_done(void *arg, int status)
 {
     struct vreq *r = arg;
+    volume_lost(r->q->vbd, status);
     uint64_t now = vol_done(r);
     if (status) {
         mx_warn("%s: read of %u sectors at %llu failed: %s", r->q->vbd->name, r->nsect,
@@ -318,6 +334,7 @@ static void read_done(void *arg, int status)
 static void discard_done(void *arg, int status)
 {
     struct vreq *r = arg;
+    volume_lost(r->q->vbd, status);
     vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
 }
 
@@ -505,7 +522,7 @@ static int fatal_timer(struct evloop *el, long long id, void *arg)
 {
     struct vbd *v = arg;
     v->fatal_timer = 0;
-    v->fatal(v->fatal_arg);
+    v->fatal(v->fatal_arg, v->fatal_why);
     return -1;
 }
 
@@ -536,8 +553,10 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
                    v->name, q->ring.size, (int)(q - v->q));
             q->broken = true;
             v->cnt.bad_requests++;
-            if (v->fatal && !v->fatal_timer)
+            if (v->fatal && !v->fatal_timer) {
+                v->fatal_why = "frontend corrupted its ring; device disconnected";
                 v->fatal_timer = evloop_add_timer(v->el, 0, fatal_timer, v);
+            }
             break;
         }
         push(q);

@@ -33,7 +33,7 @@ struct vbd_params {
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
     /* Called (from the loop, never inside a vbd call) when the frontend broke
      * its ring; the owner then stops and frees the vbd. */
-    void (*fatal)(void *arg);
+    void (*fatal)(void *arg, const char *why);   /* the device must go: ring corrupt, volume lost */
     void *arg;
 };
 

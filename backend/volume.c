@@ -33,6 +33,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
+#include "volmeta.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -123,19 +124,24 @@ static void ht_remove(struct htab *t, struct hnode *node)
 
 /* ---- types -------------------------------------------------------------- */
 
-enum ent_kind { ENT_NONE, ENT_ZERO, ENT_PAGE };
+/* ENT_LOST: the volume's records name a page no live server holds (loaded
+ * after more servers died than there were copies): reads fail, never zeros. */
+enum ent_kind { ENT_NONE, ENT_ZERO, ENT_PAGE, ENT_LOST };
 
 struct ent {
     enum ent_kind kind;
     pool_page_t page;
     bool dup;               /* ENT_PAGE: the write shared a page already stored */
+    uint8_t hash[16];       /* ENT_PAGE: XXH3-128 of its bytes (the record's check) */
 };
 
 struct leaf {
     pool_page_t page[LEAF_N];
     uint64_t zero[LEAF_N / 64];
     uint64_t dup[LEAF_N / 64];
+    uint64_t lost[LEAF_N / 64];
     uint32_t used;          /* entries not ENT_NONE; the leaf goes when it drops to 0 */
+    uint8_t hash[LEAF_N][16];
 };
 
 enum req_kind { REQ_READ, REQ_WRITE, REQ_DISCARD, REQ_FLUSH };
@@ -167,6 +173,9 @@ struct pop {
     uint32_t off, len;      /* byte range inside the page */
     uint8_t *buf;           /* the caller's bytes for this range; NULL: zeros (discard edge) */
     uint64_t seq;
+    uint64_t rseq;          /* the volume record's sequence number, taken at issue */
+    struct ent old;         /* what a finished write replaced, kept until its record is published */
+    uint8_t phash[16];      /* storing: XXH3-128 of the page (the record's check) */
     pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
     bool was_none;          /* RMW: the page was never written (a discard edge keeps it so) */
     uint8_t *bounce;
@@ -178,6 +187,17 @@ struct pop {
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
+};
+
+/* A request that arrived while the volume was loading from the pool. */
+enum held_kind { H_READ, H_WRITE, H_DISCARD, H_FLUSH };
+struct held {
+    enum held_kind kind;
+    uint64_t sector, nsect;
+    void *buf;
+    volume_cb cb;
+    void *arg;
+    struct held *next;
 };
 
 struct pref {
@@ -198,6 +218,14 @@ struct volume {
     uint64_t next_wid;
     unsigned inflight;              /* requests of every kind not yet completed */
     bool nodedup;                   /* the target said dedup=no */
+    /* Metadata in the pool (volmeta.h): the volume is usable once loaded;
+     * I/O that arrives while it loads waits in held. */
+    struct volmeta *meta;
+    enum { V_LOADING, V_READY, V_FAILED } state;
+    char load_err[200];
+    struct held *held, **held_tail;
+    int load_tries;
+    long long load_timer;
     struct volume_stats st;
 };
 
@@ -205,6 +233,7 @@ struct volumes {
     struct pool *pool;
     struct evloop *el;
     bool dedup;
+    bool persist;                   /* volumes keep their metadata in the pool (volmeta.h) */
     int efd;
     struct req *dfirst, *dlast;     /* requests done during their own issue, to complete from the loop */
     struct htab refs;
@@ -340,13 +369,18 @@ static struct ent map_get(const struct volume *v, uint64_t idx)
     const struct leaf *l = v->top[idx >> LEAF_BITS];
     unsigned i = idx & (LEAF_N - 1);
     if (!l)
-        return (struct ent){ ENT_NONE, 0, false };
+        return (struct ent){ .kind = ENT_NONE, .page = 0, .dup = false };
     uint64_t bit = 1ull << (i % 64);
-    if (l->page[i])
-        return (struct ent){ ENT_PAGE, l->page[i], (l->dup[i / 64] & bit) != 0 };
+    if (l->page[i]) {
+        struct ent e = { .kind = ENT_PAGE, .page = l->page[i], .dup = (l->dup[i / 64] & bit) != 0 };
+        memcpy(e.hash, l->hash[i], 16);
+        return e;
+    }
     if (l->zero[i / 64] & bit)
-        return (struct ent){ ENT_ZERO, 0, false };
-    return (struct ent){ ENT_NONE, 0, false };
+        return (struct ent){ .kind = ENT_ZERO, .page = 0, .dup = false };
+    if (l->lost[i / 64] & bit)
+        return (struct ent){ .kind = ENT_LOST, .page = 0, .dup = false };
+    return (struct ent){ .kind = ENT_NONE, .page = 0, .dup = false };
 }
 
 static void count(struct volume *v, struct ent e, int64_t d)
@@ -385,6 +419,12 @@ static struct ent map_set(struct volume *v, uint64_t idx, struct ent e)
     struct leaf *l = *lp;
     uint64_t bit = 1ull << (i % 64);
     l->page[i] = e.kind == ENT_PAGE ? e.page : 0;
+    if (e.kind == ENT_PAGE)
+        memcpy(l->hash[i], e.hash, 16);
+    if (e.kind == ENT_LOST)
+        l->lost[i / 64] |= bit;
+    else
+        l->lost[i / 64] &= ~bit;
     if (e.kind == ENT_ZERO)
         l->zero[i / 64] |= bit;
     else
@@ -404,19 +444,64 @@ static struct ent map_set(struct volume *v, uint64_t idx, struct ent e)
 }
 
 /* Applies a finished page write unless a later-issued one got there first. */
-static void apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct ent e)
+/* Like apply, but the replaced page is handed back in *old instead of let
+ * go: with metadata in the pool it may be let go only once the servers hold
+ * the record that replaces it (a fenced write must not free a page the
+ * volume's new owner still reads). */
+static bool install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct ent e,
+                    struct ent *old)
 {
+    old->kind = ENT_NONE;
     if (a && seq <= a->applied) {
         if (e.kind == ENT_PAGE)
             page_put(v->vs, e.page);
-        return;
+        return false;
     }
     if (a)
         a->applied = seq;
-    struct ent old = map_set(v, idx, e);
+    *old = map_set(v, idx, e);
+    return true;
+}
+
+static bool apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct ent e)
+{
+    struct ent old;
+    bool done = install(v, a, idx, seq, e, &old);
     if (old.kind == ENT_PAGE)
         page_put(v->vs, old.page);
+    return done;
 }
+
+/* The record replacing old is published (status 0) or not. */
+static void release_old(struct volume *v, struct ent old, int status)
+{
+    if (old.kind != ENT_PAGE)
+        return;
+    if (status == -ESTALE)
+        return;     /* the new owner's records may name it: never free it here */
+    page_put(v->vs, old.page);
+}
+
+/* Tells the pool's servers what page idx now is (volmeta.h); cb runs when
+ * they have it.  False when this volume keeps no metadata in the pool. */
+static bool publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct ent *e,
+                    volmeta_pub_cb cb, void *arg)
+{
+    if (!v->meta)
+        return false;
+    struct proto_rec r = { .lpn = idx, .seq = rseq };
+    if (e->kind == ENT_PAGE) {
+        r.kind = PROTO_REC_PAGE;
+        pool_page_locate(v->vs->pool, e->page, &r.uid, &r.page);
+        memcpy(r.hash, e->hash, 16);
+    } else {
+        r.kind = e->kind == ENT_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
+    }
+    volmeta_publish(v->meta, &r, cb, arg);
+    return true;
+}
+
+static uint64_t next_rseq(struct volume *v) { return v->meta ? volmeta_next_seq(v->meta) : 0; }
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -615,12 +700,41 @@ static void wr_end(struct pop *p, int status)
     req_page_done(r, status);
 }
 
-/* The page is in the pool, stored anew or shared: e holds a reference for the map. */
+static void published(void *arg, int status)
+{
+    struct pop *p = arg;
+    release_old(p->r->v, p->old, status);
+    wr_end(p, status);
+}
+
+/* The page is in the pool, stored anew or shared: e holds a reference for the
+ * map.  The guest hears of it once the servers hold the record too. */
 static void stored(struct pop *p, int status, struct ent e)
 {
-    if (status == 0)
-        apply(p->r->v, p->a, p->idx, p->seq, e);
+    if (status == 0) {
+        if (e.kind == ENT_PAGE)
+            memcpy(e.hash, p->phash, 16);
+        struct volume *v = p->r->v;
+        if (!v->meta) {
+            apply(v, p->a, p->idx, p->seq, e);
+        } else if (install(v, p->a, p->idx, p->seq, e, &p->old)) {
+            publish(v, p->idx, p->rseq, &e, published, p);
+            return;
+        }
+    }
     wr_end(p, status);
+}
+
+static void written(void *arg, int status, pool_page_t page);
+
+/* Stores a fresh copy of the page, under the volume's ownership. */
+static void store_new(struct pop *p, const void *data)
+{
+    struct volume *v = p->r->v;
+    if (v->meta)
+        pool_write_vol(v->vs->pool, data, volmeta_vid(v->meta), volmeta_epoch(v->meta), written, p);
+    else
+        pool_write_new(v->vs->pool, data, written, p);
 }
 
 /* ---- storing a full page, with de-duplication ------------------------------ */
@@ -638,15 +752,17 @@ static void share(struct pop *p)
     while (++p->ci < p->ncand)
         page_put(vs, p->cand[p->ci]);
     vs->hits++;
-    stored(p, 0, (struct ent){ ENT_PAGE, page, true });
+    stored(p, 0, (struct ent){ .kind = ENT_PAGE, .page = page, .dup = true });
 }
 
 static void written(void *arg, int status, pool_page_t page)
 {
     struct pop *p = arg;
     struct volumes *vs = p->r->v->vs;
+    if (status == -ESTALE && p->r->v->meta)
+        volmeta_fence(p->r->v->meta);
     if (status) {
-        stored(p, status, (struct ent){ ENT_NONE, 0, false });
+        stored(p, status, (struct ent){ .kind = ENT_NONE, .page = 0, .dup = false });
         return;
     }
     vs->live++;
@@ -663,13 +779,13 @@ static void written(void *arg, int status, pool_page_t page)
                 vs->live--;
                 pool_free_page(vs->pool, page);
                 vs->late_hits++;
-                stored(p, 0, (struct ent){ ENT_PAGE, c[i], true });
+                stored(p, 0, (struct ent){ .kind = ENT_PAGE, .page = c[i], .dup = true });
                 return;
             }
         }
         dedup_insert(vs->dd, p->hash, page, p->data);
     }
-    stored(p, 0, (struct ent){ ENT_PAGE, page, false });
+    stored(p, 0, (struct ent){ .kind = ENT_PAGE, .page = page, .dup = false });
 }
 
 static void compared(void *arg, int status);
@@ -697,7 +813,7 @@ static void try_next(struct pop *p)
         page_put(vs, c);
         p->ci++;
     }
-    pool_write_new(vs->pool, p->data, written, p);
+    store_new(p, p->data);
 }
 
 static void compared(void *arg, int status)
@@ -726,8 +842,10 @@ static void store_page(struct pop *p, const uint8_t *data)
 {
     struct volumes *vs = p->r->v->vs;
     p->data = data;
+    if (p->r->v->meta)
+        pool_hash(data, p->phash);
     if (!dd_of(p->r->v)) {
-        pool_write_new(vs->pool, data, written, p);
+        store_new(p, data);
         return;
     }
     p->hash = dedup_hash(data);
@@ -751,7 +869,13 @@ static void rmw_modify(struct volume *v, struct pop *p)
         memset(p->bounce + p->off, 0, p->len);
     if (page_is_zero(p->bounce)) {
         bool keep_none = p->was_none && p->r->kind == REQ_DISCARD;
-        apply(v, p->a, p->idx, p->seq, (struct ent){ keep_none ? ENT_NONE : ENT_ZERO, 0, false });
+        struct ent e = { .kind = keep_none ? ENT_NONE : ENT_ZERO, .page = 0, .dup = false };
+        if (!v->meta) {
+            apply(v, p->a, p->idx, p->seq, e);
+        } else if (install(v, p->a, p->idx, p->seq, e, &p->old)) {
+            publish(v, p->idx, p->rseq, &e, published, p);
+            return;
+        }
         wr_end(p, 0);
         return;
     }
@@ -775,13 +899,32 @@ static void rmw_start(struct volume *v, struct pop *p)
     struct ent e = map_get(v, p->idx);
     p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
     p->was_none = e.kind == ENT_NONE;
+    if (e.kind == ENT_LOST) {
+        wr_end(p, -EIO);    /* the rest of the page is gone: never fill it with zeros */
+        return;
+    }
     if (e.kind == ENT_PAGE) {
         p->src = e.page;
         page_get(v->vs, e.page);
-        pool_read(v->vs->pool, e.page, p->bounce, rmw_read_done, p);
+        pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce, rmw_read_done, p);
         return;
     }
     rmw_modify(v, p);
+}
+
+/* A whole page turned to zeros (or discarded) without pool I/O: only its record goes out. */
+struct zpub {
+    struct req *r;
+    struct ent old;
+};
+
+static void zero_published(void *arg, int status)
+{
+    struct zpub *z = arg;
+    struct req *r = z->r;
+    release_old(r->v, z->old, status);
+    free(z);
+    req_page_done(r, status);
 }
 
 /* One page's share of a write or discard.  buf NULL means zeros. */
@@ -792,13 +935,26 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
         /* Zeros (or a discarded page) need no pool I/O: they win at once over
          * any write to this page still in flight. */
         struct active *a = active_get(v, idx, false);
-        struct ent e = { buf ? ENT_ZERO : ENT_NONE, 0, false };
-        apply(v, a, idx, a ? ++a->issued : 0, e);
+        struct ent e = { .kind = buf ? ENT_ZERO : ENT_NONE, .page = 0, .dup = false };
+        uint64_t rseq = next_rseq(v);
+        if (!v->meta) {
+            apply(v, a, idx, a ? ++a->issued : 0, e);
+            return;
+        }
+        struct zpub *z = xcalloc(1, sizeof(*z));
+        z->r = r;
+        if (install(v, a, idx, a ? ++a->issued : 0, e, &z->old)) {
+            r->pending++;
+            publish(v, idx, rseq, &e, zero_published, z);
+        } else {
+            free(z);
+        }
         return;
     }
     struct pop *p = pop_new(r, idx, off, len, (uint8_t *)buf);
     p->a = active_get(v, idx, true);
     p->seq = ++p->a->issued;
+    p->rseq = next_rseq(v);
     if (len == VOLUME_PAGE_SIZE) {
         p->a->busy++;
         store_page(p, buf);
@@ -826,6 +982,11 @@ static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, u
 {
     struct volume *v = r->v;
     struct ent e = map_get(v, idx);
+    if (e.kind == ENT_LOST) {
+        if (!r->status)
+            r->status = -EIO;
+        return;
+    }
     if (e.kind != ENT_PAGE) {
         memset(buf, 0, len);
         return;
@@ -835,7 +996,7 @@ static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, u
     page_get(v->vs, e.page);
     if (len < VOLUME_PAGE_SIZE)
         p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
-    pool_read(v->vs->pool, e.page, p->bounce ? p->bounce : buf, rd_done, p);
+    pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce ? p->bounce : buf, rd_done, p);
 }
 
 /* Splits a sector range into page pieces. */
@@ -860,8 +1021,32 @@ static void write_piece(struct req *r, uint64_t idx, uint32_t off, uint32_t len,
     write_page(r, idx, off, len, buf);
 }
 
+/* True when the request was taken care of: held while the volume loads,
+ * or failed because it cannot be served (load failed, or fenced). */
+static bool gate(struct volume *v, enum held_kind kind, uint64_t sector, uint64_t nsect, void *buf,
+                 volume_cb cb, void *arg)
+{
+    if (v->state == V_LOADING) {
+        struct held *h = xcalloc(1, sizeof(*h));
+        *h = (struct held){ kind, sector, nsect, buf, cb, arg, NULL };
+        *v->held_tail = h;
+        v->held_tail = &h->next;
+        return true;
+    }
+    bool fenced = v->meta && volmeta_fenced(v->meta);
+    if (v->state == V_READY && !fenced)
+        return false;
+    struct req *r = req_new(v, kind == H_READ ? REQ_READ : kind == H_FLUSH ? REQ_FLUSH :
+                               kind == H_WRITE ? REQ_WRITE : REQ_DISCARD, cb, arg);
+    r->status = fenced ? -ESTALE : -EIO;
+    req_put(r, true);
+    return true;
+}
+
 void volume_read(struct volume *v, uint64_t sector, uint32_t nsect, void *buf, volume_cb cb, void *arg)
 {
+    if (gate(v, H_READ, sector, nsect, buf, cb, arg))
+        return;
     struct req *r = req_new(v, REQ_READ, cb, arg);
     v->st.reads++;
     for_each_page(r, sector, nsect, buf, read_page);
@@ -870,6 +1055,8 @@ void volume_read(struct volume *v, uint64_t sector, uint32_t nsect, void *buf, v
 
 void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void *buf, volume_cb cb, void *arg)
 {
+    if (gate(v, H_WRITE, sector, nsect, (void *)buf, cb, arg))
+        return;
     struct req *r = req_new(v, REQ_WRITE, cb, arg);
     v->st.writes++;
     for_each_page(r, sector, nsect, (uint8_t *)buf, write_piece);
@@ -878,6 +1065,8 @@ void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void 
 
 void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb cb, void *arg)
 {
+    if (gate(v, H_DISCARD, sector, nsect, NULL, cb, arg))
+        return;
     struct req *r = req_new(v, REQ_DISCARD, cb, arg);
     v->st.discards++;
     uint64_t end = sector + nsect;
@@ -911,6 +1100,8 @@ void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb
 
 void volume_flush(struct volume *v, volume_cb cb, void *arg)
 {
+    if (gate(v, H_FLUSH, 0, 0, NULL, cb, arg))
+        return;
     struct req *r = req_new(v, REQ_FLUSH, cb, arg);
     v->st.flushes++;
     r->wid = v->next_wid;
@@ -935,6 +1126,7 @@ struct volumes *volumes_new(struct pool *pool, bool dedup)
     vs->pool = pool;
     vs->el = pool_evloop(pool);
     vs->dedup = dedup;
+    vs->persist = true;
     vs->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (vs->efd < 0 || evloop_add_fd(vs->el, vs->efd, EV_READ, on_deferred, vs) < 0) {
         mx_err("volume: cannot set up completions: %s", strerror(errno));
@@ -969,8 +1161,16 @@ void volumes_free(struct volumes *vs)
         return;
     /* The pages stay in the pool: volumes outlive this backend's table. */
     for (size_t i = 0; i < vs->n; i++) {
-        volume_free_map(vs->v[i], false);
-        free(vs->v[i]);
+        struct volume *v = vs->v[i];
+        volume_free_map(v, false);
+        if (v->load_timer)
+            evloop_del_timer(vs->el, v->load_timer);
+        volmeta_free(v->meta);
+        for (struct held *h = v->held, *next; h; h = next) {
+            next = h->next;
+            free(h);
+        }
+        free(v);
     }
     for (size_t i = 0; i < vs->refs.nb; i++)
         for (struct hnode *n = vs->refs.b[i], *next; n; n = next) {
@@ -1000,11 +1200,123 @@ struct volume *volumes_find(struct volumes *vs, const char *name)
 
 struct volume *volumes_at(struct volumes *vs, size_t i) { return i < vs->n ? vs->v[i] : NULL; }
 
+/* ---- loading from the pool ------------------------------------------------- */
+
+#define LOAD_RETRY_MS  250
+#define LOAD_TRIES     120          /* 30 s for a memory server to come up */
+
+static void on_rec(void *arg, const struct proto_rec *r, pool_page_t page, bool slab_ok)
+{
+    struct volume *v = arg;
+    if (r->lpn >= v->npages || r->kind == PROTO_REC_NONE)
+        return;
+    struct ent e = { .kind = ENT_ZERO, .page = 0, .dup = false };
+    if (r->kind == PROTO_REC_PAGE && !slab_ok) {
+        e.kind = ENT_LOST;
+    } else if (r->kind == PROTO_REC_PAGE) {
+        e.kind = ENT_PAGE;
+        e.page = page;
+        memcpy(e.hash, r->hash, 16);
+        /* The first holder owns the page's reference; the others share it. */
+        if (pool_page_hold(v->vs->pool, page))
+            v->vs->live++;
+        else
+            page_get(v->vs, page);
+    }
+    map_set(v, r->lpn, e);
+}
+
+static void load_start(struct volume *v);
+
+static int load_retry(struct evloop *el, long long id, void *arg)
+{
+    struct volume *v = arg;
+    v->load_timer = 0;
+    load_start(v);
+    return -1;
+}
+
+static void loaded(void *arg, int status, const char *msg)
+{
+    struct volume *v = arg;
+    if (status == -EAGAIN && ++v->load_tries < LOAD_TRIES) {
+        if (v->load_tries == 1)
+            mx_info("volume %s: waiting for a memory server to load it from (%s)", v->name, msg);
+        v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, load_retry, v);
+        return;
+    }
+    if (status) {
+        v->state = V_FAILED;
+        snprintf(v->load_err, sizeof(v->load_err), "%s", msg[0] ? msg : strerror(-status));
+        mx_err("volume %s: cannot be loaded from the pool: %s", v->name, v->load_err);
+    } else {
+        v->state = V_READY;
+        mx_info("volume %s: ready (%llu pages with data)", v->name,
+                (unsigned long long)v->st.logical_pages);
+    }
+    struct held *h = v->held;
+    v->held = NULL;
+    v->held_tail = &v->held;
+    while (h) {
+        struct held *next = h->next;
+        switch (h->kind) {
+        case H_READ: volume_read(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
+        case H_WRITE: volume_write(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
+        case H_DISCARD: volume_discard(v, h->sector, h->nsect, h->cb, h->arg); break;
+        case H_FLUSH: volume_flush(v, h->cb, h->arg); break;
+        }
+        free(h);
+        h = next;
+    }
+}
+
+static void load_start(struct volume *v)
+{
+    volmeta_load(v->meta, on_rec, loaded, v);
+}
+
+int volume_state(const struct volume *v, const char **err)
+{
+    if (v->state == V_LOADING)
+        return 1;
+    if (v->state == V_FAILED) {
+        *err = v->load_err;
+        return -1;
+    }
+    if (v->meta && volmeta_fenced(v->meta)) {
+        *err = "attached by another backend since (fenced)";
+        return -1;
+    }
+    return 0;
+}
+
+static void volume_remove(struct volumes *vs, size_t i)
+{
+    struct volume *v = vs->v[i];
+    vs->logical -= v->st.logical_pages;
+    vs->zero -= v->st.zero_pages;
+    vs->entries -= v->st.stored_pages + v->st.dup_pages;
+    /* A fenced volume's pages belong to its new owner now. */
+    volume_free_map(v, !(v->meta && volmeta_fenced(v->meta)));
+    volmeta_free(v->meta);
+    free(v);
+    memmove(&vs->v[i], &vs->v[i + 1], (vs->n - i - 1) * sizeof(*vs->v));
+    vs->n--;
+}
+
 struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size, const char *owner,
                              char *err, size_t errlen)
 {
     char a[32], b[32];
     struct volume *v = volumes_find(vs, name);
+    /* A failed load (no server then, or the volume was taken over): start over. */
+    if (v && !v->owner[0] && !v->inflight &&
+        (v->state == V_FAILED || (v->meta && volmeta_fenced(v->meta)))) {
+        for (size_t i = 0; i < vs->n; i++)
+            if (vs->v[i] == v)
+                volume_remove(vs, i);
+        v = NULL;
+    }
     if (v) {
         if (v->size != size) {
             snprintf(err, errlen, "volume %s exists with size %s, not %s", name,
@@ -1046,7 +1358,21 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
     v->st.size_bytes = size;
     histo_reset(&v->st.read_ns);
     histo_reset(&v->st.write_ns);
+    v->held_tail = &v->held;
+    v->state = V_READY;
+    if (vs->persist) {
+        v->meta = volmeta_new(vs->pool, name, size);
+        if (!v->meta) {
+            snprintf(err, errlen, "volume %s: out of memory", name);
+            free(v->top);
+            free(v);
+            return NULL;
+        }
+        v->state = V_LOADING;
+    }
     vs->v[vs->n++] = v;
+    if (v->meta)
+        load_start(v);
     return v;
 }
 
@@ -1062,15 +1388,11 @@ int volume_delete(struct volumes *vs, const char *name)
         struct volume *v = vs->v[i];
         if (strcmp(v->name, name) != 0)
             continue;
-        if (v->owner[0])
+        if (v->owner[0] || v->state == V_LOADING)
             return -EBUSY;
-        vs->logical -= v->st.logical_pages;
-        vs->zero -= v->st.zero_pages;
-        vs->entries -= v->st.stored_pages + v->st.dup_pages;
-        volume_free_map(v, true);
-        free(v);
-        memmove(&vs->v[i], &vs->v[i + 1], (vs->n - i - 1) * sizeof(*vs->v));
-        vs->n--;
+        if (v->meta && !volmeta_fenced(v->meta) && v->state == V_READY)
+            volmeta_drop(v->meta);
+        volume_remove(vs, i);
         return 0;
     }
     return -ENOENT;

@@ -61,6 +61,11 @@ void volumes_free(struct volumes *vs);
  * message if it exists with another size or is attached already (one owner). */
 struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size, const char *owner,
                              char *err, size_t errlen);
+/* A volume attached for the first time here is loaded from the pool (its
+ * metadata lives there: volmeta.h) before it serves I/O; I/O that arrives
+ * meanwhile waits.  0 ready, 1 still loading, -1 unusable (*err says why: it
+ * could not be loaded, or another backend has attached it since: fenced). */
+int volume_state(const struct volume *v, const char **err);
 /* Drops the attachment (after in-flight I/O is done); the volume keeps its pages. */
 void volume_detach(struct volume *v);
 /* Frees every page of a detached volume and forgets it.  -EBUSY if attached, -ENOENT if unknown. */

@@ -224,10 +224,10 @@ static int connected_body(struct bdev *d, xp_txn_t t, void *arg)
     return wr(d, t, "state", "%d", XenbusStateConnected);
 }
 
-static void vbd_fatal(void *arg)
+static void vbd_fatal(void *arg, const char *why)
 {
     struct bdev *d = arg;
-    fail(d, "frontend corrupted its ring; device disconnected");
+    fail(d, why);
     reconcile(d);
 }
 
@@ -325,6 +325,23 @@ static int connect(struct bdev *d)
             return 1;
         }
         snprintf(err, sizeof(err), "volume %s: %s", name, why);
+        fail(d, err);
+        return -1;
+    }
+    /* First attach here: the volume loads its metadata from the pool. */
+    const char *lerr = NULL;
+    int ls = volume_state(d->vol, &lerr);
+    if (ls > 0 && d->attach_retries++ < RETRY_ATTACH_MAX) {
+        if (d->attach_retries == 1)
+            mx_info("%s: volume %s is loading from the pool; waiting for it", d->name, name);
+        volume_detach(d->vol);
+        d->vol = NULL;
+        return 1;
+    }
+    if (ls) {
+        snprintf(err, sizeof(err), "volume %s: %s", name, ls > 0 ? "still loading from the pool" : lerr);
+        volume_detach(d->vol);
+        d->vol = NULL;
         fail(d, err);
         return -1;
     }

@@ -12,6 +12,11 @@ static const char *const names[PROTO_TYPE_MAX] = {
     [PROTO_PAGE_WRITE] = "PAGE_WRITE", [PROTO_PAGE_WRITE_R] = "PAGE_WRITE_R",
     [PROTO_PAGE_READ] = "PAGE_READ", [PROTO_PAGE_READ_R] = "PAGE_READ_R",
     [PROTO_STATS] = "STATS", [PROTO_STATS_R] = "STATS_R",
+    [PROTO_SLAB_FIND] = "SLAB_FIND", [PROTO_SLAB_FIND_R] = "SLAB_FIND_R",
+    [PROTO_VOL_CLAIM] = "VOL_CLAIM", [PROTO_VOL_CLAIM_R] = "VOL_CLAIM_R",
+    [PROTO_VOL_DROP] = "VOL_DROP", [PROTO_VOL_DROP_R] = "VOL_DROP_R",
+    [PROTO_META_PUT] = "META_PUT", [PROTO_META_PUT_R] = "META_PUT_R",
+    [PROTO_META_LIST] = "META_LIST", [PROTO_META_LIST_R] = "META_LIST_R",
 };
 
 const char *proto_type_name(int type)
@@ -21,23 +26,34 @@ const char *proto_type_name(int type)
 
 /* Exact body length of each type (PAGE_READ_R: with data; without when status != 0). */
 #define PAGE_BODY (8u + PROTO_PAGE_SIZE)
+#define WRITE_HDR 24u                     /* PAGE_WRITE before its data */
+#define VOL_BODY  (32u + PROTO_ID_MAX)
+#define META_HDR  32u                     /* META_*: before the records */
 static const uint32_t body_len[PROTO_TYPE_MAX] = {
     [PROTO_HELLO] = PROTO_ID_MAX + PROTO_NONCE_BYTES + 4 + PROTO_ADDR_MAX + 4,
     [PROTO_CHALLENGE] = PROTO_ID_MAX + PROTO_NONCE_BYTES,
     [PROTO_AUTH] = PROTO_MAC_BYTES,
     [PROTO_WELCOME] = PROTO_MAC_BYTES + 24,
     [PROTO_REFUSED] = PROTO_ID_MAX,
-    [PROTO_SLAB_ALLOC] = 0,
+    [PROTO_SLAB_ALLOC] = 8,
     [PROTO_SLAB_ALLOC_R] = 48,
-    [PROTO_SLAB_FREE] = 4,
-    [PROTO_SLAB_FREE_R] = 4,
-    [PROTO_PAGE_WRITE] = PAGE_BODY,
+    [PROTO_SLAB_FREE] = 8,
+    [PROTO_SLAB_FREE_R] = 8,
+    [PROTO_PAGE_WRITE] = WRITE_HDR + PROTO_PAGE_SIZE,
     [PROTO_PAGE_WRITE_R] = 8,
     [PROTO_PAGE_READ] = 8,
     [PROTO_PAGE_READ_R] = PAGE_BODY,
     [PROTO_STATS] = 0,
     [PROTO_STATS_R] = 24,
+    [PROTO_SLAB_FIND] = 8,
+    [PROTO_SLAB_FIND_R] = 48,
+    [PROTO_VOL_CLAIM] = VOL_BODY, [PROTO_VOL_CLAIM_R] = VOL_BODY,
+    [PROTO_VOL_DROP] = VOL_BODY, [PROTO_VOL_DROP_R] = VOL_BODY,
+    [PROTO_META_PUT] = META_HDR, [PROTO_META_PUT_R] = META_HDR,    /* + n records */
+    [PROTO_META_LIST] = META_HDR, [PROTO_META_LIST_R] = META_HDR,
 };
+
+static bool has_recs(uint8_t type) { return type == PROTO_META_PUT || type == PROTO_META_LIST_R; }
 
 static uint32_t expected_len(uint8_t type, uint16_t status)
 {
@@ -87,6 +103,11 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
     if (m->type == 0 || m->type >= PROTO_TYPE_MAX)
         return 0;
     uint32_t blen = expected_len(m->type, m->status);
+    if (has_recs(m->type)) {
+        if (m->u.meta.n > PROTO_REC_MAX || (m->u.meta.n && !m->u.meta.recs && !m->u.meta.raw))
+            return 0;
+        blen += m->u.meta.n * PROTO_REC_SIZE;
+    }
     if (buflen < PROTO_HDR_SIZE + blen)
         return 0;
     put32(buf, PROTO_MAGIC);
@@ -138,8 +159,18 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
     case PROTO_SLAB_FREE:
     case PROTO_SLAB_FREE_R:
         put32(b, m->u.slab_free.slab);
+        put32(b + 4, m->u.slab_free.flags);
         break;
     case PROTO_PAGE_WRITE:
+        put32(b, m->u.page.slab);
+        put32(b + 4, m->u.page.page);
+        put64(b + 8, m->u.page.vid);
+        put64(b + 16, m->u.page.epoch);
+        if (m->u.page.data)
+            memcpy(b + WRITE_HDR, m->u.page.data, PROTO_PAGE_SIZE);
+        else
+            len = PROTO_HDR_SIZE + WRITE_HDR;
+        break;
     case PROTO_PAGE_WRITE_R:
     case PROTO_PAGE_READ:
     case PROTO_PAGE_READ_R:
@@ -158,7 +189,58 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
         put32(b + 16, m->u.stats_r.slabs);
         put32(b + 20, m->u.stats_r.sessions);
         break;
-    default:        /* SLAB_ALLOC, STATS: header only */
+    case PROTO_SLAB_ALLOC:
+    case PROTO_SLAB_FIND:
+        put64(b, m->u.slab_alloc.uid);
+        break;
+    case PROTO_SLAB_FIND_R:
+        put32(b, m->u.slab_find_r.slab);
+        put32(b + 4, m->u.slab_find_r.npages);
+        put64(b + 8, m->u.slab_find_r.uid);
+        put64(b + 16, m->u.slab_find_r.size);
+        put64(b + 24, m->u.slab_find_r.raddr);
+        put64(b + 32, m->u.slab_find_r.rkey);
+        memset(b + 40, 0, 8);
+        b[40] = m->u.slab_find_r.mine ? 1 : 0;
+        break;
+    case PROTO_VOL_CLAIM:
+    case PROTO_VOL_CLAIM_R:
+    case PROTO_VOL_DROP:
+    case PROTO_VOL_DROP_R:
+        put64(b, m->u.vol.vid);
+        put64(b + 8, m->u.vol.epoch);
+        put64(b + 16, m->u.vol.size);
+        put64(b + 24, m->u.vol.nrecs);
+        if (!put_str(b + 32, m->u.vol.name))
+            return 0;
+        break;
+    case PROTO_META_PUT:
+    case PROTO_META_PUT_R:
+    case PROTO_META_LIST:
+    case PROTO_META_LIST_R:
+        put64(b, m->u.meta.vid);
+        put64(b + 8, m->u.meta.epoch);
+        put64(b + 16, m->u.meta.cursor);
+        put32(b + 24, has_recs(m->type) ? m->u.meta.n : 0);
+        put32(b + 28, 0);
+        if (has_recs(m->type) && !m->u.meta.recs && m->u.meta.n) {
+            /* Records as decoded (a server passing them on): already encoded. */
+            memcpy(b + META_HDR, m->u.meta.raw, (size_t)m->u.meta.n * PROTO_REC_SIZE);
+            break;
+        }
+        for (uint32_t i = 0; has_recs(m->type) && i < m->u.meta.n; i++) {
+            const struct proto_rec *r = &m->u.meta.recs[i];
+            uint8_t *o = b + META_HDR + i * PROTO_REC_SIZE;
+            put64(o, r->lpn);
+            put64(o + 8, r->seq);
+            put64(o + 16, r->uid);
+            put32(o + 24, r->page);
+            o[28] = r->kind;
+            memset(o + 29, 0, 3);
+            memcpy(o + 32, r->hash, 16);
+        }
+        break;
+    default:        /* STATS: header only */
         break;
     }
     return len;
@@ -180,6 +262,12 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
     uint16_t status = get16(buf + 6);
     uint32_t blen = get32(buf + 8);
     uint32_t want = expected_len(type, status);
+    if (has_recs(type) && blen >= META_HDR && len >= PROTO_HDR_SIZE + META_HDR) {
+        uint32_t n = get32(buf + PROTO_HDR_SIZE + 24);
+        if (n > PROTO_REC_MAX)
+            FAIL("%s: %u records, at most %u", names[type], n, PROTO_REC_MAX);
+        want += n * PROTO_REC_SIZE;
+    }
     if (blen != want)
         FAIL("%s: body is %u bytes, expected %u", names[type], blen, want);
     if (len != PROTO_HDR_SIZE + (size_t)blen)
@@ -189,7 +277,8 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
     /* Requests never carry a status; a reply's status must be an errno-sized value. */
     bool request = type == PROTO_HELLO || type == PROTO_AUTH || type == PROTO_SLAB_ALLOC ||
                    type == PROTO_SLAB_FREE || type == PROTO_PAGE_WRITE || type == PROTO_PAGE_READ ||
-                   type == PROTO_STATS;
+                   type == PROTO_STATS || type == PROTO_SLAB_FIND || type == PROTO_VOL_CLAIM ||
+                   type == PROTO_VOL_DROP || type == PROTO_META_PUT || type == PROTO_META_LIST;
     if ((request && status != 0) || status > 4095)
         FAIL("%s: bad status %u", names[type], status);
 
@@ -259,8 +348,17 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
     case PROTO_SLAB_FREE:
     case PROTO_SLAB_FREE_R:
         m->u.slab_free.slab = get32(b);
+        m->u.slab_free.flags = get32(b + 4);
+        if (m->u.slab_free.flags & ~PROTO_FREE_FORCE)
+            FAIL("%s: unknown flags", names[type]);
         break;
     case PROTO_PAGE_WRITE:
+        m->u.page.slab = get32(b);
+        m->u.page.page = get32(b + 4);
+        m->u.page.vid = get64(b + 8);
+        m->u.page.epoch = get64(b + 16);
+        m->u.page.data = b + WRITE_HDR;
+        break;
     case PROTO_PAGE_WRITE_R:
     case PROTO_PAGE_READ:
     case PROTO_PAGE_READ_R:
@@ -277,8 +375,77 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
         if (m->u.stats_r.used > m->u.stats_r.capacity)
             FAIL("STATS_R: used exceeds capacity");
         break;
+    case PROTO_SLAB_ALLOC:
+    case PROTO_SLAB_FIND:
+        m->u.slab_alloc.uid = get64(b);
+        if (m->u.slab_alloc.uid == 0)
+            FAIL("%s: slab uid 0", names[type]);
+        break;
+    case PROTO_SLAB_FIND_R:
+        m->u.slab_find_r.slab = get32(b);
+        m->u.slab_find_r.npages = get32(b + 4);
+        m->u.slab_find_r.uid = get64(b + 8);
+        m->u.slab_find_r.size = get64(b + 16);
+        m->u.slab_find_r.raddr = get64(b + 24);
+        m->u.slab_find_r.rkey = get64(b + 32);
+        if (b[40] > 1)
+            FAIL("SLAB_FIND_R: bad flag");
+        for (int i = 41; i < 48; i++)
+            if (b[i])
+                FAIL("SLAB_FIND_R: reserved field not zero");
+        m->u.slab_find_r.mine = b[40];
+        if (status == 0 && ((uint64_t)m->u.slab_find_r.npages * PROTO_PAGE_SIZE != m->u.slab_find_r.size ||
+                            m->u.slab_find_r.npages == 0 ||
+                            m->u.slab_find_r.raddr > UINT64_MAX - m->u.slab_find_r.size))
+            FAIL("SLAB_FIND_R: bad slab size, page count or address");
+        break;
+    case PROTO_VOL_CLAIM:
+    case PROTO_VOL_CLAIM_R:
+    case PROTO_VOL_DROP:
+    case PROTO_VOL_DROP_R:
+        m->u.vol.vid = get64(b);
+        m->u.vol.epoch = get64(b + 8);
+        m->u.vol.size = get64(b + 16);
+        m->u.vol.nrecs = get64(b + 24);
+        if (!get_str(b + 32, m->u.vol.name))
+            FAIL("%s: volume name is not a printable NUL-padded string", names[type]);
+        if (m->u.vol.vid == 0)
+            FAIL("%s: volume id 0", names[type]);
+        break;
+    case PROTO_META_PUT:
+    case PROTO_META_PUT_R:
+    case PROTO_META_LIST:
+    case PROTO_META_LIST_R:
+        m->u.meta.vid = get64(b);
+        m->u.meta.epoch = get64(b + 8);
+        m->u.meta.cursor = get64(b + 16);
+        m->u.meta.n = get32(b + 24);
+        if (get32(b + 28) || (!has_recs(type) && m->u.meta.n))
+            FAIL("%s: reserved field not zero", names[type]);
+        if (m->u.meta.vid == 0)
+            FAIL("%s: volume id 0", names[type]);
+        m->u.meta.raw = b + META_HDR;
+        for (uint32_t i = 0; i < m->u.meta.n; i++) {
+            const uint8_t *o = m->u.meta.raw + i * PROTO_REC_SIZE;
+            if (o[28] > PROTO_REC_PAGE || o[29] || o[30] || o[31])
+                FAIL("%s: record %u: bad kind", names[type], i);
+            if (o[28] == PROTO_REC_PAGE && get64(o + 16) == 0)
+                FAIL("%s: record %u: page record without a slab", names[type], i);
+        }
+        break;
     default:
         break;
     }
     return 0;
+}
+
+void proto_rec_get(const uint8_t *raw, uint32_t i, struct proto_rec *r)
+{
+    const uint8_t *o = raw + (size_t)i * PROTO_REC_SIZE;
+    r->lpn = get64(o);
+    r->seq = get64(o + 8);
+    r->uid = get64(o + 16);
+    r->page = get32(o + 24);
+    r->kind = o[28];
+    memcpy(r->hash, o + 32, 16);
 }

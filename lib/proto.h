@@ -40,8 +40,11 @@
 #define PROTO_MAC_BYTES   32u
 #define PROTO_ID_MAX      64u          /* identities and reasons: at most 63 chars */
 #define PROTO_ADDR_MAX    64u          /* a raw libfabric endpoint name */
+#define PROTO_REC_SIZE    48u
+#define PROTO_REC_MAX     160u         /* records per META_PUT / META_LIST_R */
+#define PROTO_FREE_FORCE  1u
 #define PROTO_HELLO_FRESH 1u          /* free every slab this identity holds */
-#define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 16u + PROTO_PAGE_SIZE)
+#define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 32u + PROTO_REC_MAX * PROTO_REC_SIZE)  /* META_*: the largest */
 
 enum proto_type {
     PROTO_HELLO = 1,        /* client -> server */
@@ -59,7 +62,28 @@ enum proto_type {
     PROTO_PAGE_READ_R,
     PROTO_STATS,
     PROTO_STATS_R,
+    PROTO_SLAB_FIND,        /* where is the slab with this uid, and which pages are referenced */
+    PROTO_SLAB_FIND_R,
+    PROTO_VOL_CLAIM,        /* take a volume with a higher epoch (epoch 0: only ask) */
+    PROTO_VOL_CLAIM_R,
+    PROTO_VOL_DROP,         /* forget a deleted volume's records */
+    PROTO_VOL_DROP_R,
+    PROTO_META_PUT,         /* page-map records of a volume, under its epoch */
+    PROTO_META_PUT_R,
+    PROTO_META_LIST,        /* a volume's records, a batch at a time */
+    PROTO_META_LIST_R,
     PROTO_TYPE_MAX
+};
+
+/* One page-map record: logical page lpn of a volume is, as of seq (the
+ * volume's write counter), either the page at (slab uid, page) whose contents
+ * hash to hash (XXH3-128), or zeros / never written (kind ZERO / NONE). */
+enum proto_rec_kind { PROTO_REC_NONE = 0, PROTO_REC_ZERO = 1, PROTO_REC_PAGE = 2 };
+struct proto_rec {
+    uint64_t lpn, seq, uid;
+    uint32_t page;
+    uint8_t kind;
+    uint8_t hash[16];
 };
 
 struct proto_msg {
@@ -86,15 +110,41 @@ struct proto_msg {
         struct { char reason[PROTO_ID_MAX]; } refused;
         /* SLAB_ALLOC has no body.  The reply names the slab and how to read it. */
         struct { uint32_t slab; uint64_t size, raddr, rkey, capacity, used; } slab_alloc_r;
-        struct { uint32_t slab; } slab_free;                /* also SLAB_FREE_R */
         /* PAGE_WRITE, PAGE_READ, their replies: data points into the decoded
          * buffer (PROTO_PAGE_SIZE bytes) for PAGE_WRITE and PAGE_READ_R. */
-        struct { uint32_t slab, page; const uint8_t *data; } page;
+        /* PAGE_WRITE also names the volume it writes for (vid, epoch; 0 for
+         * a re-replication copy) so a fenced writer is refused. */
+        struct { uint32_t slab, page; uint64_t vid, epoch; const uint8_t *data; } page;
         struct { uint64_t capacity, used; uint32_t slabs, sessions; } stats_r;
+        struct { uint64_t uid; } slab_alloc;               /* also SLAB_FIND */
+        /* mine: the asking identity owns the slab (may free it). */
+        struct {
+            uint32_t slab, npages;
+            uint64_t uid, size, raddr, rkey;
+            uint8_t mine;
+        } slab_find_r;
+        /* SLAB_FREE flags: PROTO_FREE_FORCE frees even a slab volume records
+         * point at (a stale replica: good copies live elsewhere). */
+        struct { uint32_t slab, flags; } slab_free;
+        /* VOL_CLAIM: epoch 0 asks only.  The reply carries the server's epoch
+         * and size afterwards (status ESTALE: a newer or equal claim holds). */
+        struct { uint64_t vid, epoch, size, nrecs; char name[PROTO_ID_MAX]; } vol;
+        /* META_PUT, META_LIST_R: n records (encode: from recs; decode: read
+         * them with proto_rec_get(raw, i)).  META_LIST: cursor to start at;
+         * META_LIST_R: cursor = where to go on, 0 at the end. */
+        struct {
+            uint64_t vid, epoch, cursor;
+            uint32_t n;
+            const struct proto_rec *recs;
+            const uint8_t *raw;
+        } meta;
     } u;
 };
 
 const char *proto_type_name(int type);
+
+/* Record i of a decoded META_PUT / META_LIST_R. */
+void proto_rec_get(const uint8_t *raw, uint32_t i, struct proto_rec *r);
 
 /* Encodes m into buf (at least PROTO_MSG_MAX bytes).  Returns the length, or
  * 0 if m is not encodable (unknown type, unterminated string).  For

@@ -4,6 +4,7 @@
 #include "fabric.h"
 #include "log.h"
 #include "proto.h"
+#include "volstore.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -35,6 +36,7 @@ struct ident {
 
 struct slab {
     int owner;                          /* ident index, -1 when free */
+    uint64_t uid;                       /* the pool's cluster-wide name for it */
     struct fab_mr *mr;
     uint64_t raddr, rkey;
 };
@@ -51,6 +53,7 @@ struct memd {
     struct slab *slabs;
     struct session sessions[MAX_SESSIONS];
     struct ident idents[MAX_SESSIONS];
+    struct volstore *vols;
 };
 
 static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_msg *r)
@@ -115,14 +118,22 @@ static int find_ident(struct memd *m, const char *id, bool create)
     return fr;
 }
 
-static uint32_t free_ident_slabs(struct memd *m, int ident)
+/* An identity's slabs that no volume record points at: what a backend's
+ * earlier run left behind and nobody can find again. */
+static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
 {
     uint32_t freed = 0;
-    for (uint32_t i = 0; i < m->nslabs; i++)
-        if (m->slabs[i].owner == ident) {
-            free_slab(m, i);
-            freed++;
+    *kept = 0;
+    for (uint32_t i = 0; i < m->nslabs; i++) {
+        if (m->slabs[i].owner != ident)
+            continue;
+        if (volstore_refs(m->vols, m->slabs[i].uid)) {
+            (*kept)++;
+            continue;
         }
+        free_slab(m, i);
+        freed++;
+    }
     return freed;
 }
 
@@ -192,9 +203,10 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
     s->state = S_AUTHED;
     s->ident = id;
     if (s->hello_flags & PROTO_HELLO_FRESH) {
-        uint32_t n = free_ident_slabs(m, id);
-        if (n)
-            mx_info("%s: %s started afresh: freed the %u slabs it held", m->name, s->client_id, n);
+        uint32_t kept, n = free_ident_slabs(m, id, &kept);
+        if (n || kept)
+            mx_info("%s: %s started afresh: freed %u unreferenced slabs, kept %u that volumes use",
+                    m->name, s->client_id, n, kept);
     }
     struct proto_msg r = { .type = PROTO_WELCOME, .req_id = q->req_id };
     auth_proof(m->key, AUTH_SERVER, s->server_nonce, s->client_nonce, s->client_id, m->id,
@@ -228,6 +240,7 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
              * would otherwise land on the guest's write of that page. */
             madvise(m->mem + (uint64_t)i * m->slab_size, m->slab_size, MADV_POPULATE_WRITE);
             sl->owner = s->ident;
+            sl->uid = q->u.slab_alloc.uid;
             m->idents[s->ident].slabs++;
             m->used_slabs++;
             r.u.slab_alloc_r.slab = i;
@@ -266,12 +279,92 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
     if (!st) {
         uint8_t *p = m->mem + (uint64_t)q->u.page.slab * m->slab_size +
                      (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
-        if (q->type == PROTO_PAGE_WRITE)
+        if (q->type == PROTO_PAGE_WRITE && (st = volstore_check(m->vols, q->u.page.vid, q->u.page.epoch)))
+            mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
+                    m->name, s->peer, s->client_id, (unsigned long long)q->u.page.epoch);
+        else if (q->type == PROTO_PAGE_WRITE)
             memcpy(p, q->u.page.data, PROTO_PAGE_SIZE);
         else
             r.u.page.data = p;
     }
     r.status = (uint16_t)st;
+    reply(m, s, s->addr, &r);
+}
+
+/* Any authenticated backend may read a slab a volume record names (it may
+ * have taken the volume over); only its owner may write or free it. */
+static void on_slab_find(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    struct proto_msg r = { .type = PROTO_SLAB_FIND_R, .req_id = q->req_id, .status = ENOENT };
+    r.u.slab_find_r.uid = q->u.slab_alloc.uid;
+    for (uint32_t i = 0; i < m->nslabs; i++) {
+        struct slab *sl = &m->slabs[i];
+        if (sl->owner < 0 || sl->uid != q->u.slab_alloc.uid)
+            continue;
+        r.status = 0;
+        r.u.slab_find_r.slab = i;
+        r.u.slab_find_r.npages = (uint32_t)(m->slab_size / PROTO_PAGE_SIZE);
+        r.u.slab_find_r.size = m->slab_size;
+        r.u.slab_find_r.raddr = sl->raddr;
+        r.u.slab_find_r.rkey = sl->rkey;
+        r.u.slab_find_r.mine = sl->owner == s->ident;
+        break;
+    }
+    reply(m, s, s->addr, &r);
+}
+
+static void on_vol(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    struct proto_msg r = { .type = q->type == PROTO_VOL_CLAIM ? PROTO_VOL_CLAIM_R : PROTO_VOL_DROP_R,
+                           .req_id = q->req_id };
+    r.u.vol = q->u.vol;
+    int st;
+    if (q->type == PROTO_VOL_DROP) {
+        st = volstore_drop(m->vols, q->u.vol.vid, q->u.vol.epoch);
+        if (!st)
+            mx_info("%s: volume %s dropped by %s", m->name, q->u.vol.name, s->client_id);
+    } else {
+        st = volstore_claim(m->vols, q->u.vol.vid, q->u.vol.name, q->u.vol.size, q->u.vol.epoch,
+                            s->ident, &r.u.vol.epoch, &r.u.vol.size, &r.u.vol.nrecs);
+        if (q->u.vol.epoch && !st)
+            mx_info("%s: volume %s claimed by %s (epoch %llu, %llu records)", m->name,
+                    q->u.vol.name, s->client_id, (unsigned long long)q->u.vol.epoch,
+                    (unsigned long long)r.u.vol.nrecs);
+        else if (st)
+            mx_warn("%s: claim of volume %s by %s (epoch %llu) refused: %s (epoch %llu holds)",
+                    m->name, q->u.vol.name, s->client_id, (unsigned long long)q->u.vol.epoch,
+                    strerror(st), (unsigned long long)r.u.vol.epoch);
+    }
+    r.status = (uint16_t)st;
+    reply(m, s, s->addr, &r);
+}
+
+static void on_meta(struct memd *m, struct session *s, const struct proto_msg *q)
+{
+    struct proto_msg r = { .type = q->type == PROTO_META_PUT ? PROTO_META_PUT_R : PROTO_META_LIST_R,
+                           .req_id = q->req_id };
+    r.u.meta.vid = q->u.meta.vid;
+    r.u.meta.epoch = q->u.meta.epoch;
+    if (q->type == PROTO_META_PUT) {
+        int st = volstore_put(m->vols, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
+        if (st == ESTALE)
+            mx_warn("%s: %s (%s) is fenced off volume %016llx (epoch %llu): records refused",
+                    m->name, s->peer, s->client_id, (unsigned long long)q->u.meta.vid,
+                    (unsigned long long)q->u.meta.epoch);
+        r.status = (uint16_t)st;
+        reply(m, s, s->addr, &r);
+        return;
+    }
+    static struct proto_rec recs[PROTO_REC_MAX];
+    uint64_t cursor = q->u.meta.cursor;
+    int n = volstore_list(m->vols, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
+    if (n < 0) {
+        r.status = ENOENT;
+    } else {
+        r.u.meta.n = (uint32_t)n;
+        r.u.meta.recs = recs;
+        r.u.meta.cursor = cursor;
+    }
     reply(m, s, s->addr, &r);
 }
 
@@ -318,6 +411,10 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
         struct proto_msg r = { .type = PROTO_SLAB_FREE_R, .req_id = q.req_id };
         r.u.slab_free.slab = q.u.slab_free.slab;
         r.status = (uint16_t)own_slab(m, s, q.u.slab_free.slab);
+        /* A volume (maybe attached elsewhere now) still points into it. */
+        if (!r.status && !(q.u.slab_free.flags & PROTO_FREE_FORCE) &&
+            volstore_refs(m->vols, m->slabs[q.u.slab_free.slab].uid))
+            r.status = EBUSY;
         if (!r.status)
             free_slab(m, q.u.slab_free.slab);
         reply(m, s, s->addr, &r);
@@ -338,6 +435,17 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
         reply(m, s, s->addr, &r);
         break;
     }
+    case PROTO_SLAB_FIND:
+        on_slab_find(m, s, &q);
+        break;
+    case PROTO_VOL_CLAIM:
+    case PROTO_VOL_DROP:
+        on_vol(m, s, &q);
+        break;
+    case PROTO_META_PUT:
+    case PROTO_META_LIST:
+        on_meta(m, s, &q);
+        break;
     default:
         mx_warn("%s: unexpected %s from %s, ignored", m->name, proto_type_name(q.type), s->peer);
         break;
@@ -399,6 +507,11 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
     }
     for (uint32_t i = 0; i < m->nslabs; i++)
         m->slabs[i].owner = -1;
+    if (!(m->vols = volstore_new())) {
+        snprintf(err, errlen, "%s: out of memory", m->name);
+        memd_free(m);
+        return NULL;
+    }
     struct fab_opts fo = { .provider = cfg->provider, .listen = cfg->listen, .name = m->name,
                            .on_recv = on_recv, .arg = m };
     m->fab = fab_open(el, &fo, err, errlen);
@@ -420,6 +533,7 @@ void memd_free(struct memd *m)
     for (uint32_t i = 0; m->slabs && i < m->nslabs; i++)
         fab_mr_close(m->slabs[i].mr);
     fab_close(m->fab);
+    volstore_free(m->vols);
     if (m->mem)
         munmap(m->mem, m->capacity);
     free(m->slabs);

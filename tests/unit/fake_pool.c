@@ -2,9 +2,15 @@
 #include "fake_pool.h"
 
 #include "evloop.h"
+#include "proto.h"
+#include "volstore.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -12,11 +18,12 @@
 
 struct fpage {
     uint8_t *data;          /* NULL until the write completes */
+    bool held;              /* some volume of this "process" references it (see fake_pool_restart) */
     bool allocated;         /* handed out (or reserved by an in-flight write) */
     unsigned readers;       /* reads in flight */
 };
 
-enum fop_kind { FOP_WRITE, FOP_READ };
+enum fop_kind { FOP_WRITE, FOP_READ, FOP_CTL, FOP_ADOPT };
 
 struct fop {
     enum fop_kind kind;
@@ -27,6 +34,12 @@ struct fop {
     pool_write_cb wcb;
     pool_io_cb rcb;
     void *arg;
+    bool verify;            /* read: check against hash */
+    uint8_t hash[16];
+    uint8_t *reply;         /* FOP_CTL: the encoded answer */
+    size_t rlen;
+    pool_ctl_cb ccb;
+    pool_adopt_cb acb;
     struct fop *next;
 };
 
@@ -49,12 +62,19 @@ struct pool {
     uint64_t violations, writes, reads, errors;
     struct fake_server servers[8];
     int nservers;
+    /* The one metadata server behind pool_ctl (server index 0). */
+    struct volstore *meta;
+    int owner;
+    bool meta_down;
+    /* Metadata answers and adoptions: never held, so hold mode orders page I/O only. */
+    struct fop *mhead, **mtail;
+    size_t mpending;
 };
 
 static void kick(struct pool *p)
 {
     uint64_t one = 1;
-    if (!p->hold && p->pending && write(p->efd, &one, sizeof(one)) != sizeof(one))
+    if (((!p->hold && p->pending) || p->mpending) && write(p->efd, &one, sizeof(one)) != sizeof(one))
         abort();
 }
 
@@ -68,12 +88,28 @@ static void complete(struct pool *p, struct fop *op)
                 abort();
             memcpy(pg->data, op->src, POOL_PAGE_SIZE);
         }
+        if (op->status == 0)
+            pg->held = true;
         op->wcb(op->arg, op->status, op->status == 0 ? op->page : 0);
+    } else if (op->kind == FOP_CTL) {
+        struct proto_msg m;
+        char why[160];
+        if (!op->reply || proto_decode(op->reply, op->rlen, &m, why, sizeof(why)))
+            op->ccb(op->arg, 0, NULL);
+        else
+            op->ccb(op->arg, 0, &m);
+        free(op->reply);
+    } else if (op->kind == FOP_ADOPT) {
+        op->acb(op->arg, op->status, 0);
     } else {
         struct fpage *pg = op->page ? &p->pages[op->page - 1] : NULL;
         if (pg) {
             pg->readers--;
-            if (op->status == 0 && pg->data)
+            uint8_t h[16];
+            if (op->status == 0 && pg->data && op->verify &&
+                (pool_hash(pg->data, h), memcmp(h, op->hash, 16)))
+                op->status = -EIO;          /* the page is not what the record says */
+            else if (op->status == 0 && pg->data)
                 memcpy(op->dst, pg->data, POOL_PAGE_SIZE);
             else if (op->status == 0) {
                 p->violations++;            /* freed while the read was in flight */
@@ -106,9 +142,17 @@ static void on_event(struct evloop *el, int fd, unsigned events, void *arg)
         abort();
     /* Only the ops queued before this point: ones issued by callbacks wait
      * for the next iteration, as they would on a real connection. */
-    size_t n = p->pending;
+    size_t n = p->pending, mn = p->mpending;
     while (n-- && !p->hold && p->head)
         complete(p, unlink_at(p, 0));
+    while (mn-- && p->mhead) {
+        struct fop *op = p->mhead;
+        p->mhead = op->next;
+        if (!p->mhead)
+            p->mtail = &p->mhead;
+        p->mpending--;
+        complete(p, op);
+    }
     kick(p);
 }
 
@@ -119,6 +163,9 @@ struct pool *fake_pool_new(struct evloop *el)
         return NULL;
     p->el = el;
     p->tail = &p->head;
+    p->mtail = &p->mhead;
+    p->meta = volstore_new();
+    p->owner = 1;
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0 || evloop_add_fd(el, p->efd, EV_READ, on_event, p) < 0) {
         if (p->efd >= 0)
@@ -144,9 +191,16 @@ void pool_free(struct pool *p)
         return;
     while (p->head)
         free(unlink_at(p, 0));
+    while (p->mhead) {
+        struct fop *op = p->mhead;
+        p->mhead = op->next;
+        free(op->reply);
+        free(op);
+    }
     for (size_t i = 0; i < p->npages; i++)
         free(p->pages[i].data);
     free(p->pages);
+    volstore_free(p->meta);
     evloop_del_fd(p->el, p->efd);
     close(p->efd);
     free(p);
@@ -168,6 +222,15 @@ static void enqueue(struct pool *p, struct fop *op)
     *p->tail = op;
     p->tail = &op->next;
     p->pending++;
+    kick(p);
+}
+
+static void enqueue_meta(struct pool *p, struct fop *op)
+{
+    op->next = NULL;
+    *p->mtail = op;
+    p->mtail = &op->next;
+    p->mpending++;
     kick(p);
 }
 
@@ -336,4 +399,153 @@ int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errl
             return 0;
     snprintf(err, errlen, "'%s' is not a configured memory server", addr);
     return -1;
+}
+
+/* ---- volume metadata (volmeta.h) over one in-process volstore ---- */
+
+void pool_hash(const void *page, uint8_t out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(page, POOL_PAGE_SIZE));
+    memcpy(out, c.digest, 16);
+}
+
+void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
+                    pool_write_cb cb, void *arg)
+{
+    if (volstore_check(p->meta, vid, epoch)) {
+        struct fop *op = calloc(1, sizeof(*op));
+        if (!op)
+            abort();
+        op->kind = FOP_WRITE;
+        op->status = -ESTALE;
+        op->src = data;
+        op->wcb = cb;
+        op->arg = arg;
+        p->writes++;
+        p->errors++;
+        enqueue(p, op);
+        return;
+    }
+    pool_write_new(p, data, cb, arg);
+}
+
+void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
+                       pool_io_cb cb, void *arg)
+{
+    pool_read(p, page, data, cb, arg);
+    struct fop *op = (struct fop *)((char *)p->tail - offsetof(struct fop, next));
+    op->verify = true;
+    memcpy(op->hash, hash, 16);
+}
+
+void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx)
+{
+    *uid = 1;
+    *idx = (uint32_t)page;
+}
+
+void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
+{
+    struct fop *op = calloc(1, sizeof(*op));
+    if (!op)
+        abort();
+    op->kind = FOP_ADOPT;
+    op->status = uid == 1 ? 0 : -ENOENT;
+    op->acb = cb;
+    op->arg = arg;
+    enqueue_meta(p, op);
+}
+
+pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx) { return idx; }
+
+bool pool_page_hold(struct pool *p, pool_page_t page)
+{
+    struct fpage *pg = live_page(p, page);
+    if (!pg) {
+        p->violations++;
+        return false;
+    }
+    bool first = !pg->held;
+    pg->held = true;
+    return first;
+}
+
+int pool_up_servers(const struct pool *p, int *out, int max)
+{
+    if (p->meta_down || max < 1)
+        return 0;
+    out[0] = 0;
+    return 1;
+}
+
+const char *pool_server_addr(const struct pool *p, int srv) { return "fake"; }
+
+int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb, void *arg)
+{
+    if (srv != 0 || p->meta_down)
+        return -1;
+    uint8_t buf[PROTO_MSG_MAX];
+    size_t len = proto_encode(q, buf, sizeof(buf));
+    struct proto_msg m, r = { .req_id = q->req_id };
+    char why[160];
+    if (!len || proto_decode(buf, len, &m, why, sizeof(why))) {
+        p->violations++;
+        return -1;
+    }
+    static struct proto_rec recs[PROTO_REC_MAX];
+    switch (m.type) {
+    case PROTO_VOL_CLAIM:
+        r.type = PROTO_VOL_CLAIM_R;
+        r.u.vol = m.u.vol;
+        r.status = (uint16_t)volstore_claim(p->meta, m.u.vol.vid, m.u.vol.name, m.u.vol.size,
+                                            m.u.vol.epoch, p->owner, &r.u.vol.epoch, &r.u.vol.size,
+                                            &r.u.vol.nrecs);
+        break;
+    case PROTO_VOL_DROP:
+        r.type = PROTO_VOL_DROP_R;
+        r.u.vol = m.u.vol;
+        r.status = (uint16_t)volstore_drop(p->meta, m.u.vol.vid, m.u.vol.epoch);
+        break;
+    case PROTO_META_PUT:
+        r.type = PROTO_META_PUT_R;
+        r.u.meta.vid = m.u.meta.vid;
+        r.status = (uint16_t)volstore_put(p->meta, m.u.meta.vid, m.u.meta.epoch, m.u.meta.raw, m.u.meta.n);
+        break;
+    case PROTO_META_LIST: {
+        r.type = PROTO_META_LIST_R;
+        r.u.meta.vid = m.u.meta.vid;
+        uint64_t cursor = m.u.meta.cursor;
+        int n = volstore_list(p->meta, m.u.meta.vid, &cursor, recs, PROTO_REC_MAX);
+        if (n < 0) {
+            r.status = ENOENT;
+        } else {
+            r.u.meta.n = (uint32_t)n;
+            r.u.meta.recs = recs;
+            r.u.meta.cursor = cursor;
+        }
+        break;
+    }
+    default:
+        p->violations++;
+        return -1;
+    }
+    struct fop *op = calloc(1, sizeof(*op));
+    if (!op || !(op->reply = malloc(PROTO_MSG_MAX)))
+        abort();
+    op->kind = FOP_CTL;
+    op->rlen = proto_encode(&r, op->reply, PROTO_MSG_MAX);
+    op->ccb = cb;
+    op->arg = arg;
+    enqueue_meta(p, op);
+    return 0;
+}
+
+void fake_pool_set_owner(struct pool *p, int owner) { p->owner = owner; }
+void fake_pool_meta_down(struct pool *p, bool down) { p->meta_down = down; }
+
+void fake_pool_restart(struct pool *p)
+{
+    for (size_t i = 0; i < p->npages; i++)
+        p->pages[i].held = false;
 }

@@ -46,4 +46,12 @@ const void *fake_pool_page(const struct pool *p, pool_page_t page);
 void fake_pool_add_server(struct pool *p, const char *addr, const char *provider, const char *state,
                           uint64_t capacity, uint64_t used);
 
+/* Volume metadata: pool_ctl talks to one in-process store.  owner is the
+ * identity claims come from (two backends: set it before each attach);
+ * meta_down makes the metadata server unreachable; restart forgets which
+ * pages a volume holds, as a restarted backend process would. */
+void fake_pool_set_owner(struct pool *p, int owner);
+void fake_pool_meta_down(struct pool *p, bool down);
+void fake_pool_restart(struct pool *p);
+
 #endif

@@ -22,6 +22,7 @@ static struct volume *attach(const char *name)
     char err[128];
     struct volume *v = volume_attach(vs, name, 64 * PG, "test", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
     return v;
 }
 
@@ -280,6 +281,7 @@ static void test_replay(void)
     volume_write(v2, 8 * SPP, SPP, b, on_done, &d2);
     fake_pool_release(pool, 1);
     fake_pool_release(pool, 0);
+    settle(el);
     fake_pool_hold(pool, false);
     run_until(el, &d2, 1);
     run_until(el, &d1, 1);
@@ -335,6 +337,7 @@ static void test_concurrent_equal_writes(void)
     volume_write(v2, 0, SPP, a, on_done, &d2);
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);            /* neither knew of the other */
     fake_pool_release_all(pool);
+    settle(el);
     fake_pool_hold(pool, false);
     run_until(el, &d1, 1);
     run_until(el, &d2, 1);
@@ -366,6 +369,7 @@ static void test_compare_read(void)
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);            /* a compare read, a write */
     fake_pool_release(pool, 1);
     fake_pool_release(pool, 0);
+    settle(el);
     fake_pool_hold(pool, false);
     run_until(el, &d1, 1);
     run_until(el, &d2, 1);

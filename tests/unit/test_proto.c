@@ -31,9 +31,13 @@ static void test_roundtrip(void)
     m.u.page.slab = 3;
     m.u.page.page = 17;
     m.u.page.data = page;
+    m.u.page.vid = 0x1122334455667788ull;
+    m.u.page.epoch = 9;
     n = proto_encode(&m, buf, sizeof(buf));
-    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 8 + PROTO_PAGE_SIZE);
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 24 + PROTO_PAGE_SIZE);
     CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.u.page.vid, 0x1122334455667788ull);
+    CU_ASSERT_EQUAL(d.u.page.epoch, 9);
     CU_ASSERT_EQUAL(d.u.page.slab, 3);
     CU_ASSERT_EQUAL(d.u.page.page, 17);
     CU_ASSERT_EQUAL(memcmp(d.u.page.data, page, PROTO_PAGE_SIZE), 0);
@@ -47,6 +51,54 @@ static void test_roundtrip(void)
     n = proto_encode(&m, buf, sizeof(buf));
     CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(d.status, 28);
+
+    /* Volume records: every field survives, and a decoded batch re-encodes as is. */
+    struct proto_rec recs[3] = {
+        { .lpn = 7, .seq = 1ull << 40 | 3, .uid = 0xabcdef, .page = 12, .kind = PROTO_REC_PAGE,
+          .hash = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 } },
+        { .lpn = 8, .seq = 5, .kind = PROTO_REC_ZERO },
+        { .lpn = 1ull << 33, .seq = 6, .kind = PROTO_REC_NONE },
+    };
+    m = (struct proto_msg){ .type = PROTO_META_PUT, .req_id = 77 };
+    m.u.meta.vid = 42;
+    m.u.meta.epoch = 2;
+    m.u.meta.n = 3;
+    m.u.meta.recs = recs;
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 32 + 3 * PROTO_REC_SIZE);
+    CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.u.meta.n, 3);
+    CU_ASSERT_EQUAL(d.u.meta.vid, 42);
+    CU_ASSERT_EQUAL(d.u.meta.epoch, 2);
+    for (uint32_t i = 0; i < 3; i++) {
+        struct proto_rec r;
+        proto_rec_get(d.u.meta.raw, i, &r);
+        CU_ASSERT_EQUAL(r.lpn, recs[i].lpn);
+        CU_ASSERT_EQUAL(r.seq, recs[i].seq);
+        CU_ASSERT_EQUAL(r.uid, recs[i].uid);
+        CU_ASSERT_EQUAL(r.page, recs[i].page);
+        CU_ASSERT_EQUAL(r.kind, recs[i].kind);
+        CU_ASSERT_EQUAL(memcmp(r.hash, recs[i].hash, 16), 0);
+    }
+    uint8_t again[PROTO_MSG_MAX];
+    CU_ASSERT_EQUAL(proto_encode(&d, again, sizeof(again)), n);
+    CU_ASSERT_EQUAL(memcmp(again, buf, n), 0);
+    /* A page record must name a slab; a record count past the limit is refused. */
+    recs[0].uid = 0;
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), -1);
+    m.u.meta.n = PROTO_REC_MAX + 1;
+    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), 0);
+
+    m = (struct proto_msg){ .type = PROTO_VOL_CLAIM, .req_id = 3 };
+    m.u.vol.vid = 5;
+    m.u.vol.epoch = 4;
+    m.u.vol.size = 1 << 20;
+    strcpy(m.u.vol.name, "swap-vm1");
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(d.u.vol.name, "swap-vm1");
+    CU_ASSERT_EQUAL(d.u.vol.epoch, 4);
 }
 
 static void test_rejects(void)
@@ -93,6 +145,27 @@ static void test_fuzzish(void)
     for (int iter = 0; iter < 20000; iter++) {
         struct proto_msg m = { .type = (uint8_t)(1 + rand() % (PROTO_TYPE_MAX - 1)), .req_id = (uint64_t)rand() };
         m.u.page.data = page;
+        static const struct proto_rec recs[2] = { { .lpn = 1, .seq = 2, .uid = 3, .kind = PROTO_REC_PAGE },
+                                                  { .lpn = 9, .seq = 4, .kind = PROTO_REC_ZERO } };
+        if (m.type >= PROTO_VOL_CLAIM && m.type <= PROTO_VOL_DROP_R) {
+            memset(&m.u, 0, sizeof(m.u));
+            m.u.vol.vid = 1 + (uint64_t)rand();
+        }
+        if (m.type >= PROTO_META_PUT && m.type <= PROTO_META_LIST_R) {
+            memset(&m.u, 0, sizeof(m.u));
+            m.u.meta.vid = 1 + (uint64_t)rand();
+            m.u.meta.n = (uint32_t)(rand() % 3);
+            m.u.meta.recs = recs;
+        }
+        if (m.type == PROTO_SLAB_ALLOC || m.type == PROTO_SLAB_FIND) {
+            memset(&m.u, 0, sizeof(m.u));
+            m.u.slab_alloc.uid = 1 + (uint64_t)rand();
+        }
+        if (m.type == PROTO_SLAB_FIND_R) {
+            memset(&m.u, 0, sizeof(m.u));
+            m.u.slab_find_r.npages = 64;
+            m.u.slab_find_r.size = 64 * PROTO_PAGE_SIZE;
+        }
         if (m.type == PROTO_HELLO || m.type == PROTO_CHALLENGE)
             strcpy(m.u.hello.id, "id");
         if (m.type == PROTO_REFUSED)

@@ -25,6 +25,7 @@ static void setup(void)
     char err[128];
     v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
 }
 
 static void teardown(void)
@@ -255,10 +256,12 @@ static void test_flush_ordering(void)
     CU_ASSERT_EQUAL(f1.calls, 0);
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);
     fake_pool_release(pool, 0);                     /* the write before the flush */
+    settle(el);
     CU_ASSERT_EQUAL(wd.calls, 1);
     CU_ASSERT_EQUAL(f1.calls, 1);                   /* does not wait for the later write */
     CU_ASSERT_EQUAL(w2.calls, 0);
     fake_pool_release_all(pool);
+    settle(el);
     CU_ASSERT_EQUAL(w2.calls, 1);
     CU_ASSERT_EQUAL(stats().flushes, 2);
     teardown();
@@ -277,6 +280,7 @@ static void test_out_of_order(void)
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 2);
     fake_pool_release(pool, 1);                     /* the later write lands first */
     fake_pool_release(pool, 0);
+    settle(el);
     CU_ASSERT_EQUAL(da.calls, 1);
     CU_ASSERT_EQUAL(db.calls, 1);
     fake_pool_hold(pool, false);
@@ -290,6 +294,7 @@ static void test_out_of_order(void)
     volume_write(v, 0, SPP, a, on_done, &da);
     volume_write(v, 0, SPP, z, on_done, &db);
     fake_pool_release_all(pool);
+    settle(el);
     fake_pool_hold(pool, false);
     run_until(el, &db, 2);
     CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
@@ -311,8 +316,10 @@ static void test_concurrent_rmw(void)
     volume_write(v, 1, 1, s1, on_done, &d1);
     volume_write(v, 6, 1, s2, on_done, &d2);
     CU_ASSERT_EQUAL(fake_pool_pending(pool), 1);    /* the second RMW waits for the first */
-    for (int i = 0; i < 10 && fake_pool_pending(pool); i++)
+    for (int i = 0; i < 10 && fake_pool_pending(pool); i++) {
         fake_pool_release(pool, 0);
+        settle(el);
+    }
     CU_ASSERT_EQUAL(d1.calls, 1);
     CU_ASSERT_EQUAL(d2.calls, 1);
     CU_ASSERT_EQUAL(d1.status, 0);
@@ -444,6 +451,7 @@ static void test_read_during_overwrite(void)
     volume_write(v, 0, SPP, b, on_done, &dw);
     fake_pool_release(pool, 1);     /* the write switches the map while the read is in flight */
     fake_pool_release(pool, 0);
+    settle(el);
     CU_ASSERT_EQUAL(dr.status, 0);
     CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);   /* the old page went after the read */
@@ -451,7 +459,133 @@ static void test_read_during_overwrite(void)
     teardown();
 }
 
+/* The volume's metadata lives in the pool: a restarted backend (a new table,
+ * holding nothing) attaches it and finds every page as it was. */
+static void test_restart_reload(void)
+{
+    setup();
+    static uint8_t a[4 * PG], b[PG], z[PG], r[4 * PG];
+    fill(a, sizeof(a), 21);
+    fill(b, PG, 22);
+    CU_ASSERT_EQUAL(do_write(0, 4 * SPP, a), 0);           /* pages 0..3 */
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, b), 0);              /* page 1 overwritten */
+    CU_ASSERT_EQUAL(do_write(2 * SPP, SPP, z), 0);          /* page 2 zeros */
+    CU_ASSERT_EQUAL(do_discard(3 * SPP, SPP), 0);           /* page 3 discarded */
+    CU_ASSERT_EQUAL(do_write(10 * SPP + 1, 1, b), 0);       /* part of page 10 (RMW of nothing) */
+    uint64_t live = fake_pool_live_pages(pool);
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, 4 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + PG, b, PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 2 * PG, z, PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 3 * PG, z, PG), 0);
+    CU_ASSERT_EQUAL(do_read(10 * SPP, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 512, b, 512), 0);
+    CU_ASSERT_EQUAL(memcmp(r, z, 512), 0);
+    struct volume_stats st = stats();
+    CU_ASSERT_EQUAL(st.logical_pages, 4);                   /* 0, 1, 2 (zero), 10 */
+    CU_ASSERT_EQUAL(st.zero_pages, 1);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), live);      /* nothing leaked, nothing lost */
+    /* It keeps working: an overwrite after the reload frees the loaded page. */
+    CU_ASSERT_EQUAL(do_write(0, SPP, b), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), live);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b, PG), 0);
+    teardown();
+}
+
+/* A second backend attaching the volume fences the first: the first's
+ * writes fail with -ESTALE (the device is lost), and it never frees a page
+ * the new owner reads. */
+static void test_fenced(void)
+{
+    setup();
+    static uint8_t a[PG], b[PG], c[PG], r[PG];
+    fill(a, PG, 31);
+    fill(b, PG, 32);
+    fill(c, PG, 33);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    fake_pool_set_owner(pool, 2);
+    struct volumes *vs2 = volumes_new(pool, false);
+    char err[128];
+    struct volume *v2 = volume_attach(vs2, "t", 64 * PG, "host2", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v2);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v2), 0);
+    struct done d = { 0, 1 };
+    volume_read(v2, 0, SPP, r, on_done, &d);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+
+    /* The old owner writes: refused, and it knows it is fenced. */
+    CU_ASSERT_EQUAL(do_write(0, SPP, b), -ESTALE);
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(volume_state(v, &why), -1);
+    CU_ASSERT_PTR_NOT_NULL(why);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), -ESTALE);
+    /* The new owner's view is untouched, and it writes on. */
+    d = (struct done){ 0, 1 };
+    volume_read(v2, 0, SPP, r, on_done, &d);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    d = (struct done){ 0, 1 };
+    volume_write(v2, SPP, SPP, c, on_done, &d);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    /* Dropping the fenced volume frees none of the new owner's pages. */
+    uint64_t live = fake_pool_live_pages(pool);
+    volume_detach(v);
+    CU_ASSERT_EQUAL(volume_delete(vs, "t"), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), live);
+    d = (struct done){ 0, 1 };
+    volume_read(v2, 0, SPP, r, on_done, &d);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    volumes_free(vs2);
+    teardown();
+}
+
+/* No metadata server: the volume waits, then says why it cannot load; its
+ * waiting I/O fails instead of hanging or reading zeros. */
+static void test_no_meta_server(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_down(pool, true);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(volume_state(v, &why), 1);
+    struct done d = { 0, 1 };
+    static uint8_t r[PG];
+    volume_read(v, 0, SPP, r, on_done, &d);
+    for (int i = 0; i < 300 && volume_state(v, &why) > 0; i++)
+        evloop_run_once(el, 10);
+    CU_ASSERT_EQUAL(volume_state(v, &why), 1);              /* still waiting after 3 s */
+    CU_ASSERT_EQUAL(d.calls, 0);
+    fake_pool_meta_down(pool, false);                       /* the server comes up */
+    CU_ASSERT_EQUAL(wait_ready(el, v), 0);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    teardown();
+}
+
 static const struct cu_test volume_tests[] = {
+    { "restart_reload", test_restart_reload },
+    { "fenced", test_fenced },
+    { "no_meta_server", test_no_meta_server },
     { "parse_target", test_parse_target },
     { "page_rw", test_page_rw },
     { "sector_rw", test_sector_rw },

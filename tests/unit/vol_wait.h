@@ -3,6 +3,7 @@
 #define MEMX_VOL_WAIT_H
 
 #include "evloop.h"
+#include "volume.h"
 
 struct done {
     int calls;
@@ -22,6 +23,24 @@ static inline void run_until(struct evloop *el, const struct done *d, int calls)
 {
     for (int i = 0; i < 1000 && d->calls < calls; i++)
         evloop_run_once(el, 10);
+}
+
+/* Runs the loop until the volume has loaded from the pool (volume_state 0);
+ * returns its state. */
+static inline int wait_ready(struct evloop *el, struct volume *v)
+{
+    const char *err;
+    for (int i = 0; i < 1000 && volume_state(v, &err) > 0; i++)
+        evloop_run_once(el, 10);
+    return volume_state(v, &err);
+}
+
+/* A few loop turns: lets records reach the (fake) servers after page I/O was
+ * released by hand, so the writes complete. */
+static inline void settle(struct evloop *el)
+{
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(el, 1);
 }
 
 #endif

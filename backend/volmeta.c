@@ -1,0 +1,500 @@
+#include "volmeta.h"
+
+#include "evloop.h"
+#include "log.h"
+#include "volstore.h"
+
+#define XXH_INLINE_ALL
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
+#define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
+#define MAX_SRV       MEMX_MAX_SERVERS
+
+enum stage { IDLE, QUERY, CLAIM, LIST, ADOPT };
+
+struct pubrec {
+    struct proto_rec r;
+    volmeta_pub_cb cb;
+    void *arg;
+};
+
+struct batch {
+    struct volmeta *m;
+    struct pubrec *recs;
+    uint32_t n;
+    int pending, acked;
+    bool fenced;
+};
+
+struct volmeta {
+    struct pool *pool;
+    char name[PROTO_ID_MAX];
+    uint64_t vid, size, epoch, counter;
+    bool fenced;
+
+    /* loading */
+    enum stage stage;
+    int tries, pending;
+    uint64_t max_epoch;
+    int err;
+    char msg[200];
+    bool claimed[MAX_SRV];
+    uint64_t cursor[MAX_SRV];
+    struct volstore *merge;
+    uint64_t *uids;
+    uint32_t *slabs;
+    int *slab_st;
+    size_t nuids, next_uid;
+    volmeta_rec_cb each;
+    volmeta_done_cb done;
+    void *arg;
+    long long timer;
+
+    /* publishing */
+    struct pubrec *q;
+    size_t qn, qcap;
+    struct batch *inflight;
+};
+
+uint64_t volmeta_vid_of(const char *name)
+{
+    uint64_t v = XXH3_64bits(name, strlen(name));
+    return v ? v : 1;
+}
+
+struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
+{
+    struct volmeta *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->pool = pool;
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->vid = volmeta_vid_of(name);
+    m->size = size;
+    return m;
+}
+
+void volmeta_free(struct volmeta *m)
+{
+    if (!m)
+        return;
+    if (m->timer > 0)
+        evloop_del_timer(pool_evloop(m->pool), m->timer);
+    volstore_free(m->merge);
+    free(m->uids);
+    free(m->slabs);
+    free(m->slab_st);
+    free(m->q);
+    free(m);
+}
+
+uint64_t volmeta_vid(const struct volmeta *m) { return m->vid; }
+uint64_t volmeta_epoch(const struct volmeta *m) { return m->epoch; }
+bool volmeta_fenced(const struct volmeta *m) { return m->fenced; }
+
+uint64_t volmeta_next_seq(struct volmeta *m)
+{
+    return m->epoch << SEQ_BITS | ++m->counter;
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+static void load_step(struct volmeta *m);
+
+static int finish_later(struct evloop *el, long long id, void *arg)
+{
+    struct volmeta *m = arg;
+    m->timer = 0;
+    m->stage = IDLE;
+    volstore_free(m->merge);
+    m->merge = NULL;
+    m->done(m->arg, m->err, m->msg);
+    return -1;
+}
+
+/* Ends the load from the loop, never inside volmeta_load's caller. */
+static void load_end(struct volmeta *m, int err)
+{
+    m->err = err;
+    m->timer = evloop_add_timer(pool_evloop(m->pool), 0, finish_later, m);
+}
+
+static void on_claim(void *arg, int srv, const struct proto_msg *r)
+{
+    struct volmeta *m = arg;
+    if (r && r->status == EEXIST && !m->err) {
+        m->err = -EEXIST;
+        if (r->u.vol.size && r->u.vol.size != m->size)
+            snprintf(m->msg, sizeof(m->msg), "volume %s exists in the pool with size %llu bytes, not %llu",
+                     m->name, (unsigned long long)r->u.vol.size, (unsigned long long)m->size);
+        else
+            snprintf(m->msg, sizeof(m->msg), "volume %s: its id is taken by another volume name",
+                     m->name);
+    } else if (r && r->status == 0) {
+        if (r->u.vol.epoch > m->max_epoch)
+            m->max_epoch = r->u.vol.epoch;
+        if (m->stage == QUERY && r->u.vol.size && r->u.vol.size != m->size && !m->err) {
+            m->err = -EEXIST;
+            snprintf(m->msg, sizeof(m->msg), "volume %s exists in the pool with size %llu bytes, not %llu",
+                     m->name, (unsigned long long)r->u.vol.size, (unsigned long long)m->size);
+        }
+        if (m->stage == CLAIM)
+            m->claimed[srv] = true;
+    } else if (r && r->status == ESTALE && m->stage == CLAIM) {
+        /* Another backend claimed at the same moment: ask again, go higher. */
+        if (r->u.vol.epoch > m->max_epoch)
+            m->max_epoch = r->u.vol.epoch;
+        m->err = m->err ? m->err : -EAGAIN;
+    }
+    if (--m->pending == 0)
+        load_step(m);
+}
+
+static void send_claims(struct volmeta *m, uint64_t epoch)
+{
+    int up[MAX_SRV], n = pool_up_servers(m->pool, up, MAX_SRV);
+    struct proto_msg q = { .type = PROTO_VOL_CLAIM };
+    q.u.vol.vid = m->vid;
+    q.u.vol.epoch = epoch;
+    q.u.vol.size = m->size;
+    snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
+    memset(m->claimed, 0, sizeof(m->claimed));
+    m->pending = 1;
+    for (int i = 0; i < n; i++)
+        if (pool_ctl(m->pool, up[i], &q, on_claim, m) == 0)
+            m->pending++;
+    if (--m->pending == 0) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server is up", m->name);
+        load_end(m, -EAGAIN);
+    }
+}
+
+static void on_list(void *arg, int srv, const struct proto_msg *r);
+
+static void list_from(struct volmeta *m, int srv)
+{
+    struct proto_msg q = { .type = PROTO_META_LIST };
+    q.u.meta.vid = m->vid;
+    q.u.meta.epoch = m->epoch;
+    q.u.meta.cursor = m->cursor[srv];
+    if (pool_ctl(m->pool, srv, &q, on_list, m) == 0)
+        m->pending++;
+}
+
+static void on_list(void *arg, int srv, const struct proto_msg *r)
+{
+    struct volmeta *m = arg;
+    if (r && r->status == 0) {
+        /* The newest record of each page wins, whichever server had it. */
+        volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
+        m->cursor[srv] = r->u.meta.cursor;
+        if (r->u.meta.cursor)
+            list_from(m, srv);
+    } else if (r && r->status != ENOENT) {
+        mx_warn("volume %s: listing records on memd %s failed: %s", m->name,
+                pool_server_addr(m->pool, srv), strerror(r->status));
+    }
+    if (--m->pending == 0)
+        load_step(m);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every distinct slab the records point into, sorted. */
+static int collect_uids(struct volmeta *m)
+{
+    static struct proto_rec recs[PROTO_REC_MAX];
+    size_t cap = 64;
+    m->uids = malloc(cap * sizeof(*m->uids));
+    if (!m->uids)
+        return -1;
+    uint64_t cursor = 0;
+    do {
+        int n = volstore_list(m->merge, m->vid, &cursor, recs, PROTO_REC_MAX);
+        for (int i = 0; i < n; i++) {
+            if (recs[i].kind != PROTO_REC_PAGE)
+                continue;
+            if ((recs[i].seq & ((1ull << SEQ_BITS) - 1)) > m->counter)
+                m->counter = recs[i].seq & ((1ull << SEQ_BITS) - 1);
+            if (m->nuids && m->uids[m->nuids - 1] == recs[i].uid)
+                continue;
+            if (m->nuids == cap) {
+                uint64_t *u = realloc(m->uids, (cap *= 2) * sizeof(*u));
+                if (!u)
+                    return -1;
+                m->uids = u;
+            }
+            m->uids[m->nuids++] = recs[i].uid;
+        }
+        if (n <= 0)
+            break;
+    } while (cursor);
+    qsort(m->uids, m->nuids, sizeof(*m->uids), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < m->nuids; i++)
+        if (!k || m->uids[k - 1] != m->uids[i])
+            m->uids[k++] = m->uids[i];
+    m->nuids = k;
+    m->slabs = calloc(k ? k : 1, sizeof(*m->slabs));
+    m->slab_st = calloc(k ? k : 1, sizeof(*m->slab_st));
+    return m->slabs && m->slab_st ? 0 : -1;
+}
+
+static void on_adopted(void *arg, int status, uint32_t slab)
+{
+    struct volmeta *m = arg;
+    m->slabs[m->next_uid] = slab;
+    m->slab_st[m->next_uid] = status;
+    if (status)
+        mx_err("volume %s: no live memory server holds slab %016llx: its pages are lost", m->name,
+               (unsigned long long)m->uids[m->next_uid]);
+    m->next_uid++;
+    load_step(m);
+}
+
+/* Hands every record to the volume, with the page it now names. */
+static void emit(struct volmeta *m)
+{
+    static struct proto_rec recs[PROTO_REC_MAX];
+    uint64_t cursor = 0, zero_seq = 0;
+    do {
+        int n = volstore_list(m->merge, m->vid, &cursor, recs, PROTO_REC_MAX);
+        for (int i = 0; i < n; i++) {
+            struct proto_rec *r = &recs[i];
+            if ((r->seq & ((1ull << SEQ_BITS) - 1)) > zero_seq)
+                zero_seq = r->seq & ((1ull << SEQ_BITS) - 1);
+            if (r->kind != PROTO_REC_PAGE) {
+                m->each(m->arg, r, 0, true);
+                continue;
+            }
+            uint64_t *u = bsearch(&r->uid, m->uids, m->nuids, sizeof(*m->uids), cmp_u64);
+            size_t k = (size_t)(u - m->uids);
+            bool ok = u && m->slab_st[k] == 0;
+            m->each(m->arg, r, ok ? pool_page_in(m->pool, m->slabs[k], r->page) : 0, ok);
+        }
+        if (n <= 0)
+            break;
+    } while (cursor);
+    if (zero_seq > m->counter)
+        m->counter = zero_seq;
+}
+
+static void load_step(struct volmeta *m)
+{
+    switch (m->stage) {
+    case QUERY:
+        if (m->err) {
+            load_end(m, m->err);
+            return;
+        }
+        m->stage = CLAIM;
+        m->epoch = m->max_epoch + 1;
+        send_claims(m, m->epoch);
+        return;
+    case CLAIM: {
+        if (m->err == -EAGAIN && ++m->tries < CLAIM_TRIES) {
+            m->err = 0;
+            m->stage = QUERY;
+            send_claims(m, 0);
+            return;
+        }
+        if (m->err) {
+            if (m->err == -EAGAIN)
+                snprintf(m->msg, sizeof(m->msg), "volume %s: another backend keeps claiming it", m->name);
+            load_end(m, m->err == -EAGAIN ? -EIO : m->err);
+            return;
+        }
+        int got = 0;
+        for (int i = 0; i < MAX_SRV; i++)
+            got += m->claimed[i];
+        if (!got) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server accepted the claim", m->name);
+            load_end(m, -EAGAIN);
+            return;
+        }
+        mx_info("volume %s: claimed with epoch %llu on %d memory server(s)", m->name,
+                (unsigned long long)m->epoch, got);
+        m->merge = volstore_new();
+        if (!m->merge) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+            load_end(m, -EIO);
+            return;
+        }
+        m->stage = LIST;
+        m->pending = 1;
+        for (int i = 0; i < MAX_SRV; i++) {
+            m->cursor[i] = 0;
+            if (m->claimed[i])
+                list_from(m, i);
+        }
+        if (--m->pending == 0)
+            load_step(m);
+        return;
+    }
+    case LIST:
+        if (collect_uids(m)) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+            load_end(m, -EIO);
+            return;
+        }
+        m->stage = ADOPT;
+        m->next_uid = 0;
+        /* fall through */
+    case ADOPT:
+        if (m->next_uid < m->nuids) {
+            pool_adopt(m->pool, m->uids[m->next_uid], on_adopted, m);
+            return;
+        }
+        emit(m);
+        mx_info("volume %s: loaded from the pool: %zu slab(s), epoch %llu", m->name, m->nuids,
+                (unsigned long long)m->epoch);
+        load_end(m, 0);
+        return;
+    case IDLE:
+        return;
+    }
+}
+
+void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg)
+{
+    m->each = each;
+    m->done = done;
+    m->arg = arg;
+    m->err = 0;
+    m->msg[0] = 0;
+    m->tries = 0;
+    m->max_epoch = 0;
+    m->stage = QUERY;
+    send_claims(m, 0);
+}
+
+/* ---- publishing -------------------------------------------------------------- */
+
+static void flush(struct volmeta *m);
+
+void volmeta_fence(struct volmeta *m)
+{
+    if (m->fenced)
+        return;
+    m->fenced = true;
+    mx_err("volume %s: fenced: another backend attached it (our epoch %llu); its writes here fail",
+           m->name, (unsigned long long)m->epoch);
+}
+
+static void batch_end(struct batch *b)
+{
+    struct volmeta *m = b->m;
+    int st = b->fenced ? -ESTALE : b->acked ? 0 : -EIO;
+    if (b->fenced)
+        volmeta_fence(m);
+    m->inflight = NULL;
+    for (uint32_t i = 0; i < b->n; i++)
+        b->recs[i].cb(b->recs[i].arg, st);
+    free(b->recs);
+    free(b);
+    flush(m);
+}
+
+static void on_put(void *arg, int srv, const struct proto_msg *r)
+{
+    struct batch *b = arg;
+    if (r && r->status == 0)
+        b->acked++;
+    else if (r && r->status == ESTALE)
+        b->fenced = true;
+    else if (r)
+        mx_warn("volume %s: memd %s refused records: %s", b->m->name,
+                pool_server_addr(b->m->pool, srv), strerror(r->status));
+    if (--b->pending == 0)
+        batch_end(b);
+}
+
+static int batch_later(struct evloop *el, long long id, void *arg)
+{
+    batch_end(arg);
+    return -1;
+}
+
+static void flush(struct volmeta *m)
+{
+    if (m->inflight || !m->qn)
+        return;
+    struct batch *b = calloc(1, sizeof(*b));
+    uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
+    struct proto_rec *recs = b ? malloc(n * sizeof(*recs)) : NULL;
+    struct pubrec *pr = b ? malloc(n * sizeof(*pr)) : NULL;
+    if (!b || !recs || !pr) {
+        mx_err("volume %s: out of memory publishing records", m->name);
+        abort();
+    }
+    memcpy(pr, m->q, n * sizeof(*pr));
+    memmove(m->q, m->q + n, (m->qn - n) * sizeof(*m->q));
+    m->qn -= n;
+    for (uint32_t i = 0; i < n; i++)
+        recs[i] = pr[i].r;
+    *b = (struct batch){ .m = m, .recs = pr, .n = n };
+    m->inflight = b;
+    if (m->fenced) {
+        b->fenced = true;
+        evloop_add_timer(pool_evloop(m->pool), 0, batch_later, b);
+        free(recs);
+        return;
+    }
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    struct proto_msg q = { .type = PROTO_META_PUT };
+    q.u.meta.vid = m->vid;
+    q.u.meta.epoch = m->epoch;
+    q.u.meta.n = n;
+    q.u.meta.recs = recs;
+    b->pending = 1;
+    for (int i = 0; i < k; i++)
+        if (pool_ctl(m->pool, up[i], &q, on_put, b) == 0)
+            b->pending++;
+    free(recs);     /* pool_ctl encoded them */
+    if (--b->pending == 0)
+        evloop_add_timer(pool_evloop(m->pool), 0, batch_later, b);
+}
+
+void volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
+{
+    if (m->qn == m->qcap) {
+        size_t cap = m->qcap ? m->qcap * 2 : 64;
+        struct pubrec *q = realloc(m->q, cap * sizeof(*q));
+        if (!q) {
+            mx_err("volume %s: out of memory publishing records", m->name);
+            abort();
+        }
+        m->q = q;
+        m->qcap = cap;
+    }
+    m->q[m->qn++] = (struct pubrec){ .r = *r, .cb = cb, .arg = arg };
+    flush(m);
+}
+
+static void on_drop(void *arg, int srv, const struct proto_msg *r)
+{
+    (void)arg;
+    (void)srv;
+    (void)r;
+}
+
+void volmeta_drop(struct volmeta *m)
+{
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    struct proto_msg q = { .type = PROTO_VOL_DROP };
+    q.u.vol.vid = m->vid;
+    q.u.vol.epoch = m->epoch;
+    q.u.vol.size = m->size;
+    snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
+    for (int i = 0; i < k; i++)
+        pool_ctl(m->pool, up[i], &q, on_drop, NULL);
+}

@@ -1,0 +1,64 @@
+/* volmeta.h — a volume's metadata in the pool: ownership by epoch, and the
+ * page-map records that let any backend attach the volume with all its pages.
+ *
+ * Attaching (volmeta_load) asks every live memory server for the volume's
+ * epoch, claims it with the highest one plus one (which fences the previous
+ * owner: the servers refuse its page writes and records from then on), reads
+ * the records back from every live server, keeps the newest of each page, and
+ * finds the slabs they point into (pool_adopt).  While attached, every change
+ * of the page map is published (volmeta_publish) to every live server before
+ * the guest's request completes: records ride in batches, one META_PUT per
+ * server in flight, so a busy volume sends few messages.
+ *
+ * The records are held by every live server, more copies than the pages
+ * themselves (R), so a volume stays attachable as long as one server that was
+ * up through its last writes survives.
+ *
+ * Knows nothing about the page map or Xen: volume.c calls it.
+ */
+#ifndef MEMX_VOLMETA_H
+#define MEMX_VOLMETA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "proto.h"
+
+struct volmeta;
+
+/* A record of the loaded map; slab_ok false when no live server holds the
+ * slab it names (its pages are lost: reads must fail, not return zeros). */
+typedef void (*volmeta_rec_cb)(void *arg, const struct proto_rec *r, pool_page_t page, bool slab_ok);
+/* Loading ended: 0, -EAGAIN (no memory server up yet: try again later),
+ * -EEXIST (the volume exists with another size: msg says so) or -EIO. */
+typedef void (*volmeta_done_cb)(void *arg, int status, const char *msg);
+/* A publish ended: 0, -ESTALE (fenced: another backend took the volume) or
+ * -EIO (no live server took the records). */
+typedef void (*volmeta_pub_cb)(void *arg, int status);
+
+struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size);
+/* Only with nothing in flight (no load, no publish). */
+void volmeta_free(struct volmeta *m);
+
+void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg);
+
+/* The sequence number for the next change of the map: later changes of a
+ * page must carry higher numbers (taken in issue order). */
+uint64_t volmeta_next_seq(struct volmeta *m);
+uint64_t volmeta_vid(const struct volmeta *m);
+uint64_t volmeta_epoch(const struct volmeta *m);
+bool volmeta_fenced(const struct volmeta *m);
+/* A server refused a page write of ours for the volume: we are fenced. */
+void volmeta_fence(struct volmeta *m);
+
+void volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg);
+
+/* The volume was deleted: the servers forget its records (best effort). */
+void volmeta_drop(struct volmeta *m);
+
+/* The 64-bit id of a volume name (XXH3-64; servers also keep the name and
+ * refuse a claim whose name differs). */
+uint64_t volmeta_vid_of(const char *name);
+
+#endif

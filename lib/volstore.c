@@ -1,0 +1,275 @@
+#include "volstore.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Open addressing with linear probing, keyed by a 64-bit value; records are
+ * only ever replaced (a discarded page keeps a NONE record so it supersedes
+ * older ones), so nothing is deleted and no tombstones are needed. */
+#define EMPTY_KEY UINT64_MAX
+
+struct rtab {
+    struct proto_rec *e;    /* key: lpn (EMPTY_KEY when free) */
+    size_t cap, n;
+};
+
+struct ucount {
+    uint64_t uid;           /* 0 when free */
+    uint64_t refs;
+};
+
+struct utab {
+    struct ucount *e;
+    size_t cap, n;
+};
+
+struct vol {
+    uint64_t vid, epoch, size;
+    int owner;
+    char name[PROTO_ID_MAX];
+    struct rtab recs;
+};
+
+struct volstore {
+    struct vol *v;
+    size_t n, cap;
+    struct utab uids;
+};
+
+static uint64_t mix(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+static bool rtab_grow(struct rtab *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 1024;
+    struct proto_rec *e = malloc(cap * sizeof(*e));
+    if (!e)
+        return false;
+    for (size_t i = 0; i < cap; i++)
+        e[i].lpn = EMPTY_KEY;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->e[i].lpn == EMPTY_KEY)
+            continue;
+        size_t j = mix(t->e[i].lpn) & (cap - 1);
+        while (e[j].lpn != EMPTY_KEY)
+            j = (j + 1) & (cap - 1);
+        e[j] = t->e[i];
+    }
+    free(t->e);
+    t->e = e;
+    t->cap = cap;
+    return true;
+}
+
+/* The slot for lpn: its record, or the free slot where it goes (NULL: no memory). */
+static struct proto_rec *rtab_slot(struct rtab *t, uint64_t lpn)
+{
+    if ((t->n + 1) * 10 > t->cap * 7 && !rtab_grow(t))
+        return NULL;
+    size_t j = mix(lpn) & (t->cap - 1);
+    while (t->e[j].lpn != EMPTY_KEY && t->e[j].lpn != lpn)
+        j = (j + 1) & (t->cap - 1);
+    return &t->e[j];
+}
+
+static struct ucount *utab_find(const struct utab *t, uint64_t uid)
+{
+    if (!t->cap)
+        return NULL;
+    size_t j = mix(uid) & (t->cap - 1);
+    while (t->e[j].uid && t->e[j].uid != uid)
+        j = (j + 1) & (t->cap - 1);
+    return t->e[j].uid ? &t->e[j] : NULL;
+}
+
+static bool utab_grow(struct utab *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 256;
+    struct ucount *e = calloc(cap, sizeof(*e));
+    if (!e)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->e[i].uid || !t->e[i].refs)
+            continue;   /* slabs nobody points at any more are forgotten here */
+        size_t j = mix(t->e[i].uid) & (cap - 1);
+        while (e[j].uid)
+            j = (j + 1) & (cap - 1);
+        e[j] = t->e[i];
+        n++;
+    }
+    free(t->e);
+    t->e = e;
+    t->cap = cap;
+    t->n = n;
+    return true;
+}
+
+static void utab_add(struct utab *t, uint64_t uid, int64_t d)
+{
+    struct ucount *c = utab_find(t, uid);
+    if (!c) {
+        if (d < 0)
+            return;
+        if ((t->n + 1) * 10 > t->cap * 7 && !utab_grow(t))
+            return;
+        size_t j = mix(uid) & (t->cap - 1);
+        while (t->e[j].uid)
+            j = (j + 1) & (t->cap - 1);
+        c = &t->e[j];
+        c->uid = uid;
+        c->refs = 0;
+        t->n++;
+    }
+    c->refs = d < 0 && c->refs < (uint64_t)-d ? 0 : c->refs + (uint64_t)d;
+}
+
+static struct vol *find(const struct volstore *vs, uint64_t vid)
+{
+    for (size_t i = 0; i < vs->n; i++)
+        if (vs->v[i].vid == vid)
+            return &vs->v[i];
+    return NULL;
+}
+
+static struct vol *create(struct volstore *vs, uint64_t vid)
+{
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 16;
+        struct vol *v = realloc(vs->v, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        vs->v = v;
+        vs->cap = cap;
+    }
+    struct vol *v = &vs->v[vs->n++];
+    memset(v, 0, sizeof(*v));
+    v->vid = vid;
+    v->owner = -1;
+    return v;
+}
+
+struct volstore *volstore_new(void) { return calloc(1, sizeof(struct volstore)); }
+
+void volstore_free(struct volstore *vs)
+{
+    if (!vs)
+        return;
+    for (size_t i = 0; i < vs->n; i++)
+        free(vs->v[i].recs.e);
+    free(vs->v);
+    free(vs->uids.e);
+    free(vs);
+}
+
+int volstore_claim(struct volstore *vs, uint64_t vid, const char *name, uint64_t size,
+                   uint64_t epoch, int owner, uint64_t *cur_epoch, uint64_t *cur_size,
+                   uint64_t *nrecs)
+{
+    struct vol *v = find(vs, vid);
+    int rc = 0;
+    if (v && v->name[0] && name[0] && strcmp(v->name, name))
+        rc = EEXIST;
+    else if (v && v->size && size && v->size != size && epoch)
+        rc = EEXIST;
+    else if (epoch && v && (epoch < v->epoch ||
+                            (epoch == v->epoch && v->owner >= 0 && owner != v->owner)))
+        rc = ESTALE;
+    else if (epoch) {
+        if (!v && !(v = create(vs, vid)))
+            return ENOMEM;
+        v->epoch = epoch;
+        v->owner = owner;
+        if (size)
+            v->size = size;
+        if (name[0])
+            memcpy(v->name, name, sizeof(v->name));
+    }
+    *cur_epoch = v ? v->epoch : 0;
+    *cur_size = v ? v->size : 0;
+    *nrecs = v ? v->recs.n : 0;
+    return rc;
+}
+
+int volstore_check(const struct volstore *vs, uint64_t vid, uint64_t epoch)
+{
+    const struct vol *v = find(vs, vid);
+    return v && epoch < v->epoch ? ESTALE : 0;
+}
+
+int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_t *raw, uint32_t n)
+{
+    struct vol *v = find(vs, vid);
+    if (v && epoch < v->epoch)
+        return ESTALE;
+    if (!v && !(v = create(vs, vid)))
+        return ENOMEM;
+    if (epoch > v->epoch) {
+        v->epoch = epoch;
+        v->owner = -1;      /* learned from a put: the next claim of this epoch is the owner's */
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_rec r;
+        proto_rec_get(raw, i, &r);
+        struct proto_rec *s = rtab_slot(&v->recs, r.lpn);
+        if (!s)
+            return ENOMEM;
+        if (s->lpn == EMPTY_KEY) {
+            v->recs.n++;
+        } else {
+            if (s->seq >= r.seq)
+                continue;
+            if (s->kind == PROTO_REC_PAGE)
+                utab_add(&vs->uids, s->uid, -1);
+        }
+        *s = r;
+        if (r.kind == PROTO_REC_PAGE)
+            utab_add(&vs->uids, r.uid, 1);
+    }
+    return 0;
+}
+
+int volstore_list(const struct volstore *vs, uint64_t vid, uint64_t *cursor, struct proto_rec *out,
+                  uint32_t max)
+{
+    const struct vol *v = find(vs, vid);
+    if (!v)
+        return -1;
+    uint32_t n = 0;
+    size_t i = *cursor;
+    for (; i < v->recs.cap && n < max; i++)
+        if (v->recs.e[i].lpn != EMPTY_KEY)
+            out[n++] = v->recs.e[i];
+    *cursor = i < v->recs.cap ? i : 0;
+    return (int)n;
+}
+
+int volstore_drop(struct volstore *vs, uint64_t vid, uint64_t epoch)
+{
+    struct vol *v = find(vs, vid);
+    if (!v)
+        return ENOENT;
+    if (epoch < v->epoch)
+        return ESTALE;
+    for (size_t i = 0; i < v->recs.cap; i++)
+        if (v->recs.e[i].lpn != EMPTY_KEY && v->recs.e[i].kind == PROTO_REC_PAGE)
+            utab_add(&vs->uids, v->recs.e[i].uid, -1);
+    free(v->recs.e);
+    *v = vs->v[--vs->n];
+    return 0;
+}
+
+uint64_t volstore_refs(const struct volstore *vs, uint64_t uid)
+{
+    const struct ucount *c = utab_find(&vs->uids, uid);
+    return c ? c->refs : 0;
+}
+
+size_t volstore_volumes(const struct volstore *vs) { return vs->n; }

@@ -1,0 +1,63 @@
+/* volstore.h — what a memory server keeps about volumes: their owner epoch
+ * and their page-map records, so volumes belong to the cluster and not to the
+ * backend that wrote them.
+ *
+ * Every backend write publishes a record (logical page -> slab uid + page, or
+ * zero) to every live memory server, under the volume's epoch.  A backend that
+ * attaches a volume claims it with a higher epoch (fencing the previous owner:
+ * its puts and page writes are refused from then on) and reads the records
+ * back from the servers, keeping per page the one with the highest sequence
+ * number (epoch << 40 | write counter, so a new owner's records always win).
+ *
+ * The store also counts, per slab uid, how many records point into it, so a
+ * server never frees a slab some volume still needs just because the backend
+ * that allocated it restarted.  Pure data structure: no I/O, no logging.
+ * The backend uses the same store to merge what the servers return when it
+ * loads a volume (the newest record of each page wins).
+ */
+#ifndef MEMX_VOLSTORE_H
+#define MEMX_VOLSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct volstore;
+
+struct volstore *volstore_new(void);
+void volstore_free(struct volstore *vs);
+
+/* VOL_CLAIM.  epoch 0 only reports.  Otherwise the claim succeeds when epoch
+ * is higher than the volume's, or equal and from the same owner (a
+ * reconnecting backend); an unknown volume is created.  Fills *cur_epoch,
+ * *cur_size, *nrecs with the state afterwards.  0, ESTALE (an equal or newer
+ * claim holds) or EEXIST (another size, or another name with this vid). */
+int volstore_claim(struct volstore *vs, uint64_t vid, const char *name, uint64_t size,
+                   uint64_t epoch, int owner, uint64_t *cur_epoch, uint64_t *cur_size,
+                   uint64_t *nrecs);
+
+/* May a writer under epoch write pages for vid?  0 or ESTALE.  An unknown
+ * volume (a server that joined after the claim) accepts. */
+int volstore_check(const struct volstore *vs, uint64_t vid, uint64_t epoch);
+
+/* META_PUT: stores n records (each replaces an older-sequence record of its
+ * page; older ones are ignored).  A newer epoch than the volume's moves it
+ * forward (the new owner's first put may reach a server before its claim
+ * did); an unknown volume is created.  0 or ESTALE. */
+int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_t *raw, uint32_t n);
+
+/* META_LIST: up to max records from position *cursor (0 = start); *cursor
+ * becomes where to go on, 0 when done.  Returns the count, or -1 (ENOENT). */
+int volstore_list(const struct volstore *vs, uint64_t vid, uint64_t *cursor, struct proto_rec *out,
+                  uint32_t max);
+
+/* VOL_DROP: forgets a volume and its records.  0, ENOENT or ESTALE. */
+int volstore_drop(struct volstore *vs, uint64_t vid, uint64_t epoch);
+
+/* Records pointing into slab uid, over every volume. */
+uint64_t volstore_refs(const struct volstore *vs, uint64_t uid);
+
+size_t volstore_volumes(const struct volstore *vs);
+
+#endif
