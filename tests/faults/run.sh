@@ -1,14 +1,21 @@
 #!/bin/bash
 # tests/faults/run.sh BUILD_DIR — multi-host fault scenarios (make check-faults).
 #
-# Three memory servers and one backend host, each in its own network
-# namespace, joined by veth pairs on 10.77.<i>.0/24 (backend .1, server .2):
-# traffic stays inside the namespaces.  The backend runs on the sim platform
-# with memx-io as the guest.  Scenarios, each on a fresh world:
-#   kill     kill -9 a server while the guest writes
-#   linkcut  take a server's link down mid-write, bring it back
-#   restart  kill a server, restart it empty; it rejoins and takes copies
-#   drain    memxctl pool drain a server, stop it once "drained"
+# Three memory servers and two backend hosts, each in its own network
+# namespace.  Each server namespace has a bridge on 10.77.<i>.0/24 (server
+# .2) with a veth to backend host 1 (.1) and one to backend host 2 (.3):
+# traffic stays inside the namespaces.  The backends run on the sim platform
+# (each with its own XenStore) with memx-io as the guest.  Scenarios, each on
+# a fresh world:
+#   kill      kill -9 a server while the guest writes
+#   linkcut   take a server's link down mid-write, bring it back
+#   restart   kill a server, restart it empty; it rejoins and takes copies
+#   drain     memxctl pool drain a server, stop it once "drained"
+#   backd     kill -9 the backend, start it again: it loads the volume from
+#             the pool and the guest finds every page
+#   takeover  a second backend host attaches the same volume (as xl migrate
+#             does): it sees every page, the first is fenced (its writes are
+#             refused, its device is lost) and cannot damage a page
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
@@ -33,6 +40,7 @@ fi
 ip netns del "$TAG-probe"
 
 bns() { echo "$TAG-b"; }
+b2ns() { echo "$TAG-c"; }
 sns() { echo "$TAG-s$1"; }
 
 world_down() {
@@ -57,18 +65,27 @@ trap 'exit 130' INT TERM
 
 fail() { echo "check-faults: $SCEN: FAIL: $*"; FAILED=1; exit 1; }
 
-# Network: one backend namespace, one per server, a veth pair each.
+# Network: two backend namespaces, one per server with a bridge; a veth
+# pair from each backend to each server's bridge.
 net_up() {
   ip netns add "$(bns)"
+  ip netns add "$(b2ns)"
   ip -n "$(bns)" link set lo up
+  ip -n "$(b2ns)" link set lo up
   for i in $(seq 0 $((NSRV - 1))); do
     ip netns add "$(sns "$i")"
     ip -n "$(sns "$i")" link set lo up
+    ip -n "$(sns "$i")" link add br0 type bridge
+    ip -n "$(sns "$i")" addr add "10.77.$i.2/24" dev br0
+    ip -n "$(sns "$i")" link set br0 up
     ip link add "${TAG}b$i" netns "$(bns)" type veth peer name "${TAG}s$i" netns "$(sns "$i")"
+    ip link add "${TAG}c$i" netns "$(b2ns)" type veth peer name "${TAG}t$i" netns "$(sns "$i")"
     ip -n "$(bns)" addr add "10.77.$i.1/24" dev "${TAG}b$i"
-    ip -n "$(sns "$i")" addr add "10.77.$i.2/24" dev "${TAG}s$i"
+    ip -n "$(b2ns)" addr add "10.77.$i.3/24" dev "${TAG}c$i"
     ip -n "$(bns)" link set "${TAG}b$i" up
-    ip -n "$(sns "$i")" link set "${TAG}s$i" up
+    ip -n "$(b2ns)" link set "${TAG}c$i" up
+    ip -n "$(sns "$i")" link set "${TAG}s$i" master br0 up
+    ip -n "$(sns "$i")" link set "${TAG}t$i" master br0 up
   done
 }
 
@@ -101,6 +118,7 @@ slab_size = 1M
 [backend]
 platform = sim
 control_socket = $T/backd.sock
+node_id = backd-host1
 log_level = info
 [memserver]
 capacity = 256M
@@ -109,17 +127,39 @@ log_level = info
 dir = $T/sim
 domid = 0
 CONF
+  sed -e "s|$T/backd.sock|$T/backd2.sock|" -e "s|backd-host1|backd-host2|" -e "s|dir = $T/sim|dir = $T/sim2|" \
+    "$T/memx.conf" > "$T/memx2.conf"
   spawn simxsd "$(bns)" "$B/memx-simxsd" --dir "$T/sim"
   for _ in $(seq 100); do [ -S "$T/sim/xenstore.sock" ] && break; sleep 0.1; done
   for i in $(seq 0 $((NSRV - 1))); do start_memd "$i"; done
+  start_backd
+  ip netns exec "$(bns)" "$B/memx-simxl" --dir "$T/sim" create --domid 1 --vdev xvdb \
+    --target "memx:faults:$SIZE" >> "$T/simxl.log" 2>&1 || fail "memx-simxl create failed"
+}
+
+start_backd() {
   spawn backd "$(bns)" "$B/memx-backd" --config "$T/memx.conf" --platform sim --sim-dir "$T/sim" --domid 0
   for _ in $(seq 100); do [ -S "$T/backd.sock" ] && break; sleep 0.1; done
   ctl_state_is ok 10 || true
   for _ in $(seq 100); do [ "$(live_servers)" = $NSRV ] && break; sleep 0.1; done
   [ "$(live_servers)" = $NSRV ] || fail "the backend did not reach all $NSRV servers"
-  ip netns exec "$(bns)" "$B/memx-simxl" --dir "$T/sim" create --domid 1 --vdev xvdb \
-    --target "memx:faults:$SIZE" >> "$T/simxl.log" 2>&1 || fail "memx-simxl create failed"
 }
+
+# Backend host 2: its own XenStore, backend and guest device for the same volume.
+host2_up() {
+  spawn simxsd2 "$(b2ns)" "$B/memx-simxsd" --dir "$T/sim2"
+  for _ in $(seq 100); do [ -S "$T/sim2/xenstore.sock" ] && break; sleep 0.1; done
+  spawn backd2 "$(b2ns)" "$B/memx-backd" --config "$T/memx2.conf" --platform sim --sim-dir "$T/sim2" --domid 0
+  for _ in $(seq 100); do [ -S "$T/backd2.sock" ] && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    [ "$(ip netns exec "$(b2ns)" "$B/memxctl" --socket "$T/backd2.sock" --json pool 2>/dev/null |
+        grep -c '"state": *"up"')" = $NSRV ] && break
+    sleep 0.1
+  done
+  ip netns exec "$(b2ns)" "$B/memx-simxl" --dir "$T/sim2" create --domid 1 --vdev xvdb \
+    --target "memx:faults:$SIZE" >> "$T/simxl2.log" 2>&1 || fail "memx-simxl create on host 2 failed"
+}
+io2() { ip netns exec "$(b2ns)" "$B/memx-io" --platform sim --sim-dir "$T/sim2" --domid 1 --device device/vbd/51728 "$@"; }
 
 ctl() { ip netns exec "$(bns)" "$B/memxctl" --socket "$T/backd.sock" "$@"; }
 pool_json() { ctl --json pool 2>/dev/null || echo '{}'; }
@@ -218,8 +258,47 @@ scenario_drain() {
   verify_report 404 "$t0"
 }
 
-echo "check-faults: $NSRV memory servers + 1 backend in network namespaces, $SIZE per scenario"
-for s in kill linkcut restart drain; do
+scenario_backd() {
+  SCEN=backd; world_up
+  io write --seed 606 --offset 0 --size "$SIZE" --qd 16 > "$T/write.out" 2> "$T/write.log" || fail "write failed"
+  local t0; t0=$(date +%s.%N)
+  kill -KILL "$PID_backd"
+  wait "$PID_backd" 2>/dev/null || true
+  rm -f "$T/backd.sock"
+  start_backd
+  verify_report 606 "$t0"
+  grep -q "volume faults: loaded from the pool" "$T/backd.log" || fail "the restarted backend did not load the volume from the pool"
+}
+
+scenario_takeover() {
+  SCEN=takeover; world_up
+  io write --seed 707 --offset 0 --size "$SIZE" --qd 16 > "$T/write.out" 2> "$T/write.log" || fail "write failed"
+  host2_up
+  local t0 total; t0=$(date +%s.%N)
+  total=$(( $(numfmt --from=iec "$SIZE") / 4096 ))
+  io2 read-verify --seed 707 --offset 0 --size "$SIZE" --qd 16 > "$T/verify2.out" 2>&1 || true
+  [ "$(field "$T/verify2.out" verified)" = "$total" ] && [ "$(field "$T/verify2.out" mismatches)" = 0 ] ||
+    fail "host 2 does not see the volume host 1 wrote: $(cat "$T/verify2.out")"
+  local took; took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  # Host 1 is fenced: its writes are refused and its device is lost.
+  io write --seed 708 --offset 0 --size 1M --qd 4 > "$T/zombie.out" 2>&1 || true
+  [ "$(field "$T/zombie.out" io_errors)" != 0 ] || grep -qi "error\|fail" "$T/zombie.out" ||
+    fail "the fenced backend's write was not refused: $(cat "$T/zombie.out")"
+  grep -q "fenced" "$T/backd.log" || fail "backend 1 does not report the volume fenced"
+  grep -q "another backend" "$T/backd.log" || fail "backend 1 does not say why the device is lost"
+  # And it changed nothing host 2 reads; host 2 writes on.
+  io2 write --seed 709 --offset 0 --size 1M --qd 4 > "$T/w2.out" 2>&1 || fail "host 2 cannot write: $(cat "$T/w2.out")"
+  io2 read-verify --seed 709 --offset 0 --size 1M --qd 4 > "$T/v2a.out" 2>&1 || true
+  io2 read-verify --seed 707 --offset 1M --size $(( $(numfmt --from=iec "$SIZE") - 1048576 )) --qd 16 > "$T/v2b.out" 2>&1 || true
+  local ver mis
+  ver=$(( $(field "$T/v2a.out" verified) + $(field "$T/v2b.out" verified) ))
+  mis=$(( $(field "$T/v2a.out" mismatches) + $(field "$T/v2b.out" mismatches) ))
+  echo "$SCEN: $ver pages verified, $((total - ver - mis)) lost, $mis mismatches, attach on host 2 ${took} s (host 1 fenced, its writes refused)"
+  [ "$ver" = "$total" ] && [ "$mis" = 0 ] || fail "$(cat "$T/v2a.out" "$T/v2b.out")"
+}
+
+echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario"
+for s in ${MEMX_FAULTS:-kill linkcut restart drain backd takeover}; do
   "scenario_$s"
 done
 world_down
