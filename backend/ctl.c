@@ -114,6 +114,8 @@ static json_object *cmd_volumes(struct ctl *c)
         add_str(o, "name", volume_name(v));
         add_u64(o, "size", volume_size(v));
         add_str(o, "owner", volume_owner(v));
+        add_str(o, "state", volume_state_name(v));
+        add_u64(o, "epoch", volume_epoch(v));
         json_object_object_add(o, "dedup", json_object_new_boolean(st.dedup));
         add_pages(o, &st);
         json_object_array_add(arr, o);

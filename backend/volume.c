@@ -1290,6 +1290,15 @@ int volume_state(const struct volume *v, const char **err)
     return 0;
 }
 
+const char *volume_state_name(const struct volume *v)
+{
+    if (v->meta && volmeta_fenced(v->meta))
+        return "fenced";
+    return v->state == V_LOADING ? "loading" : v->state == V_FAILED ? "failed" : "ready";
+}
+
+uint64_t volume_epoch(const struct volume *v) { return v->meta ? volmeta_epoch(v->meta) : 0; }
+
 static void volume_remove(struct volumes *vs, size_t i)
 {
     struct volume *v = vs->v[i];

@@ -66,6 +66,10 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
  * meanwhile waits.  0 ready, 1 still loading, -1 unusable (*err says why: it
  * could not be loaded, or another backend has attached it since: fenced). */
 int volume_state(const struct volume *v, const char **err);
+/* For people: "loading", "ready", "failed" or "fenced"; and the owner epoch
+ * this backend holds the volume under (0 without metadata in the pool). */
+const char *volume_state_name(const struct volume *v);
+uint64_t volume_epoch(const struct volume *v);
 /* Drops the attachment (after in-flight I/O is done); the volume keeps its pages. */
 void volume_detach(struct volume *v);
 /* Frees every page of a detached volume and forgets it.  -EBUSY if attached, -ENOENT if unknown. */

@@ -266,12 +266,13 @@ static void show_status(json_object *r)
 static void show_volumes(json_object *r)
 {
     json_object *a = arr_of(r, "volumes");
-    static struct table t = { .ncols = 8, .align = "lrlrrrrl" };
-    t_row(&t, "NAME", "SIZE", "OWNER", "LOGICAL", "STORED", "ZERO", "DUP", "DEDUP");
+    static struct table t = { .ncols = 9, .align = "lrllrrrrl" };
+    t_row(&t, "NAME", "SIZE", "OWNER", "STATE", "LOGICAL", "STORED", "ZERO", "DUP", "DEDUP");
     for (size_t i = 0; i < json_object_array_length(a); i++) {
         json_object *v = json_object_array_get_idx(a, i);
         const char *owner = s_of(v, "owner");
-        t_row(&t, s_of(v, "name"), size_of(v, "size"), owner[0] ? owner : "(detached)", num(v, "logical_pages"),
+        t_row(&t, s_of(v, "name"), size_of(v, "size"), owner[0] ? owner : "(detached)", s_of(v, "state"),
+              num(v, "logical_pages"),
               num(v, "stored_pages"), num(v, "zero_pages"), num(v, "dup_pages"),
               json_object_get_boolean(json_object_object_get(v, "dedup")) ? "on" : "off");
     }
