@@ -41,6 +41,10 @@ void dedup_free(struct dedup *d);
 
 /* XXH3-128 of a 4 KiB page (or the test hook's hash). */
 struct dedup_hash dedup_hash(const void *page);
+/* The same, and when canon is not NULL the page's real XXH3-128 in canonical
+ * form (what pool_hash() writes, the volume record's check) from the same
+ * pass: a stored page is hashed once, not once per use. */
+struct dedup_hash dedup_hash_page(const void *page, uint8_t canon[16]);
 
 /* Fills up to max pages stored under h, most recently inserted first. */
 size_t dedup_lookup(const struct dedup *d, struct dedup_hash h, pool_page_t *out, size_t max);

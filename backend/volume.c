@@ -842,13 +842,14 @@ static void store_page(struct pop *p, const uint8_t *data)
 {
     struct volumes *vs = p->r->v->vs;
     p->data = data;
-    if (p->r->v->meta)
-        pool_hash(data, p->phash);
     if (!dd_of(p->r->v)) {
+        if (p->r->v->meta)
+            pool_hash(data, p->phash);
         store_new(p, data);
         return;
     }
-    p->hash = dedup_hash(data);
+    /* One pass gives the index's hash and the record's check alike. */
+    p->hash = dedup_hash_page(data, p->r->v->meta ? p->phash : NULL);
     p->hashed = true;
     p->ncand = (unsigned)dedup_lookup(vs->dd, p->hash, p->cand, MAX_CAND);
     /* Held across the compares: a candidate must not be freed (and its

@@ -7,8 +7,14 @@
  * page cache holds them.  Each guest's memory is that image in its own
  * (seeded) page order, plus a unique fraction and zero pages; all guests
  * "boot together" (their writes interleave), then churn in steady state.
- * The same workload runs with de-duplication on and off, alternating, against
- * the same pool; a last phase writes only unique pages: pure hashing cost.
+ *
+ * One run is: boot, churn, QD1 writes of duplicate and of unique pages, and
+ * a phase of unique pages only on a fresh volume (pure hashing and lookup
+ * cost: nothing to share).  Runs with de-duplication on and off alternate
+ * against the same pool, several rounds; figures are medians over rounds.
+ * Savings are checked against the best any page-level de-duplication could
+ * do with the same content (the distinct non-zero pages the guests hold), so
+ * a shortfall of the index (missed hits) shows as "missed".
  */
 #include "config.h"
 #include "evloop.h"
@@ -25,25 +31,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define PG VOLUME_PAGE_SIZE
 #define SPP (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
 #define MAX_GUESTS 64
+#define MAX_SRC 16
+#define MAX_ROUNDS 32
+
+/* Steady-state writes: shares (percent) of unique data, image pages, zeros, discards. */
+struct mix {
+    unsigned unique, image, zero, discard;
+};
 
 static struct {
     int guests;
     uint64_t guest_pages, image_pages;
     double unique, zero, churn;
-    unsigned qd, io_pages, rounds;
+    unsigned qd, io_pages, rounds, qd1_ops;
     long cache_pages;
-} opt = { 8, 0, 0, 0.05, 0.25, 0.25, 32, 8, 2, -1 };
+    struct mix mix;
+} opt = { 8, 0, 0, 0.05, 0.25, 0.25, 32, 8, 5, 2000, -1, { 35, 40, 20, 5 } };
 
 /* ---- the image ------------------------------------------------------------ */
 
 static uint8_t *image;          /* image_pages pages */
 static uint64_t image_have, image_quota, files_read;
+static struct {
+    const char *path;
+    uint64_t first, n, files;
+} src[MAX_SRC];
+static int nsrc;
 
 static void add_file(const char *path)
 {
@@ -51,6 +71,7 @@ static void add_file(const char *path)
     if (fd < 0)
         return;
     files_read++;
+    src[nsrc - 1].files++;
     while (image_have < image_quota) {
         uint8_t *p = image + image_have * PG;
         ssize_t n = read(fd, p, PG);
@@ -86,6 +107,47 @@ static void add_path(const char *path)
     free(ents);
 }
 
+static bool is_zero(const uint8_t *p) { return p[0] == 0 && memcmp(p, p + 1, PG - 1) == 0; }
+
+/* Content classes of the image: canon[i] is the first image page equal to
+ * page i (byte compared), so equal pages inside the image count once. */
+static uint64_t *canon;
+static bool *img_zero;
+
+static void classify_image(void)
+{
+    canon = malloc(image_have * sizeof(*canon));
+    img_zero = calloc(image_have, sizeof(*img_zero));
+    size_t nb = 1;
+    while (nb < 2 * image_have)
+        nb <<= 1;
+    uint64_t *tab = malloc(nb * sizeof(*tab));  /* open addressing: image index + 1, 0 empty */
+    struct dedup_hash *h = malloc(image_have * sizeof(*h));
+    if (!canon || !img_zero || !tab || !h)
+        abort();
+    memset(tab, 0, nb * sizeof(*tab));
+    for (uint64_t i = 0; i < image_have; i++) {
+        const uint8_t *p = image + i * PG;
+        canon[i] = i;
+        if ((img_zero[i] = is_zero(p)))
+            continue;
+        h[i] = dedup_hash(p);
+        for (size_t s = h[i].lo & (nb - 1);; s = (s + 1) & (nb - 1)) {
+            if (!tab[s]) {
+                tab[s] = i + 1;
+                break;
+            }
+            uint64_t j = tab[s] - 1;
+            if (h[j].lo == h[i].lo && h[j].hi == h[i].hi && memcmp(image + j * PG, p, PG) == 0) {
+                canon[i] = j;
+                break;
+            }
+        }
+    }
+    free(tab);
+    free(h);
+}
+
 /* ---- deterministic randomness ------------------------------------------- */
 
 static uint64_t rng(uint64_t *s)
@@ -104,10 +166,10 @@ static void random_page(uint8_t *p, uint64_t *s)
     }
 }
 
-/* Guest g's page at idx: an image page, a unique page or zeros.  layout[g][idx]
- * is an image page index, UNIQUE or ZERO. */
+/* Guest g's page at idx: an image page index, UNIQUE, ZERO or NONE (discarded). */
 #define UNIQUE UINT64_MAX
 #define ZERO   (UINT64_MAX - 1)
+#define NONE   (UINT64_MAX - 2)
 static uint64_t *layout[MAX_GUESTS];
 
 static void make_layout(int g)
@@ -129,6 +191,37 @@ static void make_layout(int g)
     layout[g] = l;
 }
 
+/* What the guests hold now, and the fewest pages any page-level
+ * de-duplication could store it in. */
+struct ideal {
+    uint64_t logical, zero, stored;
+};
+
+static struct ideal ideal_now(int guests)
+{
+    struct ideal r = { 0, 0, 0 };
+    bool *seen = calloc(image_have, sizeof(*seen));
+    if (!seen)
+        abort();
+    for (int g = 0; g < guests; g++)
+        for (uint64_t i = 0; i < opt.guest_pages; i++) {
+            uint64_t w = layout[g][i];
+            if (w == NONE)
+                continue;
+            r.logical++;
+            if (w == ZERO || (w != UNIQUE && img_zero[w]))
+                r.zero++;
+            else if (w == UNIQUE)
+                r.stored++;
+            else if (!seen[canon[w]]) {
+                seen[canon[w]] = true;
+                r.stored++;
+            }
+        }
+    free(seen);
+    return r;
+}
+
 /* ---- the I/O driver ---------------------------------------------------------- */
 
 struct io {
@@ -143,7 +236,7 @@ struct bench {
     struct volumes *vs;
     struct volume *vol[MAX_GUESTS];
     struct io *ios;
-    unsigned inflight;
+    unsigned inflight, qd;
     uint64_t errors, bytes;
     struct histo lat;
 };
@@ -161,7 +254,7 @@ static void on_io(void *arg, int status)
 
 static struct io *free_io(struct bench *b)
 {
-    while (b->inflight >= opt.qd)
+    while (b->inflight >= b->qd)
         evloop_run_once(b->el, 100);
     for (unsigned i = 0; i < opt.qd; i++)
         if (!b->ios[i].busy)
@@ -196,34 +289,81 @@ static void write_layout(struct bench *b, int g, uint64_t idx, unsigned n, uint6
     volume_write(b->vol[g], idx * SPP, n * SPP, io->buf, on_io, io);
 }
 
+enum { P_UNIQUE, P_QD1_UNIQUE, P_BOOT, P_CHURN, P_QD1_DUP, NPHASE };
+static const char *phase_name[NPHASE] = { "unique-only", "qd1-unique", "boot", "churn", "qd1-dup" };
+
 struct result {
-    double secs, mbps;
-    uint64_t p50, p99, errors;
+    double secs, mbps, cpu_us_per_mib;
+    double p50, p99;            /* us */
+    uint64_t errors;
     struct volumes_stats hs;
+    struct ideal best;
 };
+
+static uint64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
+
+static uint64_t phase_t0, phase_cpu0;
 
 static void phase_begin(struct bench *b)
 {
     histo_reset(&b->lat);
     b->bytes = b->errors = 0;
+    phase_cpu0 = cpu_ns();
+    phase_t0 = evloop_now_ns();
 }
 
-static void phase_end(struct bench *b, uint64_t t0, struct result *r)
+static void phase_end(struct bench *b, struct result *r)
 {
     drain(b);
-    r->secs = (double)(evloop_now_ns() - t0) / 1e9;
+    r->secs = (double)(evloop_now_ns() - phase_t0) / 1e9;
     r->mbps = (double)b->bytes / r->secs / 1e6;
-    r->p50 = histo_quantile(&b->lat, 0.50);
-    r->p99 = histo_quantile(&b->lat, 0.99);
+    r->cpu_us_per_mib = (double)(cpu_ns() - phase_cpu0) / 1e3 / ((double)b->bytes / (1 << 20));
+    r->p50 = (double)histo_quantile(&b->lat, 0.50) / 1e3;
+    r->p99 = (double)histo_quantile(&b->lat, 0.99) / 1e3;
     r->errors = b->errors;
     volumes_get_stats(b->vs, &r->hs);
 }
 
-/* Boot (all guests write their memory, interleaved), churn, then a phase of
- * unique pages only on a fresh volume. */
-static int run(struct evloop *el, struct pool *pool, bool dedup, struct result res[3])
+/* Single-page writes at QD1 to random places of the guests: image pages the
+ * guests already hold (duplicates when de-duplication is on), or unique ones. */
+static void qd1_writes(struct bench *b, bool dup, int nvol, uint64_t *s)
 {
-    struct bench b = { .el = el };
+    b->qd = 1;
+    for (unsigned i = 0; i < opt.qd1_ops; i++) {
+        int g = (int)(rng(s) % (uint64_t)nvol);
+        uint64_t idx = rng(s) % opt.guest_pages, w;
+        do
+            w = rng(s) % image_have;
+        while (img_zero[w]);
+        layout[g][idx] = dup ? w : UNIQUE;
+        write_layout(b, g, idx, 1, s);
+    }
+    drain(b);
+    b->qd = opt.qd;
+}
+
+/* Lets the pool finish what the last run left (slabs given back to the
+ * memory servers after a delete), so that no phase pays for another's. */
+static void settle(struct evloop *el)
+{
+    uint64_t t0 = evloop_now_ms();
+    while (evloop_now_ms() - t0 < 300)
+        evloop_run_once(el, 10);
+}
+
+/* Unique pages only (a volume filled, then overwritten at QD and at QD1):
+ * every page hashed, looked up and indexed, none shared, the pool in the same
+ * steady state with de-duplication on or off.  Then boot (all guests write
+ * their memory, interleaved), churn with mix, and QD1 writes of duplicates. */
+static int run(struct evloop *el, struct pool *pool, bool dedup, struct mix mix, struct result res[NPHASE])
+{
+    struct bench b = { .el = el, .qd = opt.qd };
     b.vs = volumes_new(pool, dedup);
     if (!b.vs)
         return -1;
@@ -233,6 +373,34 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct result r
         b.ios[i].buf = malloc((size_t)opt.io_pages * PG);
     }
     char err[200];
+    uint64_t s = 7;
+    settle(el);
+    b.vol[0] = volume_attach(b.vs, "unique", opt.guest_pages * PG, "bench", err, sizeof(err));
+    if (!b.vol[0]) {
+        fprintf(stderr, "memx-dedupbench: %s\n", err);
+        return -1;
+    }
+    free(layout[0]);
+    layout[0] = malloc(opt.guest_pages * sizeof(*layout[0]));
+    if (!layout[0])
+        abort();
+    for (uint64_t i = 0; i < opt.guest_pages; i++)
+        layout[0][i] = UNIQUE;
+    for (int rep = 0; rep < 3; rep++) {
+        if (rep == 1)
+            phase_begin(&b);
+        for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
+            write_layout(&b, 0, idx, opt.io_pages, &s);
+        drain(&b);
+    }
+    phase_end(&b, &res[P_UNIQUE]);
+    phase_begin(&b);
+    qd1_writes(&b, false, 1, &s);
+    phase_end(&b, &res[P_QD1_UNIQUE]);
+    volume_detach(b.vol[0]);
+    volume_delete(b.vs, "unique");
+    settle(el);
+
     for (int g = 0; g < opt.guests; g++) {
         make_layout(g);
         char name[32];
@@ -243,57 +411,51 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct result r
             return -1;
         }
     }
-    uint64_t s = 7;
     phase_begin(&b);
-    uint64_t t0 = evloop_now_ns();
     for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
         for (int g = 0; g < opt.guests; g++) {
             unsigned n = (unsigned)(opt.guest_pages - idx < opt.io_pages ? opt.guest_pages - idx : opt.io_pages);
             write_layout(&b, g, idx, n, &s);
         }
-    phase_end(&b, t0, &res[0]);
+    phase_end(&b, &res[P_BOOT]);
+    res[P_BOOT].best = ideal_now(opt.guests);
 
-    /* Steady state: guests rewrite parts of their memory: 35% new data, 40%
-     * page cache contents (image pages), 20% zeros, 5% freed (discard). */
+    /* Steady state: guests rewrite parts of their memory with the mix. */
     uint64_t nreq = (uint64_t)(opt.churn * (double)opt.guest_pages * opt.guests / opt.io_pages);
+    unsigned total = mix.unique + mix.image + mix.zero + mix.discard;
     phase_begin(&b);
-    t0 = evloop_now_ns();
     for (uint64_t i = 0; i < nreq; i++) {
         int g = (int)(rng(&s) % (uint64_t)opt.guests);
         uint64_t idx = rng(&s) % (opt.guest_pages / opt.io_pages) * opt.io_pages;
-        uint64_t kind = rng(&s) % 100;
-        if (kind < 5) {
+        uint64_t kind = rng(&s) % total;
+        if (kind < mix.discard) {
             struct io *io = free_io(&b);
             io->busy = true;
             io->t0 = evloop_now_ns();
             b.inflight++;
+            for (unsigned k = 0; k < opt.io_pages; k++)
+                layout[g][idx + k] = NONE;
             volume_discard(b.vol[g], idx * SPP, (uint64_t)opt.io_pages * SPP, on_io, io);
             continue;
         }
+        kind -= mix.discard;
         for (unsigned k = 0; k < opt.io_pages; k++)
-            layout[g][idx + k] = kind < 40 ? UNIQUE : kind < 80 ? rng(&s) % image_have : ZERO;
+            layout[g][idx + k] = kind < mix.unique ? UNIQUE : kind < mix.unique + mix.image ? rng(&s) % image_have : ZERO;
         write_layout(&b, g, idx, opt.io_pages, &s);
     }
-    phase_end(&b, t0, &res[1]);
+    phase_end(&b, &res[P_CHURN]);
+    res[P_CHURN].best = ideal_now(opt.guests);
 
-    /* Unique pages only: every page hashed and looked up, none shared. */
+    phase_begin(&b);
+    qd1_writes(&b, true, opt.guests, &s);
+    phase_end(&b, &res[P_QD1_DUP]);
+
     for (int g = 0; g < opt.guests; g++) {
         volume_detach(b.vol[g]);
         char name[32];
         snprintf(name, sizeof(name), "guest%d", g);
         volume_delete(b.vs, name);
     }
-    b.vol[0] = volume_attach(b.vs, "unique", opt.guest_pages * PG, "bench", err, sizeof(err));
-    for (uint64_t i = 0; i < opt.guest_pages; i++)
-        layout[0][i] = UNIQUE;
-    phase_begin(&b);
-    t0 = evloop_now_ns();
-    for (int rep = 0; rep < 2; rep++)
-        for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
-            write_layout(&b, 0, idx, opt.io_pages, &s);
-    phase_end(&b, t0, &res[2]);
-    volume_detach(b.vol[0]);
-    volume_delete(b.vs, "unique");
 
     for (unsigned i = 0; i < opt.qd; i++)
         free(b.ios[i].buf);
@@ -302,17 +464,114 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct result r
     return 0;
 }
 
+/* What the content index adds per page on the CPU, without the pool: a page
+ * arrives (copied in, as the grant copy brings it into cache), is hashed and
+ * looked up; a new page is then indexed and its bytes cached, a duplicate is
+ * compared with the cached copy.  Returns ns per page beyond the copy. */
+static volatile uint64_t index_sink;     /* keeps the loops' results alive */
+
+static void index_cost(double *first_ns, double *unique_ns, double *dup_ns)
+{
+    uint64_t n = image_have < DEDUP_CACHE_PAGES ? image_have : DEDUP_CACHE_PAGES, sink = 0;
+    uint8_t *buf = malloc(PG);
+    struct dedup *d = dedup_new(DEDUP_CACHE_PAGES);
+    pool_page_t c[4];
+    if (!buf || !d)
+        abort();
+    uint64_t base = 0, uni, dup;
+    for (int rep = 0; rep < 2; rep++) {
+        uint64_t t0 = evloop_now_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            memcpy(buf, image + i * PG, PG);
+            __asm__ volatile("" ::: "memory");
+            sink += buf[i % PG];
+        }
+        base = evloop_now_ns() - t0;
+    }
+    /* The first pass fills a fresh index and byte cache (a new backend), the
+     * second one the same index once those pages were freed (steady state). */
+    uint64_t first = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        uint64_t t0 = evloop_now_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            memcpy(buf, image + i * PG, PG);
+            struct dedup_hash h = dedup_hash(buf);
+            sink += dedup_lookup(d, h, c, 4);
+            dedup_insert(d, h, i + 1, buf);
+        }
+        uni = evloop_now_ns() - t0;
+        if (rep == 0) {
+            first = uni;
+            for (uint64_t i = 0; i < n; i++)
+                dedup_forget(d, i + 1);
+        }
+    }
+    uint64_t t0 = evloop_now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        memcpy(buf, image + i * PG, PG);
+        struct dedup_hash h = dedup_hash(buf);
+        size_t k = dedup_lookup(d, h, c, 4);
+        for (size_t j = 0; j < k; j++) {
+            const void *b = dedup_cached(d, c[j]);
+            if (b && memcmp(b, buf, PG) == 0) {
+                sink++;
+                break;
+            }
+        }
+    }
+    dup = evloop_now_ns() - t0;
+    for (uint64_t i = 0; i < n; i++)
+        dedup_forget(d, i + 1);
+    dedup_free(d);
+    free(buf);
+    *first_ns = ((double)first - (double)base) / (double)n;
+    *unique_ns = ((double)uni - (double)base) / (double)n;
+    *dup_ns = ((double)dup - (double)base) / (double)n;
+    index_sink = sink;
+}
+
 /* ---- report ------------------------------------------------------------------ */
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
-static void print_pages(const char *what, const struct volumes_stats *h)
+static int cmp_double(const void *a, const void *b)
 {
-    double mib = (double)PG / (1 << 20);
-    printf("  %-12s logical %8.1f MiB  stored %8.1f MiB  | saved: zero pages %5.1f%%  duplicates %5.1f%%"
-           "  total %5.1f%%\n", what, (double)h->logical_pages * mib, (double)h->stored_pages * mib,
-           pct(h->zero_pages, h->logical_pages), pct(h->dup_pages, h->logical_pages),
-           pct(h->zero_pages + h->dup_pages, h->logical_pages));
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, unsigned n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double mib(uint64_t pages) { return (double)pages * PG / (1 << 20); }
+
+/* Logical vs stored, the savings by kind, and how far from the best possible. */
+static void print_savings(const char *what, const struct volumes_stats *on, uint64_t off_stored,
+                          const struct ideal *best)
+{
+    printf("  %s\n", what);
+    printf("    logical %7.1f MiB; stored: dedup off %7.1f MiB, dedup on %7.1f MiB, best possible %7.1f MiB\n",
+           mib(on->logical_pages), mib(off_stored), mib(on->stored_pages), mib(best->stored));
+    printf("    saved: zero pages %5.1f%%, duplicate pages %5.1f%%, total %5.1f%% (best possible %5.1f%%",
+           pct(on->zero_pages, on->logical_pages), pct(on->dup_pages, on->logical_pages),
+           pct(on->zero_pages + on->dup_pages, on->logical_pages), pct(best->logical - best->stored, best->logical));
+    if (on->stored_pages >= best->stored)
+        printf(", %llu pages missed)\n", (unsigned long long)(on->stored_pages - best->stored));
+    else
+        printf(")\n");
+    if (on->logical_pages != best->logical || on->zero_pages != best->zero)
+        printf("    warning: the volumes hold %llu logical / %llu zero pages, the workload wrote %llu / %llu\n",
+               (unsigned long long)on->logical_pages, (unsigned long long)on->zero_pages,
+               (unsigned long long)best->logical, (unsigned long long)best->zero);
+}
+
+static int parse_mix(const char *s, struct mix *m)
+{
+    return sscanf(s, "%u,%u,%u,%u", &m->unique, &m->image, &m->zero, &m->discard) == 4 &&
+           m->unique + m->image + m->zero + m->discard > 0 ? 0 : -1;
 }
 
 static void usage(FILE *f)
@@ -324,9 +583,12 @@ static void usage(FILE *f)
             "  --unique F           per-guest unique fraction, default 0.05\n"
             "  --zero F             zero-page fraction, default 0.25\n"
             "  --churn F            steady-state writes as a fraction of all guest memory, default 0.25\n"
+            "  --churn-mix U,I,Z,D  steady-state shares of unique, image, zero pages and discards, default 35,40,20,5;\n"
+            "                       a second churn with the image share moved to unique (anonymous memory) also runs\n"
             "  --qd N               requests in flight, default 32\n"
             "  --io-pages N         pages per request, default 8\n"
-            "  --rounds N           on/off alternations, default 2\n"
+            "  --rounds N           on/off alternations (medians are reported), default 5\n"
+            "  --qd1-ops N          single-page QD1 writes per latency phase, default 2000\n"
             "  --cache-pages N      de-dup byte cache size (default %u; 0: compare by pool read)\n",
             DEDUP_CACHE_PAGES);
 }
@@ -335,8 +597,9 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         { "config", 1, 0, 'c' }, { "guests", 1, 0, 'g' }, { "guest-size", 1, 0, 's' }, { "unique", 1, 0, 'u' },
-        { "zero", 1, 0, 'z' }, { "churn", 1, 0, 'C' }, { "qd", 1, 0, 'q' }, { "io-pages", 1, 0, 'p' },
-        { "rounds", 1, 0, 'r' }, { "cache-pages", 1, 0, 'k' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "zero", 1, 0, 'z' }, { "churn", 1, 0, 'C' }, { "churn-mix", 1, 0, 'm' }, { "qd", 1, 0, 'q' },
+        { "io-pages", 1, 0, 'p' }, { "rounds", 1, 0, 'r' }, { "qd1-ops", 1, 0, 'o' }, { "cache-pages", 1, 0, 'k' },
+        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *config = NULL;
     uint64_t gsize = 32ull << 20;
     int c;
@@ -353,20 +616,29 @@ int main(int argc, char **argv)
         case 'u': opt.unique = atof(optarg); break;
         case 'z': opt.zero = atof(optarg); break;
         case 'C': opt.churn = atof(optarg); break;
+        case 'm':
+            if (parse_mix(optarg, &opt.mix) < 0) {
+                fprintf(stderr, "memx-dedupbench: --churn-mix '%s' is not U,I,Z,D\n", optarg);
+                return 2;
+            }
+            break;
         case 'q': opt.qd = (unsigned)atoi(optarg); break;
         case 'p': opt.io_pages = (unsigned)atoi(optarg); break;
         case 'r': opt.rounds = (unsigned)atoi(optarg); break;
+        case 'o': opt.qd1_ops = (unsigned)atoi(optarg); break;
         case 'k': opt.cache_pages = atol(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     opt.guest_pages = gsize / PG;
-    if (!config || optind >= argc || opt.guests < 1 || opt.guests > MAX_GUESTS || opt.qd < 1 || opt.io_pages < 1 ||
-        opt.unique < 0 || opt.zero < 0 || opt.unique + opt.zero >= 1 || opt.guest_pages < 2ull * opt.io_pages ||
-        opt.guest_pages % opt.io_pages || opt.rounds < 1) {
-        fprintf(stderr, "memx-dedupbench: needs --config, at least one PATH, 1..%d guests, fractions with "
-                "unique + zero < 1 and a guest size of whole requests (see --help)\n", MAX_GUESTS);
+    if (!config || optind >= argc || argc - optind > MAX_SRC || opt.guests < 1 || opt.guests > MAX_GUESTS ||
+        opt.qd < 1 || opt.io_pages < 1 || opt.unique < 0 || opt.zero < 0 || opt.unique + opt.zero >= 1 ||
+        opt.guest_pages < 2ull * opt.io_pages || opt.guest_pages % opt.io_pages || opt.rounds < 1 ||
+        opt.rounds > MAX_ROUNDS) {
+        fprintf(stderr, "memx-dedupbench: needs --config, 1..%d PATHs, 1..%d guests, fractions with "
+                "unique + zero < 1, a guest size of whole requests and 1..%d rounds (see --help)\n", MAX_SRC,
+                MAX_GUESTS, MAX_ROUNDS);
         return 2;
     }
     mx_log_init("memx-dedupbench", MX_LOG_WARN);
@@ -379,21 +651,43 @@ int main(int argc, char **argv)
      * and libraries all make it in, not the first 20 MiB of one tree. */
     for (int i = optind; i < argc; i++) {
         image_quota = image_have + (opt.image_pages - image_have) / (uint64_t)(argc - i);
+        src[nsrc].path = argv[i];
+        src[nsrc].first = image_have;
+        nsrc++;
         add_path(argv[i]);
+        src[nsrc - 1].n = image_have - src[nsrc - 1].first;
     }
     if (image_have == 0) {
         fprintf(stderr, "memx-dedupbench: no readable file under the given paths\n");
         return 2;
     }
-    uint64_t image_zero = 0;
-    for (uint64_t i = 0; i < image_have; i++)
-        image_zero += image[i * PG] == 0 && memcmp(image + i * PG, image + i * PG + 1, PG - 1) == 0;
-    /* The CPU cost de-duplication adds per stored page, without pool noise. */
-    uint64_t h0 = evloop_now_ns(), sink = 0;
+    classify_image();
+
+    /* The CPU cost de-duplication adds per stored page, without pool noise:
+     * from memory (the whole image, as a cold page would be) and in cache
+     * (the data path hashes a page right after the grant copy brought it in). */
+    uint64_t sink = 0, h0 = evloop_now_ns();
     for (int rep = 0; rep < 4; rep++)
         for (uint64_t i = 0; i < image_have; i++)
             sink += dedup_hash(image + i * PG).lo;
-    double hash_ns = (double)(evloop_now_ns() - h0) / (4.0 * (double)image_have);
+    double hash_mem_ns = (double)(evloop_now_ns() - h0) / (4.0 * (double)image_have);
+    h0 = evloop_now_ns();
+    for (int rep = 0; rep < 100000; rep++)
+        sink += dedup_hash(image + (uint64_t)(rep & 7) % image_have * PG).lo;
+    double hash_cache_ns = (double)(evloop_now_ns() - h0) / 100000.0;
+    uint8_t *copy = malloc(PG);
+    if (!copy)
+        abort();
+    memcpy(copy, image, PG);
+    h0 = evloop_now_ns();
+    for (int rep = 0; rep < 100000; rep++) {
+        __asm__ volatile("" ::: "memory");      /* keeps the compare inside the loop */
+        sink += (uint64_t)memcmp(image, copy, PG);
+    }
+    double cmp_cache_ns = (double)(evloop_now_ns() - h0) / 100000.0;
+    free(copy);
+    double idx_first_ns, idx_unique_ns, idx_dup_ns;
+    index_cost(&idx_first_ns, &idx_unique_ns, &idx_dup_ns);
 
     struct memx_config cfg;
     char err[512];
@@ -418,63 +712,113 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    printf("image: %llu pages (%.1f MiB) from %llu files, %llu of them zero; %d guests x %.0f MiB: "
-           "%.0f%% image, %.0f%% unique, %.0f%% zero; churn %.0f%%; %u pages/request, QD %u; "
-           "replicas %d on %d servers\n",
-           (unsigned long long)image_have, (double)image_have * PG / (1 << 20), (unsigned long long)files_read,
-           (unsigned long long)image_zero, opt.guests, (double)gsize / (1 << 20),
-           100 * (1 - opt.unique - opt.zero), 100 * opt.unique, 100 * opt.zero, 100 * opt.churn, opt.io_pages,
-           opt.qd, cfg.replicas, cfg.nservers);
-    printf("XXH3-128 of a 4 KiB page: %.0f ns (check %llx)\n", hash_ns, (unsigned long long)(sink & 0xff));
+    uint64_t image_zero = 0, image_distinct = 0;
+    for (uint64_t i = 0; i < image_have; i++) {
+        image_zero += img_zero[i];
+        image_distinct += !img_zero[i] && canon[i] == i;
+    }
+    printf("image: %llu pages (%.1f MiB) from %llu files: %llu zero, %llu distinct non-zero; %d guests x %.0f MiB: "
+           "%.0f%% image, %.0f%% unique, %.0f%% zero; churn %.0f%% of memory; %u pages/request, QD %u; "
+           "replicas %d on %d servers; %u rounds\n",
+           (unsigned long long)image_have, mib(image_have), (unsigned long long)files_read,
+           (unsigned long long)image_zero, (unsigned long long)image_distinct, opt.guests,
+           (double)gsize / (1 << 20), 100 * (1 - opt.unique - opt.zero), 100 * opt.unique, 100 * opt.zero,
+           100 * opt.churn, opt.io_pages, opt.qd, cfg.replicas, cfg.nservers, opt.rounds);
+    for (int i = 0; i < nsrc; i++) {
+        uint64_t z = 0, inner = 0;
+        for (uint64_t k = src[i].first; k < src[i].first + src[i].n; k++) {
+            z += img_zero[k];
+            inner += !img_zero[k] && canon[k] != k;
+        }
+        printf("  %-60s %6llu pages from %5llu files: %5llu zero, %5llu equal to an earlier image page\n",
+               src[i].path, (unsigned long long)src[i].n, (unsigned long long)src[i].files, (unsigned long long)z,
+               (unsigned long long)inner);
+    }
+    printf("XXH3-128 of a 4 KiB page: %.0f ns in cache, %.0f ns from memory; memcmp of equal pages in cache "
+           "%.0f ns (check %llx)\n", hash_cache_ns, hash_mem_ns, cmp_cache_ns, (unsigned long long)(sink & 0xff));
+    printf("CPU the content index adds per page written (no pool): new page %.0f ns (hash, lookup, index, cache "
+           "copy; %.0f ns while a fresh byte cache is faulted in), duplicate %.0f ns (hash, lookup, compare with "
+           "the cached copy)\n", idx_unique_ns, idx_first_ns, idx_dup_ns);
     if (image_have < opt.image_pages)
         printf("note: the files gave only %llu of %llu image pages: the image repeats\n",
                (unsigned long long)image_have, (unsigned long long)opt.image_pages);
 
-    static const char *phase[3] = { "boot", "churn", "unique-only" };
-    struct result on[3] = { 0 }, off[3] = { 0 }, r[3];
+    static struct result res[MAX_ROUNDS][2][NPHASE];   /* [round][dedup][phase] */
     uint64_t errors = 0;
     for (unsigned round = 0; round < opt.rounds; round++)
         for (int mode = 0; mode < 2; mode++) {
             /* Alternate which goes first: the pool warms up, and noise is ±20%. */
             bool dedup = (mode + round) % 2 == 0;
-            if (run(el, pool, dedup, r) < 0)
+            struct result *r = res[round][dedup];
+            if (run(el, pool, dedup, opt.mix, r) < 0)
                 return 1;
-            struct result *acc = dedup ? on : off;
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < NPHASE; p++) {
                 errors += r[p].errors;
-                printf("round %u dedup %-3s %-11s %7.1f MB/s  write p50 %6.1f us  p99 %7.1f us  (%.2f s)\n",
-                       round + 1, dedup ? "on" : "off", phase[p], r[p].mbps, (double)r[p].p50 / 1e3,
-                       (double)r[p].p99 / 1e3, r[p].secs);
-                acc[p].mbps += r[p].mbps / opt.rounds;
-                acc[p].p50 += r[p].p50 / opt.rounds;
-                acc[p].p99 += r[p].p99 / opt.rounds;
-                acc[p].hs = r[p].hs;
+                printf("round %u dedup %-3s %-11s %7.1f MB/s  write p50 %7.1f us  p99 %8.1f us  CPU %5.0f us/MiB"
+                       "  (%.2f s)\n", round + 1, dedup ? "on" : "off", phase_name[p], r[p].mbps, r[p].p50,
+                       r[p].p99, r[p].cpu_us_per_mib, r[p].secs);
             }
         }
+    /* Swap-like steady state: what a guest swaps is anonymous memory, not its
+     * page cache; the image share of the mix becomes unique data. */
+    struct mix anon = { opt.mix.unique + opt.mix.image, 0, opt.mix.zero, opt.mix.discard };
+    struct result ra[NPHASE];
+    if (run(el, pool, true, anon, ra) < 0)
+        return 1;
+    for (int p = 0; p < NPHASE; p++)
+        errors += ra[p].errors;
 
-    printf("\npages after each phase (host-wide; MiB of 4 KiB pages):\n");
-    for (int p = 0; p < 2; p++) {
-        char what[40];
-        snprintf(what, sizeof(what), "%s, off", phase[p]);
-        print_pages(what, &off[p].hs);
-        snprintf(what, sizeof(what), "%s, on", phase[p]);
-        print_pages(what, &on[p].hs);
-    }
-    const struct volumes_stats *h = &on[1].hs;
-    printf("de-dup index: %llu hits (%llu found after their own write), %llu hash collisions, "
-           "%llu compares read back from the pool\n",
+    printf("\npages (host-wide; the page contents are the same in every round):\n");
+    const struct result *on = res[0][1], *off = res[0][0];
+    char what[160];
+    snprintf(what, sizeof(what), "after boot (%d guests from one image):", opt.guests);
+    print_savings(what, &on[P_BOOT].hs, off[P_BOOT].hs.stored_pages, &on[P_BOOT].best);
+    snprintf(what, sizeof(what), "after churn of %.0f%% of memory, page-cache mix (unique %u%%, image %u%%, zero %u%%, "
+             "discard %u%%):", 100 * opt.churn, opt.mix.unique, opt.mix.image, opt.mix.zero, opt.mix.discard);
+    print_savings(what, &on[P_CHURN].hs, off[P_CHURN].hs.stored_pages, &on[P_CHURN].best);
+    snprintf(what, sizeof(what), "after churn of %.0f%% of memory, anonymous mix (unique %u%%, image 0%%, zero %u%%, "
+             "discard %u%%):", 100 * opt.churn, anon.unique, anon.zero, anon.discard);
+    /* Off stores every non-zero page (the two runs above measure it). */
+    print_savings(what, &ra[P_CHURN].hs, ra[P_CHURN].best.logical - ra[P_CHURN].best.zero, &ra[P_CHURN].best);
+    const struct volumes_stats *h = &on[P_CHURN].hs;
+    printf("  de-dup index after churn: %llu hits (%llu found after their own write), %llu hash collisions, "
+           "%llu compares read back from the pool, %llu pages indexed, %llu cached\n",
            (unsigned long long)h->dedup_hits, (unsigned long long)h->late_hits, (unsigned long long)h->collisions,
-           (unsigned long long)h->compare_reads);
-    printf("\nwrite throughput and latency, mean of %u rounds:\n", opt.rounds);
-    for (int p = 0; p < 3; p++)
-        printf("  %-11s off %7.1f MB/s p50 %6.1f us p99 %7.1f us | on %7.1f MB/s p50 %6.1f us p99 %7.1f us"
-               " | on/off throughput %+.1f%%\n", phase[p], off[p].mbps, (double)off[p].p50 / 1e3,
-               (double)off[p].p99 / 1e3, on[p].mbps, (double)on[p].p50 / 1e3, (double)on[p].p99 / 1e3,
-               100.0 * (on[p].mbps / off[p].mbps - 1));
+           (unsigned long long)h->compare_reads, (unsigned long long)h->index_pages,
+           (unsigned long long)h->cached_pages);
+
+    printf("\nwrite throughput, latency and backend CPU per MiB written, median of %u rounds "
+           "(QD %u x %u pages; qd1-*: QD1 x 1 page):\n", opt.rounds, opt.qd, opt.io_pages);
+    double med[2][NPHASE][4];
+    for (int m = 0; m < 2; m++)
+        for (int p = 0; p < NPHASE; p++) {
+            double v[4][MAX_ROUNDS];
+            for (unsigned r = 0; r < opt.rounds; r++) {
+                v[0][r] = res[r][m][p].mbps;
+                v[1][r] = res[r][m][p].p50;
+                v[2][r] = res[r][m][p].p99;
+                v[3][r] = res[r][m][p].cpu_us_per_mib;
+            }
+            for (int k = 0; k < 4; k++)
+                med[m][p][k] = median(v[k], opt.rounds);
+        }
+    for (int p = 0; p < NPHASE; p++)
+        printf("  %-11s off %7.1f MB/s p50 %7.1f us p99 %8.1f us CPU %5.0f us/MiB | on %7.1f MB/s p50 %7.1f us"
+               " p99 %8.1f us CPU %5.0f us/MiB | on/off throughput %+6.1f%%\n", phase_name[p], med[0][p][0],
+               med[0][p][1], med[0][p][2], med[0][p][3], med[1][p][0], med[1][p][1], med[1][p][2], med[1][p][3],
+               100.0 * (med[1][p][0] / med[0][p][0] - 1));
     if (errors)
         printf("write errors: %llu\n", (unsigned long long)errors);
-    printf("boot: dedup savings %.1f%%\n", pct(on[0].hs.zero_pages + on[0].hs.dup_pages, on[0].hs.logical_pages));
-    printf("dedup savings %.1f%%\n", pct(h->zero_pages + h->dup_pages, h->logical_pages));
+    printf("\nsteady state, page-cache churn mix: dedup savings %.1f%%\n",
+           pct(h->zero_pages + h->dup_pages, h->logical_pages));
+    printf("steady state, anonymous churn mix: dedup savings %.1f%%\n",
+           pct(ra[P_CHURN].hs.zero_pages + ra[P_CHURN].hs.dup_pages, ra[P_CHURN].hs.logical_pages));
+    printf("unique pages only, on vs off: throughput %+.1f%%, CPU per MiB %+.1f%%\n",
+           100.0 * (med[1][P_UNIQUE][0] / med[0][P_UNIQUE][0] - 1),
+           100.0 * (med[1][P_UNIQUE][3] / med[0][P_UNIQUE][3] - 1));
+    printf("the %d-guest image workload (after boot), the issue's target of >= 85%%:\n", opt.guests);
+    printf("dedup savings %.1f%%\n",
+           pct(on[P_BOOT].hs.zero_pages + on[P_BOOT].hs.dup_pages, on[P_BOOT].hs.logical_pages));
     pool_free(pool);
     evloop_free(el);
     return errors ? 1 : 0;
