@@ -14,6 +14,10 @@
 #define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
 #define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
 #define MAX_SRV       MEMX_MAX_SERVERS
+/* Batches in flight per volume.  Their order does not matter (the servers
+ * keep the highest sequence number per page), and one at a time would cap a
+ * busy volume's writes at one batch per round trip. */
+#define MAX_BATCHES   4
 
 enum stage { IDLE, QUERY, CLAIM, LIST, ADOPT };
 
@@ -58,7 +62,7 @@ struct volmeta {
     /* publishing */
     struct pubrec *q;
     size_t qn, qcap;
-    struct batch *inflight;
+    int inflight;
 };
 
 uint64_t volmeta_vid_of(const char *name)
@@ -396,7 +400,7 @@ static void batch_end(struct batch *b)
     int st = b->fenced ? -ESTALE : b->acked ? 0 : -EIO;
     if (b->fenced)
         volmeta_fence(m);
-    m->inflight = NULL;
+    m->inflight--;
     for (uint32_t i = 0; i < b->n; i++)
         b->recs[i].cb(b->recs[i].arg, st);
     free(b->recs);
@@ -426,7 +430,7 @@ static int batch_later(struct evloop *el, long long id, void *arg)
 
 static void flush(struct volmeta *m)
 {
-    if (m->inflight || !m->qn)
+    if (m->inflight >= MAX_BATCHES || !m->qn)
         return;
     struct batch *b = calloc(1, sizeof(*b));
     uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
@@ -442,7 +446,7 @@ static void flush(struct volmeta *m)
     for (uint32_t i = 0; i < n; i++)
         recs[i] = pr[i].r;
     *b = (struct batch){ .m = m, .recs = pr, .n = n };
-    m->inflight = b;
+    m->inflight++;
     if (m->fenced) {
         b->fenced = true;
         evloop_add_timer(pool_evloop(m->pool), 0, batch_later, b);

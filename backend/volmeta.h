@@ -7,8 +7,9 @@
  * the records back from every live server, keeps the newest of each page, and
  * finds the slabs they point into (pool_adopt).  While attached, every change
  * of the page map is published (volmeta_publish) to every live server before
- * the guest's request completes: records ride in batches, one META_PUT per
- * server in flight, so a busy volume sends few messages.
+ * the guest's request completes: records ride in batches (one META_PUT per
+ * server and batch, a few batches in flight), so a busy volume sends few
+ * messages.
  *
  * The records are held by every live server, more copies than the pages
  * themselves (R), so a volume stays attachable as long as one server that was
