@@ -40,6 +40,8 @@ struct dent {
     pool_page_t page;
     struct dent *hnext, *pnext;
     size_t slot;                /* cache slot + 1, or 0 */
+    bool loaded;                /* from a volume record: canon is its hash */
+    uint8_t canon[16];
 };
 
 struct dedup {
@@ -193,7 +195,7 @@ static void cache_fill(struct dedup *d, struct dent *e, const void *bytes)
     d->cached++;
 }
 
-void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes)
+static struct dent *insert(struct dedup *d, struct dedup_hash h, pool_page_t page)
 {
     if (d->n >= d->nb)
         grow(d);
@@ -207,7 +209,31 @@ void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const 
     e->pnext = d->bypage[s];
     d->bypage[s] = e;
     d->n++;
-    cache_fill(d, e, bytes);
+    return e;
+}
+
+void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes)
+{
+    cache_fill(d, insert(d, h, page), bytes);
+}
+
+bool dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page)
+{
+    if (test_hash)
+        return false;
+    XXH128_canonical_t c;
+    memcpy(c.digest, canon, 16);
+    XXH128_hash_t x = XXH128_hashFromCanonical(&c);
+    struct dent *e = insert(d, (struct dedup_hash){ x.low64, x.high64 }, page);
+    e->loaded = true;
+    memcpy(e->canon, canon, 16);
+    return true;
+}
+
+const uint8_t *dedup_record_hash(const struct dedup *d, pool_page_t page)
+{
+    const struct dent *e = find_page(d, page);
+    return e && e->loaded ? e->canon : NULL;
 }
 
 void dedup_forget(struct dedup *d, pool_page_t page)

@@ -25,6 +25,9 @@
  * A replayed write of the same bytes shares the page its entry already holds:
  * the refcount ends where it was.  A map entry remembers whether its write
  * stored the page or shared one (the leaf's dup bitmap), for the statistics.
+ * The index itself is not saved anywhere: a restarted backend rebuilds it from
+ * the volume records it loads (each carries its page's hash), and the
+ * refcounts from how many loaded entries name each page.
  */
 #include "volume.h"
 
@@ -802,7 +805,11 @@ static void try_next(struct pop *p)
             vs->compare_reads++;
             if (!p->cmp)
                 p->cmp = xcalloc(1, VOLUME_PAGE_SIZE);
-            pool_read(vs->pool, c, p->cmp, compared, p);
+            const uint8_t *rh = dedup_record_hash(vs->dd, c);
+            if (rh)
+                pool_read_checked(vs->pool, c, rh, p->cmp, compared, p);
+            else
+                pool_read(vs->pool, c, p->cmp, compared, p);
             return;
         }
         if (memcmp(b, p->data, VOLUME_PAGE_SIZE) == 0) {
@@ -1218,11 +1225,17 @@ static void on_rec(void *arg, const struct proto_rec *r, pool_page_t page, bool 
         e.kind = ENT_PAGE;
         e.page = page;
         memcpy(e.hash, r->hash, 16);
-        /* The first holder owns the page's reference; the others share it. */
-        if (pool_page_hold(v->vs->pool, page))
+        /* The first holder owns the page's reference and puts the page back
+         * in the content index (so a restarted backend goes on sharing it);
+         * the others share it, as their writes did. */
+        if (pool_page_hold(v->vs->pool, page)) {
             v->vs->live++;
-        else
+            if (dd_of(v))
+                dedup_insert_loaded(v->vs->dd, r->hash, page);
+        } else {
             page_get(v->vs, page);
+            e.dup = true;
+        }
     }
     map_set(v, r->lpn, e);
 }

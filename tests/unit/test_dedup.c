@@ -507,6 +507,58 @@ static void test_target_options(void)
 
 /* The index's hash and the volume record's check come from one pass; the
  * record's must be the real XXH3-128 even while a test hook fakes the index's. */
+/* A restarted backend rebuilds the content index from the volume records in
+ * the pool: shared pages keep their refcounts, and new writes go on sharing
+ * the pages stored before the restart (compared after a checked read, the
+ * bytes cache being empty). */
+static void test_restart_keeps_sharing(void)
+{
+    setup();
+    static uint8_t a[PG], b[PG];
+    fill(a, PG, 41);
+    fill(b, PG, 42);
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, b), 0);
+    CU_ASSERT_EQUAL(do_write(v2, 5 * SPP, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    volume_detach(v1);
+    volume_detach(v2);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+
+    vs = volumes_new(pool, true);
+    v1 = attach("v1");
+    v2 = attach("v2");
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    struct volumes_stats h = hstats();
+    CU_ASSERT_EQUAL(h.logical_pages, 3);
+    CU_ASSERT_EQUAL(h.stored_pages, 2);
+    CU_ASSERT_EQUAL(h.dup_pages, 1);
+    CU_ASSERT_EQUAL(h.index_pages, 2);
+    /* v1 overwrites its copy of a with b: b is shared, a stays for v2. */
+    CU_ASSERT_EQUAL(do_write(v1, 0, SPP, b), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_TRUE(page_is(v1, 0, b));
+    CU_ASSERT_TRUE(page_is(v1, 1, b));
+    CU_ASSERT_TRUE(page_is(v2, 5, a));
+    /* A third volume writing a shares the page stored before the restart. */
+    struct volume *v3 = attach("v3");
+    CU_ASSERT_EQUAL(do_write(v3, 0, SPP, a), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    h = hstats();
+    CU_ASSERT_EQUAL(h.dedup_hits, 2);
+    CU_ASSERT_EQUAL(h.compare_reads, 2);
+    CU_ASSERT_EQUAL(h.collisions, 0);
+    /* v2 lets go of a: v3's reference keeps it. */
+    CU_ASSERT_EQUAL(do_discard(v2, 5 * SPP, SPP), 0);
+    CU_ASSERT_TRUE(page_is(v3, 0, a));
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
+    CU_ASSERT_EQUAL(do_discard(v3, 0, SPP), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);
+    CU_ASSERT_EQUAL(hstats().index_pages, 1);
+    teardown();
+}
+
 static void test_hash_once(void)
 {
     static uint8_t a[PG];
@@ -541,6 +593,7 @@ static const struct cu_test dedup_tests[] = {
     { "host_off_wins", test_host_off_wins },
     { "target_options", test_target_options },
     { "hash_once", test_hash_once },
+    { "restart_keeps_sharing", test_restart_keeps_sharing },
     { NULL, NULL },
 };
 
