@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,7 +191,7 @@ int volstore_claim(struct volstore *vs, uint64_t vid, const char *name, uint64_t
         if (size)
             v->size = size;
         if (name[0])
-            memcpy(v->name, name, sizeof(v->name));
+            snprintf(v->name, sizeof(v->name), "%s", name);
     }
     *cur_epoch = v ? v->epoch : 0;
     *cur_size = v ? v->size : 0;
