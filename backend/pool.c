@@ -530,19 +530,33 @@ static void start_write(struct pool *p, struct req *r)
     }
 }
 
-void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
+static struct req *req_new(enum req_kind kind, void *arg)
 {
     struct req *r = calloc(1, sizeof(*r));
     if (!r) {
         /* Without a request there is nothing to defer a failure through. */
-        mx_err("pool: out of memory for a write");
+        mx_err("pool: out of memory for a %s", kind == R_READ ? "read" : "write");
         abort();
     }
-    r->kind = R_WRITE;
+    r->kind = kind;
+    r->arg = arg;
+    return r;
+}
+
+void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
+                    pool_write_cb cb, void *arg)
+{
+    struct req *r = req_new(R_WRITE, arg);
     r->data = data;
     r->wcb = cb;
-    r->arg = arg;
+    r->vid = vid;
+    r->epoch = epoch;
     start_write(p, r);
+}
+
+void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
+{
+    pool_write_vol(p, data, 0, 0, cb, arg);
 }
 
 /* ---- reads ---- */
@@ -628,19 +642,30 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
     sop_free(p, o);
 }
 
-void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+/* hash: NULL, or the volume record's hash to check an adopted slab's bytes against. */
+static void start_read(struct pool *p, pool_page_t page, const uint8_t *hash, void *data,
+                       pool_io_cb cb, void *arg)
 {
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        mx_err("pool: out of memory for a read");
-        abort();
-    }
-    r->kind = R_READ;
+    struct req *r = req_new(R_READ, arg);
     r->page = page;
     r->out = data;
     r->rcb = cb;
-    r->arg = arg;
+    if (hash) {
+        r->verify = true;
+        memcpy(r->hash, hash, 16);
+    }
     issue_read(p, r);
+}
+
+void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+{
+    start_read(p, page, NULL, data, cb, arg);
+}
+
+void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
+                       pool_io_cb cb, void *arg)
+{
+    start_read(p, page, hash, data, cb, arg);
 }
 
 /* ---- slabs ---- */
@@ -1645,41 +1670,6 @@ void pool_hash(const void *page, uint8_t out[16])
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, XXH3_128bits(page, POOL_PAGE_SIZE));
     memcpy(out, c.digest, 16);
-}
-
-void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
-                    pool_write_cb cb, void *arg)
-{
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        mx_err("pool: out of memory for a write");
-        abort();
-    }
-    r->kind = R_WRITE;
-    r->data = data;
-    r->wcb = cb;
-    r->arg = arg;
-    r->vid = vid;
-    r->epoch = epoch;
-    start_write(p, r);
-}
-
-void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
-                       pool_io_cb cb, void *arg)
-{
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        mx_err("pool: out of memory for a read");
-        abort();
-    }
-    r->kind = R_READ;
-    r->page = page;
-    r->out = data;
-    r->rcb = cb;
-    r->arg = arg;
-    r->verify = true;
-    memcpy(r->hash, hash, 16);
-    issue_read(p, r);
 }
 
 void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx)
