@@ -4,6 +4,7 @@
 #include "blkback.h"
 #include "config.h"
 #include "ctl.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
@@ -12,11 +13,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -59,16 +58,16 @@ static void on_closed(void *arg)
 static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
 {
     struct backd *b = arg;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+    int sig = memx_daemon_signal(fd);
+    if (!sig)
         return;
     if (b->stopping) {
-        mx_warn("backd: %s again: exiting without waiting for devices", strsignal((int)si.ssi_signo));
+        mx_warn("backd: %s again: exiting without waiting for devices", strsignal(sig));
         evloop_stop(el);
         return;
     }
     b->stopping = true;
-    mx_info("backd: %s received: closing devices", strsignal((int)si.ssi_signo));
+    mx_info("backd: %s received: closing devices", strsignal(sig));
     blkback_shutdown(b->bb, on_closed, b);
 }
 
@@ -102,10 +101,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "memx-backd: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
 
     const struct memx_cli_override over[] = {
         { platform, "backend", "platform", "--platform" },
@@ -116,7 +111,7 @@ int main(int argc, char **argv)
     };
     struct memx_config cfg;
     char err[512];
-    if (memx_config_setup(&cfg, "memx-backd", config, over, sizeof(over) / sizeof(over[0])))
+    if (memx_daemon_config(&cfg, "memx-backd", argc, argv, config, over, sizeof(over) / sizeof(over[0])))
         return 2;
     mx_log_init("memx-backd", (enum mx_log_level)cfg.backend_log_level);
 
@@ -148,16 +143,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);       /* a memxctl that hangs up must not kill the daemon */
     struct backd b = { 0 };
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     b.el = evloop_new();
-    if (sfd < 0 || !b.el || evloop_add_fd(b.el, sfd, EV_READ, on_signal, &b)) {
+    int sfd = b.el ? memx_daemon_signals(b.el, on_signal, &b) : -1;
+    if (sfd < 0) {
         fprintf(stderr, "memx-backd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
     }

@@ -1,15 +1,15 @@
 /* memx-memd: command line, configuration, signals; the server itself is memd.c. */
 #include "config.h"
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 #include "memd.h"
 
+#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -33,9 +33,9 @@ static void usage(FILE *f)
 
 static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
 {
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        mx_info("memd: %s received, shutting down", strsignal((int)si.ssi_signo));
+    int sig = memx_daemon_signal(fd);
+    if (sig)
+        mx_info("memd: %s received, shutting down", strsignal(sig));
     evloop_stop(el);
 }
 
@@ -63,10 +63,6 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "memx-memd: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
 
     const struct memx_cli_override over[] = {
         { listen, "memserver", "listen", "--listen" },
@@ -76,7 +72,7 @@ int main(int argc, char **argv)
     };
     struct memx_config cfg;
     char err[512];
-    if (memx_config_setup(&cfg, "memx-memd", config, over, sizeof(over) / sizeof(over[0])))
+    if (memx_daemon_config(&cfg, "memx-memd", argc, argv, config, over, sizeof(over) / sizeof(over[0])))
         return 2;
     mx_log_init("memx-memd", (enum mx_log_level)cfg.memserver_log_level);
     uint8_t key[MEMX_KEY_BYTES];
@@ -85,16 +81,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     struct evloop *el = evloop_new();
-    if (sfd < 0 || !el || evloop_add_fd(el, sfd, EV_READ, on_signal, NULL)) {
-        fprintf(stderr, "memx-memd: cannot set up the event loop\n");
+    int sfd = el ? memx_daemon_signals(el, on_signal, NULL) : -1;
+    if (sfd < 0) {
+        fprintf(stderr, "memx-memd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
     }
     struct memd *m = memd_new(el, &cfg, key, err, sizeof(err));

@@ -25,6 +25,7 @@
  * arguments, path syntax); a malformed request gets EINVAL, an oversized
  * header or a client that stops reading is disconnected.
  */
+#include "daemon.h"
 #include "evloop.h"
 #include "log.h"
 
@@ -33,12 +34,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -986,9 +985,9 @@ static void listen_cb(struct evloop *el, int fd, unsigned events, void *arg)
 
 static void signal_cb(struct evloop *el, int fd, unsigned events, void *arg)
 {
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        mx_info("simxsd %s: signal %u, exiting", S.sockpath, si.ssi_signo);
+    int sig = memx_daemon_signal(fd);
+    if (sig)
+        mx_info("simxsd %s: signal %d, exiting", S.sockpath, sig);
     evloop_stop(el);
 }
 
@@ -1087,22 +1086,15 @@ int main(int argc, char **argv)
         mx_err("simxsd: sim dir path %s is too long", dir);
         return 1;
     }
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
     S.el = evloop_new();
-    S.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (!S.el || S.sfd < 0 || seed_tree() < 0) {
+    S.sfd = S.el ? memx_daemon_signals(S.el, signal_cb, NULL) : -1;
+    if (S.sfd < 0 || seed_tree() < 0) {
         mx_err("simxsd: start-up failed: %s", strerror(errno));
         return 1;
     }
     if ((S.lfd = open_listener(S.sockpath)) < 0)
         return 1;
     evloop_add_fd(S.el, S.lfd, EV_READ, listen_cb, NULL);
-    evloop_add_fd(S.el, S.sfd, EV_READ, signal_cb, NULL);
     if (pidfile) {
         FILE *f = fopen(pidfile, "w");
         if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
