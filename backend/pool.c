@@ -78,6 +78,7 @@ struct req {
     bool fenced;                /* write: a server said another backend owns the volume */
     bool verify;                /* read: check the bytes against hash */
     uint8_t hash[16];
+    uint64_t t_ns;              /* issued */
     struct req *next;
 };
 
@@ -89,6 +90,7 @@ struct sop {
     enum sop_kind kind;
     uint64_t req_id;
     uint64_t started_ms;
+    uint64_t t_ns;              /* on the wire */
     struct req *req;
     uint32_t slab;              /* pool slab index */
     int rep;                    /* replica index in that slab */
@@ -201,6 +203,7 @@ struct pool {
     struct rebuild rb;
     uint64_t rerep_pages;       /* pages copied by re-replication, ever */
     struct pool_stats st;
+    struct histo t[POOL_T_N];   /* pool_get_timing */
 };
 
 static void srv_down(struct server *s, const char *why);
@@ -222,6 +225,8 @@ static void finish(struct pool *p, struct req *r, int status)
     r->status = status;
     if (status)
         p->st.errors++;
+    else
+        histo_record(&p->t[r->kind == R_READ ? POOL_T_READ : POOL_T_WRITE], evloop_now_ns() - r->t_ns);
     r->next = NULL;
     if (p->done_tail)
         p->done_tail->next = r;
@@ -359,6 +364,7 @@ static void sop_launch(struct server *s, struct sop *o)
     fab_expect(s->fab, 1);
     o->req_id = (uint64_t)(++s->seq) << 8 | (uint64_t)slot;
     o->started_ms = evloop_now_ms();
+    o->t_ns = evloop_now_ns();
     /* Slab-less ops (ALLOC, STATS) may run before the slab table exists. */
     struct pslab *ps = s->p->slabs ? &s->p->slabs[o->slab] : NULL;
     struct proto_msg m = { .req_id = o->req_id };
@@ -540,6 +546,7 @@ static struct req *req_new(enum req_kind kind, void *arg)
     }
     r->kind = kind;
     r->arg = arg;
+    r->t_ns = evloop_now_ns();
     return r;
 }
 
@@ -637,6 +644,7 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
         }
     }
     memcpy(o->req->out, data, POOL_PAGE_SIZE);
+    histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
     p->st.reads++;
     finish(p, o->req, 0);
     sop_free(p, o);
@@ -1420,8 +1428,14 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
         rb_alloc_done(p, s, o, &m);
     else if (m.type == PROTO_SLAB_ALLOC_R && o->kind == SOP_ALLOC)
         alloc_done(p, s, o, &m);
-    else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_WRITE)
+    else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_WRITE) {
+        if (!m.status) {
+            uint64_t rtt = evloop_now_ns() - o->t_ns, srv = m.u.page.server_ns;
+            histo_record(&p->t[POOL_T_XPORT_WRITE], rtt > srv ? rtt - srv : 0);
+            histo_record(&p->t[POOL_T_SERVER], srv);
+        }
         write_replica_done(p, o, m.status ? -(int)m.status : 0);
+    }
     else if (m.type == PROTO_PAGE_WRITE_R && o->kind == SOP_CWRITE) {
         rb_copy_done(p, o, m.status ? -(int)m.status : 0);
         free(o->buf);
@@ -1633,6 +1647,11 @@ int pool_live_servers(const struct pool *p)
     for (int i = 0; i < p->nsrv; i++)
         n += p->srv[i].state == SRV_UP;
     return n;
+}
+
+void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N])
+{
+    memcpy(out, p->t, sizeof(p->t));
 }
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st)

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histo.h"
+
 #include "config.h"
 
 #define POOL_PAGE_SIZE 4096u
@@ -70,6 +72,14 @@ struct pool_stats {
 };
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st);
+
+/* Where the pool's time goes (memxctl stats), ns.  Per request, issue to
+ * completion (queueing, every replica, retries); per replica operation, the
+ * network round trip less the time the memory server says it spent on it
+ * (transport), and that server time.  Reads are one-sided RMA reads: the
+ * server's provider answers them, so they have no server time. */
+enum { POOL_T_READ, POOL_T_WRITE, POOL_T_XPORT_READ, POOL_T_XPORT_WRITE, POOL_T_SERVER, POOL_T_N };
+void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N]);
 
 /* ---- what volume metadata needs (see volmeta.h) ---- */
 

@@ -40,7 +40,7 @@ static const uint32_t body_len[PROTO_TYPE_MAX] = {
     [PROTO_SLAB_FREE] = 8,
     [PROTO_SLAB_FREE_R] = 8,
     [PROTO_PAGE_WRITE] = WRITE_HDR + PROTO_PAGE_SIZE,
-    [PROTO_PAGE_WRITE_R] = 8,
+    [PROTO_PAGE_WRITE_R] = 12,
     [PROTO_PAGE_READ] = 8,
     [PROTO_PAGE_READ_R] = PAGE_BODY,
     [PROTO_STATS] = 0,
@@ -172,6 +172,10 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
             len = PROTO_HDR_SIZE + WRITE_HDR;
         break;
     case PROTO_PAGE_WRITE_R:
+        put32(b, m->u.page.slab);
+        put32(b + 4, m->u.page.page);
+        put32(b + 8, m->u.page.server_ns);
+        break;
     case PROTO_PAGE_READ:
     case PROTO_PAGE_READ_R:
         put32(b, m->u.page.slab);
@@ -360,6 +364,10 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
         m->u.page.data = b + WRITE_HDR;
         break;
     case PROTO_PAGE_WRITE_R:
+        m->u.page.slab = get32(b);
+        m->u.page.page = get32(b + 4);
+        m->u.page.server_ns = get32(b + 8);
+        break;
     case PROTO_PAGE_READ:
     case PROTO_PAGE_READ_R:
         m->u.page.slab = get32(b);

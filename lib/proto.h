@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC      0x584d454du   /* "MEMX" */
-#define PROTO_VERSION    2            /* 2: HELLO carries flags; slabs belong to an identity */
+#define PROTO_VERSION    3            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns */
 #define PROTO_HDR_SIZE   24u
 #define PROTO_PAGE_SIZE  4096u
 #define PROTO_NONCE_BYTES 32u
@@ -114,7 +114,10 @@ struct proto_msg {
          * buffer (PROTO_PAGE_SIZE bytes) for PAGE_WRITE and PAGE_READ_R. */
         /* PAGE_WRITE also names the volume it writes for (vid, epoch; 0 for
          * a re-replication copy) so a fenced writer is refused. */
-        struct { uint32_t slab, page; uint64_t vid, epoch; const uint8_t *data; } page;
+        /* PAGE_WRITE_R carries server_ns: the time the server spent on the
+         * write (receipt to reply), so the client can tell its round trip's
+         * transport share from the server's (memxctl stats). */
+        struct { uint32_t slab, page; uint64_t vid, epoch; const uint8_t *data; uint32_t server_ns; } page;
         struct { uint64_t capacity, used; uint32_t slabs, sessions; } stats_r;
         struct { uint64_t uid; } slab_alloc;               /* also SLAB_FIND */
         /* mine: the asking identity owns the slab (may free it). */

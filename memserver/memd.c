@@ -269,6 +269,7 @@ static int own_slab(struct memd *m, struct session *s, uint32_t slab)
 
 static void on_page(struct memd *m, struct session *s, const struct proto_msg *q)
 {
+    uint64_t t0 = evloop_now_ns();
     struct proto_msg r = { .type = q->type == PROTO_PAGE_WRITE ? PROTO_PAGE_WRITE_R : PROTO_PAGE_READ_R,
                            .req_id = q->req_id };
     r.u.page.slab = q->u.page.slab;
@@ -288,6 +289,10 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
             r.u.page.data = p;
     }
     r.status = (uint16_t)st;
+    if (r.type == PROTO_PAGE_WRITE_R) {
+        uint64_t ns = evloop_now_ns() - t0;
+        r.u.page.server_ns = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+    }
     reply(m, s, s->addr, &r);
 }
 

@@ -29,7 +29,8 @@ static void usage(FILE *f)
             "  status               version, platform, uptime, devices, live memory servers\n"
             "  volumes              every volume: size, owner, logical/stored/zero/duplicate pages\n"
             "  stats                per-volume and total pages, requests, errors, latency p50/p99;\n"
-            "                       backend latency by stage (ring pickup, grant copy, volume, response)\n"
+            "                       backend latency by stage (ring pickup, grant copy, volume, pool,\n"
+            "                       transport, memory server, response)\n"
             "  devices              the blkif devices being served and what they negotiated\n"
             "  pool                 memory servers: address, provider, state, capacity, used\n"
             "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
@@ -288,13 +289,18 @@ static void stats_row(struct table *t, const char *name, json_object *v)
           s_of(v, "write_p50_us"), s_of(v, "write_p99_us"));
 }
 
-/* Backend latency by stage over every device; "volume" covers the volume,
- * the pool, the transport and the memory servers. */
+/* Backend latency by stage over every device.  The volume stage includes
+ * the pool's (indented below it); a pool request includes its replicas'
+ * transport and server time. */
 static void show_stages(json_object *r)
 {
     static const char *const label[][2] = {
         { "ring_pickup", "ring pickup" }, { "grant_copy", "grant copy" },
-        { "volume", "volume+pool+transport+server" }, { "response", "response" } };
+        { "volume", "volume (incl. the pool below)" },
+        { "pool_read", "  pool read request" }, { "pool_write", "  pool write request (all replicas)" },
+        { "transport_read", "    transport: RMA read" },
+        { "transport_write", "    transport: write + reply, less server" },
+        { "server_write", "    memory server: write" }, { "response", "response" } };
     json_object *a;
     if (!json_object_object_get_ex(r, "stages", &a) || !json_object_is_type(a, json_type_array))
         return;

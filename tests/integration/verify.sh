@@ -30,6 +30,16 @@ it_io 1 xvdc --queues 2 read-verify --seed 7 --offset 0 --size 64M --bs 4K --qd 
 cat "$T/mq.out" "$T/mqr.out"
 it_alive backd
 
+# memxctl stats breaks the latency down by stage, every stage of this
+# workload's path timed (a stage that stopped being measured shows as 0).
+"$B/memxctl" --socket "$T/backd.sock" stats > "$T/stats.out" || it_fail "memxctl stats failed"
+for st in "ring pickup" "grant copy" "volume" "pool read request" "pool write request" \
+          "transport: RMA read" "transport: write" "memory server: write" "response"; do
+  n=$(grep -F "$st" "$T/stats.out" | head -1 | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) { print $i; exit }}')
+  [ "${n:-0}" -gt 0 ] || { cat "$T/stats.out"; it_fail "memxctl stats: no count for stage '$st'"; }
+done
+sed -n '/backend stages/,$p' "$T/stats.out"
+
 p50() { sed -n "s/^$2:.*p50 \([0-9.]*\) us p99 \([0-9.]*\) us.*/\1\/\2/p" "$1"; }
 v1=$(it_field "$T/qd1.out" verified) v32=$(it_field "$T/qd32.out" verified)
 it_summary "QD1 $v1 pages verified (read p50/p99 $(p50 "$T/qd1.out" read) us), QD32 $v32 verified" \

@@ -42,6 +42,17 @@ static void test_roundtrip(void)
     CU_ASSERT_EQUAL(d.u.page.page, 17);
     CU_ASSERT_EQUAL(memcmp(d.u.page.data, page, PROTO_PAGE_SIZE), 0);
 
+    /* A write's reply says how long the server spent on it. */
+    m = (struct proto_msg){ .type = PROTO_PAGE_WRITE_R, .req_id = 6 };
+    m.u.page.slab = 3;
+    m.u.page.page = 17;
+    m.u.page.server_ns = 123456;
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 12);
+    CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.u.page.page, 17);
+    CU_ASSERT_EQUAL(d.u.page.server_ns, 123456);
+
     /* A failed PAGE_READ_R carries no data; an ENOSPC SLAB_ALLOC_R keeps its status. */
     m = (struct proto_msg){ .type = PROTO_PAGE_READ_R, .status = 1 };
     n = proto_encode(&m, buf, sizeof(buf));
