@@ -55,7 +55,36 @@ for p in "$root"/boot/vmlinuz-*; do
     echo "bench-dedup: cannot decompress $p; using its compressed pages"; paths+=("$p"); fi
   break
 done
-for p in "$root"/usr/lib/x86_64-linux-gnu "$root"/lib/modules/*/kernel; do  # each takes an equal share of what is left
+# The root filesystem's share: what a booted Debian guest has mapped (libc,
+# systemd's and the daemons' libraries, a shell, an interpreter), not the
+# first files of /usr/lib in alphabetical order.  From the image root if it
+# has them (the tests/xen root holds only Xen's and the kernel's packages),
+# else from this machine.
+rootfs_list() {
+  local r
+  for r in "$root" /; do
+    : > "$D/rootfs.list"
+    for n in libc.so.6 ld-linux-x86-64.so.2 libm.so.6 libsystemd.so.0 libudev.so.1 libselinux.so.1 libcrypto.so.3 \
+             libssl.so.3 libz.so.1 liblzma.so.5 libzstd.so.1 liblz4.so.1 libgcrypt.so.20 libgpg-error.so.0 libcap.so.2 \
+             libmount.so.1 libblkid.so.1 libpam.so.0 libkmod.so.2 libdbus-1.so.3 libexpat.so.1 libtinfo.so.6 \
+             libreadline.so.8 libpcre2-8.so.0 libacl.so.1 libattr.so.1 libaudit.so.1 libcrypt.so.1 libresolv.so.2 \
+             libnss_files.so.2 libstdc++.so.6 libgcc_s.so.1; do
+      for d in "$r"/usr/lib/x86_64-linux-gnu "$r"/lib/x86_64-linux-gnu; do
+        [ -e "$d/$n" ] && { readlink -f "$d/$n" >> "$D/rootfs.list"; break; }
+      done
+    done
+    for b in usr/bin/bash usr/lib/systemd/systemd usr/sbin/sshd usr/bin/python3; do
+      [ -e "$r/$b" ] && readlink -f "$r/$b" >> "$D/rootfs.list"
+    done
+    [ "$(wc -l < "$D/rootfs.list")" -ge 20 ] && { echo "$r"; return 0; }
+  done
+  return 1
+}
+if rroot=$(rootfs_list); then
+  echo "bench-dedup: root filesystem pages: $(wc -l < "$D/rootfs.list") libraries and programs from $rroot"
+  paths+=("@$D/rootfs.list")
+fi
+for p in "$root"/lib/modules/*/kernel; do  # each PATH takes an equal share of what is left
   [ -e "$p" ] && paths+=("$p")
 done
 [ ${#paths[@]} -gt 0 ] || { echo "bench-dedup: no kernel, modules or libraries under $root (set MEMX_IMAGE_ROOT)" >&2; exit 1; }

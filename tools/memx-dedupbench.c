@@ -62,6 +62,7 @@ static uint64_t image_have, image_quota, files_read;
 static struct {
     const char *path;
     uint64_t first, n, files;
+    bool kernel;                /* the kernel or its modules (vmlinu*, lib/modules/) */
 } src[MAX_SRC];
 static int nsrc;
 
@@ -86,7 +87,21 @@ static void add_file(const char *path)
 static void add_path(const char *path)
 {
     struct stat st;
-    if (image_have >= image_quota || lstat(path, &st) < 0)
+    if (image_have >= image_quota)
+        return;
+    if (path[0] == '@') {           /* a file listing one path a line */
+        FILE *f = fopen(path + 1, "r");
+        char line[4096];
+        while (f && fgets(line, sizeof(line), f) && image_have < image_quota) {
+            line[strcspn(line, "\n")] = '\0';
+            if (line[0])
+                add_path(line);
+        }
+        if (f)
+            fclose(f);
+        return;
+    }
+    if (lstat(path, &st) < 0)
         return;
     if (S_ISREG(st.st_mode)) {
         add_file(path);
@@ -197,13 +212,19 @@ struct ideal {
     uint64_t logical, zero, stored;
 };
 
-static struct ideal ideal_now(int guests)
+/* With reloc, image pages of kernel code (the kernel and its modules) count
+ * as each guest's own: what a guest holds if its kernel is relocated at boot
+ * (KASLR, modules at random addresses) and every such page differs. */
+static bool *img_reloc;
+
+static struct ideal ideal_now(int guests, bool reloc)
 {
     struct ideal r = { 0, 0, 0 };
-    bool *seen = calloc(image_have, sizeof(*seen));
-    if (!seen)
+    bool *seen = calloc(image_have, sizeof(*seen)), *mine = calloc(image_have, sizeof(*mine));
+    if (!seen || !mine)
         abort();
-    for (int g = 0; g < guests; g++)
+    for (int g = 0; g < guests; g++) {
+        memset(mine, 0, image_have * sizeof(*mine));
         for (uint64_t i = 0; i < opt.guest_pages; i++) {
             uint64_t w = layout[g][i];
             if (w == NONE)
@@ -213,12 +234,17 @@ static struct ideal ideal_now(int guests)
                 r.zero++;
             else if (w == UNIQUE)
                 r.stored++;
-            else if (!seen[canon[w]]) {
-                seen[canon[w]] = true;
-                r.stored++;
+            else {
+                bool *set = reloc && img_reloc[w] ? mine : seen;
+                if (!set[canon[w]]) {
+                    set[canon[w]] = true;
+                    r.stored++;
+                }
             }
         }
+    }
     free(seen);
+    free(mine);
     return r;
 }
 
@@ -386,7 +412,7 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct mix mix,
         abort();
     for (uint64_t i = 0; i < opt.guest_pages; i++)
         layout[0][i] = UNIQUE;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {     /* a fill, then four overwrites measured */
         if (rep == 1)
             phase_begin(&b);
         for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
@@ -418,7 +444,7 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct mix mix,
             write_layout(&b, g, idx, n, &s);
         }
     phase_end(&b, &res[P_BOOT]);
-    res[P_BOOT].best = ideal_now(opt.guests);
+    res[P_BOOT].best = ideal_now(opt.guests, false);
 
     /* Steady state: guests rewrite parts of their memory with the mix. */
     uint64_t nreq = (uint64_t)(opt.churn * (double)opt.guest_pages * opt.guests / opt.io_pages);
@@ -444,7 +470,7 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct mix mix,
         write_layout(&b, g, idx, opt.io_pages, &s);
     }
     phase_end(&b, &res[P_CHURN]);
-    res[P_CHURN].best = ideal_now(opt.guests);
+    res[P_CHURN].best = ideal_now(opt.guests, false);
 
     phase_begin(&b);
     qd1_writes(&b, true, opt.guests, &s);
@@ -548,6 +574,103 @@ static double median(double *v, unsigned n)
 
 static double mib(uint64_t pages) { return (double)pages * PG / (1 << 20); }
 
+/* The cost of de-duplication where nothing is shared, measured so that load
+ * from outside (other programs on the machine) hits both sides alike: two
+ * volume tables on the one pool, one with de-duplication and one without,
+ * each with a volume of unique pages, written in alternating slices (and, at
+ * QD1, alternating single pages).  Ratios are per slice pair, medians. */
+struct ab {
+    double thr, thr_q1, thr_q3;     /* on/off throughput per slice pair */
+    double mbps[2];                 /* [dedup] over all slices */
+    double p50[2], p99[2];          /* [dedup] QD1 single-page write latency, us */
+    unsigned slices;
+};
+
+#define AB_SLICE_PAGES 1024u
+
+static int ab_cost(struct evloop *el, struct pool *pool, struct ab *out)
+{
+    static struct bench b[2];
+    char err[200];
+    uint64_t s = 11;
+    for (int m = 0; m < 2; m++) {
+        b[m] = (struct bench){ .el = el, .qd = opt.qd };
+        if (!(b[m].vs = volumes_new(pool, m == 1)))
+            return -1;
+        b[m].ios = calloc(opt.qd, sizeof(*b[m].ios));
+        for (unsigned i = 0; i < opt.qd; i++) {
+            b[m].ios[i].b = &b[m];
+            b[m].ios[i].buf = malloc((size_t)opt.io_pages * PG);
+        }
+        b[m].vol[0] = volume_attach(b[m].vs, m ? "ab-on" : "ab-off", opt.guest_pages * PG, "bench", err, sizeof(err));
+        if (!b[m].vol[0]) {
+            fprintf(stderr, "memx-dedupbench: %s\n", err);
+            return -1;
+        }
+    }
+    free(layout[0]);
+    layout[0] = malloc(opt.guest_pages * sizeof(*layout[0]));
+    if (!layout[0])
+        abort();
+    for (uint64_t i = 0; i < opt.guest_pages; i++)
+        layout[0][i] = UNIQUE;
+    settle(el);
+    for (int m = 0; m < 2; m++) {   /* fill: slabs allocated, the byte cache faulted in */
+        for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
+            write_layout(&b[m], 0, idx, opt.io_pages, &s);
+        drain(&b[m]);
+    }
+    uint64_t per = AB_SLICE_PAGES < opt.guest_pages ? AB_SLICE_PAGES / opt.io_pages * opt.io_pages : opt.guest_pages;
+    unsigned n = (unsigned)(4 * opt.guest_pages / per);
+    double *ratio = malloc(n * sizeof(*ratio)), ns[2] = { 0, 0 };
+    if (!ratio)
+        abort();
+    for (unsigned sl = 0; sl < n; sl++) {
+        uint64_t first = sl * per % opt.guest_pages;
+        double t[2];
+        for (int k = 0; k < 2; k++) {
+            int m = (int)((sl + (unsigned)k) % 2);     /* who goes first alternates too */
+            uint64_t t0 = evloop_now_ns();
+            for (uint64_t idx = first; idx < first + per; idx += opt.io_pages)
+                write_layout(&b[m], 0, idx, opt.io_pages, &s);
+            drain(&b[m]);
+            t[m] = (double)(evloop_now_ns() - t0);
+            ns[m] += t[m];
+        }
+        ratio[sl] = t[0] / t[1];
+    }
+    for (int m = 0; m < 2; m++) {
+        out->mbps[m] = (double)n * (double)per * PG / (ns[m] / 1e9) / 1e6;
+        histo_reset(&b[m].lat);
+        b[m].qd = 1;
+    }
+    for (unsigned i = 0; i < 2 * opt.qd1_ops; i++) {
+        struct bench *x = &b[i % 2];
+        uint64_t idx = rng(&s) % opt.guest_pages;
+        write_layout(x, 0, idx, 1, &s);
+        drain(x);
+    }
+    for (int m = 0; m < 2; m++) {
+        out->p50[m] = (double)histo_quantile(&b[m].lat, 0.50) / 1e3;
+        out->p99[m] = (double)histo_quantile(&b[m].lat, 0.99) / 1e3;
+    }
+    out->slices = n;
+    out->thr = median(ratio, n);                /* sorts ratio */
+    out->thr_q1 = ratio[n / 4];
+    out->thr_q3 = ratio[3 * n / 4];
+    free(ratio);
+    for (int m = 0; m < 2; m++) {
+        volume_detach(b[m].vol[0]);
+        volume_delete(b[m].vs, m ? "ab-on" : "ab-off");
+        for (unsigned i = 0; i < opt.qd; i++)
+            free(b[m].ios[i].buf);
+        free(b[m].ios);
+        volumes_free(b[m].vs);
+    }
+    settle(el);
+    return 0;
+}
+
 /* Logical vs stored, the savings by kind, and how far from the best possible. */
 static void print_savings(const char *what, const struct volumes_stats *on, uint64_t off_stored,
                           const struct ideal *best)
@@ -577,7 +700,8 @@ static int parse_mix(const char *s, struct mix *m)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: memx-dedupbench --config FILE [options] PATH...\n"
-            "  PATH...              files or directories whose pages make the guest image (an equal share each)\n"
+            "  PATH...              files or directories whose pages make the guest image (an equal share each);\n"
+            "                       @FILE: the paths listed in FILE, one a line\n"
             "  --guests N           guests (volumes), default 8\n"
             "  --guest-size SIZE    memory per guest, default 32M\n"
             "  --unique F           per-guest unique fraction, default 0.05\n"
@@ -662,6 +786,16 @@ int main(int argc, char **argv)
         return 2;
     }
     classify_image();
+    img_reloc = calloc(image_have, sizeof(*img_reloc));
+    if (!img_reloc)
+        abort();
+    for (int i = 0; i < nsrc; i++) {
+        const char *base = strrchr(src[i].path, '/');
+        base = base ? base + 1 : src[i].path;
+        src[i].kernel = strncmp(base, "vmlinu", 6) == 0 || strstr(src[i].path, "/lib/modules/") != NULL;
+        for (uint64_t k = src[i].first; k < src[i].first + src[i].n; k++)
+            img_reloc[k] = src[i].kernel;
+    }
 
     /* The CPU cost de-duplication adds per stored page, without pool noise:
      * from memory (the whole image, as a cold page would be) and in cache
@@ -730,9 +864,9 @@ int main(int argc, char **argv)
             z += img_zero[k];
             inner += !img_zero[k] && canon[k] != k;
         }
-        printf("  %-60s %6llu pages from %5llu files: %5llu zero, %5llu equal to an earlier image page\n",
+        printf("  %-60s %6llu pages from %5llu files: %5llu zero, %5llu equal to an earlier image page%s\n",
                src[i].path, (unsigned long long)src[i].n, (unsigned long long)src[i].files, (unsigned long long)z,
-               (unsigned long long)inner);
+               (unsigned long long)inner, src[i].kernel ? " (kernel code)" : "");
     }
     printf("XXH3-128 of a 4 KiB page: %.0f ns in cache, %.0f ns from memory; memcmp of equal pages in cache "
            "%.0f ns (check %llx)\n", hash_cache_ns, hash_mem_ns, cmp_cache_ns, (unsigned long long)(sink & 0xff));
@@ -767,12 +901,24 @@ int main(int argc, char **argv)
         return 1;
     for (int p = 0; p < NPHASE; p++)
         errors += ra[p].errors;
+    struct ab ab;
+    if (ab_cost(el, pool, &ab) < 0)
+        return 1;
 
     printf("\npages (host-wide; the page contents are the same in every round):\n");
     const struct result *on = res[0][1], *off = res[0][0];
     char what[160];
     snprintf(what, sizeof(what), "after boot (%d guests from one image):", opt.guests);
     print_savings(what, &on[P_BOOT].hs, off[P_BOOT].hs.stored_pages, &on[P_BOOT].best);
+    {
+        /* The guests' layouts are those of the last run's boot only until
+         * churn rewrote them: rebuild them for the bound. */
+        for (int g = 0; g < opt.guests; g++)
+            make_layout(g);
+        struct ideal kb = ideal_now(opt.guests, true);
+        printf("    if kernel and module pages differed per guest (KASLR relocates them): best possible %5.1f%%"
+               " (%.1f MiB stored)\n", pct(kb.logical - kb.stored, kb.logical), mib(kb.stored));
+    }
     snprintf(what, sizeof(what), "after churn of %.0f%% of memory, page-cache mix (unique %u%%, image %u%%, zero %u%%, "
              "discard %u%%):", 100 * opt.churn, opt.mix.unique, opt.mix.image, opt.mix.zero, opt.mix.discard);
     print_savings(what, &on[P_CHURN].hs, off[P_CHURN].hs.stored_pages, &on[P_CHURN].best);
@@ -802,20 +948,38 @@ int main(int argc, char **argv)
             for (int k = 0; k < 4; k++)
                 med[m][p][k] = median(v[k], opt.rounds);
         }
+    /* On vs off as the median of each round's ratio: the two runs of a round
+     * are back to back, so load from outside this benchmark that drifts
+     * across rounds cancels out; the range shows what is left of the noise. */
+    double thr[NPHASE], thr_lo[NPHASE], thr_hi[NPHASE], lat[NPHASE];
+    for (int p = 0; p < NPHASE; p++) {
+        double t[MAX_ROUNDS], l[MAX_ROUNDS];
+        for (unsigned r = 0; r < opt.rounds; r++) {
+            t[r] = res[r][1][p].mbps / res[r][0][p].mbps;
+            l[r] = res[r][1][p].p50 / res[r][0][p].p50;
+        }
+        thr[p] = median(t, opt.rounds);        /* sorts t */
+        thr_lo[p] = t[0];
+        thr_hi[p] = t[opt.rounds - 1];
+        lat[p] = median(l, opt.rounds);
+    }
     for (int p = 0; p < NPHASE; p++)
         printf("  %-11s off %7.1f MB/s p50 %7.1f us p99 %8.1f us CPU %5.0f us/MiB | on %7.1f MB/s p50 %7.1f us"
-               " p99 %8.1f us CPU %5.0f us/MiB | on/off throughput %+6.1f%%\n", phase_name[p], med[0][p][0],
-               med[0][p][1], med[0][p][2], med[0][p][3], med[1][p][0], med[1][p][1], med[1][p][2], med[1][p][3],
-               100.0 * (med[1][p][0] / med[0][p][0] - 1));
+               " p99 %8.1f us CPU %5.0f us/MiB | on/off per round: throughput %+6.1f%% (%+.1f..%+.1f), p50 %+6.1f%%\n",
+               phase_name[p], med[0][p][0], med[0][p][1], med[0][p][2], med[0][p][3], med[1][p][0], med[1][p][1],
+               med[1][p][2], med[1][p][3], 100.0 * (thr[p] - 1), 100.0 * (thr_lo[p] - 1), 100.0 * (thr_hi[p] - 1),
+               100.0 * (lat[p] - 1));
     if (errors)
         printf("write errors: %llu\n", (unsigned long long)errors);
     printf("\nsteady state, page-cache churn mix: dedup savings %.1f%%\n",
            pct(h->zero_pages + h->dup_pages, h->logical_pages));
     printf("steady state, anonymous churn mix: dedup savings %.1f%%\n",
            pct(ra[P_CHURN].hs.zero_pages + ra[P_CHURN].hs.dup_pages, ra[P_CHURN].hs.logical_pages));
-    printf("unique pages only, on vs off: throughput %+.1f%%, CPU per MiB %+.1f%%\n",
-           100.0 * (med[1][P_UNIQUE][0] / med[0][P_UNIQUE][0] - 1),
-           100.0 * (med[1][P_UNIQUE][3] / med[0][P_UNIQUE][3] - 1));
+    printf("cost where nothing is shared (unique pages), on and off interleaved in %u slices of %u pages at QD %u: "
+           "throughput off %.1f MB/s, on %.1f MB/s, on/off per slice %+.1f%% (quartiles %+.1f..%+.1f); "
+           "QD1 write p50 off %.1f us, on %.1f us (%+.1f%%), p99 off %.1f us, on %.1f us\n", ab.slices,
+           AB_SLICE_PAGES, opt.qd, ab.mbps[0], ab.mbps[1], 100.0 * (ab.thr - 1), 100.0 * (ab.thr_q1 - 1),
+           100.0 * (ab.thr_q3 - 1), ab.p50[0], ab.p50[1], 100.0 * (ab.p50[1] / ab.p50[0] - 1), ab.p99[0], ab.p99[1]);
     printf("the %d-guest image workload (after boot), the issue's target of >= 85%%:\n", opt.guests);
     printf("dedup savings %.1f%%\n",
            pct(on[P_BOOT].hs.zero_pages + on[P_BOOT].hs.dup_pages, on[P_BOOT].hs.logical_pages));
