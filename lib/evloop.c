@@ -36,6 +36,7 @@ struct evloop {
     struct ev_timer *timers; /* unsorted; daemons keep only a handful */
     long long next_timer_id;
     struct ev_prepare *prepares;
+    int limit_us;           /* set by prepare hooks for the current iteration; -1: none */
     bool stop;
 };
 
@@ -59,6 +60,7 @@ struct evloop *evloop_new(void)
         return NULL;
     }
     el->next_timer_id = 1;
+    el->limit_us = -1;
     return el;
 }
 
@@ -183,6 +185,14 @@ void evloop_del_prepare(struct evloop *el, ev_prepare_cb cb, void *arg)
     }
 }
 
+void evloop_limit_wait_us(struct evloop *el, unsigned us)
+{
+    if (us > INT32_MAX)
+        us = INT32_MAX;
+    if (el->limit_us < 0 || (int)us < el->limit_us)
+        el->limit_us = (int)us;
+}
+
 static int next_timeout(struct evloop *el, int timeout_ms)
 {
     if (!el->timers)
@@ -226,6 +236,7 @@ static void run_timers(struct evloop *el)
 int evloop_run_once(struct evloop *el, int timeout_ms)
 {
     bool busy = false;
+    el->limit_us = -1;
     for (struct ev_prepare *p = el->prepares, *next; p; p = next) {
         next = p->next;
         if (p->cb(el, p->arg))
@@ -233,7 +244,16 @@ int evloop_run_once(struct evloop *el, int timeout_ms)
     }
     int timeout = busy ? 0 : next_timeout(el, timeout_ms);
     struct epoll_event evs[64];
-    int n = epoll_wait(el->epfd, evs, 64, timeout);
+    int n;
+    if (!busy && el->limit_us >= 0 && (timeout < 0 || (long long)timeout * 1000 > el->limit_us)) {
+        /* epoll_wait counts in ms; a sub-ms bound needs epoll_pwait2's timespec. */
+        struct timespec ts = { .tv_sec = el->limit_us / 1000000, .tv_nsec = (long)(el->limit_us % 1000000) * 1000 };
+        n = epoll_pwait2(el->epfd, evs, 64, &ts, NULL);
+        if (n < 0 && errno == ENOSYS)   /* kernel < 5.11: round up to 1 ms */
+            n = epoll_wait(el->epfd, evs, 64, (el->limit_us + 999) / 1000);
+    } else {
+        n = epoll_wait(el->epfd, evs, 64, timeout);
+    }
     if (n < 0) {
         if (errno == EINTR)
             return 0;

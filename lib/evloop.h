@@ -35,6 +35,9 @@ long long evloop_add_timer(struct evloop *el, int ms, ev_timer_cb cb, void *arg)
 void evloop_del_timer(struct evloop *el, long long id);
 
 int  evloop_add_prepare(struct evloop *el, ev_prepare_cb cb, void *arg);
+/* From a prepare hook: sleep at most us microseconds in this iteration (a hook
+ * that may sleep but wants a safety net, without a timer per iteration). */
+void evloop_limit_wait_us(struct evloop *el, unsigned us);
 void evloop_del_prepare(struct evloop *el, ev_prepare_cb cb, void *arg);
 
 /* Runs one iteration, waiting at most timeout_ms (-1: until something happens). */

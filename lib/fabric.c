@@ -25,6 +25,12 @@
  * busy peer for seconds (seen under load on 2 cores), so it is longer than the
  * callers' own timeouts, which decide whether a peer is dead. */
 #define POST_TIMEOUT_MS 10000
+/* While replies are outstanding, how long to keep polling after the last
+ * completion or post before sleeping on the wait fd (a reply that is already
+ * on its way is cheaper to catch polling than through a wake-up), and the
+ * longest such a sleep lasts in case the wait fd misses a wake-up. */
+#define SPIN_NS_DEFAULT   20000
+#define SAFETY_US_DEFAULT 1000
 
 enum op_kind { OP_SEND, OP_READ, OP_RECV };
 
@@ -74,6 +80,12 @@ struct fab {
     bool hooked;
     int posted;                 /* ops the provider holds for us */
     int expected;               /* replies the caller awaits */
+    uint64_t active_ns;         /* last post or completion */
+    uint64_t spin_ns;
+    unsigned safety_us;
+    bool asleep;                /* slept on the wait fd with work outstanding */
+    bool woken;                 /* ... and the wait fd fired since */
+    unsigned long sleeps, missed;
 };
 
 static int fi_to_errno(ssize_t rc) { return rc < 0 ? (int)rc : -(int)rc; }
@@ -224,6 +236,7 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *
     }
     backlog_push(f, op);
     drain_backlog(f);
+    f->active_ns = evloop_now_ns();
     return 0;
 }
 
@@ -300,7 +313,9 @@ static int poll_cq(struct fab *f)
 
 static void on_wait_fd(struct evloop *el, int fd, unsigned events, void *arg)
 {
-    poll_cq(arg);
+    struct fab *f = arg;
+    f->woken = true;
+    poll_cq(f);
 }
 
 /* Before the loop sleeps: progress once more, then ask the provider whether
@@ -308,12 +323,32 @@ static void on_wait_fd(struct evloop *el, int fd, unsigned events, void *arg)
 static int prepare(struct evloop *el, void *arg)
 {
     struct fab *f = arg;
-    if (poll_cq(f))
+    int got = poll_cq(f);
+    if (f->asleep) {
+        /* We slept with work outstanding: completions found without the fd having
+         * fired mean the safety timeout, not the provider, woke us. */
+        if (got && !f->woken)
+            f->missed++;
+        f->asleep = false;
+    }
+    uint64_t now = evloop_now_ns();
+    if (got) {
+        f->active_ns = now;
         return 1;
-    if (f->backlog || f->posted > 0 || f->expected > 0)
+    }
+    bool outstanding = f->posted > 0 || f->expected > 0;
+    if (f->backlog || (outstanding && now - f->active_ns < f->spin_ns))
         return 1;
     struct fid *fids[1] = { &f->cq->fid };
-    return fi_trywait(f->fabric, fids, 1) == FI_SUCCESS ? 0 : 1;
+    if (fi_trywait(f->fabric, fids, 1) != FI_SUCCESS)
+        return 1;
+    if (outstanding) {
+        evloop_limit_wait_us(el, f->safety_us);
+        f->asleep = true;
+        f->woken = false;
+        f->sleeps++;
+    }
+    return 0;
 }
 
 static int split(const char *hostport, char *host, size_t hl, char *port, size_t pl, char *err,
@@ -407,6 +442,13 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
     }
     f->el = el;
     f->wait_fd = -1;
+    f->spin_ns = SPIN_NS_DEFAULT;
+    f->safety_us = SAFETY_US_DEFAULT;
+    const char *e;
+    if ((e = getenv("MEMX_FAB_SPIN_US")) && *e)
+        f->spin_ns = strtoull(e, NULL, 10) * 1000;
+    if ((e = getenv("MEMX_FAB_SAFETY_US")) && *e)
+        f->safety_us = (unsigned)strtoul(e, NULL, 10);
     f->on_recv = o->on_recv;
     f->arg = o->arg;
     snprintf(f->name, sizeof(f->name), "%s", o->name);
@@ -496,6 +538,9 @@ void fab_close(struct fab *f)
 {
     if (!f)
         return;
+    if (f->sleeps)
+        mx_info("%s: slept %lu times with replies outstanding; the wait fd missed %lu wake-ups",
+                f->name, f->sleeps, f->missed);
     if (f->hooked) {
         evloop_del_fd(f->el, f->wait_fd);
         evloop_del_prepare(f->el, prepare, f);

@@ -11,7 +11,9 @@
 # Each job runs MEMX_BENCH_REPS times (default 3), memx and nbdkit alternating,
 # for MEMX_BENCH_RUNTIME seconds (default 5); the report shows medians with the
 # spread across runs.  Results, the table and the plot go to BENCHMARKS.md and
-# bench/*.png in the source tree; raw fio JSON stays in MEMX_BENCH_KEEP if set.
+# bench/*.png in the source tree (MEMX_BENCH_OUT to write them elsewhere); raw
+# fio JSON stays in MEMX_BENCH_KEEP if set.  MEMX_BENCH_JOBS="rr4k_qd1 rr4k_qd32"
+# runs only the jobs named (for quick before/after comparisons).
 # A benchmark, not a test: nothing in make check runs it.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,8 @@ SIZE=${MEMX_BENCH_SIZE:-512M}
 REPS=${MEMX_BENCH_REPS:-3}
 RUNTIME=${MEMX_BENCH_RUNTIME:-5}
 REPLICAS=${MEMX_BENCH_REPLICAS:-2}
+OUT=${MEMX_BENCH_OUT:-$SRC}
+ONLY=${MEMX_BENCH_JOBS:-}
 D=$(mktemp -d /tmp/memx-bench.XXXXXX)
 R=$D/results
 mkdir -p "$R" "$D/sim"
@@ -146,6 +150,7 @@ echo "bench: ${#JOBS[@]} jobs x $REPS runs x 2 targets, ${RUNTIME}s each"
 for rep in $(seq "$REPS"); do
   for j in "${JOBS[@]}"; do
     read -r name args <<< "$j"
+    [ -z "$ONLY" ] || [[ " $ONLY " == *" $name "* ]] || continue
     for t in memx nbdkit; do
       # shellcheck disable=SC2086
       fio_run $t "$name" "$R/$t.$name.$rep" $args --time_based --runtime="$RUNTIME" \
@@ -158,5 +163,5 @@ echo
 "$B/memxctl" --socket "$D/backd.sock" stats > "$R/memxctl-stats.txt" 2>&1 || true
 uptime > "$R/load.txt"
 
-python3 "$SRC/bench/report.py" --results "$R" --out "$SRC" --size "$SIZE" --replicas "$REPLICAS" \
+python3 "$SRC/bench/report.py" --results "$R" --out "$OUT" --size "$SIZE" --replicas "$REPLICAS" \
   --runtime "$RUNTIME" --reps "$REPS"
