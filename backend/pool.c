@@ -781,20 +781,17 @@ static void slab_built(struct pool *p, uint32_t slab)
     }
 }
 
-/* Starts building a slab if writes wait for one and none is being built. */
-static void kick_slab(struct pool *p)
+/* A free entry of the slab table, cleared and marked used with every page
+ * free (the table grows by 16); -1 out of memory. */
+static int64_t slab_slot(struct pool *p)
 {
-    if (p->building >= 0 || !p->wait_head)
-        return;
     uint32_t i = 0;
     while (i < p->nslabs && p->slabs[i].used)
         i++;
     if (i == p->nslabs) {
         struct pslab *ns = realloc(p->slabs, (size_t)(p->nslabs + 16) * sizeof(*ns));
-        if (!ns) {
-            fail_waiting(p, -ENOMEM);
-            return;
-        }
+        if (!ns)
+            return -1;
         memset(ns + p->nslabs, 0, 16 * sizeof(*ns));
         p->slabs = ns;
         p->nslabs += 16;
@@ -802,12 +799,24 @@ static void kick_slab(struct pool *p)
     struct pslab *ps = &p->slabs[i];
     memset(ps, 0, sizeof(*ps));
     ps->bits = calloc(p->pages_per_slab / 64, sizeof(uint64_t));
-    if (!ps->bits) {
+    if (!ps->bits)
+        return -1;
+    ps->used = true;
+    ps->nfree = p->pages_per_slab;
+    return i;
+}
+
+/* Starts building a slab if writes wait for one and none is being built. */
+static void kick_slab(struct pool *p)
+{
+    if (p->building >= 0 || !p->wait_head)
+        return;
+    int64_t i = slab_slot(p);
+    if (i < 0) {
         fail_waiting(p, -ENOMEM);
         return;
     }
-    ps->used = true;
-    ps->nfree = p->pages_per_slab;
+    struct pslab *ps = &p->slabs[i];
     do
         randombytes_buf(&ps->uid, sizeof(ps->uid));
     while (ps->uid == 0);
@@ -1821,33 +1830,16 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
             evloop_add_timer(p->el, 0, adopt_deliver, a);   /* never inside the call */
             return;
         }
-    uint32_t i = 0;
-    while (i < p->nslabs && p->slabs[i].used)
-        i++;
-    if (i == p->nslabs) {
-        struct pslab *ns = realloc(p->slabs, (size_t)(p->nslabs + 16) * sizeof(*ns));
-        if (!ns) {
-            mx_err("pool: out of memory adopting a slab");
-            abort();
-        }
-        memset(ns + p->nslabs, 0, 16 * sizeof(*ns));
-        p->slabs = ns;
-        p->nslabs += 16;
-    }
-    struct pslab *ps = &p->slabs[i];
-    memset(ps, 0, sizeof(*ps));
-    ps->bits = malloc(p->pages_per_slab / 8);
-    if (!ps->bits) {
+    int64_t i = slab_slot(p);
+    if (i < 0) {
         mx_err("pool: out of memory adopting a slab");
         abort();
     }
     /* A page is in use once a loaded volume holds it (pool_page_hold). */
-    memset(ps->bits, 0, p->pages_per_slab / 8);
-    ps->nfree = p->pages_per_slab;
-    ps->used = true;
+    struct pslab *ps = &p->slabs[i];
     ps->adopted = true;
     ps->uid = uid;
-    a->slab = i;
+    a->slab = (uint32_t)i;
     a->pending = 1;     /* held while asking, so a synchronous failure cannot end it early */
     struct proto_msg m = { .type = PROTO_SLAB_FIND };
     m.u.slab_alloc.uid = uid;
