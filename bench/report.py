@@ -197,8 +197,8 @@ Each job: {a.reps} runs of {a.runtime} s per target, MemX and nbdkit alternating
 incompressible data first, so every read reaches a server.  Figures are medians across runs, ± the spread
 (max − min) / median.  Latency is fio's completion latency (clat).  Server CPU is user+system time of
 `memx-backd` (MemX) or `nbdkit` per I/O; memd CPU is both memory servers together.
-Machine load at the end of the run: `{load}` (2 cores, shared with other work: treat absolute
-numbers with care, ratios from the same run are the comparison).
+Machine load at the end of the run: `{load}` (2 cores; the benchmark's own processes load them, and
+anything else running does too: ratios from the same run are the comparison).
 
 ```
 {ratio}
