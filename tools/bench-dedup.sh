@@ -15,20 +15,10 @@
 # MEMX_DEDUP_ARGS passes options through (e.g. "--guest-size 64M --guests 16").
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
-D=$(mktemp -d /tmp/memx-bench-dedup.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    echo "bench-dedup: FAILED (rc=$rc); logs:" >&2
-    for f in "$D"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
-  fi
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tools/world.sh
+. "$(dirname "$0")/world.sh"
+world_init bench-dedup
+D=$WORLD_DIR
 
 root=${MEMX_IMAGE_ROOT:-}
 if [ -z "$root" ]; then
@@ -91,21 +81,7 @@ done
 echo "bench-dedup: guest image from: ${paths[*]}"
 [ -e "$root/boot" ] && ! ls "$root"/boot/vmlinuz-* >/dev/null 2>&1 && echo "bench-dedup: (no kernel image under $root/boot)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-"$B/memxctl" keygen "$D/cluster.key" >/dev/null
-ports=($(free_port) $(free_port))
-cat > "$D/memx.conf" <<CONF
-[cluster]
-key_file = $D/cluster.key
-provider = tcp;ofi_rxm
-servers = 127.0.0.1:${ports[0]}, 127.0.0.1:${ports[1]}
-replicas = 2
-slab_size = 4M
-[memserver]
-capacity = ${MEMX_DEDUP_CAPACITY:-768M}
-CONF
-for i in 0 1; do
-  "$B/memx-memd" --config "$D/memx.conf" --listen "127.0.0.1:${ports[$i]}" > "$D/memd$i.log" 2>&1 & pids+=($!)
-done
+world_conf servers=2 capacity="${MEMX_DEDUP_CAPACITY:-768M}" replicas=2 slab=4M
+world_start_pool
 # shellcheck disable=SC2086
-"$B/memx-dedupbench" --config "$D/memx.conf" ${MEMX_DEDUP_ARGS:-} "${paths[@]}"
+"$B/memx-dedupbench" --config "$WORLD_CONF" ${MEMX_DEDUP_ARGS:-} "${paths[@]}"

@@ -24,38 +24,17 @@ RUNTIME=${MEMX_BENCH_RUNTIME:-5}
 REPLICAS=${MEMX_BENCH_REPLICAS:-2}
 OUT=${MEMX_BENCH_OUT:-$SRC}
 ONLY=${MEMX_BENCH_JOBS:-}
-D=$(mktemp -d /tmp/memx-bench.XXXXXX)
+# shellcheck source=tools/world.sh
+. "$SRC/tools/world.sh"
+world_init bench
+D=$WORLD_DIR
 R=$D/results
-mkdir -p "$R" "$D/sim"
-pids=()
-
-cleanup() {
-  local rc=$? i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[$i]}" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "${pids[$i]}" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [ $rc -ne 0 ]; then
-    echo "bench: FAILED (rc=$rc); logs:" >&2
-    for f in "$D"/*.log; do [ -e "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done
-  fi
+mkdir -p "$R"
+keep() {
   if [ -n "${MEMX_BENCH_KEEP:-}" ]; then mkdir -p "$MEMX_BENCH_KEEP" && cp -r "$R" "$D"/*.log "$MEMX_BENCH_KEEP"/; fi
-  rm -rf "$D"
-  exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+world_at_exit keep
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-wait_for() { # description, seconds, command...
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq $((secs * 20))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "bench: $what did not happen within $secs s" >&2; return 1
-}
-spawn() { local n=$1; shift; "$@" > "$D/$n.log" 2>&1 & pids+=($!); }
 # utime+stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -71,45 +50,20 @@ echo "bench: building the fio engine (fio's source tree in $B/bench-fio)"
 ENGINE=$(MEMX_FIO_SRC=${MEMX_FIO_SRC:-/tmp/fiosrc} "$SRC/frontend/fio/build.sh" "$B" "$B/bench-fio")
 
 # ---- the MemX world: sim XenStore, 2 memory servers, the backend ----
-"$B/memxctl" keygen "$D/cluster.key" >/dev/null
-p0=$(free_port) p1=$(free_port)
 bytes=$(numfmt --from=iec "$SIZE")
-cap=$(( (bytes * REPLICAS / 2) + 64 * 1024 * 1024 ))
-cat > "$D/memx.conf" <<CONF
-[cluster]
-key_file = $D/cluster.key
-provider = tcp;ofi_rxm
-servers = 127.0.0.1:$p0, 127.0.0.1:$p1
-replicas = $REPLICAS
-slab_size = 4M
-[backend]
-platform = sim
-control_socket = $D/backd.sock
-log_level = warn
-[memserver]
-capacity = $cap
-log_level = warn
-[sim]
-dir = $D/sim
-CONF
-spawn simxsd "$B/memx-simxsd" --dir "$D/sim"
-wait_for "memx-simxsd's socket" 10 test -S "$D/sim/xenstore.sock"
-spawn memd0 "$B/memx-memd" --config "$D/memx.conf" --listen "127.0.0.1:$p0"
-MEMD0=${pids[-1]}
-spawn memd1 "$B/memx-memd" --config "$D/memx.conf" --listen "127.0.0.1:$p1"
-MEMD1=${pids[-1]}
-wait_for "memx-memd on $p0" 10 listening "$p0"
-wait_for "memx-memd on $p1" 10 listening "$p1"
-spawn backd "$B/memx-backd" --config "$D/memx.conf" --platform sim --sim-dir "$D/sim" --domid 0
-BACKD=${pids[-1]}
-wait_for "memx-backd's control socket" 10 test -S "$D/backd.sock"
+world_conf servers=2 capacity=$(( (bytes * REPLICAS / 2) + 64 * 1024 * 1024 )) replicas="$REPLICAS" slab=4M log=warn
+world_start_sim
+world_start_pool
+MEMD0=${WORLD_PID[memd0]} MEMD1=${WORLD_PID[memd1]}
+world_start_backd
+BACKD=${WORLD_PID[backd]}
 "$B/memx-simxl" --dir "$D/sim" create --domid 1 --vdev xvdb --target "memx:bench:$SIZE" >> "$D/simxl.log" 2>&1
 
 # ---- nbdkit memory, same size, TCP on loopback ----
-pn=$(free_port)
-spawn nbdkit nbdkit --foreground --exit-with-parent -i 127.0.0.1 -p "$pn" memory "$SIZE"
-NBDKIT=${pids[-1]}
-wait_for "nbdkit on $pn" 10 listening "$pn"
+pn=$(world_free_port)
+world_spawn nbdkit nbdkit --foreground --exit-with-parent -i 127.0.0.1 -p "$pn" memory "$SIZE"
+NBDKIT=${WORLD_PID[nbdkit]}
+world_wait_for "nbdkit on $pn" 10 world_listening "$pn"
 
 MEMX_ENGINE=(--ioengine="external:$ENGINE" --platform=sim --sim_dir="$D/sim" --domid=1 --device=device/vbd/51728)
 NBD_ENGINE=(--ioengine=nbd --uri="nbd://127.0.0.1:$pn/")
@@ -130,7 +84,7 @@ fio_run() {
 }
 
 echo "bench: the floor: memx-netbench (tcp;ofi_rxm, 4 KiB, loopback)"
-"$B/memx-netbench" --port "$(free_port)" --seconds 2 | tee "$R/netbench.txt"
+"$B/memx-netbench" --port "$(world_free_port)" --seconds 2 | tee "$R/netbench.txt"
 
 echo "bench: filling both $SIZE disks with incompressible data (reads must reach the servers)"
 for t in memx nbdkit; do

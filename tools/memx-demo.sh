@@ -9,54 +9,16 @@
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 SIZE=${MEMX_DEMO_SIZE:-256M}
-D=$(mktemp -d /tmp/memx-demo.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    echo "demo: FAILED (rc=$rc); logs:" >&2
-    for f in "$D"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
-  fi
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tools/world.sh
+. "$(dirname "$0")/world.sh"
+world_init demo
+D=$WORLD_DIR
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # path, seconds
-  for _ in $(seq $(( $2 * 10 ))); do [ -e "$1" ] && return 0; sleep 0.1; done
-  echo "demo: $1 did not appear within $2 s" >&2; return 1
-}
-
-"$B/memxctl" keygen "$D/cluster.key" >/dev/null
-ports=($(free_port) $(free_port) $(free_port))
-cat > "$D/memx.conf" <<CONF
-[cluster]
-key_file = $D/cluster.key
-provider = tcp;ofi_rxm
-servers = 127.0.0.1:${ports[0]}, 127.0.0.1:${ports[1]}, 127.0.0.1:${ports[2]}
-replicas = 2
-slab_size = 4M
-[backend]
-platform = sim
-control_socket = $D/backd.sock
-[memserver]
-capacity = 384M
-[sim]
-dir = $D/sim
-CONF
-mkdir -p "$D/sim"
-
+world_conf servers=3 capacity=384M replicas=2 slab=4M
 echo "demo: starting the sim XenStore, 3 memory servers and memx-backd in $D"
-"$B/memx-simxsd" --dir "$D/sim" > "$D/simxsd.log" 2>&1 & pids+=($!)
-wait_for "$D/sim/xenstore.sock" 10
-for i in 0 1 2; do
-  "$B/memx-memd" --config "$D/memx.conf" --listen "127.0.0.1:${ports[$i]}" > "$D/memd$i.log" 2>&1 & pids+=($!)
-done
-"$B/memx-backd" --config "$D/memx.conf" --platform sim --domid 0 > "$D/backd.log" 2>&1 & pids+=($!)
-wait_for "$D/backd.sock" 10
+world_start_sim
+world_start_pool
+world_start_backd
 
 echo "demo: toolstack creates guest 1's disk xvdb = memx:demo-swap:$SIZE (as xl would)"
 "$B/memx-simxl" --dir "$D/sim" create --domid 1 --vdev xvdb --target "memx:demo-swap:$SIZE"
