@@ -104,7 +104,9 @@ world_stop() {
 world_free_port() {
   local p
   while :; do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    # Below the kernel's ephemeral range (32768-60999 on Debian), so an
+    # outgoing connection made between this check and the bind cannot take it.
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
     grep -qx "$p" "$WORLD_DIR/ports" && continue
     ss -Htanu 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" && continue
     echo "$p" >> "$WORLD_DIR/ports"
