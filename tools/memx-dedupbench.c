@@ -383,6 +383,17 @@ static void settle(struct evloop *el)
         evloop_run_once(el, 10);
 }
 
+/* Guest 0's memory as unique pages only (the cost phases: nothing to share). */
+static void layout_unique(void)
+{
+    free(layout[0]);
+    layout[0] = malloc(opt.guest_pages * sizeof(*layout[0]));
+    if (!layout[0])
+        abort();
+    for (uint64_t i = 0; i < opt.guest_pages; i++)
+        layout[0][i] = UNIQUE;
+}
+
 /* Unique pages only (a volume filled, then overwritten at QD and at QD1):
  * every page hashed, looked up and indexed, none shared, the pool in the same
  * steady state with de-duplication on or off.  Then boot (all guests write
@@ -406,12 +417,7 @@ static int run(struct evloop *el, struct pool *pool, bool dedup, struct mix mix,
         fprintf(stderr, "memx-dedupbench: %s\n", err);
         return -1;
     }
-    free(layout[0]);
-    layout[0] = malloc(opt.guest_pages * sizeof(*layout[0]));
-    if (!layout[0])
-        abort();
-    for (uint64_t i = 0; i < opt.guest_pages; i++)
-        layout[0][i] = UNIQUE;
+    layout_unique();
     for (int rep = 0; rep < 5; rep++) {     /* a fill, then four overwrites measured */
         if (rep == 1)
             phase_begin(&b);
@@ -608,12 +614,7 @@ static int ab_cost(struct evloop *el, struct pool *pool, struct ab *out)
             return -1;
         }
     }
-    free(layout[0]);
-    layout[0] = malloc(opt.guest_pages * sizeof(*layout[0]));
-    if (!layout[0])
-        abort();
-    for (uint64_t i = 0; i < opt.guest_pages; i++)
-        layout[0][i] = UNIQUE;
+    layout_unique();
     settle(el);
     for (int m = 0; m < 2; m++) {   /* fill: slabs allocated, the byte cache faulted in */
         for (uint64_t idx = 0; idx < opt.guest_pages; idx += opt.io_pages)
