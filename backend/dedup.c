@@ -217,17 +217,16 @@ void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const 
     cache_fill(d, insert(d, h, page), bytes);
 }
 
-bool dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page)
+void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page)
 {
     if (test_hash)
-        return false;
+        return;
     XXH128_canonical_t c;
     memcpy(c.digest, canon, 16);
     XXH128_hash_t x = XXH128_hashFromCanonical(&c);
     struct dent *e = insert(d, (struct dedup_hash){ x.low64, x.high64 }, page);
     e->loaded = true;
     memcpy(e->canon, canon, 16);
-    return true;
 }
 
 const uint8_t *dedup_record_hash(const struct dedup *d, pool_page_t page)

@@ -54,9 +54,9 @@ void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const 
 /* Records a page known only by its volume record's hash (canonical XXH3-128),
  * as a restarted backend loads its volumes: the index is rebuilt from the
  * records in the pool, no bytes are read.  The hash is kept for the compare
- * read (dedup_record_hash).  false under a test hash hook (whose key the
- * record cannot give): the page is then not indexed. */
-bool dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page);
+ * read (dedup_record_hash).  Under a test hash hook (whose key the record
+ * cannot give) the page is not indexed. */
+void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page);
 /* The record hash an entry was loaded with, or NULL: reading it back for a
  * compare must check it (an adopted slab's replica may have missed writes). */
 const uint8_t *dedup_record_hash(const struct dedup *d, pool_page_t page);
