@@ -106,20 +106,23 @@ int ring_get_request(struct ring *r, struct blkif_req *req)
     return 1;
 }
 
-bool ring_final_check(struct ring *r)
+bool ring_peek(struct ring *r)
 {
     if (refresh(r) < 0)
         return true;            /* let ring_get_request report it */
-    if (available(r))
+    return available(r);
+}
+
+bool ring_final_check(struct ring *r)
+{
+    if (ring_peek(r))
         return true;
     /* RING_FINAL_CHECK_FOR_REQUESTS: ask for an event on the next request ... */
     STORE(&hdr(r)->req_event, r->req_cons + 1);
     mb();   /* ... and make req_event visible before re-reading req_prod; pairs with the
                frontend's mb between writing req_prod and reading req_event
                (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY), so one of us sees the other */
-    if (refresh(r) < 0)
-        return true;
-    return available(r);
+    return ring_peek(r);
 }
 
 void ring_put_response(struct ring *r, uint64_t id, uint8_t op, int16_t status)

@@ -46,6 +46,10 @@ void ring_unmap(struct ring *r);
  * -1: the frontend published an impossible req_prod (more than the ring holds):
  * stop using this ring. */
 int  ring_get_request(struct ring *r, struct blkif_req *req);
+/* Whether a request is waiting (or req_prod is corrupt: ring_get_request
+ * reports it), without asking the frontend for an event: a backend that
+ * polls leaves req_event behind, so the frontend's pushes need no kick. */
+bool ring_peek(struct ring *r);
 /* Before sleeping: asks the frontend for an event on its next request, then
  * looks once more.  true if requests arrived meanwhile. */
 bool ring_final_check(struct ring *r);

@@ -30,6 +30,10 @@ struct vbd_queue {
     /* When each queued response became ready (indexed like the ring), for
      * the response stage. */
     uint64_t *ready_ns;
+    /* Ring polling (vbd_params.poll_us): while polling, req_event is left
+     * behind and vbd_poll looks at the ring every loop turn instead. */
+    bool polling;
+    uint64_t active_ns;         /* last kick: requests taken or answers pushed */
 };
 
 struct vbd {
@@ -50,6 +54,7 @@ struct vbd {
     struct vbd_queue q[VBD_MAX_QUEUES];
 
     unsigned inflight;
+    uint64_t poll_ns;
     bool stopping;
     long long push_timer;           /* pending push of unpushed queues, 0 if none */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
@@ -82,6 +87,8 @@ struct vreq {
 #define VREQ_KEEP_SEGS  BLKIF_MAX_SEGMENTS_PER_REQUEST
 #define VREQ_KEEP_BYTES ((size_t)BLKIF_MAX_SEGMENTS_PER_REQUEST * XP_PAGE_SIZE)
 
+static int vbd_poll(struct evloop *el, void *arg);
+
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p)
 {
     struct vbd *v = calloc(1, sizeof(*v));
@@ -97,7 +104,10 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->max_indirect = p->max_indirect;
     v->fatal = p->fatal;
     v->fatal_arg = p->arg;
-    if (v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) {
+    v->poll_ns = (uint64_t)p->poll_us * 1000;
+    if ((v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) ||
+        (v->poll_ns && evloop_add_prepare(el, vbd_poll, v))) {
+        free(v->ind);
         free(v);
         return NULL;
     }
@@ -560,10 +570,49 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
             break;
         }
         push(q);
+        if (v->poll_ns) {
+            q->polling = true;
+            q->active_ns = evloop_now_ns();
+            break;
+        }
         if (!ring_final_check(&q->ring))
             break;
     }
     push(q);
+}
+
+/* A prepare hook, before each loop sleep: a ring with requests in flight,
+ * or active in the last poll_us, is looked at without an event (a guest
+ * issuing I/O back to back pushes its next request within microseconds of
+ * our answer: catching it here saves its kick and our wake-up).  Once a ring
+ * has had nothing in flight for poll_us it asks for events again
+ * (ring_final_check) and the loop may sleep: polling costs CPU only while a
+ * guest is doing I/O, like io_uring's SQPOLL idle time. */
+static int vbd_poll(struct evloop *el, void *arg)
+{
+    struct vbd *v = arg;
+    int busy = 0;
+    uint64_t now = evloop_now_ns();
+    for (int i = 0; i < v->nq; i++) {
+        struct vbd_queue *q = &v->q[i];
+        if (!q->polling)
+            continue;
+        if (q->broken || v->stopping) {
+            q->polling = false;
+        } else if (ring_peek(&q->ring)) {
+            kick(q, now);
+            busy = 1;
+        } else if (ring_inflight(&q->ring) || now - q->active_ns < v->poll_ns) {
+            busy = 1;
+        } else {
+            q->polling = false;
+            if (ring_final_check(&q->ring)) {
+                kick(q, now);
+                busy = 1;
+            }
+        }
+    }
+    return busy;
 }
 
 int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
@@ -617,6 +666,8 @@ void vbd_free(struct vbd *v)
         evloop_del_timer(v->el, v->fatal_timer);
     if (v->push_timer)
         evloop_del_timer(v->el, v->push_timer);
+    if (v->poll_ns)
+        evloop_del_prepare(v->el, vbd_poll, v);
     for (int i = 0; i < v->nq; i++) {
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);

@@ -355,6 +355,7 @@ static int connect(struct bdev *d)
     /* The rings. */
     struct vbd_params p = { .name = d->name, .domid = d->domid, .vol = d->vol, .readonly = readonly,
                             .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
+                            .poll_us = (unsigned)bb->cfg.ring_poll_us,
                             .fatal = vbd_fatal, .arg = d };
     d->vbd = vbd_new(bb->el, bb->xp, &p);
     if (!d->vbd) {

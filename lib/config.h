@@ -33,6 +33,7 @@ struct memx_config {
     int max_ring_page_order;            /* 0..4 */
     int max_queues;                     /* 1..16 */
     int max_indirect_segments;          /* 0 (off), or 11..512 */
+    int ring_poll_us;                   /* 0 (events only) .. 1000 */
     bool dedup;
     int backend_log_level;
 

@@ -48,6 +48,7 @@ struct tqueue {
     uint32_t ring_refs[16];
     int port;
     uint32_t req_prod, rsp_cons;
+    bool notified;              /* the last push kicked the backend */
 };
 
 struct tfront {
@@ -188,8 +189,10 @@ static void *slot(struct tqueue *q, uint32_t i)
     return (char *)q->s + BLKIF_SRING_HDR + (i & (q->size - 1)) * q->entsz;
 }
 
-/* RING_PUSH_REQUESTS + notify; req is one of the request layouts of the
- * queue's ABI, len its size.  The id is set here (its offset differs). */
+/* RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, as blkfront does it: the backend is
+ * kicked only when it asked for an event (req_event).  req is one of the
+ * request layouts of the queue's ABI, len its size.  The id is set here (its
+ * offset differs). */
 static uint64_t push_q(struct tfront *f, int qi, const void *req, size_t len)
 {
     struct tqueue *q = &f->q[qi];
@@ -198,10 +201,14 @@ static uint64_t push_q(struct tfront *f, int qi, const void *req, size_t len)
     memcpy(r, req, len);
     uint64_t id = f->next_id++;
     memcpy(r + (q->entsz == 108 ? 4 : 8), &id, sizeof(id));
-    q->req_prod++;
+    uint32_t old = q->req_prod++;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     __atomic_store_n(&q->s->req_prod, q->req_prod, __ATOMIC_RELAXED);
-    xp_evtchn_notify(xfe, (uint32_t)q->port);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t ev = __atomic_load_n(&q->s->req_event, __ATOMIC_RELAXED);
+    q->notified = (uint32_t)(q->req_prod - ev) < (uint32_t)(q->req_prod - old);
+    if (q->notified)
+        xp_evtchn_notify(xfe, (uint32_t)q->port);
     return id;
 }
 #define push(f, req) push_q((f), 0, (req), sizeof(*(req)))
@@ -562,6 +569,34 @@ static void test_multiqueue_x86_32(void)
 }
 
 /* SIGTERM path: Closing, in-flight I/O answered, Closed, then done. */
+/* ring_poll_us (50 by default): while a request is in flight and right
+ * after its answer the backend looks at the ring without an event, so the
+ * next request needs no kick; once the ring has been idle that long it asks
+ * for an event again. */
+static void test_ring_polling(void)
+{
+    CU_ASSERT_EQUAL(cfg.ring_poll_us, 50);
+    struct tfront f;
+    connect_dev(&f, 51824, "memx:poll:1M", "w");
+    fill(f.data, 4096, 5);
+    CU_ASSERT_EQUAL(rw(&f, BLKIF_OP_WRITE, 0, 0, 0, 7), BLKIF_RSP_OKAY);
+    /* Back to back: the backend is polling, the push must not kick it. */
+    struct blkif_x86_64_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1, .sector_number = 0 };
+    r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[1], .first_sect = 0, .last_sect = 7 };
+    uint64_t id = push(&f, &r);
+    CU_ASSERT(!f.q[0].notified);
+    CU_ASSERT_EQUAL(wait_rsp(&f, id, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(memcmp(f.data, f.data + 4096, 4096), 0);
+    /* Idle past the window: it asks for an event on the next request. */
+    usleep(2000);
+    for (int k = 0; k < 3; k++)
+        evloop_run_once(el, 0);
+    CU_ASSERT_EQUAL(__atomic_load_n(&f.q[0].s->req_event, __ATOMIC_ACQUIRE), f.q[0].req_prod + 1);
+    CU_ASSERT_EQUAL(rw(&f, BLKIF_OP_READ, 0, 1, 0, 7), BLKIF_RSP_OKAY);
+    CU_ASSERT(f.q[0].notified);
+    fe_close(&f);
+}
+
 static void test_shutdown_drains(void)
 {
     struct tfront f;
@@ -596,6 +631,7 @@ static const struct cu_test tests[] = {
     { "I/O, malformed requests, hostile ring beside a good device", test_io_and_bad_requests },
     { "read-only device", test_readonly },
     { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
+    { "ring polling: no kick needed while polling, events again once idle", test_ring_polling },
     { "shutdown drains in-flight I/O (last: ends the backend)", test_shutdown_drains },
     { NULL, NULL },
 };
