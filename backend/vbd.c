@@ -581,13 +581,14 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
     push(q);
 }
 
-/* A prepare hook, before each loop sleep: a ring with requests in flight,
- * or active in the last poll_us, is looked at without an event (a guest
+/* A prepare hook, before each loop sleep: a ring that took requests or had
+ * answers pushed in the last poll_us is looked at without an event (a guest
  * issuing I/O back to back pushes its next request within microseconds of
  * our answer: catching it here saves its kick and our wake-up).  Once a ring
- * has had nothing in flight for poll_us it asks for events again
- * (ring_final_check) and the loop may sleep: polling costs CPU only while a
- * guest is doing I/O, like io_uring's SQPOLL idle time. */
+ * has been quiet for poll_us it asks for events again (ring_final_check) and
+ * the loop may sleep: polling costs CPU only while a guest is busy, and never
+ * more than poll_us past its last activity, so a memory server sharing this
+ * host's CPUs is not kept waiting behind us for long. */
 static int vbd_poll(struct evloop *el, void *arg)
 {
     struct vbd *v = arg;
@@ -602,7 +603,7 @@ static int vbd_poll(struct evloop *el, void *arg)
         } else if (ring_peek(&q->ring)) {
             kick(q, now);
             busy = 1;
-        } else if (ring_inflight(&q->ring) || now - q->active_ns < v->poll_ns) {
+        } else if (now - q->active_ns < v->poll_ns) {
             busy = 1;
         } else {
             q->polling = false;

@@ -31,8 +31,8 @@ struct vbd_params {
     struct volume *vol;
     bool readonly;
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
-    /* While a ring has requests in flight, and for this long after its last
-     * answer, look at it every loop turn instead of asking the frontend for
+    /* For this long after a ring's last activity (requests taken, answers
+     * pushed), look at it every loop turn instead of asking the frontend for
      * an event (0: never poll). */
     unsigned poll_us;
     /* Called (from the loop, never inside a vbd call) when the frontend broke
