@@ -74,10 +74,11 @@ struct req {
     void *arg;
     int pending, acked;         /* write: replicas outstanding / acknowledged */
     unsigned tried;             /* read: replicas tried, bit per replica */
+    unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
-    bool verify;                /* read: check the bytes against hash */
-    uint8_t hash[16];
+    bool verify;                /* read: check each page's bytes against its hash */
+    uint8_t hash[POOL_RUN_MAX][16];
     uint64_t t_ns;              /* issued */
     struct req *next;
 };
@@ -408,8 +409,9 @@ static void sop_launch(struct server *s, struct sop *o)
     case SOP_CREAD:
     case SOP_READ: {
         const struct replica *rp = &ps->rep[o->rep];
-        int rc = fab_read(s->fab, s->fa, POOL_PAGE_SIZE, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE,
-                          rp->rkey, on_read_done, s, o->req_id);
+        size_t len = (size_t)(o->kind == SOP_READ ? o->req->npages : 1) * POOL_PAGE_SIZE;
+        int rc = fab_read(s->fab, s->fa, len, rp->raddr + (uint64_t)o->page * POOL_PAGE_SIZE, rp->rkey,
+                          on_read_done, s, o->req_id);
         if (rc)
             srv_down(s, "out of read buffers");
         break;
@@ -571,7 +573,8 @@ void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *ar
 static void issue_read(struct pool *p, struct req *r)
 {
     uint32_t slab, page;
-    if (!split_page(p, r->page, &slab, &page)) {
+    if (!split_page(p, r->page, &slab, &page) || r->npages < 1 || r->npages > POOL_RUN_MAX ||
+        page + r->npages > p->pages_per_slab) {
         finish(p, r, -EINVAL);
         return;
     }
@@ -625,16 +628,18 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
             srv_down(s, "RMA read failed");
         return;
     }
-    if (status || len != POOL_PAGE_SIZE) {
+    struct req *r = o->req;
+    size_t want = (size_t)r->npages * POOL_PAGE_SIZE;
+    if (status || len != want) {
         read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
         sop_free(p, o);
         srv_down(s, "RMA read failed");
         return;
     }
-    if (o->req->verify && p->slabs[o->slab].adopted) {
+    for (unsigned i = 0; r->verify && p->slabs[o->slab].adopted && i < r->npages; i++) {
         uint8_t h[16];
-        pool_hash(data, h);
-        if (memcmp(h, o->req->hash, 16)) {
+        pool_hash((const uint8_t *)data + (size_t)i * POOL_PAGE_SIZE, h);
+        if (memcmp(h, r->hash[i], 16)) {
             /* Not the server's fault: this replica missed the write the
              * record describes (a cut its old owner never repaired). */
             p->slabs[o->slab].rep[o->rep].ok = false;
@@ -643,37 +648,43 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
             return;
         }
     }
-    memcpy(o->req->out, data, POOL_PAGE_SIZE);
+    memcpy(r->out, data, want);
     histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
-    p->st.reads++;
-    finish(p, o->req, 0);
+    p->st.reads += r->npages;
+    finish(p, r, 0);
     sop_free(p, o);
 }
 
 /* hash: NULL, or the volume record's hash to check an adopted slab's bytes against. */
-static void start_read(struct pool *p, pool_page_t page, const uint8_t *hash, void *data,
-                       pool_io_cb cb, void *arg)
+void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t (*hashes)[16], void *data,
+                   pool_io_cb cb, void *arg)
 {
     struct req *r = req_new(R_READ, arg);
-    r->page = page;
+    r->page = first;
+    r->npages = n;
     r->out = data;
     r->rcb = cb;
-    if (hash) {
+    if (hashes && n <= POOL_RUN_MAX) {
         r->verify = true;
-        memcpy(r->hash, hash, 16);
+        memcpy(r->hash, hashes, (size_t)n * 16);
     }
     issue_read(p, r);
 }
 
 void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
 {
-    start_read(p, page, NULL, data, cb, arg);
+    pool_read_run(p, page, 1, NULL, data, cb, arg);
+}
+
+bool pool_page_follows(pool_page_t a, pool_page_t b)
+{
+    return b == a + 1 && (b >> 32) == (a >> 32);
 }
 
 void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
                        pool_io_cb cb, void *arg)
 {
-    start_read(p, page, hash, data, cb, arg);
+    pool_read_run(p, page, 1, (const uint8_t (*)[16])hash, data, cb, arg);
 }
 
 /* ---- slabs ---- */

@@ -96,6 +96,20 @@ void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epo
  * do not hash to hash is skipped (it missed writes) and the next is tried. */
 void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
                        pool_io_cb cb, void *arg);
+/* Up to this many pages are read in one transport operation. */
+#define POOL_RUN_MAX 16
+/* Reads n (1..POOL_RUN_MAX) pages held in consecutive slots, first, first + 1,
+ * ..., into data (n pages): one transport read instead of n.  Pages written
+ * one after another land in consecutive slots of a slab, so sequential and
+ * clustered I/O (swap readahead) forms such runs; a handle that does not
+ * continue the run in the same slab is -EINVAL.  hashes (NULL, or one per
+ * page) checks each page as pool_read_checked does; a replica failing any
+ * page is skipped for the whole run. */
+void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t (*hashes)[16], void *data,
+                   pool_io_cb cb, void *arg);
+/* Whether b is the slot right after a in the same slab (b may extend a run
+ * ending at a). */
+bool pool_page_follows(pool_page_t a, pool_page_t b);
 
 /* The cluster-wide name of a page: its slab's uid and its index there. */
 void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx);

@@ -160,6 +160,7 @@ struct req {
     uint64_t wid;           /* writes/discards: issue order; flush: the last wid it covers */
     struct req *prev, *next;/* writes/discards: the in-flight list; flush: the flush queue */
     struct req *dnext;      /* the deferred-completion queue */
+    struct pop *run;        /* reads: the run of pages being gathered, not yet issued */
 };
 
 struct active {
@@ -180,6 +181,8 @@ struct pop {
     struct ent old;         /* what a finished write replaced, kept until its record is published */
     uint8_t phash[16];      /* storing: XXH3-128 of the page (the record's check) */
     pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
+    unsigned n;             /* read: pages in the run, src and the slots after it (a reference on each) */
+    uint8_t (*rhash)[16];   /* read: the run's record hashes, once it has more than one page */
     bool was_none;          /* RMW: the page was never written (a discard edge keeps it so) */
     uint8_t *bounce;
     struct pop *next;
@@ -688,6 +691,7 @@ static struct pop *pop_new(struct req *r, uint64_t idx, uint32_t off, uint32_t l
 
 static void pop_free(struct pop *p)
 {
+    free(p->rhash);
     free(p->bounce);
     free(p->cmp);
     free(p);
@@ -981,9 +985,30 @@ static void rd_done(void *arg, int status)
     struct req *r = p->r;
     if (status == 0 && p->bounce)
         memcpy(p->buf, p->bounce + p->off, p->len);
-    page_put(r->v->vs, p->src);
+    for (unsigned i = 0; i < p->n; i++)
+        page_put(r->v->vs, p->src + i);
     pop_free(p);
     req_page_done(r, status);
+}
+
+/* Issues the run of full pages read_page gathered. */
+static void run_issue(struct req *r)
+{
+    struct pop *p = r->run;
+    if (!p)
+        return;
+    r->run = NULL;
+    const uint8_t (*hashes)[16] = p->rhash ? p->rhash : &p->phash;
+    pool_read_run(r->v->vs->pool, p->src, p->n, hashes, p->buf, rd_done, p);
+}
+
+/* Whether a full page stored at page extends r's run: the next slot of the
+ * pool, and the next page of the caller's buffer. */
+static bool run_extends(const struct req *r, pool_page_t page, const uint8_t *buf)
+{
+    const struct pop *p = r->run;
+    return p && p->n < POOL_RUN_MAX && buf == p->buf + (size_t)p->n * VOLUME_PAGE_SIZE &&
+           pool_page_follows(p->src + p->n - 1, page);
 }
 
 static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, uint8_t *buf)
@@ -999,12 +1024,28 @@ static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, u
         memset(buf, 0, len);
         return;
     }
+    page_get(v->vs, e.page);
+    if (len == VOLUME_PAGE_SIZE && run_extends(r, e.page, buf)) {
+        struct pop *run = r->run;
+        if (!run->rhash) {
+            run->rhash = xcalloc(POOL_RUN_MAX, 16);
+            memcpy(run->rhash[0], run->phash, 16);
+        }
+        memcpy(run->rhash[run->n++], e.hash, 16);
+        return;
+    }
+    run_issue(r);
     struct pop *p = pop_new(r, idx, off, len, buf);
     p->src = e.page;
-    page_get(v->vs, e.page);
-    if (len < VOLUME_PAGE_SIZE)
-        p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
-    pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce ? p->bounce : buf, rd_done, p);
+    p->n = 1;
+    if (len == VOLUME_PAGE_SIZE) {
+        /* Issued once the pages after it are known (run_issue). */
+        memcpy(p->phash, e.hash, 16);
+        r->run = p;
+        return;
+    }
+    p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
+    pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce, rd_done, p);
 }
 
 /* Splits a sector range into page pieces. */
@@ -1058,6 +1099,7 @@ void volume_read(struct volume *v, uint64_t sector, uint32_t nsect, void *buf, v
     struct req *r = req_new(v, REQ_READ, cb, arg);
     v->st.reads++;
     for_each_page(r, sector, nsect, buf, read_page);
+    run_issue(r);
     req_put(r, true);
 }
 

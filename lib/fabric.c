@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 
 #define NBUFS  256      /* registered send / read-bounce buffers */
+#define NBIG   32       /* registered bounce buffers for reads over FAB_MSG_MAX */
 #define NRECV  64       /* receives kept posted */
 /* How long an operation may wait for the provider to take it.  rxm answers
  * EAGAIN, forever and without an error, while it tries to reconnect to a peer
@@ -46,7 +47,7 @@ struct fab_op {
     uint64_t queued_ms;         /* when the caller handed it to us */
     fab_done_fn cb;
     void *arg;
-    uint8_t *buf;               /* FAB_MSG_MAX bytes inside the registered arena */
+    uint8_t *buf;               /* FAB_MSG_MAX (big: FAB_READ_MAX) bytes inside the registered arena */
     struct fab_op *next;
 };
 
@@ -68,12 +69,12 @@ struct fab {
     fab_recv_fn on_recv;
     void *arg;
 
-    uint8_t *arena;             /* (NBUFS + NRECV) * FAB_MSG_MAX, one registration */
+    uint8_t *arena;             /* (NBUFS + NRECV) * FAB_MSG_MAX + NBIG * FAB_READ_MAX, one registration */
     size_t arena_len;
     struct fid_mr *arena_mr;
     void *arena_desc;
-    struct fab_op ops[NBUFS], recvs[NRECV];
-    struct fab_op *free_ops;
+    struct fab_op ops[NBUFS], recvs[NRECV], bigs[NBIG];
+    struct fab_op *free_ops, *free_bigs;
     /* Operations that could not be posted yet: no free buffer (their bytes sit
      * in a heap copy) or the provider said EAGAIN.  FIFO. */
     struct fab_op *backlog, *backlog_tail;
@@ -125,9 +126,20 @@ static void backlog_push(struct fab *f, struct fab_op *op)
     f->backlog_tail = op;
 }
 
+static bool is_big_op(struct fab *f, struct fab_op *op)
+{
+    return op >= f->bigs && op < f->bigs + NBIG;
+}
+
 static bool is_arena_op(struct fab *f, struct fab_op *op)
 {
-    return op >= f->ops && op < f->ops + NBUFS;
+    return (op >= f->ops && op < f->ops + NBUFS) || is_big_op(f, op);
+}
+
+/* The free registered buffers an op of len bytes takes. */
+static struct fab_op **free_list(struct fab *f, size_t len)
+{
+    return len > FAB_MSG_MAX ? &f->free_bigs : &f->free_ops;
 }
 
 static void complete(struct fab *f, struct fab_op *op, int status)
@@ -143,8 +155,9 @@ static void complete(struct fab *f, struct fab_op *op, int status)
         free(op);
         return;
     }
-    op->next = f->free_ops;
-    f->free_ops = op;
+    struct fab_op **fl = is_big_op(f, op) ? &f->free_bigs : &f->free_ops;
+    op->next = *fl;
+    *fl = op;
 }
 
 /* Posts what waits in the backlog, oldest first.  An op the provider refuses
@@ -158,10 +171,11 @@ static void drain_backlog(struct fab *f)
     while (op) {
         struct fab_op *next = op->next;
         int rc = -EAGAIN;
-        if (!is_arena_op(f, op) && f->free_ops) {
+        struct fab_op **fl = free_list(f, op->len);
+        if (!is_arena_op(f, op) && *fl) {
             /* A heap-held op needs a registered buffer before the provider sees it. */
-            struct fab_op *r = f->free_ops;
-            f->free_ops = r->next;
+            struct fab_op *r = *fl;
+            *fl = r->next;
             uint8_t *buf = r->buf;
             memcpy(r, op, sizeof(*r));
             r->buf = buf;
@@ -207,14 +221,16 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *
                   const void *data, size_t dlen, uint64_t raddr, uint64_t key, fab_done_fn cb,
                   void *arg, uint64_t tag)
 {
-    if (hlen + dlen > FAB_MSG_MAX)
+    if (kind == OP_READ ? dlen > FAB_READ_MAX : hlen + dlen > FAB_MSG_MAX)
         return -EMSGSIZE;
-    struct fab_op *op = f->free_ops;
+    struct fab_op **fl = free_list(f, kind == OP_SEND ? hlen + dlen : dlen);
+    struct fab_op *op = *fl;
     if (op && !f->backlog) {
-        f->free_ops = op->next;
+        *fl = op->next;
     } else {
+        /* Waits in the backlog for a registered buffer; a send keeps its bytes here. */
         op = calloc(1, sizeof(*op));
-        if (!op || !(op->buf = malloc(FAB_MSG_MAX))) {
+        if (!op || (kind == OP_SEND && !(op->buf = malloc(FAB_MSG_MAX)))) {
             free(op);
             return -ENOMEM;
         }
@@ -488,7 +504,8 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
     }
 
     /* One registration covers every buffer the provider touches on our side. */
-    f->arena_len = (size_t)(NBUFS + NRECV) * FAB_MSG_MAX;
+    size_t small = (size_t)(NBUFS + NRECV) * FAB_MSG_MAX;
+    f->arena_len = small + (size_t)NBIG * FAB_READ_MAX;
     f->arena = mmap(NULL, f->arena_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (f->arena == MAP_FAILED) {
         f->arena = NULL;
@@ -506,6 +523,11 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
         f->ops[i].buf = f->arena + (size_t)i * FAB_MSG_MAX;
         f->ops[i].next = f->free_ops;
         f->free_ops = &f->ops[i];
+    }
+    for (int i = 0; i < NBIG; i++) {
+        f->bigs[i].buf = f->arena + small + (size_t)i * FAB_READ_MAX;
+        f->bigs[i].next = f->free_bigs;
+        f->free_bigs = &f->bigs[i];
     }
     for (int i = 0; i < NRECV; i++) {
         f->recvs[i].kind = OP_RECV;

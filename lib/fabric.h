@@ -37,6 +37,7 @@ struct fab;
 struct fab_mr;
 
 #define FAB_MSG_MAX 8192u          /* largest message either side sends or accepts */
+#define FAB_READ_MAX 65536u        /* largest one-sided read (a run of 16 pages) */
 
 /* A message arrived from src; buf is valid only during the call. */
 typedef void (*fab_recv_fn)(void *arg, fi_addr_t src, const void *buf, size_t len);
@@ -85,7 +86,7 @@ const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
 int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag);
 
-/* One-sided read of len bytes (<= FAB_MSG_MAX) at raddr under key from src. */
+/* One-sided read of len bytes (<= FAB_READ_MAX) at raddr under key from src. */
 int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag);
 

@@ -34,8 +34,9 @@ struct fop {
     pool_write_cb wcb;
     pool_io_cb rcb;
     void *arg;
-    bool verify;            /* read: check against hash */
-    uint8_t hash[16];
+    unsigned n;             /* read: pages in the run, from page on */
+    bool verify;            /* read: check each page against its hash */
+    uint8_t hash[POOL_RUN_MAX][16];
     uint8_t *reply;         /* FOP_CTL: the encoded answer */
     size_t rlen;
     pool_ctl_cb ccb;
@@ -59,7 +60,7 @@ struct pool {
     bool hold;
     unsigned fail_w, fail_r;
     int fail_w_err, fail_r_err;
-    uint64_t violations, writes, reads, errors;
+    uint64_t violations, writes, reads, read_pages, errors;
     struct fake_server servers[8];
     int nservers;
     /* The one metadata server behind pool_ctl (server index 0). */
@@ -102,15 +103,15 @@ static void complete(struct pool *p, struct fop *op)
     } else if (op->kind == FOP_ADOPT) {
         op->acb(op->arg, op->status, 0);
     } else {
-        struct fpage *pg = op->page ? &p->pages[op->page - 1] : NULL;
-        if (pg) {
+        for (unsigned i = 0; op->page && i < op->n; i++) {
+            struct fpage *pg = &p->pages[op->page + i - 1];
             pg->readers--;
             uint8_t h[16];
             if (op->status == 0 && pg->data && op->verify &&
-                (pool_hash(pg->data, h), memcmp(h, op->hash, 16)))
+                (pool_hash(pg->data, h), memcmp(h, op->hash[i], 16)))
                 op->status = -EIO;          /* the page is not what the record says */
             else if (op->status == 0 && pg->data)
-                memcpy(op->dst, pg->data, POOL_PAGE_SIZE);
+                memcpy((uint8_t *)op->dst + (size_t)i * POOL_PAGE_SIZE, pg->data, POOL_PAGE_SIZE);
             else if (op->status == 0) {
                 p->violations++;            /* freed while the read was in flight */
                 op->status = -EIO;
@@ -280,7 +281,8 @@ static struct fpage *live_page(struct pool *p, pool_page_t page)
     return &p->pages[page - 1];
 }
 
-void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t (*hashes)[16], void *data,
+                   pool_io_cb cb, void *arg)
 {
     struct fop *op = calloc(1, sizeof(*op));
     if (!op)
@@ -290,20 +292,43 @@ void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void
     op->rcb = cb;
     op->arg = arg;
     p->reads++;
-    struct fpage *pg = live_page(p, page);
-    if (!pg) {
+    p->read_pages += n;
+    bool live = n >= 1 && n <= POOL_RUN_MAX;
+    for (unsigned i = 0; live && i < n; i++)
+        live = live_page(p, first + i) != NULL;
+    if (!live) {
         p->violations++;
         op->status = -EIO;
     } else if (p->fail_r) {
         p->fail_r--;
         op->status = p->fail_r_err;
     } else {
-        op->page = page;
-        pg->readers++;
+        op->page = first;
+        op->n = n;
+        for (unsigned i = 0; i < n; i++)
+            p->pages[first + i - 1].readers++;
+        if (hashes) {
+            op->verify = true;
+            memcpy(op->hash, hashes, (size_t)n * 16);
+        }
     }
     if (op->status)
         p->errors++;
     enqueue(p, op);
+}
+
+void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+{
+    pool_read_run(p, page, 1, NULL, data, cb, arg);
+}
+
+bool pool_page_follows(pool_page_t a, pool_page_t b) { return b == a + 1; }
+
+uint64_t fake_pool_reads(const struct pool *p, uint64_t *pages)
+{
+    if (pages)
+        *pages = p->read_pages;
+    return p->reads;
 }
 
 void pool_free_page(struct pool *p, pool_page_t page)
@@ -440,10 +465,7 @@ void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epo
 void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
                        pool_io_cb cb, void *arg)
 {
-    pool_read(p, page, data, cb, arg);
-    struct fop *op = (struct fop *)((char *)p->tail - offsetof(struct fop, next));
-    op->verify = true;
-    memcpy(op->hash, hash, 16);
+    pool_read_run(p, page, 1, (const uint8_t (*)[16])hash, data, cb, arg);
 }
 
 void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx)

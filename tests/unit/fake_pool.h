@@ -39,6 +39,8 @@ void   fake_pool_release_all(struct pool *p);
 
 uint64_t fake_pool_live_pages(const struct pool *p);
 uint64_t fake_pool_violations(const struct pool *p);
+/* Pool reads issued (a run is one), and the pages they covered in *pages. */
+uint64_t fake_pool_reads(const struct pool *p, uint64_t *pages);
 /* The bytes of a live page, or NULL. */
 const void *fake_pool_page(const struct pool *p, pool_page_t page);
 

@@ -204,6 +204,33 @@ static void test_write_read_replicas(void)
     CU_ASSERT_EQUAL(st.reads, N);
     CU_ASSERT_EQUAL(st.live_servers, 3);
 
+    /* Pages written one after another sit in consecutive slots: one read
+     * brings a run of them, checked page by page against their hashes. */
+    for (int i = 1; i < N; i++)
+        CU_ASSERT(pool_page_follows(pages[i - 1], pages[i]));
+    CU_ASSERT_FALSE(pool_page_follows(pages[1], pages[0]));
+    CU_ASSERT_FALSE(pool_page_follows(pages[0], pages[0] + (1ull << 32) + 1));
+    static uint8_t run[POOL_RUN_MAX][POOL_PAGE_SIZE], hashes[POOL_RUN_MAX][16];
+    for (int i = 0; i < POOL_RUN_MAX; i++)
+        pool_hash(in[5 + i], hashes[i]);
+    struct op o = { 0 };
+    pool_read_run(p, pages[5], POOL_RUN_MAX, (const uint8_t (*)[16])hashes, run, rdone, &o);
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 10000));
+    CU_ASSERT_EQUAL(o.status, 0);
+    for (int i = 0; i < POOL_RUN_MAX; i++)
+        CU_ASSERT_EQUAL(memcmp(run[i], in[5 + i], POOL_PAGE_SIZE), 0);
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.reads, N + POOL_RUN_MAX);
+    /* A run past the end of its slab, or longer than POOL_RUN_MAX, is refused. */
+    o = (struct op){ 0 };
+    pool_read_run(p, pages[0] + SLAB_BYTES / POOL_PAGE_SIZE - 2, 3, NULL, run, rdone, &o);
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 10000));
+    CU_ASSERT_EQUAL(o.status, -EINVAL);
+    o = (struct op){ 0 };
+    pool_read_run(p, pages[0], POOL_RUN_MAX + 1, NULL, run, rdone, &o);
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 10000));
+    CU_ASSERT_EQUAL(o.status, -EINVAL);
+
     /* A freed page is handed out again. */
     pool_free_page(p, pages[0]);
     int s2;

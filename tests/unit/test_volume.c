@@ -333,6 +333,49 @@ static void test_concurrent_rmw(void)
     teardown();
 }
 
+/* Full pages in consecutive pool slots are read in runs of up to
+ * POOL_RUN_MAX, one pool read each; anything else breaks a run. */
+static void test_read_runs(void)
+{
+    setup();
+    enum { N = 40 };
+    static uint8_t w[N * PG], r[N * PG];
+    fill(w, sizeof(w), 21);
+    CU_ASSERT_EQUAL(do_write(0, N * SPP, w), 0);
+    uint64_t pages0, pages, reads0 = fake_pool_reads(pool, &pages0);
+    CU_ASSERT_EQUAL(do_read(0, N * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(w, r, sizeof(w)), 0);
+    CU_ASSERT_EQUAL(fake_pool_reads(pool, &pages) - reads0, 3);    /* 16 + 16 + 8 */
+    CU_ASSERT_EQUAL(pages - pages0, N);
+
+    /* A zero page and an overwritten page (stored elsewhere) split runs. */
+    memset(w + 20 * PG, 0, PG);
+    CU_ASSERT_EQUAL(do_write(20 * SPP, SPP, w + 20 * PG), 0);
+    fill(w + 5 * PG, PG, 22);
+    CU_ASSERT_EQUAL(do_write(5 * SPP, SPP, w + 5 * PG), 0);
+    reads0 = fake_pool_reads(pool, &pages0);
+    memset(r, 0xee, sizeof(r));
+    CU_ASSERT_EQUAL(do_read(0, N * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(w, r, sizeof(w)), 0);
+    /* 0-4, 5, 6-19, 21-36, 37-39 */
+    CU_ASSERT_EQUAL(fake_pool_reads(pool, &pages) - reads0, 5);
+    CU_ASSERT_EQUAL(pages - pages0, N - 1);
+
+    /* Partial pages are read alone, through a bounce page. */
+    reads0 = fake_pool_reads(pool, &pages0);
+    memset(r, 0xee, sizeof(r));
+    CU_ASSERT_EQUAL(do_read(10 * SPP + 4, 2 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(w + 10 * PG + 2048, r, 2 * PG), 0);
+    CU_ASSERT_EQUAL(fake_pool_reads(pool, &pages) - reads0, 3);
+
+    /* A failed run fails the request, once. */
+    fake_pool_fail_reads(pool, 1, -EIO);
+    CU_ASSERT_EQUAL(do_read(21 * SPP, 16 * SPP, r), -EIO);
+    CU_ASSERT_EQUAL(do_read(21 * SPP, 16 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(w + 21 * PG, r, 16 * PG), 0);
+    teardown();
+}
+
 static void test_errors(void)
 {
     setup();
@@ -595,6 +638,7 @@ static const struct cu_test volume_tests[] = {
     { "flush_ordering", test_flush_ordering },
     { "out_of_order", test_out_of_order },
     { "concurrent_rmw", test_concurrent_rmw },
+    { "read_runs", test_read_runs },
     { "errors", test_errors },
     { "enospc", test_enospc },
     { "huge_volume", test_huge_volume },
