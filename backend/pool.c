@@ -78,9 +78,9 @@ struct req {
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
     bool verify;                /* read: check each page's bytes against its hash */
-    uint8_t hash[POOL_RUN_MAX][16];
     uint64_t t_ns;              /* issued */
     struct req *next;
+    uint8_t hash[POOL_RUN_MAX][16];     /* last: req_new clears only what comes before */
 };
 
 /* SOP_CREAD / SOP_CWRITE: one page of a re-replication copy (read from a good
@@ -193,10 +193,12 @@ struct pool {
     int nsrv;
     struct pslab *slabs;
     uint32_t nslabs;
+    uint32_t alloc_hint;        /* the slab take_page looks at first */
     int building;               /* slab being allocated, -1 if none */
     struct req *wait_head, *wait_tail;  /* writes waiting for a slab */
     struct req *done_head, *done_tail;  /* completions to deliver */
     struct sop *free_sops;
+    struct req *free_reqs;      /* finished requests, for reuse: no allocation per page */
     long long tick;
     long long deliver_timer;    /* armed while done_head is non-empty */
     bool degraded_warned;
@@ -254,7 +256,8 @@ static int deliver(struct evloop *el, long long id, void *arg)
             r->wcb(r->arg, r->status, r->status ? 0 : r->page);
         else
             r->rcb(r->arg, r->status);
-        free(r);
+        r->next = p->free_reqs;
+        p->free_reqs = r;
         r = next;
     }
     return -1;
@@ -277,9 +280,11 @@ static bool split_page(const struct pool *p, pool_page_t pg, uint32_t *slab, uin
     return true;
 }
 
+/* Starts where the last page came from: with thousands of slabs, most of
+ * them full, a scan from the first would cost every write a pass over them. */
 static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
-    for (uint32_t i = 0; i < p->nslabs; i++) {
+    for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
         struct pslab *ps = &p->slabs[i];
         if (!ps->used || !ps->ready || !ps->nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
             continue;
@@ -290,6 +295,7 @@ static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
             ps->bits[w] |= 1ull << b;
             ps->nfree--;
             ps->hint = w;
+            p->alloc_hint = i;
             *slab = i;
             *page = w * 64 + (uint32_t)b;
             p->st.pages_stored++;
@@ -538,10 +544,13 @@ static void start_write(struct pool *p, struct req *r)
     }
 }
 
-static struct req *req_new(enum req_kind kind, void *arg)
+static struct req *req_new(struct pool *p, enum req_kind kind, void *arg)
 {
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r) {
+    struct req *r = p->free_reqs;
+    if (r) {
+        p->free_reqs = r->next;
+        memset(r, 0, offsetof(struct req, hash));   /* hash is set before it is read (verify) */
+    } else if (!(r = calloc(1, sizeof(*r)))) {
         /* Without a request there is nothing to defer a failure through. */
         mx_err("pool: out of memory for a %s", kind == R_READ ? "read" : "write");
         abort();
@@ -555,7 +564,7 @@ static struct req *req_new(enum req_kind kind, void *arg)
 void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
                     pool_write_cb cb, void *arg)
 {
-    struct req *r = req_new(R_WRITE, arg);
+    struct req *r = req_new(p, R_WRITE, arg);
     r->data = data;
     r->wcb = cb;
     r->vid = vid;
@@ -659,7 +668,7 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
 void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t (*hashes)[16], void *data,
                    pool_io_cb cb, void *arg)
 {
-    struct req *r = req_new(R_READ, arg);
+    struct req *r = req_new(p, R_READ, arg);
     r->page = first;
     r->npages = n;
     r->out = data;
@@ -1648,6 +1657,7 @@ void pool_free(struct pool *p)
     }
     free_reqs(p->wait_head);
     free_reqs(p->done_head);
+    free_reqs(p->free_reqs);
     for (struct sop *o = p->free_sops, *n; o; o = n) {
         n = o->next;
         free(o);

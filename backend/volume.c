@@ -249,6 +249,7 @@ struct volumes {
     uint64_t hits, late_hits, collisions, compare_reads;
     struct volume **v;
     size_t n, cap;
+    struct pop *free_pops;
 };
 
 /* ---- target strings ------------------------------------------------------ */
@@ -679,7 +680,14 @@ static void op_end(struct volume *v, struct active *a)
 
 static struct pop *pop_new(struct req *r, uint64_t idx, uint32_t off, uint32_t len, uint8_t *buf)
 {
-    struct pop *p = xcalloc(1, sizeof(*p));
+    struct volumes *vs = r->v->vs;
+    struct pop *p = vs->free_pops;
+    if (p) {
+        vs->free_pops = p->next;
+        memset(p, 0, sizeof(*p));
+    } else {
+        p = xcalloc(1, sizeof(*p));
+    }
     p->r = r;
     p->idx = idx;
     p->off = off;
@@ -689,12 +697,15 @@ static struct pop *pop_new(struct req *r, uint64_t idx, uint32_t off, uint32_t l
     return p;
 }
 
+/* Kept for reuse: a page operation is the volume's per-page allocation. */
 static void pop_free(struct pop *p)
 {
+    struct volumes *vs = p->r->v->vs;
     free(p->rhash);
     free(p->bounce);
     free(p->cmp);
-    free(p);
+    p->next = vs->free_pops;
+    vs->free_pops = p;
 }
 
 /* A page write (full or read-modify-write) ended: the page goes idle. */
@@ -1229,6 +1240,10 @@ void volumes_free(struct volumes *vs)
         }
     free(vs->refs.b);
     dedup_free(vs->dd);
+    for (struct pop *p = vs->free_pops, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
     while (vs->dfirst) {
         struct req *r = vs->dfirst;
         vs->dfirst = r->dnext;
