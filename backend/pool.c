@@ -34,12 +34,15 @@
 #include <sodium.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define MAX_INFLIGHT      64        /* messages + reads on the wire per server */
+_Static_assert(PROTO_WRITE_MAX <= FAB_BIG_MAX, "a run's PAGE_WRITE must fit the fabric's big buffers");
+_Static_assert(POOL_RUN_MAX == PROTO_RUN_MAX, "a read run and a write run are the same size");
 #define MAX_REPLICAS      3
 #define TICK_MS           100
 #define HELLO_TIMEOUT_MS  2000
@@ -101,6 +104,8 @@ struct sop {
     uint64_t rgen;              /* re-replication ops: the rebuild they belong to */
     uint8_t *buf;               /* SOP_CWRITE: the page being copied; SOP_CTL: the message */
     uint32_t flags;             /* SOP_FREE: PROTO_FREE_* */
+    unsigned npages;            /* SOP_WRITE: the requests it carries (pages of one slab) */
+    struct req *run[PROTO_RUN_MAX];
     size_t blen;                /* SOP_CTL: encoded length of buf */
     pool_ctl_cb ccb;            /* SOP_CTL */
     void *carg;
@@ -198,6 +203,8 @@ struct pool {
     struct req *wait_head, *wait_tail;  /* writes waiting for a slab */
     struct req *done_head, *done_tail;  /* completions to deliver */
     struct sop *free_sops;
+    struct req *gather_head, *gather_tail;  /* writes of this loop turn, not yet placed */
+    long long gather_timer;
     struct req *free_reqs;      /* finished requests, for reuse: no allocation per page */
     long long tick;
     long long deliver_timer;    /* armed while done_head is non-empty */
@@ -387,14 +394,23 @@ static void sop_launch(struct server *s, struct sop *o)
         m.u.slab_free.flags = o->flags;
         send_msg(s, &m, NULL);
         break;
-    case SOP_WRITE:
+    case SOP_WRITE: {
         m.type = PROTO_PAGE_WRITE;
         m.u.page.slab = ps->rep[o->rep].id;
         m.u.page.page = o->page;
         m.u.page.vid = o->req->vid;
         m.u.page.epoch = o->req->epoch;
-        send_msg(s, &m, o->req->data);
+        m.u.page.npages = o->npages;
+        for (unsigned i = 0; i < o->npages; i++)
+            m.u.page.slots[i] = (uint32_t)o->run[i]->page;
+        uint8_t hdr[PROTO_MSG_MAX];
+        struct iovec iov[1 + PROTO_RUN_MAX] = { { hdr, proto_encode(&m, hdr, sizeof(hdr)) } };
+        for (unsigned i = 0; i < o->npages; i++)
+            iov[1 + i] = (struct iovec){ (void *)o->run[i]->data, PROTO_PAGE_SIZE };
+        if (fab_sendv(s->fab, s->fa, iov, 1 + (int)o->npages, on_sent, s, m.req_id))
+            srv_down(s, "out of send buffers");
         break;
+    }
     case SOP_CTL:
         /* Encoded when asked (its records may be gone by now); only the id is new. */
         for (int i = 0; i < 8; i++)
@@ -471,76 +487,154 @@ static void replica_stale(struct pool *p, uint32_t slab, int rep, const char *wh
             p->srv[ps->rep[rep].srv].addr, why);
 }
 
-static void write_replica_done(struct pool *p, struct sop *o, int status)
+/* One replica's answer for one page of a run. */
+static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
 {
-    struct req *r = o->req;
     if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
-    else if (status)
-        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
-    else
+    else if (!status)
         r->acked++;
-    if (--r->pending == 0) {
-        p->slabs[o->slab].wpending--;
-        if (p->rb.active && p->rb.slab == o->slab)
-            rb_step(p);
-        if (r->fenced) {
-            uint32_t slab, page;
-            if (split_page(p, r->page, &slab, &page))
-                put_page(p, slab, page);
-            finish(p, r, -ESTALE);
-        } else if (r->acked) {
-            p->st.writes++;
-            finish(p, r, 0);
-        } else {
-            uint32_t slab, page;
-            if (split_page(p, r->page, &slab, &page))
-                put_page(p, slab, page);
-            finish(p, r, -EIO);
-        }
-    }
+    if (--r->pending)
+        return;
+    p->slabs[slab].wpending--;
+    int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
+    if (st)
+        put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
+    else
+        p->st.writes++;
+    finish(p, r, st);
 }
 
-static void start_write(struct pool *p, struct req *r)
+/* One replica's answer for a run: every page of it shares the outcome. */
+static void write_replica_done(struct pool *p, struct sop *o, int status)
 {
-    uint32_t slab, page;
-    if (!take_page(p, &slab, &page)) {
-        r->next = NULL;
-        if (p->wait_tail)
-            p->wait_tail->next = r;
-        else
-            p->wait_head = r;
-        p->wait_tail = r;
-        kick_slab(p);
-        return;
-    }
-    r->page = make_page(slab, page);
+    if (status && status != -ESTALE)
+        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
+    for (unsigned i = 0; i < o->npages; i++)
+        write_req_done(p, o->run[i], o->slab, status);
+    if (p->rb.active && p->rb.slab == o->slab)
+        rb_step(p);
+}
+
+/* Another free slot of slab for the next page of a run: the one right after
+ * the previous page if it is free (so sequential writes read back in runs,
+ * pool_read_run), else the first free one from the slab's hint. */
+static bool take_in_slab(struct pool *p, uint32_t slab, uint32_t after, uint32_t *page)
+{
     struct pslab *ps = &p->slabs[slab];
+    uint32_t words = p->pages_per_slab / 64, want = after + 1;
+    if (!ps->nfree)
+        return false;
+    if (want < p->pages_per_slab && !(ps->bits[want / 64] & (1ull << (want % 64)))) {
+        *page = want;
+    } else {
+        uint32_t w = ps->hint;
+        while (ps->bits[w] == UINT64_MAX)
+            w = (w + 1) % words;            /* nfree > 0: a free bit exists */
+        ps->hint = w;
+        *page = w * 64 + (uint32_t)__builtin_ctzll(~ps->bits[w]);
+    }
+    ps->bits[*page / 64] |= 1ull << (*page % 64);
+    ps->nfree--;
+    p->st.pages_stored++;
+    return true;
+}
+
+/* Puts reqs[0..n), pages of one volume placed in slab (each req's page set),
+ * on the wire: one PAGE_WRITE per live replica carries them all. */
+static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t slab)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int up = 0;
     for (int i = 0; i < ps->nrep; i++)
         if (ps->rep[i].ok && p->srv[ps->rep[i].srv].state == SRV_UP)
-            r->pending++;
-    if (!r->pending) {
-        put_page(p, slab, page);
-        finish(p, r, -EIO);
+            up++;
+    for (unsigned k = 0; k < n; k++)
+        reqs[k]->pending = up;
+    if (!up) {
+        for (unsigned k = 0; k < n; k++) {
+            put_page(p, slab, (uint32_t)reqs[k]->page);
+            finish(p, reqs[k], -EIO);
+        }
         return;
     }
-    ps->wpending++;
-    int n = r->pending;
-    for (int i = 0; i < ps->nrep && n; i++) {
+    ps->wpending += n;
+    for (int i = 0; i < ps->nrep; i++) {
         if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
             continue;
         struct sop *o = sop_new(p, SOP_WRITE);
         if (!o) {
-            n--;
-            r->pending--;
+            /* This replica misses the run: it may never be read again. */
+            replica_stale(p, slab, i, "out of memory");
+            for (unsigned k = 0; k < n; k++)
+                write_req_done(p, reqs[k], slab, -ENOMEM);
             continue;
         }
-        o->req = r;
+        o->req = reqs[0];
+        o->npages = n;
+        memcpy(o->run, reqs, n * sizeof(*reqs));
         o->slab = slab;
         o->rep = i;
-        o->page = page;
-        n--;
+        o->page = (uint32_t)reqs[0]->page;
         sop_submit(&p->srv[ps->rep[i].srv], o);
+    }
+}
+
+/* Places writes in the order they came: a run takes a free slot, then more
+ * slots of the same slab for the following writes of the same volume and
+ * epoch, up to PROTO_RUN_MAX.  With no free slot the rest wait for a slab. */
+static void place_writes(struct pool *p, struct req *r)
+{
+    while (r) {
+        uint32_t slab, page;
+        if (!take_page(p, &slab, &page)) {
+            if (p->wait_tail)
+                p->wait_tail->next = r;
+            else
+                p->wait_head = r;
+            while (r->next)
+                r = r->next;
+            p->wait_tail = r;
+            kick_slab(p);
+            return;
+        }
+        struct req *run[PROTO_RUN_MAX];
+        unsigned n = 0;
+        do {
+            r->page = make_page(slab, page);
+            run[n++] = r;
+            r = r->next;
+        } while (r && n < PROTO_RUN_MAX && r->vid == run[0]->vid && r->epoch == run[0]->epoch &&
+                 take_in_slab(p, slab, page, &page));
+        launch_run(p, run, n, slab);
+    }
+}
+
+/* A zero-delay timer: the writes issued during one loop turn (the pages of a
+ * multi-page guest write, a burst of swap-outs from several requests) go out
+ * together at its end, as runs of consecutive slots: one message per replica
+ * and run instead of one per page. */
+static int gather_flush(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    p->gather_timer = 0;
+    struct req *r = p->gather_head;
+    p->gather_head = p->gather_tail = NULL;
+    place_writes(p, r);
+    return -1;
+}
+
+static void start_write(struct pool *p, struct req *r)
+{
+    r->next = NULL;
+    if (p->gather_tail)
+        p->gather_tail->next = r;
+    else
+        p->gather_head = r;
+    p->gather_tail = r;
+    if (!p->gather_timer && (p->gather_timer = evloop_add_timer(p->el, 0, gather_flush, p)) <= 0) {
+        p->gather_timer = 0;
+        gather_flush(p->el, 0, p);      /* no timer to be had: place them now */
     }
 }
 
@@ -794,11 +888,7 @@ static void slab_built(struct pool *p, uint32_t slab)
     }
     struct req *r = p->wait_head;
     p->wait_head = p->wait_tail = NULL;
-    while (r) {
-        struct req *next = r->next;
-        start_write(p, r);
-        r = next;
-    }
+    place_writes(p, r);
 }
 
 /* A free entry of the slab table, cleared and marked used with every page
@@ -1632,6 +1722,8 @@ void pool_free(struct pool *p)
     evloop_del_timer(p->el, p->tick);
     if (p->deliver_timer)
         evloop_del_timer(p->el, p->deliver_timer);
+    if (p->gather_timer)
+        evloop_del_timer(p->el, p->gather_timer);
     for (int i = 0; i < p->nsrv; i++) {
         fab_close(p->srv[i].fab);
         free(p->srv[i].orphans);
@@ -1649,13 +1741,17 @@ void pool_free(struct pool *p)
         while (list) {
             struct sop *o = list;
             list = o->next;
-            if (o->req && (o->kind == SOP_READ || --o->req->pending == 0))
+            if (o->kind == SOP_READ)
                 free(o->req);
+            for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)
+                if (--o->run[k]->pending == 0)
+                    free(o->run[k]);
             free(o->buf);
             free(o);
         }
     }
     free_reqs(p->wait_head);
+    free_reqs(p->gather_head);
     free_reqs(p->done_head);
     free_reqs(p->free_reqs);
     for (struct sop *o = p->free_sops, *n; o; o = n) {

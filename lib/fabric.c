@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 
 #define NBUFS  256      /* registered send / read-bounce buffers */
-#define NBIG   32       /* registered bounce buffers for reads over FAB_MSG_MAX */
+#define NBIG   32       /* registered buffers for reads and sends over FAB_MSG_MAX */
 #define NRECV  64       /* receives kept posted */
 /* How long an operation may wait for the provider to take it.  rxm answers
  * EAGAIN, forever and without an error, while it tries to reconnect to a peer
@@ -47,7 +47,7 @@ struct fab_op {
     uint64_t queued_ms;         /* when the caller handed it to us */
     fab_done_fn cb;
     void *arg;
-    uint8_t *buf;               /* FAB_MSG_MAX (big: FAB_READ_MAX) bytes inside the registered arena */
+    uint8_t *buf;               /* FAB_MSG_MAX (big: FAB_BIG_MAX; receive: recv_size) bytes of the arena */
     struct fab_op *next;
 };
 
@@ -69,7 +69,8 @@ struct fab {
     fab_recv_fn on_recv;
     void *arg;
 
-    uint8_t *arena;             /* (NBUFS + NRECV) * FAB_MSG_MAX + NBIG * FAB_READ_MAX, one registration */
+    uint8_t *arena;             /* NBUFS * FAB_MSG_MAX + NBIG * FAB_BIG_MAX + NRECV * recv_size, one registration */
+    size_t recv_size;           /* FAB_MSG_MAX, or FAB_BIG_MAX with big_recv */
     size_t arena_len;
     struct fid_mr *arena_mr;
     void *arena_desc;
@@ -97,7 +98,7 @@ const char *fab_provider(const struct fab *f) { return f->info->fabric_attr->pro
 
 static int post_recv(struct fab *f, struct fab_op *op)
 {
-    ssize_t rc = fi_recv(f->ep, op->buf, FAB_MSG_MAX, f->arena_desc, FI_ADDR_UNSPEC, &op->ctx);
+    ssize_t rc = fi_recv(f->ep, op->buf, f->recv_size, f->arena_desc, FI_ADDR_UNSPEC, &op->ctx);
     return rc ? fi_to_errno(rc) : 0;
 }
 
@@ -217,27 +218,32 @@ static void drain_backlog(struct fab *f)
     }
 }
 
-static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *hdr, size_t hlen,
-                  const void *data, size_t dlen, uint64_t raddr, uint64_t key, fab_done_fn cb,
-                  void *arg, uint64_t tag)
+/* A send of the bytes of iov[0..n), or a read of len bytes. */
+static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const struct iovec *iov, int n,
+                  size_t len, uint64_t raddr, uint64_t key, fab_done_fn cb, void *arg, uint64_t tag)
 {
-    if (kind == OP_READ ? dlen > FAB_READ_MAX : hlen + dlen > FAB_MSG_MAX)
+    if (kind == OP_SEND) {
+        len = 0;
+        for (int i = 0; i < n; i++)
+            len += iov[i].iov_len;
+    }
+    if (len > FAB_BIG_MAX)
         return -EMSGSIZE;
-    struct fab_op **fl = free_list(f, kind == OP_SEND ? hlen + dlen : dlen);
+    struct fab_op **fl = free_list(f, len);
     struct fab_op *op = *fl;
     if (op && !f->backlog) {
         *fl = op->next;
     } else {
         /* Waits in the backlog for a registered buffer; a send keeps its bytes here. */
         op = calloc(1, sizeof(*op));
-        if (!op || (kind == OP_SEND && !(op->buf = malloc(FAB_MSG_MAX)))) {
+        if (!op || (kind == OP_SEND && !(op->buf = malloc(len ? len : 1)))) {
             free(op);
             return -ENOMEM;
         }
     }
     op->kind = kind;
     op->peer = peer;
-    op->len = kind == OP_SEND ? hlen + dlen : dlen;
+    op->len = len;
     op->raddr = raddr;
     op->key = key;
     op->cb = cb;
@@ -245,10 +251,12 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *
     op->tag = tag;
     op->queued_ms = evloop_now_ms();
     if (kind == OP_SEND) {
-        if (hlen)
-            memcpy(op->buf, hdr, hlen);
-        if (dlen)
-            memcpy(op->buf + hlen, data, dlen);
+        size_t at = 0;
+        for (int i = 0; i < n; i++) {
+            if (iov[i].iov_len)
+                memcpy(op->buf + at, iov[i].iov_base, iov[i].iov_len);
+            at += iov[i].iov_len;
+        }
     }
     backlog_push(f, op);
     drain_backlog(f);
@@ -259,13 +267,20 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const void *
 int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag)
 {
-    return submit(f, OP_SEND, dest, hdr, hlen, data, dlen, 0, 0, cb, arg, tag);
+    struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, dlen } };
+    return submit(f, OP_SEND, dest, iov, 2, 0, 0, 0, cb, arg, tag);
+}
+
+int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
+              uint64_t tag)
+{
+    return submit(f, OP_SEND, dest, iov, n, 0, 0, 0, cb, arg, tag);
 }
 
 int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag)
 {
-    return submit(f, OP_READ, src, NULL, 0, NULL, len, raddr, key, cb, arg, tag);
+    return submit(f, OP_READ, src, NULL, 0, len, raddr, key, cb, arg, tag);
 }
 
 static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fi_addr_t src)
@@ -504,8 +519,9 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
     }
 
     /* One registration covers every buffer the provider touches on our side. */
-    size_t small = (size_t)(NBUFS + NRECV) * FAB_MSG_MAX;
-    f->arena_len = small + (size_t)NBIG * FAB_READ_MAX;
+    f->recv_size = o->big_recv ? FAB_BIG_MAX : FAB_MSG_MAX;
+    size_t small = (size_t)NBUFS * FAB_MSG_MAX, big = (size_t)NBIG * FAB_BIG_MAX;
+    f->arena_len = small + big + (size_t)NRECV * f->recv_size;
     f->arena = mmap(NULL, f->arena_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (f->arena == MAP_FAILED) {
         f->arena = NULL;
@@ -525,13 +541,13 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
         f->free_ops = &f->ops[i];
     }
     for (int i = 0; i < NBIG; i++) {
-        f->bigs[i].buf = f->arena + small + (size_t)i * FAB_READ_MAX;
+        f->bigs[i].buf = f->arena + small + (size_t)i * FAB_BIG_MAX;
         f->bigs[i].next = f->free_bigs;
         f->free_bigs = &f->bigs[i];
     }
     for (int i = 0; i < NRECV; i++) {
         f->recvs[i].kind = OP_RECV;
-        f->recvs[i].buf = f->arena + (size_t)(NBUFS + i) * FAB_MSG_MAX;
+        f->recvs[i].buf = f->arena + small + big + (size_t)i * f->recv_size;
         if ((rc = post_recv(f, &f->recvs[i]))) {
             snprintf(err, errlen, "%s: cannot post receives: %s", o->name, fi_strerror(-rc));
             goto fail;

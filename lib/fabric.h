@@ -27,8 +27,10 @@
 #ifndef MEMX_FABRIC_H
 #define MEMX_FABRIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <rdma/fabric.h>   /* fi_addr_t */
 
@@ -36,8 +38,10 @@ struct evloop;
 struct fab;
 struct fab_mr;
 
-#define FAB_MSG_MAX 8192u          /* largest message either side sends or accepts */
-#define FAB_READ_MAX 65536u        /* largest one-sided read (a run of 16 pages) */
+#define FAB_MSG_MAX 8192u          /* largest message an endpoint accepts, unless big_recv */
+/* Largest one-sided read (a run of 16 pages), largest message sent, and what
+ * an endpoint opened with big_recv accepts (a 16-page write and its header). */
+#define FAB_BIG_MAX (65536u + 4096u)
 
 /* A message arrived from src; buf is valid only during the call. */
 typedef void (*fab_recv_fn)(void *arg, fi_addr_t src, const void *buf, size_t len);
@@ -54,6 +58,7 @@ struct fab_opts {
     const char *name;       /* who we are in log lines, e.g. "memd 0.0.0.0:7480" */
     fab_recv_fn on_recv;
     void *arg;
+    bool big_recv;          /* accept messages up to FAB_BIG_MAX (a memory server) */
 };
 
 /* Opens fabric, domain, endpoint, AV and CQ and hooks them onto el.  NULL with a
@@ -78,15 +83,20 @@ int  fab_local_name(struct fab *f, void *buf, size_t *len);
 /* A printable form of a peer's address, for logs. */
 const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
 
-/* Sends hdr followed by data (either may be empty); total <= FAB_MSG_MAX.
+/* Sends hdr followed by data (either may be empty); total <= FAB_BIG_MAX, and
+ * no more than the peer accepts (FAB_MSG_MAX unless it opened with big_recv).
  * cb (may be NULL) reports the local completion.  0, or -EMSGSIZE / -ENOMEM.
  * An operation (send or read) the provider will not take for 10 s — rxm keeps
  * saying "try again" while it cannot reconnect to a dead peer — completes with
  * -EHOSTUNREACH. */
 int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag);
+/* The same, for the bytes of iov[0..n) one after another (the pages of a run
+ * live in separate buffers; they are copied once, into a registered buffer). */
+int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
+              uint64_t tag);
 
-/* One-sided read of len bytes (<= FAB_READ_MAX) at raddr under key from src. */
+/* One-sided read of len bytes (<= FAB_BIG_MAX) at raddr under key from src. */
 int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag);
 

@@ -39,7 +39,7 @@ static const uint32_t body_len[PROTO_TYPE_MAX] = {
     [PROTO_SLAB_ALLOC_R] = 48,
     [PROTO_SLAB_FREE] = 8,
     [PROTO_SLAB_FREE_R] = 8,
-    [PROTO_PAGE_WRITE] = WRITE_HDR + PROTO_PAGE_SIZE,
+    [PROTO_PAGE_WRITE] = WRITE_HDR + 4 + PROTO_PAGE_SIZE,         /* one page; more: see proto_decode */
     [PROTO_PAGE_WRITE_R] = 12,
     [PROTO_PAGE_READ] = 8,
     [PROTO_PAGE_READ_R] = PAGE_BODY,
@@ -108,7 +108,18 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
             return 0;
         blen += m->u.meta.n * PROTO_REC_SIZE;
     }
-    if (buflen < PROTO_HDR_SIZE + blen)
+    uint32_t npages = 1;
+    size_t need = PROTO_HDR_SIZE + blen;
+    if (m->type == PROTO_PAGE_WRITE) {
+        npages = m->u.page.npages ? m->u.page.npages : 1;
+        if (npages > PROTO_RUN_MAX)
+            return 0;
+        blen = WRITE_HDR + npages * (4 + PROTO_PAGE_SIZE);
+        /* Without data only the header and the slots are written here; the
+         * caller sends the pages right after. */
+        need = PROTO_HDR_SIZE + (m->u.page.data ? blen : WRITE_HDR + npages * 4);
+    }
+    if (buflen < need)
         return 0;
     put32(buf, PROTO_MAGIC);
     buf[4] = PROTO_VERSION;
@@ -163,13 +174,15 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
         break;
     case PROTO_PAGE_WRITE:
         put32(b, m->u.page.slab);
-        put32(b + 4, m->u.page.page);
+        put32(b + 4, npages);
         put64(b + 8, m->u.page.vid);
         put64(b + 16, m->u.page.epoch);
+        for (uint32_t i = 0; i < npages; i++)
+            put32(b + WRITE_HDR + 4 * i, m->u.page.npages ? m->u.page.slots[i] : m->u.page.page);
         if (m->u.page.data)
-            memcpy(b + WRITE_HDR, m->u.page.data, PROTO_PAGE_SIZE);
+            memcpy(b + WRITE_HDR + 4 * npages, m->u.page.data, (size_t)npages * PROTO_PAGE_SIZE);
         else
-            len = PROTO_HDR_SIZE + WRITE_HDR;
+            len = PROTO_HDR_SIZE + WRITE_HDR + 4 * npages;
         break;
     case PROTO_PAGE_WRITE_R:
         put32(b, m->u.page.slab);
@@ -266,6 +279,12 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
     uint16_t status = get16(buf + 6);
     uint32_t blen = get32(buf + 8);
     uint32_t want = expected_len(type, status);
+    if (type == PROTO_PAGE_WRITE && blen >= WRITE_HDR && len >= PROTO_HDR_SIZE + WRITE_HDR) {
+        uint32_t n = get32(buf + PROTO_HDR_SIZE + 4);
+        if (n < 1 || n > PROTO_RUN_MAX)
+            FAIL("PAGE_WRITE: %u pages, expected 1..%u", n, PROTO_RUN_MAX);
+        want = WRITE_HDR + n * (4 + PROTO_PAGE_SIZE);
+    }
     if (has_recs(type) && blen >= META_HDR && len >= PROTO_HDR_SIZE + META_HDR) {
         uint32_t n = get32(buf + PROTO_HDR_SIZE + 24);
         if (n > PROTO_REC_MAX)
@@ -358,10 +377,13 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
         break;
     case PROTO_PAGE_WRITE:
         m->u.page.slab = get32(b);
-        m->u.page.page = get32(b + 4);
+        m->u.page.npages = get32(b + 4);
         m->u.page.vid = get64(b + 8);
         m->u.page.epoch = get64(b + 16);
-        m->u.page.data = b + WRITE_HDR;
+        for (uint32_t i = 0; i < m->u.page.npages; i++)
+            m->u.page.slots[i] = get32(b + WRITE_HDR + 4 * i);
+        m->u.page.page = m->u.page.slots[0];
+        m->u.page.data = b + WRITE_HDR + 4 * m->u.page.npages;
         break;
     case PROTO_PAGE_WRITE_R:
         m->u.page.slab = get32(b);

@@ -33,9 +33,11 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC      0x584d454du   /* "MEMX" */
-#define PROTO_VERSION    3            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns */
+#define PROTO_VERSION    4            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns;
+                                         4: PAGE_WRITE carries 1..PROTO_RUN_MAX pages, each with its slot */
 #define PROTO_HDR_SIZE   24u
 #define PROTO_PAGE_SIZE  4096u
+#define PROTO_RUN_MAX    16u          /* pages one PAGE_WRITE carries at most (all in one slab) */
 #define PROTO_NONCE_BYTES 32u
 #define PROTO_MAC_BYTES   32u
 #define PROTO_ID_MAX      64u          /* identities and reasons: at most 63 chars */
@@ -44,7 +46,8 @@
 #define PROTO_REC_MAX     160u         /* records per META_PUT / META_LIST_R */
 #define PROTO_FREE_FORCE  1u
 #define PROTO_HELLO_FRESH 1u          /* free every slab this identity holds */
-#define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 32u + PROTO_REC_MAX * PROTO_REC_SIZE)  /* META_*: the largest */
+#define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 32u + PROTO_REC_MAX * PROTO_REC_SIZE)  /* META_*: the largest but... */
+#define PROTO_WRITE_MAX  (PROTO_HDR_SIZE + 24u + PROTO_RUN_MAX * (4u + PROTO_PAGE_SIZE))  /* ... a full PAGE_WRITE */
 
 enum proto_type {
     PROTO_HELLO = 1,        /* client -> server */
@@ -117,7 +120,18 @@ struct proto_msg {
         /* PAGE_WRITE_R carries server_ns: the time the server spent on the
          * write (receipt to reply), so the client can tell its round trip's
          * transport share from the server's (memxctl stats). */
-        struct { uint32_t slab, page; uint64_t vid, epoch; const uint8_t *data; uint32_t server_ns; } page;
+        /* PAGE_WRITE carries npages pages (1..PROTO_RUN_MAX) of one slab,
+         * page i for slot slots[i]; data holds them one after another.  To
+         * encode one page, npages 0 with its slot in page does.  Decoding
+         * sets page to slots[0]. */
+        struct {
+            uint32_t slab, page;
+            uint64_t vid, epoch;
+            const uint8_t *data;
+            uint32_t server_ns;
+            uint32_t npages;
+            uint32_t slots[PROTO_RUN_MAX];
+        } page;
         struct { uint64_t capacity, used; uint32_t slabs, sessions; } stats_r;
         struct { uint64_t uid; } slab_alloc;               /* also SLAB_FIND */
         /* mine: the asking identity owns the slab (may free it). */
@@ -149,7 +163,8 @@ const char *proto_type_name(int type);
 /* Record i of a decoded META_PUT / META_LIST_R. */
 void proto_rec_get(const uint8_t *raw, uint32_t i, struct proto_rec *r);
 
-/* Encodes m into buf (at least PROTO_MSG_MAX bytes).  Returns the length, or
+/* Encodes m into buf (at least PROTO_MSG_MAX bytes; a PAGE_WRITE with its data
+ * needs room for its pages, PROTO_WRITE_MAX at most).  Returns the length, or
  * 0 if m is not encodable (unknown type, unterminated string).  For
  * PAGE_WRITE/PAGE_READ_R the page data is appended unless data is NULL, in
  * which case the caller sends the page right after the returned bytes. */

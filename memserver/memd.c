@@ -275,18 +275,23 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
     r.u.page.slab = q->u.page.slab;
     r.u.page.page = q->u.page.page;
     int st = own_slab(m, s, q->u.page.slab);
-    if (!st && (uint64_t)q->u.page.page >= m->slab_size / PROTO_PAGE_SIZE)
-        st = EINVAL;
+    /* A write carries 1..PROTO_RUN_MAX pages (proto_decode), each with its slot. */
+    uint32_t n = q->type == PROTO_PAGE_WRITE ? q->u.page.npages : 1;
+    const uint32_t *slots = q->type == PROTO_PAGE_WRITE ? q->u.page.slots : &q->u.page.page;
+    for (uint32_t i = 0; !st && i < n; i++)
+        if ((uint64_t)slots[i] >= m->slab_size / PROTO_PAGE_SIZE)
+            st = EINVAL;
     if (!st) {
-        uint8_t *p = m->mem + (uint64_t)q->u.page.slab * m->slab_size +
-                     (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
+        uint8_t *slab = m->mem + (uint64_t)q->u.page.slab * m->slab_size;
         if (q->type == PROTO_PAGE_WRITE && (st = volstore_check(m->vols, q->u.page.vid, q->u.page.epoch)))
             mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
                     m->name, s->peer, s->client_id, (unsigned long long)q->u.page.epoch);
         else if (q->type == PROTO_PAGE_WRITE)
-            memcpy(p, q->u.page.data, PROTO_PAGE_SIZE);
+            for (uint32_t i = 0; i < n; i++)
+                memcpy(slab + (uint64_t)slots[i] * PROTO_PAGE_SIZE, q->u.page.data + (size_t)i * PROTO_PAGE_SIZE,
+                       PROTO_PAGE_SIZE);
         else
-            r.u.page.data = p;
+            r.u.page.data = slab + (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
     }
     r.status = (uint16_t)st;
     if (r.type == PROTO_PAGE_WRITE_R) {
@@ -517,8 +522,9 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
         memd_free(m);
         return NULL;
     }
+    /* big_recv: a PAGE_WRITE may carry a run of PROTO_RUN_MAX pages. */
     struct fab_opts fo = { .provider = cfg->provider, .listen = cfg->listen, .name = m->name,
-                           .on_recv = on_recv, .arg = m };
+                           .on_recv = on_recv, .arg = m, .big_recv = true };
     m->fab = fab_open(el, &fo, err, errlen);
     if (!m->fab) {
         memd_free(m);

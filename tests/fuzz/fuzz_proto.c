@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct proto_msg m;
     char why[160];
-    static uint8_t again[PROTO_MSG_MAX];
+    static uint8_t again[PROTO_WRITE_MAX];
     if (proto_decode(data, size, &m, why, sizeof(why)) == 0) {
         size_t n = proto_encode(&m, again, sizeof(again));
         if (n != size || memcmp(again, data, size) != 0)

@@ -241,6 +241,46 @@ static void test_write_read_replicas(void)
     stop3();
 }
 
+/* Writes issued in one loop turn are placed together: one PAGE_WRITE per
+ * replica carries up to POOL_RUN_MAX of them, in consecutive slots of a
+ * fresh slab, which then read back as one run. */
+static void test_write_runs(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start3(), 0);
+    struct pool *p = mkpool(3, 2, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE_FATAL(wait_live(p, 3, 5000));
+
+    enum { N = POOL_RUN_MAX + 4 };
+    static uint8_t in[N][POOL_PAGE_SIZE], out[N][POOL_PAGE_SIZE];
+    struct op o[N];
+    memset(o, 0, sizeof(o));
+    struct histo t0[POOL_T_N], t1[POOL_T_N];
+    pool_get_timing(p, t0);
+    for (int i = 0; i < N; i++) {
+        fill(in[i], 200u + (unsigned)i);
+        pool_write_new(p, in[i], wdone, &o[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_TRUE_FATAL(run_until(&o[i].done, 10000));
+        CU_ASSERT_EQUAL(o[i].status, 0);
+    }
+    pool_get_timing(p, t1);
+    /* Two runs (16 + 4 pages) to 2 replicas: 4 messages, not 40. */
+    CU_ASSERT_EQUAL(t1[POOL_T_XPORT_WRITE].count - t0[POOL_T_XPORT_WRITE].count, 4);
+    for (int i = 1; i < N; i++)
+        CU_ASSERT(pool_page_follows(o[i - 1].page, o[i].page));
+    struct op r = { 0 };
+    pool_read_run(p, o[0].page, POOL_RUN_MAX, NULL, out, rdone, &r);
+    CU_ASSERT_TRUE_FATAL(run_until(&r.done, 10000));
+    CU_ASSERT_EQUAL(r.status, 0);
+    for (int i = POOL_RUN_MAX; i < N; i++)
+        CU_ASSERT_EQUAL(read_page(p, o[i].page, out[i]), 0);
+    CU_ASSERT_EQUAL(memcmp(in, out, sizeof(in)), 0);
+    pool_free(p);
+    stop3();
+}
+
 /* A server with another key refuses us; we refuse it; nothing is written, never zeros. */
 static void test_wrong_key(void)
 {
@@ -512,6 +552,7 @@ static void test_drain(void)
 
 static const struct cu_test tests[] = {
     { "write/read, replicas on distinct servers", test_write_read_replicas },
+    { "writes of one loop turn share a message per replica", test_write_runs },
     { "wrong cluster key is refused", test_wrong_key },
     { "full server gives -ENOSPC", test_full },
     { "server killed: reads fall back", test_server_killed },

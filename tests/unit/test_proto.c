@@ -34,13 +34,50 @@ static void test_roundtrip(void)
     m.u.page.vid = 0x1122334455667788ull;
     m.u.page.epoch = 9;
     n = proto_encode(&m, buf, sizeof(buf));
-    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 24 + PROTO_PAGE_SIZE);
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 24 + 4 + PROTO_PAGE_SIZE);
     CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(d.u.page.vid, 0x1122334455667788ull);
     CU_ASSERT_EQUAL(d.u.page.epoch, 9);
     CU_ASSERT_EQUAL(d.u.page.slab, 3);
     CU_ASSERT_EQUAL(d.u.page.page, 17);
+    CU_ASSERT_EQUAL(d.u.page.npages, 1);
+    CU_ASSERT_EQUAL(d.u.page.slots[0], 17);
     CU_ASSERT_EQUAL(memcmp(d.u.page.data, page, PROTO_PAGE_SIZE), 0);
+
+    /* A run: PROTO_RUN_MAX pages, each with its own slot.  Without data only
+     * the header and slots are encoded (the pages follow from elsewhere). */
+    static uint8_t pages[PROTO_RUN_MAX][PROTO_PAGE_SIZE], big[PROTO_WRITE_MAX];
+    m = (struct proto_msg){ .type = PROTO_PAGE_WRITE, .req_id = 7 };
+    m.u.page.slab = 4;
+    m.u.page.npages = PROTO_RUN_MAX;
+    for (unsigned i = 0; i < PROTO_RUN_MAX; i++) {
+        m.u.page.slots[i] = 100 - 3 * i;
+        memset(pages[i], (int)i + 1, PROTO_PAGE_SIZE);
+    }
+    m.u.page.data = pages[0];
+    n = proto_encode(&m, big, sizeof(big));
+    CU_ASSERT_EQUAL(n, PROTO_WRITE_MAX);
+    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), 0);     /* too small for the pages */
+    CU_ASSERT_EQUAL_FATAL(proto_decode(big, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(d.u.page.npages, PROTO_RUN_MAX);
+    CU_ASSERT_EQUAL(d.u.page.page, 100);
+    CU_ASSERT_EQUAL(d.u.page.slots[PROTO_RUN_MAX - 1], 100 - 3 * (PROTO_RUN_MAX - 1));
+    CU_ASSERT_EQUAL(memcmp(d.u.page.data, pages, sizeof(pages)), 0);
+    m.u.page.data = NULL;
+    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), PROTO_HDR_SIZE + 24 + 4 * PROTO_RUN_MAX);
+    /* Page counts outside 1..PROTO_RUN_MAX, and bodies that disagree with theirs, are refused. */
+    m.u.page.npages = PROTO_RUN_MAX + 1;
+    CU_ASSERT_EQUAL(proto_encode(&m, big, sizeof(big)), 0);
+    uint8_t save[4];
+    memcpy(save, big + PROTO_HDR_SIZE + 4, 4);
+    memset(big + PROTO_HDR_SIZE + 4, 0, 4);
+    CU_ASSERT_NOT_EQUAL(proto_decode(big, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "0 pages"));
+    big[PROTO_HDR_SIZE + 4] = PROTO_RUN_MAX + 1;
+    CU_ASSERT_NOT_EQUAL(proto_decode(big, n, &d, why, sizeof(why)), 0);
+    memcpy(big + PROTO_HDR_SIZE + 4, save, 4);
+    big[PROTO_HDR_SIZE + 4] = PROTO_RUN_MAX - 1;        /* one page short of its body */
+    CU_ASSERT_NOT_EQUAL(proto_decode(big, n, &d, why, sizeof(why)), 0);
 
     /* A write's reply says how long the server spent on it. */
     m = (struct proto_msg){ .type = PROTO_PAGE_WRITE_R, .req_id = 6 };
