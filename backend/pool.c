@@ -88,7 +88,9 @@ struct req {
 
 /* SOP_CREAD / SOP_CWRITE: one page of a re-replication copy (read from a good
  * replica, written to the new one). */
-enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ, SOP_CREAD, SOP_CWRITE, SOP_STATS, SOP_CTL };
+/* SOP_READV: reads of one loop turn to one server, gathered into one RMA
+ * read (its members are SOP_READs that never go on the wire themselves). */
+enum sop_kind { SOP_ALLOC, SOP_FREE, SOP_WRITE, SOP_READ, SOP_READV, SOP_CREAD, SOP_CWRITE, SOP_STATS, SOP_CTL };
 
 struct sop {
     enum sop_kind kind;
@@ -106,6 +108,8 @@ struct sop {
     uint32_t flags;             /* SOP_FREE: PROTO_FREE_* */
     unsigned npages;            /* SOP_WRITE: the requests it carries (pages of one slab) */
     struct req *run[PROTO_RUN_MAX];
+    unsigned nmem;              /* SOP_READV: its reads */
+    struct sop *mem[FAB_RMA_MAX];
     size_t blen;                /* SOP_CTL: encoded length of buf */
     pool_ctl_cb ccb;            /* SOP_CTL */
     void *carg;
@@ -141,6 +145,7 @@ struct server {
     struct sop *slots[MAX_INFLIGHT];
     int inflight;
     struct sop *q_head, *q_tail;
+    struct sop *rg_head, *rg_tail;  /* reads of this loop turn, gathered at its end */
 };
 
 struct replica {
@@ -221,6 +226,8 @@ static int deliver(struct evloop *el, long long id, void *arg);
 static void kick_slab(struct pool *p);
 static void start_write(struct pool *p, struct req *r);
 static void issue_read(struct pool *p, struct req *r);
+static void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed);
+static void turn_end_arm(struct pool *p);
 static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len);
 static void rb_step(struct pool *p);
 static void rb_check_state(struct pool *p);
@@ -428,6 +435,20 @@ static void sop_launch(struct server *s, struct sop *o)
         m.u.page.page = o->page;
         send_msg(s, &m, o->buf);
         break;
+    case SOP_READV: {
+        struct fab_rma rma[FAB_RMA_MAX];
+        for (unsigned i = 0; i < o->nmem; i++) {
+            const struct sop *mo = o->mem[i];
+            const struct replica *rp = &s->p->slabs[mo->slab].rep[mo->rep];
+            rma[i] = (struct fab_rma){ rp->raddr + (uint64_t)mo->page * POOL_PAGE_SIZE, rp->rkey,
+                                       (size_t)mo->req->npages * POOL_PAGE_SIZE };
+        }
+        if (fab_readv(s->fab, s->fa, rma, (int)o->nmem, on_read_done, s, o->req_id))
+            srv_down(s, "out of read buffers");
+        else
+            s->p->st.xport_reads++;
+        break;
+    }
     case SOP_CREAD:
     case SOP_READ: {
         const struct replica *rp = &ps->rep[o->rep];
@@ -436,6 +457,8 @@ static void sop_launch(struct server *s, struct sop *o)
                           on_read_done, s, o->req_id);
         if (rc)
             srv_down(s, "out of read buffers");
+        else if (o->kind == SOP_READ)
+            s->p->st.xport_reads++;
         break;
     }
     }
@@ -610,18 +633,61 @@ static void place_writes(struct pool *p, struct req *r)
     }
 }
 
-/* A zero-delay timer: the writes issued during one loop turn (the pages of a
- * multi-page guest write, a burst of swap-outs from several requests) go out
- * together at its end, as runs of consecutive slots: one message per replica
- * and run instead of one per page. */
-static int gather_flush(struct evloop *el, long long id, void *arg)
+/* Puts a server's gathered reads on the wire: as many as the provider
+ * gathers into one RMA read (fab_rma_limit, within FAB_BIG_MAX) per sop. */
+static void flush_reads(struct pool *p, struct server *s)
+{
+    struct sop *o = s->rg_head;
+    s->rg_head = s->rg_tail = NULL;
+    int lim = s->state == SRV_UP && s->fab ? fab_rma_limit(s->fab) : 1;
+    while (o) {
+        struct sop *v = NULL;
+        if (o->next && lim > 1)
+            v = sop_new(p, SOP_READV);
+        if (!v) {
+            struct sop *next = o->next;
+            if (s->state == SRV_UP)
+                sop_submit(s, o);
+            else {
+                read_failed(p, o, "server down", true);
+                sop_free(p, o);
+            }
+            o = next;
+            continue;
+        }
+        size_t bytes = 0;
+        while (o && (int)v->nmem < lim && bytes + (size_t)o->req->npages * POOL_PAGE_SIZE <= FAB_BIG_MAX) {
+            bytes += (size_t)o->req->npages * POOL_PAGE_SIZE;
+            v->mem[v->nmem++] = o;
+            o = o->next;
+        }
+        sop_submit(s, v);
+    }
+}
+
+/* A zero-delay timer ending the loop turn's I/O: the writes issued during it
+ * (the pages of a multi-page guest write, a burst of swap-outs from several
+ * requests) are placed as runs, one message per replica and run instead of
+ * one per page; the reads go out gathered per server. */
+static int turn_end(struct evloop *el, long long id, void *arg)
 {
     struct pool *p = arg;
     p->gather_timer = 0;
     struct req *r = p->gather_head;
     p->gather_head = p->gather_tail = NULL;
     place_writes(p, r);
+    for (int i = 0; i < p->nsrv; i++)
+        if (p->srv[i].rg_head)
+            flush_reads(p, &p->srv[i]);
     return -1;
+}
+
+static void turn_end_arm(struct pool *p)
+{
+    if (!p->gather_timer && (p->gather_timer = evloop_add_timer(p->el, 0, turn_end, p)) <= 0) {
+        p->gather_timer = 0;
+        turn_end(p->el, 0, p);          /* no timer to be had: now */
+    }
 }
 
 static void start_write(struct pool *p, struct req *r)
@@ -632,10 +698,7 @@ static void start_write(struct pool *p, struct req *r)
     else
         p->gather_head = r;
     p->gather_tail = r;
-    if (!p->gather_timer && (p->gather_timer = evloop_add_timer(p->el, 0, gather_flush, p)) <= 0) {
-        p->gather_timer = 0;
-        gather_flush(p->el, 0, p);      /* no timer to be had: place them now */
-    }
+    turn_end_arm(p);
 }
 
 static struct req *req_new(struct pool *p, enum req_kind kind, void *arg)
@@ -704,7 +767,18 @@ static void issue_read(struct pool *p, struct req *r)
     o->slab = slab;
     o->rep = best;
     o->page = page;
-    sop_submit(&p->srv[ps->rep[best].srv], o);
+    struct server *s = &p->srv[ps->rep[best].srv];
+    if (s->inflight == 0 && !s->rg_head) {
+        sop_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
+        return;
+    }
+    o->next = NULL;
+    if (s->rg_tail)
+        s->rg_tail->next = o;
+    else
+        s->rg_head = o;
+    s->rg_tail = o;
+    turn_end_arm(p);
 }
 
 /* flushed: the server was just declared down, which is logged once, not per read. */
@@ -716,29 +790,11 @@ static void read_failed(struct pool *p, struct sop *o, const char *why, bool flu
     issue_read(p, o->req);
 }
 
-static void on_read_done(void *arg, uint64_t tag, int status, const void *data, size_t len)
+/* A read's bytes arrived (data: its pages): checked where the slab was
+ * adopted, then handed over.  Frees o. */
+static void read_landed(struct pool *p, struct sop *o, const void *data)
 {
-    struct server *s = arg;
-    struct pool *p = s->p;
-    struct sop *o = sop_take(s, tag);
-    if (!o)
-        return;
-    if (o->kind == SOP_CREAD) {
-        int st = status ? status : len != POOL_PAGE_SIZE ? -EIO : 0;
-        rb_read_done(p, o, st, data);
-        sop_free(p, o);
-        if (st)
-            srv_down(s, "RMA read failed");
-        return;
-    }
     struct req *r = o->req;
-    size_t want = (size_t)r->npages * POOL_PAGE_SIZE;
-    if (status || len != want) {
-        read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
-        sop_free(p, o);
-        srv_down(s, "RMA read failed");
-        return;
-    }
     for (unsigned i = 0; r->verify && p->slabs[o->slab].adopted && i < r->npages; i++) {
         uint8_t h[16];
         pool_hash((const uint8_t *)data + (size_t)i * POOL_PAGE_SIZE, h);
@@ -751,11 +807,58 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
             return;
         }
     }
-    memcpy(r->out, data, want);
+    memcpy(r->out, data, (size_t)r->npages * POOL_PAGE_SIZE);
     histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
     p->st.reads += r->npages;
     finish(p, r, 0);
     sop_free(p, o);
+}
+
+static void on_read_done(void *arg, uint64_t tag, int status, const void *data, size_t len)
+{
+    struct server *s = arg;
+    struct pool *p = s->p;
+    struct sop *o = sop_take(s, tag);
+    if (!o)
+        return;
+    if (o->kind == SOP_READV) {
+        size_t want = 0;
+        for (unsigned i = 0; i < o->nmem; i++)
+            want += (size_t)o->mem[i]->req->npages * POOL_PAGE_SIZE;
+        bool ok = !status && len == want;
+        size_t off = 0;
+        for (unsigned i = 0; i < o->nmem; i++) {
+            struct sop *m = o->mem[i];
+            size_t ml = (size_t)m->req->npages * POOL_PAGE_SIZE;
+            m->t_ns = o->t_ns;
+            if (ok) {
+                read_landed(p, m, (const uint8_t *)data + off);
+            } else {
+                read_failed(p, m, status ? fi_strerror(-status) : "short read", false);
+                sop_free(p, m);
+            }
+            off += ml;
+        }
+        sop_free(p, o);
+        if (!ok)
+            srv_down(s, "RMA read failed");
+        return;
+    }
+    if (o->kind == SOP_CREAD) {
+        int st = status ? status : len != POOL_PAGE_SIZE ? -EIO : 0;
+        rb_read_done(p, o, st, data);
+        sop_free(p, o);
+        if (st)
+            srv_down(s, "RMA read failed");
+        return;
+    }
+    if (status || len != (size_t)o->req->npages * POOL_PAGE_SIZE) {
+        read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
+        sop_free(p, o);
+        srv_down(s, "RMA read failed");
+        return;
+    }
+    read_landed(p, o, data);
 }
 
 /* hash: NULL, or the volume record's hash to check an adopted slab's bytes against. */
@@ -1375,6 +1478,12 @@ static void srv_flush(struct server *s)
         switch (o->kind) {
         case SOP_WRITE: write_replica_done(p, o, -EIO); break;
         case SOP_READ: read_failed(p, o, "server down", true); break;
+        case SOP_READV:
+            for (unsigned i = 0; i < o->nmem; i++) {
+                read_failed(p, o->mem[i], "server down", true);
+                sop_free(p, o->mem[i]);
+            }
+            break;
         case SOP_ALLOC:
             if (o->rebuild)
                 rb_alloc_done(p, s, o, NULL);
@@ -1727,6 +1836,11 @@ void pool_free(struct pool *p)
     for (int i = 0; i < p->nsrv; i++) {
         fab_close(p->srv[i].fab);
         free(p->srv[i].orphans);
+        for (struct sop *o = p->srv[i].rg_head, *next; o; o = next) {
+            next = o->next;
+            free(o->req);
+            free(o);
+        }
     }
     /* Requests still in flight are dropped with the pool.  A write's request is
      * shared by its replica sops: the last one holding it frees it. */
@@ -1743,6 +1857,10 @@ void pool_free(struct pool *p)
             list = o->next;
             if (o->kind == SOP_READ)
                 free(o->req);
+            for (unsigned k = 0; o->kind == SOP_READV && k < o->nmem; k++) {
+                free(o->mem[k]->req);
+                free(o->mem[k]);
+            }
             for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)
                 if (--o->run[k]->pending == 0)
                     free(o->run[k]);

@@ -63,7 +63,8 @@ struct pool_server_info {
 struct pool_stats {
     uint64_t pages_stored;      /* pages allocated (one count per page, not per replica) */
     uint64_t slabs;
-    uint64_t writes, reads, errors;
+    uint64_t writes, reads, errors;     /* pages */
+    uint64_t xport_reads;       /* RMA reads that brought them: a run, or reads gathered, count once */
     int servers, live_servers;
     /* Degraded mode: slabs with fewer than R good copies (lost: none at all;
      * their pages read as -EIO).  Re-replication copies one slab at a time. */

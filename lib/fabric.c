@@ -44,6 +44,8 @@ struct fab_op {
     fi_addr_t peer;
     size_t len;
     uint64_t raddr, key, tag;
+    int nrma;                   /* read: remote pieces in rma (0: one, raddr/key) */
+    struct fi_rma_iov rma[FAB_RMA_MAX];
     uint64_t queued_ms;         /* when the caller handed it to us */
     fab_done_fn cb;
     void *arg;
@@ -106,10 +108,17 @@ static int post_recv(struct fab *f, struct fab_op *op)
 static int post(struct fab *f, struct fab_op *op)
 {
     ssize_t rc;
-    if (op->kind == OP_SEND)
+    if (op->kind == OP_SEND) {
         rc = fi_send(f->ep, op->buf, op->len, f->arena_desc, op->peer, &op->ctx);
-    else
+    } else if (op->nrma > 1) {
+        struct iovec iov = { op->buf, op->len };
+        void *desc = f->arena_desc;
+        struct fi_msg_rma msg = { .msg_iov = &iov, .desc = &desc, .iov_count = 1, .addr = op->peer,
+                                  .rma_iov = op->rma, .rma_iov_count = (size_t)op->nrma, .context = &op->ctx };
+        rc = fi_readmsg(f->ep, &msg, 0);
+    } else {
         rc = fi_read(f->ep, op->buf, op->len, f->arena_desc, op->peer, op->raddr, op->key, &op->ctx);
+    }
     if (rc == 0) {
         op->posted = true;
         f->posted++;
@@ -218,9 +227,11 @@ static void drain_backlog(struct fab *f)
     }
 }
 
-/* A send of the bytes of iov[0..n), or a read of len bytes. */
+/* A send of the bytes of iov[0..n), or a read of len bytes at raddr/key, or
+ * (nrma > 1) gathered from the pieces rma[0..nrma). */
 static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const struct iovec *iov, int n,
-                  size_t len, uint64_t raddr, uint64_t key, fab_done_fn cb, void *arg, uint64_t tag)
+                  size_t len, uint64_t raddr, uint64_t key, const struct fab_rma *rma, int nrma,
+                  fab_done_fn cb, void *arg, uint64_t tag)
 {
     if (kind == OP_SEND) {
         len = 0;
@@ -246,6 +257,9 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const struct
     op->len = len;
     op->raddr = raddr;
     op->key = key;
+    op->nrma = nrma;
+    for (int i = 0; i < nrma; i++)
+        op->rma[i] = (struct fi_rma_iov){ .addr = rma[i].addr, .len = rma[i].len, .key = rma[i].key };
     op->cb = cb;
     op->arg = arg;
     op->tag = tag;
@@ -268,19 +282,38 @@ int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const 
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag)
 {
     struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, dlen } };
-    return submit(f, OP_SEND, dest, iov, 2, 0, 0, 0, cb, arg, tag);
+    return submit(f, OP_SEND, dest, iov, 2, 0, 0, 0, NULL, 0, cb, arg, tag);
 }
 
 int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
               uint64_t tag)
 {
-    return submit(f, OP_SEND, dest, iov, n, 0, 0, 0, cb, arg, tag);
+    return submit(f, OP_SEND, dest, iov, n, 0, 0, 0, NULL, 0, cb, arg, tag);
 }
 
 int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag)
 {
-    return submit(f, OP_READ, src, NULL, 0, len, raddr, key, cb, arg, tag);
+    return submit(f, OP_READ, src, NULL, 0, len, raddr, key, NULL, 0, cb, arg, tag);
+}
+
+int fab_rma_limit(const struct fab *f)
+{
+    size_t lim = f->info->tx_attr->rma_iov_limit;
+    return lim < 1 ? 1 : lim > FAB_RMA_MAX ? FAB_RMA_MAX : (int)lim;
+}
+
+int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
+              uint64_t tag)
+{
+    if (n < 1 || n > fab_rma_limit(f))
+        return -EINVAL;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += rma[i].len;
+    if (n == 1)
+        return fab_read(f, src, len, rma[0].addr, rma[0].key, cb, arg, tag);
+    return submit(f, OP_READ, src, NULL, 0, len, 0, 0, rma, n, cb, arg, tag);
 }
 
 static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fi_addr_t src)

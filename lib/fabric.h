@@ -100,6 +100,17 @@ int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab
 int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag);
 
+/* One remote piece of a gathered read. */
+struct fab_rma { uint64_t addr, key; size_t len; };
+#define FAB_RMA_MAX 16
+/* How many pieces one fab_readv may gather (the provider's rma_iov_limit,
+ * at most FAB_RMA_MAX): 4 with tcp;ofi_rxm. */
+int fab_rma_limit(const struct fab *f);
+/* One-sided read of n pieces (1..fab_rma_limit) from src, landing one after
+ * another in the buffer the callback gets; total <= FAB_BIG_MAX. */
+int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
+              uint64_t tag);
+
 /* Registers buf for remote reads by peers.  *raddr is what a peer passes to
  * fab_read for the first byte (the virtual address or 0, per FI_MR_VIRT_ADDR);
  * *key is unguessable unless the provider picks keys itself. */
