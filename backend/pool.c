@@ -40,6 +40,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Appends x to the singly linked FIFO head..tail (through ->next). */
+#define LIST_APPEND(head, tail, x)                                                                  \
+    do {                                                                                            \
+        (x)->next = NULL;                                                                           \
+        if (tail)                                                                                   \
+            (tail)->next = (x);                                                                     \
+        else                                                                                        \
+            (head) = (x);                                                                           \
+        (tail) = (x);                                                                               \
+    } while (0)
+
 #define MAX_INFLIGHT      64        /* messages + reads on the wire per server */
 _Static_assert(PROTO_WRITE_MAX <= FAB_BIG_MAX, "a run's PAGE_WRITE must fit the fabric's big buffers");
 _Static_assert(POOL_RUN_MAX == PROTO_RUN_MAX, "a read run and a write run are the same size");
@@ -244,12 +255,7 @@ static void finish(struct pool *p, struct req *r, int status)
         p->st.errors++;
     else
         histo_record(&p->t[r->kind == R_READ ? POOL_T_READ : POOL_T_WRITE], evloop_now_ns() - r->t_ns);
-    r->next = NULL;
-    if (p->done_tail)
-        p->done_tail->next = r;
-    else
-        p->done_head = r;
-    p->done_tail = r;
+    LIST_APPEND(p->done_head, p->done_tail, r);
     if (!p->deliver_timer)
         p->deliver_timer = evloop_add_timer(p->el, 0, deliver, p);
 }
@@ -470,12 +476,7 @@ static void sop_submit(struct server *s, struct sop *o)
         sop_launch(s, o);
         return;
     }
-    o->next = NULL;
-    if (s->q_tail)
-        s->q_tail->next = o;
-    else
-        s->q_head = o;
-    s->q_tail = o;
+    LIST_APPEND(s->q_head, s->q_tail, o);
 }
 
 /* The sop a reply or completion belongs to, taken off its slot; NULL if stale. */
@@ -692,12 +693,7 @@ static void turn_end_arm(struct pool *p)
 
 static void start_write(struct pool *p, struct req *r)
 {
-    r->next = NULL;
-    if (p->gather_tail)
-        p->gather_tail->next = r;
-    else
-        p->gather_head = r;
-    p->gather_tail = r;
+    LIST_APPEND(p->gather_head, p->gather_tail, r);
     turn_end_arm(p);
 }
 
@@ -772,12 +768,7 @@ static void issue_read(struct pool *p, struct req *r)
         sop_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
         return;
     }
-    o->next = NULL;
-    if (s->rg_tail)
-        s->rg_tail->next = o;
-    else
-        s->rg_head = o;
-    s->rg_tail = o;
+    LIST_APPEND(s->rg_head, s->rg_tail, o);
     turn_end_arm(p);
 }
 
