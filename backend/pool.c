@@ -656,6 +656,12 @@ static void flush_reads(struct pool *p, struct server *s)
             o = next;
             continue;
         }
+        if (s->state != SRV_UP) {
+            /* The previous group's launch found the server gone: these go elsewhere. */
+            sop_free(p, v);
+            lim = 1;
+            continue;
+        }
         size_t bytes = 0;
         while (o && (int)v->nmem < lim && bytes + (size_t)o->req->npages * POOL_PAGE_SIZE <= FAB_BIG_MAX) {
             bytes += (size_t)o->req->npages * POOL_PAGE_SIZE;
