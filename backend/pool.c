@@ -220,6 +220,7 @@ struct pool {
     struct req *done_head, *done_tail;  /* completions to deliver */
     struct sop *free_sops;
     struct req *gather_head, *gather_tail;  /* writes of this loop turn, not yet placed */
+    bool gather_reads;          /* [backend] gather_reads: see issue_read */
     long long gather_timer;
     struct req *free_reqs;      /* finished requests, for reuse: no allocation per page */
     long long tick;
@@ -770,7 +771,7 @@ static void issue_read(struct pool *p, struct req *r)
     o->rep = best;
     o->page = page;
     struct server *s = &p->srv[ps->rep[best].srv];
-    if (s->inflight == 0 && !s->rg_head) {
+    if (!p->gather_reads || (s->inflight == 0 && !s->rg_head)) {
         sop_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
         return;
     }
@@ -1778,6 +1779,7 @@ struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
     else
         snprintf(p->id, sizeof(p->id), "backd@%.40s", host);
     p->replicas = cfg->replicas;
+    p->gather_reads = cfg->gather_reads;
     p->slab_size = cfg->slab_size;
     p->pages_per_slab = (uint32_t)(cfg->slab_size / POOL_PAGE_SIZE);
     p->building = -1;

@@ -189,7 +189,8 @@ analysis section comes from bench/analysis.md.
 - **MemX**: fio → `memx-fio.so` (libmemxfront, the userspace blkif frontend) → blkif ring + event
   channel on the **sim** platform → `memx-backd` → libfabric `tcp;ofi_rxm` on loopback → 2 `memx-memd`
   (replicas = {a.replicas}: a write is stored on both servers before it is acknowledged); the backend
-  polls busy rings (`ring_poll_us = 50`, off by default: see memx.conf.example).
+  polls busy rings and gathers reads (`ring_poll_us = 50`, `gather_reads = yes`; both off by
+  default: see memx.conf.example).
 - **nbdkit**: fio's `nbd` engine (libnbd) → `nbdkit memory {a.size}` over TCP on loopback.
 - **floor**: `memx-netbench`, the bare libfabric round trip the pool rides on (4 KiB `fab_read`,
   and 4 KiB `fab_send` answered by an ack), between two processes on the same provider.

@@ -34,6 +34,7 @@ struct memx_config {
     int max_queues;                     /* 1..16 */
     int max_indirect_segments;          /* 0 (off), or 11..512 */
     int ring_poll_us;                   /* 0 (events only) .. 1000 */
+    bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
     int backend_log_level;
 

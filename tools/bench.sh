@@ -14,8 +14,9 @@
 # bench/*.png in the source tree (MEMX_BENCH_OUT to write them elsewhere); raw
 # fio JSON stays in MEMX_BENCH_KEEP if set.  MEMX_BENCH_JOBS="rr4k_qd1 rr4k_qd32"
 # runs only the jobs named (for quick before/after comparisons);
-# MEMX_BENCH_RING_POLL_US sets the backend's ring_poll_us (default 50 here; the
-# backend's own default is 0: memx.conf.example says why).
+# MEMX_BENCH_RING_POLL_US and MEMX_BENCH_GATHER_READS set the backend's
+# ring_poll_us and gather_reads (50 and yes here; the backend's own defaults are
+# 0 and no: memx.conf.example says why).
 # A benchmark, not a test: nothing in make check runs it.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +55,7 @@ ENGINE=$(MEMX_FIO_SRC=${MEMX_FIO_SRC:-/tmp/fiosrc} "$SRC/frontend/fio/build.sh" 
 # ---- the MemX world: sim XenStore, 2 memory servers, the backend ----
 bytes=$(numfmt --from=iec "$SIZE")
 world_conf servers=2 capacity=$(( (bytes * REPLICAS / 2) + 64 * 1024 * 1024 )) replicas="$REPLICAS" slab=4M log=warn \
-  ring_poll_us="${MEMX_BENCH_RING_POLL_US:-50}"
+  ring_poll_us="${MEMX_BENCH_RING_POLL_US:-50}" gather_reads="${MEMX_BENCH_GATHER_READS:-yes}"
 world_start_sim
 world_start_pool
 MEMD0=${WORLD_PID[memd0]} MEMD1=${WORLD_PID[memd1]}

@@ -13,7 +13,7 @@
 #   world_wait_for WHAT SECS CMD...  polls CMD for SECS s; says "WHAT did not happen", returns 1
 #   world_fail MSG               "NAME: FAIL: MSG", exit 1
 #   world_at_exit FUNC           FUNC runs on exit after the daemons stopped, before the dir goes
-#   world_conf [servers=3] [capacity=256M] [replicas=2] [slab=4M] [log=LEVEL] [ring_poll_us=N]
+#   world_conf [servers=3] [capacity=256M] [replicas=2] [slab=4M] [log=LEVEL] [ring_poll_us=N] [gather_reads=yes|no]
 #                                a cluster key and $WORLD_CONF for that pool (log unset: defaults)
 #   world_start_sim              memx-simxsd                      (log: simxsd.log)
 #   world_start_pool             the memory servers of world_conf (memd0.log, memd1.log, ...)
@@ -129,7 +129,7 @@ world_wait_for() {
 }
 
 world_conf() {
-  local nsrv=3 cap=256M repl=2 slab=4M log="" poll="" a servers="" i
+  local nsrv=3 cap=256M repl=2 slab=4M log="" poll="" gather="" a servers="" i
   for a in "$@"; do
     case $a in
       servers=*) nsrv=${a#*=} ;;
@@ -138,6 +138,7 @@ world_conf() {
       slab=*) slab=${a#*=} ;;
       log=*) log=${a#*=} ;;
       ring_poll_us=*) poll=${a#*=} ;;
+      gather_reads=*) gather=${a#*=} ;;
       *) world_fail "world_conf: unknown argument $a" ;;
     esac
   done
@@ -159,6 +160,7 @@ platform = sim
 control_socket = $WORLD_SOCK
 ${log:+log_level = $log}
 ${poll:+ring_poll_us = $poll}
+${gather:+gather_reads = $gather}
 [memserver]
 capacity = $cap
 ${log:+log_level = $log}

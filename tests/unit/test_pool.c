@@ -70,11 +70,14 @@ static void fill(uint8_t *b, unsigned seed)
         b[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
 }
 
+static bool gather;     /* [backend] gather_reads for the next mkpool */
+
 static struct pool *mkpool(int nsrv, int replicas, const uint8_t *k)
 {
     struct memx_config cfg;
     char err[256];
     memx_config_defaults(&cfg);
+    cfg.gather_reads = gather;
     memx_config_set(&cfg, "cluster", "slab_size", SLAB, err, sizeof(err));
     cfg.replicas = replicas;
     cfg.nservers = nsrv;
@@ -247,7 +250,9 @@ static void test_write_read_replicas(void)
 static void test_write_runs(void)
 {
     CU_ASSERT_EQUAL_FATAL(start3(), 0);
+    gather = true;
     struct pool *p = mkpool(3, 2, key);
+    gather = false;
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     CU_ASSERT_TRUE_FATAL(wait_live(p, 3, 5000));
 
