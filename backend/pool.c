@@ -303,23 +303,38 @@ static bool split_page(const struct pool *p, pool_page_t pg, uint32_t *slab, uin
 
 /* Starts where the last page came from: with thousands of slabs, most of
  * them full, a scan from the first would cost every write a pass over them. */
+/* Marks a free slot of ps taken. */
+static void slot_claim(struct pool *p, struct pslab *ps, uint32_t page)
+{
+    ps->bits[page / 64] |= 1ull << (page % 64);
+    ps->nfree--;
+    p->st.pages_stored++;
+}
+
+/* Takes the first free slot of ps from its hint word on; false if none. */
+static bool slot_take_free(struct pool *p, struct pslab *ps, uint32_t *page)
+{
+    uint32_t words = p->pages_per_slab / 64;
+    for (uint32_t n = 0, w = ps->hint; n < words; n++, w = (w + 1) % words) {
+        if (ps->bits[w] == UINT64_MAX)
+            continue;
+        ps->hint = w;
+        *page = w * 64 + (uint32_t)__builtin_ctzll(~ps->bits[w]);
+        slot_claim(p, ps, *page);
+        return true;
+    }
+    return false;
+}
+
 static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
         struct pslab *ps = &p->slabs[i];
         if (!ps->used || !ps->ready || !ps->nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
             continue;
-        for (uint32_t n = 0, w = ps->hint; n < p->pages_per_slab / 64; n++, w = (w + 1) % (p->pages_per_slab / 64)) {
-            if (ps->bits[w] == UINT64_MAX)
-                continue;
-            int b = __builtin_ctzll(~ps->bits[w]);
-            ps->bits[w] |= 1ull << b;
-            ps->nfree--;
-            ps->hint = w;
+        if (slot_take_free(p, ps, page)) {
             p->alloc_hint = i;
             *slab = i;
-            *page = w * 64 + (uint32_t)b;
-            p->st.pages_stored++;
             return true;
         }
     }
@@ -547,22 +562,15 @@ static void write_replica_done(struct pool *p, struct sop *o, int status)
 static bool take_in_slab(struct pool *p, uint32_t slab, uint32_t after, uint32_t *page)
 {
     struct pslab *ps = &p->slabs[slab];
-    uint32_t words = p->pages_per_slab / 64, want = after + 1;
+    uint32_t want = after + 1;
     if (!ps->nfree)
         return false;
     if (want < p->pages_per_slab && !(ps->bits[want / 64] & (1ull << (want % 64)))) {
         *page = want;
-    } else {
-        uint32_t w = ps->hint;
-        while (ps->bits[w] == UINT64_MAX)
-            w = (w + 1) % words;            /* nfree > 0: a free bit exists */
-        ps->hint = w;
-        *page = w * 64 + (uint32_t)__builtin_ctzll(~ps->bits[w]);
+        slot_claim(p, ps, want);
+        return true;
     }
-    ps->bits[*page / 64] |= 1ull << (*page % 64);
-    ps->nfree--;
-    p->st.pages_stored++;
-    return true;
+    return slot_take_free(p, ps, page);
 }
 
 /* Puts reqs[0..n), pages of one volume placed in slab (each req's page set),
