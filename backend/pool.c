@@ -133,7 +133,7 @@ struct server {
     char addr[128];
     char name[160];             /* "pool -> memd <addr>", the endpoint's name in logs */
     struct fab *fab;            /* NULL between a failure and the next attempt */
-    fi_addr_t fa;
+    fab_addr_t fa;
     bool have_fa, tried_once;
     enum srv_state state;
     uint64_t gen;               /* bumps on every connection attempt */
@@ -240,7 +240,7 @@ static void start_write(struct pool *p, struct req *r);
 static void issue_read(struct pool *p, struct req *r);
 static void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed);
 static void turn_end_arm(struct pool *p);
-static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len);
+static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len);
 static void rb_step(struct pool *p);
 static void rb_check_state(struct pool *p);
 static void rb_copy_done(struct pool *p, struct sop *o, int status);
@@ -382,7 +382,7 @@ static void on_sent(void *arg, uint64_t tag, int status, const void *data, size_
 {
     struct server *s = arg;
     if (status && tag_current(s, tag))
-        srv_down(s, fi_strerror(-status));
+        srv_down(s, fab_strerror(-status));
 }
 
 static void send_msg(struct server *s, struct proto_msg *m, const void *page)
@@ -840,7 +840,7 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
             if (ok) {
                 read_landed(p, m, (const uint8_t *)data + off);
             } else {
-                read_failed(p, m, status ? fi_strerror(-status) : "short read", false);
+                read_failed(p, m, status ? fab_strerror(-status) : "short read", false);
                 sop_free(p, m);
             }
             off += ml;
@@ -859,7 +859,7 @@ static void on_read_done(void *arg, uint64_t tag, int status, const void *data, 
         return;
     }
     if (status || len != (size_t)o->req->npages * POOL_PAGE_SIZE) {
-        read_failed(p, o, status ? fi_strerror(-status) : "short read", false);
+        read_failed(p, o, status ? fab_strerror(-status) : "short read", false);
         sop_free(p, o);
         srv_down(s, "RMA read failed");
         return;
@@ -1612,7 +1612,7 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
     kick_slab(p);
 }
 
-static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
+static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
 {
     struct server *s = arg;
     struct pool *p = s->p;

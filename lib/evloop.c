@@ -18,6 +18,7 @@ struct ev_fd {
 struct ev_timer {
     long long id;
     uint64_t when_ms;
+    uint64_t pass;              /* the last timer pass that ran it */
     ev_timer_cb cb;
     void *arg;
     struct ev_timer *next;
@@ -38,6 +39,8 @@ struct evloop {
     struct ev_prepare *prepares;
     int limit_us;           /* set by prepare hooks for the current iteration; -1: none */
     bool stop;
+    uint64_t turn;              /* loop turns so far: guards passes against re-arming */
+    TAILQ_HEAD(, ev_defer) defers;
 };
 
 uint64_t evloop_now_ns(void)
@@ -61,6 +64,8 @@ struct evloop *evloop_new(void)
     }
     el->next_timer_id = 1;
     el->limit_us = -1;
+    el->turn = 1;
+    TAILQ_INIT(&el->defers);
     return el;
 }
 
@@ -193,8 +198,45 @@ void evloop_limit_wait_us(struct evloop *el, unsigned us)
         el->limit_us = (int)us;
 }
 
+void evloop_defer_init(struct ev_defer *d, void (*cb)(struct evloop *el, void *arg), void *arg)
+{
+    *d = (struct ev_defer){ .cb = cb, .arg = arg };
+}
+
+void evloop_defer(struct evloop *el, struct ev_defer *d)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    d->turn = el->turn;
+    TAILQ_INSERT_TAIL(&el->defers, d, link);
+}
+
+void evloop_defer_cancel(struct evloop *el, struct ev_defer *d)
+{
+    if (!d->queued)
+        return;
+    d->queued = false;
+    TAILQ_REMOVE(&el->defers, d, link);
+}
+
+static void run_defers(struct evloop *el)
+{
+    /* FIFO: what is queued during this pass carries the next turn and sits
+     * behind the calls queued before it, so the pass stops at the first. */
+    el->turn++;
+    struct ev_defer *d;
+    while ((d = TAILQ_FIRST(&el->defers)) && d->turn < el->turn) {
+        TAILQ_REMOVE(&el->defers, d, link);
+        d->queued = false;
+        d->cb(el, d->arg);
+    }
+}
+
 static int next_timeout(struct evloop *el, int timeout_ms)
 {
+    if (!TAILQ_EMPTY(&el->defers))
+        return 0;
     if (!el->timers)
         return timeout_ms;
     uint64_t now = evloop_now_ms(), earliest = UINT64_MAX;
@@ -208,12 +250,15 @@ static int next_timeout(struct evloop *el, int timeout_ms)
 static void run_timers(struct evloop *el)
 {
     uint64_t now = evloop_now_ms();
-    /* Restart the scan after each callback: a callback may add or delete timers. */
+    long long max_id = el->next_timer_id - 1;
+    /* Restart the scan after each callback: a callback may add or delete
+     * timers.  A timer added or already run in this pass waits for the next. */
     for (bool again = true; again;) {
         again = false;
         for (struct ev_timer *t = el->timers; t; t = t->next) {
-            if (t->when_ms > now)
+            if (t->when_ms > now || t->id > max_id || t->pass == el->turn)
                 continue;
+            t->pass = el->turn;
             long long id = t->id;
             /* Push it out first so a callback that deletes itself is harmless. */
             t->when_ms = UINT64_MAX;
@@ -272,6 +317,7 @@ int evloop_run_once(struct evloop *el, int timeout_ms)
         el->fds[fd].cb(el, fd, events, el->fds[fd].arg);
     }
     run_timers(el);
+    run_defers(el);
     return n;
 }
 

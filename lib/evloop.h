@@ -7,11 +7,20 @@
  * still has work (e.g. libfabric's fi_trywait() said "not now"), and the loop
  * then polls with a zero timeout instead of sleeping.  This is how transports
  * with manual progress are driven without a spinning thread.
+ *
+ * One turn: prepare hooks, the wait, fd callbacks, due timers, then the
+ * deferred calls queued before the turn's deferred pass began.  A timer or
+ * deferred call (re)armed during its own pass runs on the next turn, never in
+ * the same one (as Redis's processTimeEvents guards), so a callback that keeps
+ * re-queueing itself cannot keep the loop from its fds.
  */
 #ifndef MEMX_EVLOOP_H
 #define MEMX_EVLOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "queue.h"
 
 #define EV_READ  1u
 #define EV_WRITE 2u
@@ -33,6 +42,22 @@ void evloop_del_fd(struct evloop *el, int fd);
 
 long long evloop_add_timer(struct evloop *el, int ms, ev_timer_cb cb, void *arg);
 void evloop_del_timer(struct evloop *el, long long id);
+
+/* A deferred call: cb runs once, at the end of the loop's next turn, never
+ * inside the call that queued it.  It lives in the object it serves (no
+ * allocation: this is what the data path uses instead of zero-delay timers).
+ * Queuing one that is already queued does nothing; cancel is safe on one
+ * that is not queued.  The loop never sleeps while one is queued. */
+struct ev_defer {
+    void (*cb)(struct evloop *el, void *arg);
+    void *arg;
+    uint64_t turn;              /* the turn it was queued in */
+    bool queued;
+    TAILQ_ENTRY(ev_defer) link;
+};
+void evloop_defer_init(struct ev_defer *d, void (*cb)(struct evloop *el, void *arg), void *arg);
+void evloop_defer(struct evloop *el, struct ev_defer *d);
+void evloop_defer_cancel(struct evloop *el, struct ev_defer *d);
 
 int  evloop_add_prepare(struct evloop *el, ev_prepare_cb cb, void *arg);
 /* From a prepare hook: sleep at most us microseconds in this iteration (a hook

@@ -16,6 +16,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+_Static_assert(sizeof(fab_addr_t) == sizeof(fi_addr_t), "fab_addr_t carries an fi_addr_t");
+_Static_assert(FAB_ADDR_NONE == FI_ADDR_NOTAVAIL, "an unnamed sender is FI_ADDR_NOTAVAIL");
+
+const char *fab_strerror(int status) { return fi_strerror(status < 0 ? -status : status); }
+
 #define NBUFS  256      /* registered send / read-bounce buffers */
 #define NBIG   32       /* registered buffers for reads and sends over FAB_MSG_MAX */
 #define NRECV  64       /* receives kept posted */
@@ -41,7 +46,7 @@ struct fab_op {
     struct fi_context2 ctx;
     enum op_kind kind;
     bool posted;                /* handed to the provider (else waiting in the backlog) */
-    fi_addr_t peer;
+    fab_addr_t peer;
     size_t len;
     uint64_t raddr, key, tag;
     int nrma;                   /* read: remote pieces in rma (0: one, raddr/key) */
@@ -229,7 +234,7 @@ static void drain_backlog(struct fab *f)
 
 /* A send of the bytes of iov[0..n), or a read of len bytes at raddr/key, or
  * (nrma > 1) gathered from the pieces rma[0..nrma). */
-static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const struct iovec *iov, int n,
+static int submit(struct fab *f, enum op_kind kind, fab_addr_t peer, const struct iovec *iov, int n,
                   size_t len, uint64_t raddr, uint64_t key, const struct fab_rma *rma, int nrma,
                   fab_done_fn cb, void *arg, uint64_t tag)
 {
@@ -278,20 +283,20 @@ static int submit(struct fab *f, enum op_kind kind, fi_addr_t peer, const struct
     return 0;
 }
 
-int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
+int fab_send(struct fab *f, fab_addr_t dest, const void *hdr, size_t hlen, const void *data,
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag)
 {
     struct iovec iov[2] = { { (void *)hdr, hlen }, { (void *)data, dlen } };
     return submit(f, OP_SEND, dest, iov, 2, 0, 0, 0, NULL, 0, cb, arg, tag);
 }
 
-int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
+int fab_sendv(struct fab *f, fab_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
               uint64_t tag)
 {
     return submit(f, OP_SEND, dest, iov, n, 0, 0, 0, NULL, 0, cb, arg, tag);
 }
 
-int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
+int fab_read(struct fab *f, fab_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag)
 {
     return submit(f, OP_READ, src, NULL, 0, len, raddr, key, NULL, 0, cb, arg, tag);
@@ -303,7 +308,7 @@ int fab_rma_limit(const struct fab *f)
     return lim < 1 ? 1 : lim > FAB_RMA_MAX ? FAB_RMA_MAX : (int)lim;
 }
 
-int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
+int fab_readv(struct fab *f, fab_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
               uint64_t tag)
 {
     if (n < 1 || n > fab_rma_limit(f))
@@ -316,7 +321,7 @@ int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fa
     return submit(f, OP_READ, src, NULL, 0, len, 0, 0, rma, n, cb, arg, tag);
 }
 
-static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fi_addr_t src)
+static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fab_addr_t src)
 {
     if (f->on_recv)
         f->on_recv(f->arg, src, op->buf, len);
@@ -329,7 +334,7 @@ static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fi_addr_t 
 static int poll_cq(struct fab *f)
 {
     struct fi_cq_data_entry ce[16];
-    fi_addr_t src[16];
+    fab_addr_t src[16];
     int total = 0;
     for (;;) {
         ssize_t n = fi_cq_readfrom(f->cq, ce, 16, src);
@@ -644,7 +649,7 @@ void fab_close(struct fab *f)
     free(f);
 }
 
-int fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err, size_t errlen)
+int fab_peer_add(struct fab *f, const char *hostport, fab_addr_t *out, char *err, size_t errlen)
 {
     char host[128], port[16];
     if (split(hostport, host, sizeof(host), port, sizeof(port), err, errlen))
@@ -679,7 +684,7 @@ int fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err,
     return 0;
 }
 
-int fab_peer_add_raw(struct fab *f, const void *name, size_t len, fi_addr_t *out)
+int fab_peer_add_raw(struct fab *f, const void *name, size_t len, fab_addr_t *out)
 {
     if (len == 0)
         return -EINVAL;
@@ -692,12 +697,12 @@ int fab_local_name(struct fab *f, void *buf, size_t *len)
     return rc ? fi_to_errno(rc) : 0;
 }
 
-void fab_peer_remove(struct fab *f, fi_addr_t a)
+void fab_peer_remove(struct fab *f, fab_addr_t a)
 {
     fi_av_remove(f->av, &a, 1, 0);
 }
 
-const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len)
+const char *fab_peer_str(struct fab *f, fab_addr_t a, char *buf, size_t len)
 {
     uint8_t raw[128];
     size_t rl = sizeof(raw);

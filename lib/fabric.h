@@ -32,11 +32,17 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include <rdma/fabric.h>   /* fi_addr_t */
 
 struct evloop;
 struct fab;
 struct fab_mr;
+
+/* A peer in the endpoint's address vector.  Opaque above fabric.c: nothing
+ * but this file's calls may interpret it. */
+typedef uint64_t fab_addr_t;
+/* A message from a peer the provider could not name (a client not yet in our
+ * address vector: see fab_peer_add_raw). */
+#define FAB_ADDR_NONE UINT64_MAX
 
 #define FAB_MSG_MAX 8192u          /* largest message an endpoint accepts, unless big_recv */
 /* Largest one-sided read (a run of 16 pages), largest message sent, and what
@@ -44,7 +50,7 @@ struct fab_mr;
 #define FAB_BIG_MAX (65536u + 4096u)
 
 /* A message arrived from src; buf is valid only during the call. */
-typedef void (*fab_recv_fn)(void *arg, fi_addr_t src, const void *buf, size_t len);
+typedef void (*fab_recv_fn)(void *arg, fab_addr_t src, const void *buf, size_t len);
 /* An operation finished.  status 0 or -errno; for reads, data/len is the bytes read
  * (valid only during the call), NULL for sends. */
 typedef void (*fab_done_fn)(void *arg, uint64_t tag, int status, const void *data, size_t len);
@@ -73,15 +79,15 @@ void fab_expect(struct fab *f, int n);
 const char *fab_provider(const struct fab *f);
 
 /* Resolves "host:port" and adds it to the address vector. */
-int  fab_peer_add(struct fab *f, const char *hostport, fi_addr_t *out, char *err, size_t errlen);
+int  fab_peer_add(struct fab *f, const char *hostport, fab_addr_t *out, char *err, size_t errlen);
 /* Adds a peer by the raw endpoint name it sent us (see fab_local_name): how a
  * server learns to answer a client the provider reports as FI_ADDR_NOTAVAIL. */
-int  fab_peer_add_raw(struct fab *f, const void *name, size_t len, fi_addr_t *out);
-void fab_peer_remove(struct fab *f, fi_addr_t a);
+int  fab_peer_add_raw(struct fab *f, const void *name, size_t len, fab_addr_t *out);
+void fab_peer_remove(struct fab *f, fab_addr_t a);
 /* Our endpoint's name (fi_getname); *len in: buffer size, out: name length. */
 int  fab_local_name(struct fab *f, void *buf, size_t *len);
 /* A printable form of a peer's address, for logs. */
-const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
+const char *fab_peer_str(struct fab *f, fab_addr_t a, char *buf, size_t len);
 
 /* Sends hdr followed by data (either may be empty); total <= FAB_BIG_MAX, and
  * no more than the peer accepts (FAB_MSG_MAX unless it opened with big_recv).
@@ -89,15 +95,15 @@ const char *fab_peer_str(struct fab *f, fi_addr_t a, char *buf, size_t len);
  * An operation (send or read) the provider will not take for 10 s — rxm keeps
  * saying "try again" while it cannot reconnect to a dead peer — completes with
  * -EHOSTUNREACH. */
-int fab_send(struct fab *f, fi_addr_t dest, const void *hdr, size_t hlen, const void *data,
+int fab_send(struct fab *f, fab_addr_t dest, const void *hdr, size_t hlen, const void *data,
              size_t dlen, fab_done_fn cb, void *arg, uint64_t tag);
 /* The same, for the bytes of iov[0..n) one after another (the pages of a run
  * live in separate buffers; they are copied once, into a registered buffer). */
-int fab_sendv(struct fab *f, fi_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
+int fab_sendv(struct fab *f, fab_addr_t dest, const struct iovec *iov, int n, fab_done_fn cb, void *arg,
               uint64_t tag);
 
 /* One-sided read of len bytes (<= FAB_BIG_MAX) at raddr under key from src. */
-int fab_read(struct fab *f, fi_addr_t src, size_t len, uint64_t raddr, uint64_t key,
+int fab_read(struct fab *f, fab_addr_t src, size_t len, uint64_t raddr, uint64_t key,
              fab_done_fn cb, void *arg, uint64_t tag);
 
 /* One remote piece of a gathered read. */
@@ -108,7 +114,7 @@ struct fab_rma { uint64_t addr, key; size_t len; };
 int fab_rma_limit(const struct fab *f);
 /* One-sided read of n pieces (1..fab_rma_limit) from src, landing one after
  * another in the buffer the callback gets; total <= FAB_BIG_MAX. */
-int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
+int fab_readv(struct fab *f, fab_addr_t src, const struct fab_rma *rma, int n, fab_done_fn cb, void *arg,
               uint64_t tag);
 
 /* Registers buf for remote reads by peers.  *raddr is what a peer passes to
@@ -117,5 +123,8 @@ int fab_readv(struct fab *f, fi_addr_t src, const struct fab_rma *rma, int n, fa
 int  fab_mr_reg(struct fab *f, void *buf, size_t len, struct fab_mr **mr, uint64_t *raddr,
                 uint64_t *key, char *err, size_t errlen);
 void fab_mr_close(struct fab_mr *mr);
+
+/* A transport status (-errno, or a negated provider error) as text. */
+const char *fab_strerror(int status);
 
 #endif

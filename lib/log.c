@@ -50,3 +50,18 @@ void mx_log(enum mx_log_level lvl, const char *fmt, ...)
             level_names[lvl], line);
     fflush(f);
 }
+
+bool mx_ratelimit_ok(struct mx_ratelimit *rl, unsigned interval_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (now < rl->next_ms) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->next_ms = now + interval_ms;
+    rl->last_suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    return true;
+}

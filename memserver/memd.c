@@ -19,7 +19,7 @@ enum sess_state { S_FREE, S_CHALLENGED, S_AUTHED };
 
 struct session {
     enum sess_state state;
-    fi_addr_t addr;
+    fab_addr_t addr;
     char peer[64];                      /* printable address, for logs */
     char client_id[PROTO_ID_MAX];
     uint32_t hello_flags;
@@ -56,7 +56,7 @@ struct memd {
     struct volstore *vols;
 };
 
-static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_msg *r)
+static void reply(struct memd *m, struct session *s, fab_addr_t to, struct proto_msg *r)
 {
     uint8_t buf[PROTO_MSG_MAX];
     size_t len = proto_encode(r, buf, sizeof(buf));
@@ -64,7 +64,7 @@ static void reply(struct memd *m, struct session *s, fi_addr_t to, struct proto_
         mx_warn("%s: cannot answer %s: out of buffers", m->name, s ? s->peer : "a peer");
 }
 
-static void refuse(struct memd *m, fi_addr_t to, uint64_t req_id, int status, const char *reason)
+static void refuse(struct memd *m, fab_addr_t to, uint64_t req_id, int status, const char *reason)
 {
     struct proto_msg r = { .type = PROTO_REFUSED, .status = (uint16_t)status, .req_id = req_id };
     snprintf(r.u.refused.reason, sizeof(r.u.refused.reason), "%s", reason);
@@ -137,7 +137,7 @@ static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
     return freed;
 }
 
-static struct session *find_session(struct memd *m, fi_addr_t a)
+static struct session *find_session(struct memd *m, fab_addr_t a)
 {
     for (int i = 0; i < MAX_SESSIONS; i++)
         if (m->sessions[i].state != S_FREE && m->sessions[i].addr == a)
@@ -145,7 +145,7 @@ static struct session *find_session(struct memd *m, fi_addr_t a)
     return NULL;
 }
 
-static void on_hello(struct memd *m, fi_addr_t from, const struct proto_msg *q)
+static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
 {
     struct session *s = find_session(m, from);
     if (s)
@@ -378,7 +378,7 @@ static void on_meta(struct memd *m, struct session *s, const struct proto_msg *q
     reply(m, s, s->addr, &r);
 }
 
-static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
+static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
 {
     struct memd *m = arg;
     struct proto_msg q;
@@ -389,12 +389,12 @@ static void on_recv(void *arg, fi_addr_t from, const void *buf, size_t len)
     }
     /* The provider names only peers in our AV; a new client tells us its
      * endpoint name in HELLO, and everything after that carries its address. */
-    if (from == FI_ADDR_NOTAVAIL && q.type == PROTO_HELLO &&
+    if (from == FAB_ADDR_NONE && q.type == PROTO_HELLO &&
         fab_peer_add_raw(m->fab, q.u.hello.addr, q.u.hello.addr_len, &from)) {
         mx_warn("%s: HELLO from '%s' with an unusable address, ignored", m->name, q.u.hello.id);
         return;
     }
-    if (from == FI_ADDR_NOTAVAIL) {
+    if (from == FAB_ADDR_NONE) {
         mx_warn("%s: %s from an unknown peer, ignored", m->name, proto_type_name(q.type));
         return;
     }

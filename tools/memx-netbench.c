@@ -55,7 +55,7 @@ struct server {
     uint64_t raddr, key;
 };
 
-static void srv_recv(void *arg, fi_addr_t src, const void *buf, size_t len)
+static void srv_recv(void *arg, fab_addr_t src, const void *buf, size_t len)
 {
     struct server *s = arg;
     struct nb_msg m;
@@ -64,14 +64,14 @@ static void srv_recv(void *arg, fi_addr_t src, const void *buf, size_t len)
     memset(&m, 0, sizeof(m));
     memcpy(&m, buf, len < sizeof(m) ? len : sizeof(m));
     if (m.type == M_HELLO) {
-        if (src == FI_ADDR_NOTAVAIL && (m.name_len > sizeof(m.name) ||
+        if (src == FAB_ADDR_NONE && (m.name_len > sizeof(m.name) ||
                                         fab_peer_add_raw(s->fab, m.name, m.name_len, &src))) {
             mx_err("netbench server: HELLO with an unusable address");
             return;
         }
         struct nb_msg r = { .type = M_HELLO_OK, .id = m.id, .raddr = s->raddr, .key = s->key };
         fab_send(s->fab, src, &r, NB_HDR, NULL, 0, NULL, NULL, 0);
-    } else if (m.type == M_PAGE && src != FI_ADDR_NOTAVAIL) {
+    } else if (m.type == M_PAGE && src != FAB_ADDR_NONE) {
         struct nb_msg r = { .type = M_ACK, .id = m.id };
         fab_send(s->fab, src, &r, NB_HDR, NULL, 0, NULL, NULL, 0);
     }
@@ -108,7 +108,7 @@ static int run_server(const char *provider, const char *listen, bool spin)
 struct client {
     struct evloop *el;
     struct fab *fab;
-    fi_addr_t srv;
+    fab_addr_t srv;
     uint64_t raddr, key;
     bool hello_ok;
     /* the running test */
@@ -144,7 +144,7 @@ static void on_read(void *arg, uint64_t tag, int status, const void *data, size_
     complete(c, tag);
 }
 
-static void cli_recv(void *arg, fi_addr_t src, const void *buf, size_t len)
+static void cli_recv(void *arg, fab_addr_t src, const void *buf, size_t len)
 {
     struct client *c = arg;
     struct nb_msg m;
