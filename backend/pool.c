@@ -442,8 +442,7 @@ static void sop_launch(struct server *s, struct sop *o)
     }
     case SOP_CTL:
         /* Encoded when asked (its records may be gone by now); only the id is new. */
-        for (int i = 0; i < 8; i++)
-            o->buf[16 + i] = (uint8_t)(o->req_id >> (8 * i));
+        proto_set_req_id(o->buf, o->blen, o->req_id);
         if (fab_send(s->fab, s->fa, o->buf, o->blen, NULL, 0, on_sent, s, o->req_id))
             srv_down(s, "out of send buffers");
         break;

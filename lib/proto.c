@@ -479,3 +479,9 @@ void proto_rec_get(const uint8_t *raw, uint32_t i, struct proto_rec *r)
     r->kind = o[28];
     memcpy(r->hash, o + 32, 16);
 }
+
+void proto_set_req_id(uint8_t *buf, size_t len, uint64_t req_id)
+{
+    if (len >= PROTO_HDR_SIZE)
+        put64(buf + 16, req_id);
+}

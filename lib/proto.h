@@ -170,6 +170,12 @@ void proto_rec_get(const uint8_t *raw, uint32_t i, struct proto_rec *r);
  * which case the caller sends the page right after the returned bytes. */
 size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen);
 
+/* Gives an already encoded message (len bytes from proto_encode) a new
+ * request id: a message encoded once and sent again later, e.g. after a
+ * reconnect, needs the id of its new attempt.  Nothing else may change
+ * encoded bytes. */
+void proto_set_req_id(uint8_t *buf, size_t len, uint64_t req_id);
+
 /* Validates buf completely and fills m.  0, or -1 with a one-line reason in
  * why (e.g. "bad magic", "PAGE_WRITE: body is 12 bytes, expected 4104"). */
 int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why, size_t whylen);
