@@ -1,11 +1,13 @@
 /* blkback.h — the Xen side of memx-backd: XenBus device discovery and state
  * machine, blkif rings, and turning ring requests into volume I/O.
  *
- * Internally three concerns, one file each (as QEMU splits xen-bus / xen-block /
- * dataplane): xenbus.c (XenStore plumbing, the blkif state machine, feature
- * negotiation), ring.c (+ blkif_abi.c: mapping rings, copying each request off
- * the ring once, responses, barriers), vbd.c (device policy: validation, grant
- * copy, indirect descriptors, flush, discard -> volume.h).
+ * Internally four files, as QEMU splits xen-bus / xen-block / dataplane:
+ * xenbus.c (generic XenBus devices: discovery, watches, the state node,
+ * reinit and teardown, behind struct xenbus_dev_ops), blkdev.c (this API, and
+ * the blkif policy: features, negotiation, volume attach), vbd.c (the
+ * dataplane: validation, grant copy, indirect descriptors, flush, discard ->
+ * volume.h) and ring.c + blkif_abi.c (mapping rings, copying each request off
+ * the ring once, responses, barriers).
  */
 #ifndef MEMX_BLKBACK_H
 #define MEMX_BLKBACK_H

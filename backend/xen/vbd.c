@@ -11,17 +11,21 @@
 #include "histo.h"
 #include "log.h"
 #include "volume.h"
+#include "xalloc.h"
 #include "xenplat.h"
 
 struct vreq;
+
+/* Log lines name the device: "vbd <domid>/<devid>: ...". */
+#define vbd_log(v, lvl, fmt, ...) mx_log((lvl), "%s: " fmt, (v)->name, ##__VA_ARGS__)
 
 struct vbd_queue {
     struct vbd *vbd;
     struct ring ring;
     bool broken;
     /* Responses queued but not yet published: pushed (and the frontend
-     * notified at most once) by a zero-delay timer, which runs at the end of
-     * this loop turn (and keeps the loop from sleeping first), so
+     * notified at most once) by the vbd's deferred push, which runs at the
+     * end of this loop turn (and keeps the loop from sleeping first), so
      * completions that land in the same turn share one push and one event. */
     bool unpushed;
     /* One vreq per ring slot, allocated at connect: a queue never has more
@@ -45,9 +49,10 @@ struct vbd {
     uint64_t sectors;
     bool readonly;
     unsigned max_indirect;
+    struct vbd_ports *ports;
     void (*fatal)(void *arg, const char *why);
     void *fatal_arg;
-    long long fatal_timer;
+    struct ev_defer fatal_defer;    /* calls fatal from the loop, never inside a vbd call */
     const char *fatal_why;
 
     int nq;
@@ -56,7 +61,7 @@ struct vbd {
     unsigned inflight;
     uint64_t poll_ns;
     bool stopping;
-    long long push_timer;           /* pending push of unpushed queues, 0 if none */
+    struct ev_defer push_defer;     /* pushes the unpushed queues at the end of this turn */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
     struct histo stage[VBD_STAGES];
     void (*drained)(void *arg);
@@ -88,6 +93,50 @@ struct vreq {
 #define VREQ_KEEP_BYTES ((size_t)BLKIF_MAX_SEGMENTS_PER_REQUEST * XP_PAGE_SIZE)
 
 static int vbd_poll(struct evloop *el, void *arg);
+static void push_due(struct evloop *el, void *arg);
+static void fatal_due(struct evloop *el, void *arg);
+
+/* ---- port -> queue ------------------------------------------------------ */
+
+struct vbd_ports {
+    struct vbd_queue **q;       /* indexed by local port; NULL where no queue */
+    unsigned n;
+};
+
+struct vbd_ports *vbd_ports_new(void) { return xcalloc(1, sizeof(struct vbd_ports)); }
+
+void vbd_ports_free(struct vbd_ports *pt)
+{
+    if (pt)
+        free(pt->q);
+    free(pt);
+}
+
+/* At set-up (vbd_add_queue): -1 when the table cannot grow. */
+static int ports_set(struct vbd_ports *pt, int port, struct vbd_queue *q)
+{
+    if (!pt || port < 0)
+        return 0;
+    if ((unsigned)port >= pt->n) {
+        unsigned n = pt->n ? pt->n : 64;
+        while (n <= (unsigned)port)
+            n *= 2;
+        struct vbd_queue **t = xreallocarray(pt->q, n, sizeof(*t));
+        if (!t)
+            return -1;
+        memset(t + pt->n, 0, (n - pt->n) * sizeof(*t));
+        pt->q = t;
+        pt->n = n;
+    }
+    pt->q[port] = q;
+    return 0;
+}
+
+static void ports_clear(struct vbd_ports *pt, int port)
+{
+    if (pt && port >= 0 && (unsigned)port < pt->n)
+        pt->q[port] = NULL;
+}
 
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p)
 {
@@ -101,10 +150,13 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->vol = p->vol;
     v->sectors = volume_size(p->vol) / VOLUME_SECTOR_SIZE;
     v->readonly = p->readonly;
+    v->ports = p->ports;
     v->max_indirect = p->max_indirect;
     v->fatal = p->fatal;
     v->fatal_arg = p->arg;
     v->poll_ns = (uint64_t)p->poll_us * 1000;
+    evloop_defer_init(&v->push_defer, push_due, v);
+    evloop_defer_init(&v->fatal_defer, fatal_due, v);
     if ((v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) ||
         (v->poll_ns && evloop_add_prepare(el, vbd_poll, v))) {
         free(v->ind);
@@ -205,14 +257,12 @@ static void push(struct vbd_queue *q)
     ring_push_responses(rg);
 }
 
-static int push_due(struct evloop *el, long long id, void *arg)
+static void push_due(struct evloop *el, void *arg)
 {
     struct vbd *v = arg;
-    v->push_timer = 0;
     for (int i = 0; i < v->nq; i++)
         if (v->q[i].unpushed)
             kick(&v->q[i], 0);  /* pushes; the freed slots may admit waiting requests */
-    return -1;
 }
 
 static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
@@ -232,16 +282,11 @@ static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
      * else can join its batch: QD1 pays no deferral); otherwise the push
      * waits for the end of this loop turn. */
     if (ring_inflight(&q->ring) != 0) {
-        if (!v->push_timer) {
-            long long id = evloop_add_timer(v->el, 0, push_due, v);
-            v->push_timer = id > 0 ? id : 0;
-        }
-        if (v->push_timer) {
-            q->unpushed = true;
-            return;
-        }
+        evloop_defer(v->el, &v->push_defer);
+        q->unpushed = true;
+        return;
     }
-    kick(q, 0);     /* also when no timer could be had */
+    kick(q, 0);
 }
 
 /* A one-line reason for a rejected request.  The first one per device is a
@@ -257,8 +302,8 @@ note_bad(struct vbd *v, uint64_t id, unsigned op, const char *fmt, ...)
     va_end(ap);
     enum mx_log_level lvl = v->cnt.bad_requests ? MX_LOG_DEBUG : MX_LOG_WARN;
     if (mx_log_level() >= lvl)
-        mx_log(lvl, "%s: bad request id %llu op %u: %s%s", v->name, (unsigned long long)id, op, why,
-               lvl == MX_LOG_WARN ? " (further bad requests are logged at debug level)" : "");
+        vbd_log(v, lvl, "bad request id %llu op %u: %s%s", (unsigned long long)id, op, why,
+                lvl == MX_LOG_WARN ? " (further bad requests are logged at debug level)" : "");
 }
 #define BAD(v, req, ...) note_bad((v), (req)->id, (req)->operation, __VA_ARGS__)
 
@@ -291,16 +336,14 @@ static uint64_t vol_done(struct vreq *r)
     return now;
 }
 
-static int fatal_timer(struct evloop *el, long long id, void *arg);
-
 /* -ESTALE from the volume: another backend attached it (we are fenced).
  * Nothing this device does can succeed any more; the toolstack hears why. */
 static void volume_lost(struct vbd *v, int status)
 {
-    if (status != -ESTALE || !v->fatal || v->fatal_timer || v->stopping)
+    if (status != -ESTALE || !v->fatal || v->fatal_defer.queued || v->stopping)
         return;
     v->fatal_why = "volume attached by another backend (fenced): device lost";
-    v->fatal_timer = evloop_add_timer(v->el, 0, fatal_timer, v);
+    evloop_defer(v->el, &v->fatal_defer);
 }
 
 static void flush_done(void *arg, int status)
@@ -321,7 +364,7 @@ static void write_done(void *arg, int status)
     }
     uint64_t now = vol_done(r);
     if (status)
-        mx_warn("%s: write of %u sectors at %llu failed: %s", r->q->vbd->name, r->nsect,
+        vbd_log(r->q->vbd, MX_LOG_WARN, "write of %u sectors at %llu failed: %s", r->nsect,
                 (unsigned long long)r->sector, strerror(-status));
     vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, now);
 }
@@ -332,7 +375,7 @@ static void read_done(void *arg, int status)
     volume_lost(r->q->vbd, status);
     uint64_t now = vol_done(r);
     if (status) {
-        mx_warn("%s: read of %u sectors at %llu failed: %s", r->q->vbd->name, r->nsect,
+        vbd_log(r->q->vbd, MX_LOG_WARN, "read of %u sectors at %llu failed: %s", r->nsect,
                 (unsigned long long)r->sector, strerror(-status));
         vreq_finish(r, BLKIF_RSP_ERROR, now);
         return;
@@ -528,12 +571,10 @@ static void dispatch(struct vbd_queue *q, const struct blkif_req *req)
 
 /* ---- the ring loop ------------------------------------------------------ */
 
-static int fatal_timer(struct evloop *el, long long id, void *arg)
+static void fatal_due(struct evloop *el, void *arg)
 {
     struct vbd *v = arg;
-    v->fatal_timer = 0;
     v->fatal(v->fatal_arg, v->fatal_why);
-    return -1;
 }
 
 /* woke_ns: when the event that brought us here was taken (0: not an event:
@@ -558,14 +599,13 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
             dispatch(q, &req);
         }
         if (rc < 0) {
-            mx_err("%s: frontend's req_prod is more than %u requests ahead of its responses "
-                   "(queue %d): ring corrupt, disconnecting the device",
-                   v->name, q->ring.size, (int)(q - v->q));
+            vbd_log(v, MX_LOG_ERR, "frontend's req_prod is more than %u requests ahead of its responses "
+                    "(queue %d): ring corrupt, disconnecting the device", q->ring.size, (int)(q - v->q));
             q->broken = true;
             v->cnt.bad_requests++;
-            if (v->fatal && !v->fatal_timer) {
+            if (v->fatal && !v->fatal_defer.queued) {
                 v->fatal_why = "frontend corrupted its ring; device disconnected";
-                v->fatal_timer = evloop_add_timer(v->el, 0, fatal_timer, v);
+                evloop_defer(v->el, &v->fatal_defer);
             }
             break;
         }
@@ -631,6 +671,12 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
         ring_unmap(&q->ring);
         return -1;
     }
+    if (ports_set(v->ports, q->ring.port, q)) {
+        snprintf(err, errlen, "out of memory for the port table (port %d)", q->ring.port);
+        slots_free(q);
+        ring_unmap(&q->ring);
+        return -1;
+    }
     q->vbd = v;
     q->broken = false;
     q->unpushed = false;
@@ -639,14 +685,12 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     return 0;
 }
 
-bool vbd_handle_port(struct vbd *v, int port)
+bool vbd_ports_kick(struct vbd_ports *pt, int port)
 {
-    for (int i = 0; i < v->nq; i++)
-        if (v->q[i].ring.port == port) {
-            kick(&v->q[i], evloop_now_ns());
-            return true;
-        }
-    return false;
+    if (port < 0 || (unsigned)port >= pt->n || !pt->q[port])
+        return false;
+    kick(pt->q[port], evloop_now_ns());
+    return true;
 }
 
 bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg)
@@ -663,13 +707,12 @@ void vbd_free(struct vbd *v)
 {
     if (!v)
         return;
-    if (v->fatal_timer)
-        evloop_del_timer(v->el, v->fatal_timer);
-    if (v->push_timer)
-        evloop_del_timer(v->el, v->push_timer);
+    evloop_defer_cancel(v->el, &v->fatal_defer);
+    evloop_defer_cancel(v->el, &v->push_defer);
     if (v->poll_ns)
         evloop_del_prepare(v->el, vbd_poll, v);
     for (int i = 0; i < v->nq; i++) {
+        ports_clear(v->ports, v->q[i].ring.port);
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);
     }

@@ -3,7 +3,8 @@
  * turns them into volume operations.
  *
  * Policy lives here (what a valid request is, what each op means); ring.c
- * knows only ring mechanics and xenbus.c only the XenBus state machine.  A
+ * knows only ring mechanics, blkdev.c the negotiation and xenbus.c the XenBus
+ * state machine.  A
  * bad request is answered with BLKIF_RSP_ERROR (unknown ops with
  * BLKIF_RSP_EOPNOTSUPP) and counted; a frontend that corrupts its ring
  * indices gets the device disconnected through the fatal callback.
@@ -25,11 +26,22 @@ struct xp;
 struct volume;
 struct vbd;
 
+/* Which queue owns each local event-channel port, for every vbd sharing one
+ * platform handle (one event-channel fd): an event finds its queue by index,
+ * not by a search over devices and queues. */
+struct vbd_ports;
+struct vbd_ports *vbd_ports_new(void);
+void vbd_ports_free(struct vbd_ports *pt);      /* after every vbd using it is freed */
+/* Handles an event on local port; false if no queue owns it (a late event of
+ * a channel just unbound). */
+bool vbd_ports_kick(struct vbd_ports *pt, int port);
+
 struct vbd_params {
     const char *name;           /* "vbd <domid>/<devid>", used in log lines */
     uint16_t domid;             /* the frontend domain: grant refs belong to it */
     struct volume *vol;
     bool readonly;
+    struct vbd_ports *ports;    /* where its queues' ports are registered (NULL: nowhere) */
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
@@ -58,8 +70,6 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
  * looked for at once. */
 int  vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
                    uint32_t remote_port, char *err, size_t errlen);
-/* Handles an event on local port; false if none of this vbd's queues owns it. */
-bool vbd_handle_port(struct vbd *v, int port);
 /* Stops taking requests.  Returns true if nothing is in flight; otherwise
  * drained(arg) runs (from the loop) once every in-flight request is answered. */
 bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);

@@ -104,7 +104,7 @@ void volume_flush(struct volume *v, volume_cb cb, void *arg) { queue(cb, arg); }
 
 /* ---- the target ---------------------------------------------------------- */
 static bool fatal_called;
-static void on_fatal(void *arg) { fatal_called = true; }
+static void on_fatal(void *arg, const char *why) { fatal_called = true; }
 static void on_drained(void *arg) {}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,0 +1,478 @@
+/* blkdev.c — the blkif device policy over the generic XenBus device
+ * (xenbus.h), as QEMU's hw/block/xen-block.c sits on hw/xen/xen-bus.c; it
+ * implements blkback.h.
+ *
+ * It owns what makes a XenBus device a block device: the features offered
+ * (written in one transaction with InitWait), the negotiation with the
+ * frontend (protocol/ABI, number of queues, ring-page-order, ring refs and
+ * event channels; persistent grants are not offered, indirect descriptors
+ * are when configured), when the volume is attached and detached, and the
+ * connect details (sectors, info, sector sizes) written with Connected.
+ * Requests themselves are the dataplane's (vbd.c); blkdev only hands it the
+ * volume and the queues the frontend published.
+ */
+#include "blkback.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blkif_abi.h"
+#include "evloop.h"
+#include "log.h"
+#include "vbd.h"
+#include "volume.h"
+#include "xenbus.h"
+#include "xenplat.h"
+
+#define RETRY_ATTACH_MAX 120            /* x xenbus.c's 250 ms retry = 30 s: a migration's source lets go by then */
+
+struct bdev {
+    struct blkback *bb;
+    struct xenbus_dev *xd;
+    const char *name;                   /* xenbus_dev_name: "vbd <domid>/<devid>" */
+    struct vbd *vbd;
+    struct volume *vol;
+    char volname[VOLUME_NAME_MAX];
+    enum blkif_abi abi;
+    int nq, ring_pages;
+    struct histo stage_ns[VBD_STAGES];  /* earlier connections' stage latencies */
+    int attach_retries;
+};
+
+struct blkback {
+    struct evloop *el;
+    struct xp *xp;
+    struct volumes *vols;
+    struct memx_config cfg;
+    struct xenbus *bus;
+    struct vbd_ports *ports;            /* event-channel port -> queue, every device's */
+    bool evtchn_added;
+};
+
+/* ---- InitWait: features ------------------------------------------------- */
+
+/* In one transaction with state=InitWait (xenbus_dev_commit): a frontend
+ * that sees InitWait sees every feature. */
+static int blkdev_features(void *drv, xp_txn_t t)
+{
+    struct bdev *d = drv;
+    struct xenbus_dev *xd = d->xd;
+    const struct memx_config *c = &d->bb->cfg;
+    if (xenbus_write(xd, t, "feature-flush-cache", "1") || xenbus_write(xd, t, "feature-discard", "1") ||
+        xenbus_write(xd, t, "discard-granularity", "%u", VOLUME_PAGE_SIZE) ||
+        xenbus_write(xd, t, "discard-alignment", "0") || xenbus_write(xd, t, "discard-secure", "0") ||
+        xenbus_write(xd, t, "feature-barrier", "0") || xenbus_write(xd, t, "feature-persistent", "0") ||
+        xenbus_write(xd, t, "max-ring-page-order", "%d", c->max_ring_page_order) ||
+        xenbus_write(xd, t, "multi-queue-max-queues", "%d", c->max_queues))
+        return -1;
+    if (c->max_indirect_segments > 0 &&
+        xenbus_write(xd, t, "feature-max-indirect-segments", "%d", c->max_indirect_segments))
+        return -1;
+    return 0;
+}
+
+/* ---- negotiation -------------------------------------------------------- */
+
+/* What the frontend asked for, checked against what we offered. */
+struct fe_params {
+    enum blkif_abi abi;
+    int nq;
+    long long order;                    /* -1: a single "ring-ref" (no ring-page-order) */
+};
+
+static int read_frontend(struct bdev *d, struct fe_params *fp, char *err, size_t errlen)
+{
+    struct xenbus_dev *xd = d->xd;
+    const char *fe = xenbus_dev_fe(xd);
+    const struct memx_config *c = &d->bb->cfg;
+    /* No protocol node: the frontend's ABI is the default of blkif_abi_parse. */
+    char *proto = xenbus_read(xd, fe, "protocol");
+    int abi = blkif_abi_parse(proto);
+    if (abi < 0) {
+        snprintf(err, errlen, "frontend protocol '%s' not supported", proto);
+        free(proto);
+        return -1;
+    }
+    free(proto);
+    fp->abi = (enum blkif_abi)abi;
+    long long nq = xenbus_read_uint(xd, fe, "multi-queue-num-queues", 1, 1u << 20);
+    if (nq < 1 || nq > c->max_queues) {
+        snprintf(err, errlen, "frontend multi-queue-num-queues must be 1..%d", c->max_queues);
+        return -1;
+    }
+    fp->nq = (int)nq;
+    char *o = xenbus_read(xd, fe, "ring-page-order");
+    bool has_order = o != NULL;
+    free(o);
+    fp->order = has_order ? xenbus_read_uint(xd, fe, "ring-page-order", -1, 1u << 20) : -1;
+    if (has_order && (fp->order < 0 || fp->order > c->max_ring_page_order)) {
+        snprintf(err, errlen, "frontend ring-page-order must be 0..%d", c->max_ring_page_order);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads one queue's ring refs and event channel from dir and hands it to the dataplane. */
+static int connect_queue(struct bdev *d, const char *dir, long long order, char *err, size_t errlen)
+{
+    uint32_t refs[1u << 4];
+    unsigned n = order < 0 ? 1u : 1u << order;
+    for (unsigned i = 0; i < n; i++) {
+        char node[32];
+        if (order < 0)
+            snprintf(node, sizeof(node), "ring-ref");
+        else
+            snprintf(node, sizeof(node), "ring-ref%u", i);
+        long long ref = xenbus_read_uint(d->xd, dir, node, -1, UINT32_MAX);
+        if (ref < 0) {
+            snprintf(err, errlen, "frontend %s/%s missing or not a grant ref", dir, node);
+            return -1;
+        }
+        refs[i] = (uint32_t)ref;
+    }
+    long long port = xenbus_read_uint(d->xd, dir, "event-channel", -1, UINT32_MAX);
+    if (port < 0) {
+        snprintf(err, errlen, "frontend %s/event-channel missing or malformed", dir);
+        return -1;
+    }
+    char why[200];
+    if (vbd_add_queue(d->vbd, d->abi, refs, n, (uint32_t)port, why, sizeof(why))) {
+        snprintf(err, errlen, "queue %s: %s", dir, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the volume --------------------------------------------------------- */
+
+/* Attaches the volume named by the params node.  0 attached (d->vol),
+ * 1 not yet (held by the previous owner on this host, or loading), -1 failed
+ * (err says why).
+ *
+ * Why at connect and not at InitWait: attaching claims the volume with a new
+ * epoch, which fences every earlier owner (its writes fail with -ESTALE from
+ * then on).  That must happen only once the guest runs here.  On a migration
+ * the destination's device reaches InitWait while the source still serves
+ * the guest, until the guest is paused for the last copy; the destination's
+ * frontend connects only after the guest resumed here.  Attaching at
+ * InitWait would fence the source while the guest still depends on it. */
+static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
+{
+    struct blkback *bb = d->bb;
+    char *params = xenbus_read(d->xd, xenbus_dev_be(d->xd), "params");
+    char name[VOLUME_NAME_MAX];
+    uint64_t size;
+    struct volume_opts vopts;
+    char why[200];
+    if (!params) {
+        snprintf(err, errlen, "no params node (expected memx:<volume>:<size>)");
+        return -1;
+    }
+    if (volume_parse_target_opts(params, name, sizeof(name), &size, &vopts, why, sizeof(why))) {
+        snprintf(err, errlen, "params '%s': %s", params, why);
+        free(params);
+        return -1;
+    }
+    free(params);
+    d->vol = volume_attach(bb->vols, name, size, d->name, why, sizeof(why));
+    if (!d->vol) {
+        struct volume *held = volumes_find(bb->vols, name);
+        if (held && *volume_owner(held) && volume_size(held) == size &&
+            d->attach_retries++ < RETRY_ATTACH_MAX) {
+            /* A migration or restore on this host: the old domain's device
+             * lets go of the volume when the toolstack tears it down. */
+            if (d->attach_retries == 1)
+                mx_info("%s: volume %s still attached by %s; waiting for it", d->name, name,
+                        volume_owner(held));
+            return 1;
+        }
+        snprintf(err, errlen, "volume %s: %s", name, why);
+        return -1;
+    }
+    /* First attach here: the volume loads its metadata from the pool. */
+    const char *lerr = NULL;
+    int ls = volume_state(d->vol, &lerr);
+    if (ls > 0 && d->attach_retries++ < RETRY_ATTACH_MAX) {
+        if (d->attach_retries == 1)
+            mx_info("%s: volume %s is loading from the pool; waiting for it", d->name, name);
+        volume_detach(d->vol);
+        d->vol = NULL;
+        return 1;
+    }
+    if (ls) {
+        snprintf(err, errlen, "volume %s: %s", name, ls > 0 ? "still loading from the pool" : lerr);
+        volume_detach(d->vol);
+        d->vol = NULL;
+        return -1;
+    }
+    d->attach_retries = 0;
+    *dedup = vopts.dedup;
+    snprintf(d->volname, sizeof(d->volname), "%s", name);
+    return 0;
+}
+
+/* ---- Connected ---------------------------------------------------------- */
+
+struct connect_info { struct bdev *d; uint64_t sectors; bool readonly; };
+
+static int connected_body(void *arg, xp_txn_t t)
+{
+    const struct connect_info *ci = arg;
+    struct xenbus_dev *xd = ci->d->xd;
+    return xenbus_write(xd, t, "sectors", "%" PRIu64, ci->sectors) ||
+                   xenbus_write(xd, t, "info", "%u", ci->readonly ? VDISK_READONLY : 0u) ||
+                   xenbus_write(xd, t, "sector-size", "%u", VOLUME_SECTOR_SIZE) ||
+                   xenbus_write(xd, t, "physical-sector-size", "%u", VOLUME_PAGE_SIZE)
+               ? -1
+               : 0;
+}
+
+/* The dataplane lost the device (corrupt ring, volume fenced); from the loop. */
+static void vbd_fatal(void *arg, const char *why)
+{
+    struct bdev *d = arg;
+    xenbus_dev_fatal(d->xd, why);
+    xenbus_dev_kick(d->xd);
+}
+
+static int blkdev_connect(void *drv)
+{
+    struct bdev *d = drv;
+    struct blkback *bb = d->bb;
+    struct xenbus_dev *xd = d->xd;
+    char err[800];
+    struct fe_params fp;
+    if (read_frontend(d, &fp, err, sizeof(err))) {
+        xenbus_dev_fatal(xd, err);
+        return -1;
+    }
+    d->abi = fp.abi;
+    bool dedup = false;
+    int rc = attach_volume(d, &dedup, err, sizeof(err));
+    if (rc) {
+        if (rc < 0)
+            xenbus_dev_fatal(xd, err);
+        return rc;
+    }
+    volume_set_dedup(d->vol, dedup);
+    char *mode = xenbus_read(xd, xenbus_dev_be(xd), "mode");
+    bool readonly = mode && mode[0] == 'r';
+    free(mode);
+
+    struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
+                            .readonly = readonly, .ports = bb->ports,
+                            .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
+                            .poll_us = (unsigned)bb->cfg.ring_poll_us,
+                            .fatal = vbd_fatal, .arg = d };
+    d->vbd = vbd_new(bb->el, bb->xp, &p);
+    if (!d->vbd) {
+        xenbus_dev_fatal(xd, "out of memory");
+        goto unwind;
+    }
+    d->nq = fp.nq;
+    d->ring_pages = fp.order >= 0 ? 1 << fp.order : 1;
+    for (int i = 0; i < d->nq; i++) {
+        char dir[300];
+        if (d->nq == 1)
+            snprintf(dir, sizeof(dir), "%s", xenbus_dev_fe(xd));
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%d", xenbus_dev_fe(xd), i);
+        if (connect_queue(d, dir, fp.order, err, sizeof(err))) {
+            xenbus_dev_fatal(xd, err);
+            goto unwind;
+        }
+    }
+
+    int was = xenbus_dev_state(xd);
+    struct connect_info ci = { d, volume_size(d->vol) / VOLUME_SECTOR_SIZE, readonly };
+    if (xenbus_dev_commit(xd, XenbusStateConnected, connected_body, &ci)) {
+        snprintf(err, sizeof(err), "cannot write connect details: %s", strerror(errno));
+        xenbus_dev_fatal(xd, err);
+        goto unwind;
+    }
+    mx_info("%s: %s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)", d->name,
+            xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
+            readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
+    return 0;
+
+unwind:
+    vbd_free(d->vbd);           /* nothing in flight yet: no request was taken */
+    d->vbd = NULL;
+    volume_detach(d->vol);
+    d->vol = NULL;
+    return -1;
+}
+
+/* ---- Closed: drain, unmap, detach -------------------------------------- */
+
+/* Invariant: the volume is detached only after the vbd is drained, so no
+ * acknowledged write is still on its way to the pool when another backend
+ * may attach the volume. */
+static void release(struct bdev *d)
+{
+    if (d->vbd)
+        vbd_merge_stages(d->vbd, d->stage_ns);
+    vbd_free(d->vbd);
+    d->vbd = NULL;
+    if (d->vol) {
+        volume_detach(d->vol);
+        mx_info("%s: volume %s detached", d->name, d->volname);
+    }
+    d->vol = NULL;
+}
+
+static void drained(void *arg)
+{
+    struct bdev *d = arg;
+    release(d);
+    xenbus_dev_drained(d->xd);
+}
+
+static bool blkdev_disconnect(void *drv)
+{
+    struct bdev *d = drv;
+    if (d->vbd && !vbd_stop(d->vbd, drained, d))
+        return false;
+    release(d);
+    return true;
+}
+
+/* ---- device life -------------------------------------------------------- */
+
+static void *blkdev_create(struct xenbus_dev *xd, void *ctx)
+{
+    struct bdev *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->bb = ctx;
+    d->xd = xd;
+    d->name = xenbus_dev_name(xd);
+    return d;
+}
+
+static void blkdev_destroy(void *drv)
+{
+    struct bdev *d = drv;
+    /* After a disconnect, or at blkback_free (nothing in flight then). */
+    vbd_free(d->vbd);
+    if (d->vol)
+        volume_detach(d->vol);
+    free(d);
+}
+
+static const struct xenbus_dev_ops blkdev_ops = {
+    .create = blkdev_create,
+    .features = blkdev_features,
+    .connect = blkdev_connect,
+    .disconnect = blkdev_disconnect,
+    .destroy = blkdev_destroy,
+};
+
+/* ---- blkback.h ---------------------------------------------------------- */
+
+static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg)
+{
+    struct blkback *bb = arg;
+    int port;
+    while ((port = xp_evtchn_pending(bb->xp)) >= 0) {
+        xp_evtchn_unmask(bb->xp, (uint32_t)port);   /* before looking: a later kick is not lost */
+        vbd_ports_kick(bb->ports, port);
+    }
+}
+
+struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,
+                            const struct memx_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->max_ring_page_order < 0 || cfg->max_ring_page_order > 4 || cfg->max_queues < 1 ||
+        cfg->max_queues > VBD_MAX_QUEUES || cfg->max_indirect_segments < 0 ||
+        cfg->max_indirect_segments >
+            (int)(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BLKIF_SEGS_PER_INDIRECT_PAGE) ||
+        !cfg->device_type[0]) {
+        snprintf(err, errlen, "[backend] settings out of range (max_ring_page_order 0..4, "
+                              "max_queues 1..%d, max_indirect_segments 0..%u, device_type set)",
+                 VBD_MAX_QUEUES, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BLKIF_SEGS_PER_INDIRECT_PAGE);
+        return NULL;
+    }
+    struct blkback *bb = calloc(1, sizeof(*bb));
+    if (!bb || !(bb->ports = vbd_ports_new()) ||
+        !(bb->bus = xenbus_new(el, xp, cfg->device_type, &blkdev_ops, bb))) {
+        if (bb)
+            vbd_ports_free(bb->ports);
+        free(bb);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bb->el = el;
+    bb->xp = xp;
+    bb->vols = vols;
+    bb->cfg = *cfg;
+    return bb;
+}
+
+int blkback_start(struct blkback *bb, char *err, size_t errlen)
+{
+    int efd = xp_evtchn_fd(bb->xp);
+    if (efd < 0) {
+        snprintf(err, errlen, "platform %s has no event-channel fd: %s", xp_name(bb->xp), strerror(errno));
+        return -1;
+    }
+    if (evloop_add_fd(bb->el, efd, EV_READ, evtchn_cb, bb)) {
+        snprintf(err, errlen, "event loop: %s", strerror(errno));
+        return -1;
+    }
+    bb->evtchn_added = true;
+    return xenbus_start(bb->bus, err, errlen);
+}
+
+int blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max)
+{
+    int n = 0;
+    for (struct xenbus_dev *xd = xenbus_dev_next(bb->bus, NULL); xd; xd = xenbus_dev_next(bb->bus, xd), n++) {
+        if (n >= max)
+            continue;
+        struct bdev *d = xenbus_dev_drv(xd);
+        struct blkback_dev_info *i = &out[n];
+        memset(i, 0, sizeof(*i));
+        i->domid = xenbus_dev_domid(xd);
+        i->devid = xenbus_dev_devid(xd);
+        snprintf(i->state, sizeof(i->state), "%s", xenbus_state_name(xenbus_dev_state(xd)));
+        if (d->vol)
+            snprintf(i->volume, sizeof(i->volume), "%s", d->volname);
+        snprintf(i->protocol, sizeof(i->protocol), "%s", d->vbd ? blkif_abi_name(d->abi) : "");
+        i->nr_queues = d->vbd ? d->nq : 0;
+        i->ring_pages = d->vbd ? d->ring_pages : 0;
+        i->indirect = bb->cfg.max_indirect_segments > 0;
+        i->flush = i->discard = true;
+        if (d->vbd) {
+            struct vbd_counters c;
+            vbd_get_counters(d->vbd, &c);
+            i->requests = c.requests;
+            i->errors = c.errors;
+            i->bad_requests = c.bad_requests;
+        }
+        _Static_assert(BLKBACK_STAGES == VBD_STAGES, "blkback_dev_info.stage_ns mirrors vbd.h");
+        memcpy(i->stage_ns, d->stage_ns, sizeof(i->stage_ns));
+        if (d->vbd)
+            vbd_merge_stages(d->vbd, i->stage_ns);
+    }
+    return n;
+}
+
+void blkback_shutdown(struct blkback *bb, void (*done)(void *arg), void *arg)
+{
+    xenbus_shutdown(bb->bus, done, arg);
+}
+
+void blkback_free(struct blkback *bb)
+{
+    if (!bb)
+        return;
+    xenbus_free(bb->bus);
+    if (bb->evtchn_added)
+        evloop_del_fd(bb->el, xp_evtchn_fd(bb->xp));
+    vbd_ports_free(bb->ports);
+    free(bb);
+}
