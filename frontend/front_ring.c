@@ -2,8 +2,8 @@
  * pages, putting requests on the ring, consuming responses, and the
  * synchronous wrappers.
  *
- * Barriers.  The shared indices are read and written with relaxed atomics;
- * ordering comes from explicit fences, each placed where Xen's ring.h macros
+ * Barriers (lib/barrier.h).  The shared indices are read and written with relaxed
+ * atomics; ordering comes from explicit fences, each placed where Xen's ring.h macros
  * place theirs, and each pairs with the opposite fence in the backend:
  *   wmb before req_prod      <-> backend rmb after reading req_prod
  *   mb  after req_prod, before reading req_event
@@ -16,6 +16,7 @@
  */
 #include "front_int.h"
 
+#include "barrier.h"
 #include "log.h"
 
 #include <errno.h>
@@ -24,12 +25,6 @@
 #include <stdlib.h>
 
 #include <xen/io/xenbus.h>
-
-#define mf_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define mf_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define mf_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-#define SH_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define SH_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 #define SECTORS_PER_PAGE (XP_PAGE_SIZE / 512u)
 
@@ -189,14 +184,14 @@ static void ring_push(struct memxfront *f, struct mf_queue *q, const void *req, 
     /* RING_PUSH_REQUESTS_AND_CHECK_NOTIFY.
      * wmb: the request body is visible before the new req_prod; pairs with
      * the backend's rmb after it reads req_prod. */
-    RING_IDX old = SH_LOAD(q->sring->req_prod), new = q->req_prod_pvt;
-    mf_wmb();
-    SH_STORE(q->sring->req_prod, new);
+    RING_IDX old = MX_READ_ONCE(q->sring->req_prod), new = q->req_prod_pvt;
+    mx_smp_wmb();
+    MX_WRITE_ONCE(q->sring->req_prod, new);
     /* mb: req_prod is visible before we read req_event; pairs with the
      * backend's mb between setting req_event and re-checking req_prod, so
      * one of us always sees the other and no kick is lost. */
-    mf_mb();
-    RING_IDX ev = SH_LOAD(q->sring->req_event);
+    mx_smp_mb();
+    RING_IDX ev = MX_READ_ONCE(q->sring->req_event);
     if ((RING_IDX)(new - ev) < (RING_IDX)(new - old))
         xp_evtchn_notify(f->xp, (uint32_t)q->port);
 }
@@ -364,10 +359,10 @@ static int consume(struct memxfront *f, struct mf_queue *q)
 {
     int done = 0;
     for (;;) {
-        RING_IDX rp = SH_LOAD(q->sring->rsp_prod);
+        RING_IDX rp = MX_READ_ONCE(q->sring->rsp_prod);
         /* rmb: read the responses only after rsp_prod; pairs with the
          * backend's wmb before it writes rsp_prod. */
-        mf_rmb();
+        mx_smp_rmb();
         if ((RING_IDX)(rp - q->rsp_cons) > q->nr_ents) {
             mx_err("vbd %s: queue %u: backend moved rsp_prod to %u (consumer at %u); disconnecting", f->front,
                    q->idx, rp, q->rsp_cons);
@@ -390,9 +385,9 @@ static int consume(struct memxfront *f, struct mf_queue *q)
          * mb: the rsp_event store is visible before we re-read rsp_prod;
          * pairs with the backend's mb between publishing rsp_prod and
          * reading rsp_event. */
-        SH_STORE(q->sring->rsp_event, q->rsp_cons + 1);
-        mf_mb();
-        if (SH_LOAD(q->sring->rsp_prod) == q->rsp_cons)
+        MX_WRITE_ONCE(q->sring->rsp_event, q->rsp_cons + 1);
+        mx_smp_mb();
+        if (MX_READ_ONCE(q->sring->rsp_prod) == q->rsp_cons)
             return done;
     }
 }
@@ -622,8 +617,8 @@ int memxfront_debug_bump_req_prod(struct memxfront *f, unsigned qi, uint32_t del
     struct mf_queue *q = &f->q[qi];
     q->req_prod_pvt += delta;
     /* Same publication as ring_push: wmb pairs with the backend's rmb. */
-    mf_wmb();
-    SH_STORE(q->sring->req_prod, q->req_prod_pvt);
-    mf_mb();
+    mx_smp_wmb();
+    MX_WRITE_ONCE(q->sring->req_prod, q->req_prod_pvt);
+    mx_smp_mb();
     return xp_evtchn_notify(f->xp, (uint32_t)q->port);
 }

@@ -1,10 +1,23 @@
-/* ring.c — blkif shared-ring mechanics (see ring.h). */
+/* ring.c — blkif shared-ring mechanics (see ring.h).
+ *
+ * Barriers (lib/barrier.h), each where Xen's ring.h back-ring macros put
+ * theirs and each pairing with the opposite one in the frontend (the same
+ * table, seen from the other side, heads frontend/front_ring.c):
+ *   rmb after reading req_prod      <-> frontend wmb before writing req_prod
+ *   mb  after writing req_event, before re-reading req_prod
+ *                                   <-> frontend mb between req_prod and reading req_event
+ *   wmb before writing rsp_prod     <-> frontend rmb after reading rsp_prod
+ *   mb  after rsp_prod, before reading rsp_event
+ *                                   <-> frontend mb between writing rsp_event and
+ *                                       re-reading rsp_prod
+ */
 #include "ring.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "barrier.h"
 #include "xenplat.h"
 
 /* The four shared indices at the start of the first ring page (struct blkif_sring). */
@@ -12,14 +25,6 @@ struct sring_hdr {
     uint32_t req_prod, req_event;
     uint32_t rsp_prod, rsp_event;
 };
-
-/* xen_rmb/xen_wmb/xen_mb from ring.h, as C11 fences.  The frontend runs on
- * another CPU (another domain, or another process in sim). */
-#define rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-#define mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 static struct sring_hdr *hdr(const struct ring *r) { return r->sring; }
 
@@ -55,8 +60,9 @@ int ring_map(struct ring *r, struct xp *xp, uint16_t domid, enum blkif_abi abi,
     /* The frontend initialised the indices (SHARED_RING_INIT) before it
      * published ring-ref in XenStore, and XenStore orders that for us.  A
      * frontend reconnecting after resume may have left requests on the ring;
-     * like Linux blkback we start where its responses end. */
-    r->rsp_prod_pvt = r->rsp_prod_pub = LOAD(&hdr(r)->rsp_prod);
+     * like Linux blkback we start where its responses end.  No fence: the
+     * frontend has not been told our ring is live, so nothing moves yet. */
+    r->rsp_prod_pvt = r->rsp_prod_pub = MX_READ_ONCE(hdr(r)->rsp_prod);
     r->req_cons = r->req_seen = r->rsp_prod_pvt;
     return 0;
 }
@@ -80,9 +86,9 @@ unsigned ring_inflight(const struct ring *r)
  * requests outstanding, counted from the last response we produced. */
 static int refresh(struct ring *r)
 {
-    uint32_t rp = LOAD(&hdr(r)->req_prod);
-    rmb();  /* pairs with the frontend's wmb before it writes req_prod
-               (RING_PUSH_REQUESTS): entries up to rp are complete before we read them */
+    uint32_t rp = MX_READ_ONCE(hdr(r)->req_prod);
+    mx_smp_rmb();   /* pairs with the frontend's wmb before it writes req_prod
+                       (RING_PUSH_REQUESTS): entries up to rp are complete before we read them */
     if (rp - r->rsp_prod_pvt > r->size || rp - r->req_cons > rp - r->rsp_prod_pvt)
         return -1;
     r->req_seen = rp;
@@ -101,6 +107,9 @@ int ring_get_request(struct ring *r, struct blkif_req *req)
         return -1;
     if (!available(r))
         return 0;
+    /* The entry, read once (the frontend may rewrite it meanwhile: we decode
+     * our copy only); it is complete because of the rmb in refresh, which
+     * pairs with the frontend's wmb before req_prod. */
     blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
     r->req_cons++;
     return 1;
@@ -118,15 +127,18 @@ bool ring_final_check(struct ring *r)
     if (ring_peek(r))
         return true;
     /* RING_FINAL_CHECK_FOR_REQUESTS: ask for an event on the next request ... */
-    STORE(&hdr(r)->req_event, r->req_cons + 1);
-    mb();   /* ... and make req_event visible before re-reading req_prod; pairs with the
-               frontend's mb between writing req_prod and reading req_event
-               (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY), so one of us sees the other */
+    MX_WRITE_ONCE(hdr(r)->req_event, r->req_cons + 1);
+    mx_smp_mb();    /* ... and make req_event visible before re-reading req_prod; pairs with the
+                       frontend's mb between writing req_prod and reading req_event
+                       (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY), so one of us sees the other */
     return ring_peek(r);
 }
 
 void ring_put_response(struct ring *r, uint64_t id, uint8_t op, int16_t status)
 {
+    /* Into a slot the frontend no longer reads (it took the request from
+     * there); it sees the entry only after ring_push_responses' wmb, which
+     * pairs with its rmb after reading rsp_prod. */
     blkif_abi_put_response(r->abi, slot(r, r->rsp_prod_pvt), id, op, status);
     r->rsp_prod_pvt++;
 }
@@ -136,14 +148,14 @@ bool ring_push_responses(struct ring *r)
     uint32_t old = r->rsp_prod_pub, new = r->rsp_prod_pvt;
     if (old == new)
         return false;
-    wmb();  /* responses are written before rsp_prod; pairs with the frontend's rmb
-               after reading rsp_prod (RING_FOR_EACH response loop) */
-    STORE(&hdr(r)->rsp_prod, new);
+    mx_smp_wmb();   /* responses are written before rsp_prod; pairs with the frontend's rmb
+                       after reading rsp_prod (RING_FOR_EACH response loop) */
+    MX_WRITE_ONCE(hdr(r)->rsp_prod, new);
     r->rsp_prod_pub = new;
-    mb();   /* rsp_prod is visible before we read rsp_event; pairs with the frontend's
-               mb between writing rsp_event and re-reading rsp_prod
-               (RING_FINAL_CHECK_FOR_RESPONSES) */
-    uint32_t ev = LOAD(&hdr(r)->rsp_event);
+    mx_smp_mb();    /* rsp_prod is visible before we read rsp_event; pairs with the frontend's
+                       mb between writing rsp_event and re-reading rsp_prod
+                       (RING_FINAL_CHECK_FOR_RESPONSES) */
+    uint32_t ev = MX_READ_ONCE(hdr(r)->rsp_event);     /* ordered by the mb just above */
     if ((uint32_t)(new - ev) < (uint32_t)(new - old)) {
         xp_evtchn_notify(r->xp, (uint32_t)r->port);
         return true;

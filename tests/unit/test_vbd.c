@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "blkback.h"
 #include "blkif_abi.h"
 #include "config.h"
@@ -202,10 +203,10 @@ static uint64_t push_q(struct tfront *f, int qi, const void *req, size_t len)
     uint64_t id = f->next_id++;
     memcpy(r + (q->entsz == 108 ? 4 : 8), &id, sizeof(id));
     uint32_t old = q->req_prod++;
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&q->s->req_prod, q->req_prod, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    uint32_t ev = __atomic_load_n(&q->s->req_event, __ATOMIC_RELAXED);
+    mx_smp_wmb();       /* the entry before req_prod: pairs with ring.c's rmb after reading it */
+    MX_WRITE_ONCE(q->s->req_prod, q->req_prod);
+    mx_smp_mb();        /* req_prod before reading req_event: pairs with ring_final_check's mb */
+    uint32_t ev = MX_READ_ONCE(q->s->req_event);
     q->notified = (uint32_t)(q->req_prod - ev) < (uint32_t)(q->req_prod - old);
     if (q->notified)
         xp_evtchn_notify(xfe, (uint32_t)q->port);
@@ -219,7 +220,8 @@ static int wait_rsp_q(struct tfront *f, int qi, uint64_t id, uint8_t *op)
     struct tqueue *q = &f->q[qi];
     uint64_t end = evloop_now_ms() + 5000;
     while (evloop_now_ms() < end) {
-        if (__atomic_load_n(&q->s->rsp_prod, __ATOMIC_ACQUIRE) != q->rsp_cons) {
+        /* acquire: the entry after rsp_prod; pairs with ring_push_responses' wmb */
+        if (mx_load_acquire(&q->s->rsp_prod) != q->rsp_cons) {
             /* id at 0, operation at 8, status at 10 in both ABIs. */
             struct blkif_x86_32_response rsp;
             memcpy(&rsp, slot(q, q->rsp_cons), sizeof(rsp));
@@ -492,7 +494,7 @@ static void test_io_and_bad_requests(void)
     CU_ASSERT_EQUAL(memcmp(a.data + 14 * 4096, a.data + 4096, 4096), 0);
 
     /* req_prod far ahead: device a is disconnected ... */
-    __atomic_store_n(&a.q[0].s->req_prod, a.q[0].req_prod + 1000, __ATOMIC_RELEASE);
+    mx_store_release(&a.q[0].s->req_prod, a.q[0].req_prod + 1000);
     xp_evtchn_notify(xfe, (uint32_t)a.q[0].port);
     CU_ASSERT(wait_node(a.be, "state", "6"));
     CU_ASSERT_STRING_EQUAL(volume_owner(volumes_find(vols, "va")), "");
@@ -596,7 +598,7 @@ static void test_ring_polling(void)
     usleep(5000);
     for (int k = 0; k < 3; k++)
         evloop_run_once(el, 0);
-    CU_ASSERT_EQUAL(__atomic_load_n(&f.q[0].s->req_event, __ATOMIC_ACQUIRE), f.q[0].req_prod + 1);
+    CU_ASSERT_EQUAL(mx_load_acquire(&f.q[0].s->req_event), f.q[0].req_prod + 1);
     CU_ASSERT_EQUAL(rw(&f, BLKIF_OP_READ, 0, 1, 0, 7), BLKIF_RSP_OKAY);
     CU_ASSERT(f.q[0].notified);
     fe_close(&f);
