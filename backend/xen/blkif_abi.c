@@ -49,8 +49,17 @@ static enum blkif_abi resolve(enum blkif_abi abi)
 
 int blkif_abi_parse(const char *protocol)
 {
+    /* No protocol node (or an empty one, which Linux's xenbus_scanf also
+     * reads as none): only old frontends omit it, and on x86 those are i386
+     * guests, so the default is x86_32 whatever this backend's own width, as
+     * in Linux's xen-blkback (common.h: BLKIF_PROTOCOL_DEFAULT is X86_32
+     * under CONFIG_X86) and QEMU's hw/block/xen-block.c (x86 machines). */
     if (!protocol || !*protocol)
+#if defined(__i386__) || defined(__x86_64__)
+        return BLKIF_ABI_X86_32;
+#else
         return BLKIF_ABI_NATIVE;
+#endif
     if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_32))
         return BLKIF_ABI_X86_32;
     if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_64))

@@ -2,7 +2,7 @@
  * one place a request is copied off the shared ring.
  *
  * A frontend announces its ABI in XenStore ("protocol": "x86_32-abi",
- * "x86_64-abi", absent = the backend's native one).  The layouts differ only
+ * "x86_64-abi"; absent = x86_32 on x86, see blkif_abi_parse).  The layouts differ only
  * in alignment: an i386 guest aligns uint64_t to 4 bytes, so its ring entries
  * are 108 bytes and every field after the handle sits 4 bytes earlier than in
  * the 112-byte x86_64 entry.  The structs below are our own equivalents of
@@ -124,7 +124,9 @@ struct blkif_req {
     struct blkif_seg seg[BLKIF_MAX_SEGMENTS_PER_REQUEST];   /* direct read/write */
 };
 
-/* "x86_32-abi", "x86_64-abi" or NULL/"" (native).  -1 for anything else. */
+/* "x86_32-abi" or "x86_64-abi"; NULL or "" (no protocol node) is x86_32 on
+ * x86 and native elsewhere, as Linux blkback and QEMU read it.  -1 for
+ * anything else. */
 int blkif_abi_parse(const char *protocol);
 const char *blkif_abi_name(enum blkif_abi abi);          /* "native", "x86_32-abi", ... */
 size_t blkif_abi_entry_size(enum blkif_abi abi);          /* 112 or 108 */

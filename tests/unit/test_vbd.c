@@ -118,10 +118,11 @@ static void toolstack_add(struct tfront *f, uint32_t devid, const char *params, 
 }
 
 /* What blkfront does on seeing InitWait: rings, event channels, Initialised.
- * order < 0: a single "ring-ref"; nq > 1: queue-N/ subdirectories. */
+ * order < 0: a single "ring-ref"; nq > 1: queue-N/ subdirectories; proto
+ * NULL: no protocol node, laid out as the old i386 frontends that omit it. */
 static void fe_connect_ex(struct tfront *f, int order, int nq, const char *proto)
 {
-    bool x32 = proto && !strcmp(proto, "x86_32-abi");
+    bool x32 = !proto || !strcmp(proto, "x86_32-abi");
     f->nq = nq;
     f->data = xp_gnt_share(xfe, 0, NDATA, f->refs, true);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->data);
@@ -573,7 +574,34 @@ static void test_multiqueue_x86_32(void)
     fe_close(&f);
 }
 
-/* SIGTERM path: Closing, in-flight I/O answered, Closed, then done. */
+/* Issue 12 item 8: a frontend that writes no protocol node speaks the
+ * x86_32 ABI on x86 (Linux blkback's BLKIF_PROTOCOL_DEFAULT, QEMU's
+ * xen-block on x86 machines): its 108-byte requests must be decoded as such. */
+static void test_no_protocol_is_x86_32(void)
+{
+#if defined(__i386__) || defined(__x86_64__)
+    struct tfront f;
+    toolstack_add(&f, 51840, "memx:noproto:1M", "w");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "2"));
+    fe_connect_ex(&f, -1, 1, NULL);
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "4"));
+    struct blkback_dev_info buf[8], *i = info_of(51840, buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(i);
+    CU_ASSERT_STRING_EQUAL(i->protocol, "x86_32-abi");
+    fill(f.data, 4096, 9);
+    struct blkif_x86_32_request w = { .operation = BLKIF_OP_WRITE, .nr_segments = 1, .sector_number = 16 };
+    w.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[0], .first_sect = 0, .last_sect = 7 };
+    CU_ASSERT_EQUAL(wait_rsp(&f, push(&f, &w), NULL), BLKIF_RSP_OKAY);
+    struct blkif_x86_32_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1, .sector_number = 16 };
+    r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[1], .first_sect = 0, .last_sect = 7 };
+    CU_ASSERT_EQUAL(wait_rsp(&f, push(&f, &r), NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(memcmp(f.data, f.data + 4096, 4096), 0);
+    i = info_of(51840, buf);
+    CU_ASSERT_EQUAL(i->errors, 0);
+    fe_close(&f);
+#endif
+}
+
 /* ring_poll_us (off by default, 1000 here): right after a request and its
  * answer the backend looks at the ring without an event, so the next
  * request needs no kick; once the ring has been quiet that long it asks for
@@ -638,6 +666,7 @@ static const struct cu_test tests[] = {
     { "I/O, malformed requests, hostile ring beside a good device", test_io_and_bad_requests },
     { "read-only device", test_readonly },
     { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
+    { "no protocol node: the x86_32 ABI on x86", test_no_protocol_is_x86_32 },
     { "ring polling: no kick needed while polling, events again once idle", test_ring_polling },
     { "shutdown drains in-flight I/O (last: ends the backend)", test_shutdown_drains },
     { NULL, NULL },
