@@ -22,6 +22,7 @@
 #include "blkif_abi.h"
 #include "evloop.h"
 #include "log.h"
+#include "ports.h"
 #include "vbd.h"
 #include "volume.h"
 #include "xenbus.h"
@@ -48,7 +49,7 @@ struct blkback {
     struct volumes *vols;
     struct memx_config cfg;
     struct xenbus *bus;
-    struct vbd_ports *ports;            /* event-channel port -> queue, every device's */
+    struct port_table *ports;           /* event-channel port -> vbd queue, every device's */
     bool evtchn_added;
 };
 
@@ -379,7 +380,7 @@ static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg)
     int port;
     while ((port = xp_evtchn_pending(bb->xp)) >= 0) {
         xp_evtchn_unmask(bb->xp, (uint32_t)port);   /* before looking: a later kick is not lost */
-        vbd_ports_kick(bb->ports, port);
+        vbd_kick_port(bb->ports, port);
     }
 }
 
@@ -397,10 +398,10 @@ struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vo
         return NULL;
     }
     struct blkback *bb = calloc(1, sizeof(*bb));
-    if (!bb || !(bb->ports = vbd_ports_new()) ||
+    if (!bb || !(bb->ports = port_table_new()) ||
         !(bb->bus = xenbus_new(el, xp, cfg->device_type, &blkdev_ops, bb))) {
         if (bb)
-            vbd_ports_free(bb->ports);
+            port_table_free(bb->ports);
         free(bb);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -473,6 +474,6 @@ void blkback_free(struct blkback *bb)
     xenbus_free(bb->bus);
     if (bb->evtchn_added)
         evloop_del_fd(bb->el, xp_evtchn_fd(bb->xp));
-    vbd_ports_free(bb->ports);
+    port_table_free(bb->ports);
     free(bb);
 }

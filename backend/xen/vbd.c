@@ -10,8 +10,8 @@
 #include "evloop.h"
 #include "histo.h"
 #include "log.h"
+#include "ports.h"
 #include "volume.h"
-#include "xalloc.h"
 #include "xenplat.h"
 
 struct vreq;
@@ -49,7 +49,7 @@ struct vbd {
     uint64_t sectors;
     bool readonly;
     unsigned max_indirect;
-    struct vbd_ports *ports;
+    struct port_table *ports;
     void (*fatal)(void *arg, const char *why);
     void *fatal_arg;
     struct ev_defer fatal_defer;    /* calls fatal from the loop, never inside a vbd call */
@@ -95,48 +95,6 @@ struct vreq {
 static int vbd_poll(struct evloop *el, void *arg);
 static void push_due(struct evloop *el, void *arg);
 static void fatal_due(struct evloop *el, void *arg);
-
-/* ---- port -> queue ------------------------------------------------------ */
-
-struct vbd_ports {
-    struct vbd_queue **q;       /* indexed by local port; NULL where no queue */
-    unsigned n;
-};
-
-struct vbd_ports *vbd_ports_new(void) { return xcalloc(1, sizeof(struct vbd_ports)); }
-
-void vbd_ports_free(struct vbd_ports *pt)
-{
-    if (pt)
-        free(pt->q);
-    free(pt);
-}
-
-/* At set-up (vbd_add_queue): -1 when the table cannot grow. */
-static int ports_set(struct vbd_ports *pt, int port, struct vbd_queue *q)
-{
-    if (!pt || port < 0)
-        return 0;
-    if ((unsigned)port >= pt->n) {
-        unsigned n = pt->n ? pt->n : 64;
-        while (n <= (unsigned)port)
-            n *= 2;
-        struct vbd_queue **t = xreallocarray(pt->q, n, sizeof(*t));
-        if (!t)
-            return -1;
-        memset(t + pt->n, 0, (n - pt->n) * sizeof(*t));
-        pt->q = t;
-        pt->n = n;
-    }
-    pt->q[port] = q;
-    return 0;
-}
-
-static void ports_clear(struct vbd_ports *pt, int port)
-{
-    if (pt && port >= 0 && (unsigned)port < pt->n)
-        pt->q[port] = NULL;
-}
 
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p)
 {
@@ -671,7 +629,7 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
         ring_unmap(&q->ring);
         return -1;
     }
-    if (ports_set(v->ports, q->ring.port, q)) {
+    if (port_table_set(v->ports, q->ring.port, q)) {
         snprintf(err, errlen, "out of memory for the port table (port %d)", q->ring.port);
         slots_free(q);
         ring_unmap(&q->ring);
@@ -685,11 +643,12 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     return 0;
 }
 
-bool vbd_ports_kick(struct vbd_ports *pt, int port)
+bool vbd_kick_port(struct port_table *pt, int port)
 {
-    if (port < 0 || (unsigned)port >= pt->n || !pt->q[port])
+    struct vbd_queue *q = port_table_get(pt, port);
+    if (!q)
         return false;
-    kick(pt->q[port], evloop_now_ns());
+    kick(q, evloop_now_ns());
     return true;
 }
 
@@ -712,7 +671,7 @@ void vbd_free(struct vbd *v)
     if (v->poll_ns)
         evloop_del_prepare(v->el, vbd_poll, v);
     for (int i = 0; i < v->nq; i++) {
-        ports_clear(v->ports, v->q[i].ring.port);
+        port_table_clear(v->ports, v->q[i].ring.port);
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);
     }

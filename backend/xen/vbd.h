@@ -25,23 +25,14 @@ struct evloop;
 struct xp;
 struct volume;
 struct vbd;
-
-/* Which queue owns each local event-channel port, for every vbd sharing one
- * platform handle (one event-channel fd): an event finds its queue by index,
- * not by a search over devices and queues. */
-struct vbd_ports;
-struct vbd_ports *vbd_ports_new(void);
-void vbd_ports_free(struct vbd_ports *pt);      /* after every vbd using it is freed */
-/* Handles an event on local port; false if no queue owns it (a late event of
- * a channel just unbound). */
-bool vbd_ports_kick(struct vbd_ports *pt, int port);
+struct port_table;
 
 struct vbd_params {
     const char *name;           /* "vbd <domid>/<devid>", used in log lines */
     uint16_t domid;             /* the frontend domain: grant refs belong to it */
     struct volume *vol;
     bool readonly;
-    struct vbd_ports *ports;    /* where its queues' ports are registered (NULL: nowhere) */
+    struct port_table *ports;   /* its queues' ports are registered there (ports.h; NULL: nowhere) */
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
@@ -70,6 +61,9 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
  * looked for at once. */
 int  vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
                    uint32_t remote_port, char *err, size_t errlen);
+/* An event on local port: kicks the queue that owns it in pt (an index, not
+ * a search); false if none does (a late event of a channel just unbound). */
+bool vbd_kick_port(struct port_table *pt, int port);
 /* Stops taking requests.  Returns true if nothing is in flight; otherwise
  * drained(arg) runs (from the loop) once every in-flight request is answered. */
 bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);

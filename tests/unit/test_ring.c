@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cu_main.h"
+#include "ports.h"
 #include "ring.h"
 #include "xenplat.h"
 
@@ -161,12 +162,36 @@ static void test_event_holdoff(void)
     ring_unmap(&r);
 }
 
+/* The port -> queue table the event handler indexes (vbd_kick_port). */
+static void test_port_table(void)
+{
+    struct port_table *pt = port_table_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pt);
+    int a, b;
+    CU_ASSERT_PTR_NULL(port_table_get(pt, 5));          /* empty */
+    CU_ASSERT_EQUAL(port_table_set(pt, 5, &a), 0);
+    CU_ASSERT_EQUAL(port_table_set(pt, 1000, &b), 0);   /* grows past its first size */
+    CU_ASSERT_PTR_EQUAL(port_table_get(pt, 5), &a);
+    CU_ASSERT_PTR_EQUAL(port_table_get(pt, 1000), &b);
+    CU_ASSERT_PTR_NULL(port_table_get(pt, 999));
+    CU_ASSERT_PTR_NULL(port_table_get(pt, -1));
+    CU_ASSERT_PTR_NULL(port_table_get(pt, 1 << 20));
+    port_table_clear(pt, 5);
+    port_table_clear(pt, 1 << 20);                      /* out of range: harmless */
+    CU_ASSERT_PTR_NULL(port_table_get(pt, 5));
+    CU_ASSERT_PTR_EQUAL(port_table_get(pt, 1000), &b);
+    port_table_free(pt);
+    CU_ASSERT_EQUAL(port_table_set(NULL, 3, &a), 0);   /* no table: accepted, forgotten */
+    CU_ASSERT_PTR_NULL(port_table_get(NULL, 3));
+}
+
 static const struct cu_test ring_tests[] = {
     { "map errors unwind", test_map_errors },
     { "batch, full ring", test_batch_and_full },
     { "req_prod overrun and rewind", test_overrun },
     { "index wraparound", test_wraparound },
     { "event hold-off both ways", test_event_holdoff },
+    { "port -> queue table", test_port_table },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "ring", NULL, NULL, ring_tests }, { NULL, NULL, NULL, NULL } };
