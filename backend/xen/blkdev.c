@@ -43,6 +43,9 @@ struct bdev {
     int attach_retries;
 };
 
+/* Log lines name the device: "vbd <domid>/<devid>: ...". */
+#define bdev_log(d, lvl, fmt, ...) mx_log((lvl), "%s: " fmt, (d)->name, ##__VA_ARGS__)
+
 struct blkback {
     struct evloop *el;
     struct xp *xp;
@@ -186,8 +189,8 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
             /* A migration or restore on this host: the old domain's device
              * lets go of the volume when the toolstack tears it down. */
             if (d->attach_retries == 1)
-                mx_info("%s: volume %s still attached by %s; waiting for it", d->name, name,
-                        volume_owner(held));
+                bdev_log(d, MX_LOG_INFO, "volume %s still attached by %s; waiting for it", name,
+                         volume_owner(held));
             return 1;
         }
         snprintf(err, errlen, "volume %s: %s", name, why);
@@ -198,7 +201,7 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
     int ls = volume_state(d->vol, &lerr);
     if (ls > 0 && d->attach_retries++ < RETRY_ATTACH_MAX) {
         if (d->attach_retries == 1)
-            mx_info("%s: volume %s is loading from the pool; waiting for it", d->name, name);
+            bdev_log(d, MX_LOG_INFO, "volume %s is loading from the pool; waiting for it", name);
         volume_detach(d->vol);
         d->vol = NULL;
         return 1;
@@ -294,9 +297,9 @@ static int blkdev_connect(void *drv)
         xenbus_dev_fatal(xd, err);
         goto unwind;
     }
-    mx_info("%s: %s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)", d->name,
-            xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
-            readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
+    bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)",
+             xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
+             readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
     return 0;
 
 unwind:
@@ -320,7 +323,7 @@ static void release(struct bdev *d)
     d->vbd = NULL;
     if (d->vol) {
         volume_detach(d->vol);
-        mx_info("%s: volume %s detached", d->name, d->volname);
+        bdev_log(d, MX_LOG_INFO, "volume %s detached", d->volname);
     }
     d->vol = NULL;
 }

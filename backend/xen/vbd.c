@@ -11,6 +11,7 @@
 #include "histo.h"
 #include "log.h"
 #include "ports.h"
+#include "queue.h"
 #include "volume.h"
 #include "xenplat.h"
 
@@ -30,7 +31,8 @@ struct vbd_queue {
     bool unpushed;
     /* One vreq per ring slot, allocated at connect: a queue never has more
      * requests in flight than its ring has slots. */
-    struct vreq *slots, *free;
+    struct vreq *slots;
+    SLIST_HEAD(, vreq) free;
     /* When each queued response became ready (indexed like the ring), for
      * the response stage. */
     uint64_t *ready_ns;
@@ -83,7 +85,7 @@ struct vreq {
     unsigned seg_cap;           /* what segs and buf can hold, kept across requests */
     size_t buf_cap;
     uint64_t t_vol;             /* volume call, for the volume stage */
-    struct vreq *next_free;
+    SLIST_ENTRY(vreq) next_free;
 };
 
 /* Buffers up to a full direct request stay with their slot; bigger ones
@@ -138,8 +140,8 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns);
 
 static struct vreq *vreq_get(struct vbd_queue *q)
 {
-    struct vreq *r = q->free;
-    q->free = r->next_free;
+    struct vreq *r = SLIST_FIRST(&q->free);
+    SLIST_REMOVE_HEAD(&q->free, next_free);
     r->q = q;
     r->nsegs = 0;
     return r;
@@ -158,8 +160,7 @@ static void vreq_put(struct vreq *r)
         r->buf = NULL;
         r->buf_cap = 0;
     }
-    r->next_free = q->free;
-    q->free = r;
+    SLIST_INSERT_HEAD(&q->free, r, next_free);
 }
 
 static void slots_free(struct vbd_queue *q)
@@ -170,7 +171,8 @@ static void slots_free(struct vbd_queue *q)
     }
     free(q->slots);
     free(q->ready_ns);
-    q->slots = q->free = NULL;
+    q->slots = NULL;
+    SLIST_INIT(&q->free);
     q->ready_ns = NULL;
 }
 
@@ -183,11 +185,9 @@ static int slots_alloc(struct vbd_queue *q)
         slots_free(q);
         return -1;
     }
-    q->free = NULL;
-    for (unsigned i = n; i-- > 0;) {
-        q->slots[i].next_free = q->free;
-        q->free = &q->slots[i];
-    }
+    SLIST_INIT(&q->free);
+    for (unsigned i = n; i-- > 0;)
+        SLIST_INSERT_HEAD(&q->free, &q->slots[i], next_free);
     return 0;
 }
 

@@ -591,7 +591,7 @@ int xenbus_start(struct xenbus *bus, char *err, size_t errlen)
         return -1;
     }
     bus->started = true;
-    mx_info("blkback: serving %s (platform %s)", bus->base, xp_name(bus->xp));
+    mx_info("xenbus: serving %s (platform %s)", bus->base, xp_name(bus->xp));
     return 0;
 }
 
