@@ -242,19 +242,51 @@ static void vbd_fatal(void *arg, const char *why)
     xenbus_dev_kick(d->xd);
 }
 
+/* Creates the dataplane over the attached volume and hands it every queue
+ * the frontend published.  -1 with err. */
+static int start_dataplane(struct bdev *d, const struct fe_params *fp, bool readonly, char *err,
+                           size_t errlen)
+{
+    struct blkback *bb = d->bb;
+    struct xenbus_dev *xd = d->xd;
+    struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
+                            .readonly = readonly, .ports = bb->ports,
+                            .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
+                            .poll_us = (unsigned)bb->cfg.ring_poll_us,
+                            .fatal = vbd_fatal, .arg = d };
+    if (!(d->vbd = vbd_new(bb->el, bb->xp, &p))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    d->abi = fp->abi;
+    d->nq = fp->nq;
+    d->ring_pages = fp->order >= 0 ? 1 << fp->order : 1;
+    for (int i = 0; i < d->nq; i++) {
+        char dir[300];
+        if (d->nq == 1)
+            snprintf(dir, sizeof(dir), "%s", xenbus_dev_fe(xd));
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%d", xenbus_dev_fe(xd), i);
+        if (connect_queue(d, dir, fp->order, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads what the frontend negotiated, attaches the volume (see
+ * attach_volume for why only now), hands the queues to the dataplane, then
+ * publishes the disk and Connected in one transaction. */
 static int blkdev_connect(void *drv)
 {
     struct bdev *d = drv;
-    struct blkback *bb = d->bb;
     struct xenbus_dev *xd = d->xd;
     char err[800];
     struct fe_params fp;
+    bool dedup = false;
     if (read_frontend(d, &fp, err, sizeof(err))) {
         xenbus_dev_fatal(xd, err);
         return -1;
     }
-    d->abi = fp.abi;
-    bool dedup = false;
     int rc = attach_volume(d, &dedup, err, sizeof(err));
     if (rc) {
         if (rc < 0)
@@ -266,35 +298,12 @@ static int blkdev_connect(void *drv)
     bool readonly = mode && mode[0] == 'r';
     free(mode);
 
-    struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
-                            .readonly = readonly, .ports = bb->ports,
-                            .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
-                            .poll_us = (unsigned)bb->cfg.ring_poll_us,
-                            .fatal = vbd_fatal, .arg = d };
-    d->vbd = vbd_new(bb->el, bb->xp, &p);
-    if (!d->vbd) {
-        xenbus_dev_fatal(xd, "out of memory");
-        goto unwind;
-    }
-    d->nq = fp.nq;
-    d->ring_pages = fp.order >= 0 ? 1 << fp.order : 1;
-    for (int i = 0; i < d->nq; i++) {
-        char dir[300];
-        if (d->nq == 1)
-            snprintf(dir, sizeof(dir), "%s", xenbus_dev_fe(xd));
-        else
-            snprintf(dir, sizeof(dir), "%s/queue-%d", xenbus_dev_fe(xd), i);
-        if (connect_queue(d, dir, fp.order, err, sizeof(err))) {
-            xenbus_dev_fatal(xd, err);
-            goto unwind;
-        }
-    }
-
     int was = xenbus_dev_state(xd);
     struct connect_info ci = { d, volume_size(d->vol) / VOLUME_SECTOR_SIZE, readonly };
+    if (start_dataplane(d, &fp, readonly, err, sizeof(err)))
+        goto unwind;
     if (xenbus_dev_commit(xd, XenbusStateConnected, connected_body, &ci)) {
         snprintf(err, sizeof(err), "cannot write connect details: %s", strerror(errno));
-        xenbus_dev_fatal(xd, err);
         goto unwind;
     }
     bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)",
@@ -303,6 +312,7 @@ static int blkdev_connect(void *drv)
     return 0;
 
 unwind:
+    xenbus_dev_fatal(xd, err);
     vbd_free(d->vbd);           /* nothing in flight yet: no request was taken */
     d->vbd = NULL;
     volume_detach(d->vol);
