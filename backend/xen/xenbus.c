@@ -349,7 +349,10 @@ static void reconcile(struct xenbus_dev *d)
         /* The frontend published its rings: a normal boot or hot-plug
          * (Initialised), the resumed guest on a migration's destination or
          * after a restore, or (Connected while we are in InitWait) a
-         * frontend that was connected before memx-backd restarted.
+         * frontend that was connected before memx-backd restarted.  The
+         * driver claims its resources only now (blkdev.c attaches the
+         * volume here: its epoch claim fences the previous owner, which
+         * must wait until the guest runs on this side).
          * Connected already, or refused and waiting for a restart: nothing. */
         if (d->state != XenbusStateInitWait || d->failed)
             break;
@@ -368,9 +371,11 @@ static void reconcile(struct xenbus_dev *d)
     case XenbusStateClosing:
     case XenbusStateClosed:
         /* The frontend is going away: guest shutdown or reboot, blkfront
-         * unloaded, a guest-initiated unplug, or a frontend restarting after
-         * a crash (Initialising follows).  Answer what is in flight, then
-         * Closed. */
+         * unloaded, a frontend answering our Closing; or a frontend that
+         * crashed and restarts, which walks a backend it finds Connected
+         * back through Closing and Closed first (libmemxfront does), then
+         * writes Initialising (the reinit case above).  Answer what is in
+         * flight, then Closed. */
         disconnect(d, XenbusStateClosed);
         break;
     case -1:
