@@ -1,4 +1,6 @@
-/* vbd.c — request validation, grant copy and volume I/O (see vbd.h). */
+/* vbd.c — request validation, grant copy and volume I/O (see vbd.h).
+ * It never touches the shared ring page itself: every shared-memory access,
+ * with the fence it pairs with, is in ring.c. */
 #include "vbd.h"
 
 #include <errno.h>

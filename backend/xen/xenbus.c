@@ -223,7 +223,9 @@ void xenbus_dev_drained(struct xenbus_dev *d)
     xenbus_dev_kick(d);         /* not from the driver's callback stack */
 }
 
-/* Idempotent: returns true when disconnected now, false while draining. */
+/* Idempotent: returns true when disconnected now, false while draining.
+ * Invariant: a connected device reaches `then` (Closed) only after its
+ * driver drained, so no frontend sees Closed with a request unanswered. */
 static bool disconnect(struct xenbus_dev *d, int then)
 {
     if (d->draining)

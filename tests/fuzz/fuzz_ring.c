@@ -1,7 +1,7 @@
 /* fuzz_ring.c — libFuzzer target for what a guest controls: the ring page,
  * its indices, request contents and indirect descriptor pages.
  *
- * Runs the real ring.c + blkif_abi.c + vbd.c over a fake platform and volume
+ * Runs the real ring.c + blkif_abi.c + vbd.c (+ ports.c) over a fake platform and volume
  * defined here, and traps if the backend ever hands the volume an
  * out-of-range request, grant-copies outside a page, answers a request twice
  * or not at all.
