@@ -16,7 +16,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "vbd.h"
-#include "volume.h"
+#include "volumes.h"
 #include "xenplat.h"
 
 #define PATH_MAX_XS 256

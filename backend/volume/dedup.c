@@ -16,6 +16,7 @@
 #include "dedup.h"
 
 #include "log.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -63,16 +64,6 @@ void dedup_test_hooks(dedup_hash_fn hash, long cache_pages)
     test_cache = cache_pages;
 }
 
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p) {
-        mx_err("dedup: out of memory (%zu bytes)", n * sz);
-        abort();
-    }
-    return p;
-}
-
 struct dedup_hash dedup_hash_page(const void *page, uint8_t canon[16])
 {
     if (test_hash && !canon)
@@ -96,12 +87,18 @@ static size_t slot_of(uint64_t key, size_t nb)
 struct dedup *dedup_new(size_t cache_pages)
 {
     struct dedup *d = xcalloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
     d->cap = test_cache >= 0 ? (size_t)test_cache : cache_pages;
     d->nb = 1024;
     d->byhash = xcalloc(d->nb, sizeof(*d->byhash));
     d->bypage = xcalloc(d->nb, sizeof(*d->bypage));
     if (d->cap)
         d->owner = xcalloc(d->cap, sizeof(*d->owner));
+    if (!d->byhash || !d->bypage || (d->cap && !d->owner)) {
+        dedup_free(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -109,7 +106,7 @@ void dedup_free(struct dedup *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->nb; i++)
+    for (size_t i = 0; d->bypage && i < d->nb; i++)
         for (struct dent *e = d->bypage[i], *next; e; e = next) {
             next = e->pnext;
             free(e);
@@ -126,6 +123,11 @@ static void grow(struct dedup *d)
 {
     size_t nb = d->nb * 2;
     struct dent **bh = xcalloc(nb, sizeof(*bh)), **bp = xcalloc(nb, sizeof(*bp));
+    if (!bh || !bp) {
+        free(bh);
+        free(bp);
+        return;     /* longer chains, nothing lost */
+    }
     for (size_t i = 0; i < d->nb; i++)
         for (struct dent *e = d->bypage[i], *next; e; e = next) {
             next = e->pnext;
@@ -174,8 +176,10 @@ static void cache_fill(struct dedup *d, struct dent *e, const void *bytes)
     if (!d->bytes) {
         void *m = mmap(NULL, d->cap * POOL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
-            mx_err("dedup: cannot map the %zu-page byte cache", d->cap);
-            abort();
+            /* Compares then read the stored page back: slower, never wrong. */
+            mx_err("dedup: cannot map the %zu-page byte cache: running without it", d->cap);
+            d->cap = 0;
+            return;
         }
         d->bytes = m;
     }
@@ -200,6 +204,11 @@ static struct dent *insert(struct dedup *d, struct dedup_hash h, pool_page_t pag
     if (d->n >= d->nb)
         grow(d);
     struct dent *e = xcalloc(1, sizeof(*e));
+    if (!e) {
+        /* Not indexed: later equal pages are stored anew, nothing is lost. */
+        (void)xalloc_fail("dedup: an index entry");
+        return NULL;
+    }
     e->h = h;
     e->page = page;
     size_t s = slot_of(h.lo, d->nb);
@@ -214,7 +223,9 @@ static struct dent *insert(struct dedup *d, struct dedup_hash h, pool_page_t pag
 
 void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes)
 {
-    cache_fill(d, insert(d, h, page), bytes);
+    struct dent *e = insert(d, h, page);
+    if (e)
+        cache_fill(d, e, bytes);
 }
 
 void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page)
@@ -225,6 +236,8 @@ void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t p
     memcpy(c.digest, canon, 16);
     XXH128_hash_t x = XXH128_hashFromCanonical(&c);
     struct dent *e = insert(d, (struct dedup_hash){ x.low64, x.high64 }, page);
+    if (!e)
+        return;
     e->loaded = true;
     memcpy(e->canon, canon, 16);
 }
