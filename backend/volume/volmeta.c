@@ -23,6 +23,12 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* Logs name the volume. */
+#define meta_log(m, lvl, fmt, ...) mx_log((lvl), "volume %s: " fmt, (m)->name, ##__VA_ARGS__)
+#define meta_err(m, ...)  meta_log((m), MX_LOG_ERR, __VA_ARGS__)
+#define meta_warn(m, ...) meta_log((m), MX_LOG_WARN, __VA_ARGS__)
+#define meta_info(m, ...) meta_log((m), MX_LOG_INFO, __VA_ARGS__)
+
 #define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
 #define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
 #define MAX_SRV       MEMX_MAX_SERVERS
@@ -218,8 +224,8 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
         if (r->u.meta.cursor)
             list_from(m, srv);
     } else if (r && r->status != ENOENT) {
-        mx_warn("volume %s: listing records on memd %s failed: %s", m->name,
-                pool_server_addr(m->pool, srv), strerror(r->status));
+        meta_warn(m, "listing records on memd %s failed: %s",
+                  pool_server_addr(m->pool, srv), strerror(r->status));
     }
     if (--m->pending == 0)
         load_step(m);
@@ -277,8 +283,8 @@ static void on_adopted(void *arg, int status, uint32_t slab)
     m->slabs[m->next_uid] = slab;
     m->slab_st[m->next_uid] = status;
     if (status)
-        mx_err("volume %s: no live memory server holds slab %016llx: its pages are lost", m->name,
-               (unsigned long long)m->uids[m->next_uid]);
+        meta_err(m, "no live memory server holds slab %016llx: its pages are lost",
+                 (unsigned long long)m->uids[m->next_uid]);
     m->next_uid++;
     load_step(m);
 }
@@ -343,8 +349,8 @@ static void load_step(struct volmeta *m)
             load_end(m, -EAGAIN);
             return;
         }
-        mx_info("volume %s: claimed with epoch %llu on %d memory server(s)", m->name,
-                (unsigned long long)m->epoch, got);
+        meta_info(m, "claimed with epoch %llu on %d memory server(s)",
+                  (unsigned long long)m->epoch, got);
         m->merge = volstore_new();
         if (!m->merge) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
@@ -377,8 +383,8 @@ static void load_step(struct volmeta *m)
             return;
         }
         emit(m);
-        mx_info("volume %s: loaded from the pool: %zu slab(s), epoch %llu", m->name, m->nuids,
-                (unsigned long long)m->epoch);
+        meta_info(m, "loaded from the pool: %zu slab(s), epoch %llu", m->nuids,
+                  (unsigned long long)m->epoch);
         load_end(m, 0);
         return;
     case IDLE:
@@ -408,8 +414,8 @@ void volmeta_fence(struct volmeta *m)
     if (m->fenced)
         return;
     m->fenced = true;
-    mx_err("volume %s: fenced: another backend attached it (our epoch %llu); its writes here fail",
-           m->name, (unsigned long long)m->epoch);
+    meta_err(m, "fenced: another backend attached it (our epoch %llu); its writes here fail",
+             (unsigned long long)m->epoch);
 }
 
 static void batch_end(struct batch *b)
@@ -434,8 +440,8 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
     else if (r && r->status == ESTALE)
         b->fenced = true;
     else if (r)
-        mx_warn("volume %s: memd %s refused records: %s", b->m->name,
-                pool_server_addr(b->m->pool, srv), strerror(r->status));
+        meta_warn(b->m, "memd %s refused records: %s",
+                  pool_server_addr(b->m->pool, srv), strerror(r->status));
     if (--b->pending == 0)
         batch_end(b);
 }

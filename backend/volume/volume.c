@@ -1,6 +1,6 @@
 /* volume.c — requests on a volume (volume.h): splitting them into page
  * operations, ordering writes per page, read-modify-write of partial pages,
- * gathering reads into runs, and applying finished writes to the map.
+ * gathering reads into runs.
  *
  * Ordering: the active hash holds the pages with writes in flight, each with
  * issue/apply sequence numbers (the later-issued write wins whatever the
@@ -8,7 +8,8 @@
  * to go idle.  The in-flight list of writes and discards, oldest first, is
  * what a flush waits on.
  *
- * Storing a full page (with de-duplication) is vstore.c; the table, loading
+ * Applying a finished write to the map and publishing its record is vmap.c;
+ * storing a full page (with de-duplication) is vstore.c; the table, loading
  * and stats are volumes.c; refcounts are pageref.c, the map pagemap.c.
  *
  * Memory: pops come from a free list; a request, pop or buffer that cannot be
@@ -27,108 +28,6 @@ static bool page_is_zero(const uint8_t *p)
 {
     return p[0] == 0 && memcmp(p, p + 1, VOLUME_PAGE_SIZE - 1) == 0;
 }
-
-/* ---- the map, with the statistics ------------------------------------------ */
-
-static void count(struct volume *v, struct pm_ent e, int64_t d)
-{
-    struct volumes *vs = v->vs;
-    if (e.kind == PM_PAGE) {
-        if (e.dup)
-            v->st.dup_pages += (uint64_t)d;
-        else
-            v->st.stored_pages += (uint64_t)d;
-        vs->entries += (uint64_t)d;
-    } else if (e.kind == PM_ZERO) {
-        v->st.zero_pages += (uint64_t)d;
-        vs->zero += (uint64_t)d;
-    }
-    if (e.kind != PM_NONE) {
-        v->st.logical_pages += (uint64_t)d;
-        vs->logical += (uint64_t)d;
-    }
-}
-
-int vol_map_set(struct volume *v, uint64_t idx, struct pm_ent e, struct pm_ent *old)
-{
-    struct pm_ent was = pagemap_get(&v->map, idx);
-    /* A replayed write that shared the page it already had keeps its accounting. */
-    if (e.kind == PM_PAGE && was.kind == PM_PAGE && e.page == was.page)
-        e.dup = was.dup;
-    int rc = pagemap_set(&v->map, idx, &e, NULL);
-    if (rc < 0)
-        return rc;
-    count(v, was, -1);
-    count(v, e, 1);
-    *old = was;
-    return 0;
-}
-
-/* Applies a finished page write unless a later-issued one got there first:
- * 1 installed, 0 superseded, -ENOMEM (no leaf).  Unless installed, e's page
- * reference is let go.  The replaced entry is handed back in *old instead of
- * let go: with metadata in the pool it may be let go only once the servers
- * hold the record that replaces it (a fenced write must not free a page the
- * volume's new owner still reads). */
-static int install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e,
-                   struct pm_ent *old)
-{
-    old->kind = PM_NONE;
-    if (a && seq <= a->applied) {
-        if (e.kind == PM_PAGE)
-            pageref_put(&v->vs->refs, e.page);
-        return 0;
-    }
-    if (vol_map_set(v, idx, e, old) < 0) {
-        /* The old entry stays as it was; nothing names the new page. */
-        if (e.kind == PM_PAGE)
-            pageref_put(&v->vs->refs, e.page);
-        return xalloc_fail("volume %s: a page map leaf", v->name);
-    }
-    if (a)
-        a->applied = seq;
-    return 1;
-}
-
-/* install() without metadata: the replaced page goes at once. */
-static int apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e)
-{
-    struct pm_ent old;
-    int rc = install(v, a, idx, seq, e, &old);
-    if (old.kind == PM_PAGE)
-        pageref_put(&v->vs->refs, old.page);
-    return rc;
-}
-
-/* The record replacing old is published (status 0) or not. */
-static void release_old(struct volume *v, struct pm_ent old, int status)
-{
-    if (old.kind != PM_PAGE)
-        return;
-    if (status == -ESTALE)
-        return;     /* the new owner's records may name it: never free it here */
-    pageref_put(&v->vs->refs, old.page);
-}
-
-/* Tells the pool's servers what page idx now is (volmeta.h); cb runs when
- * they have it (at once with -ENOMEM if the record cannot be queued).  Only
- * for volumes that keep metadata in the pool. */
-static void publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
-                    volmeta_pub_cb cb, void *arg)
-{
-    struct proto_rec r = { .lpn = idx, .seq = rseq };
-    if (e->kind == PM_PAGE) {
-        r.kind = PROTO_REC_PAGE;
-        pool_page_locate(v->vs->pool, e->page, &r.uid, &r.page);
-        memcpy(r.hash, e->hash, 16);
-    } else {
-        r.kind = e->kind == PM_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
-    }
-    if (volmeta_publish(v->meta, &r, cb, arg) < 0)
-        cb(arg, -ENOMEM);
-}
-
-static uint64_t next_rseq(struct volume *v) { return v->meta ? volmeta_next_seq(v->meta) : 0; }
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -384,7 +283,7 @@ static void wr_end(struct pop *p, int status)
 static void published(void *arg, int status)
 {
     struct pop *p = arg;
-    release_old(p->r->v, p->old, status);
+    vol_release_old(p->r->v, p->old, status);
     wr_end(p, status);
 }
 
@@ -397,11 +296,11 @@ void vol_stored(struct pop *p, int status, struct pm_ent e)
         struct volume *v = p->r->v;
         int rc;
         if (!v->meta) {
-            rc = apply(v, p->a, p->idx, p->seq, e);
+            rc = vol_apply(v, p->a, p->idx, p->seq, e);
         } else {
-            rc = install(v, p->a, p->idx, p->seq, e, &p->old);
+            rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
             if (rc > 0) {
-                publish(v, p->idx, p->rseq, &e, published, p);
+                vol_publish(v, p->idx, p->rseq, &e, published, p);
                 return;
             }
         }
@@ -424,11 +323,11 @@ static void rmw_modify(struct volume *v, struct pop *p)
         struct pm_ent e = { .kind = keep_none ? PM_NONE : PM_ZERO };
         int rc;
         if (!v->meta) {
-            rc = apply(v, p->a, p->idx, p->seq, e);
+            rc = vol_apply(v, p->a, p->idx, p->seq, e);
         } else {
-            rc = install(v, p->a, p->idx, p->seq, e, &p->old);
+            rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
             if (rc > 0) {
-                publish(v, p->idx, p->rseq, &e, published, p);
+                vol_publish(v, p->idx, p->rseq, &e, published, p);
                 return;
             }
         }
@@ -485,7 +384,7 @@ static void zero_published(void *arg, int status)
 {
     struct zpub *z = arg;
     struct req *r = z->r;
-    release_old(r->v, z->old, status);
+    vol_release_old(r->v, z->old, status);
     free(z);
     req_page_done(r, status);
 }
@@ -499,9 +398,9 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
          * any write to this page still in flight. */
         struct active *a = active_get(v, idx, false);
         struct pm_ent e = { .kind = buf ? PM_ZERO : PM_NONE };
-        uint64_t rseq = next_rseq(v);
+        uint64_t rseq = vol_next_rseq(v);
         if (!v->meta) {
-            int rc = apply(v, a, idx, a ? ++a->issued : 0, e);
+            int rc = vol_apply(v, a, idx, a ? ++a->issued : 0, e);
             if (rc < 0)
                 req_fail(r, rc);
             return;
@@ -512,10 +411,10 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
             return;
         }
         z->r = r;
-        int rc = install(v, a, idx, a ? ++a->issued : 0, e, &z->old);
+        int rc = vol_install(v, a, idx, a ? ++a->issued : 0, e, &z->old);
         if (rc > 0) {
             r->pending++;
-            publish(v, idx, rseq, &e, zero_published, z);
+            vol_publish(v, idx, rseq, &e, zero_published, z);
         } else {
             free(z);
             if (rc < 0)
@@ -533,7 +432,7 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
         return;
     }
     p->seq = ++p->a->issued;
-    p->rseq = next_rseq(v);
+    p->rseq = vol_next_rseq(v);
     if (len == VOLUME_PAGE_SIZE) {
         p->a->busy++;
         vstore_page(p, buf);

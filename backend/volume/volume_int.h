@@ -2,7 +2,8 @@
  * nothing outside backend/volume/ (the rest of MemX sees volume.h and volumes.h).
  *
  *   volume.c   requests, per-page ordering (the active hash), read-modify-write,
- *              read runs, applying finished writes to the map and publishing them
+ *              read runs
+ *   vmap.c     applying finished writes to the map, and publishing them
  *   vstore.c   storing one full page, with de-duplication
  *   volumes.c  the table: attach, load from the pool, detach, delete, stats
  *   pagemap.c  the map itself (pure), pageref.c the refcounts, target.c parsing
@@ -138,9 +139,26 @@ struct volumes {
 /* The content index this volume's writes use, or NULL. */
 static inline struct dedup *vol_dd(const struct volume *v) { return v->nodedup ? NULL : v->vs->dd; }
 
-/* volume.c */
+/* vmap.c */
 /* Installs e at idx with the statistics; the caller releases what *old holds. */
 int  vol_map_set(struct volume *v, uint64_t idx, struct pm_ent e, struct pm_ent *old);
+/* A finished page write, unless a later-issued one got there first (a is the
+ * page's write state, NULL when it has none): 1 installed, 0 superseded,
+ * -ENOMEM.  Unless installed, e's page reference is let go; what it replaced
+ * is handed back in *old for vol_release_old once its record is published. */
+int  vol_install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e,
+                 struct pm_ent *old);
+/* vol_install for volumes without metadata: the replaced page goes at once. */
+int  vol_apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e);
+void vol_release_old(struct volume *v, struct pm_ent old, int status);
+/* Publishes idx's new entry (volumes with metadata only); cb runs when the
+ * servers hold it, or at once with -ENOMEM if it cannot be queued. */
+void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
+                 volmeta_pub_cb cb, void *arg);
+/* The record sequence number of the next change (0 without metadata). */
+uint64_t vol_next_rseq(struct volume *v);
+
+/* volume.c */
 /* The page is in the pool, stored anew or shared (vstore.c): e holds a reference for the map. */
 void vol_stored(struct pop *p, int status, struct pm_ent e);
 /* Completes the requests queued for the loop (the eventfd handler). */
