@@ -5,7 +5,8 @@
  * after that nothing fails.  ht_insert doubles the buckets when the table is
  * as full as it has buckets; if that allocation fails the table keeps its
  * buckets and only its chains get longer, so inserting on a guest's path
- * never fails.  Keys need not be unique (ht_find returns the newest node).
+ * never fails.  Keys need not be unique (ht_find returns one of them; a chain
+ * is newest first until a growth reorders it).
  * Cost: find/insert/remove O(1) expected; a growth rehashes every node once.
  *
  * Chosen over uthash 2.3.0 by a micro-benchmark (100k uint64 keys, best of 7,
@@ -113,7 +114,7 @@ static inline void ht_remove(struct htab *t, struct hnode *node)
     for (size_t ht_i_ = 0; ht_i_ < (t)->nb; ht_i_++)                                                \
         for (struct hnode *it = (t)->b[ht_i_], *ht_next_; it && (ht_next_ = it->next, 1); it = ht_next_)
 
-/* The nodes that may carry key k (one bucket's chain, newest first): for keys with duplicates. */
+/* The nodes that may carry key k (one bucket's chain): for keys with duplicates. */
 #define ht_each_key(t, k, it) for (struct hnode *it = (t)->n ? (t)->b[ht_slot((t), (k))] : NULL; it; it = it->next)
 
 #endif
