@@ -8,7 +8,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
-#include "volume.h"
+#include "volumes.h"
 #include "xenplat.h"
 
 #include <errno.h>

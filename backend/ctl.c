@@ -7,7 +7,7 @@
 #include "log.h"
 #include "pool.h"
 #include "vbd.h"
-#include "volume.h"
+#include "volumes.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -21,7 +21,7 @@
 #include "histo.h"
 #include "log.h"
 #include "pool.h"
-#include "volume.h"
+#include "volumes.h"
 #include "dedup.h"
 
 #include <dirent.h>

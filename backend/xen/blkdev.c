@@ -24,7 +24,7 @@
 #include "log.h"
 #include "ports.h"
 #include "vbd.h"
-#include "volume.h"
+#include "volumes.h"
 #include "xenbus.h"
 #include "xenplat.h"
 

@@ -4,7 +4,7 @@
 #include "cu_main.h"
 #include "evloop.h"
 #include "fake_pool.h"
-#include "volume.h"
+#include "volumes.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -24,7 +24,7 @@
 #include "evloop.h"
 #include "fake_pool.h"
 #include "log.h"
-#include "volume.h"
+#include "volumes.h"
 #include "xenplat.h"
 
 #define FE_DOM   1

@@ -3,7 +3,7 @@
 #define MEMX_VOL_WAIT_H
 
 #include "evloop.h"
-#include "volume.h"
+#include "volumes.h"
 
 struct done {
     int calls;

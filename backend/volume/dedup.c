@@ -1,7 +1,7 @@
 /* dedup.c — the content index and its byte cache; see dedup.h.
  *
- * One entry per indexed page, on two chains: by hash (lookups on write) and by
- * page handle (forget on free).  The cache is a ring of page-sized slots
+ * One entry per indexed page, in two tables (htab.h): by hash (lookups on
+ * write; several pages may share a key) and by page handle (forget on free).  The cache is a ring of page-sized slots
  * replaced in FIFO order: duplicates of a guest image arrive close together
  * when guests boot together, and FIFO costs nothing per hit.
  *
@@ -15,7 +15,9 @@
  */
 #include "dedup.h"
 
+#include "htab.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -38,15 +40,16 @@
 struct dent {
     struct dedup_hash h;
     pool_page_t page;
-    struct dent *hnext, *pnext;
+    struct hnode byhash;        /* key: h.lo */
+    struct hnode bypage;        /* key: page */
     size_t slot;                /* cache slot + 1, or 0 */
     bool loaded;                /* from a volume record: canon is its hash */
     uint8_t canon[16];
 };
 
 struct dedup {
-    struct dent **byhash, **bypage;
-    size_t nb, n;
+    struct htab byhash, bypage;
+    size_t n;
     size_t cap;                 /* cache slots */
     uint8_t *bytes;             /* cap pages, mapped on first use */
     size_t populated;           /* slots below this are faulted in */
@@ -61,16 +64,6 @@ void dedup_test_hooks(dedup_hash_fn hash, long cache_pages)
 {
     test_hash = hash;
     test_cache = cache_pages;
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p) {
-        mx_err("dedup: out of memory (%zu bytes)", n * sz);
-        abort();
-    }
-    return p;
 }
 
 struct dedup_hash dedup_hash_page(const void *page, uint8_t canon[16])
@@ -88,20 +81,19 @@ struct dedup_hash dedup_hash_page(const void *page, uint8_t canon[16])
 
 struct dedup_hash dedup_hash(const void *page) { return dedup_hash_page(page, NULL); }
 
-static size_t slot_of(uint64_t key, size_t nb)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (nb - 1);
-}
-
 struct dedup *dedup_new(size_t cache_pages)
 {
     struct dedup *d = xcalloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
     d->cap = test_cache >= 0 ? (size_t)test_cache : cache_pages;
-    d->nb = 1024;
-    d->byhash = xcalloc(d->nb, sizeof(*d->byhash));
-    d->bypage = xcalloc(d->nb, sizeof(*d->bypage));
+    int rh = ht_init_n(&d->byhash, 1024), rp = ht_init_n(&d->bypage, 1024);
     if (d->cap)
         d->owner = xcalloc(d->cap, sizeof(*d->owner));
+    if (rh < 0 || rp < 0 || (d->cap && !d->owner)) {
+        dedup_free(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -109,55 +101,33 @@ void dedup_free(struct dedup *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->nb; i++)
-        for (struct dent *e = d->bypage[i], *next; e; e = next) {
-            next = e->pnext;
-            free(e);
-        }
-    free(d->byhash);
-    free(d->bypage);
+    ht_each(&d->bypage, n)
+        free(ht_entry(n, struct dent, bypage));
+    ht_fini(&d->byhash);
+    ht_fini(&d->bypage);
     free(d->owner);
     if (d->bytes)
         munmap(d->bytes, d->cap * POOL_PAGE_SIZE);
     free(d);
 }
 
-static void grow(struct dedup *d)
-{
-    size_t nb = d->nb * 2;
-    struct dent **bh = xcalloc(nb, sizeof(*bh)), **bp = xcalloc(nb, sizeof(*bp));
-    for (size_t i = 0; i < d->nb; i++)
-        for (struct dent *e = d->bypage[i], *next; e; e = next) {
-            next = e->pnext;
-            size_t s = slot_of(e->h.lo, nb);
-            e->hnext = bh[s];
-            bh[s] = e;
-            s = slot_of(e->page, nb);
-            e->pnext = bp[s];
-            bp[s] = e;
-        }
-    free(d->byhash);
-    free(d->bypage);
-    d->byhash = bh;
-    d->bypage = bp;
-    d->nb = nb;
-}
-
 size_t dedup_lookup(const struct dedup *d, struct dedup_hash h, pool_page_t *out, size_t max)
 {
     size_t n = 0;
-    for (const struct dent *e = d->byhash[slot_of(h.lo, d->nb)]; e && n < max; e = e->hnext)
+    ht_each_key(&d->byhash, h.lo, node) {
+        const struct dent *e = ht_entry(node, struct dent, byhash);
+        if (n == max)
+            break;
         if (e->h.lo == h.lo && e->h.hi == h.hi)
             out[n++] = e->page;
+    }
     return n;
 }
 
 static struct dent *find_page(const struct dedup *d, pool_page_t page)
 {
-    for (struct dent *e = d->bypage[slot_of(page, d->nb)]; e; e = e->pnext)
-        if (e->page == page)
-            return e;
-    return NULL;
+    struct hnode *n = ht_find(&d->bypage, page);
+    return n ? ht_entry(n, struct dent, bypage) : NULL;
 }
 
 static void cache_drop(struct dedup *d, struct dent *e)
@@ -174,8 +144,10 @@ static void cache_fill(struct dedup *d, struct dent *e, const void *bytes)
     if (!d->bytes) {
         void *m = mmap(NULL, d->cap * POOL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
-            mx_err("dedup: cannot map the %zu-page byte cache", d->cap);
-            abort();
+            /* Compares then read the stored page back: slower, never wrong. */
+            mx_err("dedup: cannot map the %zu-page byte cache: running without it", d->cap);
+            d->cap = 0;
+            return;
         }
         d->bytes = m;
     }
@@ -197,24 +169,27 @@ static void cache_fill(struct dedup *d, struct dent *e, const void *bytes)
 
 static struct dent *insert(struct dedup *d, struct dedup_hash h, pool_page_t page)
 {
-    if (d->n >= d->nb)
-        grow(d);
     struct dent *e = xcalloc(1, sizeof(*e));
+    if (!e) {
+        /* Not indexed: later equal pages are stored anew, nothing is lost. */
+        (void)xalloc_fail("dedup: an index entry");
+        return NULL;
+    }
     e->h = h;
     e->page = page;
-    size_t s = slot_of(h.lo, d->nb);
-    e->hnext = d->byhash[s];
-    d->byhash[s] = e;
-    s = slot_of(page, d->nb);
-    e->pnext = d->bypage[s];
-    d->bypage[s] = e;
+    e->byhash.key = h.lo;
+    e->bypage.key = page;
+    ht_insert(&d->byhash, &e->byhash);
+    ht_insert(&d->bypage, &e->bypage);
     d->n++;
     return e;
 }
 
 void dedup_insert(struct dedup *d, struct dedup_hash h, pool_page_t page, const void *bytes)
 {
-    cache_fill(d, insert(d, h, page), bytes);
+    struct dent *e = insert(d, h, page);
+    if (e)
+        cache_fill(d, e, bytes);
 }
 
 void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t page)
@@ -225,6 +200,8 @@ void dedup_insert_loaded(struct dedup *d, const uint8_t canon[16], pool_page_t p
     memcpy(c.digest, canon, 16);
     XXH128_hash_t x = XXH128_hashFromCanonical(&c);
     struct dent *e = insert(d, (struct dedup_hash){ x.low64, x.high64 }, page);
+    if (!e)
+        return;
     e->loaded = true;
     memcpy(e->canon, canon, 16);
 }
@@ -237,16 +214,11 @@ const uint8_t *dedup_record_hash(const struct dedup *d, pool_page_t page)
 
 void dedup_forget(struct dedup *d, pool_page_t page)
 {
-    struct dent **pp = &d->bypage[slot_of(page, d->nb)];
-    while (*pp && (*pp)->page != page)
-        pp = &(*pp)->pnext;
-    struct dent *e = *pp;
+    struct dent *e = find_page(d, page);
     if (!e)
         return;
-    *pp = e->pnext;
-    for (pp = &d->byhash[slot_of(e->h.lo, d->nb)]; *pp != e; pp = &(*pp)->hnext)
-        ;
-    *pp = e->hnext;
+    ht_remove(&d->bypage, &e->bypage);
+    ht_remove(&d->byhash, &e->byhash);
     if (e->slot)
         cache_drop(d, e);
     d->n--;

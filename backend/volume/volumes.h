@@ -1,35 +1,24 @@
-/* volume.h — named volumes: sectors -> 4 KiB pages, the page map, zero pages,
- * discard, flush.  Knows nothing about Xen (the vbd layer calls it with
- * validated, in-range requests) and nothing about the network (it stores pages
- * through pool.h).
+/* volumes.h — the table of volumes this backend knows, for the XenBus device
+ * code (attach on connect, detach on close) and the control socket (list,
+ * stats, delete).  I/O on an attached volume is volume.h.
  *
- * A volume is a cluster object named by the toolstack's target string
- * "memx:<volume>:<size>".  It outlives the devices that attach it: a guest's
- * save/restore or migration detaches and re-attaches the same volume by name,
- * and its pages stay put.  Only an explicit delete frees its pages.
- *
- * Page writes go out of place (a fresh pool page, then the map is switched on
- * completion) so a torn or failed write never damages the old contents, and
- * concurrent sub-page read-modify-writes of one page are serialised.
+ * A volume outlives the devices that attach it: a guest's save/restore or
+ * migration detaches and re-attaches the same volume by name, and its pages
+ * stay put.  Only an explicit delete frees its pages.
  */
-#ifndef MEMX_VOLUME_H
-#define MEMX_VOLUME_H
+#ifndef MEMX_VOLUMES_H
+#define MEMX_VOLUMES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "histo.h"
-
-#define VOLUME_SECTOR_SIZE 512u
-#define VOLUME_PAGE_SIZE   4096u
-#define VOLUME_NAME_MAX    64
+#include "target.h"
+#include "volume.h"
 
 struct pool;
-struct volume;
 struct volumes;
-
-typedef void (*volume_cb)(void *arg, int status);   /* 0 or -errno */
 
 struct volume_stats {
     uint64_t size_bytes;
@@ -41,17 +30,6 @@ struct volume_stats {
     uint64_t reads, writes, discards, flushes, errors;
     struct histo read_ns, write_ns;
 };
-
-/* Parses "memx:<volume>:<size>[:<option>...]" (size like 2G; name [A-Za-z0-9._-],
- * 1..63 chars).  Options: "dedup=yes|no" (default yes).  opts may be NULL:
- * options are then checked and dropped. */
-struct volume_opts {
-    bool dedup;
-};
-int volume_parse_target_opts(const char *target, char *name, size_t namelen, uint64_t *size,
-                             struct volume_opts *opts, char *err, size_t errlen);
-int volume_parse_target(const char *target, char *name, size_t namelen, uint64_t *size,
-                        char *err, size_t errlen);
 
 /* The table of volumes this backend knows. */
 struct volumes *volumes_new(struct pool *pool, bool dedup);
@@ -94,23 +72,12 @@ void volumes_get_stats(const struct volumes *vs, struct volumes_stats *st);
 /* Iteration for the control socket: returns the i-th volume or NULL. */
 struct volume *volumes_at(struct volumes *vs, size_t i);
 
-const char *volume_name(const struct volume *v);
 const char *volume_owner(const struct volume *v);      /* "" when detached */
-uint64_t    volume_size(const struct volume *v);        /* bytes */
 void        volume_get_stats(const struct volume *v, struct volume_stats *st);
 /* Per-volume de-duplication (on by default; the host's switch overrides it).
  * Off, the volume's writes neither share stored pages nor offer theirs to
  * other volumes; pages it shares already stay shared until overwritten. */
 void        volume_set_dedup(struct volume *v, bool on);
 bool        volume_dedup(const struct volume *v);
-
-/* I/O.  Ranges are in 512-byte sectors and already validated by the caller;
- * buf must stay valid until cb runs.  Callbacks never run inside the call. */
-void volume_read(struct volume *v, uint64_t sector, uint32_t nsect, void *buf, volume_cb cb, void *arg);
-void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void *buf, volume_cb cb, void *arg);
-/* Frees the whole pages inside the range; partial pages at the edges are zeroed. */
-void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb cb, void *arg);
-/* Completes once every write that completed or was issued before it is durable in the pool. */
-void volume_flush(struct volume *v, volume_cb cb, void *arg);
 
 #endif

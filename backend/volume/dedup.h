@@ -11,6 +11,11 @@
  * table.  Beside the index sits a bounded cache of the bytes of recently
  * stored or compared pages, so that the byte compare of a duplicate usually
  * needs no pool read (a round trip to a memory server).
+ *
+ * Memory: dedup_new returns NULL (set-up).  Nothing else fails: an entry that
+ * cannot be allocated is not indexed (later equal pages are stored anew), a
+ * cache that cannot be mapped is done without (compares read the page back).
+ * Never wrong, at worst less shared.
  */
 #ifndef MEMX_DEDUP_H
 #define MEMX_DEDUP_H

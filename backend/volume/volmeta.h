@@ -53,7 +53,9 @@ bool volmeta_fenced(const struct volmeta *m);
 /* A server refused a page write of ours for the volume: we are fenced. */
 void volmeta_fence(struct volmeta *m);
 
-void volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg);
+/* Queues r; cb runs from the loop once the servers hold it (or it failed,
+ * -ENOMEM included).  -ENOMEM at once, cb not called, if r cannot be queued. */
+int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg);
 
 /* The volume was deleted: the servers forget its records (best effort). */
 void volmeta_drop(struct volmeta *m);

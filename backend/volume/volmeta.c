@@ -1,8 +1,20 @@
+/* volmeta.c — a volume's metadata in the pool; see volmeta.h.
+ *
+ * Loading is a chain of stages (QUERY the epochs, CLAIM the next one, LIST
+ * the records from every server that took the claim, ADOPT the slabs they
+ * name), each ended by its last reply.  Publishing queues records and sends
+ * them in batches; a batch ends when every server it went to answered.
+ *
+ * Memory: the load's arrays are set-up (a failed allocation fails the load);
+ * a record that cannot be queued or batched fails its publish with -ENOMEM,
+ * completed from the loop, never inside volmeta_publish's caller's batch.
+ */
 #include "volmeta.h"
 
 #include "evloop.h"
 #include "log.h"
 #include "volstore.h"
+#include "xalloc.h"
 
 #define XXH_INLINE_ALL
 #include <errno.h>
@@ -10,6 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+
+/* Logs name the volume. */
+#define meta_log(m, lvl, fmt, ...) mx_log((lvl), "volume %s: " fmt, (m)->name, ##__VA_ARGS__)
+#define meta_err(m, ...)  meta_log((m), MX_LOG_ERR, __VA_ARGS__)
+#define meta_warn(m, ...) meta_log((m), MX_LOG_WARN, __VA_ARGS__)
+#define meta_info(m, ...) meta_log((m), MX_LOG_INFO, __VA_ARGS__)
 
 #define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
 #define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
@@ -29,6 +47,7 @@ struct pubrec {
 
 struct batch {
     struct volmeta *m;
+    struct ev_defer later;      /* ends a batch no server took, from the loop */
     struct pubrec *recs;
     uint32_t n;
     int pending, acked;
@@ -57,12 +76,13 @@ struct volmeta {
     volmeta_rec_cb each;
     volmeta_done_cb done;
     void *arg;
-    long long timer;
+    struct ev_defer finish;     /* ends the load from the loop */
 
     /* publishing */
     struct pubrec *q;
     size_t qn, qcap;
     int inflight;
+    struct ev_defer nomem;      /* fails the queued records no batch could be made for */
 };
 
 uint64_t volmeta_vid_of(const char *name)
@@ -71,11 +91,16 @@ uint64_t volmeta_vid_of(const char *name)
     return v ? v : 1;
 }
 
+static void finish_later(struct evloop *el, void *arg);
+static void fail_queued(struct evloop *el, void *arg);
+
 struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
 {
-    struct volmeta *m = calloc(1, sizeof(*m));
+    struct volmeta *m = xcalloc(1, sizeof(*m));
     if (!m)
         return NULL;
+    evloop_defer_init(&m->finish, finish_later, m);
+    evloop_defer_init(&m->nomem, fail_queued, m);
     m->pool = pool;
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->vid = volmeta_vid_of(name);
@@ -87,8 +112,8 @@ void volmeta_free(struct volmeta *m)
 {
     if (!m)
         return;
-    if (m->timer > 0)
-        evloop_del_timer(pool_evloop(m->pool), m->timer);
+    evloop_defer_cancel(pool_evloop(m->pool), &m->finish);
+    evloop_defer_cancel(pool_evloop(m->pool), &m->nomem);
     volstore_free(m->merge);
     free(m->uids);
     free(m->slabs);
@@ -110,22 +135,21 @@ uint64_t volmeta_next_seq(struct volmeta *m)
 
 static void load_step(struct volmeta *m);
 
-static int finish_later(struct evloop *el, long long id, void *arg)
+static void finish_later(struct evloop *el, void *arg)
 {
     struct volmeta *m = arg;
-    m->timer = 0;
+    (void)el;
     m->stage = IDLE;
     volstore_free(m->merge);
     m->merge = NULL;
     m->done(m->arg, m->err, m->msg);
-    return -1;
 }
 
 /* Ends the load from the loop, never inside volmeta_load's caller. */
 static void load_end(struct volmeta *m, int err)
 {
     m->err = err;
-    m->timer = evloop_add_timer(pool_evloop(m->pool), 0, finish_later, m);
+    evloop_defer(pool_evloop(m->pool), &m->finish);
 }
 
 static void on_claim(void *arg, int srv, const struct proto_msg *r)
@@ -200,8 +224,8 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
         if (r->u.meta.cursor)
             list_from(m, srv);
     } else if (r && r->status != ENOENT) {
-        mx_warn("volume %s: listing records on memd %s failed: %s", m->name,
-                pool_server_addr(m->pool, srv), strerror(r->status));
+        meta_warn(m, "listing records on memd %s failed: %s",
+                  pool_server_addr(m->pool, srv), strerror(r->status));
     }
     if (--m->pending == 0)
         load_step(m);
@@ -259,8 +283,8 @@ static void on_adopted(void *arg, int status, uint32_t slab)
     m->slabs[m->next_uid] = slab;
     m->slab_st[m->next_uid] = status;
     if (status)
-        mx_err("volume %s: no live memory server holds slab %016llx: its pages are lost", m->name,
-               (unsigned long long)m->uids[m->next_uid]);
+        meta_err(m, "no live memory server holds slab %016llx: its pages are lost",
+                 (unsigned long long)m->uids[m->next_uid]);
     m->next_uid++;
     load_step(m);
 }
@@ -325,8 +349,8 @@ static void load_step(struct volmeta *m)
             load_end(m, -EAGAIN);
             return;
         }
-        mx_info("volume %s: claimed with epoch %llu on %d memory server(s)", m->name,
-                (unsigned long long)m->epoch, got);
+        meta_info(m, "claimed with epoch %llu on %d memory server(s)",
+                  (unsigned long long)m->epoch, got);
         m->merge = volstore_new();
         if (!m->merge) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
@@ -359,8 +383,8 @@ static void load_step(struct volmeta *m)
             return;
         }
         emit(m);
-        mx_info("volume %s: loaded from the pool: %zu slab(s), epoch %llu", m->name, m->nuids,
-                (unsigned long long)m->epoch);
+        meta_info(m, "loaded from the pool: %zu slab(s), epoch %llu", m->nuids,
+                  (unsigned long long)m->epoch);
         load_end(m, 0);
         return;
     case IDLE:
@@ -390,8 +414,8 @@ void volmeta_fence(struct volmeta *m)
     if (m->fenced)
         return;
     m->fenced = true;
-    mx_err("volume %s: fenced: another backend attached it (our epoch %llu); its writes here fail",
-           m->name, (unsigned long long)m->epoch);
+    meta_err(m, "fenced: another backend attached it (our epoch %llu); its writes here fail",
+             (unsigned long long)m->epoch);
 }
 
 static void batch_end(struct batch *b)
@@ -416,29 +440,47 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
     else if (r && r->status == ESTALE)
         b->fenced = true;
     else if (r)
-        mx_warn("volume %s: memd %s refused records: %s", b->m->name,
-                pool_server_addr(b->m->pool, srv), strerror(r->status));
+        meta_warn(b->m, "memd %s refused records: %s",
+                  pool_server_addr(b->m->pool, srv), strerror(r->status));
     if (--b->pending == 0)
         batch_end(b);
 }
 
-static int batch_later(struct evloop *el, long long id, void *arg)
+static void batch_later(struct evloop *el, void *arg)
 {
+    (void)el;
     batch_end(arg);
-    return -1;
+}
+
+/* No memory for a batch: the records waiting fail (-ENOMEM), from the loop. */
+static void fail_queued(struct evloop *el, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    size_t n = m->qn;
+    struct pubrec *q = m->q;
+    m->q = NULL;
+    m->qn = m->qcap = 0;
+    for (size_t i = 0; i < n; i++)
+        q[i].cb(q[i].arg, -ENOMEM);
+    free(q);
 }
 
 static void flush(struct volmeta *m)
 {
     if (m->inflight >= MAX_BATCHES || !m->qn)
         return;
-    struct batch *b = calloc(1, sizeof(*b));
+    struct batch *b = xcalloc(1, sizeof(*b));
     uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
-    struct proto_rec *recs = b ? malloc(n * sizeof(*recs)) : NULL;
-    struct pubrec *pr = b ? malloc(n * sizeof(*pr)) : NULL;
+    struct proto_rec *recs = xreallocarray(NULL, n, sizeof(*recs));
+    struct pubrec *pr = xreallocarray(NULL, n, sizeof(*pr));
     if (!b || !recs || !pr) {
-        mx_err("volume %s: out of memory publishing records", m->name);
-        abort();
+        free(b);
+        free(recs);
+        free(pr);
+        (void)xalloc_fail("volume %s: a batch of records", m->name);
+        evloop_defer(pool_evloop(m->pool), &m->nomem);
+        return;
     }
     memcpy(pr, m->q, n * sizeof(*pr));
     memmove(m->q, m->q + n, (m->qn - n) * sizeof(*m->q));
@@ -446,10 +488,11 @@ static void flush(struct volmeta *m)
     for (uint32_t i = 0; i < n; i++)
         recs[i] = pr[i].r;
     *b = (struct batch){ .m = m, .recs = pr, .n = n };
+    evloop_defer_init(&b->later, batch_later, b);
     m->inflight++;
     if (m->fenced) {
         b->fenced = true;
-        evloop_add_timer(pool_evloop(m->pool), 0, batch_later, b);
+        evloop_defer(pool_evloop(m->pool), &b->later);
         free(recs);
         return;
     }
@@ -465,23 +508,22 @@ static void flush(struct volmeta *m)
             b->pending++;
     free(recs);     /* pool_ctl encoded them */
     if (--b->pending == 0)
-        evloop_add_timer(pool_evloop(m->pool), 0, batch_later, b);
+        evloop_defer(pool_evloop(m->pool), &b->later);
 }
 
-void volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
+int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
 {
     if (m->qn == m->qcap) {
         size_t cap = m->qcap ? m->qcap * 2 : 64;
-        struct pubrec *q = realloc(m->q, cap * sizeof(*q));
-        if (!q) {
-            mx_err("volume %s: out of memory publishing records", m->name);
-            abort();
-        }
+        struct pubrec *q = xreallocarray(m->q, cap, sizeof(*q));
+        if (!q)
+            return xalloc_fail("volume %s: the record queue", m->name);
         m->q = q;
         m->qcap = cap;
     }
     m->q[m->qn++] = (struct pubrec){ .r = *r, .cb = cb, .arg = arg };
     flush(m);
+    return 0;
 }
 
 static void on_drop(void *arg, int srv, const struct proto_msg *r)

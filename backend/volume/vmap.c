@@ -1,0 +1,113 @@
+/* vmap.c — changing a volume's page map: the per-page ordering check (a
+ * write issued earlier never replaces one issued later), the statistics every
+ * change moves, and the record that tells the pool's servers (volmeta.h).
+ *
+ * Invariant preventing data loss: the page an entry replaces is let go only
+ * once the record replacing it is published, and never when that failed with
+ * -ESTALE (fenced: the volume's new owner may read it).
+ */
+#include "volume_int.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void count(struct volume *v, struct pm_ent e, int64_t d)
+{
+    struct volumes *vs = v->vs;
+    if (e.kind == PM_PAGE) {
+        if (e.dup)
+            v->st.dup_pages += (uint64_t)d;
+        else
+            v->st.stored_pages += (uint64_t)d;
+        vs->entries += (uint64_t)d;
+    } else if (e.kind == PM_ZERO) {
+        v->st.zero_pages += (uint64_t)d;
+        vs->zero += (uint64_t)d;
+    }
+    if (e.kind != PM_NONE) {
+        v->st.logical_pages += (uint64_t)d;
+        vs->logical += (uint64_t)d;
+    }
+}
+
+int vol_map_set(struct volume *v, uint64_t idx, struct pm_ent e, struct pm_ent *old)
+{
+    struct pm_ent was = pagemap_get(&v->map, idx);
+    /* A replayed write that shared the page it already had keeps its accounting. */
+    if (e.kind == PM_PAGE && was.kind == PM_PAGE && e.page == was.page)
+        e.dup = was.dup;
+    int rc = pagemap_set(&v->map, idx, &e, NULL);
+    if (rc < 0)
+        return rc;
+    count(v, was, -1);
+    count(v, e, 1);
+    *old = was;
+    return 0;
+}
+
+/* Applies a finished page write unless a later-issued one got there first:
+ * 1 installed, 0 superseded, -ENOMEM (no leaf).  Unless installed, e's page
+ * reference is let go.  The replaced entry is handed back in *old instead of
+ * let go: with metadata in the pool it may be let go only once the servers
+ * hold the record that replaces it (a fenced write must not free a page the
+ * volume's new owner still reads). */
+int vol_install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e,
+                   struct pm_ent *old)
+{
+    old->kind = PM_NONE;
+    if (a && seq <= a->applied) {
+        if (e.kind == PM_PAGE)
+            pageref_put(&v->vs->refs, e.page);
+        return 0;
+    }
+    if (vol_map_set(v, idx, e, old) < 0) {
+        /* The old entry stays as it was; nothing names the new page. */
+        if (e.kind == PM_PAGE)
+            pageref_put(&v->vs->refs, e.page);
+        return xalloc_fail("volume %s: a page map leaf", v->name);
+    }
+    if (a)
+        a->applied = seq;
+    return 1;
+}
+
+/* vol_install() without metadata: the replaced page goes at once. */
+int vol_apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e)
+{
+    struct pm_ent old;
+    int rc = vol_install(v, a, idx, seq, e, &old);
+    if (old.kind == PM_PAGE)
+        pageref_put(&v->vs->refs, old.page);
+    return rc;
+}
+
+/* The record replacing old is published (status 0) or not. */
+void vol_release_old(struct volume *v, struct pm_ent old, int status)
+{
+    if (old.kind != PM_PAGE)
+        return;
+    if (status == -ESTALE)
+        return;     /* the new owner's records may name it: never free it here */
+    pageref_put(&v->vs->refs, old.page);
+}
+
+/* Tells the pool's servers what page idx now is (volmeta.h); cb runs when
+ * they have it (at once with -ENOMEM if the record cannot be queued).  Only
+ * for volumes that keep metadata in the pool. */
+void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
+                    volmeta_pub_cb cb, void *arg)
+{
+    struct proto_rec r = { .lpn = idx, .seq = rseq };
+    if (e->kind == PM_PAGE) {
+        r.kind = PROTO_REC_PAGE;
+        pool_page_locate(v->vs->pool, e->page, &r.uid, &r.page);
+        memcpy(r.hash, e->hash, 16);
+    } else {
+        r.kind = e->kind == PM_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
+    }
+    if (volmeta_publish(v->meta, &r, cb, arg) < 0)
+        cb(arg, -ENOMEM);
+}
+
+uint64_t vol_next_rseq(struct volume *v) { return v->meta ? volmeta_next_seq(v->meta) : 0; }

@@ -1,0 +1,173 @@
+/* volume_int.h — the volume layer's own structures, shared by its files and by
+ * nothing outside backend/volume/ (the rest of MemX sees volume.h and volumes.h).
+ *
+ *   volume.c   requests, per-page ordering (the active hash), read-modify-write,
+ *              read runs
+ *   vmap.c     applying finished writes to the map, and publishing them
+ *   vstore.c   storing one full page, with de-duplication
+ *   volumes.c  the table: attach, load from the pool, detach, delete, stats
+ *   pagemap.c  the map itself (pure), pageref.c the refcounts, target.c parsing
+ *
+ * A request (struct req) is split into page operations (struct pop); it
+ * completes when its last pop does, and never inside the call that issued it.
+ */
+#ifndef MEMX_VOLUME_INT_H
+#define MEMX_VOLUME_INT_H
+
+#include "dedup.h"
+#include "evloop.h"
+#include "htab.h"
+#include "log.h"
+#include "pageref.h"
+#include "pagemap.h"
+#include "pool.h"
+#include "volmeta.h"
+#include "volumes.h"
+
+#define SECTORS_PER_PAGE (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
+#define MAX_CAND  4     /* stored pages compared per hash hit (more than one only after a collision) */
+#define NOMEM_MAX 64    /* requests failed for want of memory, completed from the loop */
+
+/* Logs name the volume. */
+#define vol_log(v, lvl, fmt, ...) mx_log((lvl), "volume %s: " fmt, (v)->name, ##__VA_ARGS__)
+#define vol_err(v, ...)  vol_log((v), MX_LOG_ERR, __VA_ARGS__)
+#define vol_warn(v, ...) vol_log((v), MX_LOG_WARN, __VA_ARGS__)
+#define vol_info(v, ...) vol_log((v), MX_LOG_INFO, __VA_ARGS__)
+
+enum req_kind { REQ_READ, REQ_WRITE, REQ_DISCARD, REQ_FLUSH };
+
+struct req {
+    struct volume *v;
+    enum req_kind kind;
+    volume_cb cb;
+    void *arg;
+    int status;             /* first error wins */
+    unsigned pending;       /* page ops in flight, +1 while the request is being issued */
+    uint64_t t0;
+    uint64_t wid;           /* writes/discards: issue order; flush: the last wid it covers */
+    struct req *prev, *next;/* writes/discards: the in-flight list; flush: the flush queue */
+    struct req *dnext;      /* the deferred-completion queue */
+    struct pop *run;        /* reads: the run of pages being gathered, not yet issued */
+};
+
+/* A page with writes in flight. */
+struct active {
+    struct hnode h;         /* key: logical page index */
+    uint64_t issued, applied;
+    unsigned busy;          /* page writes in flight, including a running RMW */
+    struct pop *wq, **wq_tail;  /* RMWs waiting for busy == 0 */
+};
+
+struct pop {
+    struct req *r;
+    struct active *a;
+    uint64_t idx;
+    uint32_t off, len;      /* byte range inside the page */
+    uint8_t *buf;           /* the caller's bytes for this range; NULL: zeros (discard edge) */
+    uint64_t seq;
+    uint64_t rseq;          /* the volume record's sequence number, taken at issue */
+    struct pm_ent old;      /* what a finished write replaced, kept until its record is published */
+    uint8_t phash[16];      /* storing: XXH3-128 of the page (the record's check) */
+    pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
+    unsigned n;             /* read: pages in the run, src and the slots after it (a reference on each) */
+    uint8_t (*rhash)[16];   /* read: the run's record hashes, once it has more than one page */
+    bool was_none;          /* RMW: the page was never written (a discard edge keeps it so) */
+    uint8_t *bounce;
+    struct pop *next;
+    /* storing a full page (vstore.c) */
+    const uint8_t *data;
+    struct dedup_hash hash;
+    bool hashed;                    /* de-duplicated: hash is set */
+    pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
+    unsigned ncand, ci;
+    uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
+};
+
+/* A request that arrived while the volume was loading from the pool. */
+enum held_kind { H_READ, H_WRITE, H_DISCARD, H_FLUSH };
+struct held {
+    enum held_kind kind;
+    uint64_t sector, nsect;
+    void *buf;
+    volume_cb cb;
+    void *arg;
+    struct held *next;
+};
+
+struct volume {
+    struct volumes *vs;
+    char name[VOLUME_NAME_MAX];
+    char owner[64];
+    uint64_t size, npages;
+    struct pagemap map;
+    struct htab active;
+    struct req *wfirst, *wlast;     /* in-flight writes/discards, oldest first */
+    struct req *ffirst, *flast;     /* flushes waiting, oldest first */
+    uint64_t next_wid;
+    unsigned inflight;              /* requests of every kind not yet completed */
+    bool nodedup;                   /* the target said dedup=no */
+    /* Metadata in the pool (volmeta.h): the volume is usable once loaded;
+     * I/O that arrives while it loads waits in held. */
+    struct volmeta *meta;
+    enum { V_LOADING, V_READY, V_FAILED } state;
+    bool load_nomem;                /* a loaded record found no memory: the map is partial */
+    char load_err[200];
+    struct held *held, **held_tail;
+    int load_tries;
+    long long load_timer;
+    struct volume_stats st;
+};
+
+struct volumes {
+    struct pool *pool;
+    struct evloop *el;
+    bool dedup;
+    bool persist;                   /* volumes keep their metadata in the pool (volmeta.h) */
+    int efd;
+    struct req *dfirst, *dlast;     /* requests done during their own issue, to complete from the loop */
+    struct { volume_cb cb; void *arg; } nomem[NOMEM_MAX];
+    unsigned nnomem;                /* requests that got no struct req: failed from the loop */
+    struct pagerefs refs;
+    struct dedup *dd;               /* NULL: de-duplication off */
+    uint64_t logical, zero, entries;/* host-wide sums of the maps' entries */
+    uint64_t hits, late_hits, collisions, compare_reads;
+    struct volume **v;
+    size_t n, cap;
+    struct pop *free_pops;
+};
+
+/* The content index this volume's writes use, or NULL. */
+static inline struct dedup *vol_dd(const struct volume *v) { return v->nodedup ? NULL : v->vs->dd; }
+
+/* vmap.c */
+/* Installs e at idx with the statistics; the caller releases what *old holds. */
+int  vol_map_set(struct volume *v, uint64_t idx, struct pm_ent e, struct pm_ent *old);
+/* A finished page write, unless a later-issued one got there first (a is the
+ * page's write state, NULL when it has none): 1 installed, 0 superseded,
+ * -ENOMEM.  Unless installed, e's page reference is let go; what it replaced
+ * is handed back in *old for vol_release_old once its record is published. */
+int  vol_install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e,
+                 struct pm_ent *old);
+/* vol_install for volumes without metadata: the replaced page goes at once. */
+int  vol_apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, struct pm_ent e);
+void vol_release_old(struct volume *v, struct pm_ent old, int status);
+/* Publishes idx's new entry (volumes with metadata only); cb runs when the
+ * servers hold it, or at once with -ENOMEM if it cannot be queued. */
+void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
+                 volmeta_pub_cb cb, void *arg);
+/* The record sequence number of the next change (0 without metadata). */
+uint64_t vol_next_rseq(struct volume *v);
+
+/* volume.c */
+/* The page is in the pool, stored anew or shared (vstore.c): e holds a reference for the map. */
+void vol_stored(struct pop *p, int status, struct pm_ent e);
+/* Completes the requests queued for the loop (the eventfd handler). */
+void vol_on_deferred(struct evloop *el, int fd, unsigned events, void *arg);
+
+/* vstore.c */
+/* Stores the full page at data (valid until the pop ends) and calls vol_stored().
+ * May complete inside the call: the request's issue reference keeps that from
+ * reaching the caller's callback. */
+void vstore_page(struct pop *p, const uint8_t *data);
+
+#endif
