@@ -1,3 +1,8 @@
+/* fabric.c — the transport of fabric.h over libfabric: the only file that
+ * includes <rdma/...> or calls fi_*.  One registered arena per endpoint holds
+ * every buffer the provider touches; ops without a free buffer (or refused
+ * with EAGAIN) wait in one FIFO backlog; progress is driven from the evloop
+ * (wait fd + prepare hook). */
 #include "fabric.h"
 #include "config.h"
 #include "evloop.h"
@@ -24,19 +29,17 @@ const char *fab_strerror(int status) { return fi_strerror(status < 0 ? -status :
 #define NBUFS  256      /* registered send / read-bounce buffers */
 #define NBIG   32       /* registered buffers for reads and sends over FAB_MSG_MAX */
 #define NRECV  64       /* receives kept posted */
-/* How long an operation may wait for the provider to take it.  rxm answers
- * EAGAIN, forever and without an error, while it tries to reconnect to a peer
- * that is gone (a killed server refuses the connection), so the backlog needs
- * a bound.  It is not a liveness test: rxm also refuses posts to a live but
- * busy peer for seconds (seen under load on 2 cores), so it is longer than the
- * callers' own timeouts, which decide whether a peer is dead. */
-#define POST_TIMEOUT_MS 10000
-/* While replies are outstanding, how long to keep polling after the last
- * completion or post before sleeping on the wait fd (a reply that is already
- * on its way is cheaper to catch polling than through a wake-up), and the
- * longest such a sleep lasts in case the wait fd misses a wake-up. */
-#define SPIN_NS_DEFAULT   20000
-#define SAFETY_US_DEFAULT 1000
+/* How long an operation may wait for the provider to take it (fab_opts
+ * post_timeout_ms, FAB_POST_TIMEOUT_MS).  rxm answers EAGAIN, forever and
+ * without an error, while it tries to reconnect to a peer that is gone (a
+ * killed server refuses the connection), so the backlog needs a bound.  It is
+ * not a liveness test: rxm also refuses posts to a live but busy peer for
+ * seconds (seen under load on 2 cores), so it is longer than the callers' own
+ * timeouts, which decide whether a peer is dead.
+ * While replies are outstanding, how long to keep polling after the last
+ * completion or post before sleeping on the wait fd (spin_us: a reply that is
+ * already on its way is cheaper to catch polling than through a wake-up), and
+ * the longest such a sleep lasts in case the wait fd misses one (safety_us). */
 
 enum op_kind { OP_SEND, OP_READ, OP_RECV };
 
@@ -92,6 +95,7 @@ struct fab {
     uint64_t active_ns;         /* last post or completion */
     uint64_t spin_ns;
     unsigned safety_us;
+    unsigned post_timeout_ms;
     bool asleep;                /* slept on the wait fd with work outstanding */
     bool woken;                 /* ... and the wait fd fired since */
     unsigned long sleeps, missed;
@@ -202,11 +206,11 @@ static void drain_backlog(struct fab *f)
         }
         if (is_arena_op(f, op))
             rc = post(f, op);
-        if (rc == -EAGAIN && now > op->queued_ms + POST_TIMEOUT_MS) {
+        if (rc == -EAGAIN && now > op->queued_ms + f->post_timeout_ms) {
             char a[64];
-            mx_debug("%s: %s to %s not accepted for %d ms: peer unreachable", f->name,
+            mx_debug("%s: %s to %s not accepted for %u ms: peer unreachable", f->name,
                      op->kind == OP_SEND ? "send" : "read", fab_peer_str(f, op->peer, a, sizeof(a)),
-                     POST_TIMEOUT_MS);
+                     f->post_timeout_ms);
             complete(f, op, -EHOSTUNREACH);
         } else if (rc == -EAGAIN) {
             op->next = NULL;
@@ -511,8 +515,9 @@ struct fab *fab_open(struct evloop *el, const struct fab_opts *o, char *err, siz
     }
     f->el = el;
     f->wait_fd = -1;
-    f->spin_ns = SPIN_NS_DEFAULT;
-    f->safety_us = SAFETY_US_DEFAULT;
+    f->spin_ns = (uint64_t)(o->spin_us ? o->spin_us : FAB_SPIN_US) * 1000;
+    f->safety_us = o->safety_us ? o->safety_us : FAB_SAFETY_US;
+    f->post_timeout_ms = o->post_timeout_ms ? o->post_timeout_ms : FAB_POST_TIMEOUT_MS;
     const char *e;
     if ((e = getenv("MEMX_FAB_SPIN_US")) && *e)
         f->spin_ns = strtoull(e, NULL, 10) * 1000;
