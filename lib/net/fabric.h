@@ -2,7 +2,7 @@
  *
  * Both daemons use the same calls whatever the provider: "tcp;ofi_rxm" here and
  * in tests, "verbs;ofi_rxm" on RDMA NICs.  The differences between providers
- * are absorbed in fabric.c by honouring the domain's mr_mode:
+ * are absorbed in fabric.c / fabric_ops.c by honouring the domain's mr_mode:
  *   FI_MR_LOCAL      every local buffer handed to the provider is one of ours,
  *                    registered, with its descriptor (sends and read bounces);
  *   FI_MR_VIRT_ADDR  remote RMA addresses are virtual, else offsets into the MR;
@@ -36,7 +36,7 @@ struct evloop;
 struct fab;
 struct fab_mr;
 
-/* A peer in the endpoint's address vector.  Opaque above fabric.c: nothing
+/* A peer in the endpoint's address vector.  Opaque above the transport: nothing
  * but this file's calls may interpret it. */
 typedef uint64_t fab_addr_t;
 /* A message from a peer the provider could not name (a client not yet in our
