@@ -32,7 +32,9 @@ struct memx_config {
     char node_id[48];                   /* who this backend is to the memory servers ("" = backd@hostname) */
     int max_ring_page_order;            /* 0..4 */
     int max_queues;                     /* 1..16 */
-    int max_indirect_segments;          /* 0 (off), or 11..512 */
+    /* 0 (off) .. 512, as config.c enforces: any count is valid blkif (the frontend uses up to it),
+     * 512 is one indirect page (2 MiB a request); the ABI's ceiling is 8 pages, 4096. */
+    int max_indirect_segments;
     int ring_poll_us;                   /* 0 (events only) .. 1000 */
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;

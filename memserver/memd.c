@@ -1,4 +1,9 @@
+/* memd.c — memx-memd's server (memd.h): sessions and the handshake, the slab
+ * table and its identities, page writes and reads; volume claims and records
+ * are handed to memd_meta.c.  Single-threaded on the evloop: every handler
+ * runs to completion from on_recv(). */
 #include "memd.h"
+#include "memd_meta.h"
 #include "auth.h"
 #include "evloop.h"
 #include "fabric.h"
@@ -255,6 +260,13 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
     reply(m, s, s->addr, &r);
 }
 
+/* Who asks, as memd_meta logs and fences it. */
+static struct memd_meta_peer sess_who(const struct memd *m, const struct session *s)
+{
+    return (struct memd_meta_peer){ .owner = s->ident, .server = m->name, .peer = s->peer,
+                                    .client = s->client_id };
+}
+
 /* The slab exists and belongs to s: the one check every slab operation makes. */
 static int own_slab(struct memd *m, struct session *s, uint32_t slab)
 {
@@ -283,14 +295,14 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
             st = EINVAL;
     if (!st) {
         uint8_t *slab = m->mem + (uint64_t)q->u.page.slab * m->slab_size;
-        if (q->type == PROTO_PAGE_WRITE && (st = volstore_check(m->vols, q->u.page.vid, q->u.page.epoch)))
-            mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
-                    m->name, s->peer, s->client_id, (unsigned long long)q->u.page.epoch);
-        else if (q->type == PROTO_PAGE_WRITE)
-            for (uint32_t i = 0; i < n; i++)
+        if (q->type == PROTO_PAGE_WRITE) {
+            /* A fenced writer (a newer claim holds the volume) is refused before a byte lands. */
+            struct memd_meta_peer who = sess_who(m, s);
+            st = memd_meta_check_write(m->vols, &who, q->u.page.vid, q->u.page.epoch);
+            for (uint32_t i = 0; !st && i < n; i++)
                 memcpy(slab + (uint64_t)slots[i] * PROTO_PAGE_SIZE, q->u.page.data + (size_t)i * PROTO_PAGE_SIZE,
                        PROTO_PAGE_SIZE);
-        else
+        } else
             r.u.page.data = slab + (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
     }
     r.status = (uint16_t)st;
@@ -323,58 +335,12 @@ static void on_slab_find(struct memd *m, struct session *s, const struct proto_m
     reply(m, s, s->addr, &r);
 }
 
-static void on_vol(struct memd *m, struct session *s, const struct proto_msg *q)
-{
-    struct proto_msg r = { .type = q->type == PROTO_VOL_CLAIM ? PROTO_VOL_CLAIM_R : PROTO_VOL_DROP_R,
-                           .req_id = q->req_id };
-    r.u.vol = q->u.vol;
-    int st;
-    if (q->type == PROTO_VOL_DROP) {
-        st = volstore_drop(m->vols, q->u.vol.vid, q->u.vol.epoch);
-        if (!st)
-            mx_info("%s: volume %s dropped by %s", m->name, q->u.vol.name, s->client_id);
-    } else {
-        st = volstore_claim(m->vols, q->u.vol.vid, q->u.vol.name, q->u.vol.size, q->u.vol.epoch,
-                            s->ident, &r.u.vol.epoch, &r.u.vol.size, &r.u.vol.nrecs);
-        if (q->u.vol.epoch && !st)
-            mx_info("%s: volume %s claimed by %s (epoch %llu, %llu records)", m->name,
-                    q->u.vol.name, s->client_id, (unsigned long long)q->u.vol.epoch,
-                    (unsigned long long)r.u.vol.nrecs);
-        else if (st)
-            mx_warn("%s: claim of volume %s by %s (epoch %llu) refused: %s (epoch %llu holds)",
-                    m->name, q->u.vol.name, s->client_id, (unsigned long long)q->u.vol.epoch,
-                    strerror(st), (unsigned long long)r.u.vol.epoch);
-    }
-    r.status = (uint16_t)st;
-    reply(m, s, s->addr, &r);
-}
-
+/* Claims and records are memd_meta's; the session supplies who asks. */
 static void on_meta(struct memd *m, struct session *s, const struct proto_msg *q)
 {
-    struct proto_msg r = { .type = q->type == PROTO_META_PUT ? PROTO_META_PUT_R : PROTO_META_LIST_R,
-                           .req_id = q->req_id };
-    r.u.meta.vid = q->u.meta.vid;
-    r.u.meta.epoch = q->u.meta.epoch;
-    if (q->type == PROTO_META_PUT) {
-        int st = volstore_put(m->vols, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
-        if (st == ESTALE)
-            mx_warn("%s: %s (%s) is fenced off volume %016llx (epoch %llu): records refused",
-                    m->name, s->peer, s->client_id, (unsigned long long)q->u.meta.vid,
-                    (unsigned long long)q->u.meta.epoch);
-        r.status = (uint16_t)st;
-        reply(m, s, s->addr, &r);
-        return;
-    }
-    static struct proto_rec recs[PROTO_REC_MAX];
-    uint64_t cursor = q->u.meta.cursor;
-    int n = volstore_list(m->vols, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
-    if (n < 0) {
-        r.status = ENOENT;
-    } else {
-        r.u.meta.n = (uint32_t)n;
-        r.u.meta.recs = recs;
-        r.u.meta.cursor = cursor;
-    }
+    struct memd_meta_peer who = sess_who(m, s);
+    struct proto_msg r;
+    memd_meta_answer(m->vols, &who, q, &r);
     reply(m, s, s->addr, &r);
 }
 
@@ -450,8 +416,6 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         break;
     case PROTO_VOL_CLAIM:
     case PROTO_VOL_DROP:
-        on_vol(m, s, &q);
-        break;
     case PROTO_META_PUT:
     case PROTO_META_LIST:
         on_meta(m, s, &q);

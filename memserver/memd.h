@@ -2,11 +2,20 @@
  *
  * One RDM endpoint serves every backend.  A peer is a session keyed by its
  * fabric address; it must prove the cluster key (auth.h) before anything else
- * is answered.  Each slab belongs to one session: page writes are messages the
- * server checks against that ownership before copying; page reads are one-sided
- * RMA reads through a per-slab registration whose key only the owner is told.
- * A new HELLO from a peer ends its previous session and frees its slabs (it
- * restarted or gave up on us), so memory is never stranded.
+ * is answered.  Page writes are messages the server checks against slab
+ * ownership before copying; page reads are one-sided RMA reads through a
+ * per-slab registration whose key only the owner is told.
+ *
+ * Slabs belong to the client's identity (its HELLO id, one per backend host;
+ * proto.h), not to a session.  A new HELLO or a new session of the same
+ * identity only ends the old session (its address is no longer answered):
+ * a backend whose link was cut finds its slabs where it left them.  A slab is
+ * freed when its owner frees it, or when the identity says HELLO with
+ * PROTO_HELLO_FRESH (a backend process starting afresh): then each of its
+ * slabs that no volume record points at is freed, so memory is never
+ * stranded, and the ones a volume still uses are kept.
+ *
+ * Volume claims and records (the epoch fence, the page maps) are memd_meta.h's.
  */
 #ifndef MEMX_MEMD_H
 #define MEMX_MEMD_H

@@ -1,7 +1,7 @@
 /* memx-netbench — the bare transport round trip under MemX, as the floor for
  * `make bench`.
  *
- * Two processes on this host, each with one fab endpoint (lib/fabric.h) on its
+ * Two processes on this host, each with one fab endpoint (lib/net/fabric.h) on its
  * own evloop, exactly as memx-backd and memx-memd use them: a server child
  * registers a buffer for remote reads and answers 4 KiB page messages with a
  * small ack; the client measures

@@ -64,7 +64,7 @@ srcs=$(mkvar libmemxfront_a_SOURCES)
 [ -n "$srcs" ] || { echo "memx-fio: $B/Makefile lists no libmemxfront_a_SOURCES (is $B a configured MemX build?)" >&2; exit 1; }
 xenflags=$(pkg-config --cflags xenstore xengnttab xenevtchn)
 xenlibs=$(pkg-config --libs xenstore xengnttab xenevtchn)
-cppflags="-I$B -I$srcdir/lib -I$srcdir/frontend -D_GNU_SOURCE"
+cppflags="-I$B -I$srcdir/lib -I$srcdir/lib/xen -I$srcdir/frontend -D_GNU_SOURCE"
 
 O=$W/obj
 mkdir -p "$O"

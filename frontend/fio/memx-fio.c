@@ -30,7 +30,7 @@
 
 #include "../../lib/log.h"
 #include "../memxfront.h"
-#include "../../lib/xenplat.h"
+#include "../../lib/xen/xenplat.h"
 
 struct memx_fio_opts {
     void *pad;          /* fio keeps its own pointer in the first word */

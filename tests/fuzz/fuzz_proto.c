@@ -1,6 +1,6 @@
-/* libFuzzer target for proto_decode(): not part of make check.  Build and run:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilib tests/fuzz/fuzz_proto.c lib/proto.c -o fuzz_proto
- *   ./fuzz_proto -max_total_time=60
+/* libFuzzer target for proto_decode(): not part of make check.  Build and run
+ * (tests/unit/net.inc):
+ *   make -C build fuzz-proto && build/fuzz_proto -max_total_time=60
  * Anything decode accepts must re-encode to the same bytes. */
 #include "proto.h"
 

@@ -2,6 +2,7 @@
 #include "cu_main.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -93,11 +94,28 @@ static void test_bad_values(void)
     expect_error("[backend]\ndedup = maybe\n", "must be yes or no");
     expect_error("[backend\n", "syntax error");
     expect_error("[cluster]\nslab_size = 1000\n", "multiple of 4K");
+    expect_error("[backend]\nmax_indirect_segments = 513\n", "must be an integer from 0 to 512");
+    expect_error("[backend]\nmax_indirect_segments = -1\n", "must be an integer from 0 to 512");
     struct memx_config c;
     char err[256];
     memx_config_defaults(&c);
     CU_ASSERT_EQUAL(memx_config_load(&c, "/nonexistent/memx.conf", err, sizeof(err)), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open config"));
+}
+
+/* config.h's documented range of max_indirect_segments: 0 (off) .. 512, nothing between excluded. */
+static void test_indirect_range(void)
+{
+    struct memx_config c;
+    char err[256];
+    memx_config_defaults(&c);
+    CU_ASSERT_EQUAL(c.max_indirect_segments, 256);
+    const char *ok[] = { "0", "1", "11", "512" };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        CU_ASSERT_EQUAL(memx_config_set(&c, "backend", "max_indirect_segments", ok[i], err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(c.max_indirect_segments, atoi(ok[i]));
+    }
+    CU_ASSERT_EQUAL(memx_config_set(&c, "backend", "max_indirect_segments", "513", err, sizeof(err)), -1);
 }
 
 static void test_key_file(void)
@@ -124,6 +142,7 @@ static const struct cu_test tests[] = {
     { "hostport", test_hostport },
     { "defaults_and_load", test_defaults_and_load },
     { "bad_values", test_bad_values },
+    { "max_indirect_segments range", test_indirect_range },
     { "key_file", test_key_file },
     { NULL, NULL },
 };

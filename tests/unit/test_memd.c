@@ -61,5 +61,12 @@ static const struct cu_test tests[] = {
     { "start, SIGTERM/SIGINT exit 0", test_start_stop },
     { NULL, NULL },
 };
-static const struct cu_suite suites[] = { { "memd", NULL, NULL, tests }, { NULL, NULL, NULL, NULL } };
+/* Runs even when a fatal assert ended a test early: no server outlives the suite. */
+static int suite_clean(void)
+{
+    spawn_kill_all();
+    return 0;
+}
+
+static const struct cu_suite suites[] = { { "memd", NULL, suite_clean, tests }, { NULL, NULL, NULL, NULL } };
 CU_MAIN(suites)

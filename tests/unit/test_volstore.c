@@ -1,4 +1,4 @@
-/* test_volstore.c — the memory server's volume records (lib/volstore.c):
+/* test_volstore.c — the memory server's volume records (lib/net/volstore.c):
  * claims and fencing by epoch, newest record wins, slab reference counts,
  * listing in batches. */
 #include "cu_main.h"

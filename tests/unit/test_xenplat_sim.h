@@ -48,6 +48,8 @@ static inline void sim_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+static inline int sim_stop(void);
+
 static inline int sim_start(void)
 {
     strcpy(sim_dir, "/tmp/memx-simtest-XXXXXX");
@@ -56,8 +58,10 @@ static inline int sim_start(void)
     char bin[PATH_MAX];
     snprintf(bin, sizeof(bin), "%s/memx-simxsd", sim_builddir());
     sim_pid = fork();
-    if (sim_pid < 0)
+    if (sim_pid < 0) {
+        rmdir(sim_dir);
         return -1;
+    }
     if (sim_pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);      /* never outlive a crashed test */
         execl(bin, bin, "--dir", sim_dir, "--log-level", "error", (char *)NULL);
@@ -72,6 +76,8 @@ static inline int sim_start(void)
         sim_sleep_ms(10);
     }
     fprintf(stderr, "memx-simxsd (%s) did not start\n", bin);
+    /* CUnit runs no suite cleanup after a failed init: remove the dir here. */
+    sim_stop();
     return -1;
 }
 

@@ -1,0 +1,153 @@
+/* memx-io-rawbad.c — memx-io raw-bad KIND (memx-io.h): one malformed
+ * request put on the ring as a hostile guest would (through libmemxfront's
+ * debug hooks), the backend's answer printed, and then an honest write and
+ * read-back, since refusing a bad request must not stop the device.
+ */
+#include "memx-io.h"
+#include "memxfront.h"
+#include "pattern.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <xen/xen.h>
+#include <xen/grant_table.h>
+#include <xen/io/blkif.h>
+#include <xen/io/xenbus.h>
+
+struct raw_res {
+    bool done;
+    int status;
+};
+
+static void raw_cb(void *arg, int status)
+{
+    struct raw_res *r = arg;
+    r->done = true;
+    r->status = status;
+}
+
+static const char *const raw_kinds[] = {
+    "too-many-segs", "past-end", "bad-gref", "bad-sects", "unknown-op", "req-prod-ahead", "indirect-too-many",
+    "discard-past-end", NULL,
+};
+
+union raw_req {
+    struct blkif_request rw;
+    struct blkif_request_discard d;
+    struct blkif_request_indirect ind;
+};
+
+static int build_raw(struct memxfront *f, const char *kind, union raw_req *u)
+{
+    const struct memxfront_info *in = memxfront_info(f);
+    memset(u, 0, sizeof(*u));
+    struct blkif_request *r = &u->rw;
+    r->operation = BLKIF_OP_READ;
+    r->nr_segments = 1;
+    r->handle = 0;
+    r->seg[0].gref = memxfront_debug_gref(f, 0);
+    r->seg[0].first_sect = 0;
+    r->seg[0].last_sect = 7;
+    if (!strcmp(kind, "too-many-segs")) {
+        /* One more than the ring entry holds: a backend must not read past seg[10]. */
+        r->operation = BLKIF_OP_WRITE;
+        r->nr_segments = BLKIF_MAX_SEGMENTS_PER_REQUEST + 1;
+        for (unsigned i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
+            r->seg[i] = (struct blkif_request_segment){ memxfront_debug_gref(f, i), 0, 7, };
+    } else if (!strcmp(kind, "past-end")) {
+        /* Straddles the end: 4 sectors inside, 4 beyond. */
+        r->sector_number = in->sectors - 4;
+    } else if (!strcmp(kind, "bad-gref")) {
+        r->seg[0].gref = 0x7ffffff0u;
+    } else if (!strcmp(kind, "bad-sects")) {
+        r->seg[0].last_sect = 8;        /* a 4 KiB page holds sectors 0..7 */
+    } else if (!strcmp(kind, "unknown-op")) {
+        r->operation = 0x42;
+        r->nr_segments = 0;
+    } else if (!strcmp(kind, "indirect-too-many")) {
+        u->ind.operation = BLKIF_OP_INDIRECT;
+        u->ind.indirect_op = BLKIF_OP_READ;
+        u->ind.nr_segments = 8 * 512 + 1;
+        u->ind.sector_number = 0;
+        for (unsigned i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
+            u->ind.indirect_grefs[i] = memxfront_debug_gref(f, i);
+    } else if (!strcmp(kind, "discard-past-end")) {
+        u->d.operation = BLKIF_OP_DISCARD;
+        u->d.sector_number = in->sectors - 8;
+        u->d.nr_sectors = 16;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static const char *rsp_name(int status)
+{
+    return status == 0 ? "BLKIF_RSP_OKAY" : status == -EOPNOTSUPP ? "BLKIF_RSP_EOPNOTSUPP" :
+           status == -ENOTCONN ? "no answer, device disconnected" : "BLKIF_RSP_ERROR";
+}
+
+int cmd_raw_bad(struct memxfront *f, const char *kind, unsigned timeout_ms)
+{
+    const struct memxfront_info *in = memxfront_info(f);
+    if (!strcmp(kind, "req-prod-ahead")) {
+        /* Far beyond anything a ring of this size can hold. */
+        uint32_t delta = in->queue_depth * 4u * in->ring_pages * 32u + 7u;
+        if (memxfront_debug_bump_req_prod(f, 0, delta) < 0) {
+            fprintf(stderr, "memx-io: raw-bad %s: %s\n", kind, strerror(errno));
+            return 2;
+        }
+        uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+        while (now_ns() < end && memxfront_wait(f, 200) >= 0)
+            ;
+        int s = memxfront_debug_backend_state(f);
+        if (s != XenbusStateConnected) {
+            printf("raw-bad %s: backend disconnected the device (backend state %d)\n", kind, s);
+            return 0;
+        }
+        printf("raw-bad %s: backend still Connected after %u ms: req_prod ahead of the ring was not refused\n",
+               kind, timeout_ms);
+        return 1;
+    }
+    union raw_req u;
+    if (build_raw(f, kind, &u) < 0) {
+        fprintf(stderr, "memx-io: raw-bad: unknown kind '%s' (one of:", kind);
+        for (const char *const *k = raw_kinds; *k; k++)
+            fprintf(stderr, " %s", *k);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    struct raw_res res = { false, 0 };
+    if (memxfront_debug_submit_raw(f, 0, &u, sizeof(u.rw), raw_cb, &res) < 0) {
+        fprintf(stderr, "memx-io: raw-bad %s: cannot submit: %s\n", kind, strerror(errno));
+        return 2;
+    }
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (!res.done && now_ns() < end)
+        if (memxfront_wait(f, 200) < 0 && errno == ENOTCONN)
+            break;
+    if (!res.done) {
+        printf("raw-bad %s: no response within %u ms%s\n", kind, timeout_ms,
+               memxfront_inflight(f) ? "" : " (device disconnected)");
+        return 1;
+    }
+    printf("raw-bad %s: status %d (%s)\n", kind, res.status == 0 ? 0 : res.status == -EOPNOTSUPP ? -2 : -1,
+           rsp_name(res.status));
+    if (res.status == 0)
+        return 1;
+    if (res.status == -ENOTCONN)
+        return 0;
+    /* The device must still serve honest I/O after refusing the bad request. */
+    static uint8_t page[PAT_PAGE] __attribute__((aligned(PAT_PAGE))), back[PAT_PAGE];
+    uint64_t off = in->size_bytes - PAT_PAGE;
+    pat_fill(page, 77, off / PAT_PAGE + 1);
+    if (memxfront_pwrite(f, page, PAT_PAGE, off) < 0 || memxfront_pread(f, back, PAT_PAGE, off) < 0 ||
+        memcmp(page, back, PAT_PAGE)) {
+        printf("raw-bad %s: the device no longer serves I/O after the error: %s\n", kind, strerror(errno));
+        return 1;
+    }
+    printf("raw-bad %s: device still serves I/O\n", kind);
+    return 0;
+}

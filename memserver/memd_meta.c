@@ -1,0 +1,91 @@
+/* memd_meta.c — volume claims and records as request -> reply (memd_meta.h). */
+#include "memd_meta.h"
+#include "log.h"
+#include "volstore.h"
+
+#include <errno.h>
+#include <string.h>
+
+bool memd_meta_handles(int type)
+{
+    return type == PROTO_VOL_CLAIM || type == PROTO_VOL_DROP || type == PROTO_META_PUT ||
+           type == PROTO_META_LIST;
+}
+
+static void answer_vol(struct volstore *vs, const struct memd_meta_peer *who, const struct proto_msg *q,
+                       struct proto_msg *r)
+{
+    r->type = q->type == PROTO_VOL_CLAIM ? PROTO_VOL_CLAIM_R : PROTO_VOL_DROP_R;
+    r->u.vol = q->u.vol;
+    int st;
+    if (q->type == PROTO_VOL_DROP) {
+        st = volstore_drop(vs, q->u.vol.vid, q->u.vol.epoch);
+        if (!st)
+            mx_info("%s: volume %s dropped by %s", who->server, q->u.vol.name, who->client);
+    } else {
+        st = volstore_claim(vs, q->u.vol.vid, q->u.vol.name, q->u.vol.size, q->u.vol.epoch,
+                            who->owner, &r->u.vol.epoch, &r->u.vol.size, &r->u.vol.nrecs);
+        if (q->u.vol.epoch && !st)
+            mx_info("%s: volume %s claimed by %s (epoch %llu, %llu records)", who->server,
+                    q->u.vol.name, who->client, (unsigned long long)q->u.vol.epoch,
+                    (unsigned long long)r->u.vol.nrecs);
+        else if (st)
+            mx_warn("%s: claim of volume %s by %s (epoch %llu) refused: %s (epoch %llu holds)",
+                    who->server, q->u.vol.name, who->client, (unsigned long long)q->u.vol.epoch,
+                    strerror(st), (unsigned long long)r->u.vol.epoch);
+    }
+    r->status = (uint16_t)st;
+}
+
+static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, const struct proto_msg *q,
+                        struct proto_msg *r)
+{
+    r->type = q->type == PROTO_META_PUT ? PROTO_META_PUT_R : PROTO_META_LIST_R;
+    r->u.meta.vid = q->u.meta.vid;
+    r->u.meta.epoch = q->u.meta.epoch;
+    if (q->type == PROTO_META_PUT) {
+        /* A fenced owner's records never replace the new owner's (volstore_put checks the epoch). */
+        int st = volstore_put(vs, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
+        if (st == ESTALE)
+            mx_warn("%s: %s (%s) is fenced off volume %016llx (epoch %llu): records refused",
+                    who->server, who->peer, who->client, (unsigned long long)q->u.meta.vid,
+                    (unsigned long long)q->u.meta.epoch);
+        r->status = (uint16_t)st;
+        return;
+    }
+    /* One reply's worth; the caller encodes it before the next request. */
+    static struct proto_rec recs[PROTO_REC_MAX];
+    uint64_t cursor = q->u.meta.cursor;
+    int n = volstore_list(vs, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
+    if (n < 0) {
+        r->status = ENOENT;
+    } else {
+        r->u.meta.n = (uint32_t)n;
+        r->u.meta.recs = recs;
+        r->u.meta.cursor = cursor;
+    }
+}
+
+int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, const struct proto_msg *q,
+                     struct proto_msg *r)
+{
+    if (!memd_meta_handles(q->type))
+        return -1;
+    memset(r, 0, sizeof(*r));
+    r->req_id = q->req_id;
+    if (q->type == PROTO_VOL_CLAIM || q->type == PROTO_VOL_DROP)
+        answer_vol(vs, who, q, r);
+    else
+        answer_meta(vs, who, q, r);
+    return 0;
+}
+
+int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                          uint64_t epoch)
+{
+    int st = volstore_check(vs, vid, epoch);
+    if (st)
+        mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
+                who->server, who->peer, who->client, (unsigned long long)epoch);
+    return st;
+}

@@ -1,0 +1,47 @@
+/* memd_meta.h — the memory server's answers about volumes: claims (the owner
+ * epoch that fences a previous owner) and page-map records, as requests in and
+ * replies out.
+ *
+ * The state lives in a struct volstore (lib/net/volstore.h); this module turns
+ * a decoded VOL_CLAIM, VOL_DROP, META_PUT or META_LIST into its reply and logs
+ * what an operator needs to see (a claim, a drop, a refused or fenced writer).
+ * It knows no fabric and no session: memd.c hands it the request and sends the
+ * reply, and anything that plays a memory server in-process (the unit tests'
+ * fake pool) can call it the same way instead of carrying its own copy.
+ */
+#ifndef MEMX_MEMD_META_H
+#define MEMX_MEMD_META_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct volstore;
+
+/* Who asks, for the volume store and the logs. */
+struct memd_meta_peer {
+    int owner;                          /* the asking identity (volstore_claim's owner) */
+    const char *server;                 /* log prefix, e.g. "memd 127.0.0.1:7480" */
+    const char *peer;                   /* printable fabric address */
+    const char *client;                 /* the client's HELLO id */
+};
+
+/* Whether q is one of the four requests memd_meta_answer() takes. */
+bool memd_meta_handles(int type);
+
+/* Fills r (type, req_id, status, body) with the answer to q, a decoded
+ * VOL_CLAIM, VOL_DROP, META_PUT or META_LIST, and applies it to vs.  Always
+ * answers (a refusal is a status); returns -1 only when q is not one of the
+ * four.  A META_LIST reply's records point into storage of this module that
+ * the next call reuses: encode r before calling again.  Single-threaded. */
+int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, const struct proto_msg *q,
+                     struct proto_msg *r);
+
+/* The fence on the data path: may who write pages for volume vid under epoch?
+ * 0, or ESTALE (logged) when a newer claim holds, so a fenced owner's late
+ * writes never reach pages the new owner's records point at. */
+int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                          uint64_t epoch);
+
+#endif

@@ -1,0 +1,139 @@
+/* test_memd_meta.c — the memory server's answers about volumes
+ * (memserver/memd_meta.c) without a fabric or a process: each request goes
+ * through proto_encode/proto_decode as on the wire, and so does each reply. */
+#include "cu_main.h"
+#include "log.h"
+#include "memd_meta.h"
+#include "proto.h"
+#include "volstore.h"
+
+#include <errno.h>
+#include <string.h>
+
+static struct volstore *vs;
+static const struct memd_meta_peer a = { .owner = 1, .server = "memd test", .peer = "peer-a", .client = "backd@a" };
+static const struct memd_meta_peer b = { .owner = 2, .server = "memd test", .peer = "peer-b", .client = "backd@b" };
+
+/* q as the server would decode it off the wire. */
+static struct proto_msg wire(const struct proto_msg *q)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    struct proto_msg d;
+    char why[160];
+    size_t len = proto_encode(q, buf, sizeof(buf));
+    CU_ASSERT_FATAL(len > 0);
+    CU_ASSERT_EQUAL_FATAL(proto_decode(buf, len, &d, why, sizeof(why)), 0);
+    return d;
+}
+
+/* Answers q from who; returns the reply as the client decodes it. */
+static struct proto_msg ask(const struct memd_meta_peer *who, const struct proto_msg *q)
+{
+    static uint8_t rbuf[PROTO_MSG_MAX];
+    struct proto_msg d = wire(q), r, out;
+    char why[160];
+    CU_ASSERT_EQUAL_FATAL(memd_meta_answer(vs, who, &d, &r), 0);
+    CU_ASSERT_EQUAL(r.req_id, q->req_id);
+    size_t len = proto_encode(&r, rbuf, sizeof(rbuf));
+    CU_ASSERT_FATAL(len > 0);
+    CU_ASSERT_EQUAL_FATAL(proto_decode(rbuf, len, &out, why, sizeof(why)), 0);
+    return out;
+}
+
+static struct proto_msg claim(const struct memd_meta_peer *who, uint64_t epoch)
+{
+    struct proto_msg q = { .type = PROTO_VOL_CLAIM, .req_id = 10 + epoch };
+    q.u.vol.vid = 9;
+    q.u.vol.epoch = epoch;
+    q.u.vol.size = 1 << 20;
+    strcpy(q.u.vol.name, "swap");
+    return ask(who, &q);
+}
+
+static struct proto_msg put(const struct memd_meta_peer *who, uint64_t epoch, uint64_t lpn)
+{
+    struct proto_rec rec = { .lpn = lpn, .seq = epoch << 40 | 1, .uid = 77, .page = 3, .kind = PROTO_REC_PAGE };
+    struct proto_msg q = { .type = PROTO_META_PUT, .req_id = 20 };
+    q.u.meta.vid = 9;
+    q.u.meta.epoch = epoch;
+    q.u.meta.n = 1;
+    q.u.meta.recs = &rec;
+    return ask(who, &q);
+}
+
+static int init(void)
+{
+    mx_log_init("test_memd_meta", MX_LOG_ERR);
+    return (vs = volstore_new()) ? 0 : -1;
+}
+
+static int clean(void)
+{
+    volstore_free(vs);
+    return 0;
+}
+
+static void test_claim_fence_records(void)
+{
+    struct proto_msg r = claim(&a, 0);                  /* asking only */
+    CU_ASSERT_EQUAL(r.type, PROTO_VOL_CLAIM_R);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.vol.epoch, 0);
+    r = claim(&a, 1);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.vol.epoch, 1);
+    CU_ASSERT_EQUAL(put(&a, 1, 5).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 9, 1), 0);
+    /* b at the same epoch is refused and told who holds it; at a higher one it fences a. */
+    r = claim(&b, 1);
+    CU_ASSERT_EQUAL(r.status, ESTALE);
+    CU_ASSERT_EQUAL(r.u.vol.epoch, 1);
+    r = claim(&b, 2);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.vol.nrecs, 1);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 9, 1), ESTALE);
+    CU_ASSERT_EQUAL(put(&a, 1, 6).type, PROTO_META_PUT_R);
+    CU_ASSERT_EQUAL(put(&a, 1, 6).status, ESTALE);
+    CU_ASSERT_EQUAL(put(&b, 2, 6).status, 0);
+    /* The list carries both records, and stops. */
+    struct proto_msg q = { .type = PROTO_META_LIST, .req_id = 30 };
+    q.u.meta.vid = 9;
+    r = ask(&b, &q);
+    CU_ASSERT_EQUAL(r.type, PROTO_META_LIST_R);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.meta.n, 2);
+    CU_ASSERT_EQUAL(r.u.meta.cursor, 0);
+    struct proto_rec got[2];
+    for (uint32_t i = 0; i < 2 && i < r.u.meta.n; i++)
+        proto_rec_get(r.u.meta.raw, i, &got[i]);
+    CU_ASSERT_TRUE((got[0].lpn == 5 && got[1].lpn == 6) || (got[0].lpn == 6 && got[1].lpn == 5));
+    /* Drop: only under the current epoch. */
+    struct proto_msg d = { .type = PROTO_VOL_DROP, .req_id = 40 };
+    d.u.vol.vid = 9;
+    d.u.vol.epoch = 1;
+    strcpy(d.u.vol.name, "swap");
+    CU_ASSERT_EQUAL(ask(&a, &d).status, ESTALE);
+    d.u.vol.epoch = 2;
+    r = ask(&b, &d);
+    CU_ASSERT_EQUAL(r.type, PROTO_VOL_DROP_R);
+    CU_ASSERT_EQUAL(r.status, 0);
+    r = ask(&b, &q);
+    CU_ASSERT_EQUAL(r.status, ENOENT);
+    CU_ASSERT_EQUAL(volstore_volumes(vs), 0);
+}
+
+static void test_not_mine(void)
+{
+    struct proto_msg q = { .type = PROTO_SLAB_ALLOC, .req_id = 1 }, r;
+    CU_ASSERT_FALSE(memd_meta_handles(PROTO_SLAB_ALLOC));
+    CU_ASSERT_TRUE(memd_meta_handles(PROTO_META_LIST));
+    CU_ASSERT_EQUAL(memd_meta_answer(vs, &a, &q, &r), -1);
+}
+
+static const struct cu_test tests[] = {
+    { "claim, fence, records, list, drop", test_claim_fence_records },
+    { "other requests are not answered", test_not_mine },
+    { NULL, NULL },
+};
+static const struct cu_suite suites[] = { { "memd_meta", init, clean, tests }, { NULL, NULL, NULL, NULL } };
+CU_MAIN(suites)
