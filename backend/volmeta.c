@@ -1,4 +1,6 @@
 #include "volmeta.h"
+#include "cluster.h"
+#include "config.h"
 
 #include "evloop.h"
 #include "log.h"

@@ -35,7 +35,7 @@
 #include "dedup.h"
 #include "evloop.h"
 #include "log.h"
-#include "pool.h"
+#include "cluster.h"
 #include "volmeta.h"
 
 #include <assert.h>

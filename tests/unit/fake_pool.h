@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "cluster.h"
 
 struct evloop;
 
