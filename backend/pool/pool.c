@@ -12,7 +12,6 @@
 #include "pool_int.h"
 #include "auth.h"
 #include "config.h"
-#include "fabric.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -280,13 +279,10 @@ struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_
                   p->replicas, p->nsrv);
     snprintf(p->provider, sizeof(p->provider), "%s", o->provider ? o->provider : "tcp;ofi_rxm");
     /* A provider that cannot open is a configuration error, reported now. */
-    struct fab_opts fo = { .provider = p->provider, .name = "pool", .on_recv = NULL, .arg = NULL };
-    struct fab *probe = fab_open(el, &fo, err, errlen);
-    if (!probe) {
+    if (srv_probe(el, p->provider, err, errlen)) {
         free(p);
         return NULL;
     }
-    fab_close(probe);
     if ((p->tick = evloop_add_timer(el, TICK_MS, tick, p)) < 0) {
         snprintf(err, errlen, "pool: cannot hook onto the event loop");
         free(p);

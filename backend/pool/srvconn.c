@@ -37,6 +37,16 @@ _Static_assert(SRV_MAX_INFLIGHT < HS_SLOT, "op slots and the handshake id share 
 
 static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len);
 
+int srv_probe(struct evloop *el, const char *provider, char *err, size_t errlen)
+{
+    struct fab_opts fo = { .provider = provider, .name = "pool", .on_recv = NULL, .arg = NULL };
+    struct fab *probe = fab_open(el, &fo, err, errlen);
+    if (!probe)
+        return -1;
+    fab_close(probe);
+    return 0;
+}
+
 void srv_init(struct server *s, struct pool *p, int idx, const char *addr)
 {
     s->p = p;

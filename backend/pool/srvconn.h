@@ -33,6 +33,7 @@
 
 enum srv_state { SRV_CONNECTING, SRV_UP, SRV_DOWN, SRV_REFUSED };
 
+struct evloop;
 struct pool;
 struct sop;
 STAILQ_HEAD(sop_list, sop);
@@ -86,6 +87,9 @@ static inline uint64_t srv_free(const struct server *s)
     return s->capacity > s->used ? s->capacity - s->used : 0;
 }
 
+/* Whether provider can open here at all (a configuration error pool_new
+ * reports at once): 0, or -1 with a message in err. */
+int  srv_probe(struct evloop *el, const char *provider, char *err, size_t errlen);
 /* Sets s up (not connected yet) as server idx of p. */
 void srv_init(struct server *s, struct pool *p, int idx, const char *addr);
 /* Drops the connection and everything held for it (pool_free). */
