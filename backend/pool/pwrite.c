@@ -36,13 +36,9 @@ static void put_page(struct pool *p, uint32_t slab, uint32_t page)
         p->st.pages_stored--;
 }
 
-/* One replica's answer for one page of a run. */
-static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
+/* Drops one of r's pending counts; the last one completes the write. */
+static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
 {
-    if (status == -ESTALE)
-        r->fenced = true;   /* the replica is fine: it is the writer that is not */
-    else if (!status)
-        r->acked++;
     if (--r->pending)
         return;
     p->slabs[slab].wpending--;
@@ -52,6 +48,16 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int sta
     else
         p->st.writes++;
     finish(p, r, st);
+}
+
+/* One replica's answer for one page of a run. */
+static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
+{
+    if (status == -ESTALE)
+        r->fenced = true;   /* the replica is fine: it is the writer that is not */
+    else if (!status)
+        r->acked++;
+    write_req_put(p, r, slab);
 }
 
 /* One replica's answer for a run: every page of it shares the outcome. */
@@ -97,35 +103,31 @@ static bool take_in_slab(struct pool *p, uint32_t slab, uint32_t after, uint32_t
 }
 
 /* Puts reqs[0..n), pages of one volume placed in slab (each req's page set),
- * on the wire: one PAGE_WRITE per live replica carries them all. */
+ * on the wire: one PAGE_WRITE per live replica carries them all.
+ *
+ * srv_submit may fail synchronously, and the failure chain behind it (the
+ * server's ops flushed, reads moved elsewhere, slabs built) may take other
+ * servers down or grow the slab table.  So each req holds one pending count
+ * for the launch itself, dropped after the loop (a write completes exactly
+ * once, after every replica it was sent to answered, however many were
+ * skipped), and the slab is looked up by index on every turn of the loop. */
 static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t slab)
 {
-    struct pslab *ps = &p->slabs[slab];
-    int up = 0;
-    for (int i = 0; i < ps->nrep; i++)
-        if (ps->rep[i].ok && p->srv[ps->rep[i].srv].state == SRV_UP)
-            up++;
     for (unsigned k = 0; k < n; k++)
-        reqs[k]->pending = up;
-    if (!up) {
-        for (unsigned k = 0; k < n; k++) {
-            put_page(p, slab, (uint32_t)reqs[k]->page);
-            finish(p, reqs[k], -EIO);
-        }
-        return;
-    }
-    ps->wpending += n;
-    for (int i = 0; i < ps->nrep; i++) {
+        reqs[k]->pending = 1;
+    p->slabs[slab].wpending += n;
+    for (int i = 0; i < p->slabs[slab].nrep; i++) {
+        struct pslab *ps = &p->slabs[slab];
         if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
             continue;
         struct sop *o = sop_new(p, SOP_WRITE);
         if (!o) {
             /* This replica misses the run: it may never be read again. */
             replica_stale(p, slab, i, "out of memory");
-            for (unsigned k = 0; k < n; k++)
-                write_req_done(p, reqs[k], slab, -ENOMEM);
             continue;
         }
+        for (unsigned k = 0; k < n; k++)
+            reqs[k]->pending++;
         o->req = reqs[0];
         o->npages = n;
         memcpy(o->run, reqs, n * sizeof(*reqs));
@@ -134,6 +136,9 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         o->page = (uint32_t)reqs[0]->page;
         srv_submit(&p->srv[ps->rep[i].srv], o);
     }
+    /* No replica took it: -EIO, the slot goes back. */
+    for (unsigned k = 0; k < n; k++)
+        write_req_put(p, reqs[k], slab);
 }
 
 /* Places the writes of l in the order they came; with no free slot the rest
@@ -380,7 +385,8 @@ void pool_free_page(struct pool *p, pool_page_t page)
         other = i != slab && p->slabs[i].used && p->slabs[i].ready && p->slabs[i].slots.nfree;
     if (!other)
         return;
-    for (int i = 0; i < ps->nrep; i++) {
+    for (int i = 0; i < p->slabs[slab].nrep; i++) {
+        ps = &p->slabs[slab];   /* srv_submit's failure chains may move the table */
         struct server *s = &p->srv[ps->rep[i].srv];
         /* A replica from an earlier session there is on its orphan list already. */
         if (s->state != SRV_UP || ps->rep[i].gen != s->gen)

@@ -78,9 +78,11 @@ static void rb_settle(struct pool *p)
     if (!rb->aborting || rb->inflight)
         return;
     const struct server *t = &p->srv[rb->target];
-    if (rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen)
-        rb_free_remote(p, rb->target, rb->nr.id, true);
+    bool free_target = rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen;
+    /* Over before the free is posted: a failure chain inside it sees no rebuild. */
     rb->active = rb->aborting = false;
+    if (free_target)
+        rb_free_remote(p, rb->target, rb->nr.id, true);
 }
 
 static void rb_abort(struct pool *p, const char *why)
@@ -126,25 +128,28 @@ static void rb_start(struct pool *p)
     }
 }
 
+/* Every page is copied: the new replica takes its slot.  Only a rebuild
+ * that is active and not aborting gets here (rb_step checks after every
+ * post), so an aborted copy is never added. */
 static void rb_finish(struct pool *p)
 {
     struct rebuild *rb = &p->rb;
     struct pslab *ps = &p->slabs[rb->slab];
-    if (rb->slot < ps->nrep) {
-        const struct replica *old = &ps->rep[rb->slot];
-        const struct server *os = &p->srv[old->srv];
-        /* A draining replica, or one that missed a write on a server still up, is still held there. */
-        if (os->state == SRV_UP && old->gen == os->gen)
-            rb_free_remote(p, old->srv, old->id, true);
-    } else {
+    struct replica old = { .srv = -1 };
+    if (rb->slot < ps->nrep)
+        old = ps->rep[rb->slot];
+    else
         ps->nrep++;
-    }
-    ps = &p->slabs[rb->slab];
     ps->rep[rb->slot] = rb->nr;
     ps->rep[rb->slot].ok = true;
+    rb->active = false;
     pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", rb->slab, p->srv[rb->target].addr,
               (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
-    rb->active = false;
+    /* A draining replica, or one that missed a write on a server still up, is
+     * still held there.  Freed after the new one is in: a failure chain inside
+     * the free sees a finished rebuild. */
+    if (old.srv >= 0 && p->srv[old.srv].state == SRV_UP && old.gen == p->srv[old.srv].gen)
+        rb_free_remote(p, old.srv, old.id, true);
     rb_check_state(p);
 }
 
@@ -163,10 +168,11 @@ void rb_step(struct pool *p)
         rb_abort(p, "target server down");
         return;
     }
-    struct pslab *ps = &p->slabs[rb->slab];
-    if (ps->wpending)
+    if (p->slabs[rb->slab].wpending)
         return;     /* writes that started before the slab was closed must land first */
+    uint64_t gen = rb->gen;
     while (rb->inflight < RB_QD && rb->next < p->pages_per_slab) {
+        struct pslab *ps = &p->slabs[rb->slab];   /* srv_submit's failure chains may move the table */
         uint32_t page = rb->next++;
         /* An adopted slab may hold pages of volumes not loaded here: copy all. */
         if (!ps->adopted && !slots_in_use(&ps->slots, page))
@@ -189,6 +195,11 @@ void rb_step(struct pool *p)
         o->rgen = rb->gen;
         rb->inflight++;
         srv_submit(&p->srv[ps->rep[src].srv], o);
+        /* A post that failed synchronously may have aborted (and ended) this
+         * rebuild, or a new one may have started: never go on, or finish, on
+         * its behalf. */
+        if (!rb->active || rb->aborting || rb->gen != gen)
+            return;
     }
     if (rb->next >= p->pages_per_slab && rb->inflight == 0)
         rb_finish(p);
