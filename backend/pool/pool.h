@@ -6,7 +6,13 @@
  * memory servers as it needs them, and reports a write complete only when
  * every live replica has it (remote completion).  All calls are asynchronous
  * and complete from the backend's event loop; callbacks never run inside the
- * call that started them.
+ * call that started them (one exception: when more than 64 requests in one
+ * loop turn could not get memory, the rest fail with -ENOMEM inside the
+ * call, rather than never).
+ *
+ * This is the page API the volume layer uses; cluster.h adds what volume
+ * metadata needs (page names, adoption, requests to one server).  How the
+ * pool is built inside: backend/pool/pool_int.h.
  */
 #ifndef MEMX_POOL_H
 #define MEMX_POOL_H
@@ -59,7 +65,7 @@ int pool_live_servers(const struct pool *p);
 
 /* Stores one 4 KiB page in a fresh location on R servers.  data must stay
  * valid until cb runs.  -ENOSPC when no server has room; -EIO when no replica
- * could be written. */
+ * could be written; -ENOMEM when the pool could not get memory for it. */
 void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg);
 /* Reads a page written earlier.  -EIO when no replica can be read: never zeros. */
 void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg);

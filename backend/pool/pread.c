@@ -34,6 +34,7 @@ void issue_read(struct pool *p, struct req *r)
         return;
     }
     struct pslab *ps = &p->slabs[slab];
+    /* Only good replicas (every acknowledged write) are read: never a stale one. */
     int best = -1;
     for (int i = 0; i < ps->nrep; i++) {
         struct server *s = &p->srv[ps->rep[i].srv];

@@ -60,7 +60,9 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int sta
     write_req_put(p, r, slab);
 }
 
-/* One replica's answer for a run: every page of it shares the outcome. */
+/* One replica's answer for a run: every page of it shares the outcome.
+ * Invariant: a replica that missed an acknowledged write is stale before the
+ * write completes, so no read is ever served from it. */
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
     if (status && status != -ESTALE)
@@ -376,6 +378,7 @@ void pool_free_page(struct pool *p, pool_page_t page)
     }
     put_page(p, slab, pg);
     struct pslab *ps = &p->slabs[slab];
+    /* A slab goes back only with no page in use, not being built nor copied. */
     if (ps->slots.nfree != p->pages_per_slab || (int)slab == p->building || (p->rb.active && p->rb.slab == slab))
         return;
     /* Give an empty slab back only if another one still has room, so a

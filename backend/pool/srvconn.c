@@ -142,6 +142,8 @@ void srv_submit(struct server *s, struct sop *o)
 
 static struct sop *srv_take(struct server *s, uint64_t req_id)
 {
+    /* Slot and sequence number must both match: a late reply from an earlier
+     * connection, or to an op since failed, completes nothing. */
     unsigned slot = req_id & 0xff;
     if (slot >= SRV_MAX_INFLIGHT || !s->slots[slot] || s->slots[slot]->req_id != req_id)
         return NULL;

@@ -18,11 +18,11 @@ static void script(unsigned n, const unsigned *v)
     pos = 0;
 }
 
-static int lcg_state = 1;
+static unsigned lcg_state = 1;
 static int lcg(void)
 {
-    lcg_state = lcg_state * 1103515245 + 12345;
-    return (lcg_state >> 16) & 0x7fff;
+    lcg_state = lcg_state * 1103515245u + 12345u;
+    return (int)(lcg_state >> 16 & 0x7fff);
 }
 
 static struct place_srv up(uint64_t free_mb) { return (struct place_srv){ .up = true, .free = free_mb * MB }; }

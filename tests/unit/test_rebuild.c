@@ -14,11 +14,12 @@
 
 #define SLAB_BYTES (256u << 10)     /* 64 pages */
 #define NPAGES 40
+#define MAXPAGES 64                 /* write_pages writes at most this many at once */
 
 static struct evloop *el;
 static struct pool *p;
-static uint8_t data[NPAGES][POOL_PAGE_SIZE];
-static pool_page_t pages[NPAGES];
+static uint8_t data[MAXPAGES][POOL_PAGE_SIZE];
+static pool_page_t pages[MAXPAGES];
 
 struct op { bool done; int status; pool_page_t page; };
 
@@ -81,7 +82,8 @@ static void endpool(void)
 
 static void write_pages(unsigned n, unsigned seed)
 {
-    struct op ops[NPAGES] = { { 0 } };
+    struct op ops[MAXPAGES] = { { 0 } };
+    CU_ASSERT_FATAL(n >= 1 && n <= MAXPAGES);
     for (unsigned i = 0; i < n; i++) {
         for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
             data[i][b] = (uint8_t)(seed * 131 + i * 17 + b * 7 + (b >> 8));
@@ -335,6 +337,48 @@ static void test_sync_failure_chain_write(void)
     endpool();
 }
 
+/* The same kind of chain, growing the slab table under launch_run's loop: a
+ * write's post fails on its slab's first replica X; flushing X fails the
+ * SLAB_ALLOC of the slab being built there, which completes that slab with
+ * its other replica; the writes waiting for it fill it and need one more,
+ * and the table (16 entries, all used) is reallocated.  The loop then goes
+ * on to the write's second replica: it must not read the old table (under
+ * ASan, a use after free). */
+static void test_sync_failure_chain_grows_table(void)
+{
+    static uint8_t many[100][POOL_PAGE_SIZE];
+    fake_srv_set_capacity(64);
+    mkpool(3, 2);
+    for (int k = 0; k < 15; k++)
+        write_pages(64, 10 + (unsigned)k);
+    CU_ASSERT_EQUAL_FATAL(p->nslabs, 16);
+    struct pslab *a = &p->slabs[3];
+    CU_ASSERT_TRUE_FATAL(a->used && a->ready && a->slots.nfree == 0);
+    int x = a->rep[0].srv, z = a->rep[1].srv;
+    /* The 16th slab is built on x (held) and the third server; z takes no new slab. */
+    p->srv[z].full = true;
+    fake_srv_hold(&p->srv[x], true);
+    struct op ops[100] = { { 0 } };
+    for (int i = 0; i < 100; i++)
+        pool_write_new(p, many[i], wdone, &ops[i]);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL_FATAL(p->building, 15);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 1);
+    /* One free slot in slab 3, the next write's; its post to x fails. */
+    pool_free_page(p, make_page(3, 5));
+    fake_srv_fail_posts(&p->srv[x], 1);
+    struct op w = { 0 };
+    pool_write_new(p, many[0], wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_EQUAL(w.status, 0);                   /* z took it */
+    CU_ASSERT_TRUE(p->nslabs > 16);                 /* the table did grow under it */
+    CU_ASSERT_TRUE(run_until(&ops[99].done, 1000));
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_set_capacity(16);
+    endpool();
+}
+
 /* Writes keep completing while a server dies under them, and go on to the
  * survivors. */
 static void test_writes_survive_down(void)
@@ -367,6 +411,7 @@ static const struct cu_test tests[] = {
     { "target dies mid-copy: abort, no finish, retry", test_abort_target_dies },
     { "source post fails in the copy loop: no finish after abort", test_abort_source_fails_in_loop },
     { "synchronous failure chain does not leave a write pending", test_sync_failure_chain_write },
+    { "synchronous failure chain grows the slab table under a write", test_sync_failure_chain_grows_table },
     { "writes survive a server going down", test_writes_survive_down },
     { NULL, NULL },
 };
