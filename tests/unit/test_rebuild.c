@@ -379,6 +379,27 @@ static void test_sync_failure_chain_grows_table(void)
     endpool();
 }
 
+/* A server cut off and back as the same incarnation still holds the
+ * replicas the pool stopped trusting: they are freed there (the good copies
+ * live elsewhere by then); one back as a new incarnation lost them anyway. */
+static void test_orphans_freed_on_return(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 9);
+    int cut = p->slabs[0].rep[0].srv;
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);
+    srv_down(&p->srv[cut], "test: cut");
+    CU_ASSERT_EQUAL(p->srv[cut].norphans, 1);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], cut));
+    fake_srv_restart(&p->srv[cut], true);
+    CU_ASSERT_EQUAL(p->srv[cut].norphans, 0);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 0);
+    check_replicas(NPAGES);
+    endpool();
+}
+
 /* Writes keep completing while a server dies under them, and go on to the
  * survivors. */
 static void test_writes_survive_down(void)
@@ -413,6 +434,7 @@ static const struct cu_test tests[] = {
     { "synchronous failure chain does not leave a write pending", test_sync_failure_chain_write },
     { "synchronous failure chain grows the slab table under a write", test_sync_failure_chain_grows_table },
     { "writes survive a server going down", test_writes_survive_down },
+    { "orphaned replicas are freed when their server returns", test_orphans_freed_on_return },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
