@@ -8,6 +8,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
+#include "pool_config.h"
 #include "volumes.h"
 #include "xenplat.h"
 
@@ -154,7 +155,9 @@ int main(int argc, char **argv)
     int rc = 1;
     struct volumes *vols = NULL;
     struct ctl *ctl = NULL;
-    struct pool *pool = pool_new(b.el, &cfg, key, err, sizeof(err));
+    struct pool_opts po;
+    pool_opts_from_config(&po, &cfg);
+    struct pool *pool = pool_new(b.el, &po, key, err, sizeof(err));
     explicit_bzero(key, sizeof(key));
     if (!pool)
         goto out;

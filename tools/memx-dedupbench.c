@@ -21,6 +21,7 @@
 #include "histo.h"
 #include "log.h"
 #include "pool.h"
+#include "pool_config.h"
 #include "volumes.h"
 #include "dedup.h"
 
@@ -833,7 +834,9 @@ int main(int argc, char **argv)
         return 2;
     }
     struct evloop *el = evloop_new();
-    struct pool *pool = pool_new(el, &cfg, key, err, sizeof(err));
+    struct pool_opts po;
+    pool_opts_from_config(&po, &cfg);
+    struct pool *pool = pool_new(el, &po, key, err, sizeof(err));
     if (!pool) {
         fprintf(stderr, "memx-dedupbench: %s\n", err);
         return 1;

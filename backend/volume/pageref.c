@@ -5,6 +5,7 @@
  */
 #include "pageref.h"
 
+#include "cluster.h"
 #include "dedup.h"
 
 #include <errno.h>

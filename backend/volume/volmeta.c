@@ -10,6 +10,8 @@
  * completed from the loop, never inside volmeta_publish's caller's batch.
  */
 #include "volmeta.h"
+#include "cluster.h"
+#include "config.h"
 
 #include "evloop.h"
 #include "log.h"

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pageref.h"
 #include "pagemap.h"
+#include "cluster.h"
 #include "pool.h"
 #include "volmeta.h"
 #include "volumes.h"

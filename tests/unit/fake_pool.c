@@ -177,8 +177,8 @@ struct pool *fake_pool_new(struct evloop *el)
     return p;
 }
 
-struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
-                      const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen)
+struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_t key[POOL_KEY_BYTES],
+                      char *err, size_t errlen)
 {
     struct pool *p = fake_pool_new(el);
     if (!p && err)

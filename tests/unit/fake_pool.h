@@ -1,6 +1,6 @@
 /* fake_pool.h — an in-memory backend/pool.h for unit tests.
  *
- * Link tests/unit/fake_pool.c instead of the real pool.  pool_new() works (cfg
+ * Link tests/unit/fake_pool.c instead of the real pool.  pool_new() works (opts
  * and key are ignored) and so does fake_pool_new(el).  Completions are
  * deferred through the evloop (an eventfd), in issue order, so run the loop to
  * see them.  Data is copied when an op completes, not when it is issued, so a
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "cluster.h"
 
 struct evloop;
 

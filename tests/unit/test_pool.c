@@ -5,6 +5,7 @@
 #include "histo.h"
 #include "log.h"
 #include "pool.h"
+#include "pool_config.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -83,7 +84,9 @@ static struct pool *mkpool(int nsrv, int replicas, const uint8_t *k)
     cfg.nservers = nsrv;
     for (int i = 0; i < nsrv; i++)
         strcpy(cfg.servers[i], memd[i].addr);
-    struct pool *p = pool_new(el, &cfg, k, err, sizeof(err));
+    struct pool_opts po;
+    pool_opts_from_config(&po, &cfg);
+    struct pool *p = pool_new(el, &po, k, err, sizeof(err));
     if (!p)
         fprintf(stderr, "pool_new: %s\n", err);
     return p;

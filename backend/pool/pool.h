@@ -6,7 +6,13 @@
  * memory servers as it needs them, and reports a write complete only when
  * every live replica has it (remote completion).  All calls are asynchronous
  * and complete from the backend's event loop; callbacks never run inside the
- * call that started them.
+ * call that started them (one exception: when more than 64 requests in one
+ * loop turn could not get memory, the rest fail with -ENOMEM inside the
+ * call, rather than never).
+ *
+ * This is the page API the volume layer uses; cluster.h adds what volume
+ * metadata needs (page names, adoption, requests to one server).  How the
+ * pool is built inside: backend/pool/pool_int.h.
  */
 #ifndef MEMX_POOL_H
 #define MEMX_POOL_H
@@ -17,9 +23,9 @@
 
 #include "histo.h"
 
-#include "config.h"
-
 #define POOL_PAGE_SIZE 4096u
+#define POOL_KEY_BYTES 32u          /* the cluster key (config.h's MEMX_KEY_BYTES) */
+#define POOL_MAX_SERVERS 16         /* config.h's MEMX_MAX_SERVERS */
 
 struct evloop;
 struct pool;
@@ -29,10 +35,24 @@ typedef uint64_t pool_page_t;       /* opaque; 0 is never a valid page */
 typedef void (*pool_write_cb)(void *arg, int status, pool_page_t page); /* status 0 or -errno */
 typedef void (*pool_io_cb)(void *arg, int status);
 
-/* Connects to cfg->servers in the background (with the cluster key).  NULL with
+/* What the pool needs to know, filled by its owner (backd.c: from [cluster]
+ * and [backend]); the pool never reads the daemon's configuration itself.
+ * pool_opts_init() sets the defaults of every field. */
+struct pool_opts {
+    const char *servers[POOL_MAX_SERVERS];  /* "host:port" (copied by pool_new) */
+    int nservers;
+    int replicas;               /* 1..3: copies of every slab */
+    uint64_t slab_size;         /* bytes, a multiple of 256 KiB, as every memd is configured */
+    const char *provider;       /* libfabric provider, e.g. "tcp;ofi_rxm" */
+    const char *node_id;        /* who we are to the servers; NULL or "": "backd@<hostname>" */
+    bool gather_reads;          /* reads to a busy server go out gathered, per loop turn */
+};
+void pool_opts_init(struct pool_opts *o);
+
+/* Connects to o->servers in the background (with the cluster key).  NULL with
  * a one-line message in err on a configuration or libfabric error. */
-struct pool *pool_new(struct evloop *el, const struct memx_config *cfg,
-                      const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen);
+struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_t key[POOL_KEY_BYTES],
+                      char *err, size_t errlen);
 void pool_free(struct pool *p);
 
 /* The loop the pool completes on.  The volume layer defers its own
@@ -45,7 +65,7 @@ int pool_live_servers(const struct pool *p);
 
 /* Stores one 4 KiB page in a fresh location on R servers.  data must stay
  * valid until cb runs.  -ENOSPC when no server has room; -EIO when no replica
- * could be written. */
+ * could be written; -ENOMEM when the pool could not get memory for it. */
 void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg);
 /* Reads a page written earlier.  -EIO when no replica can be read: never zeros. */
 void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg);
@@ -82,11 +102,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *st);
 enum { POOL_T_READ, POOL_T_WRITE, POOL_T_XPORT_READ, POOL_T_XPORT_WRITE, POOL_T_SERVER, POOL_T_N };
 void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N]);
 
-/* ---- what volume metadata needs (see volmeta.h) ---- */
-
-struct proto_msg;
-
-/* XXH3-128 of a page: the content check kept in volume records. */
+/* XXH3-128 of a page: the content check the hashes of pool_read_checked and
+ * pool_read_run are compared with (and what volume records keep). */
 void pool_hash(const void *page, uint8_t out[16]);
 
 /* Like pool_write_new, for volume vid under epoch: a server that has seen a
@@ -112,26 +129,8 @@ void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t 
  * ending at a). */
 bool pool_page_follows(pool_page_t a, pool_page_t b);
 
-/* The cluster-wide name of a page: its slab's uid and its index there. */
-void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uint32_t *idx);
-/* Finds slab uid on the live servers (or knows it already) so its pages can
- * be read: cb gets 0 and a slab handle for pool_page_in, or -ENOENT when no
- * live server holds it. */
-typedef void (*pool_adopt_cb)(void *arg, int status, uint32_t slab);
-void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg);
-pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx);
-/* A loaded volume holds page (of an adopted slab): true if nobody here did
- * yet (the holder then owns the page's one reference, and frees it with
- * pool_free_page like any other). */
-bool pool_page_hold(struct pool *p, pool_page_t page);
+/* ---- operator controls (memxctl, through ctl.c) ---- */
 
-/* A request to one server, for the volume metadata protocol.  reply is NULL
- * when the server went down before answering.  -1 if the server is not up. */
-typedef void (*pool_ctl_cb)(void *arg, int srv, const struct proto_msg *reply);
-int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg);
-/* Indexes of the servers up now; returns how many. */
-int pool_up_servers(const struct pool *p, int *out, int max);
-const char *pool_server_addr(const struct pool *p, int srv);
 /* Drain (on) or undrain a configured server ("host:port"): it takes no new
  * slabs and its replicas are re-created elsewhere, then freed on it; it shows
  * as "drained" when it can be stopped without losing redundancy.  -1 with a

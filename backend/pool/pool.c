@@ -1,0 +1,431 @@
+/* pool.c — the pool client's lifecycle: pool_new from struct pool_opts, the
+ * tick that drives every server, the done queue every completion goes
+ * through, and stats.  See pool.h for the contract, pool_int.h for the map
+ * of the other files.
+ *
+ * Shape: one fabric endpoint per memory server (srvconn.c).  Work for a
+ * server is a "server op" (sop.c).  Writes are gathered per loop turn and go
+ * out as runs to every replica (pwrite.c); reads go to the least busy good
+ * replica, gathered per server where that pays (pread.c); a slab that lost a
+ * replica is copied to another server one slab at a time (rebuild.c).
+ */
+#include "pool_int.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+_Static_assert(POOL_KEY_BYTES == MEMX_KEY_BYTES, "pool.h's key size is the configuration's");
+_Static_assert(POOL_MAX_SERVERS == MEMX_MAX_SERVERS, "pool.h's server limit is the configuration's");
+_Static_assert(POOL_MAX_SERVERS <= 32, "placement keeps servers in 32-bit masks and small arrays");
+
+/* ---- completions ---- */
+
+static void deliver(struct evloop *el, void *arg);
+
+void finish(struct pool *p, struct req *r, int status)
+{
+    r->status = status;
+    if (status)
+        p->st.errors++;
+    else
+        histo_record(&p->t[r->kind == R_READ ? POOL_T_READ : POOL_T_WRITE], evloop_now_ns() - r->t_ns);
+    STAILQ_INSERT_TAIL(&p->done, r, link);
+    evloop_defer(p->el, &p->deliver);
+}
+
+void fail_oom(struct pool *p, const struct oom_fail *f)
+{
+    p->st.errors++;
+    if (p->noom < OOM_FAILS) {
+        p->oom[p->noom++] = *f;
+        evloop_defer(p->el, &p->deliver);
+        return;
+    }
+    /* OOM_FAILS failures in one turn and still no memory: the one case a
+     * callback runs inside its call, rather than never (a hung guest) or
+     * abort() (every guest of the host). */
+    switch (f->kind) {
+    case OOM_WRITE: f->cb.w(f->arg, -ENOMEM, 0); break;
+    case OOM_READ: f->cb.r(f->arg, -ENOMEM); break;
+    case OOM_ADOPT: f->cb.a(f->arg, -ENOMEM, 0); break;
+    }
+}
+
+/* Runs at the end of the loop turn, so evloop_run_once() returns right after
+ * the callbacks instead of sleeping once more first. */
+static void deliver(struct evloop *el, void *arg)
+{
+    struct pool *p = arg;
+    /* Take the lists first: callbacks may start I/O that finishes at once. */
+    struct req_list l = STAILQ_HEAD_INITIALIZER(l);
+    STAILQ_CONCAT(&l, &p->done);
+    struct oom_fail f[OOM_FAILS];
+    unsigned nf = p->noom;
+    memcpy(f, p->oom, nf * sizeof(*f));
+    p->noom = 0;
+    struct req *r;
+    while ((r = STAILQ_FIRST(&l))) {
+        STAILQ_REMOVE_HEAD(&l, link);
+        if (r->kind == R_WRITE)
+            r->wcb(r->arg, r->status, r->status ? 0 : r->page);
+        else
+            r->rcb(r->arg, r->status);
+        STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+    }
+    for (unsigned i = 0; i < nf; i++)
+        switch (f[i].kind) {
+        case OOM_WRITE: f[i].cb.w(f[i].arg, -ENOMEM, 0); break;
+        case OOM_READ: f[i].cb.r(f[i].arg, -ENOMEM); break;
+        case OOM_ADOPT: f[i].cb.a(f[i].arg, -ENOMEM, 0); break;
+        }
+}
+
+/* NULL out of memory (the caller fails the op through fail_oom). */
+struct req *req_new(struct pool *p, enum req_kind kind, void *arg)
+{
+    struct req *r = STAILQ_FIRST(&p->free_reqs);
+    if (r) {
+        STAILQ_REMOVE_HEAD(&p->free_reqs, link);
+        memset(r, 0, offsetof(struct req, hash));   /* hash is set before it is read (verify) */
+    } else if (!(r = xcalloc(1, sizeof(*r)))) {
+        xalloc_fail("pool: a %s request", kind == R_READ ? "read" : "write");
+        return NULL;
+    }
+    r->kind = kind;
+    r->arg = arg;
+    r->t_ns = evloop_now_ns();
+    return r;
+}
+
+/* ---- pages ---- */
+
+pool_page_t make_page(uint32_t slab, uint32_t page)
+{
+    return ((uint64_t)(slab + 1) << 32) | page;
+}
+
+bool split_page(const struct pool *p, pool_page_t pg, uint32_t *slab, uint32_t *page)
+{
+    uint64_t s = pg >> 32;
+    if (s == 0 || s > p->nslabs || (uint32_t)pg >= p->pages_per_slab || !p->slabs[s - 1].used)
+        return false;
+    *slab = (uint32_t)(s - 1);
+    *page = (uint32_t)pg;
+    return true;
+}
+
+bool pool_page_follows(pool_page_t a, pool_page_t b)
+{
+    return b == a + 1 && (b >> 32) == (a >> 32);
+}
+
+/* ---- servers, as the rest of the pool sees them ---- */
+
+bool any_first_connect(const struct pool *p)
+{
+    for (int i = 0; i < p->nsrv; i++)
+        if (!p->srv[i].tried_once)
+            return true;
+    return false;
+}
+
+void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS])
+{
+    for (int i = 0; i < p->nsrv; i++) {
+        const struct server *s = &p->srv[i];
+        out[i] = (struct place_srv){ .up = s->state == SRV_UP, .full = s->full, .draining = s->draining,
+                                     .free = srv_free(s) };
+    }
+}
+
+int pool_rep_view(const struct pslab *ps, struct place_rep out[MAX_REPLICAS])
+{
+    for (int i = 0; i < ps->nrep; i++)
+        out[i] = (struct place_rep){ .srv = ps->rep[i].srv, .ok = ps->rep[i].ok };
+    return ps->nrep;
+}
+
+static void orphan_add(struct server *s, uint32_t id)
+{
+    if (s->norphans == s->orphans_cap) {
+        size_t cap = s->orphans_cap ? s->orphans_cap * 2 : 16;
+        uint32_t *n = xreallocarray(s->orphans, cap, sizeof(*n));
+        if (!n)
+            return;     /* the slab stays allocated there until the server restarts */
+        s->orphans = n;
+        s->orphans_cap = cap;
+    }
+    s->orphans[s->norphans++] = id;
+}
+
+void pool_no_server_check(struct pool *p)
+{
+    if (p->building < 0 && !STAILQ_EMPTY(&p->waiting) && !pool_live_servers(p) && !any_first_connect(p))
+        fail_waiting(p, -EIO);
+}
+
+void pool_srv_down(struct server *s, bool was_up)
+{
+    struct pool *p = s->p;
+    /* No replica there can be trusted any more: writes went on without it.
+     * They are re-created elsewhere, and freed there if it comes back. */
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        for (int r = 0; r < p->slabs[i].nrep; r++) {
+            struct replica *rp = &p->slabs[i].rep[r];
+            if (!p->slabs[i].used || rp->srv != s->idx)
+                continue;
+            if (p->slabs[i].ready)
+                replica_stale(p, i, r, "server down");
+            if (was_up && rp->gen == s->gen)
+                orphan_add(s, rp->id);
+        }
+    srv_flush(s);
+    rb_check_state(p);
+    if (!was_up)
+        kick_slab(p);   /* writes waiting on first connects may now have an answer */
+    pool_no_server_check(p);
+}
+
+void pool_srv_up(struct server *s, bool same_incarnation)
+{
+    struct pool *p = s->p;
+    if (same_incarnation && s->norphans)
+        srv_info(s, "back after a cut; freeing the %zu slabs we held there before", s->norphans);
+    for (size_t i = 0; same_incarnation && i < s->norphans; i++)
+        rb_free_remote(p, s->idx, s->orphans[i], true);
+    s->norphans = 0;
+    kick_slab(p);
+}
+
+/* ---- lifecycle ---- */
+
+static int tick(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    uint64_t now = evloop_now_ms();
+    for (int i = 0; i < p->nsrv; i++)
+        srv_tick(&p->srv[i], now);
+    rb_check_state(p);
+    rb_step(p);
+    return TICK_MS;
+}
+
+void pool_opts_init(struct pool_opts *o)
+{
+    *o = (struct pool_opts){ .replicas = 2, .slab_size = 8u << 20, .provider = "tcp;ofi_rxm" };
+}
+
+struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_t key[POOL_KEY_BYTES],
+                      char *err, size_t errlen)
+{
+    if (o->nservers <= 0) {
+        snprintf(err, errlen, "[cluster] servers: no memory servers configured");
+        return NULL;
+    }
+    if (o->nservers > POOL_MAX_SERVERS) {
+        snprintf(err, errlen, "[cluster] servers: at most %d memory servers", POOL_MAX_SERVERS);
+        return NULL;
+    }
+    if (o->slab_size == 0 || o->slab_size / POOL_PAGE_SIZE % 64) {
+        snprintf(err, errlen, "[cluster] slab_size: must be a multiple of 256K");
+        return NULL;
+    }
+    if (o->replicas < 1 || o->replicas > MAX_REPLICAS) {
+        snprintf(err, errlen, "[cluster] replicas: must be 1 to %d", MAX_REPLICAS);
+        return NULL;
+    }
+    if (auth_init()) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    struct pool *p = xcalloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->el = el;
+    memcpy(p->key, key, POOL_KEY_BYTES);
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    if (o->node_id && o->node_id[0])
+        snprintf(p->id, sizeof(p->id), "%s", o->node_id);
+    else
+        snprintf(p->id, sizeof(p->id), "backd@%.40s", host);
+    p->replicas = o->replicas;
+    p->gather_reads = o->gather_reads;
+    p->slab_size = o->slab_size;
+    p->pages_per_slab = (uint32_t)(o->slab_size / POOL_PAGE_SIZE);
+    p->building = -1;
+    p->nsrv = o->nservers;
+    p->st.servers = o->nservers;
+    p->rnd = rand;
+    STAILQ_INIT(&p->waiting);
+    STAILQ_INIT(&p->done);
+    STAILQ_INIT(&p->free_sops);
+    STAILQ_INIT(&p->gather);
+    STAILQ_INIT(&p->free_reqs);
+    LIST_INIT(&p->adopts);
+    evloop_defer_init(&p->deliver, deliver, p);
+    evloop_defer_init(&p->turn_end, turn_end, p);
+    if (p->replicas > p->nsrv)
+        pool_warn("[cluster] replicas = %d but only %d memory servers are configured: degraded",
+                  p->replicas, p->nsrv);
+    snprintf(p->provider, sizeof(p->provider), "%s", o->provider ? o->provider : "tcp;ofi_rxm");
+    /* A provider that cannot open is a configuration error, reported now. */
+    if (srv_probe(el, p->provider, err, errlen)) {
+        free(p);
+        return NULL;
+    }
+    if ((p->tick = evloop_add_timer(el, TICK_MS, tick, p)) < 0) {
+        snprintf(err, errlen, "pool: cannot hook onto the event loop");
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < p->nsrv; i++) {
+        srv_init(&p->srv[i], p, i, o->servers[i]);
+        srv_connect(&p->srv[i]);
+    }
+    return p;
+}
+
+static void free_reqs(struct req_list *l)
+{
+    struct req *r;
+    while ((r = STAILQ_FIRST(l))) {
+        STAILQ_REMOVE_HEAD(l, link);
+        free(r);
+    }
+}
+
+static void free_sop_list(struct sop_list *l, bool free_reads)
+{
+    struct sop *o;
+    while ((o = STAILQ_FIRST(l))) {
+        STAILQ_REMOVE_HEAD(l, link);
+        if (free_reads)
+            free(o->req);
+        free(o->buf);
+        free(o);
+    }
+}
+
+void pool_free(struct pool *p)
+{
+    if (!p)
+        return;
+    evloop_del_timer(p->el, p->tick);
+    evloop_defer_cancel(p->el, &p->deliver);
+    evloop_defer_cancel(p->el, &p->turn_end);
+    adopt_free_all(p);
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        srv_close(s);
+        free_sop_list(&s->gathered, true);
+    }
+    /* Requests still in flight are dropped with the pool.  A write's request is
+     * shared by its replica sops: the last one holding it frees it. */
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+            if (s->slots[k]) {
+                STAILQ_INSERT_HEAD(&s->queue, s->slots[k], link);
+                s->slots[k] = NULL;
+            }
+        struct sop *o;
+        while ((o = STAILQ_FIRST(&s->queue))) {
+            STAILQ_REMOVE_HEAD(&s->queue, link);
+            if (o->kind == SOP_READ)
+                free(o->req);
+            for (unsigned k = 0; o->kind == SOP_READV && k < o->nmem; k++) {
+                free(o->mem[k]->req);
+                free(o->mem[k]);
+            }
+            for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)
+                if (--o->run[k]->pending == 0)
+                    free(o->run[k]);
+            free(o->buf);
+            free(o);
+        }
+    }
+    free_reqs(&p->waiting);
+    free_reqs(&p->gather);
+    free_reqs(&p->done);
+    free_reqs(&p->free_reqs);
+    free_sop_list(&p->free_sops, false);
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        slots_fini(&p->slabs[i].slots);
+    free(p->slabs);
+    explicit_bzero(p->key, sizeof(p->key));
+    free(p);
+}
+
+/* ---- introspection ---- */
+
+struct evloop *pool_evloop(const struct pool *p) { return p->el; }
+
+int pool_live_servers(const struct pool *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        n += p->srv[i].state == SRV_UP;
+    return n;
+}
+
+void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N])
+{
+    memcpy(out, p->t, sizeof(p->t));
+}
+
+void pool_get_stats(const struct pool *p, struct pool_stats *st)
+{
+    *st = p->st;
+    st->rereplicated_pages = p->rerep_pages;
+    st->rebuilding = p->rb.active;
+    st->servers = p->nsrv;
+    st->live_servers = pool_live_servers(p);
+}
+
+/* An up server being drained shows as "draining" until it holds no replica,
+ * then "drained". */
+static const char *const state_names[] = { "connecting", "up", "down", "refused" };
+
+int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max)
+{
+    for (int i = 0; i < p->nsrv && i < max; i++) {
+        const struct server *s = &p->srv[i];
+        const char *prov = srv_provider(s);
+        snprintf(out[i].addr, sizeof(out[i].addr), "%s", s->addr);
+        snprintf(out[i].provider, sizeof(out[i].provider), "%s", prov ? prov : p->provider);
+        out[i].state = state_names[s->state];
+        out[i].replicas = 0;
+        for (uint32_t k = 0; k < p->nslabs; k++)
+            for (int r = 0; r < p->slabs[k].nrep; r++)
+                out[i].replicas += p->slabs[k].used && p->slabs[k].rep[r].ok && p->slabs[k].rep[r].srv == i;
+        if (s->state == SRV_UP && s->draining)
+            out[i].state = out[i].replicas ? "draining" : "drained";
+        out[i].capacity = s->capacity;
+        out[i].used = s->used;
+    }
+    return p->nsrv;
+}
+
+int pool_up_servers(const struct pool *p, int *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsrv && n < max; i++)
+        if (p->srv[i].state == SRV_UP)
+            out[n++] = i;
+    return n;
+}
+
+const char *pool_server_addr(const struct pool *p, int srv)
+{
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";
+}

@@ -1,0 +1,170 @@
+/* pread.c — reads: one page or a run of consecutive slots, from the least
+ * busy good replica; the next replica on a failure; never zeros.
+ *
+ * Reads are one-sided RMA reads.  With gather_reads, reads to a server that
+ * is busy wait for the end of the loop turn and go out gathered, as many as
+ * the provider takes in one RMA read (fab_rma_limit); a read to an idle
+ * server goes out at once (nothing to gather with).  Where the slab was
+ * adopted, the bytes are checked against the volume record's hash: a
+ * replica that missed a write is skipped, not believed.
+ */
+#include "pool_int.h"
+#include "log.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pool_hash(const void *page, uint8_t out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(page, POOL_PAGE_SIZE));
+    memcpy(out, c.digest, 16);
+}
+
+void issue_read(struct pool *p, struct req *r)
+{
+    uint32_t slab, page;
+    if (!split_page(p, r->page, &slab, &page) || r->npages < 1 || r->npages > POOL_RUN_MAX ||
+        page + r->npages > p->pages_per_slab) {
+        finish(p, r, -EINVAL);
+        return;
+    }
+    struct pslab *ps = &p->slabs[slab];
+    /* Only good replicas (every acknowledged write) are read: never a stale one. */
+    int best = -1;
+    for (int i = 0; i < ps->nrep; i++) {
+        struct server *s = &p->srv[ps->rep[i].srv];
+        if (!ps->rep[i].ok || s->state != SRV_UP || (r->tried & (1u << i)))
+            continue;
+        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
+            best = i;
+    }
+    if (best < 0) {
+        finish(p, r, -EIO);
+        return;
+    }
+    struct sop *o = sop_new(p, SOP_READ);
+    if (!o) {
+        finish(p, r, -ENOMEM);
+        return;
+    }
+    r->tried |= 1u << best;
+    o->req = r;
+    o->slab = slab;
+    o->rep = best;
+    o->page = page;
+    struct server *s = &p->srv[ps->rep[best].srv];
+    if (!p->gather_reads || (s->inflight == 0 && STAILQ_EMPTY(&s->gathered))) {
+        srv_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
+        return;
+    }
+    STAILQ_INSERT_TAIL(&s->gathered, o, link);
+    turn_end_arm(p);
+}
+
+/* flushed: the server was just declared down, which is logged once, not per read. */
+void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
+{
+    mx_log(flushed ? MX_LOG_DEBUG : MX_LOG_WARN,
+           "pool: read of slab %u page %u from memd %s failed (%s), trying another replica", o->slab, o->page,
+           p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
+    issue_read(p, o->req);
+}
+
+/* A read's bytes arrived (data: its pages): checked where the slab was
+ * adopted, then handed over.  Frees o. */
+void read_landed(struct pool *p, struct sop *o, const void *data)
+{
+    struct req *r = o->req;
+    for (unsigned i = 0; r->verify && p->slabs[o->slab].adopted && i < r->npages; i++) {
+        uint8_t h[16];
+        pool_hash((const uint8_t *)data + (size_t)i * POOL_PAGE_SIZE, h);
+        if (memcmp(h, r->hash[i], 16)) {
+            /* Not the server's fault: this replica missed the write the
+             * record describes (a cut its old owner never repaired). */
+            p->slabs[o->slab].rep[o->rep].ok = false;
+            read_failed(p, o, "contents do not match the volume record", false);
+            sop_free(p, o);
+            return;
+        }
+    }
+    memcpy(r->out, data, (size_t)r->npages * POOL_PAGE_SIZE);
+    histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
+    p->st.reads += r->npages;
+    finish(p, r, 0);
+    sop_free(p, o);
+}
+
+/* Puts a server's gathered reads on the wire: as many as the provider
+ * gathers into one RMA read (fab_rma_limit, within FAB_BIG_MAX) per sop. */
+void flush_reads(struct pool *p, struct server *s)
+{
+    struct sop_list l = STAILQ_HEAD_INITIALIZER(l);
+    STAILQ_CONCAT(&l, &s->gathered);
+    int lim = srv_rma_limit(s);
+    struct sop *o;
+    while ((o = STAILQ_FIRST(&l))) {
+        struct sop *v = NULL;
+        if (STAILQ_NEXT(o, link) && lim > 1)
+            v = sop_new(p, SOP_READV);
+        if (!v) {
+            STAILQ_REMOVE_HEAD(&l, link);
+            if (s->state == SRV_UP)
+                srv_submit(s, o);
+            else {
+                read_failed(p, o, "server down", true);
+                sop_free(p, o);
+            }
+            continue;
+        }
+        if (s->state != SRV_UP) {
+            /* The previous group's launch found the server gone: these go elsewhere. */
+            sop_free(p, v);
+            lim = 1;
+            continue;
+        }
+        size_t bytes = 0;
+        while ((o = STAILQ_FIRST(&l)) && (int)v->nmem < lim &&
+               bytes + (size_t)o->req->npages * POOL_PAGE_SIZE <= FAB_BIG_MAX) {
+            STAILQ_REMOVE_HEAD(&l, link);
+            bytes += (size_t)o->req->npages * POOL_PAGE_SIZE;
+            v->mem[v->nmem++] = o;
+        }
+        srv_submit(s, v);
+    }
+}
+
+void pool_read_run(struct pool *p, pool_page_t first, unsigned n, const uint8_t (*hashes)[16], void *data,
+                   pool_io_cb cb, void *arg)
+{
+    struct req *r = req_new(p, R_READ, arg);
+    if (!r) {
+        fail_oom(p, &(struct oom_fail){ .kind = OOM_READ, .cb.r = cb, .arg = arg });
+        return;
+    }
+    r->page = first;
+    r->npages = n;
+    r->out = data;
+    r->rcb = cb;
+    /* hashes: NULL, or the volume record's hashes to check an adopted slab's bytes against. */
+    if (hashes && n <= POOL_RUN_MAX) {
+        r->verify = true;
+        memcpy(r->hash, hashes, (size_t)n * 16);
+    }
+    issue_read(p, r);
+}
+
+void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg)
+{
+    pool_read_run(p, page, 1, NULL, data, cb, arg);
+}
+
+void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
+                       pool_io_cb cb, void *arg)
+{
+    pool_read_run(p, page, 1, (const uint8_t (*)[16])hash, data, cb, arg);
+}

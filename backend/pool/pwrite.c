@@ -1,0 +1,408 @@
+/* pwrite.c — replicated writes, and the slabs they need.
+ *
+ * The writes of one loop turn (the pages of a multi-page guest write, a burst
+ * of swap-outs from several requests) are gathered and placed at its end as
+ * runs: a free slot, then more slots of the same slab for the following
+ * writes of the same volume and epoch, up to PROTO_RUN_MAX; one PAGE_WRITE
+ * per live replica carries a run.  A write completes when every replica it
+ * was sent to answered: 0 if one acknowledged it (the others are marked stale
+ * and rebuilt), -ESTALE if a server said another backend owns the volume,
+ * -EIO if none took it.
+ *
+ * With no free slot the writes wait for a slab: one is built at a time, R
+ * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.
+ */
+#include "pool_int.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+void replica_stale(struct pool *p, uint32_t slab, int rep, const char *why)
+{
+    struct pslab *ps = &p->slabs[slab];
+    if (!ps->rep[rep].ok)
+        return;
+    ps->rep[rep].ok = false;
+    pool_warn("slab %u replica on memd %s is stale (%s): degraded", slab, p->srv[ps->rep[rep].srv].addr, why);
+}
+
+static void put_page(struct pool *p, uint32_t slab, uint32_t page)
+{
+    if (slots_put(&p->slabs[slab].slots, page))
+        p->st.pages_stored--;
+}
+
+/* Drops one of r's pending counts; the last one completes the write. */
+static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
+{
+    if (--r->pending)
+        return;
+    p->slabs[slab].wpending--;
+    int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
+    if (st)
+        put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
+    else
+        p->st.writes++;
+    finish(p, r, st);
+}
+
+/* One replica's answer for one page of a run. */
+static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
+{
+    if (status == -ESTALE)
+        r->fenced = true;   /* the replica is fine: it is the writer that is not */
+    else if (!status)
+        r->acked++;
+    write_req_put(p, r, slab);
+}
+
+/* One replica's answer for a run: every page of it shares the outcome.
+ * Invariant: a replica that missed an acknowledged write is stale before the
+ * write completes, so no read is ever served from it. */
+void write_replica_done(struct pool *p, struct sop *o, int status)
+{
+    if (status && status != -ESTALE)
+        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
+    for (unsigned i = 0; i < o->npages; i++)
+        write_req_done(p, o->run[i], o->slab, status);
+    if (p->rb.active && p->rb.slab == o->slab)
+        rb_step(p);
+}
+
+/* A free slot for a new page.  Starts where the last page came from: with
+ * thousands of slabs, most of them full, a scan from the first would cost
+ * every write a pass over them. */
+static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
+{
+    for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
+        struct pslab *ps = &p->slabs[i];
+        /* Nothing new goes into an adopted slab, nor into the one being re-replicated. */
+        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
+            continue;
+        if (slots_take(&ps->slots, page)) {
+            p->st.pages_stored++;
+            p->alloc_hint = i;
+            *slab = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Another free slot of slab for the next page of a run: the one right after
+ * the previous page if it is free (so sequential writes read back in runs,
+ * pool_read_run), else the first free one from the slab's hint. */
+static bool take_in_slab(struct pool *p, uint32_t slab, uint32_t after, uint32_t *page)
+{
+    if (!slots_take_next(&p->slabs[slab].slots, after, page))
+        return false;
+    p->st.pages_stored++;
+    return true;
+}
+
+/* Puts reqs[0..n), pages of one volume placed in slab (each req's page set),
+ * on the wire: one PAGE_WRITE per live replica carries them all.
+ *
+ * srv_submit may fail synchronously, and the failure chain behind it (the
+ * server's ops flushed, reads moved elsewhere, slabs built) may take other
+ * servers down or grow the slab table.  So each req holds one pending count
+ * for the launch itself, dropped after the loop (a write completes exactly
+ * once, after every replica it was sent to answered, however many were
+ * skipped), and the slab is looked up by index on every turn of the loop. */
+static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t slab)
+{
+    for (unsigned k = 0; k < n; k++)
+        reqs[k]->pending = 1;
+    p->slabs[slab].wpending += n;
+    for (int i = 0; i < p->slabs[slab].nrep; i++) {
+        struct pslab *ps = &p->slabs[slab];
+        if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
+            continue;
+        struct sop *o = sop_new(p, SOP_WRITE);
+        if (!o) {
+            /* This replica misses the run: it may never be read again. */
+            replica_stale(p, slab, i, "out of memory");
+            continue;
+        }
+        for (unsigned k = 0; k < n; k++)
+            reqs[k]->pending++;
+        o->req = reqs[0];
+        o->npages = n;
+        memcpy(o->run, reqs, n * sizeof(*reqs));
+        o->slab = slab;
+        o->rep = i;
+        o->page = (uint32_t)reqs[0]->page;
+        srv_submit(&p->srv[ps->rep[i].srv], o);
+    }
+    /* No replica took it: -EIO, the slot goes back. */
+    for (unsigned k = 0; k < n; k++)
+        write_req_put(p, reqs[k], slab);
+}
+
+/* Places the writes of l in the order they came; with no free slot the rest
+ * wait for a slab. */
+void place_writes(struct pool *p, struct req_list *l)
+{
+    struct req *r;
+    while ((r = STAILQ_FIRST(l))) {
+        uint32_t slab, page;
+        if (!take_page(p, &slab, &page)) {
+            STAILQ_CONCAT(&p->waiting, l);
+            kick_slab(p);
+            return;
+        }
+        struct req *run[PROTO_RUN_MAX];
+        unsigned n = 0;
+        do {
+            STAILQ_REMOVE_HEAD(l, link);
+            r->page = make_page(slab, page);
+            run[n++] = r;
+            r = STAILQ_FIRST(l);
+        } while (r && n < PROTO_RUN_MAX && r->vid == run[0]->vid && r->epoch == run[0]->epoch &&
+                 take_in_slab(p, slab, page, &page));
+        launch_run(p, run, n, slab);
+    }
+}
+
+/* The end of the loop turn's I/O (a deferred call): the writes issued during
+ * it are placed as runs, one message per replica and run instead of one per
+ * page; the reads go out gathered per server. */
+void turn_end(struct evloop *el, void *arg)
+{
+    struct pool *p = arg;
+    struct req_list l = STAILQ_HEAD_INITIALIZER(l);
+    STAILQ_CONCAT(&l, &p->gather);
+    place_writes(p, &l);
+    for (int i = 0; i < p->nsrv; i++)
+        if (!STAILQ_EMPTY(&p->srv[i].gathered))
+            flush_reads(p, &p->srv[i]);
+}
+
+void turn_end_arm(struct pool *p)
+{
+    evloop_defer(p->el, &p->turn_end);
+}
+
+void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
+                    pool_write_cb cb, void *arg)
+{
+    struct req *r = req_new(p, R_WRITE, arg);
+    if (!r) {
+        fail_oom(p, &(struct oom_fail){ .kind = OOM_WRITE, .cb.w = cb, .arg = arg });
+        return;
+    }
+    r->data = data;
+    r->wcb = cb;
+    r->vid = vid;
+    r->epoch = epoch;
+    STAILQ_INSERT_TAIL(&p->gather, r, link);
+    turn_end_arm(p);
+}
+
+void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
+{
+    pool_write_vol(p, data, 0, 0, cb, arg);
+}
+
+/* ---- building slabs ---- */
+
+void fail_waiting(struct pool *p, int status)
+{
+    struct req *r;
+    while ((r = STAILQ_FIRST(&p->waiting))) {
+        STAILQ_REMOVE_HEAD(&p->waiting, link);
+        finish(p, r, status);
+    }
+}
+
+static void place_replica(struct pool *p, uint32_t slab)
+{
+    struct pslab *ps = &p->slabs[slab];
+    struct place_srv sv[POOL_MAX_SERVERS];
+    struct place_rep rv[MAX_REPLICAS];
+    pool_place_view(p, sv);
+    int sidx = place_new_replica(sv, p->nsrv, rv, pool_rep_view(ps, rv), p->slab_size, p->rnd);
+    if (sidx < 0)
+        return;
+    struct sop *o = sop_new(p, SOP_ALLOC);
+    if (!o)
+        return;
+    o->slab = slab;
+    o->rep = ps->nrep;
+    ps->rep[ps->nrep] = (struct replica){ .srv = sidx };
+    ps->nrep++;
+    ps->allocating++;
+    srv_submit(&p->srv[sidx], o);
+}
+
+/* Every SLAB_ALLOC for the slab being built has answered. */
+static void slab_built(struct pool *p, uint32_t slab)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int live = pool_live_servers(p);
+    p->building = -1;
+    if (ps->nrep == 0) {
+        ps->used = false;
+        slots_fini(&ps->slots);
+        if (any_first_connect(p) && !live)
+            return;     /* servers still coming up: the writes wait for them */
+        if (live)
+            pool_warn("no memory server has room for another slab: pool full");
+        else
+            mx_err("pool: no memory server reachable");
+        fail_waiting(p, live ? -ENOSPC : -EIO);
+        return;
+    }
+    ps->ready = true;
+    p->st.slabs++;
+    if (ps->nrep < p->replicas) {
+        if (!p->degraded_warned)
+            pool_warn("degraded: slab %u has %d of %d replicas (%d memory servers usable)", slab, ps->nrep,
+                      p->replicas, live);
+        p->degraded_warned = true;
+    } else {
+        p->degraded_warned = false;
+    }
+    struct req_list l = STAILQ_HEAD_INITIALIZER(l);
+    STAILQ_CONCAT(&l, &p->waiting);
+    place_writes(p, &l);
+}
+
+/* A free entry of the slab table, cleared and marked used with every page
+ * free (the table grows by 16); -1 out of memory.  May move p->slabs: no
+ * caller holds a struct pslab pointer across it. */
+int64_t slab_slot(struct pool *p)
+{
+    uint32_t i = 0;
+    while (i < p->nslabs && p->slabs[i].used)
+        i++;
+    if (i == p->nslabs) {
+        struct pslab *ns = xreallocarray(p->slabs, (size_t)p->nslabs + 16, sizeof(*ns));
+        if (!ns)
+            return -1;
+        memset(ns + p->nslabs, 0, 16 * sizeof(*ns));
+        p->slabs = ns;
+        p->nslabs += 16;
+    }
+    struct pslab *ps = &p->slabs[i];
+    memset(ps, 0, sizeof(*ps));
+    if (slots_init(&ps->slots, p->pages_per_slab))
+        return -1;
+    ps->used = true;
+    return i;
+}
+
+/* Starts building a slab if writes wait for one and none is being built. */
+void kick_slab(struct pool *p)
+{
+    if (p->building >= 0 || STAILQ_EMPTY(&p->waiting))
+        return;
+    int64_t i = slab_slot(p);
+    if (i < 0) {
+        xalloc_fail("pool: a new slab");
+        fail_waiting(p, -ENOMEM);
+        return;
+    }
+    struct pslab *ps = &p->slabs[i];
+    do
+        randombytes_buf(&ps->uid, sizeof(ps->uid));
+    while (ps->uid == 0);
+    p->building = (int)i;
+    for (int r = 0; r < p->replicas; r++)
+        place_replica(p, i);
+    if (p->slabs[i].allocating == 0)
+        slab_built(p, i);
+}
+
+void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
+{
+    struct pslab *ps = &p->slabs[o->slab];
+    ps->allocating--;
+    if (m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size) {
+        struct replica *rp = &ps->rep[o->rep];
+        rp->id = m->u.slab_alloc_r.slab;
+        rp->raddr = m->u.slab_alloc_r.raddr;
+        rp->rkey = m->u.slab_alloc_r.rkey;
+        rp->gen = s->gen;
+        rp->ok = true;
+        s->capacity = m->u.slab_alloc_r.capacity;
+        s->used = m->u.slab_alloc_r.used;
+        if (srv_free(s) < p->slab_size && !s->full) {
+            srv_warn(s, "full");
+            s->full = true;
+        }
+    } else {
+        if (m && m->status == ENOSPC) {
+            if (!s->full)
+                srv_warn(s, "full");
+            s->full = true;
+        } else if (m) {
+            srv_warn(s, "slab allocation failed: %s", m->status ? strerror(m->status) : "wrong slab size");
+        }
+        /* Drop the placeholder (compacting keeps indexes of allocs in flight
+         * valid only if it is last, so swap with the last unanswered one). */
+        int last = ps->nrep - 1;
+        if (o->rep != last) {
+            ps->rep[o->rep] = ps->rep[last];
+            for (int i = 0; i < p->nsrv; i++) {
+                struct server *t = &p->srv[i];
+                for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+                    if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && t->slots[k]->slab == o->slab &&
+                        t->slots[k]->rep == last)
+                        t->slots[k]->rep = o->rep;
+                struct sop *q;
+                STAILQ_FOREACH(q, &t->queue, link)
+                    if (q->kind == SOP_ALLOC && q->slab == o->slab && q->rep == last)
+                        q->rep = o->rep;
+            }
+        }
+        ps->nrep--;
+        place_replica(p, o->slab);
+    }
+    if (p->slabs[o->slab].allocating == 0)
+        slab_built(p, o->slab);
+}
+
+/* ---- giving slabs back ---- */
+
+void pool_free_page(struct pool *p, pool_page_t page)
+{
+    uint32_t slab, pg;
+    if (!split_page(p, page, &slab, &pg)) {
+        pool_warn("free of unknown page 0x%llx ignored", (unsigned long long)page);
+        return;
+    }
+    put_page(p, slab, pg);
+    struct pslab *ps = &p->slabs[slab];
+    /* A slab goes back only with no page in use, not being built nor copied. */
+    if (ps->slots.nfree != p->pages_per_slab || (int)slab == p->building || (p->rb.active && p->rb.slab == slab))
+        return;
+    /* Give an empty slab back only if another one still has room, so a
+     * workload that frees and writes one page does not churn slabs. */
+    bool other = false;
+    for (uint32_t i = 0; i < p->nslabs && !other; i++)
+        other = i != slab && p->slabs[i].used && p->slabs[i].ready && p->slabs[i].slots.nfree;
+    if (!other)
+        return;
+    for (int i = 0; i < p->slabs[slab].nrep; i++) {
+        ps = &p->slabs[slab];   /* srv_submit's failure chains may move the table */
+        struct server *s = &p->srv[ps->rep[i].srv];
+        /* A replica from an earlier session there is on its orphan list already. */
+        if (s->state != SRV_UP || ps->rep[i].gen != s->gen)
+            continue;
+        struct sop *o = sop_new(p, SOP_FREE);
+        if (!o)
+            continue;
+        o->slab = slab;
+        o->srv_slab = ps->rep[i].id;
+        srv_submit(s, o);
+        s->full = false;
+    }
+    slots_fini(&p->slabs[slab].slots);
+    memset(&p->slabs[slab], 0, sizeof(p->slabs[slab]));
+    p->st.slabs--;
+}

@@ -1,0 +1,289 @@
+/* rebuild.c — re-replication and drain: a slab with fewer than R good
+ * replicas (a server went down, a replica missed a write) or with a replica
+ * on a draining server gets a new copy on another server, one slab at a
+ * time, RB_QD page copies in flight.
+ *
+ * Pages are written once and never overwritten (the volume layer writes new
+ * pages), so while the slab hands out no new pages (take_page skips it) and
+ * has no write in flight, its pages can be copied from any good replica.
+ * The new replica joins the slab only when every page is copied, so nothing
+ * reads it early; it takes the place of a stale or draining replica, which
+ * is then freed on its server.  A rebuild whose target goes away, or that
+ * loses its last source, is aborted: it ends once no copy is in flight, and
+ * the next one starts from scratch.
+ *
+ * Also here: the degraded/lost accounting (rb_check_state) and frees of
+ * remote slabs we no longer trust.
+ */
+#include "pool_int.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Good replicas of a slab; a draining server's count only if with_draining. */
+static int good_replicas(const struct pool *p, const struct pslab *ps, bool with_draining)
+{
+    int n = 0;
+    for (int i = 0; i < ps->nrep; i++)
+        n += ps->rep[i].ok && (with_draining || !p->srv[ps->rep[i].srv].draining);
+    return n;
+}
+
+/* Counts degraded and lost slabs; logs when the pool enters or leaves degraded mode. */
+void rb_check_state(struct pool *p)
+{
+    uint64_t degraded = 0, lost = 0;
+    for (uint32_t i = 0; i < p->nslabs; i++) {
+        const struct pslab *ps = &p->slabs[i];
+        if (!ps->used || !ps->ready)
+            continue;
+        int g = good_replicas(p, ps, true);
+        degraded += g < p->replicas;
+        lost += g == 0;
+    }
+    p->st.degraded_slabs = degraded;
+    p->st.lost_slabs = lost;
+    if (!!degraded == p->degraded)
+        return;
+    p->degraded = degraded != 0;
+    if (degraded)
+        pool_warn("degraded: %llu slabs have fewer than %d copies (%llu with none)",
+                  (unsigned long long)degraded, p->replicas, (unsigned long long)lost);
+    else
+        pool_info("redundancy restored: every slab has %d copies", p->replicas);
+}
+
+/* force: a replica we stopped trusting or never finished; volume records
+ * name its slab, but the good copies live elsewhere. */
+void rb_free_remote(struct pool *p, int srv, uint32_t id, bool force)
+{
+    struct server *s = &p->srv[srv];
+    struct sop *o = sop_new(p, SOP_FREE);
+    if (!o)
+        return;
+    o->srv_slab = id;
+    o->flags = force ? PROTO_FREE_FORCE : 0;
+    srv_submit(s, o);
+    s->full = false;
+}
+
+/* Ends the rebuild once no copy is in flight (a late copy must never land in
+ * a target slab we freed and the server handed out again). */
+static void rb_settle(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->aborting || rb->inflight)
+        return;
+    const struct server *t = &p->srv[rb->target];
+    bool free_target = rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen;
+    /* Over before the free is posted: a failure chain inside it sees no rebuild. */
+    rb->active = rb->aborting = false;
+    if (free_target)
+        rb_free_remote(p, rb->target, rb->nr.id, true);
+}
+
+static void rb_abort(struct pool *p, const char *why)
+{
+    if (!p->rb.active || p->rb.aborting)
+        return;
+    pool_warn("re-replication of slab %u onto memd %s stopped (%s); will retry", p->rb.slab,
+              p->srv[p->rb.target].addr, why);
+    p->rb.aborting = true;
+    rb_settle(p);
+}
+
+static void rb_start(struct pool *p)
+{
+    struct place_srv sv[POOL_MAX_SERVERS];
+    pool_place_view(p, sv);
+    for (uint32_t n = 0; n < p->nslabs; n++) {
+        uint32_t i = (p->rb.slab + 1 + n) % p->nslabs;     /* round robin: no slab starves */
+        struct pslab *ps = &p->slabs[i];
+        if (!ps->used || !ps->ready || (int)i == p->building || good_replicas(p, ps, true) == 0 ||
+            good_replicas(p, ps, false) >= p->replicas)
+            continue;
+        struct place_rep rv[MAX_REPLICAS];
+        int nrv = pool_rep_view(ps, rv);
+        int t = place_rebuild_target(sv, p->nsrv, rv, nrv, p->slab_size, p->rnd);
+        int slot = place_rebuild_slot(sv, rv, nrv, MAX_REPLICAS);
+        if (t < 0 || slot < 0)
+            continue;
+        struct sop *o = sop_new(p, SOP_ALLOC);
+        if (!o)
+            return;
+        struct rebuild *rb = &p->rb;
+        uint64_t gen = rb->gen + 1;
+        *rb = (struct rebuild){ .active = true, .gen = gen, .slab = i, .slot = slot, .target = t,
+                                .target_gen = p->srv[t].gen, .started_ms = evloop_now_ms() };
+        o->rebuild = true;
+        o->rgen = gen;
+        o->slab = i;
+        pool_info("re-replicating slab %u (%u pages in use) onto memd %s", i,
+                  p->pages_per_slab - ps->slots.nfree, p->srv[t].addr);
+        srv_submit(&p->srv[t], o);
+        return;
+    }
+}
+
+/* Every page is copied: the new replica takes its slot.  Only a rebuild
+ * that is active and not aborting gets here (rb_step checks after every
+ * post), so an aborted copy is never added. */
+static void rb_finish(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    struct pslab *ps = &p->slabs[rb->slab];
+    struct replica old = { .srv = -1 };
+    if (rb->slot < ps->nrep)
+        old = ps->rep[rb->slot];
+    else
+        ps->nrep++;
+    ps->rep[rb->slot] = rb->nr;
+    ps->rep[rb->slot].ok = true;
+    rb->active = false;
+    pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", rb->slab, p->srv[rb->target].addr,
+              (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
+    /* A draining replica, or one that missed a write on a server still up, is
+     * still held there.  Freed after the new one is in: a failure chain inside
+     * the free sees a finished rebuild. */
+    if (old.srv >= 0 && p->srv[old.srv].state == SRV_UP && old.gen == p->srv[old.srv].gen)
+        rb_free_remote(p, old.srv, old.id, true);
+    rb_check_state(p);
+}
+
+/* Moves the rebuild forward: start one, launch copies, finish it. */
+void rb_step(struct pool *p)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active) {
+        rb_start(p);
+        return;
+    }
+    if (rb->aborting || !rb->allocated)
+        return;
+    const struct server *t = &p->srv[rb->target];
+    if (t->state != SRV_UP || t->gen != rb->target_gen) {
+        rb_abort(p, "target server down");
+        return;
+    }
+    if (p->slabs[rb->slab].wpending)
+        return;     /* writes that started before the slab was closed must land first */
+    uint64_t gen = rb->gen;
+    while (rb->inflight < RB_QD && rb->next < p->pages_per_slab) {
+        struct pslab *ps = &p->slabs[rb->slab];   /* srv_submit's failure chains may move the table */
+        uint32_t page = rb->next++;
+        /* An adopted slab may hold pages of volumes not loaded here: copy all. */
+        if (!ps->adopted && !slots_in_use(&ps->slots, page))
+            continue;
+        int src = -1;
+        for (int i = 0; i < ps->nrep; i++) {
+            const struct server *s = &p->srv[ps->rep[i].srv];
+            if (ps->rep[i].ok && s->state == SRV_UP &&
+                (src < 0 || s->inflight < p->srv[ps->rep[src].srv].inflight))
+                src = i;
+        }
+        struct sop *o = src < 0 ? NULL : sop_new(p, SOP_CREAD);
+        if (!o) {
+            rb_abort(p, src < 0 ? "no good replica left to copy from" : "out of memory");
+            return;
+        }
+        o->slab = rb->slab;
+        o->rep = src;
+        o->page = page;
+        o->rgen = rb->gen;
+        rb->inflight++;
+        srv_submit(&p->srv[ps->rep[src].srv], o);
+        /* A post that failed synchronously may have aborted (and ended) this
+         * rebuild, or a new one may have started: never go on, or finish, on
+         * its behalf. */
+        if (!rb->active || rb->aborting || rb->gen != gen)
+            return;
+    }
+    if (rb->next >= p->pages_per_slab && rb->inflight == 0)
+        rb_finish(p);
+}
+
+void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
+{
+    struct rebuild *rb = &p->rb;
+    bool got = m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size;
+    if (m) {
+        s->capacity = m->u.slab_alloc_r.capacity;
+        s->used = m->u.slab_alloc_r.used;
+    }
+    if (!rb->active || o->rgen != rb->gen || rb->aborting) {
+        if (got)
+            rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab, true);
+        rb_settle(p);
+        return;
+    }
+    if (!got) {
+        if (m && m->status == ENOSPC)
+            s->full = true;
+        rb_abort(p, m ? (m->status ? strerror(m->status) : "wrong slab size") : "target server down");
+        return;
+    }
+    rb->nr = (struct replica){ .srv = s->idx, .id = m->u.slab_alloc_r.slab, .raddr = m->u.slab_alloc_r.raddr,
+                               .rkey = m->u.slab_alloc_r.rkey, .gen = s->gen };
+    rb->allocated = true;
+    rb_step(p);
+}
+
+void rb_read_done(struct pool *p, struct sop *o, int status, const void *data)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active || o->rgen != rb->gen)
+        return;
+    struct sop *w = NULL;
+    if (!status && !rb->aborting && (w = sop_new(p, SOP_CWRITE)) && (w->buf = malloc(POOL_PAGE_SIZE))) {
+        memcpy(w->buf, data, POOL_PAGE_SIZE);
+        w->slab = o->slab;
+        w->page = o->page;
+        w->srv_slab = rb->nr.id;
+        w->rgen = rb->gen;
+        srv_submit(&p->srv[rb->target], w);     /* the copy stays in flight */
+        return;
+    }
+    if (w)
+        sop_free(p, w);
+    rb->inflight--;
+    rb_abort(p, status ? "reading a good replica failed" : "out of memory");
+    rb_settle(p);
+}
+
+void rb_copy_done(struct pool *p, struct sop *o, int status)
+{
+    struct rebuild *rb = &p->rb;
+    if (!rb->active || o->rgen != rb->gen)
+        return;
+    rb->inflight--;
+    if (status) {
+        rb_abort(p, "writing the new replica failed");
+        rb_settle(p);
+        return;
+    }
+    rb->pages++;
+    p->rerep_pages++;
+    if (rb->aborting)
+        rb_settle(p);
+    else
+        rb_step(p);
+}
+
+int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen)
+{
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        if (strcmp(s->addr, addr))
+            continue;
+        if (s->draining != on)
+            srv_info(s, "%s", on ? "draining: its slabs move to other servers" : "drain cancelled");
+        s->draining = on;
+        rb_step(p);
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not a configured memory server", addr);
+    return -1;
+}

@@ -1,0 +1,442 @@
+/* The pool's failure handling through a fake server connection
+ * (fake_srvconn.c): a server going down, re-replication, drain, an aborted
+ * rebuild, synchronous post failures.  Deterministic: no processes, no
+ * fabric, the placement's random source is the test's. */
+#include "cu_main.h"
+#include "evloop.h"
+#include "fake_srvconn.h"
+#include "log.h"
+#include "pool_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SLAB_BYTES (256u << 10)     /* 64 pages */
+#define NPAGES 40
+#define MAXPAGES 64                 /* write_pages writes at most this many at once */
+
+static struct evloop *el;
+static struct pool *p;
+static uint8_t data[MAXPAGES][POOL_PAGE_SIZE];
+static pool_page_t pages[MAXPAGES];
+
+struct op { bool done; int status; pool_page_t page; };
+
+static void wdone(void *arg, int status, pool_page_t page)
+{
+    struct op *o = arg;
+    o->done = true;
+    o->status = status;
+    o->page = page;
+}
+
+static void rdone(void *arg, int status)
+{
+    struct op *o = arg;
+    o->done = true;
+    o->status = status;
+}
+
+static int seq_rnd(void)
+{
+    static unsigned x = 12345;
+    x = x * 1103515245u + 12345u;
+    return (int)(x >> 16 & 0x7fff);
+}
+
+/* Runs the loop until *flag (NULL: n turns) or about ms. */
+static bool run_until(const bool *flag, int ms)
+{
+    uint64_t end = evloop_now_ms() + (uint64_t)ms;
+    while ((!flag || !*flag) && evloop_now_ms() < end)
+        evloop_run_once(el, 10);
+    return !flag || *flag;
+}
+
+static void mkpool(int nsrv, int replicas)
+{
+    struct pool_opts o;
+    static char names[POOL_MAX_SERVERS][16];
+    uint8_t key[POOL_KEY_BYTES] = { 1 };
+    char err[256];
+    pool_opts_init(&o);
+    o.nservers = nsrv;
+    for (int i = 0; i < nsrv; i++) {
+        snprintf(names[i], sizeof(names[i]), "fake:%d", i);
+        o.servers[i] = names[i];
+    }
+    o.replicas = replicas;
+    o.slab_size = SLAB_BYTES;
+    p = pool_new(el, &o, key, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p->rnd = seq_rnd;
+    CU_ASSERT_EQUAL(pool_live_servers(p), nsrv);
+}
+
+static void endpool(void)
+{
+    pool_free(p);
+    p = NULL;
+}
+
+static void write_pages(unsigned n, unsigned seed)
+{
+    struct op ops[MAXPAGES] = { { 0 } };
+    CU_ASSERT_FATAL(n >= 1 && n <= MAXPAGES);
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
+            data[i][b] = (uint8_t)(seed * 131 + i * 17 + b * 7 + (b >> 8));
+        pool_write_new(p, data[i], wdone, &ops[i]);
+    }
+    CU_ASSERT_TRUE_FATAL(run_until(&ops[n - 1].done, 2000));
+    for (unsigned i = 0; i < n; i++) {
+        CU_ASSERT_TRUE(ops[i].done);
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+        pages[i] = ops[i].page;
+    }
+}
+
+static int read_page(pool_page_t pg, uint8_t *out)
+{
+    struct op o = { 0 };
+    pool_read(p, pg, out, rdone, &o);
+    CU_ASSERT_FALSE(o.done);
+    CU_ASSERT_TRUE_FATAL(run_until(&o.done, 2000));
+    return o.status;
+}
+
+static int good(const struct pslab *ps)
+{
+    int n = 0;
+    for (int i = 0; i < ps->nrep; i++)
+        n += ps->rep[i].ok;
+    return n;
+}
+
+static bool holds_good(const struct pslab *ps, int srv)
+{
+    for (int i = 0; i < ps->nrep; i++)
+        if (ps->rep[i].ok && ps->rep[i].srv == srv)
+            return true;
+    return false;
+}
+
+/* The one invariant no failure may break: a replica the pool reads from is
+ * a slab its server really holds, with every page the pool stored there. */
+static void check_replicas(unsigned n)
+{
+    for (uint32_t k = 0; k < p->nslabs; k++) {
+        const struct pslab *ps = &p->slabs[k];
+        if (!ps->used || !ps->ready)
+            continue;
+        for (int r = 0; r < ps->nrep; r++) {
+            const struct replica *rp = &ps->rep[r];
+            if (!rp->ok)
+                continue;
+            for (unsigned i = 0; i < n; i++) {
+                uint32_t slab, pg;
+                if (!split_page(p, pages[i], &slab, &pg) || slab != k)
+                    continue;
+                const uint8_t *b = fake_srv_page(&p->srv[rp->srv], rp->id, pg);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+                CU_ASSERT_EQUAL(memcmp(b, data[i], POOL_PAGE_SIZE), 0);
+            }
+        }
+    }
+}
+
+static bool healed(void)
+{
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    return st.degraded_slabs == 0 && !st.rebuilding;
+}
+
+static bool wait_healed(int ms)
+{
+    uint64_t end = evloop_now_ms() + (uint64_t)ms;
+    while (!healed() && evloop_now_ms() < end)
+        evloop_run_once(el, 10);
+    return healed();
+}
+
+/* A server marked down leaves its slabs degraded; the rebuild copies every
+ * page to the third server, and redundancy is back. */
+static void test_rebuild_after_down(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 1);
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_EQUAL_FATAL(ps->nrep, 2);
+    CU_ASSERT_NOT_EQUAL(ps->rep[0].srv, ps->rep[1].srv);
+    int lost = ps->rep[0].srv, kept = ps->rep[1].srv, third = 3 - lost - kept;
+    srv_down(&p->srv[lost], "test");
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.degraded_slabs, 1);
+    CU_ASSERT_EQUAL(st.lost_slabs, 0);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    ps = &p->slabs[0];
+    CU_ASSERT_EQUAL(good(ps), 2);
+    CU_ASSERT_TRUE(holds_good(ps, kept));
+    CU_ASSERT_TRUE(holds_good(ps, third));
+    CU_ASSERT_FALSE(holds_good(ps, lost));
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, NPAGES);
+    check_replicas(NPAGES);
+    /* With the surviving original gone too, every page reads from the copy. */
+    srv_down(&p->srv[kept], "test");
+    uint8_t buf[POOL_PAGE_SIZE];
+    for (unsigned i = 0; i < NPAGES; i++) {
+        CU_ASSERT_EQUAL(read_page(pages[i], buf), 0);
+        CU_ASSERT_EQUAL(memcmp(buf, data[i], POOL_PAGE_SIZE), 0);
+    }
+    endpool();
+}
+
+/* Drain moves every replica off the server, frees them there and shows
+ * "drained"; the data stays readable from the others. */
+static void test_drain(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 2);
+    int victim = p->slabs[0].rep[0].srv;
+    char err[128];
+    CU_ASSERT_EQUAL(pool_drain(p, "fake:9", true, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL_FATAL(pool_drain(p, p->srv[victim].addr, true, err, sizeof(err)), 0);
+    struct pool_server_info info[3];
+    uint64_t end = evloop_now_ms() + 3000;
+    do {
+        evloop_run_once(el, 10);
+        pool_get_servers(p, info, 3);
+    } while (strcmp(info[victim].state, "drained") && evloop_now_ms() < end);
+    CU_ASSERT_STRING_EQUAL(info[victim].state, "drained");
+    CU_ASSERT_EQUAL(info[victim].replicas, 0);
+    run_until(NULL, 50);        /* the SLAB_FREE's answer */
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[victim]), 0);
+    for (uint32_t k = 0; k < p->nslabs; k++)
+        if (p->slabs[k].used && p->slabs[k].ready) {
+            CU_ASSERT_EQUAL(good(&p->slabs[k]), 2);
+            CU_ASSERT_FALSE(holds_good(&p->slabs[k], victim));
+        }
+    check_replicas(NPAGES);
+    /* New writes avoid it too. */
+    write_pages(NPAGES, 3);
+    pool_get_servers(p, info, 3);
+    CU_ASSERT_STRING_EQUAL(info[victim].state, "drained");
+    CU_ASSERT_EQUAL(pool_drain(p, p->srv[victim].addr, false, err, sizeof(err)), 0);
+    pool_get_servers(p, info, 3);
+    CU_ASSERT_STRING_EQUAL(info[victim].state, "up");
+    endpool();
+}
+
+/* The rebuild's target dies with copies in flight: the rebuild stops, never
+ * finishes after the abort and never adds the aborted copy; once a server
+ * is back, a new rebuild restores redundancy. */
+static void test_abort_target_dies(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 4);
+    int lost = p->slabs[0].rep[0].srv, kept = p->slabs[0].rep[1].srv, target = 3 - lost - kept;
+    srv_down(&p->srv[lost], "test");
+    /* Let the target's SLAB_ALLOC through, then hold its page writes. */
+    uint64_t end = evloop_now_ms() + 2000;
+    while (!p->rb.allocated && evloop_now_ms() < end)
+        evloop_run_once(el, 10);
+    CU_ASSERT_TRUE_FATAL(p->rb.active && p->rb.allocated);
+    CU_ASSERT_EQUAL(p->rb.target, target);
+    fake_srv_hold(&p->srv[target], true);
+    end = evloop_now_ms() + 2000;
+    while (fake_srv_held(&p->srv[target], SOP_CWRITE) < 8 && evloop_now_ms() < end)
+        evloop_run_once(el, 10);
+    CU_ASSERT_TRUE_FATAL(fake_srv_held(&p->srv[target], SOP_CWRITE) >= 8);
+    CU_ASSERT_EQUAL(fake_srv_release_kind(&p->srv[target], SOP_CWRITE, 4), 4);
+    uint64_t copied = p->rerep_pages;
+    CU_ASSERT_EQUAL(copied, 4);
+    /* Reads of the source still in flight must not revive it either. */
+    fake_srv_hold(&p->srv[kept], true);
+    run_until(NULL, 30);
+    srv_down(&p->srv[target], "test: target dies mid-copy");
+    CU_ASSERT_TRUE(p->rb.aborting || !p->rb.active);
+    fake_srv_hold(&p->srv[kept], false);
+    run_until(NULL, 300);
+    CU_ASSERT_FALSE(p->rb.active);
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_EQUAL(good(ps), 1);
+    CU_ASSERT_FALSE(holds_good(ps, target));
+    CU_ASSERT_TRUE(holds_good(ps, kept));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.degraded_slabs, 1);
+    check_replicas(NPAGES);
+    /* The target comes back (a fresh incarnation): the rebuild runs again, from scratch. */
+    fake_srv_hold(&p->srv[target], false);
+    fake_srv_restart(&p->srv[target], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    ps = &p->slabs[0];
+    CU_ASSERT_EQUAL(good(ps), 2);
+    CU_ASSERT_TRUE(holds_good(ps, target));
+    check_replicas(NPAGES);
+    endpool();
+}
+
+/* The rebuild's only source fails synchronously (the transport refuses the
+ * post of its first page read): the rebuild is aborted inside its own copy
+ * loop and must not then finish and add a copy that has none of the pages
+ * (a replica whose slab the abort just freed). */
+static void test_abort_source_fails_in_loop(void)
+{
+    mkpool(3, 2);
+    write_pages(1, 5);
+    int lost = p->slabs[0].rep[0].srv, kept = p->slabs[0].rep[1].srv, target = 3 - lost - kept;
+    srv_down(&p->srv[lost], "test");
+    fake_srv_fail_posts(&p->srv[kept], 1);      /* its next post is the rebuild's page read */
+    run_until(NULL, 400);
+    CU_ASSERT_EQUAL(p->srv[kept].state, SRV_DOWN);
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_FALSE(holds_good(ps, target));
+    CU_ASSERT_EQUAL(good(ps), 0);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.lost_slabs, 1);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, 0);
+    check_replicas(1);
+    uint8_t buf[POOL_PAGE_SIZE];
+    CU_ASSERT_EQUAL(read_page(pages[0], buf), -EIO);    /* lost: never zeros, never garbage */
+    endpool();
+}
+
+/* A write's post fails synchronously on the first replica, and that failure
+ * chain (a read in flight there moves to the second replica, whose post
+ * fails too) takes the second replica's server down before the write's loop
+ * over replicas reaches it: the write must still complete (-EIO), not wait
+ * for ever. */
+static void test_sync_failure_chain_write(void)
+{
+    mkpool(2, 2);
+    write_pages(1, 6);
+    int first = p->slabs[0].rep[0].srv, second = p->slabs[0].rep[1].srv;
+    fake_srv_hold(&p->srv[first], true);
+    uint8_t buf[POOL_PAGE_SIZE];
+    struct op r = { 0 };
+    pool_read(p, pages[0], buf, rdone, &r);         /* goes to the first replica, and waits there */
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[first], SOP_READ), 1);
+    fake_srv_fail_posts(&p->srv[first], 1);
+    fake_srv_fail_posts(&p->srv[second], 1);
+    struct op w = { 0 };
+    static uint8_t page[POOL_PAGE_SIZE];
+    pool_write_new(p, page, wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_EQUAL(w.status, -EIO);
+    CU_ASSERT_TRUE(run_until(&r.done, 500));
+    CU_ASSERT_EQUAL(r.status, -EIO);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.pages_stored, 1);            /* the failed write's slot went back */
+    endpool();
+}
+
+/* The same kind of chain, growing the slab table under launch_run's loop: a
+ * write's post fails on its slab's first replica X; flushing X fails the
+ * SLAB_ALLOC of the slab being built there, which completes that slab with
+ * its other replica; the writes waiting for it fill it and need one more,
+ * and the table (16 entries, all used) is reallocated.  The loop then goes
+ * on to the write's second replica: it must not read the old table (under
+ * ASan, a use after free). */
+static void test_sync_failure_chain_grows_table(void)
+{
+    static uint8_t many[100][POOL_PAGE_SIZE];
+    fake_srv_set_capacity(64);
+    mkpool(3, 2);
+    for (int k = 0; k < 15; k++)
+        write_pages(64, 10 + (unsigned)k);
+    CU_ASSERT_EQUAL_FATAL(p->nslabs, 16);
+    struct pslab *a = &p->slabs[3];
+    CU_ASSERT_TRUE_FATAL(a->used && a->ready && a->slots.nfree == 0);
+    int x = a->rep[0].srv, z = a->rep[1].srv;
+    /* The 16th slab is built on x (held) and the third server; z takes no new slab. */
+    p->srv[z].full = true;
+    fake_srv_hold(&p->srv[x], true);
+    struct op ops[100] = { { 0 } };
+    for (int i = 0; i < 100; i++)
+        pool_write_new(p, many[i], wdone, &ops[i]);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL_FATAL(p->building, 15);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 1);
+    /* One free slot in slab 3, the next write's; its post to x fails. */
+    pool_free_page(p, make_page(3, 5));
+    fake_srv_fail_posts(&p->srv[x], 1);
+    struct op w = { 0 };
+    pool_write_new(p, many[0], wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_EQUAL(w.status, 0);                   /* z took it */
+    CU_ASSERT_TRUE(p->nslabs > 16);                 /* the table did grow under it */
+    CU_ASSERT_TRUE(run_until(&ops[99].done, 1000));
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_set_capacity(16);
+    endpool();
+}
+
+/* A server cut off and back as the same incarnation still holds the
+ * replicas the pool stopped trusting: they are freed there (the good copies
+ * live elsewhere by then); one back as a new incarnation lost them anyway. */
+static void test_orphans_freed_on_return(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 9);
+    int cut = p->slabs[0].rep[0].srv;
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);
+    srv_down(&p->srv[cut], "test: cut");
+    CU_ASSERT_EQUAL(p->srv[cut].norphans, 1);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], cut));
+    fake_srv_restart(&p->srv[cut], true);
+    CU_ASSERT_EQUAL(p->srv[cut].norphans, 0);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 0);
+    check_replicas(NPAGES);
+    endpool();
+}
+
+/* Writes keep completing while a server dies under them, and go on to the
+ * survivors. */
+static void test_writes_survive_down(void)
+{
+    mkpool(3, 2);
+    write_pages(NPAGES, 7);
+    srv_down(&p->srv[p->slabs[0].rep[0].srv], "test");
+    write_pages(NPAGES, 8);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    check_replicas(NPAGES);
+    endpool();
+}
+
+static int suite_init(void)
+{
+    mx_log_init("test_rebuild", MX_LOG_WARN);
+    el = evloop_new();
+    return el ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    evloop_free(el);
+    return 0;
+}
+
+static const struct cu_test tests[] = {
+    { "server down, rebuild restores redundancy", test_rebuild_after_down },
+    { "drain moves every replica and shows drained", test_drain },
+    { "target dies mid-copy: abort, no finish, retry", test_abort_target_dies },
+    { "source post fails in the copy loop: no finish after abort", test_abort_source_fails_in_loop },
+    { "synchronous failure chain does not leave a write pending", test_sync_failure_chain_write },
+    { "synchronous failure chain grows the slab table under a write", test_sync_failure_chain_grows_table },
+    { "writes survive a server going down", test_writes_survive_down },
+    { "orphaned replicas are freed when their server returns", test_orphans_freed_on_return },
+    { NULL, NULL },
+};
+static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
+                                          { NULL, NULL, NULL, NULL } };
+CU_MAIN(suites)
