@@ -16,6 +16,9 @@
 #   takeover  a second backend host attaches the same volume (as xl migrate
 #             does): it sees every page, the first is fenced (its writes are
 #             refused, its device is lost) and cannot damage a page
+# More scenarios live beside this file, one topic per file (scen-<topic>.sh):
+# each defines scenario_<name> functions over the helpers here and appends
+# their names to SCENARIOS.  MEMX_FAULTS="a b" runs only those.
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
@@ -300,8 +303,14 @@ scenario_takeover() {
   [ "$ver" = "$total" ] && [ "$mis" = 0 ] || fail "$(cat "$T/v2a.out" "$T/v2b.out")"
 }
 
+SCENARIOS="kill linkcut restart drain backd takeover"
+for f in "$SRC"/tests/faults/scen-*.sh; do
+  [ -e "$f" ] || continue
+  # shellcheck source=/dev/null
+  . "$f"
+done
 echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario"
-for s in ${MEMX_FAULTS:-kill linkcut restart drain backd takeover}; do
+for s in ${MEMX_FAULTS:-$SCENARIOS}; do
   "scenario_$s"
 done
 world_down
