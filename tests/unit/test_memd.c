@@ -1,5 +1,9 @@
-/* memx-memd as a process: CLI errors, start-up, clean SIGTERM. */
+/* memx-memd as a process: CLI errors, start-up, clean SIGTERM; hostile
+ * peers (memd_client.h): a HELLO without the key claiming a backend's address
+ * or identity, replayed and tampered messages after the handshake. */
 #include "cu_main.h"
+#include "log.h"
+#include "memd_client.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@ int spawn_write_key(char *path, size_t len, unsigned char raw[32]);
 int spawn_memd(struct memd_proc *m, const char *key_path, const char *cap, const char *slab);
 int spawn_stop(struct memd_proc *m, int sig);
 int spawn_log_has(const struct memd_proc *m, const char *s);
+int spawn_log_count(const struct memd_proc *m, const char *s);
 void spawn_kill_all(void);
 
 static int run(const char *args, char *out, size_t len)
@@ -56,9 +61,114 @@ static void test_start_stop(void)
     spawn_kill_all();
 }
 
+/* A STATS round trip of c (req_id id): whether the server answered it. */
+static bool stats_ok(struct mc *c, uint64_t id)
+{
+    struct proto_msg q = { .type = PROTO_STATS, .req_id = id }, r;
+    return mc_send(c, &q, NULL, NULL) && mc_wait(c, PROTO_STATS_R, id, 2000, &r) == 0 && r.status == 0;
+}
+
+/* Item 10: a peer without the key sends HELLOs claiming an authenticated
+ * backend's endpoint name and identity (fresh, so its slabs would go too):
+ * the backend's session and its slab survive, and the refusal is logged. */
+static void test_spoofed_hello(void)
+{
+    char key[64];
+    unsigned char raw[32], wrong[32];
+    CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
+    struct memd_proc m;
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&m, key, "4M", "1M"), 0);
+    struct mc *a = mc_open(m.addr), *b = mc_open(m.addr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL_FATAL(mc_handshake(a, "backd@victim", raw), 0);
+    struct proto_msg q = { .type = PROTO_SLAB_ALLOC, .req_id = 1 }, r;
+    q.u.slab_alloc.uid = 42;
+    CU_ASSERT_FATAL(mc_send(a, &q, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_SLAB_ALLOC_R, 1, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_TRUE(stats_ok(a, 2));
+
+    uint8_t victim[PROTO_ADDR_MAX];
+    size_t vl = mc_name(a, victim);
+    CU_ASSERT_FATAL(vl > 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(mc_hello(b, "backd@victim", PROTO_HELLO_FRESH, victim, vl), 0);
+    /* And one that finishes the handshake under the victim's name, with the wrong key. */
+    memset(wrong, 0x5a, sizeof(wrong));
+    CU_ASSERT_NOT_EQUAL(mc_handshake(b, "backd@victim", wrong), 0);
+    CU_ASSERT_TRUE(stats_ok(a, 3));
+    q.type = PROTO_SLAB_FIND;
+    q.req_id = 4;
+    CU_ASSERT_FATAL(mc_send(a, &q, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_SLAB_FIND_R, 4, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_TRUE(r.u.slab_find_r.mine);
+    CU_ASSERT_TRUE(spawn_log_has(&m, "wrong cluster key"));
+    mc_close(a);
+    mc_close(b);
+    CU_ASSERT_EQUAL(spawn_stop(&m, SIGTERM), 0);
+    unlink(key);
+}
+
+/* Item 10: after the handshake a message the server saw already (replayed)
+ * or one changed on the way (tampered) is dropped, and said so in the log at
+ * a bounded rate; the session goes on. */
+static void test_replay_tamper(void)
+{
+    char key[64];
+    unsigned char raw[32];
+    CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
+    struct memd_proc m;
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&m, key, "4M", "1M"), 0);
+    struct mc *a = mc_open(m.addr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL_FATAL(mc_handshake(a, "backd@a", raw), 0);
+    struct proto_msg q = { .type = PROTO_SLAB_ALLOC, .req_id = 1 }, r;
+    q.u.slab_alloc.uid = 7;
+    CU_ASSERT_FATAL(mc_send(a, &q, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_SLAB_ALLOC_R, 1, 2000, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(r.status, 0);
+    uint32_t slab = r.u.slab_alloc_r.slab;
+
+    static uint8_t page[PROTO_PAGE_SIZE], sent[PROTO_WRITE_MAX];
+    memset(page, 0xab, sizeof(page));
+    struct proto_msg w = { .type = PROTO_PAGE_WRITE, .req_id = 2 };
+    w.u.page.slab = slab;
+    w.u.page.page = 3;
+    size_t len = mc_send(a, &w, page, sent);
+    CU_ASSERT_FATAL(len > 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_PAGE_WRITE_R, 2, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 0);
+    /* The same bytes again: a replay. */
+    CU_ASSERT_EQUAL(mc_send_raw(a, sent, len), 0);
+    CU_ASSERT_NOT_EQUAL(mc_wait(a, PROTO_PAGE_WRITE_R, 2, 500, &r), 0);
+    /* A new write with one data byte changed on the way, many times over. */
+    for (int i = 0; i < 40; i++) {
+        w.req_id = 100 + (uint64_t)i;
+        len = mc_send(a, &w, page, sent);
+        sent[len - 1] ^= 1;
+        CU_ASSERT_EQUAL(mc_send_raw(a, sent, len), 0);
+    }
+    CU_ASSERT_NOT_EQUAL(mc_wait(a, PROTO_PAGE_WRITE_R, 0, 500, &r), 0);
+    /* A correct one is accepted, and so is everything after it. */
+    w.req_id = 200;
+    CU_ASSERT_FATAL(mc_send(a, &w, page, NULL) > 0);
+    CU_ASSERT_EQUAL(mc_wait(a, PROTO_PAGE_WRITE_R, 200, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_TRUE(stats_ok(a, 201));
+    int logged = spawn_log_count(&m, "fails authentication");
+    CU_ASSERT_TRUE(logged >= 1 && logged <= 3);
+    mc_close(a);
+    CU_ASSERT_EQUAL(spawn_stop(&m, SIGTERM), 0);
+    unlink(key);
+}
+
 static const struct cu_test tests[] = {
     { "command line errors", test_cli },
     { "start, SIGTERM/SIGINT exit 0", test_start_stop },
+    { "a HELLO without the key never ends a session", test_spoofed_hello },
+    { "replayed or tampered messages are dropped", test_replay_tamper },
     { NULL, NULL },
 };
 /* Runs even when a fatal assert ended a test early: no server outlives the suite. */
@@ -68,5 +178,11 @@ static int suite_clean(void)
     return 0;
 }
 
-static const struct cu_suite suites[] = { { "memd", NULL, suite_clean, tests }, { NULL, NULL, NULL, NULL } };
+static int suite_init(void)
+{
+    mx_log_init("test_memd", MX_LOG_ERR);
+    return 0;
+}
+
+static const struct cu_suite suites[] = { { "memd", suite_init, suite_clean, tests }, { NULL, NULL, NULL, NULL } };
 CU_MAIN(suites)

@@ -215,8 +215,8 @@ int spawn_stop(struct memd_proc *m, int sig)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Whether the memd's log contains s. */
-int spawn_log_has(const struct memd_proc *m, const char *s)
+/* How many times the memd's log (its first 64 KiB) contains s. */
+int spawn_log_count(const struct memd_proc *m, const char *s)
 {
     char buf[65536] = { 0 }, log[PATH_MAX + 64];
     spawn_log_path(m, log, sizeof(log));
@@ -226,5 +226,14 @@ int spawn_log_has(const struct memd_proc *m, const char *s)
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     buf[n] = 0;
     fclose(f);
-    return strstr(buf, s) != NULL;
+    int k = 0;
+    for (const char *p = buf; (p = strstr(p, s)); p += strlen(s))
+        k++;
+    return k;
+}
+
+/* Whether the memd's log contains s. */
+int spawn_log_has(const struct memd_proc *m, const char *s)
+{
+    return spawn_log_count(m, s) > 0;
 }
