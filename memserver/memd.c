@@ -1,7 +1,16 @@
 /* memd.c — memx-memd's server (memd.h): sessions and the handshake, the slab
  * table and its identities, page writes and reads; volume claims and records
  * are handed to memd_meta.c.  Single-threaded on the evloop: every handler
- * runs to completion from on_recv(). */
+ * runs to completion from on_recv().
+ *
+ * What a peer proved decides what it may do, never what it says: the address
+ * a HELLO names is only where the challenge goes.  A HELLO or a failed AUTH
+ * never ends an authenticated session (a peer without the key could reset
+ * any backend's session by naming its address); only a completed handshake
+ * of the same identity, or from the same endpoint, replaces one.  Every
+ * message after the handshake is opened with the session's key (auth.h) and
+ * dropped, logged at a bounded rate, when it was forged, tampered or
+ * replayed; every answer on a session is sealed. */
 #include "memd.h"
 #include "memd_meta.h"
 #include "auth.h"
@@ -30,6 +39,7 @@ struct session {
     uint32_t hello_flags;
     int ident;                          /* index into memd.idents once authenticated */
     uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
+    struct auth_sess ak;                /* once authenticated: this session's keys */
 };
 
 /* A client identity that holds slabs.  Slabs outlive sessions: a backend
@@ -59,12 +69,21 @@ struct memd {
     struct session sessions[MAX_SESSIONS];
     struct ident idents[MAX_SESSIONS];
     struct volstore *vols;
+    /* A peer can repeat these at will: logged at a bounded rate. */
+    struct mx_ratelimit rl_forged, rl_unauth, rl_hello;
 };
 
+#define RL_MS 2000
+
+/* The one place an answer leaves: sealed with the session's key when it
+ * goes to an authenticated session (the handshake's answers and a refusal
+ * to a peer without a session are not). */
 static void reply(struct memd *m, struct session *s, fab_addr_t to, struct proto_msg *r)
 {
     uint8_t buf[PROTO_MSG_MAX];
     size_t len = proto_encode(r, buf, sizeof(buf));
+    if (len && s && s->state == S_AUTHED)
+        auth_seal(&s->ak.tx, &(struct iovec){ buf, len }, 1);
     if (len && fab_send(m->fab, to, buf, len, NULL, 0, NULL, NULL, 0))
         mx_warn("%s: cannot answer %s: out of buffers", m->name, s ? s->peer : "a peer");
 }
@@ -94,6 +113,7 @@ static void end_session(struct memd *m, struct session *s, const char *why)
     if (s->state == S_AUTHED)
         mx_info("%s: session with %s (%s) ended (%s); it keeps %u slabs", m->name, s->peer,
                 s->client_id, why, m->idents[s->ident].slabs);
+    auth_session_clear(&s->ak);
     s->state = S_FREE;
 }
 
@@ -142,19 +162,29 @@ static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
     return freed;
 }
 
-static struct session *find_session(struct memd *m, fab_addr_t a)
+/* The session in state st at address a.  An address has at most one of
+ * each: an authenticated session and a handshake under way beside it. */
+static struct session *find_session(struct memd *m, fab_addr_t a, enum sess_state st)
 {
     for (int i = 0; i < MAX_SESSIONS; i++)
-        if (m->sessions[i].state != S_FREE && m->sessions[i].addr == a)
+        if (m->sessions[i].state == st && m->sessions[i].addr == a)
             return &m->sessions[i];
     return NULL;
 }
 
+/* A HELLO proves nothing: it starts a handshake beside whatever session the
+ * address has (a restarted handshake of the same address replaces the
+ * unfinished one), and only a completed AUTH may replace an authenticated
+ * session (on_auth). */
 static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
 {
-    struct session *s = find_session(m, from);
-    if (s)
-        end_session(m, s, "new HELLO");
+    struct session *s = find_session(m, from, S_CHALLENGED);
+    if (find_session(m, from, S_AUTHED) && mx_ratelimit_ok(&m->rl_hello, RL_MS)) {
+        char a[64];
+        mx_info("%s: HELLO from %s (calls itself '%s') while that address has a session: the session "
+                "stays until a handshake completes (%u such suppressed)", m->name,
+                fab_peer_str(m->fab, from, a, sizeof(a)), q->u.hello.id, m->rl_hello.last_suppressed);
+    }
     for (int i = 0; i < MAX_SESSIONS && !s; i++)
         if (m->sessions[i].state == S_FREE)
             s = &m->sessions[i];
@@ -168,6 +198,7 @@ static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
         refuse(m, from, q->req_id, EACCES, "too many sessions");
         return;
     }
+    auth_session_clear(&s->ak);
     memset(s, 0, sizeof(*s));
     s->state = S_CHALLENGED;
     s->addr = from;
@@ -190,7 +221,7 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
         mx_warn("%s: refused %s (calls itself '%s'): wrong cluster key", m->name, s->peer,
                 s->client_id);
         refuse(m, s->addr, q->req_id, EACCES, "wrong cluster key");
-        s->state = S_FREE;
+        s->state = S_FREE;      /* only this handshake: a session of that address or name stays */
         return;
     }
     int id = find_ident(m, s->client_id, true);
@@ -200,12 +231,14 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
         s->state = S_FREE;
         return;
     }
-    /* One live session per identity: a new one means the old is dead (a cut
-     * link, a restarted backend), and its address must not be answered. */
+    /* One live session per identity, and per address: a new one that proved
+     * the key means the old is dead (a cut link, a restarted backend), and
+     * its address must not be answered. */
     for (int i = 0; i < MAX_SESSIONS; i++)
-        if (&m->sessions[i] != s && m->sessions[i].state == S_AUTHED && m->sessions[i].ident == id)
+        if (&m->sessions[i] != s && m->sessions[i].state == S_AUTHED &&
+            (m->sessions[i].ident == id || m->sessions[i].addr == s->addr))
             end_session(m, &m->sessions[i], "replaced by a new session");
-    s->state = S_AUTHED;
+    auth_session(&s->ak, m->key, AUTH_SERVER, s->server_nonce, s->client_nonce, s->client_id, m->id);
     s->ident = id;
     if (s->hello_flags & PROTO_HELLO_FRESH) {
         uint32_t kept, n = free_ident_slabs(m, id, &kept);
@@ -220,7 +253,8 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
     r.u.welcome.used = (uint64_t)m->used_slabs * m->slab_size;
     r.u.welcome.slab_size = m->slab_size;
     mx_info("%s: %s (%s) authenticated", m->name, s->peer, s->client_id);
-    reply(m, s, s->addr, &r);
+    reply(m, s, s->addr, &r);       /* unsealed: the client checks the proof in it first */
+    s->state = S_AUTHED;
 }
 
 static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_msg *q)
@@ -368,15 +402,27 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         on_hello(m, from, &q);
         return;
     }
-    struct session *s = find_session(m, from);
-    if (s && s->state == S_CHALLENGED && q.type == PROTO_AUTH) {
+    struct session *s = find_session(m, from, S_CHALLENGED);
+    if (s && q.type == PROTO_AUTH) {
         on_auth(m, s, &q);
         return;
     }
-    if (!s || s->state != S_AUTHED) {
-        mx_warn("%s: %s from unauthenticated %s refused", m->name, proto_type_name(q.type),
-                fab_peer_str(m->fab, from, a, sizeof(a)));
+    if (!(s = find_session(m, from, S_AUTHED))) {
+        if (mx_ratelimit_ok(&m->rl_unauth, RL_MS))
+            mx_warn("%s: %s from unauthenticated %s refused (%u such suppressed)", m->name,
+                    proto_type_name(q.type), fab_peer_str(m->fab, from, a, sizeof(a)),
+                    m->rl_unauth.last_suppressed);
         refuse(m, from, q.req_id, ESTALE, "no session (server restarted?)");
+        return;
+    }
+    /* The address is only a hint: the session's key says who sent it. */
+    int au = auth_open(&s->ak.rx, buf, len);
+    if (au != AUTH_OK) {
+        if (mx_ratelimit_ok(&m->rl_forged, RL_MS))
+            mx_warn("%s: dropped %s from %s (%s): message fails authentication (%s) (%u such suppressed)",
+                    m->name, proto_type_name(q.type), s->peer, s->client_id,
+                    au == AUTH_REPLAY ? "replayed or too old" : "forged or tampered",
+                    m->rl_forged.last_suppressed);
         return;
     }
     switch (q.type) {
@@ -512,6 +558,8 @@ void memd_free(struct memd *m)
     if (m->mem)
         munmap(m->mem, m->capacity);
     free(m->slabs);
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        auth_session_clear(&m->sessions[i].ak);
     explicit_bzero(m->key, sizeof(m->key));
     free(m);
 }

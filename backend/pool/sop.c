@@ -10,6 +10,7 @@
  * replies it makes up.
  */
 #include "pool_int.h"
+#include "auth.h"
 #include "fabric.h"
 #include "log.h"
 #include "proto.h"
@@ -39,11 +40,21 @@ void sop_free(struct pool *p, struct sop *o)
     STAILQ_INSERT_HEAD(&p->free_sops, o, link);
 }
 
+/* The one place a message to a server is sealed (auth.h): every op goes
+ * out through here with the session's key and next sequence number, so a
+ * server can tell it from a forged, tampered or replayed one.  iov[0] starts
+ * with the encoded header.  RMA reads carry no message and need none. */
+static int seal_send(struct server *s, struct iovec *iov, int n, fab_done_fn sent, uint64_t req_id)
+{
+    auth_seal(&s->ak.tx, iov, n);
+    return fab_sendv(s->fab, s->fa, iov, n, sent, s, req_id);
+}
+
 static int send_msg(struct server *s, struct proto_msg *m, const void *page, fab_done_fn sent)
 {
     uint8_t buf[PROTO_MSG_MAX];
-    size_t len = proto_encode(m, buf, sizeof(buf));
-    return fab_send(s->fab, s->fa, buf, len, page, page ? PROTO_PAGE_SIZE : 0, sent, s, m->req_id);
+    struct iovec iov[2] = { { buf, proto_encode(m, buf, sizeof(buf)) }, { (void *)page, PROTO_PAGE_SIZE } };
+    return seal_send(s, iov, page ? 2 : 1, sent, m->req_id);
 }
 
 int sop_post(struct server *s, struct sop *o, fab_done_fn sent, fab_done_fn read_done, const char **why)
@@ -79,13 +90,13 @@ int sop_post(struct server *s, struct sop *o, fab_done_fn sent, fab_done_fn read
         struct iovec iov[1 + PROTO_RUN_MAX] = { { hdr, proto_encode(&m, hdr, sizeof(hdr)) } };
         for (unsigned i = 0; i < o->npages; i++)
             iov[1 + i] = (struct iovec){ (void *)o->run[i]->data, PROTO_PAGE_SIZE };
-        rc = fab_sendv(s->fab, s->fa, iov, 1 + (int)o->npages, sent, s, m.req_id);
+        rc = seal_send(s, iov, 1 + (int)o->npages, sent, m.req_id);
         break;
     }
     case SOP_CTL:
         /* Encoded when asked (its records may be gone by now); only the id is new. */
         proto_set_req_id(o->buf, o->blen, o->req_id);
-        rc = fab_send(s->fab, s->fa, o->buf, o->blen, NULL, 0, sent, s, o->req_id);
+        rc = seal_send(s, &(struct iovec){ o->buf, o->blen }, 1, sent, o->req_id);
         break;
     case SOP_STATS:
         m.type = PROTO_STATS;

@@ -168,6 +168,7 @@ void srv_connect(struct server *s)
     s->have_fa = false;
     s->gen++;
     s->state = SRV_CONNECTING;
+    auth_session_clear(&s->ak);       /* the next WELCOME gives new keys */
     s->hs_started_ms = evloop_now_ms();
     struct fab_opts fo = { .provider = p->provider, .peer = s->addr, .name = s->name, .on_recv = on_recv,
                            .arg = s };
@@ -256,6 +257,8 @@ static void on_handshake(struct server *s, const struct proto_msg *m)
         srv_refused(s, "server could not prove the cluster key");
         return;
     }
+    /* Both ends proved the key in this exchange: its keys seal everything after it. */
+    auth_session(&s->ak, p->key, AUTH_CLIENT, s->snonce, s->cnonce, p->id, s->sid);
     if (m->u.welcome.slab_size != p->slab_size) {
         char a[32], b[32];
         srv_err(s, "slab size %s differs from [cluster] slab_size = %s",
@@ -294,15 +297,35 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         srv_warn(s, "bad message: %s", why);
         return;
     }
-    switch (m.type) {
-    case PROTO_CHALLENGE:
-    case PROTO_WELCOME:
+    /* The handshake's answers are unsealed (its proofs are in them). */
+    if (m.type == PROTO_CHALLENGE || m.type == PROTO_WELCOME ||
+        (m.type == PROTO_REFUSED && (m.req_id & 0xff) == HS_SLOT)) {
         on_handshake(s, &m);
         return;
+    }
+    /* Everything else must open with this session's key: the one place answers are checked. */
+    int au = s->state == SRV_UP ? auth_open(&s->ak.rx, buf, len) : AUTH_BAD;
+    if (au != AUTH_OK && m.type == PROTO_REFUSED && m.status == ESTALE && !auth_sealed(buf, len) &&
+        s->state == SRV_UP) {
+        /* A server that restarted has no session to seal with, and anyone can
+         * send this: only a hint.  Ask now; a restarted server leaves the
+         * heartbeat unanswered and is taken down by its timeout. */
+        if (mx_ratelimit_ok(&s->rl_forged, 2000))
+            srv_info(s, "an unauthenticated 'no session' answer: probing it now");
+        if (!s->hb_inflight)
+            s->hb_sent_ms = 0;
+        return;
+    }
+    if (au != AUTH_OK) {
+        if (mx_ratelimit_ok(&s->rl_forged, 2000))
+            srv_warn(s, "dropped %s: fails authentication (%s) (%u such suppressed)", proto_type_name(m.type),
+                     au == AUTH_REPLAY ? "replayed or too old" : "forged, tampered or not in a session",
+                     s->rl_forged.last_suppressed);
+        return;
+    }
+    switch (m.type) {
     case PROTO_REFUSED:
-        if ((m.req_id & 0xff) == HS_SLOT)
-            on_handshake(s, &m);
-        else if (s->state == SRV_UP && m.status == ESTALE)
+        if (s->state == SRV_UP && m.status == ESTALE)
             srv_down(s, "it has no session for us: restarted behind the same address");
         else if (s->state == SRV_UP)
             srv_refused(s, m.u.refused.reason);

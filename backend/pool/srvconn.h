@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "fabric.h"
 #include "log.h"
 #include "proto.h"
@@ -52,6 +53,10 @@ struct server {
     unsigned backoff_ms;
     uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
     char sid[PROTO_ID_MAX];
+    /* This session's keys (auth.h), from the handshake: sop.c seals every
+     * message it sends with them, on_recv opens every answer. */
+    struct auth_sess ak;
+    struct mx_ratelimit rl_forged;
     uint64_t capacity, used;
     bool full;
     bool draining;              /* memxctl pool drain: no new slabs, replicas move away */

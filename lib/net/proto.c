@@ -128,6 +128,7 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
     put32(buf + 8, blen);
     put32(buf + 12, 0);
     put64(buf + 16, m->req_id);
+    memset(buf + PROTO_SEQ_OFF, 0, PROTO_HDR_SIZE - PROTO_SEQ_OFF);   /* sealed later, if at all */
     uint8_t *b = buf + PROTO_HDR_SIZE;
     size_t len = PROTO_HDR_SIZE + blen;
     switch (m->type) {

@@ -1,11 +1,17 @@
 /* proto.h — the messages between memx-backd's pool client and memx-memd.
  *
- * Every message is a fixed 24-byte header followed by a typed body, all
+ * Every message is a fixed 48-byte header followed by a typed body, all
  * little-endian and encoded field by field (never a struct cast), so the wire
  * format does not depend on the compiler:
  *
  *   magic u32 | version u8 | type u8 | status u16 | length u32 (body) |
- *   reserved u32 (0) | req_id u64
+ *   reserved u32 (0) | req_id u64 | seq u64 | tag[16]
+ *
+ * seq and tag authenticate a message after the handshake (auth.h: a session
+ * key per direction, a sequence number against replay); proto_encode leaves
+ * them zero and proto_decode does not look at them: auth_seal / auth_open do.
+ * The handshake itself (HELLO, CHALLENGE, AUTH, WELCOME) and a REFUSED sent
+ * to a peer without a session carry zeros.
  *
  * proto_decode() is the only way a received buffer is read: it checks the
  * header, the type, the exact body length for the type and every string and
@@ -33,9 +39,13 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC      0x584d454du   /* "MEMX" */
-#define PROTO_VERSION    4            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns;
-                                         4: PAGE_WRITE carries 1..PROTO_RUN_MAX pages, each with its slot */
-#define PROTO_HDR_SIZE   24u
+#define PROTO_VERSION    5            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns;
+                                         4: PAGE_WRITE carries 1..PROTO_RUN_MAX pages, each with its slot;
+                                         5: every message after the handshake is authenticated (seq, tag) */
+#define PROTO_HDR_SIZE   48u
+#define PROTO_SEQ_OFF    24u          /* the header's seq ... */
+#define PROTO_TAG_OFF    32u          /* ... and tag (auth.h) */
+#define PROTO_TAG_BYTES  16u
 #define PROTO_PAGE_SIZE  4096u
 #define PROTO_RUN_MAX    16u          /* pages one PAGE_WRITE carries at most (all in one slab) */
 #define PROTO_NONCE_BYTES 32u

@@ -18,6 +18,7 @@ struct mc {
     uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
     char id[PROTO_ID_MAX], sid[PROTO_ID_MAX];
     uint64_t hs_id;
+    struct auth_sess ak;
     struct { uint8_t *buf; size_t len; } q[MC_QUEUE];
     int nq;
 };
@@ -71,18 +72,15 @@ int mc_send_raw(struct mc *c, const uint8_t *buf, size_t len)
     return fab_send(c->fab, c->fa, buf, len, NULL, 0, NULL, NULL, 0);
 }
 
-/* What the backend does to every message after the handshake (nothing yet). */
+/* What the backend does to every message after the handshake (sop.c). */
 static void mc_seal(struct mc *c, uint8_t *buf, size_t len)
 {
-    (void)c;
-    (void)buf;
-    (void)len;
+    auth_seal(&c->ak.tx, &(struct iovec){ buf, len }, 1);
 }
 
-size_t mc_send(struct mc *c, const struct proto_msg *m, const void *page, uint8_t *out)
+size_t mc_build(struct mc *c, const struct proto_msg *m, const void *page, uint8_t *buf)
 {
-    static uint8_t buf[PROTO_WRITE_MAX];
-    size_t len = proto_encode(m, buf, sizeof(buf));
+    size_t len = proto_encode(m, buf, PROTO_WRITE_MAX);
     if (!len)
         return 0;
     if (page && m->type == PROTO_PAGE_WRITE && !m->u.page.data) {
@@ -91,6 +89,15 @@ size_t mc_send(struct mc *c, const struct proto_msg *m, const void *page, uint8_
     }
     if (c->authed)
         mc_seal(c, buf, len);
+    return len;
+}
+
+size_t mc_send(struct mc *c, const struct proto_msg *m, const void *page, uint8_t *out)
+{
+    static uint8_t buf[PROTO_WRITE_MAX];
+    size_t len = mc_build(c, m, page, buf);
+    if (!len)
+        return 0;
     if (out)
         memcpy(out, buf, len);
     return mc_send_raw(c, buf, len) ? 0 : len;
@@ -149,6 +156,7 @@ int mc_handshake(struct mc *c, const char *id, const uint8_t key[MEMX_KEY_BYTES]
     if (!mc_send(c, &a, NULL, NULL) || mc_wait(c, PROTO_WELCOME, 0, 3000, &r) ||
         !auth_check(key, AUTH_SERVER, c->snonce, c->cnonce, c->id, c->sid, r.u.welcome.mac))
         return -1;
+    auth_session(&c->ak, key, AUTH_CLIENT, c->snonce, c->cnonce, c->id, c->sid);
     c->authed = true;
     return 0;
 }

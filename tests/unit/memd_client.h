@@ -34,6 +34,8 @@ int mc_handshake(struct mc *c, const char *id, const uint8_t key[MEMX_KEY_BYTES]
  * their length returned (0 on failure). */
 size_t mc_send(struct mc *c, const struct proto_msg *m, const void *page, uint8_t *out);
 int mc_send_raw(struct mc *c, const uint8_t *buf, size_t len);
+/* mc_send's bytes into buf (PROTO_WRITE_MAX room), not sent: their length or 0. */
+size_t mc_build(struct mc *c, const struct proto_msg *m, const void *page, uint8_t *buf);
 
 /* Waits up to ms for a message of type (0: any) whose req_id is req_id (0: any);
  * 0 and *r filled, or -1 on timeout. */

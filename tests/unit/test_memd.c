@@ -146,7 +146,8 @@ static void test_replay_tamper(void)
     /* A new write with one data byte changed on the way, many times over. */
     for (int i = 0; i < 40; i++) {
         w.req_id = 100 + (uint64_t)i;
-        len = mc_send(a, &w, page, sent);
+        len = mc_build(a, &w, page, sent);
+        CU_ASSERT_FATAL(len > 0);
         sent[len - 1] ^= 1;
         CU_ASSERT_EQUAL(mc_send_raw(a, sent, len), 0);
     }

@@ -236,7 +236,9 @@ static void test_fuzzish(void)
             accepted++;
             size_t n2 = proto_encode(&d, again, sizeof(again));
             CU_ASSERT_EQUAL(n2, n);
-            CU_ASSERT_EQUAL(memcmp(again, buf, n), 0);
+            /* seq and tag are auth.h's (encode leaves them zero): everything else round-trips. */
+            CU_ASSERT_EQUAL(memcmp(again, buf, PROTO_SEQ_OFF), 0);
+            CU_ASSERT_EQUAL(memcmp(again + PROTO_HDR_SIZE, buf + PROTO_HDR_SIZE, n - PROTO_HDR_SIZE), 0);
         } else {
             CU_ASSERT_NOT_EQUAL(why[0], '\0');
         }
