@@ -98,6 +98,7 @@ static void test_claim_fence_records(void)
     /* The list carries both records, and stops. */
     struct proto_msg q = { .type = PROTO_META_LIST, .req_id = 30 };
     q.u.meta.vid = 9;
+    q.u.meta.epoch = 2;
     r = ask(&b, &q);
     CU_ASSERT_EQUAL(r.type, PROTO_META_LIST_R);
     CU_ASSERT_EQUAL(r.status, 0);
@@ -122,6 +123,83 @@ static void test_claim_fence_records(void)
     CU_ASSERT_EQUAL(volstore_volumes(vs), 0);
 }
 
+static struct proto_msg vclaim(const struct memd_meta_peer *who, uint64_t vid, uint64_t epoch)
+{
+    struct proto_msg q = { .type = PROTO_VOL_CLAIM, .req_id = 50 };
+    q.u.vol.vid = vid;
+    q.u.vol.epoch = epoch;
+    q.u.vol.size = 1 << 20;
+    strcpy(q.u.vol.name, "v");
+    return ask(who, &q);
+}
+
+static struct proto_msg vlist(const struct memd_meta_peer *who, uint64_t vid, uint64_t epoch)
+{
+    struct proto_msg q = { .type = PROTO_META_LIST, .req_id = 51 };
+    q.u.meta.vid = vid;
+    q.u.meta.epoch = epoch;
+    return ask(who, &q);
+}
+
+static struct proto_msg vdrop(const struct memd_meta_peer *who, uint64_t vid, uint64_t epoch)
+{
+    struct proto_msg q = { .type = PROTO_VOL_DROP, .req_id = 52 };
+    q.u.vol.vid = vid;
+    q.u.vol.epoch = epoch;
+    strcpy(q.u.vol.name, "v");
+    return ask(who, &q);
+}
+
+static struct proto_msg vput(const struct memd_meta_peer *who, uint64_t vid, uint64_t epoch)
+{
+    struct proto_rec rec = { .lpn = 1, .seq = epoch << 40 | 1, .uid = 88, .page = 0, .kind = PROTO_REC_PAGE };
+    struct proto_msg q = { .type = PROTO_META_PUT, .req_id = 53 };
+    q.u.meta.vid = vid;
+    q.u.meta.epoch = epoch;
+    q.u.meta.n = 1;
+    q.u.meta.recs = &rec;
+    return ask(who, &q);
+}
+
+/* Item 11: a volume's records, its drop and its page writes are the current
+ * owner's: another key holder naming the owner's epoch (or any other one) is
+ * refused.  Claiming stays open: it is how a backend takes a volume over. */
+static void test_owner_only(void)
+{
+    const uint64_t v = 0x1111;
+    CU_ASSERT_EQUAL(vclaim(&a, v, 3).status, 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 3).status, 0);
+    CU_ASSERT_EQUAL(vlist(&a, v, 3).status, 0);
+    CU_ASSERT_EQUAL(vlist(&a, v, 3).u.meta.n, 1);
+    /* b never claimed it: not its records, not its volume to drop or write. */
+    CU_ASSERT_EQUAL(vlist(&b, v, 3).status, EPERM);
+    CU_ASSERT_EQUAL(vlist(&b, v, 0).status, ESTALE);
+    CU_ASSERT_EQUAL(vlist(&b, v, 9).status, ESTALE);      /* a made-up newer epoch is no claim */
+    CU_ASSERT_EQUAL(vput(&b, v, 3).status, EPERM);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 3), EPERM);
+    CU_ASSERT_EQUAL(vdrop(&b, v, 3).status, EPERM);
+    CU_ASSERT_EQUAL(vdrop(&b, v, 9).status, ESTALE);
+    CU_ASSERT_EQUAL(vlist(&a, v, 3).status, 0);          /* all still there */
+    /* The owner itself must name its current epoch. */
+    CU_ASSERT_EQUAL(vlist(&a, v, 2).status, ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 3), 0);
+    /* A claim moves the volume to b; then a is the one refused. */
+    CU_ASSERT_EQUAL(vclaim(&b, v, 4).status, 0);
+    CU_ASSERT_EQUAL(vlist(&b, v, 4).status, 0);
+    CU_ASSERT_EQUAL(vlist(&a, v, 4).status, EPERM);
+    CU_ASSERT_EQUAL(vlist(&a, v, 3).status, ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 4), EPERM);
+    CU_ASSERT_EQUAL(vdrop(&a, v, 4).status, EPERM);
+    CU_ASSERT_EQUAL(vdrop(&b, v, 4).status, 0);
+    /* A server that missed the claim learns the owner from its first put. */
+    const uint64_t w = 0x2222;
+    CU_ASSERT_EQUAL(vput(&a, w, 5).status, 0);
+    CU_ASSERT_EQUAL(vlist(&a, w, 5).status, 0);
+    CU_ASSERT_EQUAL(vlist(&b, w, 5).status, EPERM);
+    CU_ASSERT_EQUAL(vdrop(&b, w, 5).status, EPERM);
+    CU_ASSERT_EQUAL(vdrop(&a, w, 5).status, 0);
+}
+
 static void test_not_mine(void)
 {
     struct proto_msg q = { .type = PROTO_SLAB_ALLOC, .req_id = 1 }, r;
@@ -132,6 +210,7 @@ static void test_not_mine(void)
 
 static const struct cu_test tests[] = {
     { "claim, fence, records, list, drop", test_claim_fence_records },
+    { "only the owner lists, drops, writes", test_owner_only },
     { "other requests are not answered", test_not_mine },
     { NULL, NULL },
 };
