@@ -1,10 +1,42 @@
-/* memd_meta.c — volume claims and records as request -> reply (memd_meta.h). */
+/* memd_meta.c — volume claims and records as request -> reply (memd_meta.h).
+ *
+ * A volume is its current owner's: listing its records, dropping it, putting
+ * records and writing its pages need the epoch it holds now and the identity
+ * that claimed it (owner_check).  Claiming stays open to every key holder:
+ * it is how a backend takes a volume over, and it fences the previous owner
+ * visibly (logged here, and the old owner's device goes down). */
 #include "memd_meta.h"
 #include "log.h"
 #include "volstore.h"
 
 #include <errno.h>
 #include <string.h>
+
+/* A peer may repeat a refused request at will: those are logged at a bounded rate. */
+static struct mx_ratelimit rl_refused;
+
+/* 0, ESTALE (not the volume's current epoch: fenced, or no claim of it here)
+ * or EPERM (another identity holds that epoch).  newer_ok: an epoch above
+ * the volume's passes (a put or page write reaching a server that missed the
+ * new owner's claim; a put then records who it came from).  An unknown
+ * volume passes (a server that joined after the claim). */
+static int owner_check(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                       uint64_t epoch, bool newer_ok, const char *what)
+{
+    uint64_t cur;
+    int owner, st = 0;
+    if (!volstore_owner(vs, vid, &cur, &owner))
+        return 0;
+    if (epoch < cur || (epoch > cur && !newer_ok))
+        st = ESTALE;
+    else if (epoch == cur && owner >= 0 && owner != who->owner)
+        st = EPERM;
+    if (st == EPERM && mx_ratelimit_ok(&rl_refused, 2000))
+        mx_warn("%s: %s (%s) %s volume %016llx under epoch %llu it does not hold: refused (%u such suppressed)",
+                who->server, who->peer, who->client, what, (unsigned long long)vid,
+                (unsigned long long)epoch, rl_refused.last_suppressed);
+    return st;
+}
 
 bool memd_meta_handles(int type)
 {
@@ -19,7 +51,9 @@ static void answer_vol(struct volstore *vs, const struct memd_meta_peer *who, co
     r->u.vol = q->u.vol;
     int st;
     if (q->type == PROTO_VOL_DROP) {
-        st = volstore_drop(vs, q->u.vol.vid, q->u.vol.epoch);
+        st = owner_check(vs, who, q->u.vol.vid, q->u.vol.epoch, false, "drops");
+        if (!st)
+            st = volstore_drop(vs, q->u.vol.vid, q->u.vol.epoch);
         if (!st)
             mx_info("%s: volume %s dropped by %s", who->server, q->u.vol.name, who->client);
     } else {
@@ -44,8 +78,17 @@ static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, c
     r->u.meta.vid = q->u.meta.vid;
     r->u.meta.epoch = q->u.meta.epoch;
     if (q->type == PROTO_META_PUT) {
-        /* A fenced owner's records never replace the new owner's (volstore_put checks the epoch). */
-        int st = volstore_put(vs, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
+        /* A fenced owner's records never replace the new owner's (volstore_put checks the epoch),
+         * and nobody else's records join the owner's. */
+        uint64_t cur = 0, nr, sz;
+        int owner = -1;
+        bool known = volstore_owner(vs, q->u.meta.vid, &cur, &owner);
+        int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, true, "puts records of");
+        if (!st)
+            st = volstore_put(vs, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
+        /* A put that moved the epoch up stands for the claim this server missed: its sender holds it. */
+        if (!st && (!known || q->u.meta.epoch > cur || owner < 0))
+            volstore_claim(vs, q->u.meta.vid, "", 0, q->u.meta.epoch, who->owner, &cur, &sz, &nr);
         if (st == ESTALE)
             mx_warn("%s: %s (%s) is fenced off volume %016llx (epoch %llu): records refused",
                     who->server, who->peer, who->client, (unsigned long long)q->u.meta.vid,
@@ -56,8 +99,11 @@ static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, c
     /* One reply's worth; the caller encodes it before the next request. */
     static struct proto_rec recs[PROTO_REC_MAX];
     uint64_t cursor = q->u.meta.cursor;
-    int n = volstore_list(vs, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
-    if (n < 0) {
+    int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, false, "lists");
+    int n = st ? 0 : volstore_list(vs, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
+    if (st) {
+        r->status = (uint16_t)st;
+    } else if (n < 0) {
         r->status = ENOENT;
     } else {
         r->u.meta.n = (uint32_t)n;
@@ -83,8 +129,8 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch)
 {
-    int st = volstore_check(vs, vid, epoch);
-    if (st)
+    int st = owner_check(vs, who, vid, epoch, true, "writes pages of");
+    if (st == ESTALE)
         mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
                 who->server, who->peer, who->client, (unsigned long long)epoch);
     return st;

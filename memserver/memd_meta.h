@@ -39,8 +39,10 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
                      struct proto_msg *r);
 
 /* The fence on the data path: may who write pages for volume vid under epoch?
- * 0, or ESTALE (logged) when a newer claim holds, so a fenced owner's late
- * writes never reach pages the new owner's records point at. */
+ * 0, ESTALE (logged) when a newer claim holds, so a fenced owner's late
+ * writes never reach pages the new owner's records point at, or EPERM
+ * (logged) when another identity holds that epoch.  The other requests on a
+ * volume (META_LIST, VOL_DROP, META_PUT) answer the same way. */
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch);
 

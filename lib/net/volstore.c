@@ -267,6 +267,16 @@ int volstore_drop(struct volstore *vs, uint64_t vid, uint64_t epoch)
     return 0;
 }
 
+bool volstore_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, int *owner)
+{
+    const struct vol *v = find(vs, vid);
+    if (!v)
+        return false;
+    *epoch = v->epoch;
+    *owner = v->owner;
+    return true;
+}
+
 uint64_t volstore_refs(const struct volstore *vs, uint64_t uid)
 {
     const struct ucount *c = utab_find(&vs->uids, uid);

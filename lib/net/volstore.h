@@ -18,6 +18,7 @@
 #ifndef MEMX_VOLSTORE_H
 #define MEMX_VOLSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,11 @@ int volstore_list(const struct volstore *vs, uint64_t vid, uint64_t *cursor, str
 
 /* VOL_DROP: forgets a volume and its records.  0, ENOENT or ESTALE. */
 int volstore_drop(struct volstore *vs, uint64_t vid, uint64_t epoch);
+
+/* Who holds vid: its epoch in *epoch and the owner of that epoch (-1 when
+ * the epoch was learned from a put and nobody claimed it here yet).  Returns
+ * false for an unknown volume. */
+bool volstore_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, int *owner);
 
 /* Records pointing into slab uid, over every volume. */
 uint64_t volstore_refs(const struct volstore *vs, uint64_t uid);
