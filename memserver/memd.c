@@ -71,6 +71,7 @@ struct memd {
     struct volstore *vols;
     /* A peer can repeat these at will: logged at a bounded rate. */
     struct mx_ratelimit rl_forged, rl_unauth, rl_hello;
+    uint64_t t_recv;                    /* when the message being handled arrived (before its seal was checked) */
 };
 
 #define RL_MS 2000
@@ -315,7 +316,7 @@ static int own_slab(struct memd *m, struct session *s, uint32_t slab)
 
 static void on_page(struct memd *m, struct session *s, const struct proto_msg *q)
 {
-    uint64_t t0 = evloop_now_ns();
+    uint64_t t0 = m->t_recv;            /* the server's time includes opening the seal */
     struct proto_msg r = { .type = q->type == PROTO_PAGE_WRITE ? PROTO_PAGE_WRITE_R : PROTO_PAGE_READ_R,
                            .req_id = q->req_id };
     r.u.page.slab = q->u.page.slab;
@@ -383,6 +384,7 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
     struct memd *m = arg;
     struct proto_msg q;
     char why[160], a[64];
+    m->t_recv = evloop_now_ns();
     if (proto_decode(buf, len, &q, why, sizeof(why))) {
         mx_warn("%s: bad message from %s: %s", m->name, fab_peer_str(m->fab, from, a, sizeof(a)), why);
         return;
