@@ -21,6 +21,7 @@ struct mc {
     struct auth_sess ak;
     struct { uint8_t *buf; size_t len; } q[MC_QUEUE];
     int nq;
+    uint8_t *last;              /* the buffer of the message mc_wait returned last */
 };
 
 static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
@@ -57,6 +58,7 @@ void mc_close(struct mc *c)
         evloop_free(c->el);
     for (int i = 0; i < c->nq; i++)
         free(c->q[i].buf);
+    free(c->last);
     free(c);
 }
 
@@ -113,8 +115,10 @@ int mc_wait(struct mc *c, int type, uint64_t req_id, int ms, struct proto_msg *r
             if (proto_decode(c->q[i].buf, c->q[i].len, &d, why, sizeof(why)) ||
                 (type && d.type != type) || (req_id && d.req_id != req_id))
                 continue;
-            /* Replies point into their buffer (records, page data): keep it while the test looks. */
+            /* Replies point into their buffer (records, page data): kept until the next wait. */
             *r = d;
+            free(c->last);
+            c->last = c->q[i].buf;
             memmove(&c->q[i], &c->q[i + 1], (size_t)(c->nq - i - 1) * sizeof(c->q[0]));
             c->nq--;
             return 0;
