@@ -1,15 +1,19 @@
 /* memd.h — the memory server: RAM handed out in slabs to authenticated peers.
  *
- * One RDM endpoint serves every backend.  A peer is a session keyed by its
- * fabric address; it must prove the cluster key (auth.h) before anything else
- * is answered.  Page writes are messages the server checks against slab
- * ownership before copying; page reads are one-sided RMA reads through a
- * per-slab registration whose key only the owner is told.
+ * One RDM endpoint serves every backend.  A peer is a session found by its
+ * fabric address and bound to the keys of its handshake: it must prove the
+ * cluster key (auth.h) before anything else is answered, and every message
+ * after that must open with the session's key (forged, tampered and replayed
+ * ones are dropped and logged).  Page writes are messages the server checks
+ * against slab ownership and the volume's owner before copying; page reads
+ * are one-sided RMA reads through a per-slab registration whose key only the
+ * owner (or a backend that finds the slab) is told.
  *
  * Slabs belong to the client's identity (its HELLO id, one per backend host;
- * proto.h), not to a session.  A new HELLO or a new session of the same
- * identity only ends the old session (its address is no longer answered):
- * a backend whose link was cut finds its slabs where it left them.  A slab is
+ * proto.h), not to a session.  Only a completed handshake of the same
+ * identity (or from the same endpoint) ends the old session (its address is
+ * no longer answered); a HELLO or a failed AUTH never does: a backend whose
+ * link was cut finds its slabs where it left them.  A slab is
  * freed when its owner frees it, or when the identity says HELLO with
  * PROTO_HELLO_FRESH (a backend process starting afresh): then each of its
  * slabs that no volume record points at is freed, so memory is never

@@ -27,7 +27,8 @@
  * (or forgot the peer), and the client must start a new session.
  *
  * Session: HELLO (client nonce, endpoint name) -> CHALLENGE (server nonce) -> AUTH (client
- * MAC) -> WELCOME (server MAC, capacity) or REFUSED.  Then SLAB_ALLOC/FREE,
+ * MAC) -> WELCOME (server MAC, capacity) or REFUSED.  A HELLO proves nothing and
+ * never ends a session.  Then, each sealed (auth.h), SLAB_ALLOC/FREE,
  * PAGE_WRITE (data inline; the reply is the remote-completion ack),
  * PAGE_READ (a message read, for providers without usable RMA; the normal read
  * is a one-sided fi_read with the slab's key) and STATS.
