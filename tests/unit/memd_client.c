@@ -4,6 +4,8 @@
 #include "evloop.h"
 #include "fabric.h"
 
+#include <sodium.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,6 @@ struct mc {
     bool authed;
     uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
     char id[PROTO_ID_MAX], sid[PROTO_ID_MAX];
-    uint64_t hs_id;
     struct auth_sess ak;
     struct { uint8_t *buf; size_t len; } q[MC_QUEUE];
     int nq;
@@ -132,7 +133,10 @@ int mc_wait(struct mc *c, int type, uint64_t req_id, int ms, struct proto_msg *r
 
 int mc_hello(struct mc *c, const char *id, uint32_t flags, const uint8_t *addr, size_t addr_len)
 {
-    struct proto_msg m = { .type = PROTO_HELLO, .req_id = ++c->hs_id << 8 | 0xff };
+    /* Random, as a backend's: a peer that cannot see our traffic cannot name our handshake. */
+    uint64_t rnd;
+    randombytes_buf(&rnd, sizeof(rnd));
+    struct proto_msg m = { .type = PROTO_HELLO, .req_id = (rnd >> 8) << 8 | 0xff };
     snprintf(m.u.hello.id, sizeof(m.u.hello.id), "%s", id);
     snprintf(c->id, sizeof(c->id), "%s", id);
     m.u.hello.flags = flags;
@@ -148,19 +152,25 @@ int mc_hello(struct mc *c, const char *id, uint32_t flags, const uint8_t *addr, 
     return mc_send(c, &m, NULL, NULL) ? 0 : -1;
 }
 
-int mc_handshake(struct mc *c, const char *id, const uint8_t key[MEMX_KEY_BYTES])
+int mc_auth(struct mc *c, const struct proto_msg *challenge, const uint8_t key[MEMX_KEY_BYTES])
 {
     struct proto_msg r;
-    if (mc_hello(c, id, 0, NULL, 0) || mc_wait(c, PROTO_CHALLENGE, 0, 3000, &r))
-        return -1;
-    memcpy(c->snonce, r.u.challenge.nonce, PROTO_NONCE_BYTES);
-    memcpy(c->sid, r.u.challenge.id, sizeof(c->sid));
-    struct proto_msg a = { .type = PROTO_AUTH, .req_id = r.req_id };
+    memcpy(c->snonce, challenge->u.challenge.nonce, PROTO_NONCE_BYTES);
+    memcpy(c->sid, challenge->u.challenge.id, sizeof(c->sid));
+    struct proto_msg a = { .type = PROTO_AUTH, .req_id = challenge->req_id };
     auth_proof(key, AUTH_CLIENT, c->snonce, c->cnonce, c->id, c->sid, a.u.auth.mac);
-    if (!mc_send(c, &a, NULL, NULL) || mc_wait(c, PROTO_WELCOME, 0, 3000, &r) ||
+    if (!mc_send(c, &a, NULL, NULL) || mc_wait(c, 0, challenge->req_id, 3000, &r) || r.type != PROTO_WELCOME ||
         !auth_check(key, AUTH_SERVER, c->snonce, c->cnonce, c->id, c->sid, r.u.welcome.mac))
         return -1;
     auth_session(&c->ak, key, AUTH_CLIENT, c->snonce, c->cnonce, c->id, c->sid);
     c->authed = true;
     return 0;
+}
+
+int mc_handshake(struct mc *c, const char *id, const uint8_t key[MEMX_KEY_BYTES])
+{
+    struct proto_msg r;
+    if (mc_hello(c, id, 0, NULL, 0) || mc_wait(c, PROTO_CHALLENGE, 0, 3000, &r))
+        return -1;
+    return mc_auth(c, &r, key);
 }

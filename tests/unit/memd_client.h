@@ -26,6 +26,9 @@ size_t mc_name(struct mc *c, uint8_t out[PROTO_ADDR_MAX]);
 
 /* HELLO as id with flags, claiming endpoint name addr (NULL: our own). */
 int mc_hello(struct mc *c, const char *id, uint32_t flags, const uint8_t *addr, size_t addr_len);
+/* The handshake's second half: AUTH for challenge (as received) under key;
+ * 0 once WELCOME proved the server's key. */
+int mc_auth(struct mc *c, const struct proto_msg *challenge, const uint8_t key[MEMX_KEY_BYTES]);
 /* The whole handshake with key; 0 once WELCOME proved the server's key. */
 int mc_handshake(struct mc *c, const char *id, const uint8_t key[MEMX_KEY_BYTES]);
 

@@ -111,6 +111,38 @@ static void test_spoofed_hello(void)
     unlink(key);
 }
 
+/* Item 10: HELLOs without the key claiming a backend's address while that
+ * backend is in the middle of its own handshake (reconnecting) do not spoil
+ * it: its AUTH still answers its own CHALLENGE. */
+static void test_spoof_mid_handshake(void)
+{
+    char key[64];
+    unsigned char raw[32];
+    CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
+    struct memd_proc m;
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&m, key, "4M", "1M"), 0);
+    struct mc *a = mc_open(m.addr), *b = mc_open(m.addr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct proto_msg ch;
+    CU_ASSERT_EQUAL_FATAL(mc_hello(a, "backd@victim", 0, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_CHALLENGE, 0, 3000, &ch), 0);
+    uint8_t victim[PROTO_ADDR_MAX];
+    size_t vl = mc_name(a, victim);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(mc_hello(b, "backd@victim", PROTO_HELLO_FRESH, victim, vl), 0);
+    /* Let the server take them in before the victim's AUTH. */
+    struct proto_msg r;
+    mc_wait(b, PROTO_WELCOME, 0, 300, &r);
+    CU_ASSERT_EQUAL(mc_auth(a, &ch, raw), 0);
+    CU_ASSERT_TRUE(stats_ok(a, 5));
+    CU_ASSERT_FALSE(spawn_log_has(&m, "wrong cluster key"));
+    mc_close(a);
+    mc_close(b);
+    CU_ASSERT_EQUAL(spawn_stop(&m, SIGTERM), 0);
+    unlink(key);
+}
+
 /* Item 10: after the handshake a message the server saw already (replayed)
  * or one changed on the way (tampered) is dropped, and said so in the log at
  * a bounded rate; the session goes on. */
@@ -169,6 +201,7 @@ static const struct cu_test tests[] = {
     { "command line errors", test_cli },
     { "start, SIGTERM/SIGINT exit 0", test_start_stop },
     { "a HELLO without the key never ends a session", test_spoofed_hello },
+    { "a HELLO without the key never spoils a handshake", test_spoof_mid_handshake },
     { "replayed or tampered messages are dropped", test_replay_tamper },
     { NULL, NULL },
 };
