@@ -37,6 +37,8 @@ struct session {
     char peer[64];                      /* printable address, for logs */
     char client_id[PROTO_ID_MAX];
     uint32_t hello_flags;
+    uint64_t hs_req;                    /* a handshake: its HELLO's request id, which AUTH repeats */
+    uint64_t hello_ms;                  /* ... and when it began (the oldest unfinished one goes first) */
     int ident;                          /* index into memd.idents once authenticated */
     uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
     struct auth_sess ak;                /* once authenticated: this session's keys */
@@ -163,24 +165,33 @@ static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
     return freed;
 }
 
-/* The session in state st at address a.  An address has at most one of
- * each: an authenticated session and a handshake under way beside it. */
-static struct session *find_session(struct memd *m, fab_addr_t a, enum sess_state st)
+/* The authenticated session at address a (an address has at most one). */
+static struct session *find_session(struct memd *m, fab_addr_t a)
 {
     for (int i = 0; i < MAX_SESSIONS; i++)
-        if (m->sessions[i].state == st && m->sessions[i].addr == a)
+        if (m->sessions[i].state == S_AUTHED && m->sessions[i].addr == a)
             return &m->sessions[i];
     return NULL;
 }
 
-/* A HELLO proves nothing: it starts a handshake beside whatever session the
- * address has (a restarted handshake of the same address replaces the
- * unfinished one), and only a completed AUTH may replace an authenticated
- * session (on_auth). */
+/* The handshake under way at address a whose HELLO had request id req: an
+ * address may have several (anyone can name any address in a HELLO), and
+ * the id, random per attempt on the backend, keeps them apart. */
+static struct session *find_handshake(struct memd *m, fab_addr_t a, uint64_t req)
+{
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (m->sessions[i].state == S_CHALLENGED && m->sessions[i].addr == a && m->sessions[i].hs_req == req)
+            return &m->sessions[i];
+    return NULL;
+}
+
+/* A HELLO proves nothing: it starts a handshake of its own beside whatever
+ * the address has (the same HELLO again restarts its own), and only a
+ * completed AUTH may replace an authenticated session (on_auth). */
 static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
 {
-    struct session *s = find_session(m, from, S_CHALLENGED);
-    if (find_session(m, from, S_AUTHED) && mx_ratelimit_ok(&m->rl_hello, RL_MS)) {
+    struct session *s = find_handshake(m, from, q->req_id);
+    if (find_session(m, from) && mx_ratelimit_ok(&m->rl_hello, RL_MS)) {
         char a[64];
         mx_info("%s: HELLO from %s (calls itself '%s') while that address has a session: the session "
                 "stays until a handshake completes (%u such suppressed)", m->name,
@@ -189,9 +200,10 @@ static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
     for (int i = 0; i < MAX_SESSIONS && !s; i++)
         if (m->sessions[i].state == S_FREE)
             s = &m->sessions[i];
-    /* Handshakes nobody finished must not lock out real clients. */
-    for (int i = 0; i < MAX_SESSIONS && !s; i++)
-        if (m->sessions[i].state == S_CHALLENGED)
+    /* Handshakes nobody finished must not lock out real clients: the oldest goes. */
+    bool evict = !s;
+    for (int i = 0; evict && i < MAX_SESSIONS; i++)
+        if (m->sessions[i].state == S_CHALLENGED && (!s || m->sessions[i].hello_ms < s->hello_ms))
             s = &m->sessions[i];
     if (!s) {
         char a[64];
@@ -203,6 +215,8 @@ static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
     memset(s, 0, sizeof(*s));
     s->state = S_CHALLENGED;
     s->addr = from;
+    s->hs_req = q->req_id;
+    s->hello_ms = evloop_now_ms();
     fab_peer_str(m->fab, from, s->peer, sizeof(s->peer));
     memcpy(s->client_id, q->u.hello.id, sizeof(s->client_id));
     s->hello_flags = q->u.hello.flags;
@@ -404,12 +418,12 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         on_hello(m, from, &q);
         return;
     }
-    struct session *s = find_session(m, from, S_CHALLENGED);
-    if (s && q.type == PROTO_AUTH) {
+    struct session *s = q.type == PROTO_AUTH ? find_handshake(m, from, q.req_id) : NULL;
+    if (s) {
         on_auth(m, s, &q);
         return;
     }
-    if (!(s = find_session(m, from, S_AUTHED))) {
+    if (!(s = find_session(m, from))) {
         if (mx_ratelimit_ok(&m->rl_unauth, RL_MS))
             mx_warn("%s: %s from unauthenticated %s refused (%u such suppressed)", m->name,
                     proto_type_name(q.type), fab_peer_str(m->fab, from, a, sizeof(a)),

@@ -81,7 +81,7 @@ const char *srv_provider(const struct server *s)
 static bool tag_current(const struct server *s, uint64_t tag)
 {
     if ((tag & 0xff) == HS_SLOT)
-        return tag == (s->gen << 8 | HS_SLOT) && s->state == SRV_CONNECTING;
+        return tag == s->hs_req && s->state == SRV_CONNECTING;
     unsigned slot = tag & 0xff;
     return slot < SRV_MAX_INFLIGHT && s->slots[slot] && s->slots[slot]->req_id == tag;
 }
@@ -179,7 +179,13 @@ void srv_connect(struct server *s)
     }
     s->have_fa = true;
     auth_nonce(s->cnonce);
-    struct proto_msg m = { .type = PROTO_HELLO, .req_id = s->gen << 8 | HS_SLOT };
+    uint8_t rnd[PROTO_NONCE_BYTES];
+    auth_nonce(rnd);
+    uint64_t r64 = 0;
+    for (int i = 0; i < 7; i++)
+        r64 = r64 << 8 | rnd[i];
+    s->hs_req = r64 << 8 | HS_SLOT;
+    struct proto_msg m = { .type = PROTO_HELLO, .req_id = s->hs_req };
     memcpy(m.u.hello.id, p->id, sizeof(p->id));
     /* Whatever an earlier run of this backend left there is unreachable now. */
     m.u.hello.flags = s->had_session ? 0 : PROTO_HELLO_FRESH;
@@ -238,7 +244,7 @@ static void srv_refused(struct server *s, const char *why)
 static void on_handshake(struct server *s, const struct proto_msg *m)
 {
     struct pool *p = s->p;
-    if (m->req_id != (s->gen << 8 | HS_SLOT) || s->state != SRV_CONNECTING)
+    if (m->req_id != s->hs_req || s->state != SRV_CONNECTING)
         return;
     if (m->type == PROTO_CHALLENGE) {
         memcpy(s->sid, m->u.challenge.id, sizeof(s->sid));

@@ -49,6 +49,8 @@ struct server {
     bool have_fa, tried_once;
     enum srv_state state;
     uint64_t gen;               /* bumps on every connection attempt */
+    uint64_t hs_req;            /* this attempt's handshake request id: random, so a peer that
+                                 * cannot see our traffic cannot answer for, or spoil, it */
     uint64_t hs_started_ms, retry_at_ms;
     unsigned backoff_ms;
     uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
