@@ -72,7 +72,7 @@ struct memd {
     struct ident idents[MAX_SESSIONS];
     struct volstore *vols;
     /* A peer can repeat these at will: logged at a bounded rate. */
-    struct mx_ratelimit rl_forged, rl_unauth, rl_hello;
+    struct mx_ratelimit rl_forged, rl_unauth, rl_hello, rl_bad, rl_refuse, rl_send;
     uint64_t t_recv;                    /* when the message being handled arrived (before its seal was checked) */
 };
 
@@ -87,8 +87,9 @@ static void reply(struct memd *m, struct session *s, fab_addr_t to, struct proto
     size_t len = proto_encode(r, buf, sizeof(buf));
     if (len && s && s->state == S_AUTHED)
         auth_seal(&s->ak.tx, &(struct iovec){ buf, len }, 1);
-    if (len && fab_send(m->fab, to, buf, len, NULL, 0, NULL, NULL, 0))
-        mx_warn("%s: cannot answer %s: out of buffers", m->name, s ? s->peer : "a peer");
+    if (len && fab_send(m->fab, to, buf, len, NULL, 0, NULL, NULL, 0) && mx_ratelimit_ok(&m->rl_send, RL_MS))
+        mx_warn("%s: cannot answer %s: out of buffers (%u such suppressed)", m->name, s ? s->peer : "a peer",
+                m->rl_send.last_suppressed);
 }
 
 static void refuse(struct memd *m, fab_addr_t to, uint64_t req_id, int status, const char *reason)
@@ -207,7 +208,9 @@ static void on_hello(struct memd *m, fab_addr_t from, const struct proto_msg *q)
             s = &m->sessions[i];
     if (!s) {
         char a[64];
-        mx_warn("%s: refused %s: too many sessions", m->name, fab_peer_str(m->fab, from, a, sizeof(a)));
+        if (mx_ratelimit_ok(&m->rl_refuse, RL_MS))
+            mx_warn("%s: refused %s: too many sessions (%u such suppressed)", m->name,
+                    fab_peer_str(m->fab, from, a, sizeof(a)), m->rl_refuse.last_suppressed);
         refuse(m, from, q->req_id, EACCES, "too many sessions");
         return;
     }
@@ -233,8 +236,9 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
 {
     if (!auth_check(m->key, AUTH_CLIENT, s->server_nonce, s->client_nonce, s->client_id, m->id,
                     q->u.auth.mac)) {
-        mx_warn("%s: refused %s (calls itself '%s'): wrong cluster key", m->name, s->peer,
-                s->client_id);
+        if (mx_ratelimit_ok(&m->rl_refuse, RL_MS))
+            mx_warn("%s: refused %s (calls itself '%s'): wrong cluster key (%u such suppressed)", m->name,
+                    s->peer, s->client_id, m->rl_refuse.last_suppressed);
         refuse(m, s->addr, q->req_id, EACCES, "wrong cluster key");
         s->state = S_FREE;      /* only this handshake: a session of that address or name stays */
         return;
@@ -400,18 +404,24 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
     char why[160], a[64];
     m->t_recv = evloop_now_ns();
     if (proto_decode(buf, len, &q, why, sizeof(why))) {
-        mx_warn("%s: bad message from %s: %s", m->name, fab_peer_str(m->fab, from, a, sizeof(a)), why);
+        if (mx_ratelimit_ok(&m->rl_bad, RL_MS))
+            mx_warn("%s: bad message from %s: %s (%u such suppressed)", m->name,
+                    fab_peer_str(m->fab, from, a, sizeof(a)), why, m->rl_bad.last_suppressed);
         return;
     }
     /* The provider names only peers in our AV; a new client tells us its
      * endpoint name in HELLO, and everything after that carries its address. */
     if (from == FAB_ADDR_NONE && q.type == PROTO_HELLO &&
         fab_peer_add_raw(m->fab, q.u.hello.addr, q.u.hello.addr_len, &from)) {
-        mx_warn("%s: HELLO from '%s' with an unusable address, ignored", m->name, q.u.hello.id);
+        if (mx_ratelimit_ok(&m->rl_bad, RL_MS))
+            mx_warn("%s: HELLO from '%s' with an unusable address, ignored (%u such suppressed)", m->name,
+                    q.u.hello.id, m->rl_bad.last_suppressed);
         return;
     }
     if (from == FAB_ADDR_NONE) {
-        mx_warn("%s: %s from an unknown peer, ignored", m->name, proto_type_name(q.type));
+        if (mx_ratelimit_ok(&m->rl_bad, RL_MS))
+            mx_warn("%s: %s from an unknown peer, ignored (%u such suppressed)", m->name,
+                    proto_type_name(q.type), m->rl_bad.last_suppressed);
         return;
     }
     if (q.type == PROTO_HELLO) {

@@ -300,7 +300,8 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
     struct proto_msg m;
     char why[160];
     if (proto_decode(buf, len, &m, why, sizeof(why))) {
-        srv_warn(s, "bad message: %s", why);
+        if (mx_ratelimit_ok(&s->rl_forged, 2000))
+            srv_warn(s, "bad message: %s (%u such suppressed)", why, s->rl_forged.last_suppressed);
         return;
     }
     /* The handshake's answers are unsealed (its proofs are in them). */
