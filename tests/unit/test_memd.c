@@ -2,6 +2,7 @@
  * peers (memd_client.h): a HELLO without the key claiming a backend's address
  * or identity, replayed and tampered messages after the handshake. */
 #include "cu_main.h"
+#include "evloop.h"
 #include "log.h"
 #include "memd_client.h"
 
@@ -111,6 +112,49 @@ static void test_spoofed_hello(void)
     unlink(key);
 }
 
+/* A HELLO naming an address nobody answers at (the server sends its
+ * CHALLENGE there, and the transport keeps trying) must not hold up the
+ * answers to a backend in session. */
+static void test_hello_dead_address(void)
+{
+    char key[64];
+    unsigned char raw[32];
+    CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
+    struct memd_proc m;
+    CU_ASSERT_EQUAL_FATAL(spawn_memd(&m, key, "4M", "1M"), 0);
+    struct mc *a = mc_open(m.addr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL_FATAL(mc_handshake(a, "backd@a", raw), 0);
+    uint8_t name[PROTO_ADDR_MAX];
+    size_t nl = mc_name(a, name);
+    CU_ASSERT_FATAL(nl >= 16);
+    for (int i = 0; i < 40; i++) {
+        struct mc *b = mc_open(m.addr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        uint8_t dead[PROTO_ADDR_MAX];
+        memcpy(dead, name, nl);
+        /* sockaddr_in: the port of a (likely) closed port on loopback, and an unrouted address */
+        dead[2] = 0;
+        dead[3] = (uint8_t)(1 + i);
+        if (i % 2) {
+            dead[4] = 10; dead[5] = 255; dead[6] = 255; dead[7] = (uint8_t)i;
+        }
+        CU_ASSERT_EQUAL(mc_hello(b, "x", 0, dead, nl), 0);
+        struct proto_msg r;
+        mc_wait(b, PROTO_CHALLENGE, 0, 10, &r);
+        mc_close(b);
+    }
+    uint64_t t0 = evloop_now_ms();
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_TRUE(stats_ok(a, 10 + (uint64_t)i));
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    20 STATS round trips after 40 HELLOs naming dead addresses: %llu ms\n", (unsigned long long)took);
+    CU_ASSERT_TRUE(took < 1000);
+    mc_close(a);
+    CU_ASSERT_EQUAL(spawn_stop(&m, SIGTERM), 0);
+    unlink(key);
+}
+
 /* Item 10: HELLOs without the key claiming a backend's address while that
  * backend is in the middle of its own handshake (reconnecting) do not spoil
  * it: its AUTH still answers its own CHALLENGE. */
@@ -202,6 +246,7 @@ static const struct cu_test tests[] = {
     { "start, SIGTERM/SIGINT exit 0", test_start_stop },
     { "a HELLO without the key never ends a session", test_spoofed_hello },
     { "a HELLO without the key never spoils a handshake", test_spoof_mid_handshake },
+    { "HELLOs naming dead addresses hold nothing up", test_hello_dead_address },
     { "replayed or tampered messages are dropped", test_replay_tamper },
     { NULL, NULL },
 };
