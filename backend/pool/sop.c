@@ -21,6 +21,7 @@
 #include <string.h>
 
 _Static_assert(PROTO_WRITE_MAX <= FAB_BIG_MAX, "a run's PAGE_WRITE must fit the fabric's big buffers");
+_Static_assert(PROTO_MSG_MAX <= FAB_MSG_MAX, "every answer (META_LIST_R the largest) fits a client's receive buffer");
 _Static_assert(POOL_RUN_MAX == PROTO_RUN_MAX, "a read run and a write run are the same size");
 
 struct sop *sop_new(struct pool *p, enum sop_kind kind)
