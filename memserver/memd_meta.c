@@ -89,3 +89,12 @@ int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer
                 who->server, who->peer, who->client, (unsigned long long)epoch);
     return st;
 }
+
+int memd_meta_check_free(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t uid,
+                         uint32_t flags)
+{
+    /* A volume (maybe attached elsewhere now) still points into it. */
+    if (!(flags & PROTO_FREE_FORCE) && volstore_refs(vs, uid))
+        return EBUSY;
+    return 0;
+}

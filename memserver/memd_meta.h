@@ -44,4 +44,10 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch);
 
+/* May who free its slab named uid (flags: PROTO_FREE_*)?  0, or EBUSY when
+ * the slab must stay because volume records point into it: any record,
+ * unless the free is forced (the requester's good copies live elsewhere). */
+int memd_meta_check_free(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t uid,
+                         uint32_t flags);
+
 #endif
