@@ -413,6 +413,169 @@ static void test_writes_survive_down(void)
     endpool();
 }
 
+/* Reads every page of pages[0..n) back and compares it with what was written. */
+static void read_all(unsigned n)
+{
+    static uint8_t buf[POOL_PAGE_SIZE];
+    for (unsigned i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(read_page(pages[i], buf), 0);
+        CU_ASSERT_EQUAL(memcmp(buf, data[i], POOL_PAGE_SIZE), 0);
+    }
+}
+
+/* Every replica of a slab is unreachable at once (a switch flap, a stalled
+ * host, any flap with replicas = 1) and comes back as the same server
+ * process: its copies are intact and must be read again, not freed. */
+static void flap_all(int nsrv, int replicas)
+{
+    mkpool(nsrv, replicas);
+    write_pages(NPAGES, 20);
+    unsigned held[POOL_MAX_SERVERS];
+    for (int i = 0; i < nsrv; i++)
+        held[i] = fake_srv_slabs(&p->srv[i]);
+    for (int i = 0; i < nsrv; i++)
+        srv_down(&p->srv[i], "test: flap");
+    run_until(NULL, 200);
+    for (int i = 0; i < nsrv; i++)
+        fake_srv_restart(&p->srv[i], true);
+    run_until(NULL, 100);
+    for (int i = 0; i < nsrv; i++)
+        CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[i]), held[i]);   /* nothing freed */
+    read_all(NPAGES);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), replicas);
+    check_replicas(NPAGES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.lost_slabs, 0);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, 0);    /* they missed nothing: nothing to copy */
+    endpool();
+}
+
+static void test_flap_all_r1(void) { flap_all(3, 1); }
+static void test_flap_all_r2(void) { flap_all(2, 2); }
+static void test_flap_all_r3(void) { flap_all(3, 3); }
+
+/* One replica is away while writes go on, then the other goes too; both come
+ * back as the same processes.  The first one keeps every page it did not
+ * miss, gets the ones it missed copied from the other, and nothing is lost:
+ * the pages only the second one holds read back once it is back. */
+static void test_flap_staggered(void)
+{
+    mkpool(2, 2);
+    write_pages(NPAGES, 21);
+    static uint8_t first[NPAGES][POOL_PAGE_SIZE];
+    pool_page_t first_pages[NPAGES];
+    memcpy(first, data, sizeof(first));
+    memcpy(first_pages, pages, sizeof(first_pages));
+    int a = p->slabs[0].rep[0].srv, b = p->slabs[0].rep[1].srv;
+    srv_down(&p->srv[a], "test: a away");
+    write_pages(20, 22);                    /* into slab 0's free slots, on b only */
+    static uint8_t second[20][POOL_PAGE_SIZE];
+    pool_page_t second_pages[20];
+    memcpy(second, data, sizeof(second));
+    memcpy(second_pages, pages, sizeof(second_pages));
+    srv_down(&p->srv[b], "test: b away too");
+    fake_srv_restart(&p->srv[a], true);
+    run_until(NULL, 100);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
+    fake_srv_restart(&p->srv[b], true);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), 2);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[b]), 1);
+    memcpy(data, first, sizeof(first));
+    memcpy(pages, first_pages, sizeof(first_pages));
+    read_all(NPAGES);
+    check_replicas(NPAGES);
+    memcpy(data, second, sizeof(second));
+    memcpy(pages, second_pages, sizeof(second_pages));
+    read_all(20);
+    check_replicas(20);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, 20);   /* only what a missed */
+    /* With b gone for good now, a serves every page. */
+    srv_down(&p->srv[b], "test: b dies");
+    read_all(20);
+    memcpy(data, first, sizeof(first));
+    memcpy(pages, first_pages, sizeof(first_pages));
+    read_all(NPAGES);
+    endpool();
+}
+
+/* A server dies after answering the SLAB_ALLOC of a slab still being built
+ * (its other replica's answer comes later): the replica there must not stay
+ * good while every write of the slab misses it.  The server comes back as a
+ * new process and hands the same slab id out again, for the pool's next
+ * slab: no write or read of the first slab may land there. */
+static void test_dies_during_slab_alloc(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    fake_srv_hold(&p->srv[1], true);
+    struct op ops[64] = { { 0 } };
+    for (unsigned i = 0; i < 64; i++) {
+        for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
+            data[i][b] = (uint8_t)(23 * 131 + i * 17 + b * 7 + (b >> 8));
+        pool_write_new(p, data[i], wdone, &ops[i]);
+    }
+    run_until(NULL, 30);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[1], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL(fake_srv_release_kind(&p->srv[0], SOP_ALLOC, 1), 1);
+    srv_down(&p->srv[0], "test: dies after its SLAB_ALLOC answer");
+    fake_srv_hold(&p->srv[1], false);
+    CU_ASSERT_TRUE_FATAL(run_until(&ops[63].done, 2000));
+    for (unsigned i = 0; i < 64; i++) {
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+        pages[i] = ops[i].page;
+    }
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_FALSE(holds_good(ps, 0));
+    /* Back as a new process: it lost the slab, and hands its id out again. */
+    fake_srv_hold(&p->srv[0], false);
+    fake_srv_restart(&p->srv[0], false);
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    check_replicas(64);
+    read_all(64);
+    static uint8_t keep[64][POOL_PAGE_SIZE];
+    memcpy(keep, data, sizeof(keep));
+    write_pages(10, 24);                    /* slab 0 is full: a new slab, on both servers */
+    check_replicas(10);
+    memcpy(data, keep, sizeof(keep));
+    for (unsigned i = 0; i < 64; i++)
+        pages[i] = ops[i].page;
+    check_replicas(64);
+    read_all(64);
+    endpool();
+}
+
+/* The same, the server dying before it answered: the placeholder goes, the
+ * slab is built on the other server, every write lands and reads back. */
+static void test_dies_before_slab_alloc_answer(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    struct op w = { 0 };
+    static uint8_t page[POOL_PAGE_SIZE] = { 7 };
+    pool_write_new(p, page, wdone, &w);
+    run_until(NULL, 30);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
+    srv_down(&p->srv[0], "test: dies before its SLAB_ALLOC answer");
+    CU_ASSERT_TRUE_FATAL(run_until(&w.done, 2000));
+    CU_ASSERT_EQUAL(w.status, 0);
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    fake_srv_hold(&p->srv[0], false);
+    fake_srv_restart(&p->srv[0], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    memcpy(data[0], page, sizeof(page));
+    pages[0] = w.page;
+    check_replicas(1);
+    read_all(1);
+    endpool();
+}
+
 static int suite_init(void)
 {
     mx_log_init("test_rebuild", MX_LOG_WARN);
@@ -435,6 +598,13 @@ static const struct cu_test tests[] = {
     { "synchronous failure chain grows the slab table under a write", test_sync_failure_chain_grows_table },
     { "writes survive a server going down", test_writes_survive_down },
     { "orphaned replicas are freed when their server returns", test_orphans_freed_on_return },
+    { "every replica flaps at once, R = 1: nothing lost", test_flap_all_r1 },
+    { "every replica flaps at once, R = 2: nothing lost", test_flap_all_r2 },
+    { "every replica flaps at once, R = 3: nothing lost", test_flap_all_r3 },
+    { "staggered flap: the missed slots are copied, nothing lost", test_flap_staggered },
+    { "server dies after its SLAB_ALLOC answer: never good, no write lands in a reused slab",
+      test_dies_during_slab_alloc },
+    { "server dies before its SLAB_ALLOC answer", test_dies_before_slab_alloc_answer },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
