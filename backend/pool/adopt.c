@@ -133,7 +133,8 @@ static void adopt_found(void *arg, int srv, const struct proto_msg *m)
             ps->rep[ps->nrep++] = (struct replica){ .srv = srv, .id = m->u.slab_find_r.slab,
                                                     .raddr = m->u.slab_find_r.raddr,
                                                     .rkey = m->u.slab_find_r.rkey,
-                                                    .gen = p->srv[srv].gen, .ok = true };
+                                                    .gen = p->srv[srv].gen, .inc = p->srv[srv].inc,
+                                                    .ok = true };
     }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);

@@ -34,11 +34,12 @@ void issue_read(struct pool *p, struct req *r)
         return;
     }
     struct pslab *ps = &p->slabs[slab];
-    /* Only good replicas (every acknowledged write) are read: never a stale one. */
+    /* Only a replica that has every acknowledged write of these slots, of
+     * its server's current incarnation, is read: never one that missed one. */
     int best = -1;
     for (int i = 0; i < ps->nrep; i++) {
         struct server *s = &p->srv[ps->rep[i].srv];
-        if (!ps->rep[i].ok || s->state != SRV_UP || (r->tried & (1u << i)))
+        if (!rep_readable(p, &ps->rep[i], page, r->npages) || (r->tried & (1u << i)))
             continue;
         if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
             best = i;
@@ -53,6 +54,7 @@ void issue_read(struct pool *p, struct req *r)
         return;
     }
     r->tried |= 1u << best;
+    ps->rpending++;
     o->req = r;
     o->slab = slab;
     o->rep = best;
@@ -72,6 +74,7 @@ void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
     mx_log(flushed ? MX_LOG_DEBUG : MX_LOG_WARN,
            "pool: read of slab %u page %u from memd %s failed (%s), trying another replica", o->slab, o->page,
            p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
+    p->slabs[o->slab].rpending--;
     issue_read(p, o->req);
 }
 
@@ -86,12 +89,13 @@ void read_landed(struct pool *p, struct sop *o, const void *data)
         if (memcmp(h, r->hash[i], 16)) {
             /* Not the server's fault: this replica missed the write the
              * record describes (a cut its old owner never repaired). */
-            p->slabs[o->slab].rep[o->rep].ok = false;
+            rep_dead(p, o->slab, o->rep, "contents do not match the volume record");
             read_failed(p, o, "contents do not match the volume record", false);
             sop_free(p, o);
             return;
         }
     }
+    p->slabs[o->slab].rpending--;
     memcpy(r->out, data, (size_t)r->npages * POOL_PAGE_SIZE);
     histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
     p->st.reads += r->npages;

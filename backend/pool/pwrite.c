@@ -21,19 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void replica_stale(struct pool *p, uint32_t slab, int rep, const char *why)
-{
-    struct pslab *ps = &p->slabs[slab];
-    if (!ps->rep[rep].ok)
-        return;
-    ps->rep[rep].ok = false;
-    pool_warn("slab %u replica on memd %s is stale (%s): degraded", slab, p->srv[ps->rep[rep].srv].addr, why);
-}
-
 static void put_page(struct pool *p, uint32_t slab, uint32_t page)
 {
     if (slots_put(&p->slabs[slab].slots, page))
         p->st.pages_stored--;
+    slot_unmiss(p, slab, page);
 }
 
 /* Drops one of r's pending counts; the last one completes the write. */
@@ -61,16 +53,30 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int sta
 }
 
 /* One replica's answer for a run: every page of it shares the outcome.
- * Invariant: a replica that missed an acknowledged write is stale before the
- * write completes, so no read is ever served from it. */
+ * Invariant: a replica that missed an acknowledged write has those slots
+ * marked missed before the write completes, so no read is ever served from
+ * it there.  -ENOTCONN: its server went down with the write in flight (the
+ * slab is likely intact there); any other failure is the live server
+ * refusing the slab: the replica is dead. */
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
-    if (status && status != -ESTALE)
-        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
+    if (status == -ENOTCONN)
+        for (unsigned i = 0; i < o->npages; i++)
+            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page, "server down");
+    else if (status && status != -ESTALE)
+        rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)
         write_req_done(p, o->run[i], o->slab, status);
     if (p->rb.active && p->rb.slab == o->slab)
         rb_step(p);
+}
+
+static bool slab_writable(const struct pool *p, const struct pslab *ps)
+{
+    for (int i = 0; i < ps->nrep; i++)
+        if (rep_live(p, &ps->rep[i]))
+            return true;
+    return false;
 }
 
 /* A free slot for a new page.  Starts where the last page came from: with
@@ -80,8 +86,10 @@ static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
         struct pslab *ps = &p->slabs[i];
-        /* Nothing new goes into an adopted slab, nor into the one being re-replicated. */
-        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
+        /* Nothing new goes into an adopted slab, nor into the one being
+         * re-replicated, nor into one no live replica would take. */
+        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i) ||
+            !slab_writable(p, ps))
             continue;
         if (slots_take(&ps->slots, page)) {
             p->st.pages_stored++;
@@ -120,12 +128,16 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
     p->slabs[slab].wpending += n;
     for (int i = 0; i < p->slabs[slab].nrep; i++) {
         struct pslab *ps = &p->slabs[slab];
-        if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
+        if (ps->rep[i].dead)
             continue;
-        struct sop *o = sop_new(p, SOP_WRITE);
+        /* Only a replica of the server's current incarnation, up, takes a
+         * write: a slab id from an earlier one may be another slab now. */
+        struct sop *o = rep_live(p, &ps->rep[i]) ? sop_new(p, SOP_WRITE) : NULL;
         if (!o) {
-            /* This replica misses the run: it may never be read again. */
-            replica_stale(p, slab, i, "out of memory");
+            /* This replica misses the run: never read there until it is copied. */
+            for (unsigned k = 0; k < n; k++)
+                rep_miss(p, slab, i, (uint32_t)reqs[k]->page,
+                         rep_live(p, &ps->rep[i]) ? "out of memory" : "server unreachable");
             continue;
         }
         for (unsigned k = 0; k < n; k++)
@@ -223,10 +235,10 @@ static void place_replica(struct pool *p, uint32_t slab)
 {
     struct pslab *ps = &p->slabs[slab];
     struct place_srv sv[POOL_MAX_SERVERS];
-    struct place_rep rv[MAX_REPLICAS];
+    struct place_rep rv[REP_SLOTS];
     pool_place_view(p, sv);
     int sidx = place_new_replica(sv, p->nsrv, rv, pool_rep_view(ps, rv), p->slab_size, p->rnd);
-    if (sidx < 0)
+    if (sidx < 0 || ps->nrep >= REP_SLOTS)
         return;
     struct sop *o = sop_new(p, SOP_ALLOC);
     if (!o)
@@ -328,6 +340,7 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
         rp->raddr = m->u.slab_alloc_r.raddr;
         rp->rkey = m->u.slab_alloc_r.rkey;
         rp->gen = s->gen;
+        rp->inc = s->inc;
         rp->ok = true;
         s->capacity = m->u.slab_alloc_r.capacity;
         s->used = m->u.slab_alloc_r.used;
@@ -346,6 +359,7 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
         /* Drop the placeholder (compacting keeps indexes of allocs in flight
          * valid only if it is last, so swap with the last unanswered one). */
         int last = ps->nrep - 1;
+        rep_release(&ps->rep[o->rep]);      /* a placeholder: nothing of it was ever written */
         if (o->rep != last) {
             ps->rep[o->rep] = ps->rep[last];
             for (int i = 0; i < p->nsrv; i++) {
@@ -360,6 +374,7 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
                         q->rep = o->rep;
             }
         }
+        memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
         ps->nrep--;
         place_replica(p, o->slab);
     }
@@ -388,21 +403,31 @@ void pool_free_page(struct pool *p, pool_page_t page)
         other = i != slab && p->slabs[i].used && p->slabs[i].ready && p->slabs[i].slots.nfree;
     if (!other)
         return;
-    for (int i = 0; i < p->slabs[slab].nrep; i++) {
-        ps = &p->slabs[slab];   /* srv_submit's failure chains may move the table */
-        struct server *s = &p->srv[ps->rep[i].srv];
-        /* A replica from an earlier session there is on its orphan list already. */
-        if (s->state != SRV_UP || ps->rep[i].gen != s->gen)
+    /* Invariant: every page of the slab is free, so no copy of it holds data.
+     * The slab leaves the table first: a failure chain inside a free below
+     * (srv_submit) then finds nothing of it. */
+    struct replica reps[REP_SLOTS];
+    int nrep = ps->nrep;
+    memcpy(reps, ps->rep, sizeof(reps));
+    slots_fini(&ps->slots);
+    memset(ps, 0, sizeof(*ps));
+    p->st.slabs--;
+    for (int i = 0; i < nrep; i++) {
+        struct server *s = &p->srv[reps[i].srv];
+        bool held = !reps[i].dead && reps[i].inc != 0 && reps[i].inc == s->inc;
+        rep_release(&reps[i]);
+        if (!held)
+            continue;           /* its server restarted: the slab is gone there */
+        if (s->state != SRV_UP) {
+            orphan_add(s, reps[i].id);      /* freed when it is back */
             continue;
+        }
         struct sop *o = sop_new(p, SOP_FREE);
         if (!o)
             continue;
         o->slab = slab;
-        o->srv_slab = ps->rep[i].id;
+        o->srv_slab = reps[i].id;
         srv_submit(s, o);
         s->full = false;
     }
-    slots_fini(&p->slabs[slab].slots);
-    memset(&p->slabs[slab], 0, sizeof(p->slabs[slab]));
-    p->st.slabs--;
 }
