@@ -252,7 +252,7 @@ bool rep_live(const struct pool *p, const struct replica *rp);     /* takes writ
 bool rep_readable(const struct pool *p, const struct replica *rp, uint32_t page, unsigned n);
 bool rep_missed(const struct replica *rp, uint32_t page);
 void rep_dead(struct pool *p, uint32_t slab, int rep, const char *why);
-void rep_away(struct pool *p, uint32_t slab, int rep, const char *why);     /* its server is unreachable */
+bool rep_away(struct pool *p, uint32_t slab, int rep);     /* its server is unreachable; true if it was good */
 void rep_miss(struct pool *p, uint32_t slab, int rep, uint32_t page, const char *why);
 void rep_unmiss(struct pool *p, uint32_t slab, int rep, uint32_t page);     /* the slot was copied to it */
 void slot_unmiss(struct pool *p, uint32_t slab, uint32_t page);             /* the slot is free */

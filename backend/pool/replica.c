@@ -52,14 +52,16 @@ bool rep_missed(const struct replica *rp, uint32_t page)
     return rp->missed && (rp->missed[page / 64] >> (page % 64) & 1);
 }
 
-/* Whether the replica is good again: live and nothing missed. */
-static void rep_recheck(struct pool *p, uint32_t slab, int rep)
+/* Whether the replica is good again (live and nothing missed): true if it
+ * just became so. */
+static bool rep_recheck(struct pool *p, uint32_t slab, int rep)
 {
     struct replica *rp = &p->slabs[slab].rep[rep];
-    if (!rp->ok && !rp->nmissed && rep_live(p, rp)) {
-        rp->ok = true;
-        pool_info("slab %u replica on memd %s revalidated: it missed no write", slab, p->srv[rp->srv].addr);
-    }
+    if (rp->ok || rp->nmissed || !rep_live(p, rp))
+        return false;
+    rp->ok = true;
+    mx_debug("pool: slab %u replica on memd %s revalidated: it missed no write", slab, p->srv[rp->srv].addr);
+    return true;
 }
 
 void rep_dead(struct pool *p, uint32_t slab, int rep, const char *why)
@@ -73,8 +75,8 @@ void rep_dead(struct pool *p, uint32_t slab, int rep, const char *why)
     free(rp->missed);
     rp->missed = NULL;
     rp->nmissed = 0;
-    mx_log(was_ok ? MX_LOG_WARN : MX_LOG_INFO, "pool: slab %u replica on memd %s dropped (%s)%s", slab,
-           p->srv[rp->srv].addr, why, was_ok ? ": degraded" : "");
+    mx_log(was_ok ? MX_LOG_WARN : MX_LOG_DEBUG, "pool: slab %u replica on memd %s untrusted for good (%s)%s",
+           slab, p->srv[rp->srv].addr, why, was_ok ? ": degraded" : "");
 }
 
 /* The replica starts recording what it misses (its bitmap exists); false,
@@ -92,18 +94,15 @@ static bool rep_track(struct pool *p, uint32_t slab, int rep)
     return true;
 }
 
-void rep_away(struct pool *p, uint32_t slab, int rep, const char *why)
+/* True if the replica was good. */
+bool rep_away(struct pool *p, uint32_t slab, int rep)
 {
     struct replica *rp = &p->slabs[slab].rep[rep];
     if (rp->dead || rp->inc == 0)
-        return;     /* dead already, or a placeholder whose SLAB_ALLOC the flush fails */
+        return false;   /* dead already, or a placeholder whose SLAB_ALLOC the flush fails */
     bool was_ok = rp->ok;
     rp->ok = false;
-    if (!rep_track(p, slab, rep))
-        return;
-    if (was_ok && p->slabs[slab].ready)
-        pool_warn("slab %u replica on memd %s unreachable (%s): degraded, its writes are tracked", slab,
-                  p->srv[rp->srv].addr, why);
+    return rep_track(p, slab, rep) && was_ok;
 }
 
 void rep_miss(struct pool *p, uint32_t slab, int rep, uint32_t page, const char *why)
@@ -219,14 +218,18 @@ void slab_trim(struct pool *p, uint32_t slab)
 
 void reps_server_down(struct pool *p, struct server *s)
 {
+    unsigned n = 0;
     for (uint32_t i = 0; i < p->nslabs; i++)
         for (int r = 0; p->slabs[i].used && r < p->slabs[i].nrep; r++)
             if (p->slabs[i].rep[r].srv == s->idx)
-                rep_away(p, i, r, "server down");
+                n += rep_away(p, i, r);
+    if (n)
+        srv_warn(s, "its %u good replicas are unreachable: degraded; the writes they miss are tracked", n);
 }
 
 void reps_server_up(struct pool *p, struct server *s, bool same_incarnation)
 {
+    unsigned valid = 0, pending = 0, gone = 0;
     if (!same_incarnation)
         s->inc++;
     for (uint32_t i = 0; i < p->nslabs; i++) {
@@ -237,14 +240,22 @@ void reps_server_up(struct pool *p, struct server *s, bool same_incarnation)
             if (rp->inc != s->inc) {
                 /* Invariant: a restarted server lost the slab; its id may name another slab now. */
                 rep_dead(p, i, r, "its server restarted");
+                gone++;
                 continue;
             }
             /* R good copies elsewhere already (re-replicated while it was
              * away): it stays untrusted and slab_trim frees it there. */
-            if (good_elsewhere(p, &p->slabs[i], s->idx) < p->replicas)
-                rep_recheck(p, i, r);
+            if (good_elsewhere(p, &p->slabs[i], s->idx) >= p->replicas)
+                continue;
+            if (rep_recheck(p, i, r))
+                valid++;
+            else if (!rp->ok)
+                pending++;
         }
         if (p->slabs[i].used)
             slab_trim(p, i);
     }
+    if (valid || pending || gone)
+        srv_info(s, "back: %u replicas revalidated (they missed no write), %u to get the slots they missed, "
+                 "%u lost with its restart", valid, pending, gone);
 }
