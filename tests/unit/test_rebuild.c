@@ -575,6 +575,38 @@ static void test_dies_before_slab_alloc_answer(void)
     endpool();
 }
 
+struct adopted { int calls, status; uint32_t slab; };
+
+static void adone(void *arg, int status, uint32_t slab)
+{
+    struct adopted *a = arg;
+    a->calls++;
+    a->status = status;
+    a->slab = slab;
+}
+
+/* Adoption asks every server for the slab; the first post fails
+ * synchronously (that server goes down inside the loop), and the second
+ * server's answer is still out: the adoption must wait for it, end once,
+ * and never run (or be freed) before every answer is in. */
+static void test_adopt_post_fails_in_loop(void)
+{
+    mkpool(2, 2);
+    fake_srv_fail_posts(&p->srv[0], 1);
+    fake_srv_hold(&p->srv[1], true);
+    struct adopted a = { 0 };
+    pool_adopt(p, 0x1234, adone, &a);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[1], SOP_CTL), 1);
+    CU_ASSERT_EQUAL(a.calls, 0);                /* server 1 has not answered yet */
+    fake_srv_hold(&p->srv[1], false);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(a.calls, 1);
+    CU_ASSERT_EQUAL(a.status, -ENOENT);         /* nobody holds it (the fake knows no uid) */
+    endpool();
+}
+
 static int suite_init(void)
 {
     mx_log_init("test_rebuild", MX_LOG_WARN);
@@ -604,6 +636,8 @@ static const struct cu_test tests[] = {
     { "server dies after its SLAB_ALLOC answer: never good, no write lands in a reused slab",
       test_dies_during_slab_alloc },
     { "server dies before its SLAB_ALLOC answer", test_dies_before_slab_alloc_answer },
+    { "adoption: a post fails in the loop over servers, the adoption waits for the rest",
+      test_adopt_post_fails_in_loop },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
