@@ -172,9 +172,13 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
     a->pending = 1;     /* held while asking, so a synchronous failure cannot end it early */
     struct proto_msg m = { .type = PROTO_SLAB_FIND };
     m.u.slab_alloc.uid = uid;
-    for (int k = 0; k < p->nsrv; k++)
-        if (pool_ctl(p, k, &m, adopt_found, a) == 0)
-            a->pending++;
+    /* Counted before the post: one that fails synchronously answers
+     * (adopt_found, NULL) inside pool_ctl, and must find its count there. */
+    for (int k = 0; k < p->nsrv; k++) {
+        a->pending++;
+        if (pool_ctl(p, k, &m, adopt_found, a) != 0)
+            a->pending--;
+    }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);
 }
