@@ -607,6 +607,44 @@ static void test_adopt_post_fails_in_loop(void)
     endpool();
 }
 
+struct ctl_seen { int calls; bool inside; };
+static bool in_ctl_call;
+
+static void ctl_done(void *arg, int srv, const struct proto_msg *reply)
+{
+    struct ctl_seen *c = arg;
+    c->calls++;
+    c->inside |= in_ctl_call;
+}
+
+/* A volume-metadata request whose post fails synchronously (volmeta.c
+ * counts its claims, lists and puts the way adoption counted SLAB_FINDs):
+ * pool_ctl says -1 and never calls back, inside the call or later; one
+ * that went out is answered later, never inside the call. */
+static void test_ctl_post_fails(void)
+{
+    mkpool(2, 2);
+    struct proto_msg q = { .type = PROTO_META_LIST };
+    struct ctl_seen c = { 0 };
+    fake_srv_fail_posts(&p->srv[0], 1);
+    in_ctl_call = true;
+    int rc = pool_ctl(p, 0, &q, ctl_done, &c);
+    in_ctl_call = false;
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(c.calls, 0);
+    CU_ASSERT_FALSE(c.inside);
+    in_ctl_call = true;
+    rc = pool_ctl(p, 1, &q, ctl_done, &c);
+    in_ctl_call = false;
+    CU_ASSERT_EQUAL(rc, 0);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_FALSE(c.inside);
+    endpool();
+}
+
 static int suite_init(void)
 {
     mx_log_init("test_rebuild", MX_LOG_WARN);
@@ -638,6 +676,7 @@ static const struct cu_test tests[] = {
     { "server dies before its SLAB_ALLOC answer", test_dies_before_slab_alloc_answer },
     { "adoption: a post fails in the loop over servers, the adoption waits for the rest",
       test_adopt_post_fails_in_loop },
+    { "pool_ctl: a post that fails synchronously is -1 and never calls back", test_ctl_post_fails },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
