@@ -72,8 +72,18 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb,
     o->blen = len;
     o->ccb = cb;
     o->carg = arg;
+    /* A post that fails synchronously must not call back inside this call
+     * (callers count their requests after it returns): sop_fail flags it
+     * and it is -1.  Saved and restored: a failure chain may nest a call. */
+    struct sop *outer = p->ctl_posting;
+    bool outer_failed = p->ctl_post_failed;
+    p->ctl_posting = o;
+    p->ctl_post_failed = false;
     srv_submit(&p->srv[srv], o);
-    return 0;
+    bool failed = p->ctl_post_failed;
+    p->ctl_posting = outer;
+    p->ctl_post_failed = outer_failed;
+    return failed ? -1 : 0;
 }
 
 static void adopt_drop(struct adopt *a)

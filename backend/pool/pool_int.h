@@ -191,6 +191,8 @@ struct pool {
     struct pool_stats st;
     struct histo t[POOL_T_N];   /* pool_get_timing */
     int (*rnd)(void);           /* placement's random source: rand(), or a test's */
+    struct sop *ctl_posting;    /* the SOP_CTL pool_ctl is submitting (adopt.c) */
+    bool ctl_post_failed;       /* it failed inside the submit: pool_ctl says -1, no callback */
 };
 
 /* ---- pool.c ---- */

@@ -238,7 +238,14 @@ void sop_fail(struct server *s, struct sop *o)
     case SOP_STATS: s->hb_inflight = false; break;
     case SOP_CREAD: rb_read_done(p, o, -EIO, NULL); break;
     case SOP_CWRITE: rb_copy_done(p, o, -EIO); break;
-    case SOP_CTL: o->ccb(o->carg, s->idx, NULL); break;
+    case SOP_CTL:
+        if (o == p->ctl_posting) {      /* failed inside pool_ctl's submit: it says -1 instead */
+            p->ctl_posting = NULL;
+            p->ctl_post_failed = true;
+        } else {
+            o->ccb(o->carg, s->idx, NULL);
+        }
+        break;
     }
     free(o->buf);
     o->buf = NULL;
