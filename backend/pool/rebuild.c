@@ -133,9 +133,14 @@ static int rb_reval_candidate(const struct pool *p, const struct pslab *ps)
         const struct replica *rp = &ps->rep[r];
         if (rp->ok || !rep_live(p, rp) || p->srv[rp->srv].draining)
             continue;
+        /* Only the set bits are looked at: a pass per tick over every page
+         * of every slab waiting for a source would cost the loop. */
         bool sourced = true;
-        for (uint32_t pg = 0; sourced && pg < p->pages_per_slab; pg++)
-            sourced = !rb_wants(p, ps, true, r, pg) || rb_source(p, ps, r, pg) >= 0;
+        for (uint32_t w = 0; sourced && rp->missed && w < p->pages_per_slab / 64; w++)
+            for (uint64_t bits = rp->missed[w]; sourced && bits; bits &= bits - 1) {
+                uint32_t pg = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                sourced = !rb_wants(p, ps, true, r, pg) || rb_source(p, ps, r, pg) >= 0;
+            }
         if (sourced)
             return r;
     }
