@@ -645,6 +645,56 @@ static void test_ctl_post_fails(void)
     endpool();
 }
 
+/* A read to a replica whose server stalls (held: no answer) is hedged to
+ * another replica after a few ms: the guest gets its page from there, once;
+ * the stalled server's late answer, or its failure, changes nothing. */
+static void test_hedged_read(void)
+{
+    mkpool(2, 2);
+    write_pages(2, 30);
+    int first = p->slabs[0].rep[0].srv;
+    fake_srv_hold(&p->srv[first], true);
+    uint8_t buf[POOL_PAGE_SIZE];
+    struct op r = { 0 };
+    uint64_t t0 = evloop_now_ms();
+    pool_read(p, pages[0], buf, rdone, &r);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[first], SOP_READ), 1);   /* it went to the first replica */
+    CU_ASSERT_TRUE(run_until(&r.done, 200));
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);
+    CU_ASSERT_TRUE(evloop_now_ms() - t0 < 50);
+    /* The late answer lands after the request was answered and reused. */
+    struct op r2 = { 0 };
+    uint8_t buf2[POOL_PAGE_SIZE];
+    fake_srv_hold(&p->srv[first], false);
+    pool_read(p, pages[1], buf2, rdone, &r2);
+    r.done = false;
+    CU_ASSERT_TRUE(run_until(&r2.done, 200));
+    run_until(NULL, 30);
+    CU_ASSERT_FALSE(r.done);                    /* never called back twice */
+    CU_ASSERT_EQUAL(r2.status, 0);
+    CU_ASSERT_EQUAL(memcmp(buf2, data[1], POOL_PAGE_SIZE), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);      /* nothing written after the answer */
+    /* Hedged again, and this time the stalled server dies with it. */
+    fake_srv_hold(&p->srv[first], true);
+    struct op r3 = { 0 };
+    pool_read(p, pages[0], buf, rdone, &r3);
+    CU_ASSERT_TRUE(run_until(&r3.done, 200));
+    CU_ASSERT_EQUAL(r3.status, 0);
+    r3.done = false;
+    srv_down(&p->srv[first], "test: the stalled server dies");
+    run_until(NULL, 30);
+    CU_ASSERT_FALSE(r3.done);
+    /* And the pool goes away with a hedged read's first half still out. */
+    fake_srv_restart(&p->srv[first], true);
+    fake_srv_hold(&p->srv[first], true);
+    struct op r4 = { 0 };
+    pool_read(p, pages[1], buf, rdone, &r4);
+    CU_ASSERT_TRUE(run_until(&r4.done, 200));
+    CU_ASSERT_EQUAL(r4.status, 0);
+    endpool();
+}
+
 static int suite_init(void)
 {
     mx_log_init("test_rebuild", MX_LOG_WARN);
@@ -677,6 +727,7 @@ static const struct cu_test tests[] = {
     { "adoption: a post fails in the loop over servers, the adoption waits for the rest",
       test_adopt_post_fails_in_loop },
     { "pool_ctl: a post that fails synchronously is -1 and never calls back", test_ctl_post_fails },
+    { "a read to a stalled server is hedged to another replica", test_hedged_read },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
