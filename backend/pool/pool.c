@@ -32,6 +32,7 @@ static void deliver(struct evloop *el, void *arg);
 void finish(struct pool *p, struct req *r, int status)
 {
     r->status = status;
+    r->finished = true;
     if (status)
         p->st.errors++;
     else
@@ -77,7 +78,10 @@ static void deliver(struct evloop *el, void *arg)
             r->wcb(r->arg, r->status, r->status ? 0 : r->page);
         else
             r->rcb(r->arg, r->status);
-        STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+        r->delivered = true;
+        /* A hedged read's other sop is still out: the last one puts it back. */
+        if (r->kind == R_WRITE || r->nsops == 0)
+            STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
     }
     for (unsigned i = 0; i < nf; i++)
         switch (f[i].kind) {
@@ -311,7 +315,7 @@ static void free_sop_list(struct sop_list *l, bool free_reads)
     while ((o = STAILQ_FIRST(l))) {
         STAILQ_REMOVE_HEAD(l, link);
         if (free_reads)
-            free(o->req);
+            read_sop_drop(o->req);
         free(o->buf);
         free(o);
     }
@@ -322,6 +326,8 @@ void pool_free(struct pool *p)
     if (!p)
         return;
     evloop_del_timer(p->el, p->tick);
+    if (p->hedge_timer)
+        evloop_del_timer(p->el, p->hedge_timer);
     evloop_defer_cancel(p->el, &p->deliver);
     evloop_defer_cancel(p->el, &p->turn_end);
     adopt_free_all(p);
@@ -343,9 +349,9 @@ void pool_free(struct pool *p)
         while ((o = STAILQ_FIRST(&s->queue))) {
             STAILQ_REMOVE_HEAD(&s->queue, link);
             if (o->kind == SOP_READ)
-                free(o->req);
+                read_sop_drop(o->req);
             for (unsigned k = 0; o->kind == SOP_READV && k < o->nmem; k++) {
-                free(o->mem[k]->req);
+                read_sop_drop(o->mem[k]->req);
                 free(o->mem[k]);
             }
             for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)

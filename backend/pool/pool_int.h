@@ -43,6 +43,7 @@
 #define TICK_MS           100
 #define RB_QD             16        /* page copies in flight while re-replicating */
 #define OOM_FAILS         64        /* requests that could not be allocated, failed next turn */
+#define HEDGE_MS          4         /* a read unanswered this long also goes to another replica */
 
 /* Log lines about the pool as a whole. */
 #define pool_warn(...) mx_warn("pool: " __VA_ARGS__)
@@ -61,6 +62,10 @@ struct req {
     void *arg;
     int pending, acked;         /* write: replica writes outstanding (+1 while launching) / acknowledged */
     unsigned tried;             /* read: replicas tried, bit per replica */
+    unsigned nsops;             /* read: its sops in flight (2 while hedged); it is reused only at 0 */
+    bool hedged;                /* read: a second replica was asked (or none could be) */
+    bool finished;              /* read: answered; its sops still out only drop their bytes */
+    bool delivered;             /* read: its callback ran; the last sop puts it back */
     unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
@@ -191,6 +196,7 @@ struct pool {
     struct pool_stats st;
     struct histo t[POOL_T_N];   /* pool_get_timing */
     int (*rnd)(void);           /* placement's random source: rand(), or a test's */
+    long long hedge_timer;      /* armed while reads are in flight (pread.c); 0: not */
     struct sop *ctl_posting;    /* the SOP_CTL pool_ctl is submitting (adopt.c) */
     bool ctl_post_failed;       /* it failed inside the submit: pool_ctl says -1, no callback */
 };
@@ -240,6 +246,8 @@ void issue_read(struct pool *p, struct req *r);
 void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed);
 void read_landed(struct pool *p, struct sop *o, const void *data);
 void flush_reads(struct pool *p, struct server *s);
+/* pool_free: a read sop is dropped; frees its request when nothing else holds it. */
+void read_sop_drop(struct req *r);
 
 /* ---- rebuild.c ---- */
 void rb_step(struct pool *p);
