@@ -7,8 +7,9 @@
 #             I/Os in flight; op: w (the guest writes the volume) or r (it
 #             reads it back, written before the fault)
 #
-# The fault hits memory server 1 0.3 s into the workload.  Each prints the
-# guest's p99 and max I/O latency over the workload (memx-io's report) and
+# The fault hits memory server 1 0.3 s into the workload, which runs again
+# and again for 4.5 s.  Each prints the guest's worst p99 and max I/O latency
+# over those passes (memx-io's report) and
 # ends with run.sh's verify_report line.  A guest I/O error or a lost page
 # fails the scenario; the latency target (p99 <= 50 ms) fails it only with
 # MEMX_STALL_STRICT=1, until the pool hedges late reads and completes writes
@@ -22,28 +23,46 @@ stall_fault() { # fault
   esac
 }
 
+# Runs the workload over and over until the deadline (epoch seconds), one
+# output file per pass: a fast pass (QD32 reads of 48M take a fraction of a
+# second) must not end before the fault does.
+load_loop() { # cmd qd seed deadline
+  local n=0
+  while :; do
+    io "$1" --seed "$3" --offset 0 --size "$SIZE" --qd "$2" > "$T/load.$n.out" 2>> "$T/load.log" || true
+    n=$((n + 1))
+    awk -v d="$4" -v now="$(date +%s.%N)" 'BEGIN { exit !(now >= d) }' && break
+  done
+}
+
 stall_case() { # fault qd op seed
-  local fault=$1 qd=$2 op=$3 seed=$4 cmd=write line p99 max errs
+  local fault=$1 qd=$2 op=$3 seed=$4 cmd=write p99=0 max=0 errs=0 passes=0 f v
   world_up
   if [ "$op" = r ]; then
     io write --seed "$seed" --offset 0 --size "$SIZE" --qd 16 > "$T/write.out" 2> "$T/write.log" || fail "write failed"
     ctl_state_is ok 30 || fail "pool not ok before the fault: $(ctl pool)"
     cmd=read-verify
   fi
-  io "$cmd" --seed "$seed" --offset 0 --size "$SIZE" --qd "$qd" > "$T/load.out" 2> "$T/load.log" &
-  local load=$! t0
+  rm -f "$T"/load.*.out
+  local t0; t0=$(date +%s.%N)
+  load_loop "$cmd" "$qd" "$seed" "$(awk -v a="$t0" 'BEGIN { printf "%.3f", a + 4.5 }')" &
+  local load=$!
   sleep 0.3
   t0=$(date +%s.%N)
   stall_fault "$fault"
   wait "$load" || true
-  line=$(grep -E "^(write|read): .* ops " "$T/load.out" | tail -1)
-  p99=$(echo "$line" | sed -n 's/.* p99 \([0-9.]*\) us.*/\1/p')
-  max=$(echo "$line" | sed -n 's/.* max \([0-9.]*\) us.*/\1/p')
-  errs=$(field "$T/load.out" io_errors)
-  [ -n "$p99" ] && [ -n "$max" ] || fail "no latency report from memx-io: $(cat "$T/load.out" "$T/load.log")"
-  echo "$SCEN: guest $cmd at QD $qd through the $fault: p99 $(awk -v v="$p99" 'BEGIN { printf "%.1f", v / 1000 }') ms," \
-    "max $(awk -v v="$max" 'BEGIN { printf "%.1f", v / 1000 }') ms, ${errs:-?} I/O errors (target: none, p99 <= 50 ms)"
-  [ "${errs:-1}" = 0 ] || fail "guest I/O errors under the fault: $(cat "$T/load.out")"
+  # Over every pass: the worst p99 and max, every I/O error.
+  for f in "$T"/load.*.out; do
+    local line; line=$(grep -E "^(write|read): .* ops " "$f" | tail -1)
+    [ -n "$line" ] || fail "no latency report from memx-io: $(cat "$f" "$T/load.log")"
+    v=$(echo "$line" | sed -n 's/.* p99 \([0-9.]*\) us.*/\1/p'); p99=$(awk -v a="$p99" -v b="$v" 'BEGIN { print (b > a ? b : a) }')
+    v=$(echo "$line" | sed -n 's/.* max \([0-9.]*\) us.*/\1/p'); max=$(awk -v a="$max" -v b="$v" 'BEGIN { print (b > a ? b : a) }')
+    v=$(field "$f" io_errors); errs=$((errs + ${v:-1}))
+    passes=$((passes + 1))
+  done
+  echo "$SCEN: guest $cmd at QD $qd through the $fault ($passes passes): worst p99 $(awk -v v="$p99" 'BEGIN { printf "%.1f", v / 1000 }') ms," \
+    "max $(awk -v v="$max" 'BEGIN { printf "%.1f", v / 1000 }') ms, $errs I/O errors (target: none, p99 <= 50 ms)"
+  [ "$errs" = 0 ] || fail "guest I/O errors under the fault: $(cat "$T"/load.*.out)"
   if [ -n "${MEMX_STALL_STRICT:-}" ] && awk -v v="$p99" 'BEGIN { exit !(v > 50000) }'; then
     fail "p99 $p99 us is over the 50 ms target"
   fi
