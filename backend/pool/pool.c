@@ -79,8 +79,9 @@ static void deliver(struct evloop *el, void *arg)
         else
             r->rcb(r->arg, r->status);
         r->delivered = true;
-        /* A hedged read's other sop is still out: the last one puts it back. */
-        if (r->kind == R_WRITE || r->nsops == 0)
+        /* A hedged read's other sop, or a late replica's write, is still
+         * out: the last one puts it back. */
+        if (r->kind == R_WRITE ? r->pending == 0 : r->nsops == 0)
             STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
     }
     for (unsigned i = 0; i < nf; i++)
@@ -355,8 +356,7 @@ void pool_free(struct pool *p)
                 free(o->mem[k]);
             }
             for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)
-                if (--o->run[k]->pending == 0)
-                    free(o->run[k]);
+                write_sop_drop(o->run[k]);
             free(o->buf);
             free(o);
         }

@@ -44,6 +44,7 @@
 #define RB_QD             16        /* page copies in flight while re-replicating */
 #define OOM_FAILS         64        /* requests that could not be allocated, failed next turn */
 #define HEDGE_MS          4         /* a read unanswered this long also goes to another replica */
+#define WRITE_LATE_MS     25        /* a write acknowledged elsewhere completes without a replica this late */
 
 /* Log lines about the pool as a whole. */
 #define pool_warn(...) mx_warn("pool: " __VA_ARGS__)
@@ -61,11 +62,12 @@ struct req {
     pool_io_cb rcb;
     void *arg;
     int pending, acked;         /* write: replica writes outstanding (+1 while launching) / acknowledged */
+    unsigned sent, answered;    /* write: replicas (bit per rep[] index) it went to / that answered */
     unsigned tried;             /* read: replicas tried, bit per replica */
     unsigned nsops;             /* read: its sops in flight (2 while hedged); it is reused only at 0 */
     bool hedged;                /* read: a second replica was asked (or none could be) */
-    bool finished;              /* read: answered; its sops still out only drop their bytes */
-    bool delivered;             /* read: its callback ran; the last sop puts it back */
+    bool finished;              /* answered (a write: maybe before a late replica); sops still out only drop out */
+    bool delivered;             /* its callback ran; the last sop puts it back */
     unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
@@ -240,6 +242,10 @@ void place_writes(struct pool *p, struct req_list *l);
 int64_t slab_slot(struct pool *p);
 void turn_end_arm(struct pool *p);
 void turn_end(struct evloop *el, void *arg);
+/* The hedge timer's pass over s: its writes late by WRITE_LATE_MS complete without it. */
+void writes_late(struct pool *p, struct server *s, uint64_t now);
+/* pool_free: a write sop is dropped; frees its request when nothing else holds it. */
+void write_sop_drop(struct req *r);
 
 /* ---- pread.c ---- */
 void issue_read(struct pool *p, struct req *r);
@@ -248,6 +254,8 @@ void read_landed(struct pool *p, struct sop *o, const void *data);
 void flush_reads(struct pool *p, struct server *s);
 /* pool_free: a read sop is dropped; frees its request when nothing else holds it. */
 void read_sop_drop(struct req *r);
+/* The hedge timer runs while reads or writes are in flight. */
+void hedge_arm(struct pool *p);
 
 /* ---- rebuild.c ---- */
 void rb_step(struct pool *p);

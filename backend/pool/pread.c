@@ -34,7 +34,7 @@ void pool_hash(const void *page, uint8_t out[16])
 
 static int hedge_tick(struct evloop *el, long long id, void *arg);
 
-static void hedge_arm(struct pool *p)
+void hedge_arm(struct pool *p)
 {
     if (!p->hedge_timer && (p->hedge_timer = evloop_add_timer(p->el, HEDGE_MS, hedge_tick, p)) < 0)
         p->hedge_timer = 0;     /* no hedging this time: the read still completes */
@@ -251,8 +251,8 @@ static void hedge_read(struct pool *p, struct req *r)
 
 #define HEDGE_SCAN_MAX 256
 
-/* Every HEDGE_MS / 2 while reads are in flight: the ones on the wire longer
- * than HEDGE_MS are hedged.  Collected first, hedged after: a hedge's post
+/* Every HEDGE_MS / 2 while reads or writes are in flight: reads on the wire
+ * longer than HEDGE_MS are hedged, late writes handed to writes_late.  Collected first, hedged after: a hedge's post
  * may fail synchronously and flush any server's slots. */
 static int hedge_tick(struct evloop *el, long long id, void *arg)
 {
@@ -280,8 +280,14 @@ static int hedge_tick(struct evloop *el, long long id, void *arg)
         }
         struct sop *q;
         STAILQ_FOREACH(q, &s->queue, link)
-            reads |= q->kind == SOP_READ || q->kind == SOP_READV;
+            reads |= q->kind == SOP_READ || q->kind == SOP_READV || q->kind == SOP_WRITE;
+        for (int k = 0; k < SRV_MAX_INFLIGHT && !reads; k++)
+            reads = s->slots[k] && s->slots[k]->kind == SOP_WRITE;
     }
+    /* Writes acknowledged elsewhere stop waiting for a late replica. */
+    for (int i = 0; i < p->nsrv; i++)
+        if (p->srv[i].state == SRV_UP)
+            writes_late(p, &p->srv[i], now);
     /* Requests in flight are never reused (nsops > 0): the pointers stay valid. */
     for (unsigned i = 0; i < nlate; i++)
         if (!late[i]->hedged)

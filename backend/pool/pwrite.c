@@ -28,12 +28,18 @@ static void put_page(struct pool *p, uint32_t slab, uint32_t page)
     slot_unmiss(p, slab, page);
 }
 
-/* Drops one of r's pending counts; the last one completes the write. */
+/* Drops one of r's pending counts; the last one completes the write (or,
+ * completed early without a late replica, puts it back). */
 static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
 {
     if (--r->pending)
         return;
     p->slabs[slab].wpending--;
+    if (r->finished) {
+        if (r->delivered)
+            STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+        return;
+    }
     int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
     if (st)
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
@@ -42,10 +48,20 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
     finish(p, r, st);
 }
 
-/* One replica's answer for one page of a run. */
-static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
+void write_sop_drop(struct req *r)
 {
-    if (status == -ESTALE)
+    /* A finished, undelivered one is on the done list, which pool_free frees. */
+    if (--r->pending == 0 && (!r->finished || r->delivered))
+        free(r);
+}
+
+/* One replica's answer for one page of a run. */
+static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep, int status)
+{
+    r->answered |= 1u << rep;
+    if (r->finished)
+        ;       /* completed without this replica, which missed the slot (writes_late) */
+    else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
     else if (!status)
         r->acked++;
@@ -66,7 +82,7 @@ void write_replica_done(struct pool *p, struct sop *o, int status)
     else if (status && status != -ESTALE)
         rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)
-        write_req_done(p, o->run[i], o->slab, status);
+        write_req_done(p, o->run[i], o->slab, o->rep, status);
     if (p->rb.active && p->rb.slab == o->slab)
         rb_step(p);
 }
@@ -140,8 +156,10 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
                          rep_live(p, &ps->rep[i]) ? "out of memory" : "server unreachable");
             continue;
         }
-        for (unsigned k = 0; k < n; k++)
+        for (unsigned k = 0; k < n; k++) {
             reqs[k]->pending++;
+            reqs[k]->sent |= 1u << i;
+        }
         o->req = reqs[0];
         o->npages = n;
         memcpy(o->run, reqs, n * sizeof(*reqs));
@@ -149,10 +167,71 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         o->rep = i;
         o->page = (uint32_t)reqs[0]->page;
         srv_submit(&p->srv[ps->rep[i].srv], o);
+        hedge_arm(p);
     }
     /* No replica took it: -EIO, the slot goes back. */
     for (unsigned k = 0; k < n; k++)
         write_req_put(p, reqs[k], slab);
+}
+
+/* ---- late replicas ---- */
+
+/* r was acknowledged by a replica; the ones it went to that have not
+ * answered miss its slot, and it completes now. */
+static void write_complete_early(struct pool *p, struct req *r, uint32_t slab)
+{
+    uint32_t page = (uint32_t)r->page;
+    for (int i = 0; i < p->slabs[slab].nrep; i++)
+        if ((r->sent & ~r->answered) & (1u << i))
+            rep_miss(p, slab, i, page, "late");     /* never read there until it is copied */
+    p->st.writes++;
+    finish(p, r, 0);
+}
+
+/* A replica that leaves a write unanswered WRITE_LATE_MS while another one
+ * has acknowledged it stops holding the guest up: the write completes (the
+ * slots it misses are recorded; revalidation copies them later, or the
+ * server is declared down by its own timeouts).  Its writes still queued
+ * behind a full window that another replica acknowledged are dropped the
+ * same way: they never left (their pages are the caller's again once the
+ * write completes), and those slots are marked missed.  Sends copy their bytes (fabric.h), so what is on the
+ * wire needs nothing of the request's buffer. */
+void writes_late(struct pool *p, struct server *s, uint64_t now)
+{
+    bool late = false;
+    for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
+        struct sop *o = s->slots[k];
+        if (!o || o->kind != SOP_WRITE || now < o->started_ms + WRITE_LATE_MS)
+            continue;
+        for (unsigned i = 0; i < o->npages; i++) {
+            struct req *r = o->run[i];
+            if (!r->finished && !r->fenced && r->acked)
+                write_complete_early(p, r, o->slab);
+        }
+        late = true;
+    }
+    if (!late)
+        return;
+    struct sop_list keep = STAILQ_HEAD_INITIALIZER(keep), drop = STAILQ_HEAD_INITIALIZER(drop);
+    struct sop *o;
+    while ((o = STAILQ_FIRST(&s->queue))) {
+        STAILQ_REMOVE_HEAD(&s->queue, link);
+        /* Only writes another replica has acknowledged: the others may still need this one. */
+        bool acked = o->kind == SOP_WRITE;
+        for (unsigned i = 0; acked && i < o->npages; i++)
+            acked = o->run[i]->acked > 0 && !o->run[i]->fenced;
+        if (acked)
+            STAILQ_INSERT_TAIL(&drop, o, link);
+        else
+            STAILQ_INSERT_TAIL(&keep, o, link);
+    }
+    STAILQ_CONCAT(&s->queue, &keep);
+    while ((o = STAILQ_FIRST(&drop))) {
+        STAILQ_REMOVE_HEAD(&drop, link);
+        /* As if flushed: the replica misses these slots; the others decide each write. */
+        write_replica_done(p, o, -ENOTCONN);
+        sop_free(p, o);
+    }
 }
 
 /* Places the writes of l in the order they came; with no free slot the rest
