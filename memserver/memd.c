@@ -136,7 +136,7 @@ static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
             (*kept)++;
             continue;
         }
-        free_slab(m, i);
+        free_slab(m, i);    /* Invariant: no volume record points into it; its owner restarted afresh */
         freed++;
     }
     return freed;
@@ -391,7 +391,7 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         if (!r.status)
             r.status = (uint16_t)memd_meta_check_free(m->vols, &who, m->slabs[q.u.slab_free.slab].uid,
                                                       q.u.slab_free.flags);
-        if (!r.status)
+        if (!r.status)      /* Invariant: its owner asks, and memd_meta_check_free found no record that needs it */
             free_slab(m, q.u.slab_free.slab);
         reply(m, s, s->addr, &r);
         break;

@@ -5,9 +5,10 @@
  * runs: a free slot, then more slots of the same slab for the following
  * writes of the same volume and epoch, up to PROTO_RUN_MAX; one PAGE_WRITE
  * per live replica carries a run.  A write completes when every replica it
- * was sent to answered: 0 if one acknowledged it (the others are marked stale
- * and rebuilt), -ESTALE if a server said another backend owns the volume,
- * -EIO if none took it.
+ * was sent to answered, or when one acknowledged it and the others left it
+ * unanswered WRITE_LATE_MS (writes_late): 0 if one acknowledged it (the
+ * others miss those slots, replica.c, and get them copied), -ESTALE if a
+ * server said another backend owns the volume, -EIO if none took it.
  *
  * With no free slot the writes wait for a slab: one is built at a time, R
  * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.

@@ -289,7 +289,7 @@ void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct
         s->used = m->u.slab_alloc_r.used;
     }
     if (!rb->active || o->rgen != rb->gen || rb->aborting) {
-        if (got)
+        if (got)    /* Invariant: a target allocated for a rebuild that is over never held a page */
             rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab, true);
         rb_settle(p);
         return;
