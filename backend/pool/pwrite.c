@@ -435,6 +435,8 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
             s->full = true;
         } else if (m) {
             srv_warn(s, "slab allocation failed: %s", m->status ? strerror(m->status) : "wrong slab size");
+        } else {
+            srv_info(s, "slab %u: its SLAB_ALLOC went down with the server; placed elsewhere", o->slab);
         }
         /* Drop the placeholder (compacting keeps indexes of allocs in flight
          * valid only if it is last, so swap with the last unanswered one). */

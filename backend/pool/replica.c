@@ -200,8 +200,8 @@ static bool trim_one(struct pool *p, uint32_t slab)
             continue;           /* away: freed when it is back */
         int srv = rp->srv;
         uint32_t id = rp->id;
-        pool_info("slab %u: copy on memd %s %s (%d good copies elsewhere)", slab, s->addr,
-                  held ? "freed" : "forgotten (its server restarted)", good_elsewhere(p, ps, rp->srv));
+        mx_log(held ? MX_LOG_INFO : MX_LOG_DEBUG, "pool: slab %u: copy on memd %s %s (%d good copies elsewhere)",
+               slab, s->addr, held ? "freed" : "forgotten (its server restarted)", good_elsewhere(p, ps, rp->srv));
         rep_drop(ps, i);
         if (held)
             rb_free_remote(p, srv, id, true);   /* may take servers down: look again from scratch */
