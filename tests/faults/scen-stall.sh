@@ -12,8 +12,10 @@
 # over those passes (memx-io's report) and
 # ends with run.sh's verify_report line.  A guest I/O error or a lost page
 # fails the scenario; the latency target (p99 <= 50 ms) fails it only with
-# MEMX_STALL_STRICT=1, until the pool hedges late reads and completes writes
-# without a late replica.
+# MEMX_STALL_STRICT=1: the pool hedges late reads and completes a write
+# without a late replica, but a guest write still waits for the volume's
+# records (volmeta's META_PUT) to be answered by every live server, up to the
+# 2.5 s the heartbeat takes to declare a stalled or dead server down.
 
 stall_fault() { # fault
   case $1 in
