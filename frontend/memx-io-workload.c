@@ -43,6 +43,7 @@ struct job {
     unsigned qd, inflight;
     struct op *ops;
     struct histo h;             /* latency of this phase, ns */
+    uint64_t max_ns;            /* its longest I/O: the stall a fault costs the guest */
     uint64_t done_ops, done_pages, errors, mismatches, verified, zero_verified, flushes;
     bool disconnected;
     /* generator state */
@@ -55,7 +56,10 @@ static void op_done(void *arg, int status)
 {
     struct op *o = arg;
     struct job *j = o->j;
-    histo_record(&j->h, now_ns() - o->t0);
+    uint64_t lat = now_ns() - o->t0;
+    histo_record(&j->h, lat);
+    if (lat > j->max_ns)
+        j->max_ns = lat;
     j->inflight--;
     j->done_ops++;
     o->busy = false;
@@ -111,6 +115,7 @@ static int submit(struct job *j, struct op *o)
 static double run(struct job *j)
 {
     histo_reset(&j->h);
+    j->max_ns = 0;
     j->done_ops = j->done_pages = 0;
     uint64_t t0 = now_ns();
     struct op *pending = NULL;
@@ -162,10 +167,10 @@ static double run(struct job *j)
 static void report(const char *what, struct job *j, double secs)
 {
     double mb = (double)j->done_pages * PAT_PAGE / 1048576.0;
-    printf("%s: %" PRIu64 " ops (%" PRIu64 " pages) in %.2f s, %.1f MB/s, %.0f IOPS, latency p50 %.1f us p99 %.1f us, "
-           "errors %" PRIu64 "\n", what, j->done_ops, j->done_pages, secs, secs > 0 ? mb / secs : 0,
+    printf("%s: %" PRIu64 " ops (%" PRIu64 " pages) in %.2f s, %.1f MB/s, %.0f IOPS, latency p50 %.1f us p99 %.1f us "
+           "max %.1f us, errors %" PRIu64 "\n", what, j->done_ops, j->done_pages, secs, secs > 0 ? mb / secs : 0,
            secs > 0 ? (double)j->done_ops / secs : 0, (double)histo_quantile(&j->h, 0.5) / 1000.0,
-           (double)histo_quantile(&j->h, 0.99) / 1000.0, j->errors);
+           (double)histo_quantile(&j->h, 0.99) / 1000.0, (double)j->max_ns / 1000.0, j->errors);
 }
 
 static double frand(struct job *j) { return (double)(pat_mix(&j->rng) >> 11) / 9007199254740992.0; }

@@ -160,7 +160,7 @@ static uint32_t free_ident_slabs(struct memd *m, int ident, uint32_t *kept)
             (*kept)++;
             continue;
         }
-        free_slab(m, i);
+        free_slab(m, i);    /* Invariant: no volume record points into it; its owner restarted afresh */
         freed++;
     }
     return freed;
@@ -459,11 +459,11 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
         struct proto_msg r = { .type = PROTO_SLAB_FREE_R, .req_id = q.req_id };
         r.u.slab_free.slab = q.u.slab_free.slab;
         r.status = (uint16_t)own_slab(m, s, q.u.slab_free.slab);
-        /* A volume (maybe attached elsewhere now) still points into it. */
-        if (!r.status && !(q.u.slab_free.flags & PROTO_FREE_FORCE) &&
-            volstore_refs(m->vols, m->slabs[q.u.slab_free.slab].uid))
-            r.status = EBUSY;
+        struct memd_meta_peer who = sess_who(m, s);
         if (!r.status)
+            r.status = (uint16_t)memd_meta_check_free(m->vols, &who, m->slabs[q.u.slab_free.slab].uid,
+                                                      q.u.slab_free.flags);
+        if (!r.status)      /* Invariant: its owner asks, and memd_meta_check_free found no record that needs it */
             free_slab(m, q.u.slab_free.slab);
         reply(m, s, s->addr, &r);
         break;

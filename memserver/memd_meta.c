@@ -135,3 +135,21 @@ int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer
                 who->server, who->peer, who->client, (unsigned long long)epoch);
     return st;
 }
+
+int memd_meta_check_free(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t uid,
+                         uint32_t flags)
+{
+    /* A volume (maybe attached elsewhere now) still points into it. */
+    if (!(flags & PROTO_FREE_FORCE) && volstore_refs(vs, uid))
+        return EBUSY;
+    /* Invariant: a force only speaks for the requester's own volumes.  A
+     * fenced owner's reconnect, rebuild or settle path believes the good
+     * copies live elsewhere, but a volume another backend took over (or one
+     * whose claim never reached us) may read this very copy: it stays. */
+    if ((flags & PROTO_FREE_FORCE) && volstore_refs_foreign(vs, uid, who->owner)) {
+        mx_warn("%s: %s (%s) force-freeing slab %016llx that another owner's volume records use: kept",
+                who->server, who->peer, who->client, (unsigned long long)uid);
+        return EBUSY;
+    }
+    return 0;
+}

@@ -46,4 +46,12 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch);
 
+/* May who free its slab named uid (flags: PROTO_FREE_*)?  0, or EBUSY when
+ * the slab must stay because volume records point into it: any record,
+ * unless the free is forced (the requester's good copies live elsewhere);
+ * even a forced free when a volume who does not own (another backend's
+ * claim, or no claim known here) has records there (logged). */
+int memd_meta_check_free(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t uid,
+                         uint32_t flags);
+
 #endif

@@ -72,8 +72,18 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb,
     o->blen = len;
     o->ccb = cb;
     o->carg = arg;
+    /* A post that fails synchronously must not call back inside this call
+     * (callers count their requests after it returns): sop_fail flags it
+     * and it is -1.  Saved and restored: a failure chain may nest a call. */
+    struct sop *outer = p->ctl_posting;
+    bool outer_failed = p->ctl_post_failed;
+    p->ctl_posting = o;
+    p->ctl_post_failed = false;
     srv_submit(&p->srv[srv], o);
-    return 0;
+    bool failed = p->ctl_post_failed;
+    p->ctl_posting = outer;
+    p->ctl_post_failed = outer_failed;
+    return failed ? -1 : 0;
 }
 
 static void adopt_drop(struct adopt *a)
@@ -133,7 +143,8 @@ static void adopt_found(void *arg, int srv, const struct proto_msg *m)
             ps->rep[ps->nrep++] = (struct replica){ .srv = srv, .id = m->u.slab_find_r.slab,
                                                     .raddr = m->u.slab_find_r.raddr,
                                                     .rkey = m->u.slab_find_r.rkey,
-                                                    .gen = p->srv[srv].gen, .ok = true };
+                                                    .gen = p->srv[srv].gen, .inc = p->srv[srv].inc,
+                                                    .ok = true };
     }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);
@@ -171,9 +182,13 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
     a->pending = 1;     /* held while asking, so a synchronous failure cannot end it early */
     struct proto_msg m = { .type = PROTO_SLAB_FIND };
     m.u.slab_alloc.uid = uid;
-    for (int k = 0; k < p->nsrv; k++)
-        if (pool_ctl(p, k, &m, adopt_found, a) == 0)
-            a->pending++;
+    /* Counted before the post: one that fails synchronously answers
+     * (adopt_found, NULL) inside pool_ctl, and must find its count there. */
+    for (int k = 0; k < p->nsrv; k++) {
+        a->pending++;
+        if (pool_ctl(p, k, &m, adopt_found, a) != 0)
+            a->pending--;
+    }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);
 }

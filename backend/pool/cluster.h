@@ -35,7 +35,9 @@ pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx);
 bool pool_page_hold(struct pool *p, pool_page_t page);
 
 /* A request to one server, for the volume metadata protocol.  reply is NULL
- * when the server went down before answering.  -1 if the server is not up. */
+ * when the server went down before answering.  0: cb runs later, once, never
+ * inside this call; -1 (the server is not up, or the post failed and took it
+ * down): cb never runs. */
 typedef void (*pool_ctl_cb)(void *arg, int srv, const struct proto_msg *reply);
 int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg);
 /* Indexes of the servers up now; returns how many. */

@@ -32,6 +32,7 @@ static void deliver(struct evloop *el, void *arg);
 void finish(struct pool *p, struct req *r, int status)
 {
     r->status = status;
+    r->finished = true;
     if (status)
         p->st.errors++;
     else
@@ -77,7 +78,11 @@ static void deliver(struct evloop *el, void *arg)
             r->wcb(r->arg, r->status, r->status ? 0 : r->page);
         else
             r->rcb(r->arg, r->status);
-        STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+        r->delivered = true;
+        /* A hedged read's other sop, or a late replica's write, is still
+         * out: the last one puts it back. */
+        if (r->kind == R_WRITE ? r->pending == 0 : r->nsops == 0)
+            STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
     }
     for (unsigned i = 0; i < nf; i++)
         switch (f[i].kind) {
@@ -145,14 +150,17 @@ void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS
     }
 }
 
-int pool_rep_view(const struct pslab *ps, struct place_rep out[MAX_REPLICAS])
+/* A replica counts as holding a copy for placement while it may still be
+ * good (ok, or away and revalidatable): a rebuild never stacks a second
+ * copy on its server.  A dead one does not. */
+int pool_rep_view(const struct pslab *ps, struct place_rep out[REP_SLOTS])
 {
     for (int i = 0; i < ps->nrep; i++)
-        out[i] = (struct place_rep){ .srv = ps->rep[i].srv, .ok = ps->rep[i].ok };
+        out[i] = (struct place_rep){ .srv = ps->rep[i].srv, .ok = !ps->rep[i].dead };
     return ps->nrep;
 }
 
-static void orphan_add(struct server *s, uint32_t id)
+void orphan_add(struct server *s, uint32_t id)
 {
     if (s->norphans == s->orphans_cap) {
         size_t cap = s->orphans_cap ? s->orphans_cap * 2 : 16;
@@ -174,18 +182,10 @@ void pool_no_server_check(struct pool *p)
 void pool_srv_down(struct server *s, bool was_up)
 {
     struct pool *p = s->p;
-    /* No replica there can be trusted any more: writes went on without it.
-     * They are re-created elsewhere, and freed there if it comes back. */
-    for (uint32_t i = 0; i < p->nslabs; i++)
-        for (int r = 0; r < p->slabs[i].nrep; r++) {
-            struct replica *rp = &p->slabs[i].rep[r];
-            if (!p->slabs[i].used || rp->srv != s->idx)
-                continue;
-            if (p->slabs[i].ready)
-                replica_stale(p, i, r, "server down");
-            if (was_up && rp->gen == s->gen)
-                orphan_add(s, rp->id);
-        }
+    /* Its replicas (of built slabs and of slabs still being built alike) stop
+     * being read and start recording the writes they miss: intact there, they
+     * are revalidated if it comes back as the same process (replica.c). */
+    reps_server_down(p, s);
     srv_flush(s);
     rb_check_state(p);
     if (!was_up)
@@ -197,10 +197,13 @@ void pool_srv_up(struct server *s, bool same_incarnation)
 {
     struct pool *p = s->p;
     if (same_incarnation && s->norphans)
-        srv_info(s, "back after a cut; freeing the %zu slabs we held there before", s->norphans);
+        srv_info(s, "back after a cut; freeing the %zu slabs the pool gave back meanwhile", s->norphans);
+    /* Invariant: an orphan is a slab whose every page the pool gave back. */
     for (size_t i = 0; same_incarnation && i < s->norphans; i++)
         rb_free_remote(p, s->idx, s->orphans[i], true);
     s->norphans = 0;
+    reps_server_up(p, s, same_incarnation);
+    rb_check_state(p);
     kick_slab(p);
 }
 
@@ -212,6 +215,9 @@ static int tick(struct evloop *el, long long id, void *arg)
     uint64_t now = evloop_now_ms();
     for (int i = 0; i < p->nsrv; i++)
         srv_tick(&p->srv[i], now);
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        if (p->slabs[i].used)
+            slab_trim(p, i);
     rb_check_state(p);
     rb_step(p);
     return TICK_MS;
@@ -310,7 +316,7 @@ static void free_sop_list(struct sop_list *l, bool free_reads)
     while ((o = STAILQ_FIRST(l))) {
         STAILQ_REMOVE_HEAD(l, link);
         if (free_reads)
-            free(o->req);
+            read_sop_drop(o->req);
         free(o->buf);
         free(o);
     }
@@ -321,6 +327,8 @@ void pool_free(struct pool *p)
     if (!p)
         return;
     evloop_del_timer(p->el, p->tick);
+    if (p->hedge_timer)
+        evloop_del_timer(p->el, p->hedge_timer);
     evloop_defer_cancel(p->el, &p->deliver);
     evloop_defer_cancel(p->el, &p->turn_end);
     adopt_free_all(p);
@@ -342,14 +350,13 @@ void pool_free(struct pool *p)
         while ((o = STAILQ_FIRST(&s->queue))) {
             STAILQ_REMOVE_HEAD(&s->queue, link);
             if (o->kind == SOP_READ)
-                free(o->req);
+                read_sop_drop(o->req);
             for (unsigned k = 0; o->kind == SOP_READV && k < o->nmem; k++) {
-                free(o->mem[k]->req);
+                read_sop_drop(o->mem[k]->req);
                 free(o->mem[k]);
             }
             for (unsigned k = 0; o->kind == SOP_WRITE && k < o->npages; k++)
-                if (--o->run[k]->pending == 0)
-                    free(o->run[k]);
+                write_sop_drop(o->run[k]);
             free(o->buf);
             free(o);
         }
@@ -359,8 +366,11 @@ void pool_free(struct pool *p)
     free_reqs(&p->done);
     free_reqs(&p->free_reqs);
     free_sop_list(&p->free_sops, false);
-    for (uint32_t i = 0; i < p->nslabs; i++)
+    for (uint32_t i = 0; i < p->nslabs; i++) {
         slots_fini(&p->slabs[i].slots);
+        for (int r = 0; r < REP_SLOTS; r++)
+            rep_release(&p->slabs[i].rep[r]);
+    }
     free(p->slabs);
     explicit_bzero(p->key, sizeof(p->key));
     free(p);

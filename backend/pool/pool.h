@@ -3,8 +3,10 @@
  *
  * The volume layer sees only opaque page handles.  The pool owns where a page
  * lives (which servers, which slab, which offset), allocates slabs from the
- * memory servers as it needs them, and reports a write complete only when
- * every live replica has it (remote completion).  All calls are asynchronous
+ * memory servers as it needs them, and reports a write complete only when a
+ * replica has it (remote completion): every live one, unless some leave it
+ * unanswered for tens of ms (a stalled or cut-off server); those are never
+ * read for that page until it is copied to them.  All calls are asynchronous
  * and complete from the backend's event loop; callbacks never run inside the
  * call that started them (one exception: when more than 64 requests in one
  * loop turn could not get memory, the rest fail with -ENOMEM inside the

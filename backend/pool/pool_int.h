@@ -9,14 +9,18 @@
  *   slabs.c    the slot bitmap of a slab (pure); place.c placement (pure);
  *   pwrite.c   replicated writes: gathering, runs, building new slabs;
  *   pread.c    reads, runs, gathered reads, content checks;
- *   rebuild.c  re-replication and drain, degraded accounting, slab frees;
+ *   rebuild.c  re-replication, revalidation and drain, degraded accounting;
+ *   replica.c  how far a replica is trusted (missed slots), and when a copy
+ *              may be freed;
  *   adopt.c    adoption of a loaded volume's slabs and the cluster RPC.
  *
  * A pool slab is R server slabs (replicas) of the same size; a page handle is
  * (slab index + 1) << 32 | page index, so per-page state is one bit.  When a
- * replica misses a write (its server failed, or refused), the whole replica is
- * marked stale and never read again: reads are only ever served from replicas
- * that have every acknowledged write.
+ * replica misses a write (its server is unreachable, or failed the write),
+ * the slots it missed are recorded (replica.c): reads are only ever served
+ * from a replica for slots it has every acknowledged write of, and a
+ * replica whose server comes back as the same process is revalidated, not
+ * freed.
  *
  * Every user callback goes through the done queue, drained by a deferred call
  * (evloop_defer), so none runs inside the call that started it.
@@ -35,9 +39,12 @@
 #include "srvconn.h"
 
 #define MAX_REPLICAS      3
+#define REP_SLOTS         (MAX_REPLICAS + 1)   /* R good copies, and one away or being replaced */
 #define TICK_MS           100
 #define RB_QD             16        /* page copies in flight while re-replicating */
 #define OOM_FAILS         64        /* requests that could not be allocated, failed next turn */
+#define HEDGE_MS          4         /* a read unanswered this long also goes to another replica */
+#define WRITE_LATE_MS     25        /* a write acknowledged elsewhere completes without a replica this late */
 
 /* Log lines about the pool as a whole. */
 #define pool_warn(...) mx_warn("pool: " __VA_ARGS__)
@@ -55,7 +62,12 @@ struct req {
     pool_io_cb rcb;
     void *arg;
     int pending, acked;         /* write: replica writes outstanding (+1 while launching) / acknowledged */
+    unsigned sent, answered;    /* write: replicas (bit per rep[] index) it went to / that answered */
     unsigned tried;             /* read: replicas tried, bit per replica */
+    unsigned nsops;             /* read: its sops in flight (2 while hedged); it is reused only at 0 */
+    bool hedged;                /* read: a second replica was asked (or none could be) */
+    bool finished;              /* answered (a write: maybe before a late replica); sops still out only drop out */
+    bool delivered;             /* its callback ran; the last sop puts it back */
     unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
@@ -96,12 +108,17 @@ struct sop {
     STAILQ_ENTRY(sop) link;
 };
 
+/* How far a replica is trusted: replica.c. */
 struct replica {
     int srv;
     uint32_t id;                /* the server's slab id */
     uint64_t raddr, rkey;
     uint64_t gen;               /* the server's session (srv.gen) it was allocated in */
-    bool ok;                    /* has every acknowledged write */
+    uint64_t inc;               /* the server's incarnation (srv.inc) it lives in; 0: SLAB_ALLOC unanswered */
+    bool ok;                    /* live and has every acknowledged write: a good copy */
+    bool dead;                  /* untrusted for good: never read, written, or revalidated */
+    uint64_t *missed;           /* slots whose write it may lack (NULL: none); owned */
+    uint32_t nmissed;
 };
 
 struct pslab {
@@ -114,9 +131,10 @@ struct pslab {
     uint64_t uid;               /* cluster-wide name, in every volume record that points here */
     int nrep;                   /* replicas placed (or being placed) */
     int allocating;             /* SLAB_ALLOCs in flight */
-    struct replica rep[MAX_REPLICAS];
+    struct replica rep[REP_SLOTS];
     struct slots slots;         /* page in use */
     int wpending;               /* guest writes in flight into this slab */
+    int rpending;               /* reads in flight from it (they name a replica by index) */
 };
 
 /* Re-replication: one slab at a time gets a new replica.  Pages are written
@@ -126,6 +144,7 @@ struct pslab {
  * page is copied, so nothing reads it early. */
 struct rebuild {
     bool active, aborting;
+    bool reval;                 /* revalidation: rep[slot] exists and gets only the slots it missed */
     uint64_t gen;               /* bumps per rebuild; stale copy completions are ignored */
     uint32_t slab;
     int slot;                   /* rep[] index the new replica takes */
@@ -179,6 +198,9 @@ struct pool {
     struct pool_stats st;
     struct histo t[POOL_T_N];   /* pool_get_timing */
     int (*rnd)(void);           /* placement's random source: rand(), or a test's */
+    long long hedge_timer;      /* armed while reads are in flight (pread.c); 0: not */
+    struct sop *ctl_posting;    /* the SOP_CTL pool_ctl is submitting (adopt.c) */
+    bool ctl_post_failed;       /* it failed inside the submit: pool_ctl says -1, no callback */
 };
 
 /* ---- pool.c ---- */
@@ -195,7 +217,8 @@ void pool_srv_up(struct server *s, bool same_incarnation);
 void pool_no_server_check(struct pool *p);          /* waiting writes fail when nothing can come up */
 /* A snapshot of the servers for place.c. */
 void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS]);
-int  pool_rep_view(const struct pslab *ps, struct place_rep out[MAX_REPLICAS]);
+int  pool_rep_view(const struct pslab *ps, struct place_rep out[REP_SLOTS]);
+void orphan_add(struct server *s, uint32_t id);
 
 /* ---- sop.c ---- */
 struct sop *sop_new(struct pool *p, enum sop_kind kind);
@@ -217,15 +240,22 @@ void kick_slab(struct pool *p);
 void fail_waiting(struct pool *p, int status);
 void place_writes(struct pool *p, struct req_list *l);
 int64_t slab_slot(struct pool *p);
-void replica_stale(struct pool *p, uint32_t slab, int rep, const char *why);
 void turn_end_arm(struct pool *p);
 void turn_end(struct evloop *el, void *arg);
+/* The hedge timer's pass over s: its writes late by WRITE_LATE_MS complete without it. */
+void writes_late(struct pool *p, struct server *s, uint64_t now);
+/* pool_free: a write sop is dropped; frees its request when nothing else holds it. */
+void write_sop_drop(struct req *r);
 
 /* ---- pread.c ---- */
 void issue_read(struct pool *p, struct req *r);
 void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed);
 void read_landed(struct pool *p, struct sop *o, const void *data);
 void flush_reads(struct pool *p, struct server *s);
+/* pool_free: a read sop is dropped; frees its request when nothing else holds it. */
+void read_sop_drop(struct req *r);
+/* The hedge timer runs while reads or writes are in flight. */
+void hedge_arm(struct pool *p);
 
 /* ---- rebuild.c ---- */
 void rb_step(struct pool *p);
@@ -234,6 +264,22 @@ void rb_copy_done(struct pool *p, struct sop *o, int status);
 void rb_read_done(struct pool *p, struct sop *o, int status, const void *data);
 void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m);
 void rb_free_remote(struct pool *p, int srv, uint32_t id, bool force);
+
+/* ---- replica.c ---- */
+bool rep_live(const struct pool *p, const struct replica *rp);     /* takes writes */
+bool rep_readable(const struct pool *p, const struct replica *rp, uint32_t page, unsigned n);
+bool rep_missed(const struct replica *rp, uint32_t page);
+void rep_dead(struct pool *p, uint32_t slab, int rep, const char *why);
+bool rep_away(struct pool *p, uint32_t slab, int rep);     /* its server is unreachable; true if it was good */
+void rep_miss(struct pool *p, uint32_t slab, int rep, uint32_t page, const char *why);
+void rep_unmiss(struct pool *p, uint32_t slab, int rep, uint32_t page);     /* the slot was copied to it */
+void slot_unmiss(struct pool *p, uint32_t slab, uint32_t page);             /* the slot is free */
+void rep_valid(struct pool *p, uint32_t slab, int rep);                     /* revalidated: nothing missed */
+void rep_release(struct replica *rp);                                       /* frees what it owns */
+int  good_elsewhere(const struct pool *p, const struct pslab *ps, int srv);
+void slab_trim(struct pool *p, uint32_t slab);                              /* drops surplus copies */
+void reps_server_down(struct pool *p, struct server *s);
+void reps_server_up(struct pool *p, struct server *s, bool same_incarnation);
 
 /* ---- adopt.c ---- */
 void adopt_free_all(struct pool *p);

@@ -7,6 +7,13 @@
  * server goes out at once (nothing to gather with).  Where the slab was
  * adopted, the bytes are checked against the volume record's hash: a
  * replica that missed a write is skipped, not believed.
+ *
+ * A read its replica leaves unanswered for HEDGE_MS is hedged: the same
+ * read goes to another replica that has the slots, and the first answer
+ * wins (a stalled or cut-off server costs the guest a few ms, not the 2 s
+ * until the heartbeat declares it down).  The request is answered once; the
+ * other sop, when it lands or fails, only drops out (req.nsops counts them,
+ * and the request is reused only when none is left).
  */
 #include "pool_int.h"
 #include "log.h"
@@ -25,6 +32,42 @@ void pool_hash(const void *page, uint8_t out[16])
     memcpy(out, c.digest, 16);
 }
 
+static int hedge_tick(struct evloop *el, long long id, void *arg);
+
+void hedge_arm(struct pool *p)
+{
+    if (!p->hedge_timer && (p->hedge_timer = evloop_add_timer(p->el, HEDGE_MS, hedge_tick, p)) < 0)
+        p->hedge_timer = 0;     /* no hedging this time: the read still completes */
+}
+
+/* The least busy replica of slab that has [page, page + n) and r has not tried; -1. */
+static int read_pick(const struct pool *p, const struct pslab *ps, const struct req *r, uint32_t page)
+{
+    int best = -1;
+    for (int i = 0; i < ps->nrep; i++) {
+        const struct server *s = &p->srv[ps->rep[i].srv];
+        if (!rep_readable(p, &ps->rep[i], page, r->npages) || (r->tried & (1u << i)))
+            continue;
+        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
+            best = i;
+    }
+    return best;
+}
+
+/* Put back a read whose callback ran once nothing refers to it. */
+static void read_release(struct pool *p, struct req *r)
+{
+    if (r->delivered && r->nsops == 0)
+        STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+}
+
+void read_sop_drop(struct req *r)
+{
+    /* A finished, undelivered one is on the done list, which pool_free frees. */
+    if (--r->nsops == 0 && (!r->finished || r->delivered))
+        free(r);
+}
+
 void issue_read(struct pool *p, struct req *r)
 {
     uint32_t slab, page;
@@ -34,15 +77,9 @@ void issue_read(struct pool *p, struct req *r)
         return;
     }
     struct pslab *ps = &p->slabs[slab];
-    /* Only good replicas (every acknowledged write) are read: never a stale one. */
-    int best = -1;
-    for (int i = 0; i < ps->nrep; i++) {
-        struct server *s = &p->srv[ps->rep[i].srv];
-        if (!ps->rep[i].ok || s->state != SRV_UP || (r->tried & (1u << i)))
-            continue;
-        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
-            best = i;
-    }
+    /* Only a replica that has every acknowledged write of these slots, of
+     * its server's current incarnation, is read: never one that missed one. */
+    int best = read_pick(p, ps, r, page);
     if (best < 0) {
         finish(p, r, -EIO);
         return;
@@ -53,11 +90,14 @@ void issue_read(struct pool *p, struct req *r)
         return;
     }
     r->tried |= 1u << best;
+    ps->rpending++;
+    r->nsops++;
     o->req = r;
     o->slab = slab;
     o->rep = best;
     o->page = page;
     struct server *s = &p->srv[ps->rep[best].srv];
+    hedge_arm(p);
     if (!p->gather_reads || (s->inflight == 0 && STAILQ_EMPTY(&s->gathered))) {
         srv_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
         return;
@@ -72,7 +112,13 @@ void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
     mx_log(flushed ? MX_LOG_DEBUG : MX_LOG_WARN,
            "pool: read of slab %u page %u from memd %s failed (%s), trying another replica", o->slab, o->page,
            p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
-    issue_read(p, o->req);
+    struct req *r = o->req;
+    p->slabs[o->slab].rpending--;
+    r->nsops--;
+    if (r->finished)
+        read_release(p, r);     /* the hedge's other half answered it */
+    else if (r->nsops == 0)
+        issue_read(p, r);       /* else the other half is still out: its answer decides */
 }
 
 /* A read's bytes arrived (data: its pages): checked where the slab was
@@ -80,18 +126,28 @@ void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
 void read_landed(struct pool *p, struct sop *o, const void *data)
 {
     struct req *r = o->req;
+    if (r->finished) {
+        /* The late half of a hedged read: its bytes go nowhere (the buffer is the caller's again). */
+        p->slabs[o->slab].rpending--;
+        r->nsops--;
+        read_release(p, r);
+        sop_free(p, o);
+        return;
+    }
     for (unsigned i = 0; r->verify && p->slabs[o->slab].adopted && i < r->npages; i++) {
         uint8_t h[16];
         pool_hash((const uint8_t *)data + (size_t)i * POOL_PAGE_SIZE, h);
         if (memcmp(h, r->hash[i], 16)) {
             /* Not the server's fault: this replica missed the write the
              * record describes (a cut its old owner never repaired). */
-            p->slabs[o->slab].rep[o->rep].ok = false;
+            rep_dead(p, o->slab, o->rep, "contents do not match the volume record");
             read_failed(p, o, "contents do not match the volume record", false);
             sop_free(p, o);
             return;
         }
     }
+    p->slabs[o->slab].rpending--;
+    r->nsops--;
     memcpy(r->out, data, (size_t)r->npages * POOL_PAGE_SIZE);
     histo_record(&p->t[POOL_T_XPORT_READ], evloop_now_ns() - o->t_ns);
     p->st.reads += r->npages;
@@ -167,4 +223,77 @@ void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16],
                        pool_io_cb cb, void *arg)
 {
     pool_read_run(p, page, 1, (const uint8_t (*)[16])hash, data, cb, arg);
+}
+
+/* ---- hedging ---- */
+
+/* Asks a second replica for r (its first sop is late); at most once per request. */
+static void hedge_read(struct pool *p, struct req *r)
+{
+    uint32_t slab, page;
+    r->hedged = true;
+    if (r->finished || !r->nsops || !split_page(p, r->page, &slab, &page))
+        return;
+    struct pslab *ps = &p->slabs[slab];
+    int best = read_pick(p, ps, r, page);
+    struct sop *o = best < 0 ? NULL : sop_new(p, SOP_READ);
+    if (!o)
+        return;     /* no other replica has the slots: the first sop's answer decides */
+    r->tried |= 1u << best;
+    ps->rpending++;
+    r->nsops++;
+    o->req = r;
+    o->slab = slab;
+    o->rep = best;
+    o->page = page;
+    srv_submit(&p->srv[ps->rep[best].srv], o);
+}
+
+#define HEDGE_SCAN_MAX 256
+
+/* Every HEDGE_MS / 2 while reads or writes are in flight: reads on the wire
+ * longer than HEDGE_MS are hedged, late writes handed to writes_late.  Collected first, hedged after: a hedge's post
+ * may fail synchronously and flush any server's slots. */
+static int hedge_tick(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    uint64_t now = evloop_now_ms();
+    struct req *late[HEDGE_SCAN_MAX];
+    unsigned nlate = 0;
+    bool reads = false;
+    for (int i = 0; i < p->nsrv; i++) {
+        const struct server *s = &p->srv[i];
+        reads |= !STAILQ_EMPTY(&s->gathered);
+        for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
+            const struct sop *o = s->slots[k];
+            if (!o || (o->kind != SOP_READ && o->kind != SOP_READV))
+                continue;
+            reads = true;
+            if (now < o->started_ms + HEDGE_MS)
+                continue;
+            unsigned n = o->kind == SOP_READV ? o->nmem : 1;
+            for (unsigned m = 0; m < n && nlate < HEDGE_SCAN_MAX; m++) {
+                struct req *r = o->kind == SOP_READV ? o->mem[m]->req : o->req;
+                if (!r->hedged && !r->finished)
+                    late[nlate++] = r;
+            }
+        }
+        struct sop *q;
+        STAILQ_FOREACH(q, &s->queue, link)
+            reads |= q->kind == SOP_READ || q->kind == SOP_READV || q->kind == SOP_WRITE;
+        for (int k = 0; k < SRV_MAX_INFLIGHT && !reads; k++)
+            reads = s->slots[k] && s->slots[k]->kind == SOP_WRITE;
+    }
+    /* Writes acknowledged elsewhere stop waiting for a late replica. */
+    for (int i = 0; i < p->nsrv; i++)
+        if (p->srv[i].state == SRV_UP)
+            writes_late(p, &p->srv[i], now);
+    /* Requests in flight are never reused (nsops > 0): the pointers stay valid. */
+    for (unsigned i = 0; i < nlate; i++)
+        if (!late[i]->hedged)
+            hedge_read(p, late[i]);
+    if (reads || nlate)
+        return HEDGE_MS / 2;
+    p->hedge_timer = 0;
+    return -1;
 }

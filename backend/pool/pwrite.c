@@ -5,9 +5,10 @@
  * runs: a free slot, then more slots of the same slab for the following
  * writes of the same volume and epoch, up to PROTO_RUN_MAX; one PAGE_WRITE
  * per live replica carries a run.  A write completes when every replica it
- * was sent to answered: 0 if one acknowledged it (the others are marked stale
- * and rebuilt), -ESTALE if a server said another backend owns the volume,
- * -EIO if none took it.
+ * was sent to answered, or when one acknowledged it and the others left it
+ * unanswered WRITE_LATE_MS (writes_late): 0 if one acknowledged it (the
+ * others miss those slots, replica.c, and get them copied), -ESTALE if a
+ * server said another backend owns the volume, -EIO if none took it.
  *
  * With no free slot the writes wait for a slab: one is built at a time, R
  * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.
@@ -21,27 +22,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-void replica_stale(struct pool *p, uint32_t slab, int rep, const char *why)
-{
-    struct pslab *ps = &p->slabs[slab];
-    if (!ps->rep[rep].ok)
-        return;
-    ps->rep[rep].ok = false;
-    pool_warn("slab %u replica on memd %s is stale (%s): degraded", slab, p->srv[ps->rep[rep].srv].addr, why);
-}
-
 static void put_page(struct pool *p, uint32_t slab, uint32_t page)
 {
     if (slots_put(&p->slabs[slab].slots, page))
         p->st.pages_stored--;
+    slot_unmiss(p, slab, page);
 }
 
-/* Drops one of r's pending counts; the last one completes the write. */
+/* Drops one of r's pending counts; the last one completes the write (or,
+ * completed early without a late replica, puts it back). */
 static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
 {
     if (--r->pending)
         return;
     p->slabs[slab].wpending--;
+    if (r->finished) {
+        if (r->delivered)
+            STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
+        return;
+    }
     int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
     if (st)
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
@@ -50,10 +49,20 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
     finish(p, r, st);
 }
 
-/* One replica's answer for one page of a run. */
-static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int status)
+void write_sop_drop(struct req *r)
 {
-    if (status == -ESTALE)
+    /* A finished, undelivered one is on the done list, which pool_free frees. */
+    if (--r->pending == 0 && (!r->finished || r->delivered))
+        free(r);
+}
+
+/* One replica's answer for one page of a run. */
+static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep, int status)
+{
+    r->answered |= 1u << rep;
+    if (r->finished)
+        ;       /* completed without this replica, which missed the slot (writes_late) */
+    else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
     else if (!status)
         r->acked++;
@@ -61,16 +70,30 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int sta
 }
 
 /* One replica's answer for a run: every page of it shares the outcome.
- * Invariant: a replica that missed an acknowledged write is stale before the
- * write completes, so no read is ever served from it. */
+ * Invariant: a replica that missed an acknowledged write has those slots
+ * marked missed before the write completes, so no read is ever served from
+ * it there.  -ENOTCONN: its server went down with the write in flight (the
+ * slab is likely intact there); any other failure is the live server
+ * refusing the slab: the replica is dead. */
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
-    if (status && status != -ESTALE)
-        replica_stale(p, o->slab, o->rep, status == -EIO ? "write failed" : strerror(-status));
+    if (status == -ENOTCONN)
+        for (unsigned i = 0; i < o->npages; i++)
+            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page, "server down");
+    else if (status && status != -ESTALE)
+        rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)
-        write_req_done(p, o->run[i], o->slab, status);
+        write_req_done(p, o->run[i], o->slab, o->rep, status);
     if (p->rb.active && p->rb.slab == o->slab)
         rb_step(p);
+}
+
+static bool slab_writable(const struct pool *p, const struct pslab *ps)
+{
+    for (int i = 0; i < ps->nrep; i++)
+        if (rep_live(p, &ps->rep[i]))
+            return true;
+    return false;
 }
 
 /* A free slot for a new page.  Starts where the last page came from: with
@@ -80,8 +103,10 @@ static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
         struct pslab *ps = &p->slabs[i];
-        /* Nothing new goes into an adopted slab, nor into the one being re-replicated. */
-        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i))
+        /* Nothing new goes into an adopted slab, nor into the one being
+         * re-replicated, nor into one no live replica would take. */
+        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i) ||
+            !slab_writable(p, ps))
             continue;
         if (slots_take(&ps->slots, page)) {
             p->st.pages_stored++;
@@ -120,16 +145,22 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
     p->slabs[slab].wpending += n;
     for (int i = 0; i < p->slabs[slab].nrep; i++) {
         struct pslab *ps = &p->slabs[slab];
-        if (!ps->rep[i].ok || p->srv[ps->rep[i].srv].state != SRV_UP)
+        if (ps->rep[i].dead)
             continue;
-        struct sop *o = sop_new(p, SOP_WRITE);
+        /* Only a replica of the server's current incarnation, up, takes a
+         * write: a slab id from an earlier one may be another slab now. */
+        struct sop *o = rep_live(p, &ps->rep[i]) ? sop_new(p, SOP_WRITE) : NULL;
         if (!o) {
-            /* This replica misses the run: it may never be read again. */
-            replica_stale(p, slab, i, "out of memory");
+            /* This replica misses the run: never read there until it is copied. */
+            for (unsigned k = 0; k < n; k++)
+                rep_miss(p, slab, i, (uint32_t)reqs[k]->page,
+                         rep_live(p, &ps->rep[i]) ? "out of memory" : "server unreachable");
             continue;
         }
-        for (unsigned k = 0; k < n; k++)
+        for (unsigned k = 0; k < n; k++) {
             reqs[k]->pending++;
+            reqs[k]->sent |= 1u << i;
+        }
         o->req = reqs[0];
         o->npages = n;
         memcpy(o->run, reqs, n * sizeof(*reqs));
@@ -137,10 +168,71 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         o->rep = i;
         o->page = (uint32_t)reqs[0]->page;
         srv_submit(&p->srv[ps->rep[i].srv], o);
+        hedge_arm(p);
     }
     /* No replica took it: -EIO, the slot goes back. */
     for (unsigned k = 0; k < n; k++)
         write_req_put(p, reqs[k], slab);
+}
+
+/* ---- late replicas ---- */
+
+/* r was acknowledged by a replica; the ones it went to that have not
+ * answered miss its slot, and it completes now. */
+static void write_complete_early(struct pool *p, struct req *r, uint32_t slab)
+{
+    uint32_t page = (uint32_t)r->page;
+    for (int i = 0; i < p->slabs[slab].nrep; i++)
+        if ((r->sent & ~r->answered) & (1u << i))
+            rep_miss(p, slab, i, page, "late");     /* never read there until it is copied */
+    p->st.writes++;
+    finish(p, r, 0);
+}
+
+/* A replica that leaves a write unanswered WRITE_LATE_MS while another one
+ * has acknowledged it stops holding the guest up: the write completes (the
+ * slots it misses are recorded; revalidation copies them later, or the
+ * server is declared down by its own timeouts).  Its writes still queued
+ * behind a full window that another replica acknowledged are dropped the
+ * same way: they never left (their pages are the caller's again once the
+ * write completes), and those slots are marked missed.  Sends copy their bytes (fabric.h), so what is on the
+ * wire needs nothing of the request's buffer. */
+void writes_late(struct pool *p, struct server *s, uint64_t now)
+{
+    bool late = false;
+    for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
+        struct sop *o = s->slots[k];
+        if (!o || o->kind != SOP_WRITE || now < o->started_ms + WRITE_LATE_MS)
+            continue;
+        for (unsigned i = 0; i < o->npages; i++) {
+            struct req *r = o->run[i];
+            if (!r->finished && !r->fenced && r->acked)
+                write_complete_early(p, r, o->slab);
+        }
+        late = true;
+    }
+    if (!late)
+        return;
+    struct sop_list keep = STAILQ_HEAD_INITIALIZER(keep), drop = STAILQ_HEAD_INITIALIZER(drop);
+    struct sop *o;
+    while ((o = STAILQ_FIRST(&s->queue))) {
+        STAILQ_REMOVE_HEAD(&s->queue, link);
+        /* Only writes another replica has acknowledged: the others may still need this one. */
+        bool acked = o->kind == SOP_WRITE;
+        for (unsigned i = 0; acked && i < o->npages; i++)
+            acked = o->run[i]->acked > 0 && !o->run[i]->fenced;
+        if (acked)
+            STAILQ_INSERT_TAIL(&drop, o, link);
+        else
+            STAILQ_INSERT_TAIL(&keep, o, link);
+    }
+    STAILQ_CONCAT(&s->queue, &keep);
+    while ((o = STAILQ_FIRST(&drop))) {
+        STAILQ_REMOVE_HEAD(&drop, link);
+        /* As if flushed: the replica misses these slots; the others decide each write. */
+        write_replica_done(p, o, -ENOTCONN);
+        sop_free(p, o);
+    }
 }
 
 /* Places the writes of l in the order they came; with no free slot the rest
@@ -223,10 +315,10 @@ static void place_replica(struct pool *p, uint32_t slab)
 {
     struct pslab *ps = &p->slabs[slab];
     struct place_srv sv[POOL_MAX_SERVERS];
-    struct place_rep rv[MAX_REPLICAS];
+    struct place_rep rv[REP_SLOTS];
     pool_place_view(p, sv);
     int sidx = place_new_replica(sv, p->nsrv, rv, pool_rep_view(ps, rv), p->slab_size, p->rnd);
-    if (sidx < 0)
+    if (sidx < 0 || ps->nrep >= REP_SLOTS)
         return;
     struct sop *o = sop_new(p, SOP_ALLOC);
     if (!o)
@@ -328,6 +420,7 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
         rp->raddr = m->u.slab_alloc_r.raddr;
         rp->rkey = m->u.slab_alloc_r.rkey;
         rp->gen = s->gen;
+        rp->inc = s->inc;
         rp->ok = true;
         s->capacity = m->u.slab_alloc_r.capacity;
         s->used = m->u.slab_alloc_r.used;
@@ -342,10 +435,13 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
             s->full = true;
         } else if (m) {
             srv_warn(s, "slab allocation failed: %s", m->status ? strerror(m->status) : "wrong slab size");
+        } else {
+            srv_info(s, "slab %u: its SLAB_ALLOC went down with the server; placed elsewhere", o->slab);
         }
         /* Drop the placeholder (compacting keeps indexes of allocs in flight
          * valid only if it is last, so swap with the last unanswered one). */
         int last = ps->nrep - 1;
+        rep_release(&ps->rep[o->rep]);      /* a placeholder: nothing of it was ever written */
         if (o->rep != last) {
             ps->rep[o->rep] = ps->rep[last];
             for (int i = 0; i < p->nsrv; i++) {
@@ -360,6 +456,7 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
                         q->rep = o->rep;
             }
         }
+        memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
         ps->nrep--;
         place_replica(p, o->slab);
     }
@@ -388,21 +485,31 @@ void pool_free_page(struct pool *p, pool_page_t page)
         other = i != slab && p->slabs[i].used && p->slabs[i].ready && p->slabs[i].slots.nfree;
     if (!other)
         return;
-    for (int i = 0; i < p->slabs[slab].nrep; i++) {
-        ps = &p->slabs[slab];   /* srv_submit's failure chains may move the table */
-        struct server *s = &p->srv[ps->rep[i].srv];
-        /* A replica from an earlier session there is on its orphan list already. */
-        if (s->state != SRV_UP || ps->rep[i].gen != s->gen)
+    /* Invariant: every page of the slab is free, so no copy of it holds data.
+     * The slab leaves the table first: a failure chain inside a free below
+     * (srv_submit) then finds nothing of it. */
+    struct replica reps[REP_SLOTS];
+    int nrep = ps->nrep;
+    memcpy(reps, ps->rep, sizeof(reps));
+    slots_fini(&ps->slots);
+    memset(ps, 0, sizeof(*ps));
+    p->st.slabs--;
+    for (int i = 0; i < nrep; i++) {
+        struct server *s = &p->srv[reps[i].srv];
+        bool held = !reps[i].dead && reps[i].inc != 0 && reps[i].inc == s->inc;
+        rep_release(&reps[i]);
+        if (!held)
+            continue;           /* its server restarted: the slab is gone there */
+        if (s->state != SRV_UP) {
+            orphan_add(s, reps[i].id);      /* freed when it is back */
             continue;
+        }
         struct sop *o = sop_new(p, SOP_FREE);
         if (!o)
             continue;
         o->slab = slab;
-        o->srv_slab = ps->rep[i].id;
+        o->srv_slab = reps[i].id;
         srv_submit(s, o);
         s->full = false;
     }
-    slots_fini(&p->slabs[slab].slots);
-    memset(&p->slabs[slab], 0, sizeof(p->slabs[slab]));
-    p->st.slabs--;
 }

@@ -5,12 +5,17 @@
  *
  * Pages are written once and never overwritten (the volume layer writes new
  * pages), so while the slab hands out no new pages (take_page skips it) and
- * has no write in flight, its pages can be copied from any good replica.
- * The new replica joins the slab only when every page is copied, so nothing
- * reads it early; it takes the place of a stale or draining replica, which
- * is then freed on its server.  A rebuild whose target goes away, or that
- * loses its last source, is aborted: it ends once no copy is in flight, and
- * the next one starts from scratch.
+ * has no write in flight, its pages can be copied from any replica that did
+ * not miss them.  The new replica joins the slab only when every page is
+ * copied, so nothing reads it early; the copy it replaces (stale, away or
+ * draining) is freed by slab_trim (replica.c) only once R good copies exist
+ * on other servers.  A rebuild whose target goes away, or that loses its
+ * last source, is aborted: it ends once no copy is in flight, and the next
+ * one starts from scratch.
+ *
+ * Revalidation is the same machinery on an existing replica: one whose
+ * server came back as the same process gets only the slots it missed
+ * copied (often none), then is good again; nothing is allocated or freed.
  *
  * Also here: the degraded/lost accounting (rb_check_state) and frees of
  * remote slabs we no longer trust.
@@ -78,7 +83,9 @@ static void rb_settle(struct pool *p)
     if (!rb->aborting || rb->inflight)
         return;
     const struct server *t = &p->srv[rb->target];
-    bool free_target = rb->allocated && t->state == SRV_UP && t->gen == rb->target_gen;
+    /* Invariant: an aborted copy never joined the slab, nobody reads it; a
+     * revalidated replica is the slab's own, and is never freed here. */
+    bool free_target = rb->allocated && !rb->reval && t->state == SRV_UP && t->gen == rb->target_gen;
     /* Over before the free is posted: a failure chain inside it sees no rebuild. */
     rb->active = rb->aborting = false;
     if (free_target)
@@ -95,6 +102,51 @@ static void rb_abort(struct pool *p, const char *why)
     rb_settle(p);
 }
 
+/* Whether page of the slab must be copied to rep[slot]: in use (an adopted
+ * slab may hold pages of volumes not loaded here: all), and for a
+ * revalidation only if that replica missed it. */
+static bool rb_wants(const struct pool *p, const struct pslab *ps, bool reval, int slot, uint32_t page)
+{
+    if (!ps->adopted && !slots_in_use(&ps->slots, page))
+        return false;
+    return !reval || rep_missed(&ps->rep[slot], page);
+}
+
+/* The least busy replica other than skip that has page; -1 if none. */
+static int rb_source(const struct pool *p, const struct pslab *ps, int skip, uint32_t page)
+{
+    int src = -1;
+    for (int i = 0; i < ps->nrep; i++) {
+        const struct server *s = &p->srv[ps->rep[i].srv];
+        if (i != skip && rep_readable(p, &ps->rep[i], page, 1) &&
+            (src < 0 || s->inflight < p->srv[ps->rep[src].srv].inflight))
+            src = i;
+    }
+    return src;
+}
+
+/* A replica of slab i that came back (live, same incarnation) but missed
+ * slots, whose every missed page has a source: the one to revalidate; -1. */
+static int rb_reval_candidate(const struct pool *p, const struct pslab *ps)
+{
+    for (int r = 0; r < ps->nrep; r++) {
+        const struct replica *rp = &ps->rep[r];
+        if (rp->ok || !rep_live(p, rp) || p->srv[rp->srv].draining)
+            continue;
+        /* Only the set bits are looked at: a pass per tick over every page
+         * of every slab waiting for a source would cost the loop. */
+        bool sourced = true;
+        for (uint32_t w = 0; sourced && rp->missed && w < p->pages_per_slab / 64; w++)
+            for (uint64_t bits = rp->missed[w]; sourced && bits; bits &= bits - 1) {
+                uint32_t pg = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                sourced = !rb_wants(p, ps, true, r, pg) || rb_source(p, ps, r, pg) >= 0;
+            }
+        if (sourced)
+            return r;
+    }
+    return -1;
+}
+
 static void rb_start(struct pool *p)
 {
     struct place_srv sv[POOL_MAX_SERVERS];
@@ -102,13 +154,32 @@ static void rb_start(struct pool *p)
     for (uint32_t n = 0; n < p->nslabs; n++) {
         uint32_t i = (p->rb.slab + 1 + n) % p->nslabs;     /* round robin: no slab starves */
         struct pslab *ps = &p->slabs[i];
-        if (!ps->used || !ps->ready || (int)i == p->building || good_replicas(p, ps, true) == 0 ||
-            good_replicas(p, ps, false) >= p->replicas)
+        if (!ps->used || !ps->ready || (int)i == p->building || good_replicas(p, ps, false) >= p->replicas)
             continue;
-        struct place_rep rv[MAX_REPLICAS];
+        int rv_slot = rb_reval_candidate(p, ps);
+        if (rv_slot >= 0) {
+            struct rebuild *rb = &p->rb;
+            const struct replica *rp = &ps->rep[rv_slot];
+            *rb = (struct rebuild){ .active = true, .reval = true, .gen = rb->gen + 1, .slab = i, .slot = rv_slot,
+                                    .target = rp->srv, .target_gen = p->srv[rp->srv].gen, .allocated = true,
+                                    .nr = *rp, .started_ms = evloop_now_ms() };
+            rb->nr.missed = NULL;       /* rep[slot] keeps its own map */
+            pool_info("revalidating slab %u on memd %s: %u slots it missed to copy", i, p->srv[rp->srv].addr,
+                      rp->nmissed);
+            rb_step(p);
+            return;
+        }
+        if (good_replicas(p, ps, true) == 0)
+            continue;       /* nothing to copy from (the copies may be away, not lost) */
+        struct place_rep rv[REP_SLOTS];
         int nrv = pool_rep_view(ps, rv);
         int t = place_rebuild_target(sv, p->nsrv, rv, nrv, p->slab_size, p->rnd);
-        int slot = place_rebuild_slot(sv, rv, nrv, MAX_REPLICAS);
+        /* A new slot, else a dead replica's: never an away one's (it may be
+         * the only copy of some page), nor a good one's. */
+        int slot = ps->nrep < REP_SLOTS ? ps->nrep : -1;
+        for (int r = 0; slot < 0 && r < ps->nrep; r++)
+            if (ps->rep[r].dead)
+                slot = r;
         if (t < 0 || slot < 0)
             continue;
         struct sop *o = sop_new(p, SOP_ALLOC);
@@ -135,21 +206,32 @@ static void rb_finish(struct pool *p)
 {
     struct rebuild *rb = &p->rb;
     struct pslab *ps = &p->slabs[rb->slab];
-    struct replica old = { .srv = -1 };
-    if (rb->slot < ps->nrep)
-        old = ps->rep[rb->slot];
-    else
-        ps->nrep++;
-    ps->rep[rb->slot] = rb->nr;
-    ps->rep[rb->slot].ok = true;
+    uint32_t slab = rb->slab;
     rb->active = false;
-    pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", rb->slab, p->srv[rb->target].addr,
-              (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
-    /* A draining replica, or one that missed a write on a server still up, is
-     * still held there.  Freed after the new one is in: a failure chain inside
-     * the free sees a finished rebuild. */
-    if (old.srv >= 0 && p->srv[old.srv].state == SRV_UP && old.gen == p->srv[old.srv].gen)
-        rb_free_remote(p, old.srv, old.id, true);
+    if (rb->reval) {
+        /* Every slot it missed has been copied: it has every acknowledged write. */
+        rep_valid(p, slab, rb->slot);
+        pool_info("slab %u revalidated on memd %s: %llu missed pages copied in %llu ms", slab,
+                  p->srv[rb->target].addr, (unsigned long long)rb->pages,
+                  (unsigned long long)(evloop_now_ms() - rb->started_ms));
+    } else {
+        struct replica old = { .srv = -1 };
+        if (rb->slot < ps->nrep)
+            old = ps->rep[rb->slot];    /* a dead replica (rb_start): never read again */
+        else
+            ps->nrep++;
+        ps->rep[rb->slot] = rb->nr;
+        ps->rep[rb->slot].ok = true;
+        pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", slab, p->srv[rb->target].addr,
+                  (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
+        rep_release(&old);
+        /* Invariant: freed only with R good copies elsewhere (and only if its
+         * server still holds it); else the slab stays there, unused. */
+        struct server *os = old.srv >= 0 ? &p->srv[old.srv] : NULL;
+        if (os && os->state == SRV_UP && old.inc == os->inc && good_elsewhere(p, ps, old.srv) >= p->replicas)
+            rb_free_remote(p, old.srv, old.id, true);   /* after the new one is in: a failure chain sees a finished rebuild */
+    }
+    slab_trim(p, slab);     /* the copies this one replaces (away, draining) */
     rb_check_state(p);
 }
 
@@ -174,16 +256,9 @@ void rb_step(struct pool *p)
     while (rb->inflight < RB_QD && rb->next < p->pages_per_slab) {
         struct pslab *ps = &p->slabs[rb->slab];   /* srv_submit's failure chains may move the table */
         uint32_t page = rb->next++;
-        /* An adopted slab may hold pages of volumes not loaded here: copy all. */
-        if (!ps->adopted && !slots_in_use(&ps->slots, page))
+        if (!rb_wants(p, ps, rb->reval, rb->slot, page))
             continue;
-        int src = -1;
-        for (int i = 0; i < ps->nrep; i++) {
-            const struct server *s = &p->srv[ps->rep[i].srv];
-            if (ps->rep[i].ok && s->state == SRV_UP &&
-                (src < 0 || s->inflight < p->srv[ps->rep[src].srv].inflight))
-                src = i;
-        }
+        int src = rb_source(p, ps, rb->reval ? rb->slot : -1, page);
         struct sop *o = src < 0 ? NULL : sop_new(p, SOP_CREAD);
         if (!o) {
             rb_abort(p, src < 0 ? "no good replica left to copy from" : "out of memory");
@@ -214,7 +289,7 @@ void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct
         s->used = m->u.slab_alloc_r.used;
     }
     if (!rb->active || o->rgen != rb->gen || rb->aborting) {
-        if (got)
+        if (got)    /* Invariant: a target allocated for a rebuild that is over never held a page */
             rb_free_remote(p, s->idx, m->u.slab_alloc_r.slab, true);
         rb_settle(p);
         return;
@@ -226,7 +301,7 @@ void rb_alloc_done(struct pool *p, struct server *s, struct sop *o, const struct
         return;
     }
     rb->nr = (struct replica){ .srv = s->idx, .id = m->u.slab_alloc_r.slab, .raddr = m->u.slab_alloc_r.raddr,
-                               .rkey = m->u.slab_alloc_r.rkey, .gen = s->gen };
+                               .rkey = m->u.slab_alloc_r.rkey, .gen = s->gen, .inc = s->inc };
     rb->allocated = true;
     rb_step(p);
 }

@@ -210,7 +210,7 @@ void sop_reply(struct server *s, struct sop *o, const struct proto_msg *m)
             s->full = false;
     } else if (m->type == PROTO_SLAB_FREE_R && o->kind == SOP_FREE) {
         if (m->status == EBUSY)
-            srv_info(s, "slab %u kept: a volume attached elsewhere still uses it", m->u.slab_free.slab);
+            srv_info(s, "slab %u kept: a volume (maybe attached elsewhere) still uses it", m->u.slab_free.slab);
         else if (m->status == EPERM && (o->flags & PROTO_FREE_FORCE))
             srv_debug(s, "slab %u is not ours to free", m->u.slab_free.slab);
         else if (m->status)
@@ -232,7 +232,7 @@ void sop_fail(struct server *s, struct sop *o)
 {
     struct pool *p = s->p;
     switch (o->kind) {
-    case SOP_WRITE: write_replica_done(p, o, -EIO); break;
+    case SOP_WRITE: write_replica_done(p, o, -ENOTCONN); break;     /* it may or may not have landed */
     case SOP_READ: read_failed(p, o, "server down", true); break;
     case SOP_READV:
         for (unsigned i = 0; i < o->nmem; i++) {
@@ -250,7 +250,14 @@ void sop_fail(struct server *s, struct sop *o)
     case SOP_STATS: s->hb_inflight = false; break;
     case SOP_CREAD: rb_read_done(p, o, -EIO, NULL); break;
     case SOP_CWRITE: rb_copy_done(p, o, -EIO); break;
-    case SOP_CTL: o->ccb(o->carg, s->idx, NULL); break;
+    case SOP_CTL:
+        if (o == p->ctl_posting) {      /* failed inside pool_ctl's submit: it says -1 instead */
+            p->ctl_posting = NULL;
+            p->ctl_post_failed = true;
+        } else {
+            o->ccb(o->carg, s->idx, NULL);
+        }
+        break;
     }
     free(o->buf);
     o->buf = NULL;

@@ -51,6 +51,7 @@ struct server {
     uint64_t gen;               /* bumps on every connection attempt */
     uint64_t hs_req;            /* this attempt's handshake request id: random, so a peer that
                                  * cannot see our traffic cannot answer for, or spoil, it */
+    uint64_t inc;               /* bumps when it comes up as a new process (pool_srv_up): our slabs there are gone */
     uint64_t hs_started_ms, retry_at_ms;
     unsigned backoff_ms;
     uint8_t cnonce[PROTO_NONCE_BYTES], snonce[PROTO_NONCE_BYTES];
@@ -66,8 +67,8 @@ struct server {
     uint64_t hb_sent_ms;
     bool had_session;           /* welcomed once by this process: later HELLOs are not fresh */
     char last_sid[PROTO_ID_MAX];/* the server incarnation our replicas there belong to */
-    /* Its slabs we stopped trusting while it was unreachable: freed when it
-     * is back as the same incarnation (a restarted server lost them anyway). */
+    /* Slabs the pool gave back while it was unreachable: freed when it is
+     * back as the same incarnation (a restarted server lost them anyway). */
     uint32_t *orphans;
     size_t norphans, orphans_cap;
     uint32_t seq;

@@ -151,8 +151,9 @@ struct proto_msg {
             uint64_t uid, size, raddr, rkey;
             uint8_t mine;
         } slab_find_r;
-        /* SLAB_FREE flags: PROTO_FREE_FORCE frees even a slab volume records
-         * point at (a stale replica: good copies live elsewhere). */
+        /* SLAB_FREE flags: PROTO_FREE_FORCE frees even a slab the requester's
+         * own volume records point at (a stale replica: good copies live
+         * elsewhere); never one another owner's volume records use (EBUSY). */
         struct { uint32_t slab, flags; } slab_free;
         /* VOL_CLAIM: epoch 0 asks only.  The reply carries the server's epoch
          * and size afterwards (status ESTALE: a newer or equal claim holds). */

@@ -283,4 +283,19 @@ uint64_t volstore_refs(const struct volstore *vs, uint64_t uid)
     return c ? c->refs : 0;
 }
 
+bool volstore_refs_foreign(const struct volstore *vs, uint64_t uid, int owner)
+{
+    if (!volstore_refs(vs, uid))
+        return false;
+    for (size_t i = 0; i < vs->n; i++) {
+        const struct vol *v = &vs->v[i];
+        if (v->owner >= 0 && v->owner == owner)
+            continue;
+        for (size_t k = 0; k < v->recs.cap; k++)
+            if (v->recs.e[k].lpn != EMPTY_KEY && v->recs.e[k].kind == PROTO_REC_PAGE && v->recs.e[k].uid == uid)
+                return true;
+    }
+    return false;
+}
+
 size_t volstore_volumes(const struct volstore *vs) { return vs->n; }

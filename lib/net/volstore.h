@@ -63,6 +63,10 @@ bool volstore_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, in
 
 /* Records pointing into slab uid, over every volume. */
 uint64_t volstore_refs(const struct volstore *vs, uint64_t uid);
+/* Whether a record of a volume that owner does not hold (another owner's
+ * claim, or no claim seen here: only puts) points into slab uid.  A scan of
+ * those volumes' records: for slab frees, not the data path. */
+bool volstore_refs_foreign(const struct volstore *vs, uint64_t uid, int owner);
 
 size_t volstore_volumes(const struct volstore *vs);
 

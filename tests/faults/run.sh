@@ -18,7 +18,9 @@
 #             refused, its device is lost) and cannot damage a page
 # More scenarios live beside this file, one topic per file (scen-<topic>.sh):
 # each defines scenario_<name> functions over the helpers here and appends
-# their names to SCENARIOS.  MEMX_FAULTS="a b" runs only those.
+# their names to SCENARIOS.  MEMX_FAULTS="a b" runs only those.  The pool
+# keeps 2 copies of every slab; a scenario that wants R copies sets
+# REPLICAS=R for its world_up (REPLICAS=1 world_up).
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
@@ -116,7 +118,7 @@ world_up() {
 key_file = $T/cluster.key
 provider = tcp;ofi_rxm
 servers = 10.77.0.2:7480, 10.77.1.2:7480, 10.77.2.2:7480
-replicas = 2
+replicas = ${REPLICAS:-2}
 slab_size = 1M
 [backend]
 platform = sim

@@ -208,10 +208,55 @@ static void test_not_mine(void)
     CU_ASSERT_EQUAL(memd_meta_answer(vs, &a, &q, &r), -1);
 }
 
+/* A fenced owner never frees the new owner's copies: a slab that records of
+ * a volume another identity owns point at stays, even on a forced free (its
+ * old owner's re-replication or settle path believes its good copies live
+ * elsewhere, but the new owner reads this one).  Its own volume's records do
+ * not keep a forced free from going through. */
+static void test_free_fenced(void)
+{
+    const uint64_t slab_uid = 77;       /* put() points every record there */
+    struct proto_msg r = claim(&a, 1);
+    CU_ASSERT_EQUAL_FATAL(r.status, 0);
+    CU_ASSERT_EQUAL(put(&a, 1, 5).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, slab_uid, 0), EBUSY);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, slab_uid, PROTO_FREE_FORCE), 0);  /* its own volume */
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, 78, 0), 0);                       /* nobody's */
+    /* b takes the volume over and keeps pointing at the slab. */
+    r = claim(&b, 2);
+    CU_ASSERT_EQUAL_FATAL(r.status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, slab_uid, PROTO_FREE_FORCE), EBUSY);
+    CU_ASSERT_EQUAL(put(&b, 2, 6).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, slab_uid, PROTO_FREE_FORCE), EBUSY);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, 78, PROTO_FREE_FORCE), 0);
+    /* A volume learned only from records (no claim reached this server) has
+     * no known owner: nobody's forced free may destroy what it points at. */
+    struct proto_rec rec = { .lpn = 1, .seq = 3ull << 40 | 1, .uid = 79, .page = 0, .kind = PROTO_REC_PAGE };
+    struct proto_msg q = { .type = PROTO_META_PUT, .req_id = 21 };
+    q.u.meta.vid = 10;
+    q.u.meta.epoch = 3;
+    q.u.meta.n = 1;
+    q.u.meta.recs = &rec;
+    CU_ASSERT_EQUAL(ask(&b, &q).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, 79, PROTO_FREE_FORCE), EBUSY);
+    /* Once b drops the volume, a may free its slab. */
+    struct proto_msg d = { .type = PROTO_VOL_DROP, .req_id = 41 };
+    d.u.vol.vid = 9;
+    d.u.vol.epoch = 2;
+    strcpy(d.u.vol.name, "swap");
+    CU_ASSERT_EQUAL(ask(&b, &d).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_free(vs, &a, slab_uid, 0), 0);
+    d.u.vol.vid = 10;
+    d.u.vol.epoch = 3;
+    d.u.vol.name[0] = 0;
+    CU_ASSERT_EQUAL(ask(&b, &d).status, 0);
+}
+
 static const struct cu_test tests[] = {
     { "claim, fence, records, list, drop", test_claim_fence_records },
     { "only the owner lists, drops, writes", test_owner_only },
     { "other requests are not answered", test_not_mine },
+    { "a fenced owner cannot free the new owner's slab", test_free_fenced },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "memd_meta", init, clean, tests }, { NULL, NULL, NULL, NULL } };

@@ -380,8 +380,8 @@ static void test_sync_failure_chain_grows_table(void)
 }
 
 /* A server cut off and back as the same incarnation still holds the
- * replicas the pool stopped trusting: they are freed there (the good copies
- * live elsewhere by then); one back as a new incarnation lost them anyway. */
+ * replicas the pool stopped trusting: with R good copies elsewhere by then
+ * (re-replicated meanwhile) they are freed there, not revalidated. */
 static void test_orphans_freed_on_return(void)
 {
     mkpool(3, 2);
@@ -389,11 +389,10 @@ static void test_orphans_freed_on_return(void)
     int cut = p->slabs[0].rep[0].srv;
     CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);
     srv_down(&p->srv[cut], "test: cut");
-    CU_ASSERT_EQUAL(p->srv[cut].norphans, 1);
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_FALSE(holds_good(&p->slabs[0], cut));
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);  /* kept while it is away */
     fake_srv_restart(&p->srv[cut], true);
-    CU_ASSERT_EQUAL(p->srv[cut].norphans, 0);
     run_until(NULL, 50);
     CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 0);
     check_replicas(NPAGES);
@@ -410,6 +409,325 @@ static void test_writes_survive_down(void)
     write_pages(NPAGES, 8);
     CU_ASSERT_TRUE(wait_healed(3000));
     check_replicas(NPAGES);
+    endpool();
+}
+
+/* Reads every page of pages[0..n) back and compares it with what was written. */
+static void read_all(unsigned n)
+{
+    static uint8_t buf[POOL_PAGE_SIZE];
+    for (unsigned i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(read_page(pages[i], buf), 0);
+        CU_ASSERT_EQUAL(memcmp(buf, data[i], POOL_PAGE_SIZE), 0);
+    }
+}
+
+/* Every replica of a slab is unreachable at once (a switch flap, a stalled
+ * host, any flap with replicas = 1) and comes back as the same server
+ * process: its copies are intact and must be read again, not freed. */
+static void flap_all(int nsrv, int replicas)
+{
+    mkpool(nsrv, replicas);
+    write_pages(NPAGES, 20);
+    unsigned held[POOL_MAX_SERVERS];
+    for (int i = 0; i < nsrv; i++)
+        held[i] = fake_srv_slabs(&p->srv[i]);
+    for (int i = 0; i < nsrv; i++)
+        srv_down(&p->srv[i], "test: flap");
+    run_until(NULL, 200);
+    for (int i = 0; i < nsrv; i++)
+        fake_srv_restart(&p->srv[i], true);
+    run_until(NULL, 100);
+    for (int i = 0; i < nsrv; i++)
+        CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[i]), held[i]);   /* nothing freed */
+    read_all(NPAGES);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), replicas);
+    check_replicas(NPAGES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.lost_slabs, 0);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, 0);    /* they missed nothing: nothing to copy */
+    endpool();
+}
+
+static void test_flap_all_r1(void) { flap_all(3, 1); }
+static void test_flap_all_r2(void) { flap_all(2, 2); }
+static void test_flap_all_r3(void) { flap_all(3, 3); }
+
+/* One replica is away while writes go on, then the other goes too; both come
+ * back as the same processes.  The first one keeps every page it did not
+ * miss, gets the ones it missed copied from the other, and nothing is lost:
+ * the pages only the second one holds read back once it is back. */
+static void test_flap_staggered(void)
+{
+    mkpool(2, 2);
+    write_pages(NPAGES, 21);
+    static uint8_t first[NPAGES][POOL_PAGE_SIZE];
+    pool_page_t first_pages[NPAGES];
+    memcpy(first, data, sizeof(first));
+    memcpy(first_pages, pages, sizeof(first_pages));
+    int a = p->slabs[0].rep[0].srv, b = p->slabs[0].rep[1].srv;
+    srv_down(&p->srv[a], "test: a away");
+    write_pages(20, 22);                    /* into slab 0's free slots, on b only */
+    static uint8_t second[20][POOL_PAGE_SIZE];
+    pool_page_t second_pages[20];
+    memcpy(second, data, sizeof(second));
+    memcpy(second_pages, pages, sizeof(second_pages));
+    srv_down(&p->srv[b], "test: b away too");
+    fake_srv_restart(&p->srv[a], true);
+    run_until(NULL, 100);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
+    fake_srv_restart(&p->srv[b], true);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), 2);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[b]), 1);
+    memcpy(data, first, sizeof(first));
+    memcpy(pages, first_pages, sizeof(first_pages));
+    read_all(NPAGES);
+    check_replicas(NPAGES);
+    memcpy(data, second, sizeof(second));
+    memcpy(pages, second_pages, sizeof(second_pages));
+    read_all(20);
+    check_replicas(20);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.rereplicated_pages, 20);   /* only what a missed */
+    /* With b gone for good now, a serves every page. */
+    srv_down(&p->srv[b], "test: b dies");
+    read_all(20);
+    memcpy(data, first, sizeof(first));
+    memcpy(pages, first_pages, sizeof(first_pages));
+    read_all(NPAGES);
+    endpool();
+}
+
+/* A server dies after answering the SLAB_ALLOC of a slab still being built
+ * (its other replica's answer comes later): the replica there must not stay
+ * good while every write of the slab misses it.  The server comes back as a
+ * new process and hands the same slab id out again, for the pool's next
+ * slab: no write or read of the first slab may land there. */
+static void test_dies_during_slab_alloc(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    fake_srv_hold(&p->srv[1], true);
+    struct op ops[64] = { { 0 } };
+    for (unsigned i = 0; i < 64; i++) {
+        for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
+            data[i][b] = (uint8_t)(23 * 131 + i * 17 + b * 7 + (b >> 8));
+        pool_write_new(p, data[i], wdone, &ops[i]);
+    }
+    run_until(NULL, 30);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[1], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL(fake_srv_release_kind(&p->srv[0], SOP_ALLOC, 1), 1);
+    srv_down(&p->srv[0], "test: dies after its SLAB_ALLOC answer");
+    fake_srv_hold(&p->srv[1], false);
+    CU_ASSERT_TRUE_FATAL(run_until(&ops[63].done, 2000));
+    for (unsigned i = 0; i < 64; i++) {
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+        pages[i] = ops[i].page;
+    }
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_FALSE(holds_good(ps, 0));
+    /* Back as a new process: it lost the slab, and hands its id out again. */
+    fake_srv_hold(&p->srv[0], false);
+    fake_srv_restart(&p->srv[0], false);
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    check_replicas(64);
+    read_all(64);
+    static uint8_t keep[64][POOL_PAGE_SIZE];
+    memcpy(keep, data, sizeof(keep));
+    write_pages(10, 24);                    /* slab 0 is full: a new slab, on both servers */
+    check_replicas(10);
+    memcpy(data, keep, sizeof(keep));
+    for (unsigned i = 0; i < 64; i++)
+        pages[i] = ops[i].page;
+    check_replicas(64);
+    read_all(64);
+    endpool();
+}
+
+/* The same, the server dying before it answered: the placeholder goes, the
+ * slab is built on the other server, every write lands and reads back. */
+static void test_dies_before_slab_alloc_answer(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    struct op w = { 0 };
+    static uint8_t page[POOL_PAGE_SIZE] = { 7 };
+    pool_write_new(p, page, wdone, &w);
+    run_until(NULL, 30);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
+    srv_down(&p->srv[0], "test: dies before its SLAB_ALLOC answer");
+    CU_ASSERT_TRUE_FATAL(run_until(&w.done, 2000));
+    CU_ASSERT_EQUAL(w.status, 0);
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    fake_srv_hold(&p->srv[0], false);
+    fake_srv_restart(&p->srv[0], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    memcpy(data[0], page, sizeof(page));
+    pages[0] = w.page;
+    check_replicas(1);
+    read_all(1);
+    endpool();
+}
+
+struct adopted { int calls, status; uint32_t slab; };
+
+static void adone(void *arg, int status, uint32_t slab)
+{
+    struct adopted *a = arg;
+    a->calls++;
+    a->status = status;
+    a->slab = slab;
+}
+
+/* Adoption asks every server for the slab; the first post fails
+ * synchronously (that server goes down inside the loop), and the second
+ * server's answer is still out: the adoption must wait for it, end once,
+ * and never run (or be freed) before every answer is in. */
+static void test_adopt_post_fails_in_loop(void)
+{
+    mkpool(2, 2);
+    fake_srv_fail_posts(&p->srv[0], 1);
+    fake_srv_hold(&p->srv[1], true);
+    struct adopted a = { 0 };
+    pool_adopt(p, 0x1234, adone, &a);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[1], SOP_CTL), 1);
+    CU_ASSERT_EQUAL(a.calls, 0);                /* server 1 has not answered yet */
+    fake_srv_hold(&p->srv[1], false);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(a.calls, 1);
+    CU_ASSERT_EQUAL(a.status, -ENOENT);         /* nobody holds it (the fake knows no uid) */
+    endpool();
+}
+
+struct ctl_seen { int calls; bool inside; };
+static bool in_ctl_call;
+
+static void ctl_done(void *arg, int srv, const struct proto_msg *reply)
+{
+    struct ctl_seen *c = arg;
+    c->calls++;
+    c->inside |= in_ctl_call;
+}
+
+/* A volume-metadata request whose post fails synchronously (volmeta.c
+ * counts its claims, lists and puts the way adoption counted SLAB_FINDs):
+ * pool_ctl says -1 and never calls back, inside the call or later; one
+ * that went out is answered later, never inside the call. */
+static void test_ctl_post_fails(void)
+{
+    mkpool(2, 2);
+    struct proto_msg q = { .type = PROTO_META_LIST };
+    struct ctl_seen c = { 0 };
+    fake_srv_fail_posts(&p->srv[0], 1);
+    in_ctl_call = true;
+    int rc = pool_ctl(p, 0, &q, ctl_done, &c);
+    in_ctl_call = false;
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(c.calls, 0);
+    CU_ASSERT_FALSE(c.inside);
+    in_ctl_call = true;
+    rc = pool_ctl(p, 1, &q, ctl_done, &c);
+    in_ctl_call = false;
+    CU_ASSERT_EQUAL(rc, 0);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_FALSE(c.inside);
+    endpool();
+}
+
+/* A read to a replica whose server stalls (held: no answer) is hedged to
+ * another replica after a few ms: the guest gets its page from there, once;
+ * the stalled server's late answer, or its failure, changes nothing. */
+static void test_hedged_read(void)
+{
+    mkpool(2, 2);
+    write_pages(2, 30);
+    int first = p->slabs[0].rep[0].srv;
+    fake_srv_hold(&p->srv[first], true);
+    uint8_t buf[POOL_PAGE_SIZE];
+    struct op r = { 0 };
+    uint64_t t0 = evloop_now_ms();
+    pool_read(p, pages[0], buf, rdone, &r);
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[first], SOP_READ), 1);   /* it went to the first replica */
+    CU_ASSERT_TRUE(run_until(&r.done, 200));
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);
+    CU_ASSERT_TRUE(evloop_now_ms() - t0 < 50);
+    /* The late answer lands after the request was answered and reused. */
+    struct op r2 = { 0 };
+    uint8_t buf2[POOL_PAGE_SIZE];
+    fake_srv_hold(&p->srv[first], false);
+    pool_read(p, pages[1], buf2, rdone, &r2);
+    r.done = false;
+    CU_ASSERT_TRUE(run_until(&r2.done, 200));
+    run_until(NULL, 30);
+    CU_ASSERT_FALSE(r.done);                    /* never called back twice */
+    CU_ASSERT_EQUAL(r2.status, 0);
+    CU_ASSERT_EQUAL(memcmp(buf2, data[1], POOL_PAGE_SIZE), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);      /* nothing written after the answer */
+    /* Hedged again, and this time the stalled server dies with it. */
+    fake_srv_hold(&p->srv[first], true);
+    struct op r3 = { 0 };
+    pool_read(p, pages[0], buf, rdone, &r3);
+    CU_ASSERT_TRUE(run_until(&r3.done, 200));
+    CU_ASSERT_EQUAL(r3.status, 0);
+    r3.done = false;
+    srv_down(&p->srv[first], "test: the stalled server dies");
+    run_until(NULL, 30);
+    CU_ASSERT_FALSE(r3.done);
+    /* And the pool goes away with a hedged read's first half still out. */
+    fake_srv_restart(&p->srv[first], true);
+    fake_srv_hold(&p->srv[first], true);
+    struct op r4 = { 0 };
+    pool_read(p, pages[1], buf, rdone, &r4);
+    CU_ASSERT_TRUE(run_until(&r4.done, 200));
+    CU_ASSERT_EQUAL(r4.status, 0);
+    endpool();
+}
+
+/* A write whose second replica's server stalls (held) completes on the
+ * replica that answered, within tens of ms; the late replica misses just
+ * that slot and never serves it, its late answer changes nothing, and the
+ * slot is copied to it once the slab is quiet. */
+static void test_write_without_late_replica(void)
+{
+    mkpool(2, 2);
+    write_pages(4, 31);
+    int late = p->slabs[0].rep[1].srv;
+    fake_srv_hold(&p->srv[late], true);
+    static uint8_t page[POOL_PAGE_SIZE];
+    memset(page, 0x5a, sizeof(page));
+    struct op w = { 0 };
+    uint64_t t0 = evloop_now_ms();
+    pool_write_new(p, page, wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_EQUAL(w.status, 0);
+    CU_ASSERT_TRUE(evloop_now_ms() - t0 < 100);
+    struct pslab *ps = &p->slabs[0];
+    CU_ASSERT_FALSE(holds_good(ps, late));
+    CU_ASSERT_TRUE(rep_missed(&ps->rep[1], (uint32_t)w.page));
+    /* The page reads back right while the late server still holds the write. */
+    memcpy(data[0], page, sizeof(page));
+    pages[0] = w.page;
+    read_all(1);
+    /* Its late answer: no second callback; then the slot is copied over. */
+    w.done = false;
+    fake_srv_hold(&p->srv[late], false);
+    run_until(NULL, 150);           /* a tick: the degraded count is the tick's */
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_FALSE(w.done);
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), 2);
+    check_replicas(1);
     endpool();
 }
 
@@ -435,6 +753,19 @@ static const struct cu_test tests[] = {
     { "synchronous failure chain grows the slab table under a write", test_sync_failure_chain_grows_table },
     { "writes survive a server going down", test_writes_survive_down },
     { "orphaned replicas are freed when their server returns", test_orphans_freed_on_return },
+    { "every replica flaps at once, R = 1: nothing lost", test_flap_all_r1 },
+    { "every replica flaps at once, R = 2: nothing lost", test_flap_all_r2 },
+    { "every replica flaps at once, R = 3: nothing lost", test_flap_all_r3 },
+    { "staggered flap: the missed slots are copied, nothing lost", test_flap_staggered },
+    { "server dies after its SLAB_ALLOC answer: never good, no write lands in a reused slab",
+      test_dies_during_slab_alloc },
+    { "server dies before its SLAB_ALLOC answer", test_dies_before_slab_alloc_answer },
+    { "adoption: a post fails in the loop over servers, the adoption waits for the rest",
+      test_adopt_post_fails_in_loop },
+    { "pool_ctl: a post that fails synchronously is -1 and never calls back", test_ctl_post_fails },
+    { "a read to a stalled server is hedged to another replica", test_hedged_read },
+    { "a write completes without its late replica, which misses just that slot",
+      test_write_without_late_replica },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
