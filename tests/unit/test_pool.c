@@ -273,7 +273,15 @@ static void test_write_runs(void)
         CU_ASSERT_TRUE_FATAL(run_until(&o[i].done, 10000));
         CU_ASSERT_EQUAL(o[i].status, 0);
     }
-    pool_get_timing(p, t1);
+    /* A replica later than WRITE_LATE_MS on a loaded host lets its writes
+     * complete without it; its answer still comes, and is counted then. */
+    uint64_t end = evloop_now_ms() + 2000;
+    do {
+        pool_get_timing(p, t1);
+        if (t1[POOL_T_XPORT_WRITE].count - t0[POOL_T_XPORT_WRITE].count >= 4)
+            break;
+        evloop_run_once(el, 50);
+    } while (evloop_now_ms() < end);
     /* Two runs (16 + 4 pages) to 2 replicas: 4 messages, not 40. */
     CU_ASSERT_EQUAL(t1[POOL_T_XPORT_WRITE].count - t0[POOL_T_XPORT_WRITE].count, 4);
     for (int i = 1; i < N; i++)
