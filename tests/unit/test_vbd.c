@@ -120,7 +120,17 @@ static void toolstack_add(struct tfront *f, uint32_t devid, const char *params, 
 /* What blkfront does on seeing InitWait: rings, event channels, Initialised.
  * order < 0: a single "ring-ref"; nq > 1: queue-N/ subdirectories; proto
  * NULL: no protocol node, laid out as the old i386 frontends that omit it. */
+static void fe_rings(struct tfront *f, int order, int nq, const char *proto, int omit_ref_of);
+
 static void fe_connect_ex(struct tfront *f, int order, int nq, const char *proto)
+{
+    fe_rings(f, order, nq, proto, -1);
+    put(f->fe, "state", "3");
+}
+
+/* Everything blkfront publishes before Initialised; omit_ref_of >= 0 leaves
+ * that queue's ring-ref nodes out (a broken or hostile frontend). */
+static void fe_rings(struct tfront *f, int order, int nq, const char *proto, int omit_ref_of)
 {
     bool x32 = !proto || !strcmp(proto, "x86_32-abi");
     f->nq = nq;
@@ -141,7 +151,7 @@ static void fe_connect_ex(struct tfront *f, int order, int nq, const char *proto
             snprintf(d, sizeof(d), "%s/queue-%d", f->fe, qi);
         else
             snprintf(d, sizeof(d), "%s", f->fe);
-        for (unsigned i = 0; i < q->pages; i++) {
+        for (unsigned i = 0; i < q->pages && qi != omit_ref_of; i++) {
             if (order < 0)
                 snprintf(node, sizeof(node), "ring-ref");
             else
@@ -162,7 +172,6 @@ static void fe_connect_ex(struct tfront *f, int order, int nq, const char *proto
     }
     if (proto)
         put(f->fe, "protocol", proto);
-    put(f->fe, "state", "3");
 }
 
 static void fe_connect(struct tfront *f)
@@ -632,6 +641,68 @@ static void test_ring_polling(void)
     fe_close(&f);
 }
 
+/* Issue 13 item 6: a frontend that pre-fills queue 0 and leaves out
+ * queue-1/ring-ref.  The connect fails (Closed, with the reason in error);
+ * nothing may be taken off queue 0 before every queue is mapped and
+ * Connected is written, so nothing is in flight when the connect unwinds
+ * (it used to be: the unwind freed the slots under the pool's callbacks and
+ * the volume detach asserted).  The frontend then publishes the missing node
+ * and starts over: its pre-filled requests are served once, after Connected. */
+static void test_partial_multiqueue(void)
+{
+    struct tfront f;
+    toolstack_add(&f, 51856, "memx:pmq:16M", "w");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "2"));
+    fe_rings(&f, -1, 2, "x86_64-abi", 1);
+    fake_pool_hold(pool, true);
+    uint64_t ids[8];
+    for (unsigned k = 0; k < 8; k++) {
+        fill(f.data + k * 4096, 4096, 200 + k);
+        struct blkif_x86_64_request r = { .operation = BLKIF_OP_WRITE, .nr_segments = 1,
+                                          .sector_number = 8u * k };
+        r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[k], .first_sect = 0, .last_sect = 7 };
+        ids[k] = push_q(&f, 0, &r, sizeof(r));
+    }
+    put(f.fe, "state", "3");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "6"));
+    char p[160];
+    snprintf(p, sizeof(p), "%s/error", f.be);
+    char *e = xs_get(p);
+    CU_ASSERT(e && strstr(e, "queue-1"));
+    free(e);
+    for (int k = 0; k < 20; k++)
+        evloop_run_once(el, 5);
+    CU_ASSERT_EQUAL(fake_pool_pending(pool), 0);                /* nothing was started */
+    CU_ASSERT_EQUAL(mx_load_acquire(&f.q[0].s->rsp_prod), 0);  /* nor answered */
+    fake_pool_hold(pool, false);
+    CU_ASSERT_STRING_EQUAL(volume_owner(volumes_find(vols, "pmq")), "");
+
+    /* The frontend starts over with the node it had left out. */
+    char v[32], d[160];
+    snprintf(d, sizeof(d), "%s/queue-1", f.fe);
+    snprintf(v, sizeof(v), "%u", f.q[1].ring_refs[0]);
+    put(d, "ring-ref", v);
+    put(f.fe, "state", "1");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "2"));
+    put(f.fe, "state", "3");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "4"));
+    for (unsigned k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wait_rsp_q(&f, 0, ids[k], NULL), BLKIF_RSP_OKAY);
+    for (unsigned k = 0; k < 8; k++) {
+        struct blkif_x86_64_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1,
+                                          .sector_number = 8u * k };
+        r.seg[0] = (struct blkif_wire_seg){ .gref = f.refs[15], .first_sect = 0, .last_sect = 7 };
+        CU_ASSERT_EQUAL(wait_rsp_q(&f, 1, push_q(&f, 1, &r, sizeof(r)), NULL), BLKIF_RSP_OKAY);
+        CU_ASSERT_EQUAL(memcmp(f.data + 15 * 4096, f.data + k * 4096, 4096), 0);
+    }
+    struct blkback_dev_info buf[8], *i = info_of(51856, buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(i);
+    CU_ASSERT_EQUAL(i->requests, 16);                           /* each one once */
+    CU_ASSERT_EQUAL(i->errors, 0);
+    fe_close(&f);
+    CU_ASSERT_EQUAL(fake_pool_violations(pool), 0);
+}
+
 static void test_shutdown_drains(void)
 {
     struct tfront f;
@@ -668,6 +739,7 @@ static const struct cu_test tests[] = {
     { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
     { "no protocol node: the x86_32 ABI on x86", test_no_protocol_is_x86_32 },
     { "ring polling: no kick needed while polling, events again once idle", test_ring_polling },
+    { "partial multi-queue connect: nothing served before Connected", test_partial_multiqueue },
     { "shutdown drains in-flight I/O (last: ends the backend)", test_shutdown_drains },
     { NULL, NULL },
 };
