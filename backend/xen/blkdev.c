@@ -309,11 +309,17 @@ static int blkdev_connect(void *drv)
     bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)",
              xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
              readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
+    /* Only now, with every queue mapped and Connected written, is anything
+     * taken off the rings: a frontend that pre-filled queue 0 and then broke
+     * queue 1 finds nothing started when the connect unwinds. */
+    vbd_start(d->vbd);
     return 0;
 
 unwind:
     xenbus_dev_fatal(xd, err);
-    vbd_free(d->vbd);           /* nothing in flight yet: no request was taken */
+    /* Invariant: never started (vbd_start is after the last failure above),
+     * so nothing is in flight and freeing loses no request. */
+    vbd_free(d->vbd);
     d->vbd = NULL;
     volume_detach(d->vol);
     d->vol = NULL;

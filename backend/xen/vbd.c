@@ -64,6 +64,7 @@ struct vbd {
 
     unsigned inflight;
     uint64_t poll_ns;
+    bool started;                   /* vbd_start: every queue mapped, Connected written */
     bool stopping;
     struct ev_defer push_defer;     /* pushes the unpushed queues at the end of this turn */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
@@ -545,6 +546,8 @@ static void fatal_due(struct evloop *el, void *arg)
 static void kick(struct vbd_queue *q, uint64_t woke_ns)
 {
     struct vbd *v = q->vbd;
+    if (!v->started)
+        return;                 /* nothing is taken before vbd_start (see vbd_add_queue) */
     if (q->broken || v->stopping) {
         push(q);
         return;
@@ -641,8 +644,14 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     q->broken = false;
     q->unpushed = false;
     v->nq++;
-    kick(q, 0);
     return 0;
+}
+
+void vbd_start(struct vbd *v)
+{
+    v->started = true;
+    for (int i = 0; i < v->nq; i++)
+        kick(&v->q[i], 0);
 }
 
 bool vbd_kick_port(struct port_table *pt, int port)
