@@ -54,6 +54,7 @@ struct blkback {
     struct xenbus *bus;
     struct port_table *ports;           /* event-channel port -> vbd queue, every device's */
     bool evtchn_added;
+    struct ev_defer evtchn_more;        /* ports left pending past EVTCHN_BUDGET */
 };
 
 /* ---- InitWait: features ------------------------------------------------- */
@@ -393,15 +394,29 @@ static const struct xenbus_dev_ops blkdev_ops = {
 
 /* ---- blkback.h ---------------------------------------------------------- */
 
-static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg)
+/* Ports taken per call: a guest notifying in a loop re-raises its port as
+ * soon as it is unmasked, so "until none is pending" may never come.  Past
+ * the budget the rest waits for the deferred call at the end of this turn
+ * (not for the fd: the sim platform hands out ports it already took from
+ * its own epoll, which would not report them again). */
+#define EVTCHN_BUDGET 256
+
+static void evtchn_drain(struct blkback *bb)
 {
-    struct blkback *bb = arg;
     int port;
-    while ((port = xp_evtchn_pending(bb->xp)) >= 0) {
+    for (unsigned n = 0; (port = xp_evtchn_pending(bb->xp)) >= 0;) {
         xp_evtchn_unmask(bb->xp, (uint32_t)port);   /* before looking: a later kick is not lost */
         vbd_kick_port(bb->ports, port);
+        if (++n == EVTCHN_BUDGET) {
+            evloop_defer(bb->el, &bb->evtchn_more);
+            return;
+        }
     }
 }
+
+static void evtchn_more(struct evloop *el, void *arg) { evtchn_drain(arg); }
+
+static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg) { evtchn_drain(arg); }
 
 struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,
                             const struct memx_config *cfg, char *err, size_t errlen)
@@ -427,6 +442,7 @@ struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vo
     }
     bb->el = el;
     bb->xp = xp;
+    evloop_defer_init(&bb->evtchn_more, evtchn_more, bb);
     bb->vols = vols;
     bb->cfg = *cfg;
     return bb;
@@ -491,6 +507,7 @@ void blkback_free(struct blkback *bb)
     if (!bb)
         return;
     xenbus_free(bb->bus);
+    evloop_defer_cancel(bb->el, &bb->evtchn_more);
     if (bb->evtchn_added)
         evloop_del_fd(bb->el, xp_evtchn_fd(bb->xp));
     port_table_free(bb->ports);

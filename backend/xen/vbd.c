@@ -42,6 +42,12 @@ struct vbd_queue {
      * behind and vbd_poll looks at the ring every loop turn instead. */
     bool polling;
     uint64_t active_ns;         /* last kick: requests taken or answers pushed */
+    /* The per-turn budget (see kick): requests taken since the ring was last
+     * found empty or the last resume; once it reaches the ring's size the
+     * queue is exhausted and takes nothing more until the vbd's resume
+     * defer, at the end of this loop turn. */
+    unsigned taken;
+    bool exhausted;
 };
 
 struct vbd {
@@ -67,6 +73,7 @@ struct vbd {
     bool started;                   /* vbd_start: every queue mapped, Connected written */
     bool stopping;
     struct ev_defer push_defer;     /* pushes the unpushed queues at the end of this turn */
+    struct ev_defer resume_defer;   /* gives exhausted queues a new budget on the next turn */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
     struct histo stage[VBD_STAGES];
     void (*drained)(void *arg);
@@ -99,6 +106,7 @@ struct vreq {
 
 static int vbd_poll(struct evloop *el, void *arg);
 static void push_due(struct evloop *el, void *arg);
+static void resume_due(struct evloop *el, void *arg);
 static void fatal_due(struct evloop *el, void *arg);
 
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p)
@@ -119,6 +127,7 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->fatal_arg = p->arg;
     v->poll_ns = (uint64_t)p->poll_us * 1000;
     evloop_defer_init(&v->push_defer, push_due, v);
+    evloop_defer_init(&v->resume_defer, resume_due, v);
     evloop_defer_init(&v->fatal_defer, fatal_due, v);
     if ((v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) ||
         (v->poll_ns && evloop_add_prepare(el, vbd_poll, v))) {
@@ -542,22 +551,33 @@ static void fatal_due(struct evloop *el, void *arg)
  * a completion, or the end of a loop turn).  Each request taken records its
  * ring-pickup time from then; on a loaded host most requests at QD1 are
  * found by the look that follows a completion's push, before their event is
- * handled (the frontend answers the push faster than we finish it). */
+ * handled (the frontend answers the push faster than we finish it).
+ *
+ * Bounded: a guest whose requests are answered at once (unknown ops, bad
+ * segments) frees each slot as it is taken and can refill it from another
+ * CPU as fast as we answer, so "until the ring is empty" may never come.
+ * A queue takes at most a ring's worth (ring.size) of requests, then comes
+ * back on the next loop turn (resume_due), as Linux blkback and QEMU's
+ * dataplane batch: every other device, the pool's heartbeats and the control
+ * socket get their turn in between.  The budget is refreshed only when the
+ * ring is found empty or by the resume, so the outer loop below (which
+ * repeats only while ring_final_check finds more) cannot run past it either. */
 static void kick(struct vbd_queue *q, uint64_t woke_ns)
 {
     struct vbd *v = q->vbd;
     if (!v->started)
         return;                 /* nothing is taken before vbd_start (see vbd_add_queue) */
-    if (q->broken || v->stopping) {
-        push(q);
+    if (q->broken || v->stopping || q->exhausted) {
+        push(q);                /* an exhausted queue's resume_due comes at the end of this turn */
         return;
     }
     struct blkif_req req;
     uint64_t t0 = woke_ns ? woke_ns : evloop_now_ns();
     for (;;) {
-        int rc;
-        /* Batch: everything the frontend has published, then one push. */
-        while ((rc = ring_get_request(&q->ring, &req)) == 1) {
+        int rc = 0;
+        /* Batch: what the frontend has published, up to the budget, then one push. */
+        while (q->taken < q->ring.size && (rc = ring_get_request(&q->ring, &req)) == 1) {
+            q->taken++;
             histo_record(&v->stage[VBD_STAGE_PICKUP], evloop_now_ns() - t0);
             dispatch(q, &req);
         }
@@ -572,16 +592,40 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
             }
             break;
         }
+        if (rc == 1 || q->taken >= q->ring.size) {
+            /* Budget spent: no ring_final_check (no event needed, we come
+             * back by ourselves); the frontend sees these answers now. */
+            q->exhausted = true;
+            evloop_defer(v->el, &v->resume_defer);
+            break;
+        }
         push(q);
         if (v->poll_ns) {
             q->polling = true;
             q->active_ns = evloop_now_ns();
+            q->taken = 0;       /* found empty */
             break;
         }
-        if (!ring_final_check(&q->ring))
+        if (!ring_final_check(&q->ring)) {
+            q->taken = 0;       /* found empty, and an event asked for */
             break;
+        }
     }
     push(q);
+}
+
+/* The next turn of every queue that spent its budget: a fresh one. */
+static void resume_due(struct evloop *el, void *arg)
+{
+    struct vbd *v = arg;
+    for (int i = 0; i < v->nq; i++) {
+        struct vbd_queue *q = &v->q[i];
+        if (!q->exhausted)
+            continue;
+        q->exhausted = false;
+        q->taken = 0;
+        kick(q, 0);
+    }
 }
 
 /* A prepare hook, before each loop sleep: a ring that took requests or had
@@ -643,6 +687,8 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     q->vbd = v;
     q->broken = false;
     q->unpushed = false;
+    q->taken = 0;
+    q->exhausted = false;
     v->nq++;
     return 0;
 }
@@ -679,6 +725,7 @@ void vbd_free(struct vbd *v)
         return;
     evloop_defer_cancel(v->el, &v->fatal_defer);
     evloop_defer_cancel(v->el, &v->push_defer);
+    evloop_defer_cancel(v->el, &v->resume_defer);
     if (v->poll_ns)
         evloop_del_prepare(v->el, vbd_poll, v);
     for (int i = 0; i < v->nq; i++) {
