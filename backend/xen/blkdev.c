@@ -253,6 +253,7 @@ static int start_dataplane(struct bdev *d, const struct fe_params *fp, bool read
     struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
                             .readonly = readonly, .ports = bb->ports,
                             .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
+                            .buf_max = bb->cfg.device_buffer_max,
                             .poll_us = (unsigned)bb->cfg.ring_poll_us,
                             .fatal = vbd_fatal, .arg = d };
     if (!(d->vbd = vbd_new(bb->el, bb->xp, &p))) {

@@ -34,6 +34,9 @@ struct vbd_params {
     bool readonly;
     struct port_table *ports;   /* its queues' ports are registered there (ports.h; NULL: nowhere) */
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
+    /* Bytes the device's requests may hold in buffers past what each slot
+     * keeps (memx_config.device_buffer_max): past it a queue waits. */
+    uint64_t buf_max;
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
      * an event (0: never poll). */
