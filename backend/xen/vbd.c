@@ -15,6 +15,7 @@
 #include "ports.h"
 #include "queue.h"
 #include "volume.h"
+#include "xalloc.h"
 #include "xenplat.h"
 
 struct vreq;
@@ -48,6 +49,12 @@ struct vbd_queue {
      * defer, at the end of this loop turn. */
     unsigned taken;
     bool exhausted;
+    /* A request taken off the ring whose buffers would take the device past
+     * buf_max: it waits here (its slot stays occupied: ring_inflight counts
+     * it) and the queue takes nothing more until a buffer is let go. */
+    bool blocked;
+    bool stash_ready;           /* it fits now: the next kick dispatches it first */
+    struct blkif_req stash;
 };
 
 struct vbd {
@@ -59,6 +66,8 @@ struct vbd {
     uint64_t sectors;
     bool readonly;
     unsigned max_indirect;
+    uint64_t buf_max;               /* vbd_params.buf_max */
+    uint64_t buf_held;              /* bytes held past the slots' kept buffers (segs and buf) */
     struct port_table *ports;
     void (*fatal)(void *arg, const char *why);
     void *fatal_arg;
@@ -123,6 +132,7 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->readonly = p->readonly;
     v->ports = p->ports;
     v->max_indirect = p->max_indirect;
+    v->buf_max = p->buf_max;
     v->fatal = p->fatal;
     v->fatal_arg = p->arg;
     v->poll_ns = (uint64_t)p->poll_us * 1000;
@@ -162,17 +172,47 @@ static struct vreq *vreq_get(struct vbd_queue *q)
 static void vreq_put(struct vreq *r)
 {
     struct vbd_queue *q = r->q;
+    struct vbd *v = q->vbd;
+    uint64_t held = v->buf_held;
     if (r->seg_cap > VREQ_KEEP_SEGS) {
         free(r->segs);
+        v->buf_held -= r->seg_cap * sizeof(*r->segs);
         r->segs = NULL;
         r->seg_cap = 0;
     }
     if (r->buf_cap > VREQ_KEEP_BYTES) {
         free(r->buf);
+        v->buf_held -= r->buf_cap;
         r->buf = NULL;
         r->buf_cap = 0;
     }
     SLIST_INSERT_HEAD(&q->free, r, next_free);
+    if (held != v->buf_held) {
+        /* Room made: a queue waiting for buffers tries again next turn. */
+        for (int i = 0; i < v->nq; i++)
+            if (v->q[i].blocked)
+                evloop_defer(v->el, &v->resume_defer);
+    }
+}
+
+/* What a request's buffers would add to buf_held (an upper bound: its
+ * segments may cover less than whole pages); 0 for a request that fits in
+ * what its slot keeps, or that start() refuses anyway. */
+static uint64_t extra_bytes(const struct vbd *v, const struct blkif_req *req)
+{
+    if (req->operation != BLKIF_OP_INDIRECT || !v->max_indirect || req->nr_segments == 0 ||
+        req->nr_segments > v->max_indirect || req->nr_segments <= VREQ_KEEP_SEGS)
+        return 0;
+    return (uint64_t)req->nr_segments * (XP_PAGE_SIZE + sizeof(struct xp_gcopy));
+}
+
+/* Whether req must wait for buffers: the device would go past buf_max.  One
+ * request alone always goes (nothing held), so a queue always makes progress
+ * and a bound below one request only serialises them. */
+static bool must_wait(const struct vbd *v, const struct blkif_req *req)
+{
+    uint64_t need = extra_bytes(v, req);
+    return need && v->buf_held && v->buf_held + need > v->buf_max;
 }
 
 static void slots_free(struct vbd_queue *q)
@@ -408,21 +448,35 @@ static int build_segments(struct vbd *v, const struct blkif_req *req, struct vre
     r->sector = req->sector_number;
     r->nsect = nsect;
     size_t bytes = (size_t)nsect * VOLUME_SECTOR_SIZE;
+    /* Past what a slot keeps, buffers count in buf_held until vreq_put frees
+     * them (must_wait kept the device under buf_max before this request). */
     if (n > r->seg_cap) {
+        if (r->seg_cap > VREQ_KEEP_SEGS)
+            v->buf_held -= r->seg_cap * sizeof(*r->segs);
         free(r->segs);
         r->seg_cap = 0;
-        if (!(r->segs = malloc(n * sizeof(*r->segs))))
-            return -1;
+        if (!(r->segs = xcalloc(n, sizeof(*r->segs)))) {
+            BAD(v, req, "%s", "no memory for its segments");
+            return xalloc_fail("%s: request segments", v->name);
+        }
         r->seg_cap = n;
+        if (n > VREQ_KEEP_SEGS)
+            v->buf_held += n * sizeof(*r->segs);
     }
     if (bytes > r->buf_cap) {
         /* A slot's first buffer is a whole direct request, so it is reused. */
         size_t cap = bytes < VREQ_KEEP_BYTES ? VREQ_KEEP_BYTES : bytes;
+        if (r->buf_cap > VREQ_KEEP_BYTES)
+            v->buf_held -= r->buf_cap;
         free(r->buf);
         r->buf_cap = 0;
-        if (!(r->buf = malloc(cap)))
-            return -1;
+        if (!(r->buf = malloc(cap))) {
+            BAD(v, req, "%s", "no memory for its data buffer");
+            return xalloc_fail("%s: a request buffer", v->name);
+        }
         r->buf_cap = cap;
+        if (cap > VREQ_KEEP_BYTES)
+            v->buf_held += cap;
     }
     r->nsegs = n;
     bool to_guest = r->op == BLKIF_OP_READ;
@@ -567,16 +621,31 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
     struct vbd *v = q->vbd;
     if (!v->started)
         return;                 /* nothing is taken before vbd_start (see vbd_add_queue) */
-    if (q->broken || v->stopping || q->exhausted) {
-        push(q);                /* an exhausted queue's resume_due comes at the end of this turn */
+    if (q->broken || v->stopping || q->exhausted || q->blocked) {
+        /* An exhausted queue's resume_due comes at the end of this turn, a
+         * blocked one's once a buffer is let go (vreq_put). */
+        push(q);
         return;
     }
     struct blkif_req req;
     uint64_t t0 = woke_ns ? woke_ns : evloop_now_ns();
+    if (q->stash_ready) {
+        /* The request that waited for buffers goes first (they are there now,
+         * or nothing else holds any). */
+        q->stash_ready = false;
+        q->taken++;
+        dispatch(q, &q->stash);
+    }
     for (;;) {
         int rc = 0;
         /* Batch: what the frontend has published, up to the budget, then one push. */
         while (q->taken < q->ring.size && (rc = ring_get_request(&q->ring, &req)) == 1) {
+            if (must_wait(v, &req)) {
+                q->stash = req;
+                q->blocked = true;
+                push(q);
+                return;
+            }
             q->taken++;
             histo_record(&v->stage[VBD_STAGE_PICKUP], evloop_now_ns() - t0);
             dispatch(q, &req);
@@ -614,17 +683,23 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
     push(q);
 }
 
-/* The next turn of every queue that spent its budget: a fresh one. */
+/* The next turn of every queue that spent its budget: a fresh one; and of
+ * every queue whose stashed request now fits under buf_max. */
 static void resume_due(struct evloop *el, void *arg)
 {
     struct vbd *v = arg;
     for (int i = 0; i < v->nq; i++) {
         struct vbd_queue *q = &v->q[i];
-        if (!q->exhausted)
-            continue;
-        q->exhausted = false;
-        q->taken = 0;
-        kick(q, 0);
+        if (q->blocked && !must_wait(v, &q->stash)) {
+            q->blocked = false;
+            q->stash_ready = true;
+        }
+        if (q->exhausted) {
+            q->exhausted = false;
+            q->taken = 0;
+        }
+        if (!q->blocked)
+            kick(q, 0);
     }
 }
 
@@ -689,6 +764,7 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
     q->unpushed = false;
     q->taken = 0;
     q->exhausted = false;
+    q->blocked = q->stash_ready = false;
     v->nq++;
     return 0;
 }
