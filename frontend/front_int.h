@@ -70,6 +70,11 @@ struct memxfront {
     int epfd;
     bool watching;
     bool dead;                  /* the backend left: nothing more will complete */
+    /* The backend went back to InitWait while we were connected: a restarted
+     * memx-backd walking the device it found Connected.  Like Linux blkfront
+     * we keep the ring and every request on it, and kick each queue once the
+     * backend is Connected again. */
+    bool backend_restarting;
 };
 
 /* front_ring.c */

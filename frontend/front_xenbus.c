@@ -460,8 +460,25 @@ bool mf_check_backend(struct memxfront *f)
     if (!drain_watches(f))
         return !f->dead;
     int s = mf_backend_state(f);
-    if (s == XenbusStateConnected)
+    if (s == XenbusStateConnected) {
+        if (f->backend_restarting) {
+            f->backend_restarting = false;
+            mx_info("vbd %s: backend %s Connected again; %u request(s) still on the ring", f->front,
+                    f->info.backend, f->inflight);
+            for (unsigned i = 0; i < f->nq; i++)
+                xp_evtchn_notify(f->xp, (uint32_t)f->q[i].port);
+        }
         return true;
+    }
+    if (!f->dead && (s == XenbusStateInitWait || s == XenbusStateInitialised)) {
+        /* Not a disconnect: blkfront ignores a backend's InitWait while it is
+         * connected (blkback_changed), so a backend restart must be survivable. */
+        if (!f->backend_restarting)
+            mx_info("vbd %s: backend %s went %s while connected (a restarted backend); keeping %u "
+                    "request(s) on the ring", f->front, f->info.backend, state_name(s), f->inflight);
+        f->backend_restarting = true;
+        return true;
+    }
     if (!f->dead)
         mx_warn("vbd %s: backend %s went %s; failing %u in-flight request(s)", f->front, f->info.backend,
                 state_name(s), f->inflight);
