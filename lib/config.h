@@ -40,6 +40,10 @@ struct memx_config {
      * ring slot keeps (indirect requests); a request that would go over waits
      * for earlier ones to finish (one request alone is always let through). */
     uint64_t device_buffer_max;
+    /* Where each device's resumable ring state lives (a directory that
+     * outlives the process: tmpfs).  "" = /run/memx/state, or <sim dir>/state
+     * on the sim platform (memx-backd fills it in). */
+    char state_dir[256];
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
     int backend_log_level;

@@ -250,10 +250,14 @@ static int start_dataplane(struct bdev *d, const struct fe_params *fp, bool read
 {
     struct blkback *bb = d->bb;
     struct xenbus_dev *xd = d->xd;
+    char state[400];
+    snprintf(state, sizeof(state), "%s/%s-%u-%u", bb->cfg.state_dir, bb->cfg.device_type,
+             (unsigned)xenbus_dev_domid(xd), (unsigned)xenbus_dev_devid(xd));
     struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
                             .readonly = readonly, .ports = bb->ports,
                             .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
                             .buf_max = bb->cfg.device_buffer_max,
+                            .state_path = bb->cfg.state_dir[0] ? state : NULL,
                             .poll_us = (unsigned)bb->cfg.ring_poll_us,
                             .fatal = vbd_fatal, .arg = d };
     if (!(d->vbd = vbd_new(bb->el, bb->xp, &p))) {

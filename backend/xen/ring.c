@@ -103,7 +103,7 @@ static bool available(const struct ring *r)
     return r->req_cons != r->req_seen && r->req_cons - r->rsp_prod_pvt < r->size;
 }
 
-int ring_get_request(struct ring *r, struct blkif_req *req)
+int ring_get_request_raw(struct ring *r, struct blkif_req *req, void *raw)
 {
     if (r->req_cons == r->req_seen && refresh(r) < 0)
         return -1;
@@ -112,9 +112,23 @@ int ring_get_request(struct ring *r, struct blkif_req *req)
     /* The entry, read once (the frontend may rewrite it meanwhile: we decode
      * our copy only); it is complete because of the rmb in refresh, which
      * pairs with the frontend's wmb before req_prod. */
-    blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
+    if (raw) {
+        memcpy(raw, slot(r, r->req_cons), r->entsz);
+        blkif_abi_get_request(r->abi, raw, req);
+    } else {
+        blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
+    }
     r->req_cons++;
     return 1;
+}
+
+int ring_get_request(struct ring *r, struct blkif_req *req) { return ring_get_request_raw(r, req, NULL); }
+
+void ring_resume(struct ring *r, uint32_t req_cons)
+{
+    /* Private indices only: nothing shared moves (the next refresh checks
+     * req_prod against them as usual). */
+    r->req_cons = r->req_seen = req_cons;
 }
 
 bool ring_peek(struct ring *r)

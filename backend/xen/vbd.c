@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ports.h"
 #include "queue.h"
+#include "ringstate.h"
 #include "volume.h"
 #include "xalloc.h"
 #include "xenplat.h"
@@ -55,6 +56,11 @@ struct vbd_queue {
     bool blocked;
     bool stash_ready;           /* it fits now: the next kick dispatches it first */
     struct blkif_req stash;
+    int stash_ent;
+    /* Its resumable state (ringstate.h; NULL: none, a restart cannot resume
+     * it) and, after a predecessor died, the requests to replay at start. */
+    struct ringstate *rs;
+    int nreplay;
 };
 
 struct vbd {
@@ -88,6 +94,7 @@ struct vbd {
     void (*drained)(void *arg);
     void *drained_arg;
     struct vbd_counters cnt;
+    char *state_path;               /* vbd_params.state_path */
 };
 
 /* One request between the ring and its response. */
@@ -104,6 +111,7 @@ struct vreq {
     unsigned seg_cap;           /* what segs and buf can hold, kept across requests */
     size_t buf_cap;
     uint64_t t_vol;             /* volume call, for the volume stage */
+    int ent;                    /* its ringstate entry (-1: none) */
     SLIST_ENTRY(vreq) next_free;
 };
 
@@ -133,6 +141,10 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     v->ports = p->ports;
     v->max_indirect = p->max_indirect;
     v->buf_max = p->buf_max;
+    if (p->state_path && !(v->state_path = strdup(p->state_path))) {
+        free(v);
+        return NULL;
+    }
     v->fatal = p->fatal;
     v->fatal_arg = p->arg;
     v->poll_ns = (uint64_t)p->poll_us * 1000;
@@ -142,6 +154,7 @@ struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p
     if ((v->max_indirect && !(v->ind = calloc(v->max_indirect, sizeof(*v->ind)))) ||
         (v->poll_ns && evloop_add_prepare(el, vbd_poll, v))) {
         free(v->ind);
+        free(v->state_path);
         free(v);
         return NULL;
     }
@@ -245,10 +258,14 @@ static int slots_alloc(struct vbd_queue *q)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void respond(struct vbd_queue *q, uint64_t id, uint8_t op, int16_t status, uint64_t now)
+static void respond(struct vbd_queue *q, uint64_t id, uint8_t op, int16_t status, uint64_t now, int ent)
 {
     if (status != BLKIF_RSP_OKAY)
         q->vbd->cnt.errors++;
+    /* Invariant (a restart loses no request and answers none twice): the
+     * answer's index is in the ring state before the answer is on the ring. */
+    if (q->rs && ent >= 0)
+        rs_answer(q->rs, ent, q->ring.rsp_prod_pvt);
     q->ready_ns[q->ring.rsp_prod_pvt & (q->ring.size - 1)] = now;
     ring_put_response(&q->ring, id, op, status);
 }
@@ -264,7 +281,10 @@ static void push(struct vbd_queue *q)
             histo_record(&q->vbd->stage[VBD_STAGE_RESPONSE], now - q->ready_ns[i & (rg->size - 1)]);
     }
     q->unpushed = false;
+    uint32_t old = rg->rsp_prod_pub;
     ring_push_responses(rg);
+    if (q->rs && old != rg->rsp_prod_pub)
+        rs_published(q->rs, old, rg->rsp_prod_pub);     /* after rsp_prod: see ringstate.h */
 }
 
 static void push_due(struct evloop *el, void *arg)
@@ -279,7 +299,7 @@ static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
 {
     struct vbd_queue *q = r->q;
     struct vbd *v = q->vbd;
-    respond(q, r->id, r->rsp_op, status, now);
+    respond(q, r->id, r->rsp_op, status, now, r->ent);
     vreq_put(r);
     v->inflight--;
     if (v->stopping) {
@@ -577,19 +597,21 @@ bad:
     return BLKIF_RSP_ERROR;
 }
 
-static void dispatch(struct vbd_queue *q, const struct blkif_req *req)
+/* ent: its ringstate entry (-1: none). */
+static void dispatch(struct vbd_queue *q, const struct blkif_req *req, int ent)
 {
     struct vbd *v = q->vbd;
     v->cnt.requests++;
     /* ring_get_request handed out a free slot, so a vreq is free too. */
     struct vreq *r = vreq_get(q);
     r->id = req->id;
+    r->ent = ent;
     int16_t st = start(q, req, r);
     if (st == 0) {
         v->inflight++;
         return;
     }
-    respond(q, req->id, r->rsp_op, st, evloop_now_ns());
+    respond(q, req->id, r->rsp_op, st, evloop_now_ns(), ent);
     vreq_put(r);
 }
 
@@ -634,21 +656,33 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
          * or nothing else holds any). */
         q->stash_ready = false;
         q->taken++;
-        dispatch(q, &q->stash);
+        dispatch(q, &q->stash, q->stash_ent);
     }
+    uint8_t raw[BLKIF_RING_ENTRY_MAX];
     for (;;) {
         int rc = 0;
         /* Batch: what the frontend has published, up to the budget, then one push. */
-        while (q->taken < q->ring.size && (rc = ring_get_request(&q->ring, &req)) == 1) {
+        while (q->taken < q->ring.size) {
+            uint32_t idx = q->ring.req_cons;
+            if ((rc = ring_get_request_raw(&q->ring, &req, raw)) != 1)
+                break;
+            /* Invariant (a restart loses no request): recorded before anything
+             * can be written over its slot (our answers go to taken slots only). */
+            int ent = q->rs ? rs_take(q->rs, idx, raw) : -1;
+            if (q->rs && ent < 0) {
+                rc = -1;        /* more outstanding than a ring holds */
+                break;
+            }
             if (must_wait(v, &req)) {
                 q->stash = req;
+                q->stash_ent = ent;
                 q->blocked = true;
                 push(q);
                 return;
             }
             q->taken++;
             histo_record(&v->stage[VBD_STAGE_PICKUP], evloop_now_ns() - t0);
-            dispatch(q, &req);
+            dispatch(q, &req, ent);
         }
         if (rc < 0) {
             vbd_log(v, MX_LOG_ERR, "frontend's req_prod is more than %u requests ahead of its responses "
@@ -753,8 +787,30 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
         ring_unmap(&q->ring);
         return -1;
     }
+    q->rs = NULL;
+    q->nreplay = 0;
+    if (v->state_path) {
+        char path[400], why[300];
+        snprintf(path, sizeof(path), "%s-q%d", v->state_path, v->nq);
+        q->rs = rs_open(path, &q->ring, refs[0], &q->nreplay, why, sizeof(why));
+        if (!q->rs)
+            vbd_log(v, MX_LOG_WARN, "queue %d: no resumable ring state (%s): a restart will not resume it",
+                    v->nq, why);
+        else if (why[0])
+            vbd_log(v, MX_LOG_INFO, "queue %d: ring state not resumed: %s", v->nq, why);
+        if (q->nreplay < 0) {
+            snprintf(err, errlen, "the ring a previous run left holds more requests than it can");
+            rs_close(q->rs, true);
+            q->rs = NULL;
+            slots_free(q);
+            ring_unmap(&q->ring);
+            return -1;
+        }
+    }
     if (port_table_set(v->ports, q->ring.port, q)) {
         snprintf(err, errlen, "out of memory for the port table (port %d)", q->ring.port);
+        rs_close(q->rs, false);
+        q->rs = NULL;
         slots_free(q);
         ring_unmap(&q->ring);
         return -1;
@@ -772,8 +828,22 @@ int vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsig
 void vbd_start(struct vbd *v)
 {
     v->started = true;
-    for (int i = 0; i < v->nq; i++)
-        kick(&v->q[i], 0);
+    for (int i = 0; i < v->nq; i++) {
+        struct vbd_queue *q = &v->q[i];
+        /* A predecessor's requests the guest still waits for, oldest first,
+         * before anything new (their slots are the ring's in-flight ones). */
+        for (int k = 0; k < q->nreplay; k++) {
+            int ent = rs_replay_ent(q->rs, (unsigned)k);
+            struct blkif_req req;
+            blkif_abi_get_request(q->ring.abi, rs_raw(q->rs, ent), &req);
+            dispatch(q, &req, ent);
+        }
+        if (q->nreplay)
+            vbd_log(v, MX_LOG_INFO, "queue %d: resumed its ring after a restart: %d request(s) replayed", i,
+                    q->nreplay);
+        q->nreplay = 0;
+        kick(q, 0);
+    }
 }
 
 bool vbd_kick_port(struct port_table *pt, int port)
@@ -808,7 +878,10 @@ void vbd_free(struct vbd *v)
         port_table_clear(v->ports, v->q[i].ring.port);
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);
+        /* Drained (or never started): nothing to resume, the device closed. */
+        rs_close(v->q[i].rs, true);
     }
     free(v->ind);
+    free(v->state_path);
     free(v);
 }

@@ -37,6 +37,9 @@ struct vbd_params {
     /* Bytes the device's requests may hold in buffers past what each slot
      * keeps (memx_config.device_buffer_max): past it a queue waits. */
     uint64_t buf_max;
+    /* Each queue's resumable ring state goes to "<state_path>-q<N>"
+     * (ringstate.h), so a restarted backend resumes the ring; NULL: none. */
+    const char *state_path;
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
      * an event (0: never poll). */

@@ -31,5 +31,8 @@ cat "$T/io.out"
 [ "$(it_field "$T/io.out" mismatches)" = 0 ] || it_fail "mismatches after the restart"
 [ "$(it_field "$T/io.out" io_errors)" = 0 ] || it_fail "I/O errors after the restart"
 it_alive backd
+replayed=$(sed -n 's/.*resumed its ring after a restart: \([0-9]*\) request(s) replayed.*/\1/p' "$T/backd.log")
+[ -n "$replayed" ] || it_fail "the restarted backend did not resume the ring"
+! grep -q 'bad request' "$T/backd.log" || it_fail "the restarted backend read something on the ring as a bad request"
 it_summary "backd killed between response write and push, restarted under a Connected guest:" \
-  "$(it_field "$T/io.out" verified) pages verified, 0 mismatches, 0 I/O errors"
+  "$replayed request(s) replayed; $(it_field "$T/io.out" verified) pages verified, 0 mismatches, 0 I/O errors"
