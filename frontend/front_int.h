@@ -87,5 +87,7 @@ int  mf_consume_all(struct memxfront *f);
 /* front_xenbus.c */
 int  mf_backend_state(struct memxfront *f);
 bool mf_check_backend(struct memxfront *f);
+/* memxfront_opts.debug_partial_mq: n requests on q before the backend maps it. */
+void mf_debug_prefill(struct memxfront *f, struct mf_queue *q, unsigned n);
 
 #endif

@@ -150,7 +150,9 @@ static int write_queue_nodes(struct memxfront *f, xp_txn_t t, const char *dir, c
 {
     char path[256];
     unsigned pages = 1u << f->ring_order;
-    if (pages == 1) {
+    if (f->opts.debug_partial_mq && q->idx == 1) {
+        /* The hostile connect: this queue's ring-ref left out. */
+    } else if (pages == 1) {
         snprintf(path, sizeof(path), "%s/ring-ref", dir);
         if (xp_xs_printf(f->xp, t, path, "%u", q->ring_refs[0]) < 0)
             return -1;
@@ -399,6 +401,8 @@ struct memxfront *memxfront_open(struct xp *xp, const char *devpath, const struc
         if (mf_queue_setup(f, &f->q[i], err, errlen) < 0)
             goto fail;
     }
+    if (f->opts.debug_partial_mq && f->nq >= 2)
+        mf_debug_prefill(f, &f->q[0], f->opts.debug_partial_mq);
     if (publish_rings(f, err, errlen) < 0 || set_state(f, XenbusStateInitialised) < 0)
         goto fail;
     int s = wait_backend(f, BIT(XenbusStateConnected) | BIT(XenbusStateClosing) | BIT(XenbusStateClosed), tmo);

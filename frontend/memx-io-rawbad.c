@@ -34,7 +34,7 @@ static void raw_cb(void *arg, int status)
 
 static const char *const raw_kinds[] = {
     "too-many-segs", "past-end", "bad-gref", "bad-sects", "unknown-op", "req-prod-ahead", "indirect-too-many",
-    "discard-past-end", "storm", NULL,
+    "discard-past-end", "storm", "partial-mq", NULL,
 };
 
 union raw_req {
