@@ -1,125 +1,21 @@
-/* vbd.c — request validation, grant copy and volume I/O (see vbd.h).
- * It never touches the shared ring page itself: every shared-memory access,
- * with the fence it pairs with, is in ring.c. */
-#include "vbd.h"
+/* vbd.c — the dataplane's rings (see vbd.h): request slots, responses and
+ * their pushes, the ring loop with its per-turn budget, queues, start, stop
+ * and the resumable ring state.  One request's validation, data movement and
+ * volume I/O are vbd_req.c (vbd_int.h).  It never touches the shared ring
+ * page itself: every shared-memory access, with the fence it pairs with, is
+ * in ring.c. */
+#include "vbd_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "evloop.h"
-#include "histo.h"
-#include "log.h"
 #include "ports.h"
-#include "queue.h"
 #include "ringstate.h"
 #include "volume.h"
 #include "xalloc.h"
-#include "xenplat.h"
 
-struct vreq;
-
-/* Log lines name the device: "vbd <domid>/<devid>: ...". */
-#define vbd_log(v, lvl, fmt, ...) mx_log((lvl), "%s: " fmt, (v)->name, ##__VA_ARGS__)
-
-struct vbd_queue {
-    struct vbd *vbd;
-    struct ring ring;
-    bool broken;
-    /* Responses queued but not yet published: pushed (and the frontend
-     * notified at most once) by the vbd's deferred push, which runs at the
-     * end of this loop turn (and keeps the loop from sleeping first), so
-     * completions that land in the same turn share one push and one event. */
-    bool unpushed;
-    /* One vreq per ring slot, allocated at connect: a queue never has more
-     * requests in flight than its ring has slots. */
-    struct vreq *slots;
-    SLIST_HEAD(, vreq) free;
-    /* When each queued response became ready (indexed like the ring), for
-     * the response stage. */
-    uint64_t *ready_ns;
-    /* Ring polling (vbd_params.poll_us): while polling, req_event is left
-     * behind and vbd_poll looks at the ring every loop turn instead. */
-    bool polling;
-    uint64_t active_ns;         /* last kick: requests taken or answers pushed */
-    /* The per-turn budget (see kick): requests taken since the ring was last
-     * found empty or the last resume; once it reaches the ring's size the
-     * queue is exhausted and takes nothing more until the vbd's resume
-     * defer, at the end of this loop turn. */
-    unsigned taken;
-    bool exhausted;
-    /* A request taken off the ring whose buffers would take the device past
-     * buf_max: it waits here (its slot stays occupied: ring_inflight counts
-     * it) and the queue takes nothing more until a buffer is let go. */
-    bool blocked;
-    bool stash_ready;           /* it fits now: the next kick dispatches it first */
-    struct blkif_req stash;
-    int stash_ent;
-    /* Its resumable state (ringstate.h; NULL: none, a restart cannot resume
-     * it) and, after a predecessor died, the requests to replay at start. */
-    struct ringstate *rs;
-    int nreplay;
-};
-
-struct vbd {
-    struct evloop *el;
-    struct xp *xp;
-    char name[48];
-    uint16_t domid;
-    struct volume *vol;
-    uint64_t sectors;
-    bool readonly;
-    unsigned max_indirect;
-    uint64_t buf_max;               /* vbd_params.buf_max */
-    uint64_t buf_held;              /* bytes held past the slots' kept buffers (segs and buf) */
-    struct port_table *ports;
-    void (*fatal)(void *arg, const char *why);
-    void *fatal_arg;
-    struct ev_defer fatal_defer;    /* calls fatal from the loop, never inside a vbd call */
-    const char *fatal_why;
-
-    int nq;
-    struct vbd_queue q[VBD_MAX_QUEUES];
-
-    unsigned inflight;
-    uint64_t poll_ns;
-    bool started;                   /* vbd_start: every queue mapped, Connected written */
-    bool stopping;
-    struct ev_defer push_defer;     /* pushes the unpushed queues at the end of this turn */
-    struct ev_defer resume_defer;   /* gives exhausted queues a new budget on the next turn */
-    struct blkif_wire_seg *ind;     /* indirect segments of the request being started */
-    struct histo stage[VBD_STAGES];
-    void (*drained)(void *arg);
-    void *drained_arg;
-    struct vbd_counters cnt;
-    char *state_path;               /* vbd_params.state_path */
-};
-
-/* One request between the ring and its response. */
-struct vreq {
-    struct vbd_queue *q;
-    uint64_t id;
-    uint8_t rsp_op;             /* the op the frontend expects back */
-    uint8_t op;                 /* what we do: READ, WRITE, FLUSH_DISKCACHE, DISCARD */
-    uint64_t sector;
-    uint32_t nsect;
-    unsigned nsegs;
-    struct xp_gcopy *segs;      /* nsegs grant-copy descriptors into buf */
-    void *buf;
-    unsigned seg_cap;           /* what segs and buf can hold, kept across requests */
-    size_t buf_cap;
-    uint64_t t_vol;             /* volume call, for the volume stage */
-    int ent;                    /* its ringstate entry (-1: none) */
-    SLIST_ENTRY(vreq) next_free;
-};
-
-/* Buffers up to a full direct request stay with their slot; bigger ones
- * (indirect) are freed when the request ends, so a queue's memory stays
- * bounded by ring slots x 44 KiB. */
-#define VREQ_KEEP_SEGS  BLKIF_MAX_SEGMENTS_PER_REQUEST
-#define VREQ_KEEP_BYTES ((size_t)BLKIF_MAX_SEGMENTS_PER_REQUEST * XP_PAGE_SIZE)
 
 static int vbd_poll(struct evloop *el, void *arg);
 static void push_due(struct evloop *el, void *arg);
@@ -295,7 +191,7 @@ static void push_due(struct evloop *el, void *arg)
             kick(&v->q[i], 0);  /* pushes; the freed slots may admit waiting requests */
 }
 
-static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
+void vbd_vreq_finish(struct vreq *r, int16_t status, uint64_t now)
 {
     struct vbd_queue *q = r->q;
     struct vbd *v = q->vbd;
@@ -319,284 +215,6 @@ static void vreq_finish(struct vreq *r, int16_t status, uint64_t now)
     kick(q, 0);
 }
 
-/* A one-line reason for a rejected request.  The first one per device is a
- * warning; later ones go to debug level, so a hostile guest cannot flood the
- * log (the counters still show every one). */
-static void __attribute__((format(printf, 4, 5)))
-note_bad(struct vbd *v, uint64_t id, unsigned op, const char *fmt, ...)
-{
-    char why[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    enum mx_log_level lvl = v->cnt.bad_requests ? MX_LOG_DEBUG : MX_LOG_WARN;
-    if (mx_log_level() >= lvl)
-        vbd_log(v, lvl, "bad request id %llu op %u: %s%s", (unsigned long long)id, op, why,
-                lvl == MX_LOG_WARN ? " (further bad requests are logged at debug level)" : "");
-}
-#define BAD(v, req, ...) note_bad((v), (req)->id, (req)->operation, __VA_ARGS__)
-
-/* ---- data movement ------------------------------------------------------ */
-
-static int copy_segments(struct vreq *r)
-{
-    struct vbd *v = r->q->vbd;
-    uint64_t t0 = evloop_now_ns();
-    int rc = xp_gnt_copy(v->xp, r->nsegs, r->segs);
-    histo_record(&v->stage[VBD_STAGE_COPY], evloop_now_ns() - t0);
-    if (rc == 0)
-        return 0;
-    for (unsigned i = 0; i < r->nsegs; i++)
-        if (r->segs[i].status) {
-            note_bad(v, r->id, r->rsp_op, "grant copy of ref %u failed (status %d)", r->segs[i].ref,
-                     r->segs[i].status);
-            break;
-        }
-    v->cnt.bad_requests++;
-    return -1;
-}
-
-/* The volume stage: from the volume call to its callback (volume, pool,
- * transport and memory servers together). */
-static uint64_t vol_done(struct vreq *r)
-{
-    uint64_t now = evloop_now_ns();
-    histo_record(&r->q->vbd->stage[VBD_STAGE_VOLUME], now - r->t_vol);
-    return now;
-}
-
-/* -ESTALE from the volume: another backend attached it (we are fenced).
- * Nothing this device does can succeed any more; the toolstack hears why. */
-static void volume_lost(struct vbd *v, int status)
-{
-    if (status != -ESTALE || !v->fatal || v->fatal_defer.queued || v->stopping)
-        return;
-    v->fatal_why = "volume attached by another backend (fenced): device lost";
-    evloop_defer(v->el, &v->fatal_defer);
-}
-
-static void flush_done(void *arg, int status)
-{
-    struct vreq *r = arg;
-    volume_lost(r->q->vbd, status);
-    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
-}
-
-static void write_done(void *arg, int status)
-{
-    struct vreq *r = arg;
-    volume_lost(r->q->vbd, status);
-    if (status == 0 && r->op == BLKIF_OP_FLUSH_DISKCACHE) {
-        /* A flush carrying data (blkfront's FUA/preflush write): durable afterwards. */
-        volume_flush(r->q->vbd->vol, flush_done, r);
-        return;
-    }
-    uint64_t now = vol_done(r);
-    if (status)
-        vbd_log(r->q->vbd, MX_LOG_WARN, "write of %u sectors at %llu failed: %s", r->nsect,
-                (unsigned long long)r->sector, strerror(-status));
-    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, now);
-}
-
-static void read_done(void *arg, int status)
-{
-    struct vreq *r = arg;
-    volume_lost(r->q->vbd, status);
-    uint64_t now = vol_done(r);
-    if (status) {
-        vbd_log(r->q->vbd, MX_LOG_WARN, "read of %u sectors at %llu failed: %s", r->nsect,
-                (unsigned long long)r->sector, strerror(-status));
-        vreq_finish(r, BLKIF_RSP_ERROR, now);
-        return;
-    }
-    int16_t st = copy_segments(r) ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
-    vreq_finish(r, st, evloop_now_ns());
-}
-
-static void discard_done(void *arg, int status)
-{
-    struct vreq *r = arg;
-    volume_lost(r->q->vbd, status);
-    vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
-}
-
-/* ---- validation --------------------------------------------------------- */
-
-static bool range_ok(const struct vbd *v, uint64_t sector, uint64_t nsect)
-{
-    return sector <= v->sectors && nsect <= v->sectors - sector;
-}
-
-/* Fetches the indirect descriptor pages (guest memory, read once) into segs. */
-static int fetch_indirect(struct vbd *v, const struct blkif_req *req, struct blkif_wire_seg *segs)
-{
-    unsigned n = req->nr_segments;
-    unsigned pages = (n + BLKIF_SEGS_PER_INDIRECT_PAGE - 1) / BLKIF_SEGS_PER_INDIRECT_PAGE;
-    struct xp_gcopy gc[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
-    for (unsigned i = 0; i < pages; i++) {
-        unsigned here = n - i * BLKIF_SEGS_PER_INDIRECT_PAGE;
-        if (here > BLKIF_SEGS_PER_INDIRECT_PAGE)
-            here = BLKIF_SEGS_PER_INDIRECT_PAGE;
-        gc[i] = (struct xp_gcopy){ .to_guest = false, .domid = v->domid,
-                                   .ref = req->indirect_grefs[i], .offset = 0,
-                                   .len = (uint16_t)(here * sizeof(*segs)),
-                                   .local = segs + i * BLKIF_SEGS_PER_INDIRECT_PAGE };
-    }
-    return xp_gnt_copy(v->xp, pages, gc);
-}
-
-/* Builds r->segs/buf from the request's segments; -1 if any is malformed. */
-static int build_segments(struct vbd *v, const struct blkif_req *req, struct vreq *r,
-                          const struct blkif_wire_seg *ws, const struct blkif_seg *ds, unsigned n)
-{
-    uint32_t nsect = 0;
-    for (unsigned i = 0; i < n; i++) {
-        uint8_t f = ws ? ws[i].first_sect : ds[i].first_sect;
-        uint8_t l = ws ? ws[i].last_sect : ds[i].last_sect;
-        if (f > l || l > 7) {
-            BAD(v, req, "segment %u has sectors %u..%u", i, f, l);
-            return -1;
-        }
-        nsect += (uint32_t)(l - f + 1);
-    }
-    if (!range_ok(v, req->sector_number, nsect)) {
-        BAD(v, req, "sectors %llu+%u beyond the end (%llu)", (unsigned long long)req->sector_number,
-            nsect, (unsigned long long)v->sectors);
-        return -1;
-    }
-    r->sector = req->sector_number;
-    r->nsect = nsect;
-    size_t bytes = (size_t)nsect * VOLUME_SECTOR_SIZE;
-    /* Past what a slot keeps, buffers count in buf_held until vreq_put frees
-     * them (must_wait kept the device under buf_max before this request). */
-    if (n > r->seg_cap) {
-        if (r->seg_cap > VREQ_KEEP_SEGS)
-            v->buf_held -= r->seg_cap * sizeof(*r->segs);
-        free(r->segs);
-        r->seg_cap = 0;
-        if (!(r->segs = xcalloc(n, sizeof(*r->segs)))) {
-            BAD(v, req, "%s", "no memory for its segments");
-            return xalloc_fail("%s: request segments", v->name);
-        }
-        r->seg_cap = n;
-        if (n > VREQ_KEEP_SEGS)
-            v->buf_held += n * sizeof(*r->segs);
-    }
-    if (bytes > r->buf_cap) {
-        /* A slot's first buffer is a whole direct request, so it is reused. */
-        size_t cap = bytes < VREQ_KEEP_BYTES ? VREQ_KEEP_BYTES : bytes;
-        if (r->buf_cap > VREQ_KEEP_BYTES)
-            v->buf_held -= r->buf_cap;
-        free(r->buf);
-        r->buf_cap = 0;
-        if (!(r->buf = malloc(cap))) {
-            BAD(v, req, "%s", "no memory for its data buffer");
-            return xalloc_fail("%s: a request buffer", v->name);
-        }
-        r->buf_cap = cap;
-        if (cap > VREQ_KEEP_BYTES)
-            v->buf_held += cap;
-    }
-    r->nsegs = n;
-    bool to_guest = r->op == BLKIF_OP_READ;
-    size_t off = 0;
-    for (unsigned i = 0; i < n; i++) {
-        uint8_t f = ws ? ws[i].first_sect : ds[i].first_sect;
-        uint8_t l = ws ? ws[i].last_sect : ds[i].last_sect;
-        uint16_t len = (uint16_t)((l - f + 1) * VOLUME_SECTOR_SIZE);
-        r->segs[i] = (struct xp_gcopy){ .to_guest = to_guest, .domid = v->domid,
-                                        .ref = ws ? ws[i].gref : ds[i].gref,
-                                        .offset = (uint16_t)(f * VOLUME_SECTOR_SIZE), .len = len,
-                                        .local = (char *)r->buf + off };
-        off += len;
-    }
-    return 0;
-}
-
-/* Validates and starts one request; 0 if it is now in flight, else the
- * status to answer with at once. */
-static int16_t start(struct vbd_queue *q, const struct blkif_req *req, struct vreq *r)
-{
-    struct vbd *v = q->vbd;
-    r->rsp_op = r->op = req->operation;
-    switch (req->operation) {
-    case BLKIF_OP_READ:
-    case BLKIF_OP_WRITE:
-    case BLKIF_OP_FLUSH_DISKCACHE:
-        if (req->operation == BLKIF_OP_FLUSH_DISKCACHE && req->nr_segments == 0) {
-            r->t_vol = evloop_now_ns();
-            volume_flush(v->vol, flush_done, r);
-            return 0;
-        }
-        if (req->nr_segments == 0 || req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST) {
-            BAD(v, req, "%u segments (1..%u)", req->nr_segments, BLKIF_MAX_SEGMENTS_PER_REQUEST);
-            goto bad;
-        }
-        if (build_segments(v, req, r, NULL, req->seg, req->nr_segments))
-            goto bad;
-        break;
-    case BLKIF_OP_INDIRECT: {
-        if (v->max_indirect == 0)
-            return BLKIF_RSP_EOPNOTSUPP;
-        r->rsp_op = r->op = req->indirect_op;
-        if (req->indirect_op != BLKIF_OP_READ && req->indirect_op != BLKIF_OP_WRITE) {
-            BAD(v, req, "indirect op %u", req->indirect_op);
-            goto bad;
-        }
-        if (req->nr_segments == 0 || req->nr_segments > v->max_indirect) {
-            BAD(v, req, "%u indirect segments (1..%u)", req->nr_segments, v->max_indirect);
-            goto bad;
-        }
-        struct blkif_wire_seg *ws = v->ind;
-        int rc = fetch_indirect(v, req, ws);
-        if (rc) {
-            BAD(v, req, "cannot copy its indirect pages");
-        } else {
-            rc = build_segments(v, req, r, ws, NULL, req->nr_segments);
-        }
-        if (rc)
-            goto bad;
-        break;
-    }
-    case BLKIF_OP_DISCARD:
-        if (v->readonly) {
-            BAD(v, req, "discard on a read-only device");
-            goto bad;
-        }
-        if (!range_ok(v, req->sector_number, req->nr_sectors)) {
-            BAD(v, req, "discard %llu+%llu beyond the end (%llu)",
-                (unsigned long long)req->sector_number, (unsigned long long)req->nr_sectors,
-                (unsigned long long)v->sectors);
-            goto bad;
-        }
-        r->t_vol = evloop_now_ns();
-        volume_discard(v->vol, req->sector_number, req->nr_sectors, discard_done, r);
-        return 0;
-    default:
-        /* WRITE_BARRIER (not offered), RESERVED_1 and anything newer. */
-        return BLKIF_RSP_EOPNOTSUPP;
-    }
-
-    if (r->op != BLKIF_OP_READ && v->readonly) {
-        BAD(v, req, "write to a read-only device");
-        goto bad;
-    }
-    if (r->op == BLKIF_OP_READ) {
-        r->t_vol = evloop_now_ns();
-        volume_read(v->vol, r->sector, r->nsect, r->buf, read_done, r);
-        return 0;
-    }
-    if (copy_segments(r))
-        return BLKIF_RSP_ERROR;
-    r->t_vol = evloop_now_ns();
-    volume_write(v->vol, r->sector, r->nsect, r->buf, write_done, r);
-    return 0;
-bad:
-    v->cnt.bad_requests++;
-    return BLKIF_RSP_ERROR;
-}
-
 /* ent: its ringstate entry (-1: none). */
 static void dispatch(struct vbd_queue *q, const struct blkif_req *req, int ent)
 {
@@ -606,7 +224,7 @@ static void dispatch(struct vbd_queue *q, const struct blkif_req *req, int ent)
     struct vreq *r = vreq_get(q);
     r->id = req->id;
     r->ent = ent;
-    int16_t st = start(q, req, r);
+    int16_t st = vbd_req_start(q, req, r);
     if (st == 0) {
         v->inflight++;
         return;
