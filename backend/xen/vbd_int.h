@@ -111,6 +111,7 @@ struct vreq {
     size_t buf_cap;
     uint64_t t_vol;             /* volume call, for the volume stage */
     int ent;                    /* its ringstate entry (-1: none) */
+    uint64_t disc_next, disc_end;   /* a discard's sectors still to do, one chunk at a time */
     SLIST_ENTRY(vreq) next_free;
 };
 

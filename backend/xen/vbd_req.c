@@ -109,10 +109,34 @@ static void read_done(void *arg, int status)
     vbd_vreq_finish(r, st, evloop_now_ns());
 }
 
+/* A discard goes to the volume in chunks of at most this many sectors (64
+ * MiB), one after the other: the volume holds a record and a page reference
+ * per written page of what it is discarding until the servers have the
+ * records, so one guest request over a whole disk would otherwise hold them
+ * for the whole disk at once (1.6 GiB for 64 GiB written).  Chunk bounds
+ * are multiples of it (whole pages): only the request's own ends can be
+ * partial pages. */
+#define DISCARD_CHUNK_SECTORS (64ull << 20 >> 9)
+
+static void discard_done(void *arg, int status);
+
+static void discard_next(struct vreq *r)
+{
+    uint64_t lim = (r->disc_next / DISCARD_CHUNK_SECTORS + 1) * DISCARD_CHUNK_SECTORS;
+    uint64_t n = (lim < r->disc_end ? lim : r->disc_end) - r->disc_next;
+    uint64_t at = r->disc_next;
+    r->disc_next += n;
+    volume_discard(r->q->vbd->vol, at, n, discard_done, r);
+}
+
 static void discard_done(void *arg, int status)
 {
     struct vreq *r = arg;
     volume_lost(r->q->vbd, status);
+    if (status == 0 && r->disc_next < r->disc_end) {
+        discard_next(r);        /* bounded: disc_end - disc_next shrinks by a chunk each time */
+        return;
+    }
     vbd_vreq_finish(r, status ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, vol_done(r));
 }
 
@@ -265,7 +289,13 @@ int16_t vbd_req_start(struct vbd_queue *q, const struct blkif_req *req, struct v
             goto bad;
         }
         r->t_vol = evloop_now_ns();
-        volume_discard(v->vol, req->sector_number, req->nr_sectors, discard_done, r);
+        r->disc_next = req->sector_number;
+        r->disc_end = req->sector_number + req->nr_sectors;
+        if (r->disc_next == r->disc_end) {
+            volume_discard(v->vol, r->disc_next, 0, discard_done, r);
+            return 0;
+        }
+        discard_next(r);
         return 0;
     default:
         /* WRITE_BARRIER (not offered), RESERVED_1 and anything newer. */
