@@ -23,6 +23,11 @@ cat "$T/sd.out"
 it_alive backd
 grew=$(( (after - before) / 1024 ))
 echo "memx-backd VmHWM: $before kB before the discard run, $after kB after (+$grew MiB)"
-[ "$grew" -lt 8 ] || it_fail "memx-backd's peak memory grew by $grew MiB for one discard"
+# Under ASan (check-asan sets ASAN_OPTIONS) freed blocks sit in its
+# quarantine instead of being reused, so the peak grows by what the run
+# frees too: a looser bound, still far below the ~100 MiB of 1M records.
+limit=8
+[ -z "${ASAN_OPTIONS:-}" ] || limit=64
+[ "$grew" -lt $limit ] || it_fail "memx-backd's peak memory grew by $grew MiB for one discard (bound $limit)"
 it_summary "$(sed -n 's/raw-bad sparse-discard: //p' "$T/sd.out");" \
   "memx-backd peak memory +$grew MiB; backd alive"
