@@ -144,8 +144,10 @@ int main(int argc, char **argv)
             strlen(base) > 249)
             cfg.state_dir[0] = 0;
     }
-    /* The parent exists (/run/memx holds the control socket; the sim dir
-     * is the platform's); without the directory devices run unresumable. */
+    /* The sim dir is the platform's; /run/memx is made here if need be.
+     * Without the directory devices run, but a restart cannot resume them. */
+    if (strcmp(cfg.platform, "sim") != 0 && !strncmp(cfg.state_dir, "/run/memx/", 10))
+        (void)mkdir("/run/memx", 0755);     /* tmpfs: gone after a reboot */
     if (!cfg.state_dir[0] || (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST))
         mx_warn("backd: ring state directory %s: %s (a restarted backend will not resume rings)",
                 cfg.state_dir, strerror(errno));
