@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -136,6 +137,20 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+
+    if (!cfg.state_dir[0]) {
+        const char *base = strcmp(cfg.platform, "sim") == 0 ? cfg.sim_dir : "/run/memx";
+        if ((size_t)snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%.249s/state", base) >= sizeof(cfg.state_dir) ||
+            strlen(base) > 249)
+            cfg.state_dir[0] = 0;
+    }
+    /* The sim dir is the platform's; /run/memx is made here if need be.
+     * Without the directory devices run, but a restart cannot resume them. */
+    if (strcmp(cfg.platform, "sim") != 0 && !strncmp(cfg.state_dir, "/run/memx/", 10))
+        (void)mkdir("/run/memx", 0755);     /* tmpfs: gone after a reboot */
+    if (!cfg.state_dir[0] || (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST))
+        mx_warn("backd: ring state directory %s: %s (a restarted backend will not resume rings)",
+                cfg.state_dir, strerror(errno));
 
     uint8_t key[MEMX_KEY_BYTES];
     if (memx_config_load_key(&cfg, key, err, sizeof(err))) {

@@ -70,6 +70,11 @@ struct memxfront {
     int epfd;
     bool watching;
     bool dead;                  /* the backend left: nothing more will complete */
+    /* The backend went back to InitWait while we were connected: a restarted
+     * memx-backd walking the device it found Connected.  Like Linux blkfront
+     * we keep the ring and every request on it, and kick each queue once the
+     * backend is Connected again. */
+    bool backend_restarting;
 };
 
 /* front_ring.c */
@@ -82,5 +87,7 @@ int  mf_consume_all(struct memxfront *f);
 /* front_xenbus.c */
 int  mf_backend_state(struct memxfront *f);
 bool mf_check_backend(struct memxfront *f);
+/* memxfront_opts.debug_partial_mq: n requests on q before the backend maps it. */
+void mf_debug_prefill(struct memxfront *f, struct mf_queue *q, unsigned n);
 
 #endif

@@ -196,6 +196,18 @@ static void ring_push(struct memxfront *f, struct mf_queue *q, const void *req, 
         xp_evtchn_notify(f->xp, (uint32_t)q->port);
 }
 
+void mf_debug_prefill(struct memxfront *f, struct mf_queue *q, unsigned n)
+{
+    for (unsigned i = 0; i < n && i < q->nr_ents; i++) {
+        /* Reads from grant ref 0, ids no slot owns: never to be answered
+         * (the backend must not take them before it is Connected). */
+        struct blkif_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1, .id = 0xdead0000u + i,
+                                   .sector_number = 8u * i };
+        r.seg[0] = (struct blkif_request_segment){ .gref = 0, .first_sect = 0, .last_sect = 7 };
+        ring_push(f, q, &r, sizeof(r));
+    }
+}
+
 static int check_io(struct memxfront *f, uint64_t offset, uint64_t len, bool data)
 {
     if (f->dead) {

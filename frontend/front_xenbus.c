@@ -150,7 +150,9 @@ static int write_queue_nodes(struct memxfront *f, xp_txn_t t, const char *dir, c
 {
     char path[256];
     unsigned pages = 1u << f->ring_order;
-    if (pages == 1) {
+    if (f->opts.debug_partial_mq && q->idx == 1) {
+        /* The hostile connect: this queue's ring-ref left out. */
+    } else if (pages == 1) {
         snprintf(path, sizeof(path), "%s/ring-ref", dir);
         if (xp_xs_printf(f->xp, t, path, "%u", q->ring_refs[0]) < 0)
             return -1;
@@ -399,6 +401,8 @@ struct memxfront *memxfront_open(struct xp *xp, const char *devpath, const struc
         if (mf_queue_setup(f, &f->q[i], err, errlen) < 0)
             goto fail;
     }
+    if (f->opts.debug_partial_mq && f->nq >= 2)
+        mf_debug_prefill(f, &f->q[0], f->opts.debug_partial_mq);
     if (publish_rings(f, err, errlen) < 0 || set_state(f, XenbusStateInitialised) < 0)
         goto fail;
     int s = wait_backend(f, BIT(XenbusStateConnected) | BIT(XenbusStateClosing) | BIT(XenbusStateClosed), tmo);
@@ -460,8 +464,25 @@ bool mf_check_backend(struct memxfront *f)
     if (!drain_watches(f))
         return !f->dead;
     int s = mf_backend_state(f);
-    if (s == XenbusStateConnected)
+    if (s == XenbusStateConnected) {
+        if (f->backend_restarting) {
+            f->backend_restarting = false;
+            mx_info("vbd %s: backend %s Connected again; %u request(s) still on the ring", f->front,
+                    f->info.backend, f->inflight);
+            for (unsigned i = 0; i < f->nq; i++)
+                xp_evtchn_notify(f->xp, (uint32_t)f->q[i].port);
+        }
         return true;
+    }
+    if (!f->dead && (s == XenbusStateInitWait || s == XenbusStateInitialised)) {
+        /* Not a disconnect: blkfront ignores a backend's InitWait while it is
+         * connected (blkback_changed), so a backend restart must be survivable. */
+        if (!f->backend_restarting)
+            mx_info("vbd %s: backend %s went %s while connected (a restarted backend); keeping %u "
+                    "request(s) on the ring", f->front, f->info.backend, state_name(s), f->inflight);
+        f->backend_restarting = true;
+        return true;
+    }
     if (!f->dead)
         mx_warn("vbd %s: backend %s went %s; failing %u in-flight request(s)", f->front, f->info.backend,
                 state_name(s), f->inflight);

@@ -36,7 +36,10 @@ static void usage(FILE *o)
         "  info                       the negotiated device parameters\n"
         "  raw-bad KIND               send one malformed request and print the answer; KIND is\n"
         "      too-many-segs, past-end, bad-gref, bad-sects, unknown-op, req-prod-ahead,\n"
-        "      indirect-too-many, discard-past-end\n"
+        "      indirect-too-many, discard-past-end, storm (unknown ops, the ring kept full\n"
+        "      for --timeout ms, at most 5000), or partial-mq (connect 2 queues, queue 0\n"
+        "      pre-filled, queue 1's ring-ref left out: must be refused), sparse-write (a page\n"
+        "      per 16 MiB written) or sparse-discard (the same, then one discard of it all)\n"
         "options:\n"
         "  --platform sim|real   sim: no hypervisor (needs --sim-dir); real: from a Xen domU\n"
         "  --sim-dir D           sim platform directory (default /run/memx/sim)\n"
@@ -201,6 +204,22 @@ int main(int argc, char **argv)
     fo.max_indirect_segs = a.indirect;
     fo.timeout_ms = a.timeout_ms;
     char err[256];
+    if (is_raw && !strcmp(kind, "partial-mq")) {
+        /* A hostile connect (issue 13 item 6): queue 0 pre-filled, queue 1's
+         * ring-ref left out.  The backend must refuse the connect, not die. */
+        fo.nr_queues = 2;
+        fo.debug_partial_mq = 8;
+        struct memxfront *f = memxfront_open(xp, dev, &fo, err, sizeof(err));
+        if (f) {
+            printf("raw-bad partial-mq: the backend connected a device with queue 1's ring-ref missing\n");
+            memxfront_close(f, err, sizeof(err));
+            xp_close(xp);
+            return 1;
+        }
+        printf("raw-bad partial-mq: connect refused: %s\n", err);
+        xp_close(xp);
+        return 0;
+    }
     struct memxfront *f = memxfront_open(xp, dev, &fo, err, sizeof(err));
     if (!f) {
         fprintf(stderr, "memx-io: %s\n", err);

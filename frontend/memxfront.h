@@ -33,6 +33,10 @@ struct memxfront_opts {
     unsigned queue_depth;       /* in-flight requests per queue; 0 = ring size */
     unsigned bounce_pages;      /* data pool size in 4 KiB pages; 0 = enough for every slot (<= 4096) */
     unsigned timeout_ms;        /* XenBus waits in open/close; 0 = 10000 */
+    /* Test only (a hostile guest, issue 13 item 6): > 0 pre-fills queue 0
+     * with this many reads (grant ref 0) before Initialised and leaves
+     * queue 1's ring-ref out (needs nr_queues >= 2): the connect must fail. */
+    unsigned debug_partial_mq;
 };
 
 struct memxfront_info {

@@ -38,6 +38,8 @@ static const struct key keys[] = {
     { "backend", "max_queues", K_INT, F(max_queues), 1, 16, "4" },
     { "backend", "max_indirect_segments", K_INT, F(max_indirect_segments), 0, 512, "256" },
     { "backend", "ring_poll_us", K_INT, F(ring_poll_us), 0, 1000, "0" },
+    { "backend", "device_buffer_max", K_SIZE, F(device_buffer_max), 0, 0, "64M" },
+    { "backend", "state_dir", K_STR, F(state_dir), 0, 0, "" },
     { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },

@@ -36,6 +36,14 @@ struct memx_config {
      * 512 is one indirect page (2 MiB a request); the ABI's ceiling is 8 pages, 4096. */
     int max_indirect_segments;
     int ring_poll_us;                   /* 0 (events only) .. 1000 */
+    /* Bytes one device's requests may hold in data buffers past the ones each
+     * ring slot keeps (indirect requests); a request that would go over waits
+     * for earlier ones to finish (one request alone is always let through). */
+    uint64_t device_buffer_max;
+    /* Where each device's resumable ring state lives (a directory that
+     * outlives the process: tmpfs).  "" = /run/memx/state, or <sim dir>/state
+     * on the sim platform (memx-backd fills it in). */
+    char state_dir[256];
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
     int backend_log_level;

@@ -628,8 +628,12 @@ void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb
     if (sector % SECTORS_PER_PAGE)
         for_each_page(r, sector, full_lo * SECTORS_PER_PAGE - sector, NULL, write_piece);
     /* Whole pages with writes in flight first (the discard must win over
-     * them even where the map has nothing yet), then the written leaves:
-     * a discard of a huge, sparse range skips what was never written.
+     * them even where the map has nothing yet), then the written pages of
+     * the written leaves: a discard of a huge, sparse range skips what was
+     * never written, and a page that is PM_NONE (never written, discarded
+     * before, or just now by the pass over the active pages) gets no record
+     * and no allocation, so the work and memory of a guest's discard are
+     * bounded by the pages it wrote, not by the range it names.
      * Discarding a whole page never adds to or removes from the active hash. */
     ht_each(&v->active, n)
         if (n->key >= full_lo && n->key < full_hi)
@@ -638,8 +642,11 @@ void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb
         uint64_t leaf_end = ((idx >> PAGEMAP_LEAF_BITS) + 1) << PAGEMAP_LEAF_BITS;
         if (leaf_end > full_hi)
             leaf_end = full_hi;
+        /* The leaf may go away under us once its last written page is
+         * discarded: has_leaf is asked again before each page. */
         for (; idx < leaf_end && pagemap_has_leaf(&v->map, idx); idx++)
-            write_page(r, idx, 0, VOLUME_PAGE_SIZE, NULL);
+            if (pagemap_get(&v->map, idx).kind != PM_NONE)
+                write_page(r, idx, 0, VOLUME_PAGE_SIZE, NULL);
         idx = leaf_end;
     }
     if (end % SECTORS_PER_PAGE)

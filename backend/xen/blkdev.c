@@ -54,6 +54,7 @@ struct blkback {
     struct xenbus *bus;
     struct port_table *ports;           /* event-channel port -> vbd queue, every device's */
     bool evtchn_added;
+    struct ev_defer evtchn_more;        /* ports left pending past EVTCHN_BUDGET */
 };
 
 /* ---- InitWait: features ------------------------------------------------- */
@@ -249,9 +250,14 @@ static int start_dataplane(struct bdev *d, const struct fe_params *fp, bool read
 {
     struct blkback *bb = d->bb;
     struct xenbus_dev *xd = d->xd;
+    char state[400];
+    snprintf(state, sizeof(state), "%s/%s-%u-%u", bb->cfg.state_dir, bb->cfg.device_type,
+             (unsigned)xenbus_dev_domid(xd), (unsigned)xenbus_dev_devid(xd));
     struct vbd_params p = { .name = d->name, .domid = xenbus_dev_domid(xd), .vol = d->vol,
                             .readonly = readonly, .ports = bb->ports,
                             .max_indirect = (unsigned)bb->cfg.max_indirect_segments,
+                            .buf_max = bb->cfg.device_buffer_max,
+                            .state_path = bb->cfg.state_dir[0] ? state : NULL,
                             .poll_us = (unsigned)bb->cfg.ring_poll_us,
                             .fatal = vbd_fatal, .arg = d };
     if (!(d->vbd = vbd_new(bb->el, bb->xp, &p))) {
@@ -309,11 +315,17 @@ static int blkdev_connect(void *drv)
     bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)",
              xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
              readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
+    /* Only now, with every queue mapped and Connected written, is anything
+     * taken off the rings: a frontend that pre-filled queue 0 and then broke
+     * queue 1 finds nothing started when the connect unwinds. */
+    vbd_start(d->vbd);
     return 0;
 
 unwind:
     xenbus_dev_fatal(xd, err);
-    vbd_free(d->vbd);           /* nothing in flight yet: no request was taken */
+    /* Invariant: never started (vbd_start is after the last failure above),
+     * so nothing is in flight and freeing loses no request. */
+    vbd_free(d->vbd);
     d->vbd = NULL;
     volume_detach(d->vol);
     d->vol = NULL;
@@ -387,15 +399,29 @@ static const struct xenbus_dev_ops blkdev_ops = {
 
 /* ---- blkback.h ---------------------------------------------------------- */
 
-static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg)
+/* Ports taken per call: a guest notifying in a loop re-raises its port as
+ * soon as it is unmasked, so "until none is pending" may never come.  Past
+ * the budget the rest waits for the deferred call at the end of this turn
+ * (not for the fd: the sim platform hands out ports it already took from
+ * its own epoll, which would not report them again). */
+#define EVTCHN_BUDGET 256
+
+static void evtchn_drain(struct blkback *bb)
 {
-    struct blkback *bb = arg;
     int port;
-    while ((port = xp_evtchn_pending(bb->xp)) >= 0) {
+    for (unsigned n = 0; (port = xp_evtchn_pending(bb->xp)) >= 0;) {
         xp_evtchn_unmask(bb->xp, (uint32_t)port);   /* before looking: a later kick is not lost */
         vbd_kick_port(bb->ports, port);
+        if (++n == EVTCHN_BUDGET) {
+            evloop_defer(bb->el, &bb->evtchn_more);
+            return;
+        }
     }
 }
+
+static void evtchn_more(struct evloop *el, void *arg) { evtchn_drain(arg); }
+
+static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg) { evtchn_drain(arg); }
 
 struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,
                             const struct memx_config *cfg, char *err, size_t errlen)
@@ -421,6 +447,7 @@ struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vo
     }
     bb->el = el;
     bb->xp = xp;
+    evloop_defer_init(&bb->evtchn_more, evtchn_more, bb);
     bb->vols = vols;
     bb->cfg = *cfg;
     return bb;
@@ -485,6 +512,7 @@ void blkback_free(struct blkback *bb)
     if (!bb)
         return;
     xenbus_free(bb->bus);
+    evloop_defer_cancel(bb->el, &bb->evtchn_more);
     if (bb->evtchn_added)
         evloop_del_fd(bb->el, xp_evtchn_fd(bb->xp));
     port_table_free(bb->ports);

@@ -28,6 +28,7 @@ enum blkif_abi { BLKIF_ABI_NATIVE, BLKIF_ABI_X86_32, BLKIF_ABI_X86_64 };
 #define BLKIF_SEGS_PER_INDIRECT_PAGE (4096u / 8u)
 /* Offset of the ring entries from the start of the shared page (ring.h's sring header). */
 #define BLKIF_SRING_HDR 64u
+#define BLKIF_RING_ENTRY_MAX 112u   /* the larger of the two entry sizes (x86_64) */
 
 /* Same as struct blkif_request_segment (8 bytes on every ABI). */
 struct blkif_wire_seg { uint32_t gref; uint8_t first_sect, last_sect; uint16_t pad; };

@@ -14,7 +14,9 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "barrier.h"
@@ -101,7 +103,7 @@ static bool available(const struct ring *r)
     return r->req_cons != r->req_seen && r->req_cons - r->rsp_prod_pvt < r->size;
 }
 
-int ring_get_request(struct ring *r, struct blkif_req *req)
+int ring_get_request_raw(struct ring *r, struct blkif_req *req, void *raw)
 {
     if (r->req_cons == r->req_seen && refresh(r) < 0)
         return -1;
@@ -110,9 +112,23 @@ int ring_get_request(struct ring *r, struct blkif_req *req)
     /* The entry, read once (the frontend may rewrite it meanwhile: we decode
      * our copy only); it is complete because of the rmb in refresh, which
      * pairs with the frontend's wmb before req_prod. */
-    blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
+    if (raw) {
+        memcpy(raw, slot(r, r->req_cons), r->entsz);
+        blkif_abi_get_request(r->abi, raw, req);
+    } else {
+        blkif_abi_get_request(r->abi, slot(r, r->req_cons), req);
+    }
     r->req_cons++;
     return 1;
+}
+
+int ring_get_request(struct ring *r, struct blkif_req *req) { return ring_get_request_raw(r, req, NULL); }
+
+void ring_resume(struct ring *r, uint32_t req_cons)
+{
+    /* Private indices only: nothing shared moves (the next refresh checks
+     * req_prod against them as usual). */
+    r->req_cons = r->req_seen = req_cons;
 }
 
 bool ring_peek(struct ring *r)
@@ -143,11 +159,33 @@ void ring_put_response(struct ring *r, uint64_t id, uint8_t op, int16_t status)
     r->rsp_prod_pvt++;
 }
 
+/* TEST ONLY: MEMX_TEST_CRASH_BEFORE_PUSH=N makes the process SIGKILL itself
+ * at its Nth push that has responses written and not yet published, i.e.
+ * between writing a response and publishing it: the crash a restarted
+ * backend must recover from (tests/integration/hostile-restart.sh).  Unset
+ * (always, outside tests), it costs one branch per push. */
+static void crash_point(void)
+{
+    static long left = -1;
+    if (left == -1) {
+        const char *e = getenv("MEMX_TEST_CRASH_BEFORE_PUSH");
+        left = e && *e ? atol(e) : 0;
+        if (left <= 0)
+            left = 0;
+    }
+    if (left > 0 && --left == 0) {
+        fprintf(stderr, "ring: MEMX_TEST_CRASH_BEFORE_PUSH reached: killing this process between "
+                        "writing responses and publishing them (test only)\n");
+        raise(SIGKILL);
+    }
+}
+
 bool ring_push_responses(struct ring *r)
 {
     uint32_t old = r->rsp_prod_pub, new = r->rsp_prod_pvt;
     if (old == new)
         return false;
+    crash_point();
     mx_smp_wmb();   /* responses are written before rsp_prod; pairs with the frontend's rmb
                        after reading rsp_prod (RING_FOR_EACH response loop) */
     MX_WRITE_ONCE(hdr(r)->rsp_prod, new);

@@ -46,6 +46,13 @@ void ring_unmap(struct ring *r);
  * -1: the frontend published an impossible req_prod (more than the ring holds):
  * stop using this ring. */
 int  ring_get_request(struct ring *r, struct blkif_req *req);
+/* The same, and raw (entsz bytes) receives the entry as read: req is decoded
+ * from raw, so raw is exactly what was acted on (ringstate.h keeps it). */
+int  ring_get_request_raw(struct ring *r, struct blkif_req *req, void *raw);
+/* After ring_map: a predecessor took every request below req_cons (the
+ * ones it did not answer are replayed by the caller, ringstate.h); go on
+ * from there.  rsp_prod stays where ring_map found it published. */
+void ring_resume(struct ring *r, uint32_t req_cons);
 /* Whether a request is waiting (or req_prod is corrupt: ring_get_request
  * reports it), without asking the frontend for an event: a backend that
  * polls leaves req_event behind, so the frontend's pushes need no kick. */

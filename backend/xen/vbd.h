@@ -34,6 +34,12 @@ struct vbd_params {
     bool readonly;
     struct port_table *ports;   /* its queues' ports are registered there (ports.h; NULL: nowhere) */
     unsigned max_indirect;      /* 0: indirect descriptors not offered */
+    /* Bytes the device's requests may hold in buffers past what each slot
+     * keeps (memx_config.device_buffer_max): past it a queue waits. */
+    uint64_t buf_max;
+    /* Each queue's resumable ring state goes to "<state_path>-q<N>"
+     * (ringstate.h), so a restarted backend resumes the ring; NULL: none. */
+    const char *state_path;
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
      * an event (0: never poll). */
@@ -57,17 +63,25 @@ enum { VBD_STAGE_PICKUP, VBD_STAGE_COPY, VBD_STAGE_VOLUME, VBD_STAGE_RESPONSE, V
 struct histo;
 
 struct vbd *vbd_new(struct evloop *el, struct xp *xp, const struct vbd_params *p);
-/* Maps a queue's ring and binds its event channel; the first request is
- * looked for at once. */
+/* Maps a queue's ring and binds its event channel.  Nothing is taken off
+ * it yet: a frontend may have pre-filled it, and a later queue of the same
+ * device may still fail to map (the connect then unwinds with nothing in
+ * flight). */
 int  vbd_add_queue(struct vbd *v, enum blkif_abi abi, const uint32_t *refs, unsigned npages,
                    uint32_t remote_port, char *err, size_t errlen);
+/* Starts serving every queue added (the first requests are looked for at
+ * once).  Called once every queue is mapped and Connected is written; until
+ * then events on the queues' ports are ignored (the look here finds what they
+ * announced). */
+void vbd_start(struct vbd *v);
 /* An event on local port: kicks the queue that owns it in pt (an index, not
  * a search); false if none does (a late event of a channel just unbound). */
 bool vbd_kick_port(struct port_table *pt, int port);
 /* Stops taking requests.  Returns true if nothing is in flight; otherwise
  * drained(arg) runs (from the loop) once every in-flight request is answered. */
 bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);
-/* Unmaps the rings; the vbd must be stopped and drained.  The volume is the caller's. */
+/* Unmaps the rings; the vbd must be drained: stopped with nothing in flight,
+ * or never started.  The volume is the caller's. */
 void vbd_free(struct vbd *v);
 
 void vbd_get_counters(const struct vbd *v, struct vbd_counters *c);

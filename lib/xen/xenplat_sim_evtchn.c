@@ -184,6 +184,27 @@ int xp_sim_evtchn_alloc_unbound(struct xp *xp, uint16_t domid)
     return p ? (int)p->port : -1;
 }
 
+/* Whether the binder named by a .peer file is gone: its process died
+ * without unbinding (kill -9), so its socket refuses datagrams.  Xen closes a
+ * dead process's bindings with its event-channel fd; here the next binder
+ * (a restarted backend) clears them. */
+static bool peer_dead(const struct sim *s, const char *peer_path)
+{
+    char peer[32];
+    unsigned dom, port;
+    struct sockaddr_un sa;
+    if (read_small(peer_path, peer, sizeof(peer)) < 0 || sscanf(peer, "%u %u", &dom, &port) != 2 ||
+        evt_sockaddr(s, &sa, (uint16_t)dom, port) < 0)
+        return false;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = errno;
+    close(fd);
+    return rc < 0 && (e == ECONNREFUSED || e == ENOENT);
+}
+
 int xp_sim_evtchn_bind_interdomain(struct xp *xp, uint16_t domid, uint32_t remote_port)
 {
     struct sim *s = S_(xp);
@@ -206,7 +227,13 @@ int xp_sim_evtchn_bind_interdomain(struct xp *xp, uint16_t domid, uint32_t remot
     /* Tell the remote end who its peer is; O_EXCL makes the binding unique. */
     char peer[32];
     snprintf(peer, sizeof(peer), "%u %u\n", xp->domid, p->port);
-    if (evt_path(s, path, sizeof(path), domid, remote_port, "peer") < 0 || write_file_excl(path, peer) < 0) {
+    int wrc = evt_path(s, path, sizeof(path), domid, remote_port, "peer") < 0 ? -1 : write_file_excl(path, peer);
+    if (wrc < 0 && errno == EEXIST && peer_dead(s, path)) {
+        mx_debug("sim evtchn: dom%u port %u: its binder died; binding again", domid, remote_port);
+        unlink(path);
+        wrc = write_file_excl(path, peer);
+    }
+    if (wrc < 0) {
         int e = errno == EEXIST ? EBUSY : errno;
         s->ports = p->next;
         /* Our .info must not make port_free unlink the other binder's .peer. */

@@ -147,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t ref = 1;
     CHECK(vbd_add_queue(v, (flags & 1) ? BLKIF_ABI_X86_32 : BLKIF_ABI_X86_64, &ref, 1, 3, err,
                         sizeof(err)) == 0);
+    vbd_start(v);       /* blkdev.c starts the queues once Connected is written */
     /* Completions may let more requests in; run until quiet. */
     while (npend) {
         struct pending pd = pend[--npend];

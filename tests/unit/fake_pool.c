@@ -67,6 +67,7 @@ struct pool {
     struct volstore *meta;
     int owner;
     bool meta_down;
+    uint64_t meta_records;      /* records carried by META_PUTs */
     /* Metadata answers and adoptions: never held, so hold mode orders page I/O only. */
     struct fop *mhead, **mtail;
     size_t mpending;
@@ -540,6 +541,7 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb,
         r.type = PROTO_META_PUT_R;
         r.u.meta.vid = m.u.meta.vid;
         r.status = (uint16_t)volstore_put(p->meta, m.u.meta.vid, m.u.meta.epoch, m.u.meta.raw, m.u.meta.n);
+        p->meta_records += m.u.meta.n;
         break;
     case PROTO_META_LIST: {
         r.type = PROTO_META_LIST_R;
@@ -572,6 +574,7 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb,
 
 void fake_pool_set_owner(struct pool *p, int owner) { p->owner = owner; }
 void fake_pool_meta_down(struct pool *p, bool down) { p->meta_down = down; }
+uint64_t fake_pool_meta_records(const struct pool *p) { return p->meta_records; }
 
 void fake_pool_restart(struct pool *p)
 {

@@ -54,6 +54,8 @@ void fake_pool_add_server(struct pool *p, const char *addr, const char *provider
  * pages a volume holds, as a restarted backend process would. */
 void fake_pool_set_owner(struct pool *p, int owner);
 void fake_pool_meta_down(struct pool *p, bool down);
+/* Page-map records the volumes published so far (every META_PUT's count). */
+uint64_t fake_pool_meta_records(const struct pool *p);
 void fake_pool_restart(struct pool *p);
 
 #endif

@@ -7,7 +7,11 @@
 #include "cu_main.h"
 #include "ports.h"
 #include "ring.h"
+#include "ringstate.h"
 #include "xenplat.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 static uint8_t page[4096] __attribute__((aligned(4096)));
 static int notifies, binds, unmaps;
@@ -185,6 +189,116 @@ static void test_port_table(void)
     CU_ASSERT_PTR_NULL(port_table_get(NULL, 3));
 }
 
+/* ---- ringstate.c: resuming a ring after the backend died (issue 13 item 9) ---- */
+
+static void *ent_at(uint32_t idx) { return page + 64 + (idx & 31) * 112; }
+
+static void rs_put_req(uint32_t idx, uint64_t id)
+{
+    struct blkif_x86_64_request q = { .operation = BLKIF_OP_READ, .nr_segments = 1, .id = id,
+                                      .sector_number = 8 * id };
+    q.seg[0] = (struct blkif_wire_seg){ .gref = 7, .first_sect = 0, .last_sect = 7 };
+    memcpy(ent_at(idx), &q, sizeof(q));
+}
+
+static uint64_t rsp_id(uint32_t idx)
+{
+    uint64_t id;
+    memcpy(&id, ent_at(idx), sizeof(id));
+    return id;
+}
+
+/* Five requests taken; the 5th and 3rd answered and published (out of
+ * order), the 1st answered and not published when the process "dies".  The
+ * successor must replay exactly the 1st, 2nd and 4th, in that order, take
+ * nothing from the slot holding the unpublished answer, and after its own
+ * answers the guest sees each id once. */
+static void test_ringstate_resume(void)
+{
+    char path[] = "/tmp/memx-ringstate-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    unlink(path);               /* rs_open creates it */
+    struct ring r;
+    fresh(&r);
+    char why[200];
+    int n;
+    struct ringstate *s = rs_open(path, &r, 13, &n, why, sizeof(why));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(n, 0);
+    for (uint32_t i = 0; i < 5; i++)
+        rs_put_req(i, 100 + i);
+    H()->req_prod = 5;
+    int ent[5];
+    uint8_t raw[112];
+    struct blkif_req req;
+    for (uint32_t i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL_FATAL(ring_get_request_raw(&r, &req, raw), 1);
+        CU_ASSERT_EQUAL(req.id, 100 + i);
+        ent[i] = rs_take(s, i, raw);
+        CU_ASSERT(ent[i] >= 0);
+    }
+    rs_answer(s, ent[4], r.rsp_prod_pvt);
+    ring_put_response(&r, 104, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    rs_answer(s, ent[2], r.rsp_prod_pvt);
+    ring_put_response(&r, 102, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    uint32_t old = r.rsp_prod_pub;
+    ring_push_responses(&r);
+    rs_published(s, old, r.rsp_prod_pub);
+    rs_answer(s, ent[0], r.rsp_prod_pvt);
+    ring_put_response(&r, 100, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(H()->rsp_prod, 2);      /* the crash: slot 2 holds an unpublished answer */
+
+    struct ring r2;                         /* the successor maps the same ring */
+    uint32_t ref = 13;
+    CU_ASSERT_EQUAL_FATAL(ring_map(&r2, NULL, 1, BLKIF_ABI_X86_64, &ref, 1, 4, why, sizeof(why)), 0);
+    struct ringstate *s2 = rs_open(path, &r2, 13, &n, why, sizeof(why));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    static const uint64_t want[3] = { 100, 101, 103 };
+    for (int k = 0; k < 3; k++) {
+        int e = rs_replay_ent(s2, (unsigned)k);
+        blkif_abi_get_request(BLKIF_ABI_X86_64, rs_raw(s2, e), &req);
+        CU_ASSERT_EQUAL(req.id, want[k]);
+        CU_ASSERT_EQUAL(req.operation, BLKIF_OP_READ);
+        rs_answer(s2, e, r2.rsp_prod_pvt);
+        ring_put_response(&r2, req.id, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    }
+    CU_ASSERT_EQUAL(r2.req_cons, 5);
+    CU_ASSERT_EQUAL(ring_get_request(&r2, &req), 0);   /* nothing new, nothing read from slot 2 */
+    old = r2.rsp_prod_pub;
+    ring_push_responses(&r2);
+    rs_published(s2, old, r2.rsp_prod_pub);
+    CU_ASSERT_EQUAL(H()->rsp_prod, 5);
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < 5; i++) {
+        uint64_t id = rsp_id(i);
+        CU_ASSERT(id >= 100 && id <= 104);
+        if (id >= 100 && id <= 104) {
+            CU_ASSERT_FALSE(seen & (1u << (id - 100)));     /* answered once */
+            seen |= 1u << (id - 100);
+        }
+    }
+    CU_ASSERT_EQUAL(seen, 0x1f);
+    rs_close(s, false);
+    ring_unmap(&r2);
+
+    /* A fresh ring (the frontend reconnected) over the old file: not resumed. */
+    struct ring r3;
+    fresh(&r3);
+    struct ringstate *s3 = rs_open(path, &r3, 13, &n, why, sizeof(why));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s3);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(why[0] != 0);
+    CU_ASSERT_EQUAL(r3.req_cons, 0);
+    rs_close(s3, false);
+    rs_close(s2, true);
+    ring_unmap(&r3);
+    ring_unmap(&r);
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+}
+
 static const struct cu_test ring_tests[] = {
     { "map errors unwind", test_map_errors },
     { "batch, full ring", test_batch_and_full },
@@ -192,6 +306,7 @@ static const struct cu_test ring_tests[] = {
     { "index wraparound", test_wraparound },
     { "event hold-off both ways", test_event_holdoff },
     { "port -> queue table", test_port_table },
+    { "ring state: resume after a crash between answer and push", test_ringstate_resume },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "ring", NULL, NULL, ring_tests }, { NULL, NULL, NULL, NULL } };
