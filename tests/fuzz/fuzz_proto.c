@@ -1,7 +1,6 @@
-/* libFuzzer target for proto_decode(): not part of make check.  Build and run
- * (tests/unit/net.inc):
- *   make -C build fuzz-proto && build/fuzz_proto -max_total_time=60
- * Anything decode accepts must re-encode to the same bytes. */
+/* fuzz_proto.c — libFuzzer target for proto_decode(), what any network peer controls: not
+ * part of make check.  Build and run: tests/fuzz/run.sh BUILD (tests/fuzz/Makefile.inc); seeds
+ * from tests/fuzz/seeds_proto.c.  Anything decode accepts must re-encode to the same bytes. */
 #include "proto.h"
 
 #include <stdlib.h>
