@@ -5,17 +5,19 @@
  * and every command run in-process, over a socketpair and the daemon's event loop, on the real
  * volume layer over the fake pool (tests/unit/fake_pool.c), as tests/unit/test_ctl.c does: two
  * volumes (one attached, one spare, pages written), two memory servers, a canned device list.
- * Besides ASan/UBSan/leaks, the target traps when the replies are not exactly one JSON object
+ * Besides ASan/UBSan/leaks, the target traps when the replies are not exactly one (strict, UTF-8) JSON object
  * per line for each request line the socket must answer (ctl.h: every non-empty line, bad JSON
  * or not, and one "too long" answer per line over CTL_LINE_MAX), or the client is dropped.
  *
  * Input: byte 0 sets how the rest is written to the socket (0: at once; n: n * 7 bytes per
  * write, so lines arrive split anywhere); the rest is the stream (newline-separated requests).
  *
- * Build and run: tests/fuzz/run.sh BUILD (tests/fuzz/Makefile.inc).
+ * Build and run: tests/fuzz/run.sh BUILD (tests/fuzz/Makefile.inc).  FUZZ_CTL_TRACE=1 prints the
+ * replies.
  */
 #include "ctl.c"
 
+#include "dedup.h"
 #include "fake_pool.h"
 #include "volume.h"
 
@@ -37,6 +39,7 @@ int blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max)
 }
 
 static struct evloop *el;
+static bool trace;              /* FUZZ_CTL_TRACE=1: print every reply */
 
 static void on_done(void *arg, int status) { *(int *)arg = status + 1; }
 
@@ -59,9 +62,17 @@ static void read_replies(int fd)
         while ((nl = memchr(start, '\n', rlen - (size_t)(start - rbuf)))) {
             *nl = '\0';
             CHECK(strlen(start) == (size_t)(nl - start));     /* no NUL inside a reply */
-            json_object *o = json_tokener_parse(start);
+            /* JSON text is UTF-8 (RFC 8259): a client in any language must be able to read it. */
+            json_tokener *tok = json_tokener_new();
+            CHECK(tok);
+            json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+            json_object *o = json_tokener_parse_ex(tok, start, (int)(nl - start));
+            if (trace)
+                fprintf(stderr, "reply: %s\n", start);
             CHECK(o && json_object_is_type(o, json_type_object));
+            CHECK(json_tokener_get_parse_end(tok) == (size_t)(nl - start));
             json_object_put(o);
+            json_tokener_free(tok);
             replies++;
             start = nl + 1;
         }
@@ -110,6 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mx_log_set_file(fopen("/dev/null", "w"));
         el = evloop_new();
         CHECK(el);
+        dedup_test_hooks(NULL, 16);     /* a small byte cache: a new one per input */
+        trace = getenv("FUZZ_CTL_TRACE") != NULL;
     }
     if (size < 1)
         return 0;
@@ -174,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     client_close(cl);
     close(sv[1]);
     free(c);
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 8; i++)
         evloop_run_once(el, 0);         /* metadata ops a command started */
     CHECK(fake_pool_violations(pool) == 0);
     volumes_free(vs);
