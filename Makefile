@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 SRC := $(CURDIR)
 AUTOGEN_INPUTS := configure.ac Makefile.am $(wildcard */Makefile.inc */*.inc */*/Makefile.inc tests/*/*.inc)
 
-.PHONY: all deps demo check check-unit check-asan check-xen check-faults fuzz bench bench-dedup install clean distclean
+.PHONY: all deps demo check check-unit check-asan check-xen check-faults check-valgrind fuzz bench bench-dedup install clean distclean
 
 all: $(BUILD)/Makefile
 	$(MAKE) -C $(BUILD) -j$(JOBS)
@@ -54,6 +54,9 @@ check-xen: all
 
 fuzz: all
 	@tests/fuzz/run.sh $(BUILD)
+
+check-valgrind: all
+	@tests/valgrind.sh $(BUILD)
 
 check-faults: all
 	@tests/faults/run.sh $(BUILD)
