@@ -3,7 +3,8 @@
 #
 # Usage: tests/fuzz/run.sh BUILD_DIR [SECONDS]      (default 30 s per target)
 #        MEMX_FUZZ="xsd ctl" tests/fuzz/run.sh ...   (a subset)
-# Seeds: tests/fuzz/mkcorpus.py (ring, xsd, ctl) and tests/fuzz/seeds_proto.c (proto).
+# Seeds: tests/fuzz/mkcorpus.py (ring, xsd, ctl) and tests/fuzz/seeds_proto.c (proto);
+# tests/fuzz/<target>.dict, when there is one, is the target's libFuzzer dictionary.
 #
 # The targets are built with clang -fsanitize=fuzzer,address,undefined in BUILD_DIR/fuzz, a
 # second configuration of the tree (made on first use; the libraries are instrumented too, so
@@ -81,8 +82,10 @@ for t in $targets; do
   # proto's seeds as the encoder writes them today (the checked-in ones may predate a change).
   [ "$t" = proto ] && mkdir -p "$work/now" && "$fz/tests/fuzz/seeds_proto" "$work/now"
   seeds=$(find "$work" -type f | wc -l)
+  dict=()
+  [ -f "$src/tests/fuzz/$t.dict" ] && dict=(-dict="$src/tests/fuzz/$t.dict")
   start=$(date +%s.%N)
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
+  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" "${dict[@]}" \
          -print_final_stats=1 -artifact_prefix="$art/" "$work" >"$log" 2>&1
   rc=$?
   end=$(date +%s.%N)
