@@ -101,7 +101,7 @@ for t in $targets; do
       "${cov:-cov: ?}" "$seeds" "$corpus" "$wall"
   else
     failed="$failed $t"
-    why=$(grep -m1 -E '^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer|SUMMARY' "$log")
+    why=$(grep -m1 -E '^CHECK |^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer|SUMMARY' "$log")
     printf 'fuzz_%-6s FAILED (exit %s) after %s runs, %ss: %s\n' "$t" "$rc" "${runs:-?}" "$wall" "${why:-see the log}"
     printf '  input: %s\n  log:   %s\n' "${arts:-(none written)}" "$log"
   fi
