@@ -23,7 +23,9 @@
 
 #include <sys/ioctl.h>
 
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK %s line %d errno %d\n", #c, __LINE__, errno); __builtin_trap(); } } while (0)
+#define CHECK(c) do { if (!(c)) {                                                    \
+        fprintf(stderr, "CHECK %s line %d errno %d\n", #c, __LINE__, errno);             \
+        __builtin_trap(); } } while (0)
 
 /* The control socket lists devices through blkback_list(); there is no Xen side here. */
 int blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max)

@@ -31,7 +31,8 @@
 static uint8_t guest[NPAGES + 1][XP_PAGE_SIZE];   /* page r is grant ref r; ref 0 invalid */
 static uint8_t *ring_page;
 
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK %s line %d\n", #c, __LINE__); __builtin_trap(); } } while (0)
+#define CHECK(c) do { if (!(c)) {                                                    \
+        fprintf(stderr, "CHECK %s line %d\n", #c, __LINE__); __builtin_trap(); } } while (0)
 
 /* ---- fake platform ------------------------------------------------------ */
 void *xp_gnt_map(struct xp *xp, uint16_t domid, uint32_t count, const uint32_t *refs, bool writable)

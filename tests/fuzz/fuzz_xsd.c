@@ -30,7 +30,9 @@
 #include <sys/ioctl.h>
 
 #define NCLIENT 4
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK %s line %d errno %d\n", #c, __LINE__, errno); __builtin_trap(); } } while (0)
+#define CHECK(c) do { if (!(c)) {                                                    \
+        fprintf(stderr, "CHECK %s line %d errno %d\n", #c, __LINE__, errno);             \
+        __builtin_trap(); } } while (0)
 
 struct expect { uint32_t type, req_id; };
 

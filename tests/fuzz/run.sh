@@ -51,7 +51,8 @@ mkdir -p "$fz"
 if [ ! -f "$fz/Makefile" ]; then
   echo "fuzz: configuring $fz (clang, fuzzer + ASan + UBSan)"
   (cd "$fz" && "$src/configure" --quiet CC=clang \
-     CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+     CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=undefined" \
      LDFLAGS="-fsanitize=address,undefined") >"$fz/configure.log" 2>&1 || {
     echo "fuzz: configure failed; see $fz/configure.log" >&2
     tail -n 20 "$fz/configure.log" >&2
@@ -102,7 +103,8 @@ for t in $targets; do
   else
     failed="$failed $t"
     why=$(grep -m1 -E '^CHECK |^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer|SUMMARY' "$log")
-    printf 'fuzz_%-6s FAILED (exit %s) after %s runs, %ss: %s\n' "$t" "$rc" "${runs:-?}" "$wall" "${why:-see the log}"
+    printf 'fuzz_%-6s FAILED (exit %s) after %s runs, %ss: %s\n' "$t" "$rc" "${runs:-?}" "$wall" \
+      "${why:-see the log}"
     printf '  input: %s\n  log:   %s\n' "${arts:-(none written)}" "$log"
   fi
 done

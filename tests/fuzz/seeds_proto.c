@@ -70,7 +70,8 @@ int main(int argc, char **argv)
             break;
         case PROTO_REFUSED: strcpy(m.u.refused.reason, "bad key"); break;
         case PROTO_SLAB_ALLOC_R:
-            m.u.slab_alloc_r = (typeof(m.u.slab_alloc_r)){ 7, 1u << 21, 0x7f0000000000, 99, 1ull << 30, 1ull << 21 };
+            m.u.slab_alloc_r = (typeof(m.u.slab_alloc_r)){ 7, 1u << 21, 0x7f0000000000, 99, 1ull << 30,
+                                                           1ull << 21 };
             break;
         case PROTO_SLAB_FREE: case PROTO_SLAB_FREE_R:
             m.u.slab_free.slab = 7;
