@@ -9,7 +9,7 @@
 # The targets are built with clang -fsanitize=fuzzer,address,undefined in BUILD_DIR/fuzz, a
 # second configuration of the tree (made on first use; the libraries are instrumented too, so
 # the fuzzer sees their coverage).  Each target starts from a temporary copy of its seeds in
-# tests/fuzz/corpus/<target>/, so runs never grow the repository.  Any crash, leak, UBSan
+# tests/fuzz/corpus/<target>/ (BUILD_DIR/fuzz/corpus-<target>.*), so runs never grow the repository.  Any crash, leak, UBSan
 # report or hang (-timeout) fails the run; the input that did it is kept as
 # BUILD_DIR/fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*), with the target's log
 # beside it.  Replay one with:  BUILD_DIR/fuzz/tests/fuzz/fuzz_<target> <that file>
@@ -78,7 +78,9 @@ for t in $targets; do
   log=$fz/artifacts/fuzz_$t.log
   mkdir -p "$art"
   touch "$art/.started"
-  work=$(mktemp -d "${TMPDIR:-/tmp}/memx-fuzz-$t.XXXXXX")
+  # The run's corpus: a copy under the build dir (not /tmp, where other tests' clean-ups of
+  # memx-* removed one mid-run), deleted afterwards.
+  work=$(mktemp -d "$fz/corpus-$t.XXXXXX")
   [ -d "$src/tests/fuzz/corpus/$t" ] && cp -r "$src/tests/fuzz/corpus/$t/." "$work/"
   # proto's seeds as the encoder writes them today (the checked-in ones may predate a change).
   [ "$t" = proto ] && mkdir -p "$work/now" && "$fz/tests/fuzz/seeds_proto" "$work/now"
