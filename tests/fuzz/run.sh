@@ -9,8 +9,9 @@
 # The targets are built with clang -fsanitize=fuzzer,address,undefined in BUILD_DIR/fuzz, a
 # second configuration of the tree (made on first use; the libraries are instrumented too, so
 # the fuzzer sees their coverage).  Each target starts from a temporary copy of its seeds in
-# tests/fuzz/corpus/<target>/ (BUILD_DIR/fuzz/corpus-<target>.*), so runs never grow the repository.  Any crash, leak, UBSan
-# report or hang (-timeout) fails the run; the input that did it is kept as
+# tests/fuzz/corpus/<target>/ (BUILD_DIR/fuzz/corpus-<target>.*), so runs never grow the
+# repository.  Any crash, leak, UBSan report or hang (-timeout) fails the run; the input that
+# did it is kept as
 # BUILD_DIR/fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*), with the target's log
 # beside it.  Replay one with:  BUILD_DIR/fuzz/tests/fuzz/fuzz_<target> <that file>
 #
