@@ -62,10 +62,35 @@ static void add_us(json_object *o, const char *k, uint64_t ns)
     json_object_object_add(o, k, json_object_new_double_s(us, buf));
 }
 
+/* Replaces, in place, every byte of s that does not begin or continue a whole UTF-8 character
+ * with '?': a reply is JSON text, which is UTF-8 (RFC 8259), yet an error echoes request bytes
+ * json-c accepted without checking, and cuts them at a byte count. */
+static void utf8_clean(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+              : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        /* No overlong 3/4-byte forms, no surrogates, nothing past U+10FFFF. */
+        if (ok && n == 3)
+            ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4)
+            ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static json_object *error_reply(const char *fmt, const char *arg)
 {
     char msg[256];
     snprintf(msg, sizeof(msg), fmt, arg);
+    utf8_clean(msg);
     json_object *o = json_object_new_object();
     add_str(o, "error", msg);
     return o;

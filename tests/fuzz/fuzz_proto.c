@@ -1,9 +1,9 @@
-/* libFuzzer target for proto_decode() and auth_open(): not part of make
- * check.  Build and run (tests/unit/net.inc):
- *   make -C build fuzz-proto && build/fuzz_proto -max_total_time=60
- * Anything decode accepts must re-encode to the same bytes but its seal
- * (seq and tag, which proto_encode leaves zero: auth.h's); opening any input
- * under a session must not crash, and a made-up seal must not open. */
+/* fuzz_proto.c — libFuzzer target for proto_decode() and auth_open(), what any network peer
+ * controls: not part of make check.  Build and run: tests/fuzz/run.sh BUILD
+ * (tests/fuzz/Makefile.inc); seeds from tests/fuzz/seeds_proto.c.  Anything decode accepts
+ * must re-encode to the same bytes but its seal (seq and tag, which proto_encode leaves zero:
+ * auth.h's); opening any input under a session must not crash, and a made-up seal must not
+ * open. */
 #include "auth.h"
 #include "proto.h"
 

@@ -10,8 +10,8 @@
  * indirect off), bytes 1..4 = req_prod as the guest wrote it, then the ring
  * page (4096 bytes), then the contents of guest pages 1..8.
  *
- * Build and run (clang only; not part of make check):
- *   make fuzz-ring && ./fuzz_ring -max_total_time=60
+ * Build and run (clang only; not part of make check): tests/fuzz/run.sh BUILD
+ * (tests/fuzz/Makefile.inc); seeds from tests/fuzz/mkcorpus.py.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +31,8 @@
 static uint8_t guest[NPAGES + 1][XP_PAGE_SIZE];   /* page r is grant ref r; ref 0 invalid */
 static uint8_t *ring_page;
 
-#define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
+#define CHECK(c) do { if (!(c)) {                                                    \
+        fprintf(stderr, "CHECK %s line %d\n", #c, __LINE__); __builtin_trap(); } } while (0)
 
 /* ---- fake platform ------------------------------------------------------ */
 void *xp_gnt_map(struct xp *xp, uint16_t domid, uint32_t count, const uint32_t *refs, bool writable)
@@ -73,6 +74,7 @@ static void queue(volume_cb cb, void *arg)
     CHECK(npend < sizeof(pend) / sizeof(pend[0]));
     pend[npend++] = (struct pending){ cb, arg };
 }
+static volatile uint8_t sink;
 uint64_t volume_size(const struct volume *v) { return VOL_BYTES; }
 static void range(uint64_t sector, uint64_t nsect)
 {
@@ -90,9 +92,8 @@ void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void 
 {
     range(sector, nsect);
     CHECK(nsect > 0);
-    volatile uint8_t sum = 0;
     for (size_t i = 0; i < (size_t)nsect * 512; i += 512)
-        sum ^= ((const uint8_t *)buf)[i];   /* touch it: ASan checks the buffer */
+        sink ^= ((const uint8_t *)buf)[i];  /* touch it: ASan checks the buffer */
     queue(cb, arg);
 }
 void volume_discard(struct volume *v, uint64_t sector, uint64_t nsect, volume_cb cb, void *arg)
@@ -148,18 +149,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(vbd_add_queue(v, (flags & 1) ? BLKIF_ABI_X86_32 : BLKIF_ABI_X86_64, &ref, 1, 3, err,
                         sizeof(err)) == 0);
     vbd_start(v);       /* blkdev.c starts the queues once Connected is written */
-    /* Completions may let more requests in; run until quiet. */
-    while (npend) {
-        struct pending pd = pend[--npend];
-        pd.cb(pd.arg, 0);
+    /* Completions (last first) may let more requests in, and a ring may be served a
+     * budget per loop turn: run until two turns change nothing.  The loop also runs the
+     * fatal callback, if the ring was corrupt. */
+    struct vbd_counters c;
+    uint64_t last = UINT64_MAX;
+    for (int turn = 0, idle = 0; turn < 4096 && idle < 2; turn++) {
+        while (npend) {
+            struct pending pd = pend[--npend];
+            pd.cb(pd.arg, 0);
+        }
+        evloop_run_once(el, 0);
+        vbd_get_counters(v, &c);
+        idle = c.requests == last && !npend ? idle + 1 : 0;
+        last = c.requests;
     }
-    evloop_run_once(el, 0);     /* the fatal callback, if the ring was corrupt */
 
     /* Every request taken was answered: rsp_prod caught up with req_cons. */
     uint32_t rsp_prod;
     memcpy(&rsp_prod, ring_page + 8, 4);
-    struct vbd_counters c;
-    vbd_get_counters(v, &c);
     CHECK(rsp_prod == (uint32_t)c.requests);
     CHECK(vbd_stop(v, on_drained, NULL));
     vbd_free(v);

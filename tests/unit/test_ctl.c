@@ -206,6 +206,45 @@ static void test_bad_requests(void)
     teardown();
 }
 
+/* A reply is JSON text, so UTF-8 (RFC 8259), even when it echoes a request's bytes: cut at
+ * 64 bytes inside a character, or bytes that were never UTF-8 (json-c accepts them).  Found
+ * by fuzz_ctl. */
+static void expect_utf8_reply(const char *line)
+{
+    char *s = ctl_handle(ctl, line, strlen(line));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    json_tokener *tok = json_tokener_new();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *o = json_tokener_parse_ex(tok, s, (int)strlen(s));
+    CU_ASSERT_PTR_NOT_NULL(o);
+    if (!o)
+        fprintf(stderr, "not UTF-8 JSON: %s\n", s);
+    CU_ASSERT_PTR_NOT_NULL(o ? get_str(o, "error") : NULL);
+    json_object_put(o);
+    json_tokener_free(tok);
+    free(s);
+}
+
+static void test_utf8_replies(void)
+{
+    setup();
+    char line[512], name[300];
+    memset(name, 'a', 63);
+    strcpy(name + 63, "\xc3\xa9");                  /* an e-acute across the 64-byte cut */
+    snprintf(line, sizeof(line), "{\"cmd\":\"%s\"}", name);
+    expect_utf8_reply(line);
+    snprintf(line, sizeof(line), "{\"cmd\":\"volume-delete\",\"name\":\"%s\"}", name);
+    expect_utf8_reply(line);
+    expect_utf8_reply("{\"cmd\":\"\xff\xfe\"}");          /* not UTF-8 at all */
+    expect_utf8_reply("{\"cmd\":\"volume-delete\",\"name\":\"\xc3\"}");
+    for (int i = 0; i < 140; i++)
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    name[280] = '\0';
+    snprintf(line, sizeof(line), "{\"cmd\":\"pool-drain\",\"server\":\"%s\"}", name);
+    expect_utf8_reply(line);
+    teardown();
+}
+
 static int connect_client(void)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -317,6 +356,7 @@ static void test_socket(void)
 static const struct cu_test ctl_tests[] = {
     { "commands", test_commands },
     { "bad_requests", test_bad_requests },
+    { "utf8_replies", test_utf8_replies },
     { "socket", test_socket },
     { NULL, NULL },
 };

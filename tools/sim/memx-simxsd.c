@@ -15,6 +15,7 @@
  *    committed since it started, otherwise its tree replaces the live one at
  *    once and its watch events fire.
  *  - Errors are XS_ERROR replies carrying the errno name.
+ *  - A watch event that would exceed XENSTORE_PAYLOAD_MAX is dropped.
  *
  * Each connection is dom0 until it sends XS_CONTROL "memx-set-domid\0<id>\0"
  * (xp_open_sim does this), after which relative paths and GET_DOMAIN_PATH
@@ -404,6 +405,16 @@ static void watch_event(struct conn *c, const struct watch *w, const char *abspa
         int n = snprintf(prefix, sizeof(prefix), "/local/domain/%u/", c->domid);
         if (strncmp(abspath, prefix, (size_t)n) == 0)
             p = abspath + n;
+    }
+    /* A long token and a long path under the watch can exceed a message: libxenstore would
+     * refuse it (E2BIG) and lose the connection, so it is dropped, as xenstored does. */
+    if (strlen(p) + 1 + strlen(w->token) + 1 > XENSTORE_PAYLOAD_MAX) {
+        static struct mx_ratelimit rl;
+        if (mx_ratelimit_ok(&rl, 10000))
+            mx_warn("simxsd conn %d (dom%u): watch event for %.64s... over %u bytes, dropped "
+                    "(%u more since the last report)", c->fd, c->domid, p, XENSTORE_PAYLOAD_MAX,
+                    rl.last_suppressed);
+        return;
     }
     if (send_msg(c, XS_WATCH_EVENT, 0, 0, p, strlen(p) + 1, w->token, strlen(w->token) + 1) == 0)
         conn_flush(c);
