@@ -731,6 +731,111 @@ static void test_write_without_late_replica(void)
     endpool();
 }
 
+/* A write completed on one replica while the other is late; the guest then
+ * frees the page and the slab empties.  The slab must not go back (and its
+ * index be reused by a new slab) while the late write is out: its answer
+ * would land in the new slab's counters and replicas. */
+static void test_free_with_late_write(void)
+{
+    mkpool(2, 2);
+    write_pages(64, 7);
+    static uint8_t q[POOL_PAGE_SIZE], w[POOL_PAGE_SIZE];
+    memset(q, 0x11, sizeof(q));
+    memset(w, 0x22, sizeof(w));
+    struct op oq = { 0 }, ow = { 0 };
+    pool_write_new(p, q, wdone, &oq);
+    CU_ASSERT_TRUE_FATAL(run_until(&oq.done, 500));
+    uint32_t sq, pq;
+    CU_ASSERT_TRUE_FATAL(split_page(p, oq.page, &sq, &pq));
+    pool_free_page(p, pages[0]);        /* another slab has room: an empty one may go back */
+    int late = p->slabs[sq].rep[1].srv;
+    fake_srv_hold(&p->srv[late], true);
+    pool_write_new(p, w, wdone, &ow);
+    CU_ASSERT_TRUE_FATAL(run_until(&ow.done, 500));
+    CU_ASSERT_EQUAL(ow.status, 0);
+    uint32_t sw, pw;
+    CU_ASSERT_TRUE_FATAL(split_page(p, ow.page, &sw, &pw));
+    CU_ASSERT_EQUAL(sw, sq);
+    CU_ASSERT_TRUE(p->slabs[sw].wpending > 0);          /* the late replica's write is out */
+    pool_free_page(p, ow.page);
+    pool_free_page(p, oq.page);
+    CU_ASSERT_TRUE(p->slabs[sw].used);                  /* kept while it is out */
+    fake_srv_hold(&p->srv[late], false);
+    fake_srv_release(&p->srv[late]);
+    run_until(NULL, 300);                               /* its answer, then a tick */
+    CU_ASSERT_EQUAL(p->slabs[sw].wpending, 0);
+    CU_ASSERT_FALSE(p->slabs[sw].used);                 /* given back once quiet */
+    endpool();
+}
+
+/* The same for a hedged read whose first replica answers late. */
+static void test_free_with_late_read(void)
+{
+    mkpool(2, 2);
+    write_pages(64, 7);
+    static uint8_t q[POOL_PAGE_SIZE];
+    memset(q, 0x11, sizeof(q));
+    struct op oq = { 0 };
+    pool_write_new(p, q, wdone, &oq);
+    CU_ASSERT_TRUE_FATAL(run_until(&oq.done, 500));
+    uint32_t sq, pq;
+    CU_ASSERT_TRUE_FATAL(split_page(p, oq.page, &sq, &pq));
+    pool_free_page(p, pages[0]);
+    int a = p->slabs[sq].rep[0].srv;
+    fake_srv_hold(&p->srv[a], true);
+    static uint8_t buf[POOL_PAGE_SIZE];
+    struct op r = { 0 };
+    pool_read(p, oq.page, buf, rdone, &r);
+    if (!fake_srv_held(&p->srv[a], SOP_READ)) {          /* the read went to the other replica */
+        fake_srv_hold(&p->srv[a], false);
+        fake_srv_release(&p->srv[a]);
+        a = p->slabs[sq].rep[1].srv;
+        run_until(&r.done, 200);
+        r.done = false;
+        fake_srv_hold(&p->srv[a], true);
+        pool_read(p, oq.page, buf, rdone, &r);
+    }
+    CU_ASSERT_TRUE_FATAL(fake_srv_held(&p->srv[a], SOP_READ) > 0);
+    CU_ASSERT_TRUE_FATAL(run_until(&r.done, 200));      /* hedged to the other replica */
+    CU_ASSERT_EQUAL(r.status, 0);
+    pool_free_page(p, oq.page);
+    CU_ASSERT_TRUE(p->slabs[sq].used);
+    fake_srv_hold(&p->srv[a], false);
+    fake_srv_release(&p->srv[a]);
+    run_until(NULL, 300);
+    CU_ASSERT_EQUAL(p->slabs[sq].rpending, 0);
+    CU_ASSERT_FALSE(p->slabs[sq].used);
+    endpool();
+}
+
+/* A stalled server's window full of reads (hedged elsewhere) must not keep
+ * a write that the other replica acknowledged waiting for the heartbeat. */
+static void test_write_behind_reads(void)
+{
+    mkpool(2, 2);
+    write_pages(64, 3);
+    int b = p->slabs[0].rep[1].srv;
+    fake_srv_hold(&p->srv[b], true);
+    static uint8_t bufs[128][POOL_PAGE_SIZE];
+    static struct op rs[128];
+    memset(rs, 0, sizeof(rs));
+    for (int i = 0; i < 128; i++)
+        pool_read(p, pages[i % 64], bufs[i], rdone, &rs[i]);
+    static uint8_t w[POOL_PAGE_SIZE];
+    memset(w, 0x33, sizeof(w));
+    struct op ow = { 0 };
+    uint64_t t0 = evloop_now_ms();
+    pool_write_new(p, w, wdone, &ow);
+    run_until(&ow.done, 1500);
+    CU_ASSERT_TRUE(ow.done);
+    CU_ASSERT_EQUAL(ow.status, 0);
+    CU_ASSERT_TRUE(evloop_now_ms() - t0 < 200);
+    fake_srv_hold(&p->srv[b], false);
+    fake_srv_release(&p->srv[b]);
+    run_until(NULL, 50);
+    endpool();
+}
+
 static int suite_init(void)
 {
     mx_log_init("test_rebuild", MX_LOG_WARN);
@@ -766,6 +871,9 @@ static const struct cu_test tests[] = {
     { "a read to a stalled server is hedged to another replica", test_hedged_read },
     { "a write completes without its late replica, which misses just that slot",
       test_write_without_late_replica },
+    { "a slab is not given back while a late write to it is out", test_free_with_late_write },
+    { "a slab is not given back while a late read from it is out", test_free_with_late_read },
+    { "a write is not held up by a stalled server's window of reads", test_write_behind_reads },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
