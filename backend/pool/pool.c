@@ -215,9 +215,11 @@ static int tick(struct evloop *el, long long id, void *arg)
     uint64_t now = evloop_now_ms();
     for (int i = 0; i < p->nsrv; i++)
         srv_tick(&p->srv[i], now);
-    for (uint32_t i = 0; i < p->nslabs; i++)
+    for (uint32_t i = 0; i < p->nslabs; i++) {
         if (p->slabs[i].used)
             slab_trim(p, i);
+        slab_give_back(p, i);           /* one emptied while a late op was out */
+    }
     rb_check_state(p);
     rb_step(p);
     return TICK_MS;

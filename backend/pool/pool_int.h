@@ -281,7 +281,8 @@ void slot_unmiss(struct pool *p, uint32_t slab, uint32_t page);             /* t
 void rep_valid(struct pool *p, uint32_t slab, int rep);                     /* revalidated: nothing missed */
 void rep_release(struct replica *rp);                                       /* frees what it owns */
 int  good_elsewhere(const struct pool *p, const struct pslab *ps, int srv);
-void slab_trim(struct pool *p, uint32_t slab);                              /* drops surplus copies */
+void slab_trim(struct pool *p, uint32_t slab);
+void slab_give_back(struct pool *p, uint32_t slab);     /* an empty, quiet slab to its servers */                              /* drops surplus copies */
 void reps_server_down(struct pool *p, struct server *s);
 void reps_server_up(struct pool *p, struct server *s, bool same_incarnation);
 

@@ -202,14 +202,16 @@ void writes_late(struct pool *p, struct server *s, uint64_t now)
     bool late = false;
     for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
         struct sop *o = s->slots[k];
-        if (!o || o->kind != SOP_WRITE || now < o->started_ms + WRITE_LATE_MS)
+        if (!o || now < o->started_ms + WRITE_LATE_MS)
+            continue;
+        late = true;        /* a window held by any late op holds up the writes queued behind it */
+        if (o->kind != SOP_WRITE)
             continue;
         for (unsigned i = 0; i < o->npages; i++) {
             struct req *r = o->run[i];
             if (!r->finished && !r->fenced && r->acked)
                 write_complete_early(p, r, o->slab);
         }
-        late = true;
     }
     if (!late)
         return;
@@ -474,9 +476,18 @@ void pool_free_page(struct pool *p, pool_page_t page)
         return;
     }
     put_page(p, slab, pg);
+    slab_give_back(p, slab);
+}
+
+void slab_give_back(struct pool *p, uint32_t slab)
+{
     struct pslab *ps = &p->slabs[slab];
-    /* A slab goes back only with no page in use, not being built nor copied. */
-    if (ps->slots.nfree != p->pages_per_slab || (int)slab == p->building || (p->rb.active && p->rb.slab == slab))
+    /* A slab goes back only with no page in use, not being built nor copied,
+     * and no op naming it by index: a late replica's write or a hedged read's
+     * late half would otherwise land in whatever slab takes the index next
+     * (the tick retries once they are done). */
+    if (!ps->used || ps->slots.nfree != p->pages_per_slab || (int)slab == p->building ||
+        (p->rb.active && p->rb.slab == slab) || ps->wpending || ps->rpending)
         return;
     /* Give an empty slab back only if another one still has room, so a
      * workload that frees and writes one page does not churn slabs. */

@@ -814,13 +814,14 @@ static void test_write_behind_reads(void)
 {
     mkpool(2, 2);
     write_pages(64, 3);
+    pool_free_page(p, pages[63]);       /* the write takes that slot: no new slab to allocate */
     int b = p->slabs[0].rep[1].srv;
     fake_srv_hold(&p->srv[b], true);
     static uint8_t bufs[128][POOL_PAGE_SIZE];
     static struct op rs[128];
     memset(rs, 0, sizeof(rs));
     for (int i = 0; i < 128; i++)
-        pool_read(p, pages[i % 64], bufs[i], rdone, &rs[i]);
+        pool_read(p, pages[i % 63], bufs[i], rdone, &rs[i]);
     static uint8_t w[POOL_PAGE_SIZE];
     memset(w, 0x33, sizeof(w));
     struct op ow = { 0 };
