@@ -1,6 +1,7 @@
 /* test_ring.c — ring.c's index arithmetic and event hold-off, over a local
  * page and a fake platform (this file defines the xp_* calls ring.c uses), so
  * every index the frontend controls can be set directly. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -299,6 +300,96 @@ static void test_ringstate_resume(void)
     CU_ASSERT_EQUAL(access(path, F_OK), -1);
 }
 
+/* A crash inside rs_take (the entry's state stored, the header's req_cons
+ * not yet), a successor that serves on, then a second crash: the third
+ * process must still replay exactly the request in flight.  The offset
+ * written is entry 1's state in the file (rs_hdr is 10 words, rs_ent starts
+ * with state): the crash point, as the successor's mmap sees it. */
+static void test_ringstate_double_crash(void)
+{
+    char path[] = "/tmp/memx-ringstate-2XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    unlink(path);
+    struct ring r;
+    fresh(&r);
+    char why[200];
+    int n;
+    struct ringstate *s = rs_open(path, &r, 13, &n, why, sizeof(why));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (uint32_t i = 0; i < 3; i++)
+        rs_put_req(i, 100 + i);
+    H()->req_prod = 3;
+    uint8_t raw[112];
+    struct blkif_req req;
+    CU_ASSERT_EQUAL_FATAL(ring_get_request_raw(&r, &req, raw), 1);
+    rs_take(s, 0, raw);
+    CU_ASSERT_EQUAL_FATAL(ring_get_request_raw(&r, &req, raw), 1);
+    rs_take(s, 1, raw);
+    /* the crash came between rs_take's state store and its req_cons store */
+    uint32_t one = 1;
+    int f = open(path, O_RDWR);
+    CU_ASSERT_EQUAL_FATAL(pwrite(f, &one, 4, 28), 4);
+    close(f);
+    rs_close(s, false);
+
+    uint32_t ref = 13;
+    struct ring r2;
+    CU_ASSERT_EQUAL_FATAL(ring_map(&r2, NULL, 1, BLKIF_ABI_X86_64, &ref, 1, 4, why, sizeof(why)), 0);
+    struct ringstate *s2 = rs_open(path, &r2, 13, &n, why, sizeof(why));
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    int e = rs_replay_ent(s2, 0);
+    blkif_abi_get_request(BLKIF_ABI_X86_64, rs_raw(s2, e), &req);
+    rs_answer(s2, e, r2.rsp_prod_pvt);
+    ring_put_response(&r2, req.id, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    uint32_t old = r2.rsp_prod_pub; ring_push_responses(&r2); rs_published(s2, old, r2.rsp_prod_pub);
+    /* request 1 taken again (the ring still had it), answered, published */
+    CU_ASSERT_EQUAL_FATAL(ring_get_request_raw(&r2, &req, raw), 1);
+    CU_ASSERT_EQUAL(req.id, 101);
+    e = rs_take(s2, 1, raw);
+    rs_answer(s2, e, r2.rsp_prod_pvt);
+    ring_put_response(&r2, req.id, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    old = r2.rsp_prod_pub; ring_push_responses(&r2); rs_published(s2, old, r2.rsp_prod_pub);
+    /* request 2 taken, in flight: second crash */
+    CU_ASSERT_EQUAL_FATAL(ring_get_request_raw(&r2, &req, raw), 1);
+    CU_ASSERT_EQUAL(req.id, 102);
+    rs_take(s2, 2, raw);
+    rs_close(s2, false);
+
+    struct ring r3;
+    CU_ASSERT_EQUAL_FATAL(ring_map(&r3, NULL, 1, BLKIF_ABI_X86_64, &ref, 1, 4, why, sizeof(why)), 0);
+    struct ringstate *s3 = rs_open(path, &r3, 13, &n, why, sizeof(why));
+    CU_ASSERT_EQUAL(n, 1);
+    rs_close(s3, true);
+    ring_unmap(&r3);
+    ring_unmap(&r2);
+    ring_unmap(&r);
+}
+
+
+/* A frontend never sees more than the published responses, so a req_prod
+ * more than a ring ahead of rsp_prod (published) is corrupt: accepting it
+ * would let the backend take a slot holding its own unpublished answer. */
+static void test_unpublished_not_requests(void)
+{
+    struct ring r;
+    fresh(&r);
+    struct blkif_req req;
+    for (uint32_t i = 0; i < 32; i++)
+        put_req(i, 1000 + i);
+    H()->req_prod = 32;
+    for (uint32_t i = 0; i < 32; i++)
+        CU_ASSERT_EQUAL_FATAL(ring_get_request(&r, &req), 1);
+    for (uint32_t i = 0; i < 32; i++)
+        ring_put_response(&r, 1000 + i, BLKIF_OP_READ, BLKIF_RSP_OKAY);   /* completions, push deferred */
+    CU_ASSERT_EQUAL(H()->rsp_prod, 0);
+    H()->req_prod = 64;            /* a frontend that never saw a response */
+    int got = ring_get_request(&r, &req);
+    CU_ASSERT_EQUAL(got, -1);
+    ring_unmap(&r);
+}
+
 static const struct cu_test ring_tests[] = {
     { "map errors unwind", test_map_errors },
     { "batch, full ring", test_batch_and_full },
@@ -307,6 +398,8 @@ static const struct cu_test ring_tests[] = {
     { "event hold-off both ways", test_event_holdoff },
     { "port -> queue table", test_port_table },
     { "ring state: resume after a crash between answer and push", test_ringstate_resume },
+    { "ring state: a crash inside take, then a second crash", test_ringstate_double_crash },
+    { "req_prod past the published responses is corrupt", test_unpublished_not_requests },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "ring", NULL, NULL, ring_tests }, { NULL, NULL, NULL, NULL } };
