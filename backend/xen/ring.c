@@ -91,7 +91,10 @@ static int refresh(struct ring *r)
     uint32_t rp = MX_READ_ONCE(hdr(r)->req_prod);
     mx_smp_rmb();   /* pairs with the frontend's wmb before it writes req_prod
                        (RING_PUSH_REQUESTS): entries up to rp are complete before we read them */
-    if (rp - r->rsp_prod_pvt > r->size || rp - r->req_cons > rp - r->rsp_prod_pvt)
+    /* A frontend sees only published responses (RING_FULL on rsp_cons), so it
+     * is never more than a ring ahead of them: past that, the slots hold our
+     * own unpublished answers, never requests. */
+    if (rp - r->rsp_prod_pub > r->size || rp - r->req_cons > rp - r->rsp_prod_pvt)
         return -1;
     r->req_seen = rp;
     return 0;

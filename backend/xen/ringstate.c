@@ -112,6 +112,10 @@ static int resume(struct ringstate *s, struct ring *r, uint32_t ref0, char *why,
     }
     if (rc - rsp > r->size)
         return -1;
+    /* What is not replayed is free in the file too: an entry a crash left
+     * half-taken must not look live to the process after the next crash. */
+    for (unsigned i = 0; i < s->nfree; i++)
+        s->e[s->free[i]].state = RS_FREE;
     by_req_idx_s = s;
     by_req_idx_base = (int)(rc - h->nent);     /* below every live request */
     qsort(s->replay, s->nreplay, sizeof(*s->replay), by_req_idx);

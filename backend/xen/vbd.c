@@ -496,8 +496,9 @@ void vbd_free(struct vbd *v)
         port_table_clear(v->ports, v->q[i].ring.port);
         ring_unmap(&v->q[i].ring);
         slots_free(&v->q[i]);
-        /* Drained (or never started): nothing to resume, the device closed. */
-        rs_close(v->q[i].rs, true);
+        /* Only a drained device's state goes: a connect that unwound after
+         * resuming its predecessor's requests keeps their only record. */
+        rs_close(v->q[i].rs, v->started && v->inflight == 0);
     }
     free(v->ind);
     free(v->state_path);

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -708,20 +709,18 @@ static void test_partial_multiqueue(void)
 
 /* ---- a bad-request storm (issue 13 item 7) ---------------------------- */
 
-/* The hostile guest refills its ring faster than the backend answers, as a
- * guest on its own CPU can: here it runs inside the backend's own calls, so
- * the test is deterministic on any machine.  Each refused request is logged
- * (at debug level while the storm runs), and the log goes to a FILE whose
- * write function is the guest: it refills every slot whose answer the backend
- * has written (unpublished answers are visible in shared memory), so req_prod
- * never runs more than a ring ahead of the backend's answers (the ring stays
- * valid) and the backend always finds another request waiting. */
+/* The storm's guest runs on its own thread, as a guest's vCPU does beside
+ * dom0: it refills every slot whose answer the backend has published, as
+ * fast as it can, so the backend finds another batch after every push
+ * (within one kick) and only its per-turn budget sends it back to the loop.
+ * It never runs more than a ring ahead of the published answers (a guest
+ * that did would have its ring declared corrupt). */
 struct storm {
     struct tqueue *q;
     uint64_t base;
     uint64_t sent, limit;       /* stops refilling after limit requests */
+    int stop;                   /* set by the test thread (atomic) */
 };
-static struct storm *storm_now;
 
 static void storm_put(struct storm *st, uint32_t k)
 {
@@ -732,31 +731,33 @@ static void storm_put(struct storm *st, uint32_t k)
     memcpy(slot(st->q, k), &r, sizeof(r));
 }
 
-static void storm_refill(struct storm *st)
+static void *storm_guest(void *arg)
 {
+    struct storm *st = arg;
     struct tqueue *q = st->q;
-    while (st->sent < st->limit) {
-        uint32_t k = q->req_prod;
-        uint64_t got;
-        /* The answer to request k - size sits in the slot request k goes to
-         * (the id is a response's first field in both ABIs). */
-        memcpy(&got, slot(q, k), sizeof(got));
-        if (got != st->base + k - q->size)
-            break;
-        mx_smp_mb();    /* read the answer before overwriting its slot */
-        storm_put(st, k);
-        q->req_prod = k + 1;
-        mx_smp_wmb();   /* the entry before req_prod: pairs with ring.c's rmb after reading it */
-        MX_WRITE_ONCE(q->s->req_prod, q->req_prod);
-        st->sent++;
+    while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE) && st->sent < st->limit) {
+        /* acquire: the answers before rsp_prod are written, so their slots
+         * are free; pairs with ring_push_responses' wmb */
+        uint32_t pub = mx_load_acquire(&q->s->rsp_prod);
+        bool put = false;
+        while (st->sent < st->limit && q->req_prod - pub < q->size) {
+            storm_put(st, q->req_prod);
+            q->req_prod++;
+            __atomic_add_fetch(&st->sent, 1, __ATOMIC_RELAXED);    /* read by the test thread */
+            put = true;
+        }
+        if (put) {
+            uint32_t old = MX_READ_ONCE(q->s->req_prod);
+            mx_smp_wmb();   /* the entries before req_prod: pairs with ring.c's rmb after reading it */
+            MX_WRITE_ONCE(q->s->req_prod, q->req_prod);
+            mx_smp_mb();    /* req_prod before req_event (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY):
+                               pairs with the mb in ring_final_check after it sets req_event */
+            uint32_t ev = MX_READ_ONCE(q->s->req_event);
+            if ((uint32_t)(q->req_prod - ev) < (uint32_t)(q->req_prod - old))
+                xp_evtchn_notify(xfe, (uint32_t)q->port);
+        }
     }
-}
-
-static ssize_t storm_log_write(void *c, const char *buf, size_t n)
-{
-    if (storm_now)
-        storm_refill(storm_now);
-    return (ssize_t)n;
+    return NULL;
 }
 
 /* QD1 4 KiB reads on f for ms milliseconds: how many, and the longest one
@@ -817,15 +818,9 @@ static void test_bad_request_storm(void)
     uint64_t max_alone, turn_alone, max_storm, turn_storm;
     unsigned alone = qd1_reads(&b, 500, &max_alone, &turn_alone), turns_alone = loop_turns;
 
-    /* The storm: up to a million bad requests, each refilled as soon as it
-     * is answered (about a second and a half of backend work here). */
+    /* The storm: up to a million bad requests, each slot refilled as soon
+     * as its answer is published (about a second and a half of backend work). */
     struct storm st = { .q = &a.q[0], .base = 1ull << 40, .limit = 1000000 };
-    cookie_io_functions_t io = { .write = storm_log_write };
-    FILE *sink = fopencookie(NULL, "w", io);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
-    setvbuf(sink, NULL, _IONBF, 0);
-    mx_log_set_file(sink);
-    mx_log_init("test_vbd", MX_LOG_DEBUG);
     struct tqueue *q = &a.q[0];
     for (uint32_t k = 0; k < q->size; k++)
         storm_put(&st, k);
@@ -833,7 +828,8 @@ static void test_bad_request_storm(void)
     st.sent = q->size;
     mx_smp_wmb();       /* entries before req_prod: pairs with ring.c's rmb after reading it */
     MX_WRITE_ONCE(q->s->req_prod, q->req_prod);
-    storm_now = &st;
+    pthread_t guest;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&guest, NULL, storm_guest, &st), 0);
     /* B has a read in flight when A's storm begins: how long does it wait? */
     struct blkif_x86_64_request r = { .operation = BLKIF_OP_READ, .nr_segments = 1 };
     r.seg[0] = (struct blkif_wire_seg){ .gref = b.refs[1], .first_sect = 0, .last_sect = 7 };
@@ -841,7 +837,7 @@ static void test_bad_request_storm(void)
     uint64_t t = evloop_now_ns();
     uint64_t id = push(&b, &r);
     evloop_run_once(el, 10);
-    uint64_t first_turn = st.sent - q->size;
+    uint64_t first_turn = __atomic_load_n(&st.sent, __ATOMIC_RELAXED) - q->size;
     unsigned b_turns = 1;
     /* acquire: the entry after rsp_prod; pairs with ring_push_responses' wmb */
     while (mx_load_acquire(&b.q[0].s->rsp_prod) == b.q[0].rsp_cons && b_turns < 1000) {
@@ -851,11 +847,10 @@ static void test_bad_request_storm(void)
     CU_ASSERT_EQUAL(wait_rsp(&b, id, NULL), BLKIF_RSP_OKAY);
     t = evloop_now_ns() - t;
     unsigned during = qd1_reads(&b, 500, &max_storm, &turn_storm), turns_storm = loop_turns;
+    __atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);    /* what is on its ring gets answered */
+    pthread_join(guest, NULL);
+    xp_evtchn_notify(xfe, (uint32_t)q->port);   /* its last push may have found the backend asleep */
     uint64_t storm_n = st.sent;
-    storm_now = NULL;   /* the guest stops refilling: what is on its ring gets answered */
-    mx_log_set_file(NULL);
-    mx_log_init("test_vbd", getenv("MEMX_TEST_DEBUG") ? MX_LOG_DEBUG : MX_LOG_ERR);
-    fclose(sink);
     printf("\n    storm: the first loop turn refused %llu of guest A's bad requests; guest B's read "
            "issued with it waited %u loop turns, %llu us; B's QD1 4k reads alone %u in 0.5 s "
            "(%u turns, longest %llu us), during A's storm (%llu bad requests so far) %u in 0.5 s "
@@ -867,7 +862,9 @@ static void test_bad_request_storm(void)
     /* Counted in loop turns, not time, so a loaded host cannot fail it. */
     CU_ASSERT(first_turn <= 2u * q->size);      /* a ring's worth per turn, then the others */
     CU_ASSERT(b_turns <= 4);                    /* B's read went on the next turns */
-    CU_ASSERT(storm_n > 100u * q->size);        /* the storm went on beside B's reads */
+    /* The storm went on beside B's reads (how far depends on how the guest
+     * thread is scheduled: on a loaded 2-core host, a few thousand). */
+    CU_ASSERT(storm_n > 4u * q->size);
     CU_ASSERT(during * 4 >= turns_storm);       /* B: a read every 4 turns or better (alone: every 2) */
     /* B keeps serving: QD1 gets one request per loop turn, and each turn now
      * also carries A's ring's worth of refusals (and, here, A's debug log and
