@@ -28,7 +28,7 @@ frontend: lib lib/xen
 # internals that its API does not need).
 DENY='
 backend/volume: fabric.h auth.h
-backend/xen: volmeta.h dedup.h pagemap.h pageref.h htab.h
+backend/xen: volmeta.h dedup.h pagemap.h pageref.h
 '
 # <system headers> and the only directories that may include them.
 SYSTEM='

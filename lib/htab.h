@@ -1,4 +1,5 @@
-/* htab.h — the volume layer's hash table: uint64 keys, nodes embedded in their
+/* htab.h — MemX's one hash table (the volume layer's active writes, refcounts
+ * and de-dup index use it): uint64 keys, nodes embedded in their
  * owners (no allocation per entry), chained, power-of-two buckets.
  *
  * Failure contract: ht_init allocates the first buckets (set-up: -ENOMEM);
