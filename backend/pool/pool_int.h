@@ -44,11 +44,7 @@
 #define RB_QD             16        /* page copies in flight while re-replicating */
 #define OOM_FAILS         64        /* requests that could not be allocated, failed next turn */
 #define HEDGE_MS          4         /* a read unanswered this long also goes to another replica */
-/* A write acknowledged elsewhere completes without a replica this late: the
- * issue's budget for a stalled server is 50 ms of guest stall, and a busy
- * 2-core host shows pool writes of 20 ms at p99 (README), so less than this
- * turns ordinary jitter into degraded slabs and re-copies. */
-#define WRITE_LATE_MS     50
+#define WRITE_LATE_MS     POOL_LATE_MS     /* pool.h says why 50 ms */
 
 /* Log lines about the pool as a whole. */
 #define pool_warn(...) mx_warn("pool: " __VA_ARGS__)
