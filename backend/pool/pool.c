@@ -439,3 +439,8 @@ const char *pool_server_addr(const struct pool *p, int srv)
 {
     return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";
 }
+
+uint64_t pool_server_inc(const struct pool *p, int srv)
+{
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv].inc : 0;
+}

@@ -75,6 +75,7 @@ struct pool {
     bool meta_down;
     bool srv_down[FAKE_META_MAX], srv_stalled[FAKE_META_MAX];
     struct fop *held[FAKE_META_MAX], **held_tail[FAKE_META_MAX];
+    uint64_t inc[FAKE_META_MAX];    /* bumps when a server restarts (fake_pool_meta_srv_restart) */
     uint64_t meta_records;      /* records carried by META_PUTs */
     /* Metadata answers and adoptions: never held, so hold mode orders page I/O only. */
     struct fop *mhead, **mtail;
@@ -535,6 +536,8 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 
 const char *pool_server_addr(const struct pool *p, int srv) { return srv ? "fake1" : "fake"; }
 
+uint64_t pool_server_inc(const struct pool *p, int srv) { return 1 + p->inc[srv]; }
+
 /* Server srv answers the encoded request q: its reply is queued. */
 static void serve(struct pool *p, int srv, const uint8_t *buf, size_t len, pool_ctl_cb cb, void *arg)
 {
@@ -672,6 +675,16 @@ void fake_pool_meta_srv_down(struct pool *p, int srv, bool down)
         enqueue_meta(p, op);
     }
     p->held_tail[srv] = &p->held[srv];
+}
+
+void fake_pool_meta_srv_restart(struct pool *p, int srv)
+{
+    fake_pool_meta_srv_down(p, srv, true);
+    volstore_free(p->meta[srv]);
+    if (!(p->meta[srv] = volstore_new()))
+        abort();
+    p->inc[srv]++;
+    p->srv_down[srv] = false;
 }
 
 void fake_pool_set_owner(struct pool *p, int owner) { p->owner = owner; }

@@ -68,5 +68,8 @@ void fake_pool_meta_servers(struct pool *p, int n);
 void fake_pool_meta_stall(struct pool *p, int srv, bool on);
 void fake_pool_meta_srv_down(struct pool *p, int srv, bool down);
 size_t fake_pool_meta_held(const struct pool *p, int srv);
+/* A new process of server srv (kill -9, started again): it forgets every
+ * record, and pool_server_inc says it is another incarnation. */
+void fake_pool_meta_srv_restart(struct pool *p, int srv);
 
 #endif

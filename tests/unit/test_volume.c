@@ -721,11 +721,49 @@ static void test_meta_late_server(void)
     teardown();
 }
 
+/* A metadata server killed and started again holds no record: the next
+ * publish finds it is another process, and it gets a full copy from a
+ * caught-up server, so an attach from it alone still finds every page. */
+static void test_meta_restarted_server(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, 2);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    static uint8_t a[4 * PG], b[PG], r[4 * PG];
+    fill(a, sizeof(a), 51);
+    fill(b, PG, 52);
+    CU_ASSERT_EQUAL(do_write(0, 4 * SPP, a), 0);
+    fake_pool_meta_srv_restart(pool, 1);
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, b), 0);
+    for (int i = 0; i < 30; i++)
+        evloop_run_once(el, 10);
+
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    fake_pool_meta_srv_down(pool, 0, true);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, 4 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + PG, b, PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 2 * PG, a + 2 * PG, 2 * PG), 0);
+    teardown();
+}
+
 static const struct cu_test volume_tests[] = {
     { "restart_reload", test_restart_reload },
     { "fenced", test_fenced },
     { "no_meta_server", test_no_meta_server },
     { "meta_late_server", test_meta_late_server },
+    { "meta_restarted_server", test_meta_restarted_server },
     { "parse_target", test_parse_target },
     { "page_rw", test_page_rw },
     { "sector_rw", test_sector_rw },
