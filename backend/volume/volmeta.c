@@ -111,7 +111,7 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
         }
         if (m->stage == CLAIM) {
             m->claimed[srv] = true;
-            m->known |= 1u << srv;      /* it holds the records we publish from now on */
+            volpub_known(m, srv);       /* it holds the records we publish from now on */
         }
     } else if (r && r->status == ESTALE && m->stage == CLAIM) {
         /* Another backend claimed at the same moment: ask again, go higher. */

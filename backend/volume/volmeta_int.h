@@ -81,12 +81,15 @@ struct volmeta {
     int inflight;               /* batches the guest still waits for */
     struct ev_defer nomem;      /* fails the queued records no batch could be made for */
     uint32_t known;             /* servers that took our claim or records: owed what they miss */
+    uint64_t inc[MAX_SRV];      /* the process (pool_server_inc) of each known server */
     struct owed owed[MAX_SRV];
     struct batch_list batches;  /* every batch or catch-up with an answer outstanding */
     long long timer;            /* the lateness and catch-up tick; 0: not armed */
 };
 
 /* volpub.c */
+/* Server srv took our claim or records: it is known (and which process it is). */
+void volpub_known(struct volmeta *m, int srv);
 void volpub_fail_queued(struct evloop *el, void *arg);
 /* Forgets the catch-up state; batches still waiting for a late answer are
  * orphaned (they free themselves when it comes). */

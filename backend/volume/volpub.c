@@ -85,6 +85,38 @@ static void unlink_free(struct volmeta *m, struct batch *b)
     free(b);
 }
 
+void volpub_known(struct volmeta *m, int srv)
+{
+    m->known |= 1u << srv;
+    m->inc[srv] = pool_server_inc(m->pool, srv);
+}
+
+/* s is owed everything: a full copy from a caught-up server. */
+static void owe_all(struct volmeta *m, int s)
+{
+    struct owed *o = &m->owed[s];
+    free(o->recs);
+    o->recs = NULL;
+    o->n = o->cap = 0;
+    o->full = true;
+}
+
+/* A known server that came back as a new process holds none of our records. */
+static void check_restarts(struct volmeta *m)
+{
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    for (int i = 0; i < k; i++) {
+        int s = up[i];
+        uint64_t inc = pool_server_inc(m->pool, s);
+        if (!(m->known & (1u << s)) || inc == m->inc[s])
+            continue;
+        meta_warn(m, "memd %s is a new process: it gets a full copy of the records",
+                  pool_server_addr(m->pool, s));
+        m->inc[s] = inc;
+        owe_all(m, s);
+    }
+}
+
 /* Server s missed b's records: it is owed them. */
 static void owe(struct volmeta *m, int s, const struct batch *b)
 {
@@ -100,10 +132,7 @@ static void owe(struct volmeta *m, int s, const struct batch *b)
             /* Too much (or no memory) to keep: it is owed everything, copied from a caught-up server. */
             meta_warn(m, "memd %s missed more than %d records: it gets a full copy once it answers",
                       pool_server_addr(m->pool, s), MISSED_MAX);
-            free(o->recs);
-            o->recs = NULL;
-            o->n = o->cap = 0;
-            o->full = true;
+            owe_all(m, s);
             return;
         }
         o->recs = r;
@@ -170,7 +199,8 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
         b->acked |= bit;
         if (!behind(m, srv))
             b->good |= bit;
-        m->known |= bit;
+        if (!(m->known & bit))
+            volpub_known(m, srv);
     } else if (r && r->status == ESTALE) {
         b->fenced = true;
         if (b->done)
@@ -236,6 +266,7 @@ static void flush(struct volmeta *m)
         free(recs);
         return;
     }
+    check_restarts(m);
     int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
     struct proto_msg q = { .type = PROTO_META_PUT };
     q.u.meta.vid = m->vid;
@@ -420,6 +451,7 @@ static void catch_up(struct volmeta *m, uint64_t now)
 {
     if (m->fenced)
         return;
+    check_restarts(m);
     int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
     for (int i = 0; i < k; i++) {
         int s = up[i];
