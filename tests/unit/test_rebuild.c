@@ -575,6 +575,49 @@ static void test_dies_before_slab_alloc_answer(void)
     endpool();
 }
 
+/* Issue 13 item 4: a server stalls (SIGSTOP) with the pool's next slab's
+ * SLAB_ALLOC unanswered: the slab goes on with the replica the other server
+ * allocated (degraded), so the writes waiting for it complete in tens of ms,
+ * not when the stalled server is declared down (2.5 s).  When the stalled
+ * server answers at last, what it allocated is given back; re-replication
+ * restores the second copy and every page reads back. */
+static void test_slab_alloc_late(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    struct op w[4] = { { 0 } };
+    for (unsigned i = 0; i < 4; i++) {
+        for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
+            data[i][b] = (uint8_t)(41 * 131 + i * 17 + b * 7 + (b >> 8));
+        pool_write_new(p, data[i], wdone, &w[i]);
+    }
+    uint64_t t0 = evloop_now_ms();
+    bool done = run_until(&w[3].done, 1000);
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    writes waiting for a slab, one SLAB_ALLOC unanswered: %llu ms ", (unsigned long long)took);
+    CU_ASSERT_TRUE(done);
+    CU_ASSERT(took < 200);
+    if (!done) {
+        srv_down(&p->srv[0], "test: declared down, as the heartbeat would");
+        CU_ASSERT_TRUE_FATAL(run_until(&w[3].done, 2000));
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(w[i].status, 0);
+        pages[i] = w[i].page;
+    }
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    /* It resumes: it answers the given-up SLAB_ALLOC, and that slab is freed again. */
+    fake_srv_hold(&p->srv[0], false);
+    if (p->srv[0].state != SRV_UP)
+        fake_srv_restart(&p->srv[0], true);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[0]), 1);        /* the re-replicated copy only */
+    check_replicas(4);
+    read_all(4);
+    endpool();
+}
+
 struct adopted { int calls, status; uint32_t slab; };
 
 static void adone(void *arg, int status, uint32_t slab)
@@ -766,6 +809,7 @@ static const struct cu_test tests[] = {
     { "a read to a stalled server is hedged to another replica", test_hedged_read },
     { "a write completes without its late replica, which misses just that slot",
       test_write_without_late_replica },
+    { "a slab build goes on without a late SLAB_ALLOC", test_slab_alloc_late },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
