@@ -404,14 +404,51 @@ void kick_slab(struct pool *p)
         randombytes_buf(&ps->uid, sizeof(ps->uid));
     while (ps->uid == 0);
     p->building = (int)i;
+    hedge_arm(p);           /* allocs_late watches the build */
     for (int r = 0; r < p->replicas; r++)
         place_replica(p, i);
     if (p->slabs[i].allocating == 0)
         slab_built(p, i);
 }
 
+/* Drops replica rep of slab, a placeholder whose SLAB_ALLOC failed or was
+ * given up (compacting keeps indexes of allocs in flight valid only if it is
+ * last, so it is swapped with the last unanswered one). */
+static void drop_placeholder(struct pool *p, uint32_t slab, int rep)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int last = ps->nrep - 1;
+    rep_release(&ps->rep[rep]);         /* a placeholder: nothing of it was ever written */
+    if (rep != last) {
+        ps->rep[rep] = ps->rep[last];
+        for (int i = 0; i < p->nsrv; i++) {
+            struct server *t = &p->srv[i];
+            for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+                if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && !t->slots[k]->abandoned &&
+                    t->slots[k]->slab == slab && t->slots[k]->rep == last)
+                    t->slots[k]->rep = rep;
+            struct sop *q;
+            STAILQ_FOREACH(q, &t->queue, link)
+                if (q->kind == SOP_ALLOC && !q->abandoned && q->slab == slab && q->rep == last)
+                    q->rep = rep;
+        }
+    }
+    memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
+    ps->nrep--;
+}
+
 void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
 {
+    if (o->abandoned) {
+        /* Its slab went on without it: what the server allocated holds nothing of ours. */
+        struct sop *f = m && m->status == 0 ? sop_new(p, SOP_FREE) : NULL;
+        if (f) {
+            f->slab = o->slab;
+            f->srv_slab = m->u.slab_alloc_r.slab;
+            srv_submit(s, f);
+        }
+        return;
+    }
     struct pslab *ps = &p->slabs[o->slab];
     ps->allocating--;
     if (m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size) {
@@ -438,30 +475,61 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
         } else {
             srv_info(s, "slab %u: its SLAB_ALLOC went down with the server; placed elsewhere", o->slab);
         }
-        /* Drop the placeholder (compacting keeps indexes of allocs in flight
-         * valid only if it is last, so swap with the last unanswered one). */
-        int last = ps->nrep - 1;
-        rep_release(&ps->rep[o->rep]);      /* a placeholder: nothing of it was ever written */
-        if (o->rep != last) {
-            ps->rep[o->rep] = ps->rep[last];
-            for (int i = 0; i < p->nsrv; i++) {
-                struct server *t = &p->srv[i];
-                for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
-                    if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && t->slots[k]->slab == o->slab &&
-                        t->slots[k]->rep == last)
-                        t->slots[k]->rep = o->rep;
-                struct sop *q;
-                STAILQ_FOREACH(q, &t->queue, link)
-                    if (q->kind == SOP_ALLOC && q->slab == o->slab && q->rep == last)
-                        q->rep = o->rep;
-            }
-        }
-        memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
-        ps->nrep--;
+        drop_placeholder(p, o->slab, o->rep);
         place_replica(p, o->slab);
     }
     if (p->slabs[o->slab].allocating == 0)
         slab_built(p, o->slab);
+}
+
+static bool slots_late(const struct server *s, uint64_t now)
+{
+    for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+        if (s->slots[k] && now >= s->slots[k]->started_ms + WRITE_LATE_MS)
+            return true;
+    return false;
+}
+
+void allocs_late(struct pool *p, uint64_t now)
+{
+    if (p->building < 0)
+        return;
+    uint32_t b = (uint32_t)p->building;
+    struct pslab *ps = &p->slabs[b];
+    bool ok = false;
+    for (int r = 0; r < ps->nrep; r++)
+        ok |= ps->rep[r].ok;
+    if (!ok || !ps->allocating)
+        return;             /* nothing allocated yet: the slab has to wait for someone */
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
+            struct sop *o = s->slots[k];
+            if (!o || o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b ||
+                now < o->started_ms + WRITE_LATE_MS)
+                continue;
+            srv_info(s, "slab %u: its SLAB_ALLOC is %d ms late: the slab goes on without it (degraded)", b,
+                     WRITE_LATE_MS);
+            drop_placeholder(p, b, o->rep);
+            o->abandoned = true;
+            ps->allocating--;
+        }
+        /* One queued behind a window that is not answering never left: it goes. */
+        if (!slots_late(s, now))
+            continue;
+        struct sop *o, *t;
+        STAILQ_FOREACH_SAFE(o, &s->queue, link, t) {
+            if (o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b)
+                continue;
+            srv_info(s, "slab %u: its SLAB_ALLOC waits behind late requests: the slab goes on without it", b);
+            STAILQ_REMOVE(&s->queue, o, sop, link);
+            drop_placeholder(p, b, o->rep);
+            sop_free(p, o);
+            ps->allocating--;
+        }
+    }
+    if (ps->allocating == 0)
+        slab_built(p, b);
 }
 
 /* ---- giving slabs back ---- */
