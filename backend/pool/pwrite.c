@@ -56,7 +56,21 @@ void write_sop_drop(struct req *r)
         free(r);
 }
 
-/* One replica's answer for one page of a run. */
+static void write_complete_early(struct pool *p, struct req *r, uint32_t slab);
+
+/* Every replica r still waits for is on a server already known late. */
+static bool waits_only_late(const struct pool *p, const struct req *r, uint32_t slab)
+{
+    const struct pslab *ps = &p->slabs[slab];
+    uint32_t wait = r->sent & ~r->answered;
+    for (int i = 0; i < ps->nrep; i++)
+        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv].late)
+            return false;
+    return wait != 0;
+}
+
+/* One replica's answer for one page of a run.  Acknowledgements only come
+ * from the loop (sop_reply), never inside launch_run's loop over replicas. */
 static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep, int status)
 {
     r->answered |= 1u << rep;
@@ -64,8 +78,8 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
         ;       /* completed without this replica, which missed the slot (writes_late) */
     else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
-    else if (!status)
-        r->acked++;
+    else if (!status && (r->acked++, !r->fenced && waits_only_late(p, r, slab)))
+        write_complete_early(p, r, slab);       /* the rest are on servers already late */
     write_req_put(p, r, slab);
 }
 
@@ -213,6 +227,7 @@ void writes_late(struct pool *p, struct server *s, uint64_t now)
     }
     if (!late)
         return;
+    s->late = true;
     struct sop_list keep = STAILQ_HEAD_INITIALIZER(keep), drop = STAILQ_HEAD_INITIALIZER(drop);
     struct sop *o;
     while ((o = STAILQ_FIRST(&s->queue))) {

@@ -82,6 +82,10 @@ struct volmeta {
     struct ev_defer nomem;      /* fails the queued records no batch could be made for */
     uint32_t known;             /* servers that took our claim or records: owed what they miss */
     uint64_t inc[MAX_SRV];      /* the process (pool_server_inc) of each known server */
+    /* Servers a batch was completed without (late); cleared by their next
+     * answer.  Later batches do not wait for them at all, so a stalled
+     * server costs one POOL_LATE_MS, not one per batch until it is down. */
+    uint32_t late;
     struct owed owed[MAX_SRV];
     struct batch_list batches;  /* every batch or catch-up with an answer outstanding */
     long long timer;            /* the lateness and catch-up tick; 0: not armed */

@@ -174,9 +174,13 @@ static void try_end(struct batch *b, uint64_t now)
         return;
     /* Invariant: good means a server that had every earlier completed record holds these too. */
     bool good = (b->good | (b->acked & ~behind_mask(m))) != 0;
-    if (b->fenced && (!b->pending || now >= b->t_ms + POOL_LATE_MS))
+    /* Only servers already late are still silent, or the rest are late by now. */
+    bool waited = !(b->sent & ~b->answered & ~m->late) || now >= b->t_ms + POOL_LATE_MS;
+    if (b->pending && waited && (b->fenced || good))
+        m->late |= b->sent & ~b->answered;
+    if (b->fenced && (!b->pending || waited))
         pub_end(b, -ESTALE);
-    else if (good && (!b->pending || now >= b->t_ms + POOL_LATE_MS))
+    else if (good && (!b->pending || waited))
         pub_end(b, 0);
     else if (!b->pending && (!b->acked || !(b->acked & up_mask(m)) || now >= b->t_ms + CATCHUP_WAIT_MS))
         pub_end(b, -EIO);
@@ -195,6 +199,8 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
     }
     uint32_t bit = 1u << srv;
     b->answered |= bit;
+    if (r)
+        m->late &= ~bit;        /* it answers again */
     if (r && r->status == 0) {
         b->acked |= bit;
         if (!behind(m, srv))
