@@ -86,6 +86,7 @@ struct volmeta {
      * answer.  Later batches do not wait for them at all, so a stalled
      * server costs one POOL_LATE_MS, not one per batch until it is down. */
     uint32_t late;
+    struct mx_ratelimit rl_slow;    /* "records waited" */
     struct owed owed[MAX_SRV];
     struct batch_list batches;  /* every batch or catch-up with an answer outstanding */
     long long timer;            /* the lateness and catch-up tick; 0: not armed */

@@ -33,6 +33,8 @@
 /* A batch only acknowledged by servers that are behind waits this long for
  * one of them to be caught up, then fails (-EIO). */
 #define CATCHUP_WAIT_MS 5000
+/* A publish slower than this is logged (rate-limited), with why it waited. */
+#define SLOW_MS         500
 
 enum bkind { B_PUB, B_RESEND, B_LIST, B_COPY };
 
@@ -148,6 +150,11 @@ static void owe(struct volmeta *m, int s, const struct batch *b)
 static void pub_end(struct batch *b, int st)
 {
     struct volmeta *m = b->m;
+    uint64_t waited = evloop_now_ms() - b->t_ms;
+    if (waited >= SLOW_MS && mx_ratelimit_ok(&m->rl_slow, 1000))
+        meta_warn(m, "records waited %llu ms (%d): sent to 0x%x, answered 0x%x, acked 0x%x (0x%x caught up), "
+                  "behind 0x%x, late 0x%x", (unsigned long long)waited, st, b->sent, b->answered, b->acked,
+                  b->good, behind_mask(m), m->late);
     b->done = true;
     m->inflight--;
     if (st == 0)
