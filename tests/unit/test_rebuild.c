@@ -618,6 +618,43 @@ static void test_slab_alloc_late(void)
     endpool();
 }
 
+/* A server known late takes no new slab: at QD 32 one slab built there per
+ * 64 pages would cost the guest a late interval each time (one_kill_qd32_w's
+ * p99).  Three servers, R = 2: once x is late, the next slabs go to the other two. */
+static void test_no_slab_on_late_server(void)
+{
+    mkpool(3, 2);
+    write_pages(4, 51);
+    int x = p->slabs[0].rep[1].srv;
+    fake_srv_hold(&p->srv[x], true);
+    struct op w = { 0 };
+    static uint8_t page[POOL_PAGE_SIZE] = { 9 };
+    pool_write_new(p, page, wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_TRUE(p->srv[x].late);
+    /* 120 more pages: slab 0 fills, two more are built. */
+    static uint8_t many[120][POOL_PAGE_SIZE];
+    struct op ops[120] = { { 0 } };
+    uint64_t t0 = evloop_now_ms();
+    for (int i = 0; i < 120; i++) {
+        memset(many[i], i + 1, POOL_PAGE_SIZE);
+        pool_write_new(p, many[i], wdone, &ops[i]);
+    }
+    CU_ASSERT_TRUE(run_until(&ops[119].done, 1000));
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    120 writes over new slabs with a server known late: %llu ms, SLAB_ALLOCs held there: %u ",
+           (unsigned long long)took, fake_srv_held(&p->srv[x], SOP_ALLOC));
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 0);
+    for (uint32_t k = 1; k < p->nslabs; k++)
+        for (int r = 0; p->slabs[k].used && r < p->slabs[k].nrep; r++)
+            CU_ASSERT_NOT_EQUAL(p->slabs[k].rep[r].srv, x);
+    for (int i = 0; i < 120; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_hold(&p->srv[x], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    endpool();
+}
+
 struct adopted { int calls, status; uint32_t slab; };
 
 static void adone(void *arg, int status, uint32_t slab)
@@ -829,6 +866,7 @@ static const struct cu_test tests[] = {
     { "a write completes without its late replica, which misses just that slot",
       test_write_without_late_replica },
     { "a slab build goes on without a late SLAB_ALLOC", test_slab_alloc_late },
+    { "a server known late takes no new slab", test_no_slab_on_late_server },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
