@@ -211,9 +211,13 @@ static void write_complete_early(struct pool *p, struct req *r, uint32_t slab)
  * same way: they never left (their pages are the caller's again once the
  * write completes), and those slots are marked missed.  Sends copy their bytes (fabric.h), so what is on the
  * wire needs nothing of the request's buffer. */
+static bool slots_late(const struct server *s, uint64_t now);
+
 void writes_late(struct pool *p, struct server *s, uint64_t now)
 {
     bool late = false;
+    if (slots_late(s, now))
+        s->late = true;         /* any op: a dead server with no page write of ours is late too */
     for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
         struct sop *o = s->slots[k];
         if (!o || o->kind != SOP_WRITE || now < o->started_ms + WRITE_LATE_MS)

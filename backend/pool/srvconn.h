@@ -64,7 +64,7 @@ struct server {
     bool full;
     bool draining;              /* memxctl pool drain: no new slabs, replicas move away */
     bool hb_inflight;
-    /* A write of ours has waited WRITE_LATE_MS here (writes_late); cleared by
+    /* An op of ours has waited WRITE_LATE_MS here (writes_late); cleared by
      * its next answer.  Meanwhile a write acknowledged elsewhere does not wait
      * for it at all: one stalled server costs the guest one late interval,
      * not one per write until the heartbeat declares it down. */

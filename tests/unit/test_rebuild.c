@@ -655,6 +655,35 @@ static void test_no_slab_on_late_server(void)
     endpool();
 }
 
+/* The same when the late server has no page write of ours to be late on
+ * (every slab of the pool lives elsewhere): its unanswered SLAB_ALLOC makes
+ * it late, and the slabs after that are built without it. */
+static void test_no_slab_on_late_server_allocs_only(void)
+{
+    mkpool(3, 2);
+    int x = 0;
+    fake_srv_hold(&p->srv[x], true);
+    static uint8_t many[200][POOL_PAGE_SIZE];
+    struct op ops[200] = { { 0 } };
+    uint64_t t0 = evloop_now_ms();
+    for (int i = 0; i < 200; i++) {
+        memset(many[i], i + 1, POOL_PAGE_SIZE);
+        pool_write_new(p, many[i], wdone, &ops[i]);
+        if (i % 32 == 31)
+            run_until(&ops[i].done, 1000);      /* QD 32: the next ones go after */
+    }
+    CU_ASSERT_TRUE(run_until(&ops[199].done, 2000));
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    200 writes, 4 slabs, server 0 silent from the start: %llu ms ", (unsigned long long)took);
+    CU_ASSERT_TRUE(took < 120);         /* one late interval, not one per slab */
+    CU_ASSERT_TRUE(p->srv[x].late);
+    for (int i = 0; i < 200; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_hold(&p->srv[x], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    endpool();
+}
+
 struct adopted { int calls, status; uint32_t slab; };
 
 static void adone(void *arg, int status, uint32_t slab)
@@ -867,6 +896,7 @@ static const struct cu_test tests[] = {
       test_write_without_late_replica },
     { "a slab build goes on without a late SLAB_ALLOC", test_slab_alloc_late },
     { "a server known late takes no new slab", test_no_slab_on_late_server },
+    { "a server late on a SLAB_ALLOC only takes no new slab", test_no_slab_on_late_server_allocs_only },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },
