@@ -33,6 +33,8 @@
 /* A batch only acknowledged by servers that are behind waits this long for
  * one of them to be caught up, then fails (-EIO). */
 #define CATCHUP_WAIT_MS 5000
+/* The catch-up tick with no batch in flight, only servers behind. */
+#define IDLE_TICK_MS    250
 /* A publish slower than this is logged (rate-limited), with why it waited. */
 #define SLOW_MS         500
 
@@ -501,7 +503,7 @@ static void catch_up(struct volmeta *m, uint64_t now)
     }
 }
 
-/* Every POOL_LATE_MS / 2 while a batch waits or a server is behind. */
+/* Every POOL_LATE_MS / 2 while a batch waits, IDLE_TICK_MS while only a server is behind. */
 static int tick(struct evloop *el, long long id, void *arg)
 {
     struct volmeta *m = arg;
@@ -513,8 +515,10 @@ static int tick(struct evloop *el, long long id, void *arg)
         if (b->kind == B_PUB && !b->done)
             try_end(b, now);
     catch_up(m, now);
-    if (!TAILQ_EMPTY(&m->batches) || behind_mask(m))
+    if (!TAILQ_EMPTY(&m->batches))
         return POOL_LATE_MS / 2;
+    if (behind_mask(m))
+        return IDLE_TICK_MS;    /* only a server behind (maybe gone for good): look now and then */
     m->timer = 0;
     return -1;
 }
