@@ -145,7 +145,9 @@ void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS
 {
     for (int i = 0; i < p->nsrv; i++) {
         const struct server *s = &p->srv[i];
-        out[i] = (struct place_srv){ .up = s->state == SRV_UP, .full = s->full, .draining = s->draining,
+        /* A server known late (a write of ours waited WRITE_LATE_MS there) takes no new slab or copy
+         * until it answers again: each slab built there would stall the writes waiting for it. */
+        out[i] = (struct place_srv){ .up = s->state == SRV_UP && !s->late, .full = s->full, .draining = s->draining,
                                      .free = srv_free(s) };
     }
 }
@@ -440,4 +442,9 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 const char *pool_server_addr(const struct pool *p, int srv)
 {
     return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";
+}
+
+uint64_t pool_server_inc(const struct pool *p, int srv)
+{
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv].inc : 0;
 }

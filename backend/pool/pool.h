@@ -34,6 +34,15 @@ struct pool;
 
 typedef uint64_t pool_page_t;       /* opaque; 0 is never a valid page */
 
+/* How long a server may leave a request unanswered while another has already
+ * acknowledged it before the guest stops waiting for it: a page write's late
+ * replica (it then misses those slots) and a late server's answer to volume
+ * records (volpub.c: it is then owed them).  The one place this is said: the
+ * issue's budget for a stalled server is 50 ms of guest stall, and a busy
+ * 2-core host shows pool writes of 20 ms at p99 (README), so less than this
+ * turns ordinary jitter into degraded slabs and re-sends. */
+#define POOL_LATE_MS 50
+
 typedef void (*pool_write_cb)(void *arg, int status, pool_page_t page); /* status 0 or -errno */
 typedef void (*pool_io_cb)(void *arg, int status);
 

@@ -44,11 +44,7 @@
 #define RB_QD             16        /* page copies in flight while re-replicating */
 #define OOM_FAILS         64        /* requests that could not be allocated, failed next turn */
 #define HEDGE_MS          4         /* a read unanswered this long also goes to another replica */
-/* A write acknowledged elsewhere completes without a replica this late: the
- * issue's budget for a stalled server is 50 ms of guest stall, and a busy
- * 2-core host shows pool writes of 20 ms at p99 (README), so less than this
- * turns ordinary jitter into degraded slabs and re-copies. */
-#define WRITE_LATE_MS     50
+#define WRITE_LATE_MS     POOL_LATE_MS     /* pool.h says why 50 ms */
 
 /* Log lines about the pool as a whole. */
 #define pool_warn(...) mx_warn("pool: " __VA_ARGS__)
@@ -99,6 +95,8 @@ struct sop {
     uint32_t page;
     uint32_t srv_slab;          /* SOP_FREE, SOP_CWRITE: the server's slab id */
     bool rebuild;               /* SOP_ALLOC: for the re-replication target */
+    bool abandoned;             /* SOP_ALLOC: late, its slab went on without it (allocs_late): an answer
+                                 * only frees what it allocated */
     uint64_t rgen;              /* re-replication ops: the rebuild they belong to */
     uint8_t *buf;               /* SOP_CWRITE: the page being copied; SOP_CTL: the message */
     uint32_t flags;             /* SOP_FREE: PROTO_FREE_* */
@@ -248,6 +246,10 @@ void turn_end_arm(struct pool *p);
 void turn_end(struct evloop *el, void *arg);
 /* The hedge timer's pass over s: its writes late by WRITE_LATE_MS complete without it. */
 void writes_late(struct pool *p, struct server *s, uint64_t now);
+/* The hedge timer's pass over the slab being built: a SLAB_ALLOC late by
+ * WRITE_LATE_MS, another replica allocated, is given up (the slab is usable
+ * degraded, re-replication restores it) so writes do not wait for it. */
+void allocs_late(struct pool *p, uint64_t now);
 /* pool_free: a write sop is dropped; frees its request when nothing else holds it. */
 void write_sop_drop(struct req *r);
 

@@ -288,11 +288,12 @@ static int hedge_tick(struct evloop *el, long long id, void *arg)
     for (int i = 0; i < p->nsrv; i++)
         if (p->srv[i].state == SRV_UP)
             writes_late(p, &p->srv[i], now);
+    allocs_late(p, now);
     /* Requests in flight are never reused (nsops > 0): the pointers stay valid. */
     for (unsigned i = 0; i < nlate; i++)
         if (!late[i]->hedged)
             hedge_read(p, late[i]);
-    if (reads || nlate)
+    if (reads || nlate || p->building >= 0)
         return HEDGE_MS / 2;
     p->hedge_timer = 0;
     return -1;

@@ -56,7 +56,21 @@ void write_sop_drop(struct req *r)
         free(r);
 }
 
-/* One replica's answer for one page of a run. */
+static void write_complete_early(struct pool *p, struct req *r, uint32_t slab);
+
+/* Every replica r still waits for is on a server already known late. */
+static bool waits_only_late(const struct pool *p, const struct req *r, uint32_t slab)
+{
+    const struct pslab *ps = &p->slabs[slab];
+    uint32_t wait = r->sent & ~r->answered;
+    for (int i = 0; i < ps->nrep; i++)
+        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv].late)
+            return false;
+    return wait != 0;
+}
+
+/* One replica's answer for one page of a run.  Acknowledgements only come
+ * from the loop (sop_reply), never inside launch_run's loop over replicas. */
 static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep, int status)
 {
     r->answered |= 1u << rep;
@@ -64,8 +78,8 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
         ;       /* completed without this replica, which missed the slot (writes_late) */
     else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
-    else if (!status)
-        r->acked++;
+    else if (!status && (r->acked++, !r->fenced && waits_only_late(p, r, slab)))
+        write_complete_early(p, r, slab);       /* the rest are on servers already late */
     write_req_put(p, r, slab);
 }
 
@@ -197,9 +211,13 @@ static void write_complete_early(struct pool *p, struct req *r, uint32_t slab)
  * same way: they never left (their pages are the caller's again once the
  * write completes), and those slots are marked missed.  Sends copy their bytes (fabric.h), so what is on the
  * wire needs nothing of the request's buffer. */
+static bool slots_late(const struct server *s, uint64_t now);
+
 void writes_late(struct pool *p, struct server *s, uint64_t now)
 {
     bool late = false;
+    if (slots_late(s, now))
+        s->late = true;         /* any op: a dead server with no page write of ours is late too */
     for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
         struct sop *o = s->slots[k];
         if (!o || now < o->started_ms + WRITE_LATE_MS)
@@ -215,6 +233,7 @@ void writes_late(struct pool *p, struct server *s, uint64_t now)
     }
     if (!late)
         return;
+    s->late = true;
     struct sop_list keep = STAILQ_HEAD_INITIALIZER(keep), drop = STAILQ_HEAD_INITIALIZER(drop);
     struct sop *o;
     while ((o = STAILQ_FIRST(&s->queue))) {
@@ -406,14 +425,51 @@ void kick_slab(struct pool *p)
         randombytes_buf(&ps->uid, sizeof(ps->uid));
     while (ps->uid == 0);
     p->building = (int)i;
+    hedge_arm(p);           /* allocs_late watches the build */
     for (int r = 0; r < p->replicas; r++)
         place_replica(p, i);
     if (p->slabs[i].allocating == 0)
         slab_built(p, i);
 }
 
+/* Drops replica rep of slab, a placeholder whose SLAB_ALLOC failed or was
+ * given up (compacting keeps indexes of allocs in flight valid only if it is
+ * last, so it is swapped with the last unanswered one). */
+static void drop_placeholder(struct pool *p, uint32_t slab, int rep)
+{
+    struct pslab *ps = &p->slabs[slab];
+    int last = ps->nrep - 1;
+    rep_release(&ps->rep[rep]);         /* a placeholder: nothing of it was ever written */
+    if (rep != last) {
+        ps->rep[rep] = ps->rep[last];
+        for (int i = 0; i < p->nsrv; i++) {
+            struct server *t = &p->srv[i];
+            for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+                if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && !t->slots[k]->abandoned &&
+                    t->slots[k]->slab == slab && t->slots[k]->rep == last)
+                    t->slots[k]->rep = rep;
+            struct sop *q;
+            STAILQ_FOREACH(q, &t->queue, link)
+                if (q->kind == SOP_ALLOC && !q->abandoned && q->slab == slab && q->rep == last)
+                    q->rep = rep;
+        }
+    }
+    memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
+    ps->nrep--;
+}
+
 void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct proto_msg *m)
 {
+    if (o->abandoned) {
+        /* Its slab went on without it: what the server allocated holds nothing of ours. */
+        struct sop *f = m && m->status == 0 ? sop_new(p, SOP_FREE) : NULL;
+        if (f) {
+            f->slab = o->slab;
+            f->srv_slab = m->u.slab_alloc_r.slab;
+            srv_submit(s, f);
+        }
+        return;
+    }
     struct pslab *ps = &p->slabs[o->slab];
     ps->allocating--;
     if (m && m->status == 0 && m->u.slab_alloc_r.size == p->slab_size) {
@@ -440,30 +496,61 @@ void alloc_done(struct pool *p, struct server *s, struct sop *o, const struct pr
         } else {
             srv_info(s, "slab %u: its SLAB_ALLOC went down with the server; placed elsewhere", o->slab);
         }
-        /* Drop the placeholder (compacting keeps indexes of allocs in flight
-         * valid only if it is last, so swap with the last unanswered one). */
-        int last = ps->nrep - 1;
-        rep_release(&ps->rep[o->rep]);      /* a placeholder: nothing of it was ever written */
-        if (o->rep != last) {
-            ps->rep[o->rep] = ps->rep[last];
-            for (int i = 0; i < p->nsrv; i++) {
-                struct server *t = &p->srv[i];
-                for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
-                    if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && t->slots[k]->slab == o->slab &&
-                        t->slots[k]->rep == last)
-                        t->slots[k]->rep = o->rep;
-                struct sop *q;
-                STAILQ_FOREACH(q, &t->queue, link)
-                    if (q->kind == SOP_ALLOC && q->slab == o->slab && q->rep == last)
-                        q->rep = o->rep;
-            }
-        }
-        memset(&ps->rep[last], 0, sizeof(ps->rep[last]));
-        ps->nrep--;
+        drop_placeholder(p, o->slab, o->rep);
         place_replica(p, o->slab);
     }
     if (p->slabs[o->slab].allocating == 0)
         slab_built(p, o->slab);
+}
+
+static bool slots_late(const struct server *s, uint64_t now)
+{
+    for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
+        if (s->slots[k] && now >= s->slots[k]->started_ms + WRITE_LATE_MS)
+            return true;
+    return false;
+}
+
+void allocs_late(struct pool *p, uint64_t now)
+{
+    if (p->building < 0)
+        return;
+    uint32_t b = (uint32_t)p->building;
+    struct pslab *ps = &p->slabs[b];
+    bool ok = false;
+    for (int r = 0; r < ps->nrep; r++)
+        ok |= ps->rep[r].ok;
+    if (!ok || !ps->allocating)
+        return;             /* nothing allocated yet: the slab has to wait for someone */
+    for (int i = 0; i < p->nsrv; i++) {
+        struct server *s = &p->srv[i];
+        for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
+            struct sop *o = s->slots[k];
+            if (!o || o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b ||
+                now < o->started_ms + WRITE_LATE_MS)
+                continue;
+            srv_info(s, "slab %u: its SLAB_ALLOC is %d ms late: the slab goes on without it (degraded)", b,
+                     WRITE_LATE_MS);
+            drop_placeholder(p, b, o->rep);
+            o->abandoned = true;
+            ps->allocating--;
+        }
+        /* One queued behind a window that is not answering never left: it goes. */
+        if (!slots_late(s, now))
+            continue;
+        struct sop *o, *t;
+        STAILQ_FOREACH_SAFE(o, &s->queue, link, t) {
+            if (o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b)
+                continue;
+            srv_info(s, "slab %u: its SLAB_ALLOC waits behind late requests: the slab goes on without it", b);
+            STAILQ_REMOVE(&s->queue, o, sop, link);
+            drop_placeholder(p, b, o->rep);
+            sop_free(p, o);
+            ps->allocating--;
+        }
+    }
+    if (ps->allocating == 0)
+        slab_built(p, b);
 }
 
 /* ---- giving slabs back ---- */

@@ -230,6 +230,7 @@ void reps_server_down(struct pool *p, struct server *s)
 void reps_server_up(struct pool *p, struct server *s, bool same_incarnation)
 {
     unsigned valid = 0, pending = 0, gone = 0;
+    s->late = false;            /* a new session: it is waited for again */
     if (!same_incarnation)
         s->inc++;
     for (uint32_t i = 0; i < p->nslabs; i++) {

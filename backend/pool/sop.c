@@ -183,6 +183,7 @@ void sop_read_done(struct server *s, struct sop *o, int status, const void *data
 void sop_reply(struct server *s, struct sop *o, const struct proto_msg *m)
 {
     struct pool *p = s->p;
+    s->late = false;            /* it answers again */
     if (o->kind == SOP_CTL && m->type == o->buf[5] + 1) {
         free(o->buf);
         o->buf = NULL;

@@ -64,6 +64,11 @@ struct server {
     bool full;
     bool draining;              /* memxctl pool drain: no new slabs, replicas move away */
     bool hb_inflight;
+    /* An op of ours has waited WRITE_LATE_MS here (writes_late); cleared by
+     * its next answer.  Meanwhile a write acknowledged elsewhere does not wait
+     * for it at all: one stalled server costs the guest one late interval,
+     * not one per write until the heartbeat declares it down. */
+    bool late;
     uint64_t hb_sent_ms;
     bool had_session;           /* welcomed once by this process: later HELLOs are not fresh */
     char last_sid[PROTO_ID_MAX];/* the server incarnation our replicas there belong to */

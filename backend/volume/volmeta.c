@@ -2,16 +2,13 @@
  *
  * Loading is a chain of stages (QUERY the epochs, CLAIM the next one, LIST
  * the records from every server that took the claim, ADOPT the slabs they
- * name), each ended by its last reply.  Publishing queues records and sends
- * them in batches; a batch ends when every server it went to answered.
+ * name), each ended by its last reply.  Publishing is volpub.c's.
  *
  * Memory: the load's arrays are set-up (a failed allocation fails the load);
  * a record that cannot be queued or batched fails its publish with -ENOMEM,
  * completed from the loop, never inside volmeta_publish's caller's batch.
  */
-#include "volmeta.h"
-#include "cluster.h"
-#include "config.h"
+#include "volmeta_int.h"
 
 #include "evloop.h"
 #include "log.h"
@@ -25,68 +22,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* Logs name the volume. */
-#define meta_log(m, lvl, fmt, ...) mx_log((lvl), "volume %s: " fmt, (m)->name, ##__VA_ARGS__)
-#define meta_err(m, ...)  meta_log((m), MX_LOG_ERR, __VA_ARGS__)
-#define meta_warn(m, ...) meta_log((m), MX_LOG_WARN, __VA_ARGS__)
-#define meta_info(m, ...) meta_log((m), MX_LOG_INFO, __VA_ARGS__)
-
-#define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
-#define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
-#define MAX_SRV       MEMX_MAX_SERVERS
-/* Batches in flight per volume.  Their order does not matter (the servers
- * keep the highest sequence number per page), and one at a time would cap a
- * busy volume's writes at one batch per round trip. */
-#define MAX_BATCHES   4
-
-enum stage { IDLE, QUERY, CLAIM, LIST, ADOPT };
-
-struct pubrec {
-    struct proto_rec r;
-    volmeta_pub_cb cb;
-    void *arg;
-};
-
-struct batch {
-    struct volmeta *m;
-    struct ev_defer later;      /* ends a batch no server took, from the loop */
-    struct pubrec *recs;
-    uint32_t n;
-    int pending, acked;
-    bool fenced;
-};
-
-struct volmeta {
-    struct pool *pool;
-    char name[PROTO_ID_MAX];
-    uint64_t vid, size, epoch, counter;
-    bool fenced;
-
-    /* loading */
-    enum stage stage;
-    int tries, pending;
-    uint64_t max_epoch;
-    int err;
-    char msg[200];
-    bool claimed[MAX_SRV];
-    uint64_t cursor[MAX_SRV];
-    struct volstore *merge;
-    uint64_t *uids;
-    uint32_t *slabs;
-    int *slab_st;
-    size_t nuids, next_uid;
-    volmeta_rec_cb each;
-    volmeta_done_cb done;
-    void *arg;
-    struct ev_defer finish;     /* ends the load from the loop */
-
-    /* publishing */
-    struct pubrec *q;
-    size_t qn, qcap;
-    int inflight;
-    struct ev_defer nomem;      /* fails the queued records no batch could be made for */
-};
-
 uint64_t volmeta_vid_of(const char *name)
 {
     uint64_t v = XXH3_64bits(name, strlen(name));
@@ -94,7 +29,6 @@ uint64_t volmeta_vid_of(const char *name)
 }
 
 static void finish_later(struct evloop *el, void *arg);
-static void fail_queued(struct evloop *el, void *arg);
 
 struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
 {
@@ -102,7 +36,8 @@ struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
     if (!m)
         return NULL;
     evloop_defer_init(&m->finish, finish_later, m);
-    evloop_defer_init(&m->nomem, fail_queued, m);
+    evloop_defer_init(&m->nomem, volpub_fail_queued, m);
+    TAILQ_INIT(&m->batches);
     m->pool = pool;
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->vid = volmeta_vid_of(name);
@@ -116,6 +51,7 @@ void volmeta_free(struct volmeta *m)
         return;
     evloop_defer_cancel(pool_evloop(m->pool), &m->finish);
     evloop_defer_cancel(pool_evloop(m->pool), &m->nomem);
+    volpub_free(m);
     volstore_free(m->merge);
     free(m->uids);
     free(m->slabs);
@@ -173,8 +109,10 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
             snprintf(m->msg, sizeof(m->msg), "volume %s exists in the pool with size %llu bytes, not %llu",
                      m->name, (unsigned long long)r->u.vol.size, (unsigned long long)m->size);
         }
-        if (m->stage == CLAIM)
+        if (m->stage == CLAIM) {
             m->claimed[srv] = true;
+            volpub_known(m, srv);       /* it holds the records we publish from now on */
+        }
     } else if (r && r->status == ESTALE && m->stage == CLAIM) {
         /* Another backend claimed at the same moment: ask again, go higher. */
         if (r->u.vol.epoch > m->max_epoch)
@@ -220,7 +158,9 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
 {
     struct volmeta *m = arg;
     if (r && r->status == 0) {
-        /* The newest record of each page wins, whichever server had it. */
+        /* The newest record of each page wins, whichever server had it.
+         * Invariant: a late server's older record never wins over an acknowledged newer one, because
+         * every acknowledged record is on a server that was caught up then (volpub.c) and seq grows. */
         volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
         m->cursor[srv] = r->u.meta.cursor;
         if (r->u.meta.cursor)
@@ -407,142 +347,3 @@ void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, 
     send_claims(m, 0);
 }
 
-/* ---- publishing -------------------------------------------------------------- */
-
-static void flush(struct volmeta *m);
-
-void volmeta_fence(struct volmeta *m)
-{
-    if (m->fenced)
-        return;
-    m->fenced = true;
-    meta_err(m, "fenced: another backend attached it (our epoch %llu); its writes here fail",
-             (unsigned long long)m->epoch);
-}
-
-static void batch_end(struct batch *b)
-{
-    struct volmeta *m = b->m;
-    int st = b->fenced ? -ESTALE : b->acked ? 0 : -EIO;
-    if (b->fenced)
-        volmeta_fence(m);
-    m->inflight--;
-    for (uint32_t i = 0; i < b->n; i++)
-        b->recs[i].cb(b->recs[i].arg, st);
-    free(b->recs);
-    free(b);
-    flush(m);
-}
-
-static void on_put(void *arg, int srv, const struct proto_msg *r)
-{
-    struct batch *b = arg;
-    if (r && r->status == 0)
-        b->acked++;
-    else if (r && r->status == ESTALE)
-        b->fenced = true;
-    else if (r)
-        meta_warn(b->m, "memd %s refused records: %s",
-                  pool_server_addr(b->m->pool, srv), strerror(r->status));
-    if (--b->pending == 0)
-        batch_end(b);
-}
-
-static void batch_later(struct evloop *el, void *arg)
-{
-    (void)el;
-    batch_end(arg);
-}
-
-/* No memory for a batch: the records waiting fail (-ENOMEM), from the loop. */
-static void fail_queued(struct evloop *el, void *arg)
-{
-    struct volmeta *m = arg;
-    (void)el;
-    size_t n = m->qn;
-    struct pubrec *q = m->q;
-    m->q = NULL;
-    m->qn = m->qcap = 0;
-    for (size_t i = 0; i < n; i++)
-        q[i].cb(q[i].arg, -ENOMEM);
-    free(q);
-}
-
-static void flush(struct volmeta *m)
-{
-    if (m->inflight >= MAX_BATCHES || !m->qn)
-        return;
-    struct batch *b = xcalloc(1, sizeof(*b));
-    uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
-    struct proto_rec *recs = xreallocarray(NULL, n, sizeof(*recs));
-    struct pubrec *pr = xreallocarray(NULL, n, sizeof(*pr));
-    if (!b || !recs || !pr) {
-        free(b);
-        free(recs);
-        free(pr);
-        (void)xalloc_fail("volume %s: a batch of records", m->name);
-        evloop_defer(pool_evloop(m->pool), &m->nomem);
-        return;
-    }
-    memcpy(pr, m->q, n * sizeof(*pr));
-    memmove(m->q, m->q + n, (m->qn - n) * sizeof(*m->q));
-    m->qn -= n;
-    for (uint32_t i = 0; i < n; i++)
-        recs[i] = pr[i].r;
-    *b = (struct batch){ .m = m, .recs = pr, .n = n };
-    evloop_defer_init(&b->later, batch_later, b);
-    m->inflight++;
-    if (m->fenced) {
-        b->fenced = true;
-        evloop_defer(pool_evloop(m->pool), &b->later);
-        free(recs);
-        return;
-    }
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
-    struct proto_msg q = { .type = PROTO_META_PUT };
-    q.u.meta.vid = m->vid;
-    q.u.meta.epoch = m->epoch;
-    q.u.meta.n = n;
-    q.u.meta.recs = recs;
-    b->pending = 1;
-    for (int i = 0; i < k; i++)
-        if (pool_ctl(m->pool, up[i], &q, on_put, b) == 0)
-            b->pending++;
-    free(recs);     /* pool_ctl encoded them */
-    if (--b->pending == 0)
-        evloop_defer(pool_evloop(m->pool), &b->later);
-}
-
-int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
-{
-    if (m->qn == m->qcap) {
-        size_t cap = m->qcap ? m->qcap * 2 : 64;
-        struct pubrec *q = xreallocarray(m->q, cap, sizeof(*q));
-        if (!q)
-            return xalloc_fail("volume %s: the record queue", m->name);
-        m->q = q;
-        m->qcap = cap;
-    }
-    m->q[m->qn++] = (struct pubrec){ .r = *r, .cb = cb, .arg = arg };
-    flush(m);
-    return 0;
-}
-
-static void on_drop(void *arg, int srv, const struct proto_msg *r)
-{
-    (void)arg;
-    (void)srv;
-    (void)r;
-}
-
-void volmeta_drop(struct volmeta *m)
-{
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
-    struct proto_msg q = { .type = PROTO_VOL_DROP };
-    q.u.vol.vid = m->vid;
-    q.u.vol.epoch = m->epoch;
-    q.u.vol.size = m->size;
-    snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
-    for (int i = 0; i < k; i++)
-        pool_ctl(m->pool, up[i], &q, on_drop, NULL);
-}

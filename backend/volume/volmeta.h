@@ -6,14 +6,16 @@
  * owner: the servers refuse its page writes and records from then on), reads
  * the records back from every live server, keeps the newest of each page, and
  * finds the slabs they point into (pool_adopt).  While attached, every change
- * of the page map is published (volmeta_publish) to every live server before
- * the guest's request completes: records ride in batches (one META_PUT per
- * server and batch, a few batches in flight), so a busy volume sends few
- * messages.
+ * of the page map is published (volmeta_publish, volpub.c) to every live
+ * server before the guest's request completes: records ride in batches (one
+ * META_PUT per server and batch, a few batches in flight), so a busy volume
+ * sends few messages.  A server POOL_LATE_MS late is not waited for once a
+ * caught-up server acknowledged the batch: it is owed those records and sent
+ * them when it answers again.
  *
  * The records are held by every live server, more copies than the pages
  * themselves (R), so a volume stays attachable as long as one server that was
- * up through its last writes survives.
+ * caught up through its last writes survives.
  *
  * Knows nothing about the page map or Xen: volume.c calls it.
  */

@@ -11,11 +11,13 @@
 # and again for 4.5 s.  Each prints the guest's worst p99 and max I/O latency
 # over those passes (memx-io's report) and
 # ends with run.sh's verify_report line.  A guest I/O error or a lost page
-# fails the scenario; the latency target (p99 <= 50 ms) fails it only with
-# MEMX_STALL_STRICT=1: the pool hedges late reads and completes a write
-# without a late replica, but a guest write still waits for the volume's
-# records (volmeta's META_PUT) to be answered by every live server, up to the
-# 2.5 s the heartbeat takes to declare a stalled or dead server down.
+# fails the scenario, and so does a worst p99 over 50 ms (the issue's target)
+# or a max over 1 s: at QD 1 the p99 alone misses a stall (before volpub.c a
+# guest write waited 2.2 s for a dead server's record answer with p99 4 ms),
+# and waiting for the heartbeat (2.5 s) is exactly what must not come back.
+# MEMX_STALL_STRICT=0 only reports the figures (a badly overloaded host).
+# Measured on the 2-core dev box with other jobs running (load 3): writes
+# p99 1.6-18.9 ms, max 57-114 ms; reads p99 0.1-5.1 ms, max 13-30 ms.
 
 stall_fault() { # fault
   case $1 in
@@ -63,10 +65,11 @@ stall_case() { # fault qd op seed
     passes=$((passes + 1))
   done
   echo "$SCEN: guest $cmd at QD $qd through the $fault ($passes passes): worst p99 $(awk -v v="$p99" 'BEGIN { printf "%.1f", v / 1000 }') ms," \
-    "max $(awk -v v="$max" 'BEGIN { printf "%.1f", v / 1000 }') ms, $errs I/O errors (target: none, p99 <= 50 ms)"
+    "max $(awk -v v="$max" 'BEGIN { printf "%.1f", v / 1000 }') ms, $errs I/O errors (target: none, p99 <= 50 ms, max <= 1 s)"
   [ "$errs" = 0 ] || fail "guest I/O errors under the fault: $(cat "$T"/load.*.out)"
-  if [ -n "${MEMX_STALL_STRICT:-}" ] && awk -v v="$p99" 'BEGIN { exit !(v > 50000) }'; then
-    fail "p99 $p99 us is over the 50 ms target"
+  if [ "${MEMX_STALL_STRICT:-1}" != 0 ]; then
+    awk -v v="$p99" 'BEGIN { exit !(v > 50000) }' && fail "p99 $p99 us is over the 50 ms target"
+    awk -v v="$max" 'BEGIN { exit !(v > 1000000) }' && fail "max $max us: an I/O waited for the server to be declared down"
   fi
   verify_report "$seed" "$t0"
 }

@@ -40,6 +40,9 @@ struct fop {
     uint8_t *reply;         /* FOP_CTL: the encoded answer */
     size_t rlen;
     pool_ctl_cb ccb;
+    int srv;                /* FOP_CTL: the metadata server answering */
+    uint8_t *req;           /* FOP_CTL held by a stalled server: the encoded request */
+    size_t qlen;
     pool_adopt_cb acb;
     struct fop *next;
 };
@@ -63,10 +66,16 @@ struct pool {
     uint64_t violations, writes, reads, read_pages, errors;
     struct fake_server servers[8];
     int nservers;
-    /* The one metadata server behind pool_ctl (server index 0). */
-    struct volstore *meta;
+    /* The metadata servers behind pool_ctl (indexes 0..nmeta-1; one unless a
+     * test asks for more), each with its own store; a stalled one keeps its
+     * requests unanswered (held) until it resumes or is declared down. */
+    struct volstore *meta[FAKE_META_MAX];
+    int nmeta;
     int owner;
     bool meta_down;
+    bool srv_down[FAKE_META_MAX], srv_stalled[FAKE_META_MAX];
+    struct fop *held[FAKE_META_MAX], **held_tail[FAKE_META_MAX];
+    uint64_t inc[FAKE_META_MAX];    /* bumps when a server restarts (fake_pool_meta_srv_restart) */
     uint64_t meta_records;      /* records carried by META_PUTs */
     /* Metadata answers and adoptions: never held, so hold mode orders page I/O only. */
     struct fop *mhead, **mtail;
@@ -97,9 +106,9 @@ static void complete(struct pool *p, struct fop *op)
         struct proto_msg m;
         char why[160];
         if (!op->reply || proto_decode(op->reply, op->rlen, &m, why, sizeof(why)))
-            op->ccb(op->arg, 0, NULL);
+            op->ccb(op->arg, op->srv, NULL);
         else
-            op->ccb(op->arg, 0, &m);
+            op->ccb(op->arg, op->srv, &m);
         free(op->reply);
     } else if (op->kind == FOP_ADOPT) {
         op->acb(op->arg, op->status, 0);
@@ -166,7 +175,11 @@ struct pool *fake_pool_new(struct evloop *el)
     p->el = el;
     p->tail = &p->head;
     p->mtail = &p->mhead;
-    p->meta = volstore_new();
+    p->nmeta = 1;
+    for (int i = 0; i < FAKE_META_MAX; i++) {
+        p->meta[i] = volstore_new();
+        p->held_tail[i] = &p->held[i];
+    }
     p->owner = 1;
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0 || evloop_add_fd(el, p->efd, EV_READ, on_event, p) < 0) {
@@ -202,7 +215,15 @@ void pool_free(struct pool *p)
     for (size_t i = 0; i < p->npages; i++)
         free(p->pages[i].data);
     free(p->pages);
-    volstore_free(p->meta);
+    for (int i = 0; i < FAKE_META_MAX; i++) {
+        while (p->held[i]) {
+            struct fop *op = p->held[i];
+            p->held[i] = op->next;
+            free(op->req);
+            free(op);
+        }
+        volstore_free(p->meta[i]);
+    }
     evloop_del_fd(p->el, p->efd);
     close(p->efd);
     free(p);
@@ -446,7 +467,10 @@ void pool_hash(const void *page, uint8_t out[16])
 void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
                     pool_write_cb cb, void *arg)
 {
-    if (volstore_check(p->meta, vid, epoch)) {
+    bool stale = false;
+    for (int i = 0; i < p->nmeta; i++)
+        stale |= !p->srv_down[i] && volstore_check(p->meta[i], vid, epoch) != 0;
+    if (stale) {
         struct fop *op = calloc(1, sizeof(*op));
         if (!op)
             abort();
@@ -503,51 +527,53 @@ bool pool_page_hold(struct pool *p, pool_page_t page)
 
 int pool_up_servers(const struct pool *p, int *out, int max)
 {
-    if (p->meta_down || max < 1)
-        return 0;
-    out[0] = 0;
-    return 1;
+    int n = 0;
+    for (int i = 0; i < p->nmeta && n < max && !p->meta_down; i++)
+        if (!p->srv_down[i])
+            out[n++] = i;
+    return n;
 }
 
-const char *pool_server_addr(const struct pool *p, int srv) { return "fake"; }
+const char *pool_server_addr(const struct pool *p, int srv) { return srv ? "fake1" : "fake"; }
 
-int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb, void *arg)
+uint64_t pool_server_inc(const struct pool *p, int srv) { return 1 + p->inc[srv]; }
+
+/* Server srv answers the encoded request q: its reply is queued. */
+static void serve(struct pool *p, int srv, const uint8_t *buf, size_t len, pool_ctl_cb cb, void *arg)
 {
-    if (srv != 0 || p->meta_down)
-        return -1;
-    uint8_t buf[PROTO_MSG_MAX];
-    size_t len = proto_encode(q, buf, sizeof(buf));
-    struct proto_msg m, r = { .req_id = q->req_id };
+    struct proto_msg m, r = { 0 };
     char why[160];
-    if (!len || proto_decode(buf, len, &m, why, sizeof(why))) {
+    struct volstore *vs = p->meta[srv];
+    if (proto_decode(buf, len, &m, why, sizeof(why))) {
         p->violations++;
-        return -1;
+        return;
     }
+    r.req_id = m.req_id;
     static struct proto_rec recs[PROTO_REC_MAX];
     switch (m.type) {
     case PROTO_VOL_CLAIM:
         r.type = PROTO_VOL_CLAIM_R;
         r.u.vol = m.u.vol;
-        r.status = (uint16_t)volstore_claim(p->meta, m.u.vol.vid, m.u.vol.name, m.u.vol.size,
+        r.status = (uint16_t)volstore_claim(vs, m.u.vol.vid, m.u.vol.name, m.u.vol.size,
                                             m.u.vol.epoch, p->owner, &r.u.vol.epoch, &r.u.vol.size,
                                             &r.u.vol.nrecs);
         break;
     case PROTO_VOL_DROP:
         r.type = PROTO_VOL_DROP_R;
         r.u.vol = m.u.vol;
-        r.status = (uint16_t)volstore_drop(p->meta, m.u.vol.vid, m.u.vol.epoch);
+        r.status = (uint16_t)volstore_drop(vs, m.u.vol.vid, m.u.vol.epoch);
         break;
     case PROTO_META_PUT:
         r.type = PROTO_META_PUT_R;
         r.u.meta.vid = m.u.meta.vid;
-        r.status = (uint16_t)volstore_put(p->meta, m.u.meta.vid, m.u.meta.epoch, m.u.meta.raw, m.u.meta.n);
+        r.status = (uint16_t)volstore_put(vs, m.u.meta.vid, m.u.meta.epoch, m.u.meta.raw, m.u.meta.n);
         p->meta_records += m.u.meta.n;
         break;
     case PROTO_META_LIST: {
         r.type = PROTO_META_LIST_R;
         r.u.meta.vid = m.u.meta.vid;
         uint64_t cursor = m.u.meta.cursor;
-        int n = volstore_list(p->meta, m.u.meta.vid, &cursor, recs, PROTO_REC_MAX);
+        int n = volstore_list(vs, m.u.meta.vid, &cursor, recs, PROTO_REC_MAX);
         if (n < 0) {
             r.status = ENOENT;
         } else {
@@ -559,17 +585,106 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb,
     }
     default:
         p->violations++;
-        return -1;
+        return;
     }
     struct fop *op = calloc(1, sizeof(*op));
     if (!op || !(op->reply = malloc(PROTO_MSG_MAX)))
         abort();
     op->kind = FOP_CTL;
+    op->srv = srv;
     op->rlen = proto_encode(&r, op->reply, PROTO_MSG_MAX);
     op->ccb = cb;
     op->arg = arg;
     enqueue_meta(p, op);
+}
+
+int pool_ctl(struct pool *p, int srv, const struct proto_msg *q, pool_ctl_cb cb, void *arg)
+{
+    if (srv < 0 || srv >= p->nmeta || p->meta_down || p->srv_down[srv])
+        return -1;
+    uint8_t buf[PROTO_MSG_MAX];
+    size_t len = proto_encode(q, buf, sizeof(buf));
+    struct proto_msg m;
+    char why[160];
+    if (!len || proto_decode(buf, len, &m, why, sizeof(why)) ||
+        (m.type != PROTO_VOL_CLAIM && m.type != PROTO_VOL_DROP && m.type != PROTO_META_PUT &&
+         m.type != PROTO_META_LIST)) {
+        p->violations++;
+        return -1;
+    }
+    if (p->srv_stalled[srv]) {
+        struct fop *op = calloc(1, sizeof(*op));
+        if (!op || !(op->req = malloc(len)))
+            abort();
+        memcpy(op->req, buf, len);
+        op->kind = FOP_CTL;
+        op->srv = srv;
+        op->qlen = len;
+        op->ccb = cb;
+        op->arg = arg;
+        *p->held_tail[srv] = op;
+        p->held_tail[srv] = &op->next;
+        return 0;
+    }
+    serve(p, srv, buf, len, cb, arg);
     return 0;
+}
+
+void fake_pool_meta_servers(struct pool *p, int n)
+{
+    p->nmeta = n < 1 ? 1 : n > FAKE_META_MAX ? FAKE_META_MAX : n;
+}
+
+size_t fake_pool_meta_held(const struct pool *p, int srv)
+{
+    size_t n = 0;
+    for (const struct fop *op = p->held[srv]; op; op = op->next)
+        n++;
+    return n;
+}
+
+void fake_pool_meta_stall(struct pool *p, int srv, bool on)
+{
+    p->srv_stalled[srv] = on;
+    if (on)
+        return;
+    /* It resumes: it answers what it was sent, in order (SIGCONT). */
+    struct fop *op;
+    while ((op = p->held[srv])) {
+        p->held[srv] = op->next;
+        serve(p, srv, op->req, op->qlen, op->ccb, op->arg);
+        free(op->req);
+        free(op);
+    }
+    p->held_tail[srv] = &p->held[srv];
+}
+
+void fake_pool_meta_srv_down(struct pool *p, int srv, bool down)
+{
+    p->srv_down[srv] = down;
+    if (!down)
+        return;
+    /* Declared down: what it held is answered with no reply, and never reached its store. */
+    p->srv_stalled[srv] = false;
+    struct fop *op;
+    while ((op = p->held[srv])) {
+        p->held[srv] = op->next;
+        free(op->req);
+        op->req = NULL;
+        op->reply = NULL;
+        enqueue_meta(p, op);
+    }
+    p->held_tail[srv] = &p->held[srv];
+}
+
+void fake_pool_meta_srv_restart(struct pool *p, int srv)
+{
+    fake_pool_meta_srv_down(p, srv, true);
+    volstore_free(p->meta[srv]);
+    if (!(p->meta[srv] = volstore_new()))
+        abort();
+    p->inc[srv]++;
+    p->srv_down[srv] = false;
 }
 
 void fake_pool_set_owner(struct pool *p, int owner) { p->owner = owner; }

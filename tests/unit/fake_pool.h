@@ -58,4 +58,18 @@ void fake_pool_meta_down(struct pool *p, bool down);
 uint64_t fake_pool_meta_records(const struct pool *p);
 void fake_pool_restart(struct pool *p);
 
+/* More metadata servers (default 1), each with its own store: pool_ctl and
+ * pool_up_servers see indexes 0..n-1.  A stalled server (SIGSTOP) keeps the
+ * requests it gets unanswered until it resumes (then answers them in order)
+ * or is declared down (then each gets a NULL reply, and its store never saw
+ * them).  A server back up keeps its store (a link cut, not a restart). */
+#define FAKE_META_MAX 4
+void fake_pool_meta_servers(struct pool *p, int n);
+void fake_pool_meta_stall(struct pool *p, int srv, bool on);
+void fake_pool_meta_srv_down(struct pool *p, int srv, bool down);
+size_t fake_pool_meta_held(const struct pool *p, int srv);
+/* A new process of server srv (kill -9, started again): it forgets every
+ * record, and pool_server_inc says it is another incarnation. */
+void fake_pool_meta_srv_restart(struct pool *p, int srv);
+
 #endif

@@ -361,7 +361,7 @@ static void test_sync_failure_chain_grows_table(void)
     struct op ops[100] = { { 0 } };
     for (int i = 0; i < 100; i++)
         pool_write_new(p, many[i], wdone, &ops[i]);
-    run_until(NULL, 50);
+    run_until(NULL, 15);    /* less than WRITE_LATE_MS: after it the build goes on without x (allocs_late) */
     CU_ASSERT_EQUAL_FATAL(p->building, 15);
     CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 1);
     /* One free slot in slab 3, the next write's; its post to x fails. */
@@ -575,6 +575,115 @@ static void test_dies_before_slab_alloc_answer(void)
     endpool();
 }
 
+/* Issue 13 item 4: a server stalls (SIGSTOP) with the pool's next slab's
+ * SLAB_ALLOC unanswered: the slab goes on with the replica the other server
+ * allocated (degraded), so the writes waiting for it complete in tens of ms,
+ * not when the stalled server is declared down (2.5 s).  When the stalled
+ * server answers at last, what it allocated is given back; re-replication
+ * restores the second copy and every page reads back. */
+static void test_slab_alloc_late(void)
+{
+    mkpool(2, 2);
+    fake_srv_hold(&p->srv[0], true);
+    struct op w[4] = { { 0 } };
+    for (unsigned i = 0; i < 4; i++) {
+        for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
+            data[i][b] = (uint8_t)(41 * 131 + i * 17 + b * 7 + (b >> 8));
+        pool_write_new(p, data[i], wdone, &w[i]);
+    }
+    uint64_t t0 = evloop_now_ms();
+    bool done = run_until(&w[3].done, 1000);
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    writes waiting for a slab, one SLAB_ALLOC unanswered: %llu ms ", (unsigned long long)took);
+    CU_ASSERT_TRUE(done);
+    CU_ASSERT(took < 200);
+    if (!done) {
+        srv_down(&p->srv[0], "test: declared down, as the heartbeat would");
+        CU_ASSERT_TRUE_FATAL(run_until(&w[3].done, 2000));
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(w[i].status, 0);
+        pages[i] = w[i].page;
+    }
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
+    /* It resumes: it answers the given-up SLAB_ALLOC, and that slab is freed again. */
+    fake_srv_hold(&p->srv[0], false);
+    if (p->srv[0].state != SRV_UP)
+        fake_srv_restart(&p->srv[0], true);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[0]), 1);        /* the re-replicated copy only */
+    check_replicas(4);
+    read_all(4);
+    endpool();
+}
+
+/* A server known late takes no new slab: at QD 32 one slab built there per
+ * 64 pages would cost the guest a late interval each time (one_kill_qd32_w's
+ * p99).  Three servers, R = 2: once x is late, the next slabs go to the other two. */
+static void test_no_slab_on_late_server(void)
+{
+    mkpool(3, 2);
+    write_pages(4, 51);
+    int x = p->slabs[0].rep[1].srv;
+    fake_srv_hold(&p->srv[x], true);
+    struct op w = { 0 };
+    static uint8_t page[POOL_PAGE_SIZE] = { 9 };
+    pool_write_new(p, page, wdone, &w);
+    CU_ASSERT_TRUE(run_until(&w.done, 500));
+    CU_ASSERT_TRUE(p->srv[x].late);
+    /* 120 more pages: slab 0 fills, two more are built. */
+    static uint8_t many[120][POOL_PAGE_SIZE];
+    struct op ops[120] = { { 0 } };
+    uint64_t t0 = evloop_now_ms();
+    for (int i = 0; i < 120; i++) {
+        memset(many[i], i + 1, POOL_PAGE_SIZE);
+        pool_write_new(p, many[i], wdone, &ops[i]);
+    }
+    CU_ASSERT_TRUE(run_until(&ops[119].done, 1000));
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    120 writes over new slabs with a server known late: %llu ms, SLAB_ALLOCs held there: %u ",
+           (unsigned long long)took, fake_srv_held(&p->srv[x], SOP_ALLOC));
+    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 0);
+    for (uint32_t k = 1; k < p->nslabs; k++)
+        for (int r = 0; p->slabs[k].used && r < p->slabs[k].nrep; r++)
+            CU_ASSERT_NOT_EQUAL(p->slabs[k].rep[r].srv, x);
+    for (int i = 0; i < 120; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_hold(&p->srv[x], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    endpool();
+}
+
+/* The same when the late server has no page write of ours to be late on
+ * (every slab of the pool lives elsewhere): its unanswered SLAB_ALLOC makes
+ * it late, and the slabs after that are built without it. */
+static void test_no_slab_on_late_server_allocs_only(void)
+{
+    mkpool(3, 2);
+    int x = 0;
+    fake_srv_hold(&p->srv[x], true);
+    static uint8_t many[200][POOL_PAGE_SIZE];
+    struct op ops[200] = { { 0 } };
+    uint64_t t0 = evloop_now_ms();
+    for (int i = 0; i < 200; i++) {
+        memset(many[i], i + 1, POOL_PAGE_SIZE);
+        pool_write_new(p, many[i], wdone, &ops[i]);
+        if (i % 32 == 31)
+            run_until(&ops[i].done, 1000);      /* QD 32: the next ones go after */
+    }
+    CU_ASSERT_TRUE(run_until(&ops[199].done, 2000));
+    uint64_t took = evloop_now_ms() - t0;
+    printf("\n    200 writes, 4 slabs, server 0 silent from the start: %llu ms ", (unsigned long long)took);
+    CU_ASSERT_TRUE(took < 120);         /* one late interval, not one per slab */
+    CU_ASSERT_TRUE(p->srv[x].late);
+    for (int i = 0; i < 200; i++)
+        CU_ASSERT_EQUAL(ops[i].status, 0);
+    fake_srv_hold(&p->srv[x], false);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    endpool();
+}
+
 struct adopted { int calls, status; uint32_t slab; };
 
 static void adone(void *arg, int status, uint32_t slab)
@@ -720,6 +829,25 @@ static void test_write_without_late_replica(void)
     memcpy(data[0], page, sizeof(page));
     pages[0] = w.page;
     read_all(1);
+    /* The server is known late now: the next writes do not wait for it again
+     * (a stalled server costs one late interval, not one per write). */
+    static uint8_t more[3][POOL_PAGE_SIZE];
+    struct op m[3] = { { 0 } };
+    uint64_t t1 = evloop_now_ms();
+    for (int i = 0; i < 3; i++) {
+        memset(more[i], 0x61 + i, sizeof(more[i]));
+        pool_write_new(p, more[i], wdone, &m[i]);
+        CU_ASSERT_TRUE(run_until(&m[i].done, 500));
+        CU_ASSERT_EQUAL(m[i].status, 0);
+    }
+    uint64_t took = evloop_now_ms() - t1;
+    printf("\n    three more writes with the replica known late: %llu ms ", (unsigned long long)took);
+    CU_ASSERT_TRUE(took < 30);
+    for (int i = 0; i < 3; i++) {
+        memcpy(data[1 + i], more[i], sizeof(more[i]));
+        pages[1 + i] = m[i].page;
+    }
+    read_all(4);
     /* Its late answer: no second callback; then the slot is copied over. */
     w.done = false;
     fake_srv_hold(&p->srv[late], false);
@@ -727,7 +855,7 @@ static void test_write_without_late_replica(void)
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_FALSE(w.done);
     CU_ASSERT_EQUAL(good(&p->slabs[0]), 2);
-    check_replicas(1);
+    check_replicas(4);
     endpool();
 }
 
@@ -875,6 +1003,9 @@ static const struct cu_test tests[] = {
     { "a slab is not given back while a late write to it is out", test_free_with_late_write },
     { "a slab is not given back while a late read from it is out", test_free_with_late_read },
     { "a write is not held up by a stalled server's window of reads", test_write_behind_reads },
+    { "a slab build goes on without a late SLAB_ALLOC", test_slab_alloc_late },
+    { "a server known late takes no new slab", test_no_slab_on_late_server },
+    { "a server late on a SLAB_ALLOC only takes no new slab", test_no_slab_on_late_server_allocs_only },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "rebuild", suite_init, suite_clean, tests },

@@ -48,6 +48,7 @@ static void *test_xreallocarray(void *p, size_t n, size_t size)
 #include "volume.c"
 #include "vstore.c"
 #include "volmeta.c"
+#include "volpub.c"
 #undef calloc
 #undef xcalloc
 #undef xreallocarray

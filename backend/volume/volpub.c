@@ -1,0 +1,576 @@
+/* volpub.c — publishing a volume's page-map records to the memory servers
+ * (volmeta.h), without letting one late server hold the guest up.
+ *
+ * Records are queued and sent in batches, one META_PUT per live server and
+ * batch.  A batch completes (its records' callbacks run, the guest's write
+ * goes on) once every server it went to answered, or once the ones still
+ * silent are POOL_LATE_MS late (pool.h: the same budget a late page-write
+ * replica gets) and at least one server that was caught up acknowledged it:
+ * never on zero answers.  -ESTALE from any server before that fails it, as
+ * a fenced owner's write must.
+ *
+ * A known server (one that took our claim or records) that a completed batch
+ * did not reach — late, down, or refusing — is owed its records (struct
+ * owed: a copy of each, up to MISSED_MAX; past that, everything).  Once it
+ * answers again (no batch of ours late on it) it is sent what it is owed:
+ * the records themselves, or a full copy listed from a caught-up server.
+ * Until then it is "behind": its acknowledgements do not count as holding the
+ * volume's records, so the rule above (one caught-up server acknowledged every
+ * completed record) holds across any sequence of stalls.
+ *
+ * A batch still waiting for a late answer after its records completed stays
+ * on m->batches until the answer (or the pool's "down": a NULL reply) comes;
+ * volmeta_free orphans such leftovers and they free themselves.
+ */
+#include "volmeta_int.h"
+
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A batch only acknowledged by servers that are behind waits this long for
+ * one of them to be caught up, then fails (-EIO). */
+#define CATCHUP_WAIT_MS 5000
+/* The catch-up tick with no batch in flight, only servers behind. */
+#define IDLE_TICK_MS    250
+/* A publish slower than this is logged (rate-limited), with why it waited. */
+#define SLOW_MS         500
+
+enum bkind { B_PUB, B_RESEND, B_LIST, B_COPY };
+
+struct batch {
+    struct volmeta *m;          /* NULL: its volume is gone (orphaned) */
+    enum bkind kind;
+    TAILQ_ENTRY(batch) link;
+    struct ev_defer later;      /* ends a batch no server took, from the loop */
+    struct pubrec *recs;        /* B_PUB */
+    uint32_t n;                 /* B_PUB: records; B_RESEND: sent from the front of what is owed */
+    int pending;                /* answers outstanding */
+    uint32_t sent, answered, acked, good;   /* server masks; good: acked while caught up */
+    uint64_t t_ms;
+    bool fenced, done;
+    int tgt, src;               /* B_RESEND, B_COPY: to tgt; B_LIST, B_COPY: copying from src */
+    uint64_t cursor;            /* B_COPY: where the listing goes on (0: it was the last part) */
+};
+
+static void flush(struct volmeta *m);
+static void arm(struct volmeta *m);
+
+static bool behind(const struct volmeta *m, int s)
+{
+    const struct owed *o = &m->owed[s];
+    return o->n || o->full || o->busy;
+}
+
+static uint32_t behind_mask(const struct volmeta *m)
+{
+    uint32_t mask = 0;
+    for (int s = 0; s < MAX_SRV; s++)
+        mask |= behind(m, s) ? 1u << s : 0;
+    return mask;
+}
+
+static uint32_t up_mask(const struct volmeta *m)
+{
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    uint32_t mask = 0;
+    for (int i = 0; i < k; i++)
+        mask |= 1u << up[i];
+    return mask;
+}
+
+static void unlink_free(struct volmeta *m, struct batch *b)
+{
+    if (m)
+        TAILQ_REMOVE(&m->batches, b, link);
+    free(b->recs);
+    free(b);
+}
+
+void volpub_known(struct volmeta *m, int srv)
+{
+    m->known |= 1u << srv;
+    m->inc[srv] = pool_server_inc(m->pool, srv);
+}
+
+/* s is owed everything: a full copy from a caught-up server. */
+static void owe_all(struct volmeta *m, int s)
+{
+    struct owed *o = &m->owed[s];
+    free(o->recs);
+    o->recs = NULL;
+    o->n = o->cap = 0;
+    o->full = true;
+}
+
+/* A known server that came back as a new process holds none of our records. */
+static void check_restarts(struct volmeta *m)
+{
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    for (int i = 0; i < k; i++) {
+        int s = up[i];
+        uint64_t inc = pool_server_inc(m->pool, s);
+        if (!(m->known & (1u << s)) || inc == m->inc[s])
+            continue;
+        meta_warn(m, "memd %s is a new process: it gets a full copy of the records",
+                  pool_server_addr(m->pool, s));
+        m->inc[s] = inc;
+        owe_all(m, s);
+    }
+}
+
+/* Server s missed b's records: it is owed them. */
+static void owe(struct volmeta *m, int s, const struct batch *b)
+{
+    struct owed *o = &m->owed[s];
+    if (o->full)
+        return;
+    if (o->n + b->n > MISSED_MAX || o->n + b->n > o->cap) {
+        uint32_t cap = o->cap ? o->cap : 256;
+        while (cap < o->n + b->n)
+            cap *= 2;
+        struct proto_rec *r = o->n + b->n <= MISSED_MAX ? xreallocarray(o->recs, cap, sizeof(*r)) : NULL;
+        if (!r) {
+            /* Too much (or no memory) to keep: it is owed everything, copied from a caught-up server. */
+            meta_warn(m, "memd %s missed more than %d records: it gets a full copy once it answers",
+                      pool_server_addr(m->pool, s), MISSED_MAX);
+            owe_all(m, s);
+            return;
+        }
+        o->recs = r;
+        o->cap = cap;
+    }
+    for (uint32_t i = 0; i < b->n; i++)
+        o->recs[o->n++] = b->recs[i].r;
+}
+
+/* The guest hears of b's records.  st 0: every known server that did not
+ * acknowledge them is owed them (never for a failed batch: its records must
+ * not come back). */
+static void pub_end(struct batch *b, int st)
+{
+    struct volmeta *m = b->m;
+    uint64_t waited = evloop_now_ms() - b->t_ms;
+    if (waited >= SLOW_MS && mx_ratelimit_ok(&m->rl_slow, 1000))
+        meta_warn(m, "records waited %llu ms (%d): sent to 0x%x, answered 0x%x, acked 0x%x (0x%x caught up), "
+                  "behind 0x%x, late 0x%x", (unsigned long long)waited, st, b->sent, b->answered, b->acked,
+                  b->good, behind_mask(m), m->late);
+    b->done = true;
+    m->inflight--;
+    if (st == 0)
+        for (int s = 0; s < MAX_SRV; s++)
+            if ((m->known & ~b->acked) & (1u << s))
+                owe(m, s, b);
+    if (b->fenced)
+        volmeta_fence(m);
+    for (uint32_t i = 0; i < b->n; i++)
+        b->recs[i].cb(b->recs[i].arg, st);
+    free(b->recs);
+    b->recs = NULL;
+    b->n = 0;
+    if (!b->pending)
+        unlink_free(m, b);
+    flush(m);
+}
+
+/* Whether b can end now, and how. */
+static void try_end(struct batch *b, uint64_t now)
+{
+    struct volmeta *m = b->m;
+    if (b->done)
+        return;
+    /* Invariant: good means a server that had every earlier completed record holds these too. */
+    bool good = (b->good | (b->acked & ~behind_mask(m))) != 0;
+    /* Only servers already late are still silent, or the rest are late by now. */
+    bool waited = !(b->sent & ~b->answered & ~m->late) || now >= b->t_ms + POOL_LATE_MS;
+    if (b->pending && waited && (b->fenced || good))
+        m->late |= b->sent & ~b->answered;
+    if (b->fenced && (!b->pending || waited))
+        pub_end(b, -ESTALE);
+    else if (good && (!b->pending || waited))
+        pub_end(b, 0);
+    else if (!b->pending && (!b->acked || !(b->acked & up_mask(m)) || now >= b->t_ms + CATCHUP_WAIT_MS))
+        pub_end(b, -EIO);
+    /* else: acknowledged only by servers behind: waits for one to be caught up */
+}
+
+static void on_put(void *arg, int srv, const struct proto_msg *r)
+{
+    struct batch *b = arg;
+    struct volmeta *m = b->m;
+    b->pending--;
+    if (!m) {
+        if (!b->pending)
+            unlink_free(NULL, b);
+        return;
+    }
+    uint32_t bit = 1u << srv;
+    b->answered |= bit;
+    if (r)
+        m->late &= ~bit;        /* it answers again */
+    if (r && r->status == 0) {
+        b->acked |= bit;
+        if (!behind(m, srv))
+            b->good |= bit;
+        if (!(m->known & bit))
+            volpub_known(m, srv);
+    } else if (r && r->status == ESTALE) {
+        b->fenced = true;
+        if (b->done)
+            volmeta_fence(m);   /* completed on another server's answer, before the new owner's claim reached it */
+    } else if (r) {
+        meta_warn(m, "memd %s refused records: %s", pool_server_addr(m->pool, srv), strerror(r->status));
+    }
+    if (!b->done)
+        try_end(b, evloop_now_ms());
+    else if (!b->pending)
+        unlink_free(m, b);
+}
+
+static void batch_later(struct evloop *el, void *arg)
+{
+    struct batch *b = arg;
+    (void)el;
+    pub_end(b, b->fenced ? -ESTALE : -EIO);
+}
+
+/* No memory for a batch: the records waiting fail (-ENOMEM), from the loop. */
+void volpub_fail_queued(struct evloop *el, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    size_t n = m->qn;
+    struct pubrec *q = m->q;
+    m->q = NULL;
+    m->qn = m->qcap = 0;
+    for (size_t i = 0; i < n; i++)
+        q[i].cb(q[i].arg, -ENOMEM);
+    free(q);
+}
+
+static void flush(struct volmeta *m)
+{
+    if (m->inflight >= MAX_BATCHES || !m->qn)
+        return;
+    struct batch *b = xcalloc(1, sizeof(*b));
+    uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
+    struct proto_rec *recs = xreallocarray(NULL, n, sizeof(*recs));
+    struct pubrec *pr = xreallocarray(NULL, n, sizeof(*pr));
+    if (!b || !recs || !pr) {
+        free(b);
+        free(recs);
+        free(pr);
+        (void)xalloc_fail("volume %s: a batch of records", m->name);
+        evloop_defer(pool_evloop(m->pool), &m->nomem);
+        return;
+    }
+    memcpy(pr, m->q, n * sizeof(*pr));
+    memmove(m->q, m->q + n, (m->qn - n) * sizeof(*m->q));
+    m->qn -= n;
+    for (uint32_t i = 0; i < n; i++)
+        recs[i] = pr[i].r;
+    *b = (struct batch){ .m = m, .kind = B_PUB, .recs = pr, .n = n, .t_ms = evloop_now_ms() };
+    evloop_defer_init(&b->later, batch_later, b);
+    TAILQ_INSERT_TAIL(&m->batches, b, link);
+    m->inflight++;
+    if (m->fenced) {
+        b->fenced = true;
+        evloop_defer(pool_evloop(m->pool), &b->later);
+        free(recs);
+        return;
+    }
+    check_restarts(m);
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    struct proto_msg q = { .type = PROTO_META_PUT };
+    q.u.meta.vid = m->vid;
+    q.u.meta.epoch = m->epoch;
+    q.u.meta.n = n;
+    q.u.meta.recs = recs;
+    b->pending = 1;
+    for (int i = 0; i < k; i++)
+        if (pool_ctl(m->pool, up[i], &q, on_put, b) == 0) {
+            b->pending++;
+            b->sent |= 1u << up[i];
+        }
+    free(recs);     /* pool_ctl encoded them */
+    if (--b->pending == 0)
+        evloop_defer(pool_evloop(m->pool), &b->later);
+    else
+        arm(m);
+}
+
+int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
+{
+    if (m->qn == m->qcap) {
+        size_t cap = m->qcap ? m->qcap * 2 : 64;
+        struct pubrec *q = xreallocarray(m->q, cap, sizeof(*q));
+        if (!q)
+            return xalloc_fail("volume %s: the record queue", m->name);
+        m->q = q;
+        m->qcap = cap;
+    }
+    m->q[m->qn++] = (struct pubrec){ .r = *r, .cb = cb, .arg = arg };
+    flush(m);
+    return 0;
+}
+
+/* ---- catching a server up ------------------------------------------------ */
+
+/* Some request of ours has been unanswered by s for POOL_LATE_MS: it is not answering yet. */
+static bool late_on(const struct volmeta *m, int s, uint64_t now)
+{
+    const struct batch *b;
+    TAILQ_FOREACH(b, &m->batches, link)
+        if ((b->sent & ~b->answered & (1u << s)) && now >= b->t_ms + POOL_LATE_MS)
+            return true;
+    return false;
+}
+
+/* The batches that waited for a server to be caught up may end. */
+static void recheck(struct volmeta *m)
+{
+    uint64_t now = evloop_now_ms();
+    struct batch *b, *nb;
+    TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
+        if (b->kind == B_PUB && !b->done && !b->pending)
+            try_end(b, now);
+}
+
+static struct batch *ctx_new(struct volmeta *m, enum bkind kind, int tgt, int src)
+{
+    struct batch *c = xcalloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = (struct batch){ .m = m, .kind = kind, .tgt = tgt, .src = src, .t_ms = evloop_now_ms() };
+    TAILQ_INSERT_TAIL(&m->batches, c, link);
+    return c;
+}
+
+/* Sends one request of a catch-up to server srv; false (and c freed) if it could not go. */
+static bool ctx_send(struct volmeta *m, struct batch *c, int srv, const struct proto_msg *q, pool_ctl_cb cb)
+{
+    if (pool_ctl(m->pool, srv, q, cb, c) < 0) {
+        unlink_free(m, c);
+        return false;
+    }
+    c->pending = 1;
+    c->sent = 1u << srv;
+    return true;
+}
+
+static void copy_end(struct volmeta *m, int tgt, bool ok)
+{
+    struct owed *o = &m->owed[tgt];
+    o->busy = false;
+    if (!ok)
+        o->full = true;         /* tried again on a later tick */
+    else
+        meta_info(m, "memd %s has a full copy of the records", pool_server_addr(m->pool, tgt));
+    recheck(m);
+}
+
+static void on_copy_listed(void *arg, int srv, const struct proto_msg *r);
+
+static bool copy_list(struct volmeta *m, int tgt, int src, uint64_t cursor)
+{
+    struct batch *c = ctx_new(m, B_LIST, tgt, src);
+    struct proto_msg q = { .type = PROTO_META_LIST };
+    q.u.meta.vid = m->vid;
+    q.u.meta.epoch = m->epoch;
+    q.u.meta.cursor = cursor;
+    return c && ctx_send(m, c, src, &q, on_copy_listed);
+}
+
+static void on_copy_put(void *arg, int srv, const struct proto_msg *r)
+{
+    struct batch *c = arg;
+    struct volmeta *m = c->m;
+    int tgt = c->tgt, src = c->src;
+    uint64_t cursor = c->cursor;
+    (void)srv;
+    unlink_free(m, c);
+    if (!m)
+        return;
+    if (r && r->status == ESTALE)
+        volmeta_fence(m);
+    if (!r || r->status)
+        copy_end(m, tgt, false);
+    else if (!cursor)
+        copy_end(m, tgt, true);
+    else if (!copy_list(m, tgt, src, cursor))
+        copy_end(m, tgt, false);
+}
+
+static void on_copy_listed(void *arg, int srv, const struct proto_msg *r)
+{
+    static struct proto_rec recs[PROTO_REC_MAX];
+    struct batch *c = arg;
+    struct volmeta *m = c->m;
+    int tgt = c->tgt, src = c->src;
+    (void)srv;
+    unlink_free(m, c);
+    if (!m)
+        return;
+    if (r && r->status == ENOENT) {
+        copy_end(m, tgt, true);             /* the caught-up server holds no record of it */
+        return;
+    }
+    if (!r || r->status || r->u.meta.n > PROTO_REC_MAX) {
+        copy_end(m, tgt, false);
+        return;
+    }
+    for (uint32_t i = 0; i < r->u.meta.n; i++)
+        proto_rec_get(r->u.meta.raw, i, &recs[i]);
+    struct batch *p = ctx_new(m, B_COPY, tgt, src);
+    struct proto_msg q = { .type = PROTO_META_PUT };
+    q.u.meta.vid = m->vid;
+    q.u.meta.epoch = m->epoch;
+    q.u.meta.n = r->u.meta.n;
+    q.u.meta.recs = recs;
+    if (p)
+        p->cursor = r->u.meta.cursor;
+    if (!p || !ctx_send(m, p, tgt, &q, on_copy_put))
+        copy_end(m, tgt, false);
+}
+
+static void on_resent(void *arg, int srv, const struct proto_msg *r)
+{
+    struct batch *c = arg;
+    struct volmeta *m = c->m;
+    uint32_t n = c->n;
+    (void)srv;
+    int tgt = c->tgt;
+    unlink_free(m, c);
+    if (!m)
+        return;
+    struct owed *o = &m->owed[tgt];
+    o->busy = false;
+    if (r && r->status == ESTALE)
+        volmeta_fence(m);
+    if (!r || r->status)
+        return;                     /* tried again on a later tick */
+    if (!o->full) {                 /* (full: what was owed is gone, a copy replaces it) */
+        n = n < o->n ? n : o->n;
+        memmove(o->recs, o->recs + n, (o->n - n) * sizeof(*o->recs));
+        o->n -= n;
+    }
+    if (!behind(m, tgt))
+        meta_info(m, "memd %s has every record again", pool_server_addr(m->pool, tgt));
+    recheck(m);
+}
+
+/* Servers behind that answer again get what they are owed, one request each at a time. */
+static void catch_up(struct volmeta *m, uint64_t now)
+{
+    if (m->fenced)
+        return;
+    check_restarts(m);
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    for (int i = 0; i < k; i++) {
+        int s = up[i];
+        struct owed *o = &m->owed[s];
+        if (!behind(m, s) || o->busy || late_on(m, s, now))
+            continue;
+        if (o->full) {
+            int src = -1;
+            for (int j = 0; j < k && src < 0; j++)
+                if (up[j] != s && (m->known & (1u << up[j])) && !behind(m, up[j]) && !late_on(m, up[j], now))
+                    src = up[j];
+            if (src < 0)
+                continue;           /* no caught-up server to copy from yet */
+            meta_info(m, "memd %s: copying every record to it from memd %s", pool_server_addr(m->pool, s),
+                      pool_server_addr(m->pool, src));
+            o->full = false;
+            o->busy = true;
+            if (!copy_list(m, s, src, 0))
+                copy_end(m, s, false);
+            continue;
+        }
+        struct batch *c = ctx_new(m, B_RESEND, s, -1);
+        if (!c)
+            continue;
+        c->n = o->n > PROTO_REC_MAX ? PROTO_REC_MAX : o->n;
+        struct proto_msg q = { .type = PROTO_META_PUT };
+        q.u.meta.vid = m->vid;
+        q.u.meta.epoch = m->epoch;
+        q.u.meta.n = c->n;
+        q.u.meta.recs = o->recs;
+        o->busy = true;
+        if (!ctx_send(m, c, s, &q, on_resent))
+            o->busy = false;
+    }
+}
+
+/* Every POOL_LATE_MS / 2 while a batch waits, IDLE_TICK_MS while only a server is behind. */
+static int tick(struct evloop *el, long long id, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    (void)id;
+    uint64_t now = evloop_now_ms();
+    struct batch *b, *nb;
+    TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
+        if (b->kind == B_PUB && !b->done)
+            try_end(b, now);
+    catch_up(m, now);
+    if (!TAILQ_EMPTY(&m->batches))
+        return POOL_LATE_MS / 2;
+    if (behind_mask(m))
+        return IDLE_TICK_MS;    /* only a server behind (maybe gone for good): look now and then */
+    m->timer = 0;
+    return -1;
+}
+
+static void arm(struct volmeta *m)
+{
+    if (!m->timer)
+        m->timer = evloop_add_timer(pool_evloop(m->pool), POOL_LATE_MS / 2, tick, m);
+}
+
+void volpub_free(struct volmeta *m)
+{
+    if (m->timer)
+        evloop_del_timer(pool_evloop(m->pool), m->timer);
+    struct batch *b;
+    while ((b = TAILQ_FIRST(&m->batches))) {
+        TAILQ_REMOVE(&m->batches, b, link);
+        evloop_defer_cancel(pool_evloop(m->pool), &b->later);
+        b->m = NULL;
+        if (!b->pending)
+            unlink_free(NULL, b);
+    }
+    for (int s = 0; s < MAX_SRV; s++)
+        free(m->owed[s].recs);
+}
+
+/* ---- fencing, dropping --------------------------------------------------- */
+
+void volmeta_fence(struct volmeta *m)
+{
+    if (m->fenced)
+        return;
+    m->fenced = true;
+    meta_err(m, "fenced: another backend attached it (our epoch %llu); its writes here fail",
+             (unsigned long long)m->epoch);
+}
+
+static void on_drop(void *arg, int srv, const struct proto_msg *r)
+{
+    (void)arg;
+    (void)srv;
+    (void)r;
+}
+
+void volmeta_drop(struct volmeta *m)
+{
+    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    struct proto_msg q = { .type = PROTO_VOL_DROP };
+    q.u.vol.vid = m->vid;
+    q.u.vol.epoch = m->epoch;
+    q.u.vol.size = m->size;
+    snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
+    for (int i = 0; i < k; i++)
+        pool_ctl(m->pool, up[i], &q, on_drop, NULL);
+}
