@@ -287,27 +287,33 @@ static void published(void *arg, int status)
     wr_end(p, status);
 }
 
-/* The guest hears of a stored page once the servers hold its record too. */
+/* Puts e in the map for p's page and ends p: at once without metadata,
+ * else once the servers hold its record (the guest hears of a write only
+ * then, so an attach elsewhere finds it). */
+static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
+{
+    int rc;
+    if (!v->meta) {
+        rc = vol_apply(v, p->a, p->idx, p->seq, e);
+    } else {
+        rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
+        if (rc > 0) {
+            vol_publish(v, p->idx, p->rseq, &e, published, p);
+            return;
+        }
+    }
+    wr_end(p, rc < 0 ? rc : 0);
+}
+
 void vol_stored(struct pop *p, int status, struct pm_ent e)
 {
-    if (status == 0) {
-        if (e.kind == PM_PAGE)
-            memcpy(e.hash, p->phash, 16);
-        struct volume *v = p->r->v;
-        int rc;
-        if (!v->meta) {
-            rc = vol_apply(v, p->a, p->idx, p->seq, e);
-        } else {
-            rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
-            if (rc > 0) {
-                vol_publish(v, p->idx, p->rseq, &e, published, p);
-                return;
-            }
-        }
-        if (rc < 0)
-            status = rc;
+    if (status) {
+        wr_end(p, status);
+        return;
     }
-    wr_end(p, status);
+    if (e.kind == PM_PAGE)
+        memcpy(e.hash, p->phash, 16);
+    pop_set(p->r->v, p, e);
 }
 
 /* ---- read-modify-write of part of a page: runs only while the page is otherwise idle ---- */
@@ -320,18 +326,7 @@ static void rmw_modify(struct volume *v, struct pop *p)
         memset(p->bounce + p->off, 0, p->len);
     if (page_is_zero(p->bounce)) {
         bool keep_none = p->was_none && p->r->kind == REQ_DISCARD;
-        struct pm_ent e = { .kind = keep_none ? PM_NONE : PM_ZERO };
-        int rc;
-        if (!v->meta) {
-            rc = vol_apply(v, p->a, p->idx, p->seq, e);
-        } else {
-            rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
-            if (rc > 0) {
-                vol_publish(v, p->idx, p->rseq, &e, published, p);
-                return;
-            }
-        }
-        wr_end(p, rc < 0 ? rc : 0);
+        pop_set(v, p, (struct pm_ent){ .kind = keep_none ? PM_NONE : PM_ZERO });
         return;
     }
     vstore_page(p, p->bounce);
