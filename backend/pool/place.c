@@ -15,11 +15,17 @@ static int pick(const struct place_srv *srv, int nsrv, const struct place_rep *r
                 bool good_only, int (*rnd)(void))
 {
     int c[64], n = 0;
-    for (int i = 0; i < nsrv && n < (int)(sizeof(c) / sizeof(c[0])); i++) {
-        const struct place_srv *s = &srv[i];
-        if (!s->up || s->full || s->draining || s->free < need || holds(rep, nrep, i, good_only))
-            continue;
-        c[n++] = i;
+    /* A late server only when nothing else can take it: on a host where
+     * every server is slow (an emulator, an overloaded host) refusing them
+     * all would fail guest writes with ENOSPC while room is left. */
+    for (int with_late = 0; with_late < 2 && n == 0; with_late++) {
+        for (int i = 0; i < nsrv && n < (int)(sizeof(c) / sizeof(c[0])); i++) {
+            const struct place_srv *s = &srv[i];
+            if (!s->up || (s->late && !with_late) || s->full || s->draining || s->free < need ||
+                holds(rep, nrep, i, good_only))
+                continue;
+            c[n++] = i;
+        }
     }
     if (n == 0)
         return -1;

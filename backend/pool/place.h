@@ -24,6 +24,8 @@
 
 struct place_srv {
     bool up, full, draining;
+    bool late;                  /* up, but a request of ours has waited POOL_LATE_MS there:
+                                 * chosen only when no other server can take the replica */
     uint64_t free;              /* bytes the server says it still has */
 };
 

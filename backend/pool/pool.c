@@ -146,9 +146,10 @@ void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS
     for (int i = 0; i < p->nsrv; i++) {
         const struct server *s = &p->srv[i];
         /* A server known late (a write of ours waited WRITE_LATE_MS there) takes no new slab or copy
-         * until it answers again: each slab built there would stall the writes waiting for it. */
-        out[i] = (struct place_srv){ .up = s->state == SRV_UP && !s->late, .full = s->full, .draining = s->draining,
-                                     .free = srv_free(s) };
+         * until it answers again while another can: each slab built there would stall the writes
+         * waiting for it (place.c). */
+        out[i] = (struct place_srv){ .up = s->state == SRV_UP, .late = s->late, .full = s->full,
+                                     .draining = s->draining, .free = srv_free(s) };
     }
 }
 
