@@ -68,6 +68,23 @@ void read_sop_drop(struct req *r)
         free(r);
 }
 
+/* A SOP_READ of r from replica rep of slab, counted on the slab and the
+ * request (both count down when it answers or fails); NULL without memory. */
+static struct sop *read_sop(struct pool *p, struct req *r, uint32_t slab, int rep, uint32_t page)
+{
+    struct sop *o = sop_new(p, SOP_READ);
+    if (!o)
+        return NULL;
+    r->tried |= 1u << rep;
+    p->slabs[slab].rpending++;
+    r->nsops++;
+    o->req = r;
+    o->slab = slab;
+    o->rep = rep;
+    o->page = page;
+    return o;
+}
+
 void issue_read(struct pool *p, struct req *r)
 {
     uint32_t slab, page;
@@ -84,18 +101,11 @@ void issue_read(struct pool *p, struct req *r)
         finish(p, r, -EIO);
         return;
     }
-    struct sop *o = sop_new(p, SOP_READ);
+    struct sop *o = read_sop(p, r, slab, best, page);
     if (!o) {
         finish(p, r, -ENOMEM);
         return;
     }
-    r->tried |= 1u << best;
-    ps->rpending++;
-    r->nsops++;
-    o->req = r;
-    o->slab = slab;
-    o->rep = best;
-    o->page = page;
     struct server *s = &p->srv[ps->rep[best].srv];
     hedge_arm(p);
     if (!p->gather_reads || (s->inflight == 0 && STAILQ_EMPTY(&s->gathered))) {
@@ -236,16 +246,9 @@ static void hedge_read(struct pool *p, struct req *r)
         return;
     struct pslab *ps = &p->slabs[slab];
     int best = read_pick(p, ps, r, page);
-    struct sop *o = best < 0 ? NULL : sop_new(p, SOP_READ);
+    struct sop *o = best < 0 ? NULL : read_sop(p, r, slab, best, page);
     if (!o)
         return;     /* no other replica has the slots: the first sop's answer decides */
-    r->tried |= 1u << best;
-    ps->rpending++;
-    r->nsops++;
-    o->req = r;
-    o->slab = slab;
-    o->rep = best;
-    o->page = page;
     srv_submit(&p->srv[ps->rep[best].srv], o);
 }
 
