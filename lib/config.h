@@ -24,6 +24,13 @@ struct memx_config {
     int nservers;
     int replicas;                       /* 1..3 */
     uint64_t slab_size;                 /* bytes, multiple of 4 KiB */
+    /* etcd, the source of truth for membership and ownership (coord.h):
+     * "" = none (servers come from the static list above: one host, no
+     * cross-host fencing).  Comma-separated http:// or https:// URLs. */
+    char etcd[512];
+    char etcd_prefix[128];              /* this MemX cluster's keys in etcd */
+    char etcd_cacert[256], etcd_cert[256], etcd_key[256];  /* TLS (PEM files) */
+    int etcd_lease_ttl;                 /* seconds, 5..120 */
 
     /* [backend] */
     char platform[16];                  /* "real" or "sim" */
@@ -51,6 +58,7 @@ struct memx_config {
     /* [memserver] */
     char listen[128];                   /* "host:port" */
     uint64_t capacity;                  /* bytes */
+    char advertise[128];                /* "host:port" backends reach it at, in etcd ("" = listen) */
     int memserver_log_level;
 
     /* [sim] */

@@ -1,0 +1,90 @@
+/* ckeys.h — what MemX keeps in etcd: the key names and their values.
+ *
+ * Under the cluster's prefix (coord_opts.prefix):
+ *
+ *   servers/<addr>        a memory server, leased by it (membership: gone
+ *                         when its lease expires or it deletes the key)
+ *                         {"addr":"10.0.0.5:7480","capacity":1073741824,
+ *                          "provider":"tcp;ofi_rxm","incarnation":"<hex16>",
+ *                          "state":"up"|"draining"}
+ *   backends/<node>       a backend, leased by it {"node":"backd@h1","pid":123}
+ *   volumes/<name>        a volume's owner, leased by the owner backend
+ *                         {"node":"backd@h1","vid":"<hex16>","size":4294967296}
+ *                         Its mod_revision is the volume's fencing epoch: a
+ *                         claim is a compare-and-swap on it, so epochs only
+ *                         grow and two claims cannot both win.
+ *   slabs/<node>/<uid>    where a backend's slab lives (the slab directory)
+ *                         {"size":8388608,"replicas":["10.0.0.5:7480",...]}
+ *
+ * Values are validated field by field: a key that does not parse (corrupt,
+ * or written by something that is not MemX) is reported with the reason and
+ * never acted on.  Pure: no I/O, no logging.
+ */
+#ifndef MEMX_CKEYS_H
+#define MEMX_CKEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CK_ADDR_MAX   128       /* "host:port" */
+#define CK_NODE_MAX   64        /* a backend's node id (proto's identity limit) */
+#define CK_NAME_MAX   64        /* a volume name */
+#define CK_REPLICAS   3
+
+#define CK_SERVERS  "servers/"
+#define CK_BACKENDS "backends/"
+#define CK_VOLUMES  "volumes/"
+#define CK_SLABS    "slabs/"
+
+struct ck_server {
+    char addr[CK_ADDR_MAX];
+    uint64_t capacity;
+    char provider[64];
+    uint64_t incarnation;
+    bool draining;
+};
+
+struct ck_backend {
+    char node[CK_NODE_MAX];
+    int64_t pid;
+};
+
+struct ck_owner {
+    char node[CK_NODE_MAX];
+    uint64_t vid;
+    uint64_t size;
+};
+
+struct ck_slab {
+    uint64_t size;
+    int nrep;
+    char replicas[CK_REPLICAS][CK_ADDR_MAX];
+};
+
+/* Encoders write NUL-terminated JSON; they return its length, or -1 when it
+ * does not fit in len.  Decoders return 0, or -1 with the reason in why
+ * (e.g. "servers/x: \"capacity\" is not a number"). */
+int ck_server_encode(const struct ck_server *s, char *buf, size_t len);
+int ck_server_decode(const char *key, const char *val, size_t vlen, struct ck_server *s, char *why,
+                     size_t whylen);
+int ck_backend_encode(const struct ck_backend *b, char *buf, size_t len);
+int ck_backend_decode(const char *key, const char *val, size_t vlen, struct ck_backend *b, char *why,
+                      size_t whylen);
+/* The volume's name comes from the key (volumes/<name>). */
+int ck_owner_encode(const struct ck_owner *o, char *buf, size_t len);
+int ck_owner_decode(const char *key, const char *val, size_t vlen, char name[CK_NAME_MAX],
+                    struct ck_owner *o, char *why, size_t whylen);
+int ck_slab_encode(const struct ck_slab *s, char *buf, size_t len);
+/* node and uid come from the key (slabs/<node>/<uid hex>). */
+int ck_slab_decode(const char *key, const char *val, size_t vlen, char node[CK_NODE_MAX], uint64_t *uid,
+                   struct ck_slab *s, char *why, size_t whylen);
+
+/* Key builders: "servers/<addr>", "volumes/<name>", "slabs/<node>/<uid hex16>".
+ * -1 when it does not fit, or when a name holds '/' or is empty. */
+int ck_server_key(const char *addr, char *buf, size_t len);
+int ck_backend_key(const char *node, char *buf, size_t len);
+int ck_owner_key(const char *volume, char *buf, size_t len);
+int ck_slab_key(const char *node, uint64_t uid, char *buf, size_t len);
+
+#endif
