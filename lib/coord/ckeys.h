@@ -8,11 +8,18 @@
  *                          "provider":"tcp;ofi_rxm","incarnation":"<hex16>",
  *                          "state":"up"|"draining"}
  *   backends/<node>       a backend, leased by it {"node":"backd@h1","pid":123}
- *   volumes/<name>        a volume's owner, leased by the owner backend
- *                         {"node":"backd@h1","vid":"<hex16>","size":4294967296}
- *                         Its mod_revision is the volume's fencing epoch: a
- *                         claim is a compare-and-swap on it, so epochs only
- *                         grow and two claims cannot both win.
+ *   volumes/<name>        a volume, not leased: it outlives its owners
+ *                         {"vid":"<hex16>","size":4294967296,"epoch":7}
+ *   owners/<name>         its owner, leased by the owner backend
+ *                         {"node":"backd@h1","vid":"<hex16>","epoch":7}
+ *                         The epoch is the volume's fencing epoch.  A claim
+ *                         is one transaction: if volumes/<name> is unchanged
+ *                         since it was read (compare its mod_revision), put
+ *                         it with epoch + 1 and put owners/<name> with the
+ *                         same epoch under the claimer's lease.  So epochs
+ *                         only grow, two claims cannot both win, and a dead
+ *                         owner's owners/ key goes with its lease while the
+ *                         epoch stays.  Memory servers watch owners/.
  *   slabs/<node>/<uid>    where a backend's slab lives (the slab directory)
  *                         {"size":8388608,"replicas":["10.0.0.5:7480",...]}
  *
@@ -35,6 +42,7 @@
 #define CK_SERVERS  "servers/"
 #define CK_BACKENDS "backends/"
 #define CK_VOLUMES  "volumes/"
+#define CK_OWNERS   "owners/"
 #define CK_SLABS    "slabs/"
 
 struct ck_server {
@@ -50,10 +58,16 @@ struct ck_backend {
     int64_t pid;
 };
 
+struct ck_volume {
+    uint64_t vid;
+    uint64_t size;
+    uint64_t epoch;
+};
+
 struct ck_owner {
     char node[CK_NODE_MAX];
     uint64_t vid;
-    uint64_t size;
+    uint64_t epoch;
 };
 
 struct ck_slab {
@@ -71,7 +85,10 @@ int ck_server_decode(const char *key, const char *val, size_t vlen, struct ck_se
 int ck_backend_encode(const struct ck_backend *b, char *buf, size_t len);
 int ck_backend_decode(const char *key, const char *val, size_t vlen, struct ck_backend *b, char *why,
                       size_t whylen);
-/* The volume's name comes from the key (volumes/<name>). */
+/* The volume's name comes from the key (volumes/<name>, owners/<name>). */
+int ck_volume_encode(const struct ck_volume *v, char *buf, size_t len);
+int ck_volume_decode(const char *key, const char *val, size_t vlen, char name[CK_NAME_MAX],
+                     struct ck_volume *v, char *why, size_t whylen);
 int ck_owner_encode(const struct ck_owner *o, char *buf, size_t len);
 int ck_owner_decode(const char *key, const char *val, size_t vlen, char name[CK_NAME_MAX],
                     struct ck_owner *o, char *why, size_t whylen);
@@ -80,10 +97,12 @@ int ck_slab_encode(const struct ck_slab *s, char *buf, size_t len);
 int ck_slab_decode(const char *key, const char *val, size_t vlen, char node[CK_NODE_MAX], uint64_t *uid,
                    struct ck_slab *s, char *why, size_t whylen);
 
-/* Key builders: "servers/<addr>", "volumes/<name>", "slabs/<node>/<uid hex16>".
+/* Key builders: "servers/<addr>", "backends/<node>", "volumes/<name>",
+ * "owners/<name>", "slabs/<node>/<uid hex16>".
  * -1 when it does not fit, or when a name holds '/' or is empty. */
 int ck_server_key(const char *addr, char *buf, size_t len);
 int ck_backend_key(const char *node, char *buf, size_t len);
+int ck_volume_key(const char *volume, char *buf, size_t len);
 int ck_owner_key(const char *volume, char *buf, size_t len);
 int ck_slab_key(const char *node, uint64_t uid, char *buf, size_t len);
 

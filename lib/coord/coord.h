@@ -116,11 +116,18 @@ typedef void (*coord_range_cb)(void *arg, int status, const struct coord_kv *kv,
 int coord_put(struct coord *c, const char *key, const char *val, bool leased, coord_done_cb cb, void *arg);
 /* Deletes key, or every key under it (prefix). */
 int coord_del(struct coord *c, const char *key, bool prefix, coord_done_cb cb, void *arg);
-/* Compare-and-swap in one transaction: puts val when key's mod_revision is
- * expect (0: the key does not exist); rev is the put's revision, which is
- * the key's new mod_revision.  -ECANCELED when the key had changed. */
-int coord_cas(struct coord *c, const char *key, int64_t expect_mod_rev, const char *val, bool leased,
-              coord_done_cb cb, void *arg);
+/* One write of a transaction. */
+struct coord_op {
+    const char *key;            /* relative to the prefix */
+    const char *val;            /* NULL: delete the key */
+    bool leased;                /* a put bound to the session lease */
+};
+/* Compare-and-swap in one transaction: when cmp_key's mod_revision is
+ * expect_mod_rev (0: the key does not exist), every op is applied, all or
+ * none; rev is the transaction's revision.  -ECANCELED when cmp_key had
+ * changed (nothing applied).  At most 8 ops. */
+int coord_cas(struct coord *c, const char *cmp_key, int64_t expect_mod_rev, const struct coord_op *ops,
+              size_t nops, coord_done_cb cb, void *arg);
 /* Reads key, or every key under it (prefix), with mod_revision >= min_mod_rev
  * (0: all).  rev: the store's revision when etcd answered. */
 int coord_get(struct coord *c, const char *key, bool prefix, int64_t min_mod_rev, coord_range_cb cb,
