@@ -440,6 +440,13 @@ int pool_up_servers(const struct pool *p, int *out, int max)
     return n;
 }
 
+const char *pool_node_id(const struct pool *p) { return p->id; }
+
+int pool_member_servers(const struct pool *p)
+{
+    return p->nsrv;
+}
+
 const char *pool_server_addr(const struct pool *p, int srv)
 {
     return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";

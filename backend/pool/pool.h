@@ -70,6 +70,8 @@ void pool_free(struct pool *p);
  * completions (zero pages, never-written reads) there, so its callbacks too
  * never run inside the call that started them. */
 struct evloop *pool_evloop(const struct pool *p);
+/* Who this backend is to the memory servers (pool_opts.node_id, or backd@host). */
+const char *pool_node_id(const struct pool *p);
 
 /* Number of memory servers currently connected and authenticated. */
 int pool_live_servers(const struct pool *p);

@@ -30,7 +30,8 @@ uint64_t volmeta_vid_of(const char *name)
 
 static void finish_later(struct evloop *el, void *arg);
 
-struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
+struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size,
+                            const struct volclaim_ops *claimer)
 {
     struct volmeta *m = xcalloc(1, sizeof(*m));
     if (!m)
@@ -42,6 +43,7 @@ struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->vid = volmeta_vid_of(name);
     m->size = size;
+    m->claimer = claimer;
     return m;
 }
 
@@ -51,6 +53,8 @@ void volmeta_free(struct volmeta *m)
         return;
     evloop_defer_cancel(pool_evloop(m->pool), &m->finish);
     evloop_defer_cancel(pool_evloop(m->pool), &m->nomem);
+    if (m->fence_timer)
+        evloop_del_timer(pool_evloop(m->pool), m->fence_timer);
     volpub_free(m);
     volstore_free(m->merge);
     free(m->uids);
@@ -63,6 +67,20 @@ void volmeta_free(struct volmeta *m)
 uint64_t volmeta_vid(const struct volmeta *m) { return m->vid; }
 uint64_t volmeta_epoch(const struct volmeta *m) { return m->epoch; }
 bool volmeta_fenced(const struct volmeta *m) { return m->fenced; }
+
+void volmeta_set_epoch(struct volmeta *m, uint64_t epoch)
+{
+    if (epoch <= m->epoch)
+        return;
+    meta_info(m, "claim renewed under epoch %llu (was %llu)", (unsigned long long)epoch,
+              (unsigned long long)m->epoch);
+    m->epoch = epoch;
+}
+
+bool volmeta_may_write(const struct volmeta *m)
+{
+    return !m->claimer || m->claimer->may_write(m->claimer->ctx);
+}
 
 uint64_t volmeta_next_seq(struct volmeta *m)
 {
@@ -121,6 +139,42 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
     }
     if (--m->pending == 0)
         load_step(m);
+}
+
+static void send_claims(struct volmeta *m, uint64_t epoch);
+
+static void on_coord_claim(void *arg, int status, uint64_t epoch, bool takeover, const char *msg)
+{
+    struct volmeta *m = arg;
+    if (status) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: %s", m->name, msg && *msg ? msg : strerror(-status));
+        load_end(m, status);
+        return;
+    }
+    m->epoch = epoch;
+    m->takeover = takeover;
+    m->claimed_ms = evloop_now_ms();
+    m->stage = CLAIM;
+    send_claims(m, epoch);
+}
+
+static void coord_claim(struct volmeta *m)
+{
+    m->stage = COORD;
+    if (m->claimer->claim(m->claimer->ctx, m->name, m->vid, m->size, on_coord_claim, m) < 0) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+        load_end(m, -EIO);
+    }
+}
+
+static int fence_waited(struct evloop *el, long long id, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    (void)id;
+    m->fence_timer = 0;
+    load_step(m);
+    return -1;
 }
 
 static void send_claims(struct volmeta *m, uint64_t epoch)
@@ -272,7 +326,12 @@ static void load_step(struct volmeta *m)
         return;
     case CLAIM: {
         if (m->err == -EAGAIN && ++m->tries < CLAIM_TRIES) {
+            /* A server knows a newer claim than ours: somebody claimed after us. */
             m->err = 0;
+            if (m->claimer) {
+                coord_claim(m);
+                return;
+            }
             m->stage = QUERY;
             send_claims(m, 0);
             return;
@@ -291,8 +350,30 @@ static void load_step(struct volmeta *m)
             load_end(m, -EAGAIN);
             return;
         }
-        meta_info(m, "claimed with epoch %llu on %d memory server(s)",
-                  (unsigned long long)m->epoch, got);
+        meta_info(m, "claimed with epoch %llu on %d memory server(s)%s",
+                  (unsigned long long)m->epoch, got, m->claimer ? " (etcd)" : "");
+        m->stage = FENCE;
+        /* Invariant: the old owner writes nowhere once we read the records:
+         * a member server that did not take our claim directly learns it
+         * from etcd within fence_wait_ms, or refuses every write it cannot
+         * prove current by then. */
+        if (m->claimer && m->takeover && got < pool_member_servers(m->pool)) {
+            uint64_t until = m->claimed_ms + m->claimer->fence_wait_ms, now = evloop_now_ms();
+            if (now < until) {
+                meta_info(m, "taken over with %d of %d memory server(s) answering: waiting %llu ms for the others to fence the previous owner",
+                          got, pool_member_servers(m->pool), (unsigned long long)(until - now));
+                m->fence_timer = evloop_add_timer(pool_evloop(m->pool), (int)(until - now), fence_waited, m);
+                if (m->fence_timer > 0)
+                    return;
+                m->fence_timer = 0;
+                snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+                load_end(m, -EIO);
+                return;
+            }
+        }
+    }
+        /* fall through */
+    case FENCE: {
         m->merge = volstore_new();
         if (!m->merge) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
@@ -330,6 +411,7 @@ static void load_step(struct volmeta *m)
         load_end(m, 0);
         return;
     case IDLE:
+    case COORD:
         return;
     }
 }
@@ -343,6 +425,11 @@ void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, 
     m->msg[0] = 0;
     m->tries = 0;
     m->max_epoch = 0;
+    m->takeover = false;
+    if (m->claimer) {
+        coord_claim(m);
+        return;
+    }
     m->stage = QUERY;
     send_claims(m, 0);
 }

@@ -29,7 +29,7 @@
  * it is owed everything (a copy from a server that has all of them). */
 #define MISSED_MAX    8192
 
-enum stage { IDLE, QUERY, CLAIM, LIST, ADOPT };
+enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, ADOPT };
 
 struct pubrec {
     struct proto_rec r;
@@ -56,6 +56,10 @@ struct volmeta {
     char name[PROTO_ID_MAX];
     uint64_t vid, size, epoch, counter;
     bool fenced;
+    const struct volclaim_ops *claimer;     /* NULL: static mode */
+    uint64_t claimed_ms;        /* when the coordinator's claim committed */
+    bool takeover;              /* it took the volume from a live owner */
+    long long fence_timer;
 
     /* loading */
     enum stage stage;
