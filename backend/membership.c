@@ -122,12 +122,14 @@ static void on_event(void *arg, enum coord_ev ev, const struct coord_kv *kv, int
         break;
     }
     case COORD_EV_SYNC:
-        if (ms->syncing)
-            for (size_t i = 0; i < ms->n;)
+        if (ms->syncing) {
+            for (size_t i = 0; i < ms->n;) {
                 if (!ms->m[i].seen)
                     drop(ms, &ms->m[i], "gone while the watch was broken");
                 else
                     i++;
+            }
+        }
         ms->syncing = false;
         break;
     }
