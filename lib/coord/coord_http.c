@@ -24,8 +24,11 @@ void chttp_fail_log(struct coord *c, const char *what, int ep, const char *msg)
     c->st.failures++;
     if (mx_ratelimit_ok(&c->rl_fail, 2000)) {
         unsigned sup = c->rl_fail.last_suppressed;
-        mx_warn("%s: etcd at %s: %s: %s%s", c->who, c->eps[ep], what, msg,
-                sup ? " (and earlier failures, not logged)" : "");
+        if (sup)
+            mx_warn("%s: etcd at %s: %s: %s (%u similar failures not logged)", c->who, c->eps[ep], what,
+                    msg, sup);
+        else
+            mx_warn("%s: etcd at %s: %s: %s", c->who, c->eps[ep], what, msg);
     }
 }
 

@@ -26,6 +26,7 @@ struct coord_watch {
     coord_watch_cb cb;
     void *arg;
     int64_t rev;                /* every event up to it has been delivered */
+    int64_t base;               /* the snapshot's revision: the stream starts after it */
     bool live;                  /* the stream said "created" */
     uint64_t fresh;
     struct coord_req *snap, *stream, *check;
@@ -73,7 +74,8 @@ static long on_stream(struct coord_req *r, const char *buf, size_t len)
         if (rep.created)
             w->live = true;
         for (size_t i = 0; i < rep.nkv; i++) {
-            if (rep.kvs[i].mod_rev <= w->rev)
+            /* Not <= w->rev: one transaction's events share a revision. */
+            if (rep.kvs[i].mod_rev <= w->base)
                 continue;       /* already in the snapshot */
             struct coord_kv kv = rep.kvs[i];
             if (rep.evs[i] == COORD_EV_DEL)
@@ -126,7 +128,7 @@ static void on_snapshot(struct coord_req *r, int st, const char *body, size_t le
     }
     w->stream->owner = w;
     json_tokener_reset(w->tok);
-    w->rev = rep.rev;
+    w->rev = w->base = rep.rev;
     deliver(w, COORD_EV_RESET, NULL, rep.rev);
     for (size_t i = 0; i < rep.nkv; i++)
         deliver(w, COORD_EV_PUT, &rep.kvs[i], rep.kvs[i].mod_rev);
@@ -182,6 +184,13 @@ static void on_check(struct coord_req *r, int st, const char *body, size_t len)
         st = cj_parse(CJ_RANGE, body, len, c->prefix, &rep, why, sizeof(why));
     if (st && why[0])
         chttp_fail_log(c, "watch check", r->ep, why);
+    if (st == -ETIMEDOUT || st == -ECONNREFUSED) {
+        /* The stream may hang on an endpoint that no longer answers (a
+         * partition sends no RST): start over, on whichever answers now. */
+        cj_reply_free(&rep);
+        restart(w);
+        return;
+    }
     /* No put under the prefix newer than what had been delivered when the check
      * was sent (r->ival): every put committed before r->sent_ms is known. */
     if (st == 0 && rep.nkv == 0 && w->rev >= r->ival && r->sent_ms > w->fresh)

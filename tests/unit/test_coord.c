@@ -264,8 +264,18 @@ static void test_watch(void)
     CU_ASSERT_EQUAL(l.ev[5], COORD_EV_DEL);
     CU_ASSERT_STRING_EQUAL(l.key[5], "owners/a");
     CU_ASSERT_EQUAL(l.rev[5], r2);
+    /* One transaction, two events at one revision: both delivered. */
+    struct coord_op ops[2] = { { "owners/d", "4", false }, { "owners/e", "5", false } };
+    memset(&d, 0, sizeof(d));
+    CU_ASSERT_EQUAL(coord_cas(c, "owners/d", 0, ops, 2, on_done, &d), 0);
+    CU_ASSERT(run_until(&d.done, 3000));
+    CU_ASSERT_EQUAL(d.st, 0);
+    CU_ASSERT_FATAL(wait_events(&l, 8, 3000));
+    CU_ASSERT_STRING_EQUAL(l.key[6], "owners/d");
+    CU_ASSERT_STRING_EQUAL(l.key[7], "owners/e");
+    CU_ASSERT(l.rev[6] == d.rev && l.rev[7] == d.rev);
     run_for(200);
-    CU_ASSERT_EQUAL(l.n, 6);            /* nothing from outside the prefix */
+    CU_ASSERT_EQUAL(l.n, 8);            /* nothing from outside the prefix */
     coord_unwatch(w);
     coord_close(c);
 }
