@@ -11,7 +11,8 @@
 # must fail then, never skip.
 
 etcd_free_port() {      # a port nothing listens on now (the kernel's pick, then released)
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' \
+        2>/dev/null || echo $((20000 + RANDOM % 40000))    # etcd_start retries a taken one
 }
 
 etcd_start() {

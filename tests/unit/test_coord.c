@@ -4,7 +4,10 @@
  * `tests/etcd.sh run`, which starts a throw-away etcd on free loopback ports
  * and stops it however the program ends; without etcd that fails (no skip).
  * Each test works under its own prefix so none sees another's keys. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,15 +61,16 @@ static struct coord *open_ok(const char *prefix, int ttl)
     return c;
 }
 
-/* A loopback URL nothing listens on. */
+/* A loopback URL nothing listens on (the kernel's pick, released). */
 static void dead_url(char *buf, size_t len)
 {
-    FILE *p = popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
-                    "print(s.getsockname()[1])'", "r");
-    int port = 0;
-    CU_ASSERT_FATAL(p && fscanf(p, "%d", &port) == 1);
-    pclose(p);
-    snprintf(buf, len, "http://127.0.0.1:%d", port);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+                    getsockname(s, (struct sockaddr *)&a, &al) == 0);
+    close(s);
+    snprintf(buf, len, "http://127.0.0.1:%d", ntohs(a.sin_port));
 }
 
 struct done { bool done; int st; int64_t rev; };
