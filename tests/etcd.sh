@@ -53,6 +53,7 @@ etcd_start() {
 etcd_stop() {
     if [ -n "${ETCD_PID:-}" ]; then
         kill "$ETCD_PID" 2>/dev/null
+        kill -CONT "$ETCD_PID" 2>/dev/null     # a test may have left it frozen (SIGSTOP)
         wait "$ETCD_PID" 2>/dev/null
         unset ETCD_PID
     fi

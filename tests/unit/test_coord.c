@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +310,38 @@ static void test_fresh(void)
     coord_close(c);
 }
 
+/* etcd frozen (SIGSTOP: a partition, no RST): the proof stops advancing and
+ * the lease degrades; thawed, the watch starts over from a new snapshot. */
+static void test_watch_frozen_etcd(void)
+{
+    const char *pid = getenv("ETCD_PID");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pid);
+    struct coord *c = open_ok("/t/frozen", 5);
+    CU_ASSERT_EQUAL(put_sync(c, "owners/a", "1", false, NULL), 0);
+    struct evlog l = { 0 };
+    struct coord_watch *w = coord_watch(c, "owners/", on_watch, &l);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    run_for(3 * COORD_CHECK_MS);
+    CU_ASSERT_EQUAL_FATAL(l.n, 3);      /* RESET, PUT, SYNC */
+    CU_ASSERT(coord_watch_fresh_ms(w) > 0);
+    pid_t p = (pid_t)atoi(pid);
+    CU_ASSERT_EQUAL_FATAL(kill(p, SIGSTOP), 0);
+    uint64_t frozen = evloop_now_ms();
+    run_for(3500);      /* the first keepalive (at TTL/3) times out within it */
+    uint64_t f = coord_watch_fresh_ms(w);
+    kill(p, SIGCONT);
+    CU_ASSERT(f <= frozen);             /* nothing proven while etcd was silent */
+    CU_ASSERT_EQUAL(coord_health(c), COORD_DEGRADED);
+    uint64_t end = evloop_now_ms() + 5000;
+    while (evloop_now_ms() < end && !(l.n >= 6 && coord_health(c) == COORD_UP && coord_watch_fresh_ms(w) > frozen))
+        evloop_run_once(el, 20);
+    CU_ASSERT(l.n >= 6 && l.ev[3] == COORD_EV_RESET && l.ev[4] == COORD_EV_PUT && l.ev[5] == COORD_EV_SYNC);
+    CU_ASSERT(coord_watch_fresh_ms(w) > frozen);
+    CU_ASSERT_EQUAL(coord_health(c), COORD_UP);
+    coord_unwatch(w);
+    coord_close(c);
+}
+
 struct hlog { int n; enum coord_health h[8]; };
 static void on_health(void *arg, enum coord_health h)
 {
@@ -435,6 +468,7 @@ static const struct cu_test tests[] = {
     { "watch_snapshot_then_events", test_watch },
     { "watch_freshness", test_fresh },
     { "lease_lost_then_up", test_lease_lost },
+    { "watch_restarts_after_frozen_etcd", test_watch_frozen_etcd },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "coord", init, fini, tests }, { NULL, NULL, NULL, NULL } };
