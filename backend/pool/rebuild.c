@@ -358,6 +358,6 @@ int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errl
         rb_step(p);
         return 0;
     }
-    snprintf(err, errlen, "'%s' is not a known memory server", addr);
+    snprintf(err, errlen, "'%s' is not a configured memory server", addr);
     return -1;
 }
