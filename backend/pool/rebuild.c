@@ -173,11 +173,18 @@ static void rb_start(struct pool *p)
         struct place_rep rv[REP_SLOTS];
         int nrv = pool_rep_view(ps, rv);
         int t = place_rebuild_target(sv, p->nsrv, rv, nrv, p->slab_size, p->rnd);
-        /* A new slot, else a dead replica's: never an away one's (it may be
-         * the only copy of some page), nor a good one's. */
+        /* A new slot, else a dead replica's, else (R = 3 and two servers
+         * left at once fill every slot) one on a server that left the
+         * membership: never one on a server merely away (it may be the only
+         * copy of some page), nor a good one's.  Invariant: a gone server's
+         * copy is replaced only while a good copy exists (checked above), and
+         * a good copy has every acknowledged write, so nothing is only there. */
         int slot = ps->nrep < REP_SLOTS ? ps->nrep : -1;
         for (int r = 0; slot < 0 && r < ps->nrep; r++)
             if (ps->rep[r].dead)
+                slot = r;
+        for (int r = 0; slot < 0 && r < ps->nrep; r++)
+            if (!ps->rep[r].ok && p->srv[ps->rep[r].srv]->gone)
                 slot = r;
         if (t < 0 || slot < 0)
             continue;
@@ -216,7 +223,7 @@ static void rb_finish(struct pool *p)
     } else {
         struct replica old = { .srv = -1 };
         if (rb->slot < ps->nrep)
-            old = ps->rep[rb->slot];    /* a dead replica (rb_start): never read again */
+            old = ps->rep[rb->slot];    /* a dead replica, or a gone server's (rb_start): never read again */
         else
             ps->nrep++;
         ps->rep[rb->slot] = rb->nr;
@@ -229,6 +236,8 @@ static void rb_finish(struct pool *p)
         struct server *os = old.srv >= 0 ? p->srv[old.srv] : NULL;
         if (os && os->state == SRV_UP && old.inc == os->inc && good_elsewhere(p, ps, old.srv) >= p->replicas)
             rb_free_remote(p, old.srv, old.id, true);   /* after the new one is in: a failure chain sees a finished rebuild */
+        else if (os && os->gone && !old.dead && old.inc && old.inc == os->inc)
+            orphan_add(os, old.id);     /* not freed now (it is gone): only if it returns as the same process */
     }
     slab_trim(p, slab);     /* the copies this one replaces (away, draining) */
     rb_check_state(p);

@@ -116,6 +116,30 @@ static void test_remove_with_replicas(void)
     endpool();
 }
 
+/* R = 3 and two of a slab's servers leave at once: the good copy and the
+ * two gone ones, with the first new copy, fill every replica slot; the
+ * second new copy takes a gone server's slot (never a merely away one's),
+ * so the slab gets back to three good copies.  Nothing is freed on the gone
+ * servers. */
+static void test_remove_two_r3(void)
+{
+    mkpool(5, 3);
+    write_pages(NPAGES, 6);
+    int a = p->slabs[0].rep[0].srv, b = p->slabs[0].rep[1].srv;
+    CU_ASSERT_EQUAL(pool_remove_server(p, p->srv[a]->addr), 0);
+    CU_ASSERT_EQUAL(pool_remove_server(p, p->srv[b]->addr), 0);
+    read_all(NPAGES);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    CU_ASSERT_EQUAL(good(&p->slabs[0]), 3);
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], a));
+    CU_ASSERT_FALSE(holds_good(&p->slabs[0], b));
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[a]), 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[b]), 1);
+    check_replicas(NPAGES);
+    read_all(NPAGES);
+    endpool();
+}
+
 /* Removed, then added again before the slab was re-replicated: the same
  * process is back, its replica is revalidated, and nothing is copied or
  * freed. */
@@ -206,6 +230,7 @@ static const struct cu_test membership_tests[] = {
     { "forty servers place and read", test_forty_servers },
     { "servers added at run time take new slabs", test_add_at_run_time },
     { "a removed server's replicas: pages read, R good copies again, nothing freed", test_remove_with_replicas },
+    { "R = 3, two servers removed at once: three good copies again", test_remove_two_r3 },
     { "removed and added again: revalidated", test_remove_readd_same },
     { "removed, healed, added again: its orphan freed", test_remove_heal_readd },
     { "no server at pool_new, then one joins", test_zero_then_add },
