@@ -57,7 +57,7 @@ bool pool_page_hold(struct pool *p, pool_page_t page)
 
 int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg)
 {
-    if (srv < 0 || srv >= p->nsrv || p->srv[srv].state != SRV_UP)
+    if (srv < 0 || srv >= p->nsrv || p->srv[srv]->state != SRV_UP)
         return -1;
     struct sop *o = sop_new(p, SOP_CTL);
     uint8_t *buf = malloc(PROTO_MSG_MAX);
@@ -79,7 +79,7 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb,
     bool outer_failed = p->ctl_post_failed;
     p->ctl_posting = o;
     p->ctl_post_failed = false;
-    srv_submit(&p->srv[srv], o);
+    srv_submit(p->srv[srv], o);
     bool failed = p->ctl_post_failed;
     p->ctl_posting = outer;
     p->ctl_post_failed = outer_failed;
@@ -143,7 +143,7 @@ static void adopt_found(void *arg, int srv, const struct proto_msg *m)
             ps->rep[ps->nrep++] = (struct replica){ .srv = srv, .id = m->u.slab_find_r.slab,
                                                     .raddr = m->u.slab_find_r.raddr,
                                                     .rkey = m->u.slab_find_r.rkey,
-                                                    .gen = p->srv[srv].gen, .inc = p->srv[srv].inc,
+                                                    .gen = p->srv[srv]->gen, .inc = p->srv[srv]->inc,
                                                     .ok = true };
     }
     if (--a->pending == 0)

@@ -64,7 +64,7 @@ static bool waits_only_late(const struct pool *p, const struct req *r, uint32_t 
     const struct pslab *ps = &p->slabs[slab];
     uint32_t wait = r->sent & ~r->answered;
     for (int i = 0; i < ps->nrep; i++)
-        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv].late)
+        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv]->late)
             return false;
     return wait != 0;
 }
@@ -181,7 +181,7 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         o->slab = slab;
         o->rep = i;
         o->page = (uint32_t)reqs[0]->page;
-        srv_submit(&p->srv[ps->rep[i].srv], o);
+        srv_submit(p->srv[ps->rep[i].srv], o);
         hedge_arm(p);
     }
     /* No replica took it: -EIO, the slot goes back. */
@@ -291,8 +291,8 @@ void turn_end(struct evloop *el, void *arg)
     STAILQ_CONCAT(&l, &p->gather);
     place_writes(p, &l);
     for (int i = 0; i < p->nsrv; i++)
-        if (!STAILQ_EMPTY(&p->srv[i].gathered))
-            flush_reads(p, &p->srv[i]);
+        if (!STAILQ_EMPTY(&p->srv[i]->gathered))
+            flush_reads(p, p->srv[i]);
 }
 
 void turn_end_arm(struct pool *p)
@@ -335,9 +335,8 @@ void fail_waiting(struct pool *p, int status)
 static void place_replica(struct pool *p, uint32_t slab)
 {
     struct pslab *ps = &p->slabs[slab];
-    struct place_srv sv[POOL_MAX_SERVERS];
+    const struct place_srv *sv = pool_place_view(p);
     struct place_rep rv[REP_SLOTS];
-    pool_place_view(p, sv);
     int sidx = place_new_replica(sv, p->nsrv, rv, pool_rep_view(ps, rv), p->slab_size, p->rnd);
     if (sidx < 0 || ps->nrep >= REP_SLOTS)
         return;
@@ -349,7 +348,7 @@ static void place_replica(struct pool *p, uint32_t slab)
     ps->rep[ps->nrep] = (struct replica){ .srv = sidx };
     ps->nrep++;
     ps->allocating++;
-    srv_submit(&p->srv[sidx], o);
+    srv_submit(p->srv[sidx], o);
 }
 
 /* Every SLAB_ALLOC for the slab being built has answered. */
@@ -443,7 +442,7 @@ static void drop_placeholder(struct pool *p, uint32_t slab, int rep)
     if (rep != last) {
         ps->rep[rep] = ps->rep[last];
         for (int i = 0; i < p->nsrv; i++) {
-            struct server *t = &p->srv[i];
+            struct server *t = p->srv[i];
             for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
                 if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && !t->slots[k]->abandoned &&
                     t->slots[k]->slab == slab && t->slots[k]->rep == last)
@@ -523,7 +522,7 @@ void allocs_late(struct pool *p, uint64_t now)
     if (!ok || !ps->allocating)
         return;             /* nothing allocated yet: the slab has to wait for someone */
     for (int i = 0; i < p->nsrv; i++) {
-        struct server *s = &p->srv[i];
+        struct server *s = p->srv[i];
         for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
             struct sop *o = s->slots[k];
             if (!o || o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b ||
@@ -593,7 +592,7 @@ void slab_give_back(struct pool *p, uint32_t slab)
     memset(ps, 0, sizeof(*ps));
     p->st.slabs--;
     for (int i = 0; i < nrep; i++) {
-        struct server *s = &p->srv[reps[i].srv];
+        struct server *s = p->srv[reps[i].srv];
         bool held = !reps[i].dead && reps[i].inc != 0 && reps[i].inc == s->inc;
         rep_release(&reps[i]);
         if (!held)

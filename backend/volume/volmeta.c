@@ -128,7 +128,7 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
                      m->name, (unsigned long long)r->u.vol.size, (unsigned long long)m->size);
         }
         if (m->stage == CLAIM) {
-            m->claimed[srv] = true;
+            m->srv[srv].claimed = true;
             volpub_known(m, srv);       /* it holds the records we publish from now on */
         }
     } else if (r && r->status == ESTALE && m->stage == CLAIM) {
@@ -179,17 +179,26 @@ static int fence_waited(struct evloop *el, long long id, void *arg)
 
 static void send_claims(struct volmeta *m, uint64_t epoch)
 {
-    int up[MAX_SRV], n = pool_up_servers(m->pool, up, MAX_SRV);
+    /* A server that joins after this is not part of this claim (nor of the
+     * listing): it is behind until caught up, like one that was down. */
+    int *up, n = volmeta_up(m, &up);
+    if (n < 0) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+        load_end(m, -ENOMEM);
+        return;
+    }
     struct proto_msg q = { .type = PROTO_VOL_CLAIM };
     q.u.vol.vid = m->vid;
     q.u.vol.epoch = epoch;
     q.u.vol.size = m->size;
     snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
-    memset(m->claimed, 0, sizeof(m->claimed));
+    for (int i = 0; i < m->nsrv; i++)
+        m->srv[i].claimed = false;
     m->pending = 1;
     for (int i = 0; i < n; i++)
         if (pool_ctl(m->pool, up[i], &q, on_claim, m) == 0)
             m->pending++;
+    free(up);
     if (--m->pending == 0) {
         snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server is up", m->name);
         load_end(m, -EAGAIN);
@@ -203,7 +212,7 @@ static void list_from(struct volmeta *m, int srv)
     struct proto_msg q = { .type = PROTO_META_LIST };
     q.u.meta.vid = m->vid;
     q.u.meta.epoch = m->epoch;
-    q.u.meta.cursor = m->cursor[srv];
+    q.u.meta.cursor = m->srv[srv].cursor;
     if (pool_ctl(m->pool, srv, &q, on_list, m) == 0)
         m->pending++;
 }
@@ -216,7 +225,7 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
          * Invariant: a late server's older record never wins over an acknowledged newer one, because
          * every acknowledged record is on a server that was caught up then (volpub.c) and seq grows. */
         volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
-        m->cursor[srv] = r->u.meta.cursor;
+        m->srv[srv].cursor = r->u.meta.cursor;
         if (r->u.meta.cursor)
             list_from(m, srv);
     } else if (r && r->status != ENOENT) {
@@ -343,8 +352,8 @@ static void load_step(struct volmeta *m)
             return;
         }
         int got = 0;
-        for (int i = 0; i < MAX_SRV; i++)
-            got += m->claimed[i];
+        for (int i = 0; i < m->nsrv; i++)
+            got += m->srv[i].claimed;
         if (!got) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server accepted the claim", m->name);
             load_end(m, -EAGAIN);
@@ -382,9 +391,9 @@ static void load_step(struct volmeta *m)
         }
         m->stage = LIST;
         m->pending = 1;
-        for (int i = 0; i < MAX_SRV; i++) {
-            m->cursor[i] = 0;
-            if (m->claimed[i])
+        for (int i = 0; i < m->nsrv; i++) {
+            m->srv[i].cursor = 0;
+            if (m->srv[i].claimed)
                 list_from(m, i);
         }
         if (--m->pending == 0)
