@@ -532,7 +532,10 @@ const char *pool_node_id(const struct pool *p) { return p->id; }
 
 int pool_member_servers(const struct pool *p)
 {
-    return p->nsrv;
+    int n = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        n += !p->srv[i]->gone;
+    return n;
 }
 
 const char *pool_server_addr(const struct pool *p, int srv)

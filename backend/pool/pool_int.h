@@ -71,6 +71,7 @@ struct req {
     unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
+    bool again;                 /* write: a server could not prove our claim current (EAGAIN) */
     bool verify;                /* read: check each page's bytes against its hash */
     uint64_t t_ns;              /* issued */
     STAILQ_ENTRY(req) link;

@@ -8,7 +8,9 @@
  * was sent to answered, or when one acknowledged it and the others left it
  * unanswered WRITE_LATE_MS (writes_late): 0 if one acknowledged it (the
  * others miss those slots, replica.c, and get them copied), -ESTALE if a
- * server said another backend owns the volume, -EIO if none took it.
+ * server said another backend owns the volume, -EAGAIN if the servers could
+ * not prove our claim current (their etcd view is stale: the caller tries
+ * again later), -EIO if none took it.
  *
  * With no free slot the writes wait for a slab: one is built at a time, R
  * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.
@@ -41,7 +43,7 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
             STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
         return;
     }
-    int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
+    int st = r->fenced ? -ESTALE : r->acked ? 0 : r->again ? -EAGAIN : -EIO;
     if (st)
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
     else
@@ -78,6 +80,8 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
         ;       /* completed without this replica, which missed the slot (writes_late) */
     else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
+    else if (status == -EAGAIN)
+        r->again = true;    /* the server cannot prove our claim current now (etcd): try later */
     else if (!status && (r->acked++, !r->fenced && waits_only_late(p, r, slab)))
         write_complete_early(p, r, slab);       /* the rest are on servers already late */
     write_req_put(p, r, slab);
@@ -91,9 +95,10 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
  * refusing the slab: the replica is dead. */
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
-    if (status == -ENOTCONN)
+    if (status == -ENOTCONN || status == -EAGAIN)
         for (unsigned i = 0; i < o->npages; i++)
-            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page, "server down");
+            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page,
+                     status == -EAGAIN ? "ownership not provable there now" : "server down");
     else if (status && status != -ESTALE)
         rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)

@@ -82,6 +82,7 @@ struct pop {
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
+    struct pop *again_next;         /* on v->again: its store is tried again */
 };
 
 /* A request that arrived while the volume was loading from the pool. */
@@ -117,6 +118,9 @@ struct volume {
     int load_tries;
     long long load_timer;
     long long hold_timer;       /* armed while writes wait for the claim to be provable (may_write) */
+    struct pop *again;          /* stores the servers refused for now (EAGAIN: their etcd view is stale) */
+    long long again_timer;
+    struct mx_ratelimit rl_again;
     struct volume_stats st;
 };
 

@@ -78,6 +78,8 @@ void volumes_free(struct volumes *vs)
             evloop_del_timer(vs->el, v->load_timer);
         if (v->hold_timer)
             evloop_del_timer(vs->el, v->hold_timer);
+        if (v->again_timer)
+            evloop_del_timer(vs->el, v->again_timer);
         volmeta_free(v->meta);
         for (struct held *h = v->held, *next; h; h = next) {
             next = h->next;
