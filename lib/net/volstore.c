@@ -33,10 +33,22 @@ struct vol {
     struct rtab recs;
 };
 
+/* A volume as etcd's owners/<name> says (etcd mode). */
+struct evol {
+    char name[PROTO_ID_MAX];
+    char node[PROTO_ID_MAX];
+    uint64_t vid, epoch;
+    bool gone;                  /* the key was deleted: its epoch writes nothing any more */
+    bool seen;                  /* put again in the snapshot under way */
+};
+
 struct volstore {
     struct vol *v;
     size_t n, cap;
     struct utab uids;
+    bool etcd, proven;
+    struct evol *ev;
+    size_t nev, capev;
 };
 
 static uint64_t mix(uint64_t k)
@@ -166,6 +178,7 @@ void volstore_free(struct volstore *vs)
     for (size_t i = 0; i < vs->n; i++)
         free(vs->v[i].recs.e);
     free(vs->v);
+    free(vs->ev);
     free(vs->uids.e);
     free(vs);
 }
@@ -299,3 +312,97 @@ bool volstore_refs_foreign(const struct volstore *vs, uint64_t uid, int owner)
 }
 
 size_t volstore_volumes(const struct volstore *vs) { return vs->n; }
+
+void volstore_etcd_enable(struct volstore *vs) { vs->etcd = true; }
+void volstore_etcd_proven(struct volstore *vs, bool proven) { vs->proven = proven; }
+bool volstore_etcd_is_proven(const struct volstore *vs) { return vs->proven; }
+
+static struct evol *efind_name(const struct volstore *vs, const char *name)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        if (strcmp(vs->ev[i].name, name) == 0)
+            return &vs->ev[i];
+    return NULL;
+}
+
+/* The newest of etcd's entries for vid (a volume renamed keeps its vid). */
+static const struct evol *efind_vid(const struct volstore *vs, uint64_t vid)
+{
+    const struct evol *best = NULL;
+    for (size_t i = 0; i < vs->nev; i++)
+        if (vs->ev[i].vid == vid && (!best || vs->ev[i].epoch > best->epoch))
+            best = &vs->ev[i];
+    return best;
+}
+
+void volstore_etcd_reset(struct volstore *vs)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        vs->ev[i].seen = false;
+}
+
+void volstore_etcd_sync(struct volstore *vs)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        if (!vs->ev[i].seen)
+            vs->ev[i].gone = true;
+}
+
+int volstore_etcd_put(struct volstore *vs, const char *name, uint64_t vid, uint64_t epoch, const char *node)
+{
+    struct evol *e = efind_name(vs, name);
+    if (e && epoch < e->epoch)
+        return ESTALE;
+    if (!e) {
+        if (vs->nev == vs->capev) {
+            size_t cap = vs->capev ? vs->capev * 2 : 16;
+            struct evol *n = realloc(vs->ev, cap * sizeof(*n));
+            if (!n)
+                return ENOMEM;
+            vs->ev = n;
+            vs->capev = cap;
+        }
+        e = &vs->ev[vs->nev++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, sizeof(e->name), "%s", name);
+    }
+    e->vid = vid;
+    e->epoch = epoch;
+    snprintf(e->node, sizeof(e->node), "%s", node);
+    e->gone = false;
+    e->seen = true;
+    return 0;
+}
+
+void volstore_etcd_del(struct volstore *vs, const char *name)
+{
+    struct evol *e = efind_name(vs, name);
+    if (e)
+        e->gone = true;
+}
+
+int volstore_etcd_check(const struct volstore *vs, uint64_t vid, uint64_t epoch, const char *node)
+{
+    if (!vs->etcd)
+        return -1;
+    if (!vs->proven)
+        return EAGAIN;
+    const struct evol *e = efind_vid(vs, vid);
+    if (!e || epoch > e->epoch)
+        return 0;
+    if (epoch < e->epoch || e->gone)
+        return ESTALE;
+    return strcmp(e->node, node) ? EPERM : 0;
+}
+
+bool volstore_etcd_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, const char **node,
+                         bool *gone)
+{
+    const struct evol *e = efind_vid(vs, vid);
+    if (!e)
+        return false;
+    *epoch = e->epoch;
+    *node = e->node;
+    *gone = e->gone;
+    return true;
+}
