@@ -4,6 +4,7 @@
 #include "cu_main.h"
 #include "log.h"
 #include "memd_meta.h"
+#include "memd_owners.h"
 #include "proto.h"
 #include "volstore.h"
 
@@ -354,6 +355,53 @@ static void test_etcd_del(void)
     vs = keep;
 }
 
+static int owner_ev(enum coord_ev ev, const char *key, const char *val, char *why)
+{
+    struct coord_kv kv = { .key = key, .val = val ? val : "", .vlen = val ? strlen(val) : 0 };
+    return memd_owners_event(vs, ev, ev == COORD_EV_PUT || ev == COORD_EV_DEL ? &kv : NULL, why, 256);
+}
+
+/* The watch's events as memd gets them: a value that does not decode (a
+ * corrupt one, or a foreign program's) is reported with its reason and
+ * never trusted: it lets nobody write, and it ends what the key said. */
+static void test_etcd_events(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    char why[256] = "";
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_RESET, NULL, NULL, why), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v",
+                             "{\"node\":\"backd@a\",\"vid\":\"0000000000007777\",\"epoch\":5}", why), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_SYNC, NULL, NULL, why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 4), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 5), EPERM);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 5), 0);
+    /* A foreign value naming b at a huge epoch for another volume: not a claim. */
+    why[0] = 0;
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/w", "{\"node\":\"backd@b\",\"epoch\":\"lots\"}", why), -1);
+    CU_ASSERT_NOT_EQUAL(why[0], 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "owners/w"));
+    uint64_t e;
+    const char *node;
+    bool gone;
+    CU_ASSERT_FALSE(volstore_etcd_owner(vs, 0x8888, &e, &node, &gone));
+    /* Garbage over a's key: a's epoch is no longer vouched for. */
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v", "not json", why), -1);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 5), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 5), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), 0);    /* a newer claim still can */
+    /* A delete ends the epoch too. */
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v",
+                             "{\"node\":\"backd@b\",\"vid\":\"0000000000007777\",\"epoch\":6}", why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_DEL, "owners/v", NULL, why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), ESTALE);
+    volstore_free(vs);
+    vs = keep;
+}
+
 static const struct cu_test tests[] = {
     { "claim, fence, records, list, drop", test_claim_fence_records },
     { "only the owner lists, drops, writes", test_owner_only },
@@ -362,6 +410,7 @@ static const struct cu_test tests[] = {
     { "etcd mode: owners/ says who writes under which epoch", test_etcd_owner },
     { "etcd mode: no recent proof, no writes; reads go on", test_etcd_unproven },
     { "etcd mode: a deleted owner key ends its epoch", test_etcd_del },
+    { "etcd mode: owners/ events, a corrupt value is not trusted", test_etcd_events },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "memd_meta", init, clean, tests }, { NULL, NULL, NULL, NULL } };
