@@ -568,6 +568,17 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
         memd_free(m);
         return NULL;
     }
+    /* etcd first: a server that cannot reach it never listens (nothing half-started).  Its key is
+     * put once the loop runs, after the endpoint below is open. */
+    if (cfg->etcd[0]) {
+        struct memd_etcd_self self = { .name = m->name, .addr = cfg->advertise[0] ? cfg->advertise : cfg->listen,
+                                       .capacity = m->capacity, .incarnation = m->incarnation,
+                                       .provider = cfg->provider };
+        if (!(m->etcd = memd_etcd_open(el, cfg, m->vols, &self, err, errlen))) {
+            memd_free(m);
+            return NULL;
+        }
+    }
     /* big_recv: a PAGE_WRITE may carry a run of PROTO_RUN_MAX pages. */
     struct fab_opts fo = { .provider = cfg->provider, .listen = cfg->listen, .name = m->name,
                            .on_recv = on_recv, .arg = m, .big_recv = true };
@@ -575,15 +586,6 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
     if (!m->fab) {
         memd_free(m);
         return NULL;
-    }
-    if (cfg->etcd[0]) {
-        struct memd_etcd_self self = { .name = m->name, .addr = cfg->advertise[0] ? cfg->advertise : cfg->listen,
-                                       .capacity = m->capacity, .incarnation = m->incarnation,
-                                       .provider = fab_provider(m->fab) };
-        if (!(m->etcd = memd_etcd_open(el, cfg, m->vols, &self, err, errlen))) {
-            memd_free(m);
-            return NULL;
-        }
     }
     char c[32], s[32];
     mx_info("%s: serving %s in %u slabs of %s over %s", m->name,
