@@ -100,6 +100,7 @@ bool memd_etcd_proven(struct memd_etcd *e)
      * claim does not fence lands before that wait is over, never after. */
     bool ok = fresh && now - fresh < COORD_CONFIRM_MS;
     volstore_etcd_proven(e->vs, ok);
+    volstore_etcd_now(e->vs, now);
     if (ok != e->proven) {
         if (ok)
             mx_info("%s: etcd's owner view is current again: taking writes", e->name);
@@ -129,10 +130,18 @@ static void deregister(struct memd_etcd *e)
         e->done(e->arg);
 }
 
+static void on_revert(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch)
+{
+    struct memd_etcd *e = arg;
+    mx_warn("%s: volume %016llx: epoch %llu was claimed here but etcd never showed it: back to etcd's "
+            "epoch %llu", e->name, (unsigned long long)vid, (unsigned long long)bogus, (unsigned long long)epoch);
+}
+
 static int on_tick(struct evloop *el, long long id, void *arg)
 {
     struct memd_etcd *e = arg;
     memd_etcd_proven(e);
+    volstore_etcd_catch_up(e->vs, coord_watch_fresh_ms(e->w), on_revert, e);
     if (e->draining && !e->deleting) {
         if (!e->busy(e->arg)) {
             mx_info("%s: drained: no backend holds a slab here", e->name);

@@ -31,6 +31,7 @@ struct vol {
     int owner;
     char name[PROTO_ID_MAX];
     struct rtab recs;
+    uint64_t ahead_ms;      /* etcd mode: when epoch went above etcd's view (0: it is not) */
 };
 
 /* A volume as etcd's owners/<name> says (etcd mode). */
@@ -47,6 +48,7 @@ struct volstore {
     size_t n, cap;
     struct utab uids;
     bool etcd, proven;
+    uint64_t now_ms;
     struct evol *ev;
     size_t nev, capev;
 };
@@ -169,6 +171,8 @@ static struct vol *create(struct volstore *vs, uint64_t vid)
     return v;
 }
 
+static void stamp_ahead(struct volstore *vs, struct vol *v);
+
 struct volstore *volstore_new(void) { return calloc(1, sizeof(struct volstore)); }
 
 void volstore_free(struct volstore *vs)
@@ -199,6 +203,8 @@ int volstore_claim(struct volstore *vs, uint64_t vid, const char *name, uint64_t
     else if (epoch) {
         if (!v && !(v = create(vs, vid)))
             return ENOMEM;
+        if (epoch > v->epoch)
+            stamp_ahead(vs, v);
         v->epoch = epoch;
         v->owner = owner;
         if (size)
@@ -228,6 +234,7 @@ int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_
     if (epoch > v->epoch) {
         v->epoch = epoch;
         v->owner = -1;      /* learned from a put: the next claim of this epoch is the owner's */
+        stamp_ahead(vs, v);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct proto_rec r;
@@ -405,4 +412,39 @@ bool volstore_etcd_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoc
     *node = e->node;
     *gone = e->gone;
     return true;
+}
+
+void volstore_etcd_now(struct volstore *vs, uint64_t now_ms) { vs->now_ms = now_ms; }
+
+/* v's epoch just moved up (v->epoch is the new one by the time it is read
+ * in catch_up): stamped when etcd does not show it yet.  now_ms 0 is read as
+ * 1 so a stamp is never "none". */
+static void stamp_ahead(struct volstore *vs, struct vol *v)
+{
+    if (vs->etcd)
+        v->ahead_ms = vs->now_ms ? vs->now_ms : 1;
+}
+
+size_t volstore_etcd_catch_up(struct volstore *vs, uint64_t fresh_ms,
+                              void (*cb)(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < vs->n; i++) {
+        struct vol *v = &vs->v[i];
+        const struct evol *e = efind_vid(vs, v->vid);
+        if (!v->ahead_ms || (e && e->epoch >= v->epoch)) {
+            v->ahead_ms = 0;        /* etcd shows it: caught up */
+            continue;
+        }
+        if (fresh_ms <= v->ahead_ms)
+            continue;               /* the proof does not cover it yet */
+        uint64_t bogus = v->epoch;
+        v->epoch = e ? e->epoch : 0;
+        v->owner = -1;
+        v->ahead_ms = 0;
+        n++;
+        if (cb)
+            cb(arg, v->vid, bogus, v->epoch);
+    }
+    return n;
 }

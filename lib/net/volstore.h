@@ -99,6 +99,16 @@ void volstore_etcd_del(struct volstore *vs, const char *name);
  * that epoch to another node).  An epoch above etcd's passes: the claimer
  * just committed it and the watch has not shown it yet. */
 int volstore_etcd_check(const struct volstore *vs, uint64_t vid, uint64_t epoch, const char *node);
+/* The server's clock (evloop_now_ms) for the request about to be handled: a
+ * claim or put that moves a volume above etcd's view is stamped with it. */
+void volstore_etcd_now(struct volstore *vs, uint64_t now_ms);
+/* The watch's proof reached fresh_ms (coord_watch_fresh_ms): a volume moved
+ * above etcd's view before then by an epoch etcd still does not show was
+ * claimed without committing it (etcd would show it by now), so the volume
+ * goes back to etcd's epoch, its owner unknown, and cb(arg, vid, bogus
+ * epoch, etcd's epoch) is told.  Returns how many. */
+size_t volstore_etcd_catch_up(struct volstore *vs, uint64_t fresh_ms,
+                              void (*cb)(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch), void *arg);
 /* etcd's view of vid: false when etcd names no owner of it. */
 bool volstore_etcd_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, const char **node,
                          bool *gone);

@@ -355,6 +355,52 @@ static void test_etcd_del(void)
     vs = keep;
 }
 
+static int reverted;
+static void on_revert(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch)
+{
+    CU_ASSERT_EQUAL(vid, 0x9999);
+    CU_ASSERT_EQUAL(bogus, 6);
+    CU_ASSERT_EQUAL(epoch, 5);
+    reverted++;
+}
+
+/* A claim above etcd's view is taken on trust (the claimer just committed
+ * it), then checked once the watch's proof covers the time it was taken:
+ * one etcd still does not show was never committed, and must not lock the
+ * real owner out. */
+static void test_etcd_catch_up(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    const uint64_t v = 0x9999;
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), 0);
+    volstore_etcd_now(vs, 1000);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, 0);
+    volstore_etcd_now(vs, 2000);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 6).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    /* The proof does not reach the claim yet: it stands. */
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 2000, on_revert, NULL), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    /* It does, and etcd still says 5: b's claim was never committed. */
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 2001, on_revert, NULL), 1);
+    CU_ASSERT_EQUAL(reverted, 1);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, 0);
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 5000, on_revert, NULL), 0);
+    /* A committed one is kept: etcd shows it once caught up. */
+    volstore_etcd_now(vs, 6000);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 7).status, 0);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 7, "backd@b"), 0);
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 9000, on_revert, NULL), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 7), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    volstore_free(vs);
+    vs = keep;
+}
+
 static int owner_ev(enum coord_ev ev, const char *key, const char *val, char *why)
 {
     struct coord_kv kv = { .key = key, .val = val ? val : "", .vlen = val ? strlen(val) : 0 };
@@ -411,6 +457,7 @@ static const struct cu_test tests[] = {
     { "etcd mode: no recent proof, no writes; reads go on", test_etcd_unproven },
     { "etcd mode: a deleted owner key ends its epoch", test_etcd_del },
     { "etcd mode: owners/ events, a corrupt value is not trusted", test_etcd_events },
+    { "etcd mode: a claim etcd never shows is undone", test_etcd_catch_up },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "memd_meta", init, clean, tests }, { NULL, NULL, NULL, NULL } };
