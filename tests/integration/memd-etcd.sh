@@ -1,6 +1,6 @@
 #!/bin/bash
 # memx-memd with [cluster] etcd (issue 14): it registers servers/<addr> under
-# its lease; pointed at a dead etcd it exits 1 naming the endpoint, before
+# its lease, and again under a new one when that lease is lost; pointed at a dead etcd it exits 1 naming the endpoint, before
 # serving anything; a foreign value under owners/ is reported, not trusted;
 # SIGTERM drains (key marked draining, then deleted) and exits 0; after a
 # kill -9 the key goes with the lease (etcd_lease_ttl = 5).
@@ -52,6 +52,16 @@ lease=$(ectl get -w json "$PFX/servers/$ADDR" | sed -n 's/.*"lease":\([0-9]*\).*
 ttl=$(ectl lease timetolive "$(printf %x "$lease")" | sed -n 's/.*granted with TTL(\([0-9]*\)s).*/\1/p')
 [ "$ttl" = 5 ] || it_fail "its lease's TTL is '$ttl', not 5 (etcd_lease_ttl)"
 
+# The lease lost (revoked behind memd's back): a new lease, the key put again.
+ectl lease revoke "$(printf %x "$lease")" >/dev/null
+key_relet() {
+  local l
+  l=$(ectl get -w json "$PFX/servers/$ADDR" | sed -n 's/.*"lease":\([0-9]*\).*/\1/p')
+  [ -n "$l" ] && [ "$l" != "$lease" ] && key_up
+}
+it_wait_for "servers/$ADDR put again under a new lease" 10 key_relet
+grep -q 'lease lost' "$T/memd.log" || it_fail "memx-memd did not log the lost lease"
+
 # A foreign value under owners/ is reported with its reason, and memd goes on.
 ectl put "$PFX/owners/not-memx" 'hello from elsewhere' >/dev/null
 it_wait_for "the foreign owners/ value reported" 5 grep -q 'owners/not-memx.*' "$T/memd.log"
@@ -82,4 +92,5 @@ grep -q etcd "$T/memd3.log" && it_fail "static memx-memd mentions etcd: $(grep e
 it_stop memd3 10
 [ "$IT_RC" = 0 ] || it_fail "static memx-memd exited $IT_RC on SIGTERM (want 0)"
 it_summary "dead etcd: exit 1 naming it; registered under a 5 s lease; foreign owners/ value reported;" \
+  "lost lease: key put again;" \
   "SIGTERM: drained, deregistered, exit 0; kill -9: key gone in ${ms} ms; static mode untouched"
