@@ -22,11 +22,6 @@
 /* A peer may repeat a refused request at will: those are logged at a bounded rate. */
 static struct mx_ratelimit rl_refused;
 
-/* 0, ESTALE (not the volume's current epoch: fenced, or no claim of it here)
- * or EPERM (another identity holds that epoch).  newer_ok: an epoch above
- * the volume's passes (a put or page write reaching a server that missed the
- * new owner's claim; a put then records who it came from).  An unknown
- * volume passes (a server that joined after the claim). */
 /* etcd's verdict: 0 or a refusal (-1 in static mode reads as 0).  A read
  * (write false) is answered without the freshness proof: stale data read is
  * harmless, a stale write is not. */
@@ -49,6 +44,12 @@ static int etcd_check(const struct volstore *vs, const struct memd_meta_peer *wh
     return st;
 }
 
+/* 0, EAGAIN (etcd mode, a write without the freshness proof), ESTALE (not
+ * the volume's current epoch: fenced, or no claim of it here) or EPERM
+ * (another identity holds that epoch).  newer_ok: an epoch above the
+ * volume's passes (a put or page write reaching a server that missed the
+ * new owner's claim; a put then records who it came from).  An unknown
+ * volume passes (a server that joined after the claim). */
 static int owner_check(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                        uint64_t epoch, bool newer_ok, bool write, const char *what)
 {
