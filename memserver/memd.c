@@ -286,7 +286,11 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
     uint32_t i = 0;
     while (i < m->nslabs && m->slabs[i].owner >= 0)
         i++;
-    if (i == m->nslabs) {
+    if (m->stopping) {
+        /* Draining: the slabs here are to move away, not to grow in number. */
+        mx_info("%s: draining: no new slab for %s (%s)", m->name, s->peer, s->client_id);
+        r.status = ENOSPC;
+    } else if (i == m->nslabs) {
         mx_info("%s: full: no slab left for %s (%s)", m->name, s->peer, s->client_id);
         r.status = ENOSPC;
     } else {
