@@ -307,22 +307,98 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A memd in etcd mode on a fresh etcd; the etcd key's value lands in val. */
+static int etcd_memd(struct memd_proc *m, const char *key)
+{
+    static char extra[512];
+    if (etcd_pid <= 0 && etcd_up())
+        return -1;
+    snprintf(extra, sizeof(extra), "etcd = %s\netcd_prefix = /memx/unit\netcd_lease_ttl = 5\n", etcd_url);
+    spawn_cluster_extra = extra;
+    int rc = spawn_memd(m, key, "4M", "1M");
+    spawn_cluster_extra = NULL;
+    return rc;
+}
+
+/* servers/<addr>'s value in etcd ("" when absent). */
+static void etcd_server_val(const struct memd_proc *m, char *out, size_t len)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s get --print-value-only /memx/unit/servers/%s",
+             etcd_url, m->addr);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, len - 1, f) : 0;
+    out[n] = 0;
+    if (f)
+        pclose(f);
+}
+
+/* SIGTERM drains: the key says "draining", no new slab is handed out, and
+ * the server waits until its last slab is freed; then the key goes, exit 0. */
+static void test_etcd_drain(void)
+{
+    char key[64], val[1024] = "";
+    unsigned char raw[32];
+    CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
+    struct memd_proc m;
+    CU_ASSERT_EQUAL_FATAL(etcd_memd(&m, key), 0);
+    struct mc *a = mc_open(m.addr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL_FATAL(mc_handshake(a, "backd@a", raw), 0);
+    struct proto_msg q = { .type = PROTO_SLAB_ALLOC, .req_id = 1 }, r;
+    q.u.slab_alloc.uid = 80;
+    CU_ASSERT_FATAL(mc_send(a, &q, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL_FATAL(mc_wait(a, PROTO_SLAB_ALLOC_R, 1, 2000, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(r.status, 0);
+    uint32_t slab = r.u.slab_alloc_r.slab;
+    for (int i = 0; i < 40 && !strstr(val, "\"up\""); i++, usleep(50000))
+        etcd_server_val(&m, val, sizeof(val));
+    CU_ASSERT_PTR_NOT_NULL(strstr(val, "\"state\":\"up\""));
+    kill(m.pid, SIGTERM);
+    val[0] = 0;
+    for (int i = 0; i < 40 && !strstr(val, "draining"); i++, usleep(50000))
+        etcd_server_val(&m, val, sizeof(val));
+    CU_ASSERT_PTR_NOT_NULL(strstr(val, "\"state\":\"draining\""));
+    q.req_id = 2;
+    q.u.slab_alloc.uid = 81;
+    CU_ASSERT_FATAL(mc_send(a, &q, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL(mc_wait(a, PROTO_SLAB_ALLOC_R, 2, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, ENOSPC);
+    usleep(300000);
+    CU_ASSERT_EQUAL(waitpid(m.pid, NULL, WNOHANG), 0);          /* still draining */
+    struct proto_msg f = { .type = PROTO_SLAB_FREE, .req_id = 3 };
+    f.u.slab_free.slab = slab;
+    CU_ASSERT_FATAL(mc_send(a, &f, NULL, NULL) > 0);
+    CU_ASSERT_EQUAL(mc_wait(a, PROTO_SLAB_FREE_R, 3, 2000, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 0);
+    int st = -1;
+    for (int i = 0; i < 100; i++, usleep(20000))
+        if (waitpid(m.pid, &st, WNOHANG) == m.pid)
+            break;
+    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (WIFEXITED(st))
+        m.pid = 0;
+    etcd_server_val(&m, val, sizeof(val));
+    CU_ASSERT_STRING_EQUAL(val, "");
+    CU_ASSERT_TRUE(spawn_log_has(&m, "drained: no backend holds a slab here"));
+    CU_ASSERT_TRUE(spawn_log_has(&m, "deregistered"));
+    mc_close(a);
+    if (m.pid > 0)
+        spawn_stop(&m, SIGINT);
+    unlink(key);
+}
+
 /* Issue 14: with [cluster] etcd the server's owner view comes from etcd's
  * owners/ keys (an identity named there before it ever connected), and it
  * takes a write only while it can prove that view recent: etcd gone, writes
  * are refused (EAGAIN) within 2 s while reads are still answered. */
 static void test_etcd_fence(void)
 {
-    char key[64], extra[512], cmd[1024];
+    char key[64], cmd[1024];
     unsigned char raw[32];
-    CU_ASSERT_EQUAL_FATAL(etcd_up(), 0);
     CU_ASSERT_EQUAL_FATAL(spawn_write_key(key, sizeof(key), raw), 0);
-    snprintf(extra, sizeof(extra), "etcd = %s\netcd_prefix = /memx/unit\netcd_lease_ttl = 5\n", etcd_url);
-    spawn_cluster_extra = extra;
     struct memd_proc m;
-    int rc = spawn_memd(&m, key, "4M", "1M");
-    spawn_cluster_extra = NULL;
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(etcd_memd(&m, key), 0);
     /* backd@b owns volume 9 under epoch 5, before b ever connected. */
     snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s put /memx/unit/owners/v "
              "'{\"node\":\"backd@b\",\"vid\":\"0000000000000009\",\"epoch\":5}' >/dev/null", etcd_url);
@@ -382,6 +458,7 @@ static const struct cu_test tests[] = {
     { "a HELLO without the key never spoils a handshake", test_spoof_mid_handshake },
     { "HELLOs naming dead addresses hold nothing up", test_hello_dead_address },
     { "replayed or tampered messages are dropped", test_replay_tamper },
+    { "etcd mode: SIGTERM drains, then deregisters", test_etcd_drain },
     { "etcd mode: owners from etcd; no proof, no writes", test_etcd_fence },
     { NULL, NULL },
 };
