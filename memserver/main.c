@@ -101,6 +101,8 @@ int main(int argc, char **argv)
     explicit_bzero(key, sizeof(key));
     if (!m) {
         fprintf(stderr, "memx-memd: %s\n", err);
+        evloop_free(el);
+        close(sfd);
         return 1;
     }
     int rc = evloop_run(el);
