@@ -11,6 +11,7 @@
 #include "log.h"
 #include "membership.h"
 #include "ownership.h"
+#include "slabdir.h"
 #include "pool.h"
 #include "pool_config.h"
 #include "volumes.h"
@@ -56,6 +57,7 @@ struct backd {
     struct coord *coord;
     struct membership *ms;
     struct ownership *own;
+    struct slabdir *sd;
     struct volumes *vols;
     char node[CK_NODE_MAX];
 };
@@ -128,11 +130,13 @@ static int etcd_start(struct backd *b, const struct memx_config *cfg, struct poo
         return -1;
     b->own = ownership_new(b->coord, b->node, on_claim_changed, b);
     b->ms = b->own ? membership_new(b->coord, pool, cfg->provider) : NULL;
-    if (!b->ms) {
+    b->sd = b->ms ? slabdir_new(b->el, b->coord, b->node) : NULL;
+    if (!b->sd) {
         snprintf(err, errlen, "etcd: out of memory");
         return -1;
     }
     volumes_set_claimer(b->vols, ownership_ops(b->own));
+    pool_set_directory(pool, slabdir_ops(b->sd));
     coord_on_health(b->coord, on_etcd_health, b);
     register_backend(b);
     return 0;
@@ -321,6 +325,9 @@ out:
     /* Revokes the lease: our owners/ keys go at once, not a TTL later. */
     if (b.coord)
         coord_close(b.coord);
+    if (pool)
+        pool_set_directory(pool, NULL);
+    slabdir_free(b.sd);
     if (pool)
         pool_free(pool);
     xp_close(xp);

@@ -616,15 +616,23 @@ void memd_free(struct memd *m)
     free(m);
 }
 
+/* A drain waits for a connected backend that holds slabs here to move
+ * them; one that is not connected cannot, so it is not waited for. */
 static bool holds_slabs(void *arg)
 {
     struct memd *m = arg;
-    return m->used_slabs > 0;
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (m->sessions[i].state == S_AUTHED && m->idents[m->sessions[i].ident].slabs)
+            return true;
+    return false;
 }
 
 static void drained(void *arg)
 {
     struct memd *m = arg;
+    if (m->used_slabs)
+        mx_warn("%s: stopping with %u slab(s) of backends that are not connected: those copies go",
+                m->name, (unsigned)m->used_slabs);
     evloop_stop(m->el);
 }
 

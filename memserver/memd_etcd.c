@@ -144,7 +144,7 @@ static int on_tick(struct evloop *el, long long id, void *arg)
     volstore_etcd_catch_up(e->vs, coord_watch_fresh_ms(e->w), on_revert, e);
     if (e->draining && !e->deleting) {
         if (!e->busy(e->arg)) {
-            mx_info("%s: drained: no backend holds a slab here", e->name);
+            mx_info("%s: drained: no connected backend holds a slab here", e->name);
             deregister(e);
         } else if (evloop_now_ms() >= e->drain_end) {
             mx_warn("%s: drain gave up after %d s: backends still hold slabs here", e->name, MEMD_DRAIN_MS / 1000);

@@ -530,6 +530,27 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 
 const char *pool_node_id(const struct pool *p) { return p->id; }
 
+void pool_set_directory(struct pool *p, const struct pool_dir_ops *ops) { p->dir = ops; }
+
+void dir_note(struct pool *p, uint32_t slab)
+{
+    const struct pslab *ps = &p->slabs[slab];
+    if (!p->dir || !ps->used || !ps->uid)
+        return;
+    const char *addrs[REP_SLOTS];
+    int n = 0;
+    for (int i = 0; i < ps->nrep; i++)
+        if (ps->rep[i].srv >= 0 && ps->rep[i].inc && !ps->rep[i].dead)
+            addrs[n++] = p->srv[ps->rep[i].srv]->addr;
+    p->dir->put(p->dir->ctx, ps->uid, p->slab_size, addrs, n);
+}
+
+void dir_forget(struct pool *p, uint64_t uid)
+{
+    if (p->dir && uid)
+        p->dir->del(p->dir->ctx, uid);
+}
+
 int pool_member_servers(const struct pool *p)
 {
     int n = 0;

@@ -75,6 +75,23 @@ void pool_free(struct pool *p);
  * completions (zero pages, never-written reads) there, so its callbacks too
  * never run inside the call that started them. */
 struct evloop *pool_evloop(const struct pool *p);
+/* The slab directory (etcd: backend/slabdir.c): where each slab's replicas
+ * live, told as slabs are made, re-replicated, trimmed and freed, so that
+ * adopting a loaded volume's slab asks only the servers listed for it (and
+ * every server only when the directory does not know it, or none of them
+ * has it).  Optional; the pool works without one. */
+typedef void (*pool_dir_cb)(void *arg, int n, const char (*addrs)[128]);
+struct pool_dir_ops {
+    /* The slab's replica set is now addrs (n of them). */
+    void (*put)(void *ctx, uint64_t uid, uint64_t size, const char *const *addrs, int n);
+    void (*del)(void *ctx, uint64_t uid);
+    /* Where slab uid lives: cb(arg, n, addrs) from the loop, n < 0 when
+     * unknown.  0, or -1 (cb not called: every server is asked). */
+    int (*get)(void *ctx, uint64_t uid, pool_dir_cb cb, void *arg);
+    void *ctx;
+};
+void pool_set_directory(struct pool *p, const struct pool_dir_ops *ops);
+
 /* Who this backend is to the memory servers (pool_opts.node_id, or backd@host). */
 const char *pool_node_id(const struct pool *p);
 

@@ -170,6 +170,7 @@ struct oom_fail {
 
 struct pool {
     struct evloop *el;
+    const struct pool_dir_ops *dir;     /* the slab directory, or NULL */
     char provider[64];
     uint8_t key[POOL_KEY_BYTES];
     char id[PROTO_ID_MAX];
@@ -212,6 +213,9 @@ struct pool {
 };
 
 /* ---- pool.c ---- */
+/* Tells the slab directory the slab's replica set now (or that it is gone). */
+void dir_note(struct pool *p, uint32_t slab);
+void dir_forget(struct pool *p, uint64_t uid);
 void finish(struct pool *p, struct req *r, int status);
 /* A request could not be allocated: its callback gets -ENOMEM next turn. */
 void fail_oom(struct pool *p, const struct oom_fail *f);

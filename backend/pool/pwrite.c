@@ -376,6 +376,7 @@ static void slab_built(struct pool *p, uint32_t slab)
     }
     ps->ready = true;
     p->st.slabs++;
+    dir_note(p, slab);
     if (ps->nrep < p->replicas) {
         if (!p->degraded_warned)
             pool_warn("degraded: slab %u has %d of %d replicas (%d memory servers usable)", slab, ps->nrep,
@@ -593,9 +594,11 @@ void slab_give_back(struct pool *p, uint32_t slab)
     struct replica reps[REP_SLOTS];
     int nrep = ps->nrep;
     memcpy(reps, ps->rep, sizeof(reps));
+    uint64_t uid = ps->uid;
     slots_fini(&ps->slots);
     memset(ps, 0, sizeof(*ps));
     p->st.slabs--;
+    dir_forget(p, uid);
     for (int i = 0; i < nrep; i++) {
         struct server *s = p->srv[reps[i].srv];
         bool held = !reps[i].dead && reps[i].inc != 0 && reps[i].inc == s->inc;

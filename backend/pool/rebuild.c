@@ -228,6 +228,7 @@ static void rb_finish(struct pool *p)
             ps->nrep++;
         ps->rep[rb->slot] = rb->nr;
         ps->rep[rb->slot].ok = true;
+        dir_note(p, slab);
         pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", slab, p->srv[rb->target]->addr,
                   (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
         rep_release(&old);

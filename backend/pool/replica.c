@@ -222,8 +222,11 @@ static bool trim_one(struct pool *p, uint32_t slab)
 
 void slab_trim(struct pool *p, uint32_t slab)
 {
-    for (int n = 0; n < REP_SLOTS && trim_one(p, slab); n++)
-        ;
+    int n = 0;
+    while (n < REP_SLOTS && trim_one(p, slab))
+        n++;
+    if (n)
+        dir_note(p, slab);
 }
 
 void reps_server_down(struct pool *p, struct server *s)
