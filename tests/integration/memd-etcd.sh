@@ -15,7 +15,7 @@ world_at_exit etcd_stop
 export MEMX_ETCD
 
 PFX=/memx/it-memd
-world_conf servers=1 capacity=64M log=info
+world_conf servers=1 capacity=64M log=info etcd=no   # this test runs its own etcd
 PORT=${WORLD_MEMD_PORTS[0]}
 ADDR=127.0.0.1:$PORT
 cp "$WORLD_CONF" "$T/static.conf"

@@ -380,7 +380,7 @@ static void test_etcd_drain(void)
         m.pid = 0;
     etcd_server_val(&m, val, sizeof(val));
     CU_ASSERT_STRING_EQUAL(val, "");
-    CU_ASSERT_TRUE(spawn_log_has(&m, "drained: no backend holds a slab here"));
+    CU_ASSERT_TRUE(spawn_log_has(&m, "drained: no connected backend holds a slab here"));
     CU_ASSERT_TRUE(spawn_log_has(&m, "deregistered"));
     mc_close(a);
     if (m.pid > 0)
