@@ -43,6 +43,7 @@ struct session {
     int ident;                          /* index into memd.idents once authenticated */
     uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
     struct auth_sess ak;                /* once authenticated: this session's keys */
+    uint64_t last_ms;                   /* its last authenticated message (backends heartbeat every 0.5 s) */
 };
 
 /* A client identity that holds slabs.  Slabs outlive sessions: a backend
@@ -278,6 +279,7 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
     mx_info("%s: %s (%s) authenticated", m->name, s->peer, s->client_id);
     reply(m, s, s->addr, &r);       /* unsealed: the client checks the proof in it first */
     s->state = S_AUTHED;
+    s->last_ms = evloop_now_ms();
 }
 
 static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_msg *q)
@@ -463,6 +465,7 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
                     m->rl_forged.last_suppressed);
         return;
     }
+    s->last_ms = evloop_now_ms();
     switch (q.type) {
     case PROTO_SLAB_ALLOC:
         on_slab_alloc(m, s, &q);
@@ -617,12 +620,15 @@ void memd_free(struct memd *m)
 }
 
 /* A drain waits for a connected backend that holds slabs here to move
- * them; one that is not connected cannot, so it is not waited for. */
+ * them; one that is not connected cannot, so it is not waited for.  A
+ * session silent for 3 s (six missed heartbeats) is a backend gone. */
 static bool holds_slabs(void *arg)
 {
     struct memd *m = arg;
+    uint64_t now = evloop_now_ms();
     for (int i = 0; i < MAX_SESSIONS; i++)
-        if (m->sessions[i].state == S_AUTHED && m->idents[m->sessions[i].ident].slabs)
+        if (m->sessions[i].state == S_AUTHED && m->idents[m->sessions[i].ident].slabs &&
+            now - m->sessions[i].last_ms < 3000)
             return true;
     return false;
 }
