@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,11 +106,37 @@ static void on_claim_changed(void *arg, const char *volume, uint64_t epoch)
     volumes_claim_changed(b->vols, volume, epoch);
 }
 
-static void etcd_status(void *arg, char *link, size_t linklen, char *members, size_t memberslen)
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static void etcd_status(void *arg, json_object *o)
 {
     struct backd *b = arg;
-    coord_describe(b->coord, link, linklen);
-    membership_describe(b->ms, members, memberslen);
+    char line[256];
+    json_object_object_add(o, "etcd", json_object_new_string(coord_describe(b->coord, line, sizeof(line))));
+    json_object_object_add(o, "membership", json_object_new_string(membership_describe(b->ms, line, sizeof(line))));
+    struct coord_stats cs;
+    coord_get_stats(b->coord, &cs);
+    json_object *t = json_object_new_object();
+    add_u64(t, "requests", cs.requests);
+    add_u64(t, "failures", cs.failures);
+    add_u64(t, "bytes_out", cs.bytes_out);
+    add_u64(t, "bytes_in", cs.bytes_in);
+    add_u64(t, "keepalives", cs.keepalives);
+    add_u64(t, "watch_events", cs.watch_events);
+    add_u64(t, "checks", cs.checks);
+    json_object_object_add(o, "etcd_traffic", t);
+    struct slabdir_stats ss;
+    slabdir_get_stats(b->sd, &ss);
+    json_object *d = json_object_new_object();
+    add_u64(d, "writes", ss.writes);
+    add_u64(d, "failures", ss.failures);
+    add_u64(d, "reads", ss.reads);
+    add_u64(d, "lookups", ss.lookups);
+    add_u64(d, "hits", ss.hits);
+    json_object_object_add(o, "slab_directory", d);
 }
 
 /* Joins etcd: membership gives the pool its servers, ownership the volumes their claims. */

@@ -118,11 +118,10 @@ static json_object *cmd_status(struct ctl *c)
     pool_get_stats(c->ctx.pool, &ps);
     json_object_object_add(o, "servers_live", json_object_new_int(pool_live_servers(c->ctx.pool)));
     json_object_object_add(o, "servers_total", json_object_new_int(ps.servers));
-    char link[256] = "off (static [cluster] servers list: one host, no cross-host fencing)", members[160] = "";
     if (c->ctx.etcd_status)
-        c->ctx.etcd_status(c->ctx.etcd_arg, link, sizeof(link), members, sizeof(members));
-    add_str(o, "etcd", link);
-    add_str(o, "membership", members);
+        c->ctx.etcd_status(c->ctx.etcd_arg, o);
+    else
+        add_str(o, "etcd", "off (static [cluster] servers list: one host, no cross-host fencing)");
     return o;
 }
 

@@ -21,6 +21,7 @@ struct volumes;
 struct pool;
 struct blkback;
 struct ctl;
+struct json_object;
 
 /* What the commands report on.  bb may be NULL (no devices). */
 struct ctl_ctx {
@@ -30,9 +31,10 @@ struct ctl_ctx {
     const char *platform;       /* "real" or "sim" */
     const char *device_type;    /* "vbd" or "vbd3" */
     const char *provider;       /* the configured libfabric provider */
-    /* The link to etcd and the membership it gives, one line each for
-     * status; NULL: no etcd (static server list). */
-    void (*etcd_status)(void *arg, char *link, size_t linklen, char *members, size_t memberslen);
+    /* Adds the etcd link, the membership it gives and their traffic to a
+     * status reply (keys etcd, membership, etcd_traffic, slab_directory);
+     * NULL: no etcd (static server list). */
+    void (*etcd_status)(void *arg, struct json_object *o);
     void *etcd_arg;
 };
 

@@ -265,6 +265,14 @@ static void show_status(json_object *r)
     printf("etcd         %s\n", s_of(r, "etcd"));
     if (*s_of(r, "membership"))
         printf("membership   %s\n", s_of(r, "membership"));
+    json_object *t, *d;
+    if (json_object_object_get_ex(r, "etcd_traffic", &t))
+        printf("etcd traffic %s requests (%s failed), %s bytes out, %s in; %s keepalives, %s watch events, %s freshness checks\n",
+               num(t, "requests"), num(t, "failures"), num(t, "bytes_out"), num(t, "bytes_in"), num(t, "keepalives"),
+               num(t, "watch_events"), num(t, "checks"));
+    if (json_object_object_get_ex(r, "slab_directory", &d))
+        printf("slab dir     %s writes (%s failed), %s reads; %s slabs looked up, %s known\n", num(d, "writes"),
+               num(d, "failures"), num(d, "reads"), num(d, "lookups"), num(d, "hits"));
 }
 
 static void show_volumes(json_object *r)

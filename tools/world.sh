@@ -213,7 +213,16 @@ world_start_pool() {
   done
 }
 
+world_live_servers() {
+  "${B:?}/memxctl" --socket "$WORLD_SOCK" --json status 2>/dev/null | sed -n 's/.*"servers_live": *\([0-9]*\).*/\1/p'
+}
+world_all_live() { [ "$(world_live_servers)" = "${#WORLD_MEMD_PORTS[@]}" ]; }
+
 world_start_backd() {
   world_spawn backd "${B:?}/memx-backd" --config "$WORLD_CONF" --platform sim --sim-dir "$WORLD_SIM" --domid 0
   world_wait_for "memx-backd's control socket" 10 test -S "$WORLD_SOCK" || exit 1
+  # With etcd the servers arrive through the membership watch: the world is
+  # up once the backend reaches every one of them.
+  [ -z "$WORLD_ETCD" ] || world_wait_for "memx-backd reaching all ${#WORLD_MEMD_PORTS[@]} memory servers" 15 \
+    world_all_live || exit 1
 }
