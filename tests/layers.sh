@@ -19,7 +19,7 @@ lib/xen: lib
 lib/net: lib
 lib/coord: lib
 backend/pool: lib lib/net
-backend/volume: lib lib/net lib/coord backend/pool
+backend/volume: lib lib/net backend/pool
 backend/xen: lib lib/xen backend/volume
 backend: lib lib/xen lib/net lib/coord backend/pool backend/volume backend/xen
 memserver: lib lib/net lib/coord
@@ -35,6 +35,7 @@ backend/xen: volmeta.h dedup.h pagemap.h pageref.h
 SYSTEM='
 xenstore.h xengnttab.h xenevtchn.h xenctrl.h xenforeignmemory.h: lib/xen
 rdma/: lib/net
+curl/: lib/coord
 '
 
 rules_for() {   # dir -> allowed dirs (own included)
