@@ -37,6 +37,7 @@ struct claim {
     int64_t rev;                /* volumes/<name>'s mod_revision as our claim left it; 0: none yet */
     int64_t rev_seen;           /* ... as the claim in progress read it (0: no such key) */
     bool renewing;
+    struct ck_volume cv;        /* volumes/<name> as our last write (or the claim's read) left it */
     /* a claim in progress */
     volclaim_cb cb;
     void *arg;
@@ -70,14 +71,14 @@ static void claim_end(struct claim *k, int status, const char *msg)
 {
     volclaim_cb cb = k->cb;
     void *arg = k->arg;
-    uint64_t epoch = k->epoch;
-    bool takeover = k->takeover;
+    struct volclaim_result res = { .epoch = k->epoch, .takeover = k->takeover, .ninsync = k->cv.ninsync,
+                                   .insync = (const char (*)[128])k->cv.insync };
     k->cb = NULL;
     if (status && !k->rev) {    /* never held: nothing to renew */
         LIST_REMOVE(k, link);
         free(k);
     }
-    cb(arg, status, status ? 0 : epoch, takeover, msg);
+    cb(arg, status, status ? NULL : &res, msg);
 }
 
 /* The claim's transaction answered. */
@@ -103,12 +104,16 @@ static void on_cas(void *arg, int status, int64_t rev)
 
 static int put_claim(struct claim *k, int64_t expect, uint64_t epoch, coord_done_cb done)
 {
-    char vkey[CK_NAME_MAX + 16], okey[CK_NAME_MAX + 16], vval[256], oval[256];
-    struct ck_volume cv = { .vid = k->vid, .size = k->size, .epoch = epoch };
+    char vkey[CK_NAME_MAX + 16], okey[CK_NAME_MAX + 16], oval[256];
+    static char vval[CK_INSYNC_MAX * (CK_ADDR_MAX + 4) + 256];
+    struct ck_volume *cv = &k->cv;      /* the in-sync set stays what it was */
+    cv->vid = k->vid;
+    cv->size = k->size;
+    cv->epoch = epoch;
     struct ck_owner co = { .vid = k->vid, .epoch = epoch };
     snprintf(co.node, sizeof(co.node), "%s", k->o->node);
     if (ck_volume_key(k->name, vkey, sizeof(vkey)) < 0 || ck_owner_key(k->name, okey, sizeof(okey)) < 0 ||
-        ck_volume_encode(&cv, vval, sizeof(vval)) < 0 || ck_owner_encode(&co, oval, sizeof(oval)) < 0)
+        ck_volume_encode(cv, vval, sizeof(vval)) < 0 || ck_owner_encode(&co, oval, sizeof(oval)) < 0)
         return -EINVAL;
     struct coord_op ops[2] = { { vkey, vval, false }, { okey, oval, true } };
     return coord_cas(k->o->c, vkey, expect, ops, 2, done, k);
@@ -136,35 +141,36 @@ static void on_volume(void *arg, int status, const struct coord_kv *kv, size_t n
     struct claim *k = arg;
     (void)rev;
     char name[CK_NAME_MAX], why[200], msg[240], okey[CK_NAME_MAX + 16];
-    struct ck_volume cv = { 0 };
+    struct ck_volume *cvp = &k->cv, cv0 = { .ninsync = -1 };
     if (status) {
         snprintf(msg, sizeof(msg), "etcd: %s", strerror(-status));
         claim_end(k, -EAGAIN, msg);
         return;
     }
     k->rev_seen = 0;
+    *cvp = cv0;
     if (n == 1) {
-        if (ck_volume_decode(kv[0].key, kv[0].val, kv[0].vlen, name, &cv, why, sizeof(why)) < 0) {
+        if (ck_volume_decode(kv[0].key, kv[0].val, kv[0].vlen, name, cvp, why, sizeof(why)) < 0) {
             /* Never trusted, never overwritten: an operator looks at it. */
             snprintf(msg, sizeof(msg), "etcd's record of it is not MemX's: %s", why);
             claim_end(k, -EIO, msg);
             return;
         }
-        if (cv.vid != k->vid) {
+        if (cvp->vid != k->vid) {
             snprintf(msg, sizeof(msg), "etcd's record names volume id %016llx, not %016llx",
-                     (unsigned long long)cv.vid, (unsigned long long)k->vid);
+                     (unsigned long long)cvp->vid, (unsigned long long)k->vid);
             claim_end(k, -EIO, msg);
             return;
         }
-        if (cv.size != k->size) {
+        if (cvp->size != k->size) {
             snprintf(msg, sizeof(msg), "volume %s exists in the pool with size %llu bytes, not %llu", k->name,
-                     (unsigned long long)cv.size, (unsigned long long)k->size);
+                     (unsigned long long)cvp->size, (unsigned long long)k->size);
             claim_end(k, -EEXIST, msg);
             return;
         }
         k->rev_seen = kv[0].mod_rev;
     }
-    k->epoch = cv.epoch + 1;
+    k->epoch = cvp->epoch + 1;
     if (ck_owner_key(k->name, okey, sizeof(okey)) < 0 ||
         coord_get(k->o->c, okey, false, 0, on_owner, k) < 0)
         claim_end(k, -EIO, "out of memory");
@@ -198,6 +204,61 @@ static int op_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, vo
     k->tries = 0;
     claim_read(k);
     return 0;
+}
+
+struct insync_req {
+    struct claim *k;
+    volclaim_done_cb cb;
+    void *arg;
+    struct ck_volume cv;        /* what goes to etcd; k->cv once it is there */
+};
+
+static void on_insync(void *arg, int status, int64_t rev)
+{
+    struct insync_req *q = arg;
+    struct claim *k = q->k;
+    if (status == 0) {
+        k->rev = rev;
+        k->cv = q->cv;
+    } else if (status == -ECANCELED && (k->renewing || k->cb)) {
+        status = -EAGAIN;       /* our own renewal or claim moved the revision: try again */
+    } else if (status == -ECANCELED) {
+        mx_warn("backd: volume %s: claimed by another backend (its in-sync set could not be written): fenced",
+                k->name);
+    }
+    volclaim_done_cb cb = q->cb;
+    void *a = q->arg;
+    free(q);
+    cb(a, status == 0 ? 0 : status == -ECANCELED ? -ESTALE : -EAGAIN);
+}
+
+static int op_set_insync(void *ctx, const char *name, const char *const *addrs, int n, volclaim_done_cb cb,
+                         void *arg)
+{
+    struct ownership *o = ctx;
+    struct claim *k = find(o, name);
+    if (!k || !k->rev)
+        return -ENOENT;
+    struct insync_req *q = xcalloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    *q = (struct insync_req){ .k = k, .cb = cb, .arg = arg, .cv = k->cv };
+    /* A subset of the in-sync servers is in sync too: past the key's room, some are left out. */
+    q->cv.ninsync = n < CK_INSYNC_MAX ? n : CK_INSYNC_MAX;
+    for (int i = 0; i < q->cv.ninsync; i++)
+        snprintf(q->cv.insync[i], sizeof(q->cv.insync[i]), "%s", addrs[i]);
+    char vkey[CK_NAME_MAX + 16];
+    static char vval[CK_INSYNC_MAX * (CK_ADDR_MAX + 4) + 256];
+    if (ck_volume_key(name, vkey, sizeof(vkey)) < 0 || ck_volume_encode(&q->cv, vval, sizeof(vval)) < 0) {
+        free(q);
+        return -EINVAL;
+    }
+    /* Invariant: written only while volumes/<name> is as our claim (or our last write) left it. */
+    struct coord_op op = { vkey, vval, false };
+    int rc = coord_cas(o->c, vkey, k->rev, &op, 1, on_insync, q);
+    if (rc < 0)
+        free(q);
+    return rc;
 }
 
 static void on_forgotten(void *arg, int status, int64_t rev)
@@ -295,7 +356,8 @@ struct ownership *ownership_new(struct coord *c, const char *node, ownership_cha
     LIST_INIT(&o->claims);
     o->changed = changed;
     o->changed_arg = arg;
-    o->ops = (struct volclaim_ops){ .claim = op_claim, .forget = op_forget, .may_write = op_may_write,
+    o->ops = (struct volclaim_ops){ .claim = op_claim, .set_insync = op_set_insync, .forget = op_forget,
+                                    .may_write = op_may_write,
                                     .fence_wait_ms = COORD_CONFIRM_MS + 500, .ctx = o };
     return o;
 }

@@ -57,6 +57,7 @@ void volmeta_free(struct volmeta *m)
         evloop_del_timer(pool_evloop(m->pool), m->fence_timer);
     volpub_free(m);
     volstore_free(m->merge);
+    free(m->prev_insync);
     free(m->uids);
     free(m->slabs);
     free(m->slab_st);
@@ -143,7 +144,7 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
 
 static void send_claims(struct volmeta *m, uint64_t epoch);
 
-static void on_coord_claim(void *arg, int status, uint64_t epoch, bool takeover, const char *msg)
+static void on_coord_claim(void *arg, int status, const struct volclaim_result *res, const char *msg)
 {
     struct volmeta *m = arg;
     if (status) {
@@ -151,11 +152,37 @@ static void on_coord_claim(void *arg, int status, uint64_t epoch, bool takeover,
         load_end(m, status);
         return;
     }
-    m->epoch = epoch;
-    m->takeover = takeover;
+    m->epoch = res->epoch;
+    m->takeover = res->takeover;
     m->claimed_ms = evloop_now_ms();
+    free(m->prev_insync);
+    m->prev_insync = NULL;
+    m->prev_ninsync = res->ninsync;
+    if (res->ninsync == 0) {
+        /* Never written so (the set always keeps a server that acknowledged): not ours to trust. */
+        meta_warn(m, "etcd records an empty in-sync set: reading the records from every server");
+        m->prev_ninsync = -1;
+    } else if (res->ninsync > 0) {
+        m->prev_insync = xreallocarray(NULL, (size_t)res->ninsync, sizeof(*m->prev_insync));
+        if (!m->prev_insync) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+            load_end(m, -EIO);
+            return;
+        }
+        memcpy(m->prev_insync, res->insync, (size_t)res->ninsync * sizeof(*m->prev_insync));
+    }
     m->stage = CLAIM;
-    send_claims(m, epoch);
+    send_claims(m, res->epoch);
+}
+
+bool volmeta_was_insync(const struct volmeta *m, int s)
+{
+    if (m->prev_ninsync < 0)
+        return true;
+    for (int i = 0; i < m->prev_ninsync; i++)
+        if (!strcmp(m->prev_insync[i], pool_server_addr(m->pool, s)))
+            return true;
+    return false;
 }
 
 static void coord_claim(struct volmeta *m)
@@ -389,11 +416,22 @@ static void load_step(struct volmeta *m)
             load_end(m, -EIO);
             return;
         }
+        /* Invariant (coordinator mode): every acknowledged record is on every
+         * server of the recorded in-sync set, so those are the ones read. */
+        int sources = 0;
+        for (int i = 0; i < m->nsrv; i++)
+            sources += m->srv[i].claimed && volmeta_was_insync(m, i);
+        if (!sources) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: none of the %d memory server(s) that hold every record "
+                     "(%s%s) is reachable", m->name, m->prev_ninsync, m->prev_insync[0], m->prev_ninsync > 1 ? ", ..." : "");
+            load_end(m, -EAGAIN);
+            return;
+        }
         m->stage = LIST;
         m->pending = 1;
         for (int i = 0; i < m->nsrv; i++) {
             m->srv[i].cursor = 0;
-            if (m->srv[i].claimed)
+            if (m->srv[i].claimed && volmeta_was_insync(m, i))
                 list_from(m, i);
         }
         if (--m->pending == 0)
@@ -406,8 +444,15 @@ static void load_step(struct volmeta *m)
             load_end(m, -EIO);
             return;
         }
-        m->stage = ADOPT;
         m->next_uid = 0;
+        if (m->claimer) {
+            /* Our in-sync set, in etcd before anything is served: the
+             * servers we read from (they hold every earlier record). */
+            m->stage = INSYNC;
+            volpub_begin_insync(m);
+            return;
+        }
+        m->stage = ADOPT;
         /* fall through */
     case ADOPT:
         if (m->next_uid < m->nuids) {
@@ -421,8 +466,23 @@ static void load_step(struct volmeta *m)
         return;
     case IDLE:
     case COORD:
+    case INSYNC:
         return;
     }
+}
+
+void volmeta_insync_done(struct volmeta *m, int status)
+{
+    if (m->stage != INSYNC)
+        return;
+    if (status) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: recording its in-sync servers in etcd failed: %s", m->name,
+                 status == -ESTALE ? "another backend claimed it" : strerror(-status));
+        load_end(m, status == -ESTALE ? -EIO : -EAGAIN);
+        return;
+    }
+    m->stage = ADOPT;
+    load_step(m);
 }
 
 void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg)

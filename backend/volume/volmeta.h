@@ -18,6 +18,16 @@
  * themselves (R), so a volume stays attachable as long as one server that was
  * caught up through its last writes survives.
  *
+ * With a coordinator (etcd) the rule is stronger and does not depend on
+ * which servers are up: the volume's in-sync set, kept in etcd, names the
+ * servers that hold every acknowledged record.  A batch that some server of
+ * the set did not acknowledge completes only after the set without that
+ * server is committed; a server caught up again joins the set once that is
+ * committed; attaching lists records only from servers of the set (and waits
+ * while none of them is reachable).  So the last acknowledged record of
+ * every page is on every server of the recorded set, whatever was down or
+ * partitioned since.
+ *
  * Knows nothing about the page map or Xen: volume.c calls it.
  */
 #ifndef MEMX_VOLMETA_H
@@ -48,15 +58,30 @@ typedef void (*volmeta_pub_cb)(void *arg, int status);
  * live server directly (VOL_CLAIM: fenced at once); a server that did not
  * answer learns the claim from etcd itself, and loading waits fence_wait_ms
  * for it to have done so (or to refuse writes it cannot prove current). */
-/* takeover: another backend held the claim until now (it may still be
- * writing: servers it can reach and we cannot must have fenced it before we
- * read the records). */
-typedef void (*volclaim_cb)(void *arg, int status, uint64_t epoch, bool takeover, const char *msg);
+/* What a claim found and made.  takeover: another backend held the claim
+ * until now (it may still be writing: servers it can reach and we cannot
+ * must have fenced it before we read the records).  insync: the servers the
+ * previous owner kept holding every acknowledged record (ninsync < 0: none
+ * recorded, a volume nobody published records for under a coordinator). */
+struct volclaim_result {
+    uint64_t epoch;
+    bool takeover;
+    int ninsync;
+    const char (*insync)[128];
+};
+typedef void (*volclaim_cb)(void *arg, int status, const struct volclaim_result *res, const char *msg);
+typedef void (*volclaim_done_cb)(void *arg, int status);
 struct volclaim_ops {
-    /* A new, higher epoch for this backend: cb(0, epoch), or -EEXIST (msg:
+    /* A new, higher epoch for this backend: cb(0, res), or -EEXIST (msg:
      * another size), -EAGAIN (try later: msg says why) or -EIO.  Never calls
      * cb inside the call; 0, or -ENOMEM (cb not called). */
     int (*claim)(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg);
+    /* Records that exactly addrs hold every acknowledged record of the
+     * volume, only while our claim is the last one: cb(0), -ESTALE (another
+     * backend claimed it: fenced) or -EAGAIN (etcd did not answer: try
+     * again).  0, or -ENOMEM (cb not called). */
+    int (*set_insync)(void *ctx, const char *name, const char *const *addrs, int n, volclaim_done_cb cb,
+                      void *arg);
     /* The volume was deleted. */
     void (*forget)(void *ctx, const char *name);
     /* False while this backend cannot prove its claims current (its lease

@@ -27,7 +27,7 @@
  * it is owed everything (a copy from a server that has all of them). */
 #define MISSED_MAX    8192
 
-enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, ADOPT };
+enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, INSYNC, ADOPT };
 
 struct pubrec {
     struct proto_rec r;
@@ -60,6 +60,13 @@ struct msrv {
      * POOL_LATE_MS, not one per batch until it is down. */
     bool late;
     struct owed owed;
+    /* The in-sync set (coordinator mode): insync, committed in etcd; adding
+     * or dropping, a change of it on its way there.  A server in the set or
+     * being added counts for every batch: one that lacks its
+     * acknowledgement waits until the set without it is committed. */
+    bool insync, adding, dropping;
+    bool sent_add;              /* its adding went out with the set_insync in flight */
+    uint64_t left_ms;           /* when it last left the in-sync set */
 };
 
 struct batch;
@@ -73,6 +80,9 @@ struct volmeta {
     const struct volclaim_ops *claimer;     /* NULL: static mode */
     uint64_t claimed_ms;        /* when the coordinator's claim committed */
     bool takeover;              /* it took the volume from a live owner */
+    int prev_ninsync;           /* the claim's in-sync set (volclaim_result), -1: none recorded */
+    char (*prev_insync)[128];
+    bool set_busy, set_dirty;   /* a set_insync in flight; another change waits for it */
     long long fence_timer;
 
     /* loading */
@@ -113,5 +123,15 @@ void volpub_fail_queued(struct evloop *el, void *arg);
 /* Forgets the catch-up state; batches still waiting for a late answer are
  * orphaned (they free themselves when it comes). */
 void volpub_free(struct volmeta *m);
+/* Coordinator mode, at the end of loading: the servers read from (and
+ * claimed) join the in-sync set, the others are owed every record; the set
+ * goes to etcd and volmeta_insync_done(m, status) follows. */
+void volpub_begin_insync(struct volmeta *m);
+/* Sends the in-sync set as it should be now to etcd (after the one in flight). */
+void volpub_sync_insync(struct volmeta *m);
+/* volmeta.c: the load's in-sync set is committed (0) or could not be (-errno). */
+void volmeta_insync_done(struct volmeta *m, int status);
+/* Whether server s is in the claim's recorded in-sync set. */
+bool volmeta_was_insync(const struct volmeta *m, int s);
 
 #endif

@@ -39,6 +39,8 @@
 /* A batch only acknowledged by servers that are behind waits this long for
  * one of them to be caught up, then fails (-EIO). */
 #define CATCHUP_WAIT_MS 5000
+/* A server that left the in-sync set rejoins no sooner than this. */
+#define REJOIN_MS       1000
 /* The catch-up tick with no batch in flight, only servers behind. */
 #define IDLE_TICK_MS    250
 /* A publish slower than this is logged (rate-limited), with why it waited. */
@@ -84,6 +86,8 @@ static struct batch *batch_alloc(struct volmeta *m)
 
 static void flush(struct volmeta *m);
 static void arm(struct volmeta *m);
+static void recheck_all(struct volmeta *m);
+static void owe_all(struct volmeta *m, int s);
 
 int volmeta_up(struct volmeta *m, int **up)
 {
@@ -245,6 +249,30 @@ static void pub_end(struct batch *b, int st)
     flush(m);
 }
 
+/* Coordinator mode: whether every server of the in-sync set (or on its
+ * way into it) acknowledged b; if not, those that did not are dropped from
+ * it first.  Invariant: a record is acknowledged only once every server the
+ * set in etcd names holds it. */
+static bool insync_ready(struct volmeta *m, struct batch *b)
+{
+    if (!m->claimer)
+        return true;
+    bool ready = true;
+    for (int s = 0; s < m->nsrv; s++) {
+        struct msrv *v = &m->srv[s];
+        if (!(v->insync || v->adding) || has(b, s, F_ACKED))
+            continue;
+        ready = false;
+        if (!v->dropping) {
+            v->dropping = true;
+            meta_warn(m, "memd %s missed records: it leaves the in-sync set (in etcd) before they are acknowledged",
+                      pool_server_addr(m->pool, s));
+            volpub_sync_insync(m);
+        }
+    }
+    return ready;
+}
+
 /* Whether b can end now, and how. */
 static void try_end(struct batch *b, uint64_t now)
 {
@@ -265,8 +293,10 @@ static void try_end(struct batch *b, uint64_t now)
             m->srv[s].late |= silent(b, s);
     if (b->fenced && (!b->pending || waited))
         pub_end(b, -ESTALE);
-    else if (good && (!b->pending || waited))
+    else if (good && (!b->pending || waited) && insync_ready(m, b))
         pub_end(b, 0);
+    else if (good && (!b->pending || waited))
+        ;   /* waits for etcd to drop the in-sync servers that lack these records */
     else if (!b->pending && (!acked || !acked_up(m, b) || now >= b->t_ms + CATCHUP_WAIT_MS))
         pub_end(b, -EIO);
     /* else: acknowledged only by servers behind: waits for one to be caught up */
@@ -405,6 +435,89 @@ int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb
     return 0;
 }
 
+/* ---- the in-sync set in etcd (coordinator mode) ------------------------- */
+
+static void insync_set(void *arg, int status)
+{
+    struct volmeta *m = arg;
+    m->set_busy = false;
+    if (status == 0) {
+        for (int s = 0; s < m->nsrv; s++) {
+            struct msrv *v = &m->srv[s];
+            if (v->dropping) {
+                v->insync = v->dropping = false;
+                v->left_ms = evloop_now_ms();
+            }
+            else if (v->adding && !v->sent_add)
+                ;       /* asked for after this request went out */
+            else if (v->adding) {
+                v->insync = true;
+                v->adding = false;
+            }
+            v->sent_add = false;
+        }
+    } else {
+        for (int s = 0; s < m->nsrv; s++)
+            m->srv[s].sent_add = false;
+        if (status == -ESTALE)
+            volmeta_fence(m);
+        else
+            m->set_dirty = true;        /* the tick tries again */
+    }
+    volmeta_insync_done(m, status);
+    if (m->set_dirty && status != -EAGAIN)
+        volpub_sync_insync(m);
+    recheck_all(m);
+}
+
+void volpub_sync_insync(struct volmeta *m)
+{
+    if (!m->claimer || m->fenced)
+        return;
+    if (m->set_busy) {
+        m->set_dirty = true;
+        return;
+    }
+    m->set_dirty = false;
+    const char **addrs = xreallocarray(NULL, (size_t)(m->nsrv ? m->nsrv : 1), sizeof(*addrs));
+    if (!addrs) {
+        m->set_dirty = true;
+        return;
+    }
+    int n = 0;
+    for (int s = 0; s < m->nsrv; s++) {
+        struct msrv *v = &m->srv[s];
+        v->sent_add = v->adding;
+        if ((v->insync || v->adding) && !v->dropping)
+            addrs[n++] = pool_server_addr(m->pool, s);
+    }
+    m->set_busy = true;
+    if (m->claimer->set_insync(m->claimer->ctx, m->name, addrs, n, insync_set, m) < 0) {
+        m->set_busy = false;
+        m->set_dirty = true;
+    }
+    free(addrs);
+    arm(m);
+}
+
+void volpub_begin_insync(struct volmeta *m)
+{
+    int joined = 0;
+    for (int s = 0; s < m->nsrv; s++) {
+        struct msrv *v = &m->srv[s];
+        if (!v->claimed)
+            continue;
+        if (volmeta_was_insync(m, s)) {
+            v->adding = true;
+            joined++;
+        } else {
+            owe_all(m, s);      /* it lacks records the previous owner acknowledged */
+        }
+    }
+    meta_info(m, "in-sync set: %d memory server(s)", joined);
+    volpub_sync_insync(m);
+}
+
 /* ---- catching a server up ------------------------------------------------ */
 
 /* Some request of ours has been unanswered by s for POOL_LATE_MS: it is not answering yet. */
@@ -415,6 +528,35 @@ static bool late_on(const struct volmeta *m, int s, uint64_t now)
         if (silent(b, s) && now >= b->t_ms + POOL_LATE_MS)
             return true;
     return false;
+}
+
+/* Every batch not ended yet looks again (the in-sync set changed). */
+static void recheck_all(struct volmeta *m)
+{
+    uint64_t now = evloop_now_ms();
+    struct batch *b, *nb;
+    TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
+        if (b->kind == B_PUB && !b->done)
+            try_end(b, now);
+}
+
+/* A server caught up again joins the in-sync set (coordinator mode): not
+ * while a batch in flight went out without it (it may lack those records),
+ * nor within REJOIN_MS of leaving it (a server late now and then would
+ * otherwise cost etcd two writes per stall). */
+static void maybe_join(struct volmeta *m, int s)
+{
+    struct msrv *v = &m->srv[s];
+    if (!m->claimer || m->fenced || !v->known || behind(m, s) || v->insync || v->adding ||
+        evloop_now_ms() < v->left_ms + REJOIN_MS)
+        return;
+    const struct batch *b;
+    TAILQ_FOREACH(b, &m->batches, link)
+        if (b->kind == B_PUB && !b->done && !has(b, s, F_SENT))
+            return;
+    v->adding = true;
+    meta_info(m, "memd %s holds every record: it joins the in-sync set", pool_server_addr(m->pool, s));
+    volpub_sync_insync(m);
 }
 
 /* The batches that waited for a server to be caught up may end. */
@@ -461,6 +603,7 @@ static void copy_end(struct volmeta *m, int tgt, bool ok)
         o->full = true;         /* tried again on a later tick */
     else
         meta_info(m, "memd %s has a full copy of the records", pool_server_addr(m->pool, tgt));
+    maybe_join(m, tgt);
     recheck(m);
 }
 
@@ -551,6 +694,7 @@ static void on_resent(void *arg, int srv, const struct proto_msg *r)
     }
     if (!behind(m, tgt))
         meta_info(m, "memd %s has every record again", pool_server_addr(m->pool, tgt));
+    maybe_join(m, tgt);
     recheck(m);
 }
 
@@ -609,10 +753,18 @@ static int tick(struct evloop *el, long long id, void *arg)
         if (b->kind == B_PUB && !b->done)
             try_end(b, now);
     catch_up(m, now);
-    if (!TAILQ_EMPTY(&m->batches))
+    if (m->set_dirty)
+        volpub_sync_insync(m);
+    for (int s = 0; m->claimer && s < m->nsrv; s++)
+        maybe_join(m, s);
+    if (!TAILQ_EMPTY(&m->batches) || m->set_busy || m->set_dirty)
         return POOL_LATE_MS / 2;
-    if (any_behind(m))
-        return IDLE_TICK_MS;    /* only a server behind (maybe gone for good): look now and then */
+    bool rejoin = false;
+    for (int s = 0; m->claimer && !m->fenced && s < m->nsrv && !rejoin; s++)
+        rejoin = m->srv[s].known && !m->srv[s].insync && pool_server_inc(m->pool, s) == m->srv[s].inc &&
+                 !m->srv[s].late;
+    if (any_behind(m) || rejoin)
+        return IDLE_TICK_MS;    /* a server behind (maybe gone for good), or one to rejoin: look now and then */
     m->timer = 0;
     return -1;
 }

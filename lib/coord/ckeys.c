@@ -73,6 +73,17 @@ int ck_volume_encode(const struct ck_volume *v, char *buf, size_t len)
     put(o, "vid", hex16(v->vid), &bad);
     put(o, "size", json_object_new_uint64(v->size), &bad);
     put(o, "epoch", json_object_new_uint64(v->epoch), &bad);
+    if (v->ninsync >= 0) {
+        json_object *a = json_object_new_array();
+        for (int i = 0; i < v->ninsync && i < CK_INSYNC_MAX && a; i++) {
+            json_object *r = json_object_new_string(v->insync[i]);
+            if (!r || json_object_array_add(a, r) < 0) {
+                json_object_put(r);
+                bad = true;
+            }
+        }
+        put(o, "insync", a, &bad);
+    }
     return emit(o, bad, buf, len);
 }
 
@@ -313,9 +324,27 @@ int ck_volume_decode(const char *key, const char *val, size_t vlen, char name[CK
 {
     struct dec d = { key, whyb, whylen, NULL };
     memset(v, 0, sizeof(*v));
+    v->ninsync = -1;
     if (key_name(&d, CK_VOLUMES, name, CK_NAME_MAX) || open_value(&d, val, vlen) ||
         get_hex(&d, "vid", &v->vid) || get_u64(&d, "size", &v->size) || get_u64(&d, "epoch", &v->epoch))
         return done(&d, -1);
+    json_object *a;
+    if (!json_object_object_get_ex(d.o, "insync", &a))
+        return done(&d, 0);
+    if (!json_object_is_type(a, json_type_array))
+        return done(&d, why(&d, "\"insync\" is not an array"));
+    size_t n = json_object_array_length(a);
+    if (n > CK_INSYNC_MAX)
+        return done(&d, why(&d, "\"insync\" holds %zu addresses (at most %d)", n, CK_INSYNC_MAX));
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(a, i);
+        const char *rs = json_object_get_string(r);
+        if (!json_object_is_type(r, json_type_string) || !name_ok(rs, CK_ADDR_MAX) ||
+            (size_t)json_object_get_string_len(r) != strlen(rs))
+            return done(&d, why(&d, "insync %zu is not an address", i));
+        memcpy(v->insync[i], rs, strlen(rs) + 1);
+    }
+    v->ninsync = (int)n;
     return done(&d, 0);
 }
 

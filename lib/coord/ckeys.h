@@ -9,7 +9,13 @@
  *                          "state":"up"|"draining"}
  *   backends/<node>       a backend, leased by it {"node":"backd@h1","pid":123}
  *   volumes/<name>        a volume, not leased: it outlives its owners
- *                         {"vid":"<hex16>","size":4294967296,"epoch":7}
+ *                         {"vid":"<hex16>","size":4294967296,"epoch":7,
+ *                          "insync":["10.0.0.5:7480",...]}
+ *                         insync: the memory servers that hold every
+ *                         acknowledged record of the volume (its owner keeps
+ *                         it so, with a compare-and-swap on this key, before
+ *                         it acknowledges a write that some server missed);
+ *                         attaching reads the records from those.
  *   owners/<name>         its owner, leased by the owner backend
  *                         {"node":"backd@h1","vid":"<hex16>","epoch":7}
  *                         The epoch is the volume's fencing epoch.  A claim
@@ -38,6 +44,7 @@
 #define CK_NODE_MAX   64        /* a backend's node id (proto's identity limit) */
 #define CK_NAME_MAX   64        /* a volume name */
 #define CK_REPLICAS   3
+#define CK_INSYNC_MAX 32        /* a subset of the in-sync servers is still in sync: more are not recorded */
 
 #define CK_SERVERS  "servers/"
 #define CK_BACKENDS "backends/"
@@ -62,6 +69,8 @@ struct ck_volume {
     uint64_t vid;
     uint64_t size;
     uint64_t epoch;
+    int ninsync;                /* -1: not recorded (a volume no owner published it for yet) */
+    char insync[CK_INSYNC_MAX][CK_ADDR_MAX];
 };
 
 struct ck_owner {
