@@ -44,6 +44,7 @@ struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size,
     m->vid = volmeta_vid_of(name);
     m->size = size;
     m->claimer = claimer;
+    m->prev_ninsync = -1;
     return m;
 }
 
@@ -495,6 +496,7 @@ void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, 
     m->tries = 0;
     m->max_epoch = 0;
     m->takeover = false;
+    m->prev_ninsync = -1;
     if (m->claimer) {
         coord_claim(m);
         return;
