@@ -133,6 +133,14 @@ static void test_new_and_takeover(void)
     be_close(&b);
 }
 
+static void on_put_done(void *arg, int st, int64_t rev)
+{
+    struct { bool done; int st; } *d = arg;
+    (void)rev;
+    d->done = true;
+    d->st = st;
+}
+
 static bool got_changes(void *arg) { return ((struct changes *)arg)->n >= 2; }
 
 /* A's lease is revoked behind its back.  Of its two claims, "kept" was
@@ -215,6 +223,27 @@ static void test_corrupt_record(void)
     r = claim(&a, "other", 4096);
     CU_ASSERT_EQUAL(r.st, -EIO);
     CU_ASSERT_STRING_EQUAL(eh_get(a.c, "volumes/other", false).vals[0], val);
+    be_close(&a);
+}
+
+/* An owner key MemX cannot read is somebody's claim: taken over, never
+ * taken for ours (even under our lease, even right after a claim of ours
+ * read a good owner key). */
+static void test_corrupt_owner(void)
+{
+    struct be a;
+    be_open(&a, "/t/own/corrupt-owner", "nodeA");
+    CU_ASSERT_EQUAL(claim(&a, "good", 4096).st, 0);
+    CU_ASSERT_FALSE(claim(&a, "good", 4096).takeover);  /* read our own owner key */
+    struct sd { bool done; int st; } d = { 0 };
+    CU_ASSERT_EQUAL_FATAL(coord_put(a.c, "owners/odd", "{\"node\":7}", true, on_put_done, &d), 0);
+    CU_ASSERT_FATAL(eh_run_until(&d.done, 3000));
+    struct claimres r = claim(&a, "odd", 4096);
+    CU_ASSERT_EQUAL(r.st, 0);
+    CU_ASSERT_EQUAL(r.epoch, 1);
+    CU_ASSERT_TRUE(r.takeover);
+    struct ck_owner co;
+    CU_ASSERT(owner_rec(a.c, "odd", &co, NULL) && !strcmp(co.node, "nodeA"));
     be_close(&a);
 }
 
@@ -309,6 +338,7 @@ static const struct cu_test tests[] = {
     { "renewal after a lost lease: kept, or fenced when claimed meanwhile", test_renew_after_lost_lease },
     { "size mismatch is -EEXIST naming both sizes", test_size_mismatch },
     { "corrupt or foreign record: refused, not overwritten", test_corrupt_record },
+    { "unreadable owner key: taken over", test_corrupt_owner },
     { "racing claims: both succeed, distinct epochs", test_racing_claims },
     { "forget only while our claim is the last", test_forget },
     { "may_write false while the lease is unprovable", test_may_write_unsafe_lease },
