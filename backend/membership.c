@@ -64,6 +64,11 @@ static void on_put(struct membership *ms, const struct coord_kv *kv, int64_t rev
         if (rev != ms->bad_rev)
             mx_warn("backd: etcd key %s is not a MemX server registration (%s): ignored", kv->key, why);
         ms->bad_rev = rev;
+        /* Its key is there: a snapshot's SYNC must not take it for gone. */
+        size_t pl = strlen(CK_SERVERS);
+        struct member *known = strncmp(kv->key, CK_SERVERS, pl) ? NULL : find(ms, kv->key + pl);
+        if (known)
+            known->seen = true;
         return;
     }
     struct member *x = find(ms, s.addr);
