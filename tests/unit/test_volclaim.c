@@ -240,6 +240,41 @@ static void test_store_again(void)
     CU_ASSERT(evloop_now_ms() - t0 >= 2 * 100 - 20);
     CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
     CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    /* A store retried while a later write of the same page goes on: the later one wins. */
+    static uint8_t b[PG], c[PG], d[PG];
+    fill(b, PG, 22);
+    fill(c, PG, 23);
+    fill(d, PG, 24);
+    fake_pool_fail_writes(pool, 1, -EAGAIN);
+    struct done w1 = { 0, 1 }, w2 = { 0, 1 }, w3 = { 0, 1 };
+    volume_write(v, 0, SPP, b, on_done, &w1);
+    volume_write(v, SPP, SPP, d, on_done, &w3);
+    for (int i = 0; i < 3; i++)
+        evloop_run_once(el, 1);
+    volume_write(v, 0, SPP, c, on_done, &w2);
+    run_until(el, &w1, 1);
+    run_until(el, &w2, 1);
+    run_until(el, &w3, 1);
+    CU_ASSERT(w1.calls == 1 && w2.calls == 1 && w3.calls == 1);
+    CU_ASSERT(w1.status == 0 && w2.status == 0 && w3.status == 0);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, c, PG), 0);
+    CU_ASSERT_EQUAL(do_read(SPP, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, d, PG), 0);
+    /* And after a reload from the pool's records. */
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    fc.epoch += 1;
+    vs = volumes_new(pool, false);
+    volumes_set_claimer(vs, &fc.ops);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, c, PG), 0);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);     /* nothing leaked */
     teardown();
 }
 
