@@ -64,9 +64,15 @@ static void on_put(struct membership *ms, const struct coord_kv *kv, int64_t rev
         if (rev != ms->bad_rev)
             mx_warn("backd: etcd key %s is not a MemX server registration (%s): ignored", kv->key, why);
         ms->bad_rev = rev;
+        /* Its key is there: a snapshot's SYNC must not take it for gone. */
+        size_t pl = strlen(CK_SERVERS);
+        struct member *known = strncmp(kv->key, CK_SERVERS, pl) ? NULL : find(ms, kv->key + pl);
+        if (known)
+            known->seen = true;
         return;
     }
     struct member *x = find(ms, s.addr);
+    bool fresh = !x;
     if (!x) {
         if (ms->n == ms->cap) {
             size_t cap = ms->cap ? ms->cap * 2 : 16;
@@ -93,7 +99,9 @@ static void on_put(struct membership *ms, const struct coord_kv *kv, int64_t rev
         }
     }
     x->seen = true;
-    if (!x->skipped && s.draining != x->draining) {
+    /* A new member is told its drain state either way: the pool keeps a removed server's slot,
+     * draining flag included, for the same address registering again. */
+    if (!x->skipped && (fresh || s.draining != x->draining)) {
         if (pool_drain(ms->pool, s.addr, s.draining, err, sizeof(err)) < 0)
             mx_warn("backd: memory server %s: %s", s.addr, err);
         else if (s.draining)

@@ -18,6 +18,8 @@ struct fsrv {
     struct server *s;
     bool hold;
     unsigned fail_posts;
+    unsigned refuse_writes;                 /* the next page writes answered with refuse_status */
+    uint16_t refuse_status;
     struct fslab slabs[FAKE_MAX_SLABS];     /* server slab id = index + 1 */
     unsigned capacity;                      /* slabs */
     struct ev_defer answer;
@@ -119,7 +121,10 @@ static void answer(struct server *s, struct sop *o)
         struct fslab *fs = slab_of(f, id);
         if (!fs)
             m.status = ENOENT;
-        else if (o->kind == SOP_CWRITE)
+        else if (o->kind == SOP_WRITE && f->refuse_writes) {
+            f->refuse_writes--;
+            m.status = f->refuse_status;        /* nothing stored, as a memd refusing it */
+        } else if (o->kind == SOP_CWRITE)
             memcpy(fs->mem + (size_t)o->page * pg, o->buf, pg);
         else
             for (unsigned i = 0; i < o->npages; i++)
@@ -223,6 +228,12 @@ unsigned fake_srv_held(const struct server *s, int kind)
 
 void fake_srv_fail_posts(struct server *s, unsigned n) { F(s)->fail_posts = n; }
 
+void fake_srv_refuse_writes(struct server *s, unsigned n, int status)
+{
+    F(s)->refuse_writes = n;
+    F(s)->refuse_status = (uint16_t)status;
+}
+
 /* ---- srvconn.h ---- */
 
 int srv_probe(struct evloop *el, const char *provider, char *err, size_t errlen) { return 0; }
@@ -283,6 +294,7 @@ void fake_srv_restart(struct server *s, bool same_incarnation)
             f->slabs[i] = (struct fslab){ 0 };
         }
     f->fail_posts = 0;
+    f->refuse_writes = 0;
     come_up(s, same_incarnation);
 }
 

@@ -33,6 +33,10 @@ unsigned fake_srv_release_kind(struct server *s, int kind, unsigned n);
 unsigned fake_srv_held(const struct server *s, int kind);
 /* The next n posts to s fail synchronously: s goes down inside srv_submit. */
 void fake_srv_fail_posts(struct server *s, unsigned n);
+/* The next n PAGE_WRITEs to s (not the rebuild's copies) are answered with
+ * status (a positive errno: EAGAIN, a memd that cannot prove the writer's
+ * ownership now), nothing stored. */
+void fake_srv_refuse_writes(struct server *s, unsigned n, int status);
 /* Back up after srv_down: the same incarnation (its slabs kept) or a fresh
  * one (every slab gone). */
 void fake_srv_restart(struct server *s, bool same_incarnation);

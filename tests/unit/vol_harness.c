@@ -23,6 +23,18 @@ void setup(void)
     CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
 }
 
+void setup_claimer(const struct volclaim_ops *claimer, int nmeta)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, nmeta);
+    vs = volumes_new(pool, false);
+    volumes_set_claimer(vs, claimer);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+}
+
 void teardown(void)
 {
     CU_ASSERT_EQUAL(fake_pool_violations(pool), 0);

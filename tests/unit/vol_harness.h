@@ -29,6 +29,10 @@ extern struct volume *v;
 
 /* A loop, a fake pool, and volume "t" attached and loaded. */
 void setup(void);
+/* The same with nmeta metadata servers and claims through claimer (a
+ * coordinator, volmeta.h), volume "t" attached but not waited for. */
+struct volclaim_ops;
+void setup_claimer(const struct volclaim_ops *claimer, int nmeta);
 /* Checks the fake pool saw no protocol violation, then frees it all. */
 void teardown(void);
 /* One request on v, run to its callback (never called inside the request);
