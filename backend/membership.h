@@ -1,7 +1,7 @@
 /* membership.h — the memory servers this backend uses, as etcd lists them
  * (membership.c): a server that registers is added to the pool, one that
  * drains is drained, one whose key goes (lease expired, or deregistered) is
- * removed.  Also registers this backend (backends/<node>) under its lease.
+ * removed.  (memx-backd registers itself, backends/<node>, in backd.c.)
  * memx-backd makes one when [cluster] etcd is set.
  */
 #ifndef MEMX_MEMBERSHIP_H

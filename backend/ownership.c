@@ -163,7 +163,7 @@ static void on_volume(void *arg, int status, const struct coord_kv *kv, size_t n
             return;
         }
         if (cvp->size != k->size) {
-            snprintf(msg, sizeof(msg), "volume %s exists in the pool with size %llu bytes, not %llu", k->name,
+            snprintf(msg, sizeof(msg), "it exists in the pool with size %llu bytes, not %llu",
                      (unsigned long long)cvp->size, (unsigned long long)k->size);
             claim_end(k, -EEXIST, msg);
             return;

@@ -27,13 +27,13 @@ static uint64_t vid_of(const char *name)
 }
 
 struct claimres { bool done; int st; uint64_t epoch; bool takeover; char msg[256]; };
-static void on_claimed(void *arg, int st, uint64_t epoch, bool takeover, const char *msg)
+static void on_claimed(void *arg, int st, const struct volclaim_result *res, const char *msg)
 {
     struct claimres *r = arg;
     r->done = true;
     r->st = st;
-    r->epoch = epoch;
-    r->takeover = takeover;
+    r->epoch = res ? res->epoch : 0;
+    r->takeover = res && res->takeover;
     snprintf(r->msg, sizeof(r->msg), "%s", msg ? msg : "");
 }
 

@@ -27,7 +27,8 @@ struct fclaim {
     unsigned calls, again;
     uint64_t epoch;
     bool takeover, may_write;
-    unsigned forgets;
+    unsigned forgets, insync_sets;
+    int ninsync;
     int refuse;                 /* != 0: every claim answers it */
     volclaim_cb cb;
     void *arg;
@@ -42,14 +43,43 @@ static int answer(struct evloop *l, long long id, void *arg)
     volclaim_cb cb = fc.cb;
     fc.cb = NULL;
     if (fc.refuse) {
-        cb(fc.arg, fc.refuse, 0, false, "volume t exists in the pool with size 4096 bytes, not 262144");
+        cb(fc.arg, fc.refuse, NULL, "volume t exists in the pool with size 4096 bytes, not 262144");
     } else if (fc.again) {
         fc.again--;
-        cb(fc.arg, -EAGAIN, 0, false, "etcd: Connection refused");
+        cb(fc.arg, -EAGAIN, NULL, "etcd: Connection refused");
     } else {
-        cb(fc.arg, 0, ++fc.epoch, fc.takeover, NULL);
+        struct volclaim_result res = { .epoch = ++fc.epoch, .takeover = fc.takeover, .ninsync = -1 };
+        cb(fc.arg, 0, &res, NULL);
     }
     return -1;
+}
+
+/* The in-sync set: taken at once (answered from the loop). */
+static volclaim_done_cb set_cb;
+static void *set_arg;
+static int set_answer(struct evloop *l, long long id, void *arg)
+{
+    (void)l;
+    (void)id;
+    (void)arg;
+    volclaim_done_cb cb = set_cb;
+    set_cb = NULL;
+    cb(set_arg, 0);
+    return -1;
+}
+
+static int fc_set_insync(void *ctx, const char *name, const char *const *addrs, int n, volclaim_done_cb cb,
+                         void *arg)
+{
+    (void)ctx;
+    (void)addrs;
+    CU_ASSERT_STRING_EQUAL(name, "t");
+    CU_ASSERT_PTR_NULL(set_cb);             /* one at a time */
+    fc.insync_sets++;
+    fc.ninsync = n;
+    set_cb = cb;
+    set_arg = arg;
+    return evloop_add_timer(el, 1, set_answer, NULL) > 0 ? 0 : -ENOMEM;
 }
 
 static int fc_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg)
@@ -69,7 +99,8 @@ static bool fc_may_write(void *ctx) { (void)ctx; return fc.may_write; }
 
 static void fc_init(bool takeover, unsigned again)
 {
-    fc = (struct fclaim){ .ops = { .claim = fc_claim, .forget = fc_forget, .may_write = fc_may_write,
+    fc = (struct fclaim){ .ops = { .claim = fc_claim, .set_insync = fc_set_insync, .forget = fc_forget,
+                                   .may_write = fc_may_write,
                                    .fence_wait_ms = FENCE_MS, .ctx = &fc },
                           .takeover = takeover, .again = again, .may_write = true };
 }
@@ -280,7 +311,38 @@ static void test_store_again(void)
 
 static int init(void) { mx_log_init("test_volclaim", getenv("MEMX_LOG_DEBUG") ? MX_LOG_DEBUG : MX_LOG_ERR); return 0; }
 
+/* The in-sync set: the servers read from at attach; a server that misses a
+ * write leaves it (in etcd) before the write completes, and rejoins once it
+ * has every record again. */
+static void test_insync_set(void)
+{
+    attach_timed(false, 3, 2);
+    CU_ASSERT_EQUAL(fc.insync_sets, 1);
+    CU_ASSERT_EQUAL(fc.ninsync, 2);             /* server 2 did not take the claim */
+    static uint8_t w[PG], r[PG];
+    fill(w, PG, 9);
+    fake_pool_meta_srv_down(pool, 1, true);     /* in the set, gone before the write */
+    CU_ASSERT_EQUAL(do_write(0, SPP, w), 0);
+    CU_ASSERT_EQUAL(fc.insync_sets, 2);         /* dropped before the write completed */
+    CU_ASSERT_EQUAL(fc.ninsync, 1);
+    /* Back: caught up (the records it missed), then it rejoins, not sooner than 1 s later. */
+    fake_pool_meta_srv_down(pool, 1, false);
+    fake_pool_meta_srv_down(pool, 2, false);
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, w), 0);  /* server 2 hears of the volume: owed every record */
+    uint64_t t0 = evloop_now_ms();
+    while (fc.ninsync < 3 && evloop_now_ms() - t0 < 5000)
+        evloop_run_once(el, 50);
+    printf("\n    in-sync set back to %d servers after %llu ms, %u writes of it ", fc.ninsync,
+           (unsigned long long)(evloop_now_ms() - t0), fc.insync_sets);
+    CU_ASSERT_EQUAL(fc.ninsync, 3);
+    CU_ASSERT(evloop_now_ms() - t0 >= 800);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(w, r, PG), 0);
+    teardown();
+}
+
 static const struct cu_test tests[] = {
+    { "in-sync set: set at attach, shrinks before an ack, grows once caught up", test_insync_set },
     { "takeover with every member answering: no wait", test_takeover_all_answer },
     { "takeover with a member silent: waits fence_wait_ms", test_takeover_one_silent },
     { "claimer -EAGAIN: loading tried again", test_claimer_again },
