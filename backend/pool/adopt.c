@@ -44,6 +44,8 @@ void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uin
     *idx = pg;
 }
 
+void pool_adopt_settled(struct pool *p, uint32_t slab) { (void)p; (void)slab; }
+
 pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx)
 {
     return slab < p->nslabs && idx < p->pages_per_slab ? make_page(slab, idx) : 0;

@@ -29,6 +29,10 @@ void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uin
 typedef void (*pool_adopt_cb)(void *arg, int status, uint32_t slab);
 void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg);
 pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx);
+/* The loading volume holds the pages of adopted slab (pool_page_hold) it
+ * needs: from now on the slab may go back to its servers once every page of
+ * it is free.  Until then it never does (its pages are unheld, not empty). */
+void pool_adopt_settled(struct pool *p, uint32_t slab);
 /* A loaded volume holds page (of an adopted slab): true if nobody here did
  * yet (the holder then owns the page's one reference, and frees it with
  * pool_free_page like any other). */

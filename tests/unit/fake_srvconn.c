@@ -11,6 +11,7 @@
 
 struct fslab {
     bool used;
+    uint64_t uid;               /* the pool's name for it (SLAB_FIND) */
     uint8_t *mem;
 };
 
@@ -58,6 +59,23 @@ const uint8_t *fake_srv_page(const struct server *s, uint32_t srv_slab, uint32_t
     return fs && page < s->p->pages_per_slab ? fs->mem + (size_t)page * POOL_PAGE_SIZE : NULL;
 }
 
+uint32_t fake_srv_add_slab(struct server *s, uint64_t uid, uint8_t fill)
+{
+    struct fsrv *f = F(s);
+    for (unsigned i = 0; i < FAKE_MAX_SLABS; i++) {
+        if (f->slabs[i].used)
+            continue;
+        if (!(f->slabs[i].mem = malloc((size_t)s->p->pages_per_slab * POOL_PAGE_SIZE)))
+            return 0;
+        memset(f->slabs[i].mem, fill, (size_t)s->p->pages_per_slab * POOL_PAGE_SIZE);
+        f->slabs[i].used = true;
+        f->slabs[i].uid = uid;
+        account(f);
+        return i + 1;
+    }
+    return 0;
+}
+
 /* ---- answering ops, as a memd would ---- */
 
 static void take_slot(struct server *s, struct sop *o)
@@ -89,6 +107,7 @@ static void answer(struct server *s, struct sop *o)
             m.status = ENOSPC;
         } else {
             f->slabs[i].used = true;
+            f->slabs[i].uid = p->slabs[o->slab].uid;
             m.u.slab_alloc_r.slab = i + 1;
             m.u.slab_alloc_r.size = p->slab_size;
             m.u.slab_alloc_r.raddr = (uint64_t)(i + 1) << 32;
@@ -139,11 +158,24 @@ static void answer(struct server *s, struct sop *o)
         m.u.stats_r.used = s->used;
         sop_reply(s, o, &m);
         return;
-    case SOP_CTL:
+    case SOP_CTL: {
         m.type = (uint8_t)(o->buf[5] + 1);
         m.status = ENOENT;
+        struct proto_msg q;
+        char why[64];
+        if (proto_decode(o->buf, o->blen, &q, why, sizeof(why)) == 0 && q.type == PROTO_SLAB_FIND)
+            for (unsigned i = 0; i < FAKE_MAX_SLABS; i++)
+                if (f->slabs[i].used && f->slabs[i].uid == q.u.slab_alloc.uid) {
+                    m.status = 0;
+                    m.u.slab_find_r.uid = f->slabs[i].uid;
+                    m.u.slab_find_r.slab = i + 1;
+                    m.u.slab_find_r.size = p->slab_size;
+                    m.u.slab_find_r.raddr = (uint64_t)(i + 1) << 32;
+                    m.u.slab_find_r.rkey = i + 1;
+                }
         sop_reply(s, o, &m);
         return;
+    }
     case SOP_READ:
     case SOP_CREAD:
     case SOP_READV: {

@@ -43,6 +43,9 @@ void fake_srv_restart(struct server *s, bool same_incarnation);
 /* The page bytes the server holds at (server slab id, page), or NULL if it
  * holds no such slab. */
 const uint8_t *fake_srv_page(const struct server *s, uint32_t srv_slab, uint32_t page);
+/* A slab the server holds already (written by an earlier backend process),
+ * every byte fill, found by SLAB_FIND for uid; its server slab id, 0 if full. */
+uint32_t fake_srv_add_slab(struct server *s, uint64_t uid, uint8_t fill);
 /* Slabs the server holds. */
 unsigned fake_srv_slabs(const struct server *s);
 

@@ -295,6 +295,43 @@ static void test_adopt_post_fails_in_loop(void)
     endpool();
 }
 
+/* A slab adopted for a loading volume holds the volume's data although none
+ * of its pages is held yet (the volume holds them once its records are
+ * loaded): the pool's tick must never give it back meanwhile, though every
+ * slot looks free and another slab has room (check-faults' backd scenario
+ * lost 7680 pages to this: the restarted backend freed the slabs it was
+ * adopting, the servers zeroed them). */
+static void test_adopted_not_given_back(void)
+{
+    mkpool(2, 2);
+    write_pages(4, 3);                          /* a slab with room */
+    unsigned before0 = fake_srv_slabs(p->srv[0]), before1 = fake_srv_slabs(p->srv[1]);
+    CU_ASSERT(fake_srv_add_slab(p->srv[0], 0xabcdef, 0x5a) != 0);
+    CU_ASSERT(fake_srv_add_slab(p->srv[1], 0xabcdef, 0x5a) != 0);
+    struct adopted a = { 0 };
+    pool_adopt(p, 0xabcdef, adone, &a);
+    run_until(NULL, 50);
+    CU_ASSERT_EQUAL_FATAL(a.calls, 1);
+    CU_ASSERT_EQUAL_FATAL(a.status, 0);
+    CU_ASSERT_EQUAL(p->slabs[a.slab].nrep, 2);
+    run_until(NULL, 600);                       /* several pool ticks */
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[0]), before0 + 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[1]), before1 + 1);
+    /* The volume's records are in: its pages are held and read back. */
+    pool_page_t pg = pool_page_in(p, a.slab, 7);
+    CU_ASSERT_TRUE(pool_page_hold(p, pg));
+    pool_adopt_settled(p, a.slab);
+    uint8_t out[POOL_PAGE_SIZE];
+    CU_ASSERT_EQUAL(read_page(pg, out), 0);
+    CU_ASSERT_EQUAL(out[0], 0x5a);
+    CU_ASSERT_EQUAL(out[POOL_PAGE_SIZE - 1], 0x5a);
+    /* Once settled, a slab whose last page goes is given back as any other. */
+    pool_free_page(p, pg);
+    run_until(NULL, 300);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[0]), before0);
+    endpool();
+}
+
 struct ctl_seen { int calls; bool inside; };
 static bool in_ctl_call;
 
@@ -354,6 +391,8 @@ static const struct cu_test tests[] = {
     { "orphaned replicas are freed when their server returns", test_orphans_freed_on_return },
     { "adoption: a post fails in the loop over servers, the adoption waits for the rest",
       test_adopt_post_fails_in_loop },
+    { "adoption: an adopted slab is never given back before its volume holds its pages",
+      test_adopted_not_given_back },
     { "pool_ctl: a post that fails synchronously is -1 and never calls back", test_ctl_post_fails },
     { NULL, NULL },
 };
