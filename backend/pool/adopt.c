@@ -44,7 +44,11 @@ void pool_page_locate(const struct pool *p, pool_page_t page, uint64_t *uid, uin
     *idx = pg;
 }
 
-void pool_adopt_settled(struct pool *p, uint32_t slab) { (void)p; (void)slab; }
+void pool_adopt_settled(struct pool *p, uint32_t slab)
+{
+    if (slab < p->nslabs)
+        p->slabs[slab].unsettled = false;
+}
 
 pool_page_t pool_page_in(const struct pool *p, uint32_t slab, uint32_t idx)
 {
@@ -178,6 +182,7 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
     for (uint32_t i = 0; i < p->nslabs; i++)
         if (p->slabs[i].used && p->slabs[i].uid == uid) {
             a->slab = i;
+            p->slabs[i].unsettled = true;       /* another volume's records name it: they load now */
             evloop_defer(p->el, &a->deliver);   /* never inside the call */
             return;
         }
@@ -191,6 +196,7 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
     /* A page is in use once a loaded volume holds it (pool_page_hold). */
     struct pslab *ps = &p->slabs[i];
     ps->adopted = true;
+    ps->unsettled = true;
     ps->uid = uid;
     a->slab = (uint32_t)i;
     if (p->dir && p->dir->get(p->dir->ctx, uid, adopt_dir, a) == 0) {

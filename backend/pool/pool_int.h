@@ -126,6 +126,9 @@ struct replica {
 
 struct pslab {
     bool used, ready;
+    /* Adopted for a volume still loading: its pages hold data although
+     * none is held yet (pool_adopt_settled ends it).  Never given back. */
+    bool unsettled;
     /* adopted: found through SLAB_FIND (a volume's records name it: written
      * by an earlier run of this backend or by another one).  Nothing new is
      * placed in it, and what is read from it is checked against the

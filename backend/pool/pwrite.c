@@ -578,7 +578,8 @@ void slab_give_back(struct pool *p, uint32_t slab)
      * and no op naming it by index: a late replica's write or a hedged read's
      * late half would otherwise land in whatever slab takes the index next
      * (the tick retries once they are done). */
-    if (!ps->used || ps->slots.nfree != p->pages_per_slab || (int)slab == p->building ||
+    /* Invariant: an unsettled slab is a loading volume's: its free-looking slots hold its pages. */
+    if (!ps->used || ps->unsettled || ps->slots.nfree != p->pages_per_slab || (int)slab == p->building ||
         (p->rb.active && p->rb.slab == slab) || ps->wpending || ps->rpending)
         return;
     /* Give an empty slab back only if another one still has room, so a

@@ -461,6 +461,9 @@ static void load_step(struct volmeta *m)
             return;
         }
         emit(m);
+        for (size_t k = 0; k < m->nuids; k++)
+            if (m->slab_st[k] == 0)
+                pool_adopt_settled(m->pool, m->slabs[k]);
         meta_info(m, "loaded from the pool: %zu slab(s), epoch %llu", m->nuids,
                   (unsigned long long)m->epoch);
         load_end(m, 0);
