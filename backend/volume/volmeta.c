@@ -38,6 +38,7 @@ struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size,
         return NULL;
     evloop_defer_init(&m->finish, finish_later, m);
     evloop_defer_init(&m->nomem, volpub_fail_queued, m);
+    evloop_defer_init(&m->dq_defer, volpub_run_done, m);
     TAILQ_INIT(&m->batches);
     m->pool = pool;
     snprintf(m->name, sizeof(m->name), "%s", name);
@@ -54,6 +55,8 @@ void volmeta_free(struct volmeta *m)
         return;
     evloop_defer_cancel(pool_evloop(m->pool), &m->finish);
     evloop_defer_cancel(pool_evloop(m->pool), &m->nomem);
+    evloop_defer_cancel(pool_evloop(m->pool), &m->dq_defer);
+    free(m->dq);
     if (m->fence_timer)
         evloop_del_timer(pool_evloop(m->pool), m->fence_timer);
     volpub_free(m);

@@ -72,6 +72,12 @@ struct msrv {
 struct batch;
 TAILQ_HEAD(batch_list, batch);
 
+struct pubdone {                /* a record's callback, due from the loop */
+    volmeta_pub_cb cb;
+    void *arg;
+    int st;
+};
+
 struct volmeta {
     struct pool *pool;
     char name[PROTO_ID_MAX];
@@ -106,6 +112,9 @@ struct volmeta {
     size_t qn, qcap;
     int inflight;               /* batches the guest still waits for */
     struct ev_defer nomem;      /* fails the queued records no batch could be made for */
+    struct pubdone *dq;         /* completed records' callbacks, run by dq_defer */
+    size_t dqn, dqcap;
+    struct ev_defer dq_defer;
     struct mx_ratelimit rl_slow;    /* "records waited" */
     struct msrv *srv;           /* nsrv entries: every server index seen so far */
     int nsrv;
@@ -120,6 +129,7 @@ int  volmeta_up(struct volmeta *m, int **up);
 /* Server srv (< m->nsrv) took our claim or records: it is known (and which process it is). */
 void volpub_known(struct volmeta *m, int srv);
 void volpub_fail_queued(struct evloop *el, void *arg);
+void volpub_run_done(struct evloop *el, void *arg);
 /* Forgets the catch-up state; batches still waiting for a late answer are
  * orphaned (they free themselves when it comes). */
 void volpub_free(struct volmeta *m);

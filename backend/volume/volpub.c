@@ -211,6 +211,39 @@ static void owe(struct volmeta *m, int s, const struct batch *b)
         o->recs[o->n++] = b->recs[i].r;
 }
 
+/* Runs the record callbacks pub_end queued, from the loop: the queue is
+ * taken first, so one that ends the volume ends nothing the others need. */
+void volpub_run_done(struct evloop *el, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    struct pubdone *q = m->dq;
+    size_t n = m->dqn;
+    m->dq = NULL;
+    m->dqn = m->dqcap = 0;
+    for (size_t i = 0; i < n; i++)
+        q[i].cb(q[i].arg, q[i].st);
+    free(q);
+}
+
+static int done_later(struct volmeta *m, const struct pubrec *recs, uint32_t n, int st)
+{
+    if (m->dqn + n > m->dqcap) {
+        size_t cap = m->dqcap ? m->dqcap : 64;
+        while (cap < m->dqn + n)
+            cap *= 2;
+        struct pubdone *q = xreallocarray(m->dq, cap, sizeof(*q));
+        if (!q)
+            return xalloc_fail("volume %s: record completions", m->name);
+        m->dq = q;
+        m->dqcap = cap;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        m->dq[m->dqn++] = (struct pubdone){ recs[i].cb, recs[i].arg, st };
+    evloop_defer(pool_evloop(m->pool), &m->dq_defer);
+    return 0;
+}
+
 /* The guest hears of b's records.  st 0: every known server that did not
  * acknowledge them is owed them (never for a failed batch: its records must
  * not come back). */
@@ -239,13 +272,19 @@ static void pub_end(struct batch *b, int st)
                 owe(m, s, b);
     if (b->fenced)
         volmeta_fence(m);
-    for (uint32_t i = 0; i < b->n; i++)
-        b->recs[i].cb(b->recs[i].arg, st);
-    free(b->recs);
+    struct pubrec *recs = b->recs;
+    uint32_t n = b->n;
     b->recs = NULL;
     b->n = 0;
     if (!b->pending)
         unlink_free(m, b);
+    /* The guest hears from the loop: a callback may end the volume (its
+     * requests done, a fenced device goes), and nothing of volpub's may run
+     * on after that in this call chain. */
+    if (n && done_later(m, recs, n, st) < 0)
+        for (uint32_t i = 0; i < n; i++)
+            recs[i].cb(recs[i].arg, st);        /* no memory to queue them: now, as a last resort */
+    free(recs);
     flush(m);
 }
 

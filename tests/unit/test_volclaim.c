@@ -99,6 +99,7 @@ static bool fc_may_write(void *ctx) { (void)ctx; return fc.may_write; }
 
 static void fc_init(bool takeover, unsigned again)
 {
+    set_cb = NULL;              /* an answer the last test's teardown dropped */
     fc = (struct fclaim){ .ops = { .claim = fc_claim, .set_insync = fc_set_insync, .forget = fc_forget,
                                    .may_write = fc_may_write,
                                    .fence_wait_ms = FENCE_MS, .ctx = &fc },
