@@ -134,10 +134,13 @@ static void hwrite_done(struct job *j, struct op *o, int status)
         j->give_up_ns = now_ns() + 2000000000ull;
 }
 
+/* Completions after the command returned (memxfront_close fails what is left): nothing to log. */
+static void late_done(struct job *j, struct op *o, int status) { (void)j, (void)o, (void)status; }
+
 int cmd_hwrite(struct memxfront *f, const struct args *a)
 {
-    struct job j;
-    struct hw h = { 0 };
+    static struct job j;
+    static struct hw h;
     if (!a->nlogs) {
         fprintf(stderr, "memx-io: hwrite needs --log FILE (and --writer N)\n");
         return 2;
@@ -181,8 +184,11 @@ int cmd_hwrite(struct memxfront *f, const struct args *a)
            " max_ack_gap_ms=%.0f gap_from=%.3f\n", a->writer, h.gen, h.acked, unacked, j.errors,
            (double)h.max_gap / 1e6, (double)h.gap_at / 1e9);
     fclose(h.log);
-    free(h.inflight_gen);
-    free(h.issue);
+    j.done = late_done;
+    if (!j.inflight) {
+        free(h.inflight_gen);
+        free(h.issue);
+    }
     job_free(&j);
     return j.errors || unacked ? 1 : 0;
 }
@@ -360,8 +366,10 @@ static int gen_hread(struct job *j, struct op *o)
 
 int cmd_history_verify(struct memxfront *f, const struct args *a)
 {
-    struct job j;
-    struct hv v = { .fence_writer = a->fence_writer, .fence_ns = a->fence_ns };
+    static struct job j;
+    static struct hv v;
+    v.fence_writer = a->fence_writer;
+    v.fence_ns = a->fence_ns;
     if (!a->nlogs) {
         fprintf(stderr, "memx-io: history-verify needs --log FILE (one per writer)\n");
         return 2;
@@ -406,8 +414,11 @@ int cmd_history_verify(struct memxfront *f, const struct args *a)
            " unread=%" PRIu64 " io_errors=%" PRIu64 "\n", v.verified, v.lost, v.mismatches, v.fenced, unread,
            j.errors);
     int rc = v.lost || v.mismatches || v.fenced || unread || j.errors ? 1 : 0;
-    free(v.last);
-    free(v.r);
+    j.done = late_done;
+    if (!j.inflight) {
+        free(v.last);
+        free(v.r);
+    }
     job_free(&j);
     return rc;
 }

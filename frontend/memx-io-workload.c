@@ -299,6 +299,10 @@ int job_init(struct job *j, struct memxfront *f, const struct args *a, unsigned 
 
 void job_free(struct job *j)
 {
+    /* Requests still in flight complete at memxfront_close, after the command returned:
+     * their job (static in every command) and buffers must outlive it. */
+    if (j->inflight)
+        return;
     for (unsigned i = 0; j->ops && i < j->qd; i++)
         free(j->ops[i].buf);
     free(j->ops);
@@ -309,7 +313,7 @@ void job_free(struct job *j)
 
 int cmd_verify(struct memxfront *f, const struct args *a)
 {
-    struct job j;
+    static struct job j;
     if (job_init(&j, f, a, 1) < 0)
         return 2;
     const struct memxfront_info *in = memxfront_info(f);
@@ -355,7 +359,7 @@ int cmd_verify(struct memxfront *f, const struct args *a)
 
 int cmd_seq(struct memxfront *f, const struct args *a, bool write)
 {
-    struct job j;
+    static struct job j;
     if (a->bs % PAT_PAGE || a->bs == 0) {
         fprintf(stderr, "memx-io: --bs %" PRIu64 " must be a multiple of 4096\n", a->bs);
         return 2;

@@ -31,6 +31,7 @@
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
+# MEMX_FAULTS_KEEP=DIR keeps the last world's logs and files there.
 set -euo pipefail
 
 B=$(cd "${1:?usage: tests/faults/run.sh BUILD_DIR}" && pwd)
@@ -79,6 +80,7 @@ cleanup() {
   if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
     for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
   fi
+  [ -n "${MEMX_FAULTS_KEEP:-}" ] && rm -rf "$MEMX_FAULTS_KEEP" && cp -r "$T" "$MEMX_FAULTS_KEEP"
   rm -rf "$T"
   exit $rc
 }

@@ -58,6 +58,8 @@ hw_acked() { # writer: it wrote, and some writes were acknowledged
   local n; n=$(field "$T/hw$1.out" acked)
   [ "${n:-0}" -gt 0 ] || fail "writer $1 had no write acknowledged: $(cat "$T/hw$1.out" "$T/hw$1.err")"
 }
+# Seconds from writer W's last acknowledgement to epoch T (negative: after it).
+last_ack_before() { awk -v t="$2" '$1 == "a" && $5 > m { m = $5 } END { printf "%.2f", t - m / 1e9 }' "$T/hist$1.log"; }
 # Writer W's acknowledgements later than epoch T.
 acks_after() { awk -v t="$2" '$1 == "a" && $5 / 1e9 > t { n++ } END { print n + 0 }' "$T/hist$1.log"; }
 
@@ -133,7 +135,8 @@ scenario_etcdnet() {
   [ "$regs" = $NSRV ] || fail "$regs servers registered in etcd, not $NSRV: $(etcdctl_ get --prefix --keys-only /memx/faults/)"
   etcd_cut "$(bns)"
   ! ip netns exec "$(bns)" curl -sf -m 1 "http://$ESUB.1:2379/health" > /dev/null 2>&1 || fail "etcd_cut left host 1 on etcd"
-  ip netns exec "$(bns)" ping -c1 -W1 10.77.0.2 > /dev/null || fail "etcd_cut cut host 1's data link too"
+  sleep 1
+  [ "$(live_servers)" = $NSRV ] || fail "etcd_cut cut host 1's data links too: $(ctl pool)"
   etcd_heal "$(bns)"
   ip netns exec "$(bns)" curl -sf -m 2 "http://$ESUB.1:2379/health" > /dev/null || fail "etcd_heal did not bring etcd back"
   ctl status | grep -q "^etcd" || fail "memxctl status shows no etcd line: $(ctl status)"
@@ -157,7 +160,7 @@ scenario_splitbrain() {
   hw_acked 1
   local late; late=$(acks_after 1 "$tf")
   hverify 2 v2 --log "$T/hist1.log" --fence "1@$tf"
-  hreport v2 " (host 2, right after its attach; host 1: $(field "$T/hw1.out" acked) writes acknowledged, $late after host 2's attach)"
+  hreport v2 " (host 2, right after its attach; host 1: $(field "$T/hw1.out" acked) writes acknowledged, the last $(last_ack_before 1 "$tf") s before host 2's attach, $(field "$T/hw1.out" io_errors) failed)"
   [ "$late" = 0 ] || fail "host 1 had $late writes acknowledged after host 2's attach"
   # Host 2 writes on; then the links come back and host 1 attaches again over every server.
   hw_start 2 2 3000; hw_wait 2; hw_acked 2
@@ -224,15 +227,15 @@ scenario_leaderloss() {
   took=$(awk -v a="$t0" -v b="$tf" 'BEGIN { printf "%.1f", b - a }')
   for _ in $(seq 50); do newlead=$(etcd_leader); [ "$newlead" != none ] && break; sleep 0.1; done
   hverify 2 v2 --log "$T/hist1.log" --fence "1@$tf"
-  hreport v2 " (member m$lead, the leader, killed as host 2's guest connected; attach ${took} s; new leader m$newlead;" \
-" $(grep -c "claimed in etcd" "$T/backd2.log" || true) claim(s) in etcd)"
+  hreport v2 " (member m$lead, the leader, killed as host 2's guest connected; attach ${took} s; new leader m$newlead; $(grep -c "claimed in etcd" "$T/backd2.log" || true) claim(s) in etcd)"
   ETCD_MEMBERS=1
 }
 
-# The longest pause between acknowledgements that began in [a, b] (epoch s), in s.
+# The longest pause between acknowledgements that began in [a, b] (epoch s):
+# "PAUSE END" in s (END: when writes resumed).
 ack_pause() { # writer a b
-  sort -n -k5 "$T/hist$1.log" | awk -v a="$2" -v b="$3" '$1 == "a" { t = $5 / 1e9; if (p && p >= a && p <= b && t - p > m) m = t - p; p = t }
-    END { printf "%.1f", m }'
+  sort -n -k5 "$T/hist$1.log" | awk -v a="$2" -v b="$3" '$1 == "a" { t = $5 / 1e9; if (p && p >= a && p <= b && t - p > m) { m = t - p; e = t } p = t }
+    END { printf "%.1f %.3f", m, e }'
 }
 
 scenario_leaselost() {
@@ -245,14 +248,14 @@ scenario_leaselost() {
   c2=$(now); etcd_cut "$(bns)"; sleep 8; etcd_heal "$(bns)"; h2=$(now)
   hw_wait 1
   hw_acked 1
-  local held lost renewed p1 p2 errs; errs=$(field "$T/hw1.out" io_errors)
+  local held lost renewed p1 p2 r1 r2 errs; errs=$(field "$T/hw1.out" io_errors)
   held=$(grep -c "writes held" "$T/backd.log" || true)
   lost=$(grep -c "lease lost" "$T/backd.log" || true)
   renewed=$(grep -c "claim renewed in etcd" "$T/backd.log" || true)
-  p1=$(ack_pause 1 "$(awk -v a="$c1" 'BEGIN { print a - 0.5 }')" "$h1")
-  p2=$(ack_pause 1 "$(awk -v a="$c2" 'BEGIN { print a - 0.5 }')" "$h2")
+  set -- $(ack_pause 1 "$(awk -v a="$c1" 'BEGIN { printf "%.3f", a - 0.5 }')" "$h1"); p1=$1 r1=$(awk -v a="$2" -v b="$h1" 'BEGIN { printf "%.1f", a - b }')
+  set -- $(ack_pause 1 "$(awk -v a="$c2" 'BEGIN { printf "%.3f", a - 0.5 }')" "$h2"); p2=$1 r2=$(awk -v a="$2" -v b="$h2" 'BEGIN { printf "%.1f", a - b }')
   hverify 1 v1 --log "$T/hist1.log"
-  hreport v1 " (3.2 s cut: writes paused ${p1} s; 8 s cut: ${p2} s; \"writes held\" $held times, lease lost $lost, claim renewed $renewed; $errs write errors)"
+  hreport v1 " (3.2 s cut: writes paused ${p1} s, resumed ${r1} s after the link came back; 8 s cut: paused ${p2} s, resumed ${r2} s after; \"writes held\" $held times, lease lost $lost, claim renewed $renewed; $errs write errors)"
   [ "$held" -gt 0 ] || fail "the backend never logged its writes held"
   [ "${errs:-1}" = 0 ] || fail "host 1's writes failed: $(head -n 5 "$T/hw1.err")"
 }
@@ -274,13 +277,19 @@ scenario_membership() {
   wait_log "$T/memd1.log" "deregistered from etcd" 70 || fail "server 1 did not drain and deregister: $(tail -n 5 "$T/memd1.log")"
   td=$(since "$t0")
   wait "$PID_memd1" || true
-  for _ in $(seq 100); do [ -z "$(server_state 1)" ] && break; sleep 0.1; done
+  local st
+  for _ in $(seq 100); do st=$(server_state 1); [ -z "$st" ] || [ "$st" = gone ] && break; sleep 0.1; done
   local gone; gone=$(since "$t0")
+  ctl pool > "$T/pool-after-drain.txt" 2>&1 || true
+  [ -z "$st" ] || [ "$st" = gone ] ||
+    fail "server 1 deregistered but the backend lists it as $st ${gone} s after SIGTERM: $(grep 10.77.1.2 "$T/pool-after-drain.txt")"
   hw_wait 1; hw_acked 1
   [ "$(field "$T/hw1.out" io_errors)" = 0 ] || fail "guest write errors: $(head -n 5 "$T/hw1.err")"
   ctl_state_is ok 30 || fail "pool not ok after the membership changes: $(ctl pool)"
+  local reps; reps=$(ctl pool | awk '$1 == "10.77.3.2:7480" { print $NF }')
+  [ "${reps:-0}" -gt 0 ] || fail "server 4 holds no replica: $(ctl pool)"
   hverify 1 v1 --log "$T/hist1.log"
-  hreport v1 " (server 4 in use ${tj} s after its start; server 1 drained and deregistered ${td} s after SIGTERM, out of the pool at ${gone} s; $(field "$T/hw1.out" acked) writes under load, no restart)"
+  hreport v1 " (server 4 in use ${tj} s after its start; server 1 drained and deregistered ${td} s after SIGTERM, gone from the pool at ${gone} s; $(field "$T/hw1.out" acked) writes under load, no restart; server 4 holds $reps replicas)"
 }
 
 SCENARIOS="$SCENARIOS histcheck"
