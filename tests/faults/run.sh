@@ -25,7 +25,7 @@
 # list): one more namespace, $TAG-e, with a bridge on 10.78.0.0/24 where etcd
 # listens (10.78.0.1; ETCD_MEMBERS=3 for a world with three members, .1, .4
 # and .5) and a veth named etcd0 from every server and backend namespace
-# (backend 1 .2, backend 2 .3, server i .1<i>), so a test cuts one host off
+# (backend 1 .2, backend 2 .3, server i .10+i), so a test cuts one host off
 # etcd alone (etcd_cut NS) and leaves its data links up.  Its data directory is
 # on tmpfs (/dev/shm), its lease TTL 5 s; servers register from their --listen.
 # Each writes a seeded pattern, then reads every page back and prints
@@ -432,7 +432,8 @@ for f in "$SRC"/tests/faults/scen-*.sh; do
   # shellcheck source=/dev/null
   . "$f"
 done
-echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario"
+echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario," \
+  "$([ "$ETCD_MODE" = 1 ] && echo "membership and ownership in etcd" || echo "static server list (MEMX_FAULTS_STATIC=1)")"
 for s in ${MEMX_FAULTS:-$SCENARIOS}; do
   "scenario_$s"
 done
