@@ -60,6 +60,8 @@ hw_acked() { # writer: it wrote, and some writes were acknowledged
 }
 # Seconds from writer W's last acknowledgement to epoch T (negative: after it).
 last_ack_before() { awk -v t="$2" '$1 == "a" && $5 > m { m = $5 } END { printf "%.2f", t - m / 1e9 }' "$T/hist$1.log"; }
+# Writer W's acknowledged writes issued later than epoch T.
+issued_after() { awk -v t="$2" '$1 == "a" && $4 / 1e9 > t { n++ } END { print n + 0 }' "$T/hist$1.log"; }
 # Writer W's acknowledgements later than epoch T.
 acks_after() { awk -v t="$2" '$1 == "a" && $5 / 1e9 > t { n++ } END { print n + 0 }' "$T/hist$1.log"; }
 
@@ -158,9 +160,10 @@ scenario_splitbrain() {
     "($(grep -m1 -oE "claimed with epoch [0-9]+ on [0-9]+ memory server\(s\)( \(etcd\))?" "$T/backd2.log"))"
   hw_wait 1
   hw_acked 1
-  local late; late=$(acks_after 1 "$tf")
+  local late tc; late=$(acks_after 1 "$tf")
+  tc=$(log_time "$T/backd2.log" "claimed in etcd under epoch") || fail "host 2 did not log its claim in etcd"
   hverify 2 v2 --log "$T/hist1.log" --fence "1@$tf"
-  hreport v2 " (host 2, right after its attach; host 1: $(field "$T/hw1.out" acked) writes acknowledged, the last $(last_ack_before 1 "$tf") s before host 2's attach, $(field "$T/hw1.out" io_errors) failed)"
+  hreport v2 " (host 2, right after its attach; host 1: $(field "$T/hw1.out" acked) writes acknowledged, the last $(last_ack_before 1 "$tf") s before host 2's attach, $(field "$T/hw1.out" io_errors) failed; $(issued_after 1 "$tc") acknowledged writes issued after host 2's claim in etcd, $(awk -v a="$tc" -v b="$tf" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms before its attach completed)"
   [ "$late" = 0 ] || fail "host 1 had $late writes acknowledged after host 2's attach"
   # Host 2 writes on; then the links come back and host 1 attaches again over every server.
   hw_start 2 2 3000; hw_wait 2; hw_acked 2
