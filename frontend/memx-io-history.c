@@ -76,8 +76,17 @@ static enum found stamp_parse(const uint8_t *pg, struct stamp *s)
 
 /* ---- hwrite ---- */
 
+/* SIGTERM/SIGINT: issue nothing more, give what is in flight 2 s (a stuck pool must not hang
+ * the run: clock_gettime is async-signal-safe, and the 64-bit store is one instruction). */
 static volatile sig_atomic_t stop_asked;
-static void on_stop(int sig) { (void)sig; stop_asked = 1; }
+static struct job *stop_job;
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_asked = 1;
+    if (stop_job)
+        stop_job->give_up_ns = now_ns() + 2000000000ull;
+}
 
 struct hw {
     FILE *log;
@@ -130,8 +139,6 @@ static void hwrite_done(struct job *j, struct op *o, int status)
                 j->base / PAT_PAGE + p, h->inflight_gen[p], strerror(-status));
     }
     h->inflight_gen[p] = 0;
-    if (stop_asked && !j->give_up_ns)
-        j->give_up_ns = now_ns() + 2000000000ull;
 }
 
 /* Completions after the command returned (memxfront_close fails what is left): nothing to log. */
@@ -155,6 +162,7 @@ int cmd_hwrite(struct memxfront *f, const struct args *a)
         job_free(&j);
         return 2;
     }
+    stop_job = &j;
     struct sigaction sa = { .sa_handler = on_stop };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);

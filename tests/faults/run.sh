@@ -42,6 +42,7 @@ TAG=mxf$$
 ETCD_MODE=$([ "${MEMX_FAULTS_STATIC:-0}" = 1 ] && echo 0 || echo 1)
 ESUB=10.78.0
 ETCD_PIDS=()
+GUEST_PIDS=()
 T=$(mktemp -d "/tmp/memx-faults.XXXXXX")
 PIDS=()
 FAILED=0
@@ -66,6 +67,10 @@ ens() { echo "$TAG-e"; }
 
 world_down() {
   local p
+  # Guest workloads first (timeout passes SIGTERM on: they stop and report), then the daemons.
+  for p in "${GUEST_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${GUEST_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  GUEST_PIDS=()
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()

@@ -46,12 +46,26 @@ wait_log() { # file ere secs
   return 1
 }
 
-# hwrite on host H as writer W for MS ms (0: one pass), in the background.
+# memx-io on host H's guest, bounded: a pool that hangs a guest I/O fails the
+# scenario (SIGTERM: hwrite stops and reports; SIGKILL 5 s later), never the suite.
+guest_at() { # host: GNS, GSIM
+  if [ "$1" = 2 ]; then GNS=$(b2ns) GSIM=$T/sim2; else GNS=$(bns) GSIM=$T/sim; fi
+}
+guest() { # host args...
+  guest_at "$1"; shift
+  timeout -k 5 "${GUEST_TIMEOUT:-120}" ip netns exec "$GNS" "$B/memx-io" --platform sim --sim-dir "$GSIM" --domid 1 \
+    --device device/vbd/51728 "$@"
+}
+
+# hwrite on host H as writer W for MS ms (0: one pass), in the background
+# (GUEST_PIDS: world_down stops it).
 hw_start() { # host writer ms
-  local f=io; [ "$1" = 2 ] && f=io2
-  $f hwrite --writer "$2" --log "$T/hist$2.log" --offset 0 --size "$HSIZE" --qd 16 --duration "$3" \
-    > "$T/hw$2.out" 2> "$T/hw$2.err" &
+  guest_at "$1"
+  timeout -k 5 "${GUEST_TIMEOUT:-120}" ip netns exec "$GNS" "$B/memx-io" --platform sim --sim-dir "$GSIM" --domid 1 \
+    --device device/vbd/51728 hwrite --writer "$2" --log "$T/hist$2.log" --offset 0 --size "$HSIZE" --qd 16 \
+    --duration "$3" > "$T/hw$2.out" 2> "$T/hw$2.err" &
   eval "HW_PID_$2=$!"
+  GUEST_PIDS+=($!)
 }
 hw_wait() { local p; eval "p=\$HW_PID_$1"; wait "$p" || true; }
 hw_acked() { # writer: it wrote, and some writes were acknowledged
@@ -67,9 +81,8 @@ acks_after() { awk -v t="$2" '$1 == "a" && $5 / 1e9 > t { n++ } END { print n + 
 
 # history-verify on host H; out names the files; the rest are memx-io options (--log, --fence).
 hverify() { # host out args...
-  local h=$1 out=$2 f=io; shift 2
-  [ "$h" = 2 ] && f=io2
-  $f history-verify --offset 0 --size "$HSIZE" --qd 16 "$@" > "$T/$out.out" 2> "$T/$out.err" || true
+  local h=$1 out=$2; shift 2
+  guest "$h" history-verify --offset 0 --size "$HSIZE" --qd 16 "$@" > "$T/$out.out" 2> "$T/$out.err" || true
 }
 # Prints the scenario's line for a history-verify and fails unless every page verified.
 hreport() { # out "extra text"
@@ -85,7 +98,7 @@ hreport() { # out "extra text"
 # does); TF is when that attach completed, by host 2's log: host 1's fence time.
 attach2() { # servers host 2 must reach
   host2_up "$@"
-  io2 info > "$T/info2.out" 2>&1 || fail "host 2 could not attach the volume: $(cat "$T/info2.out"; grep "volume faults" "$T/backd2.log" | tail -3)"
+  guest 2 info > "$T/info2.out" 2>&1 || fail "host 2 could not attach the volume: $(cat "$T/info2.out"; grep "volume faults" "$T/backd2.log" | tail -3)"
   TF=$(log_time "$T/backd2.log" "loaded from the pool") || fail "host 2 did not log its attach"
 }
 
@@ -97,7 +110,7 @@ host1_reattach() {
   cp "$T/backd.log" "$T/backd.$n.log"
   rm -f "$T/backd.sock"
   start_backd
-  io info > "$T/info1.out" 2>&1 || fail "host 1 could not attach the volume again: $(cat "$T/info1.out")"
+  guest 1 info > "$T/info1.out" 2>&1 || fail "host 1 could not attach the volume again: $(cat "$T/info1.out")"
   grep -q "loaded from the pool" "$T/backd.log" || fail "host 1's backend did not load the volume from the pool"
 }
 
@@ -224,7 +237,7 @@ scenario_leaderloss() {
   # The leader goes just before host 2's guest connects: the claim meets an etcd electing a new one.
   t0=$(now)
   kill9 "${ETCD_PIDS[$lead]}"
-  io2 info > "$T/info2.out" 2>&1 ||
+  guest 2 info > "$T/info2.out" 2>&1 ||
     fail "the attach failed with the etcd leader killed: $(cat "$T/info2.out"; grep -E "etcd|volume faults" "$T/backd2.log" | tail -5)"
   tf=$(log_time "$T/backd2.log" "loaded from the pool") || fail "host 2 did not log its attach"
   took=$(awk -v a="$t0" -v b="$tf" 'BEGIN { printf "%.1f", b - a }')
