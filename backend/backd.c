@@ -2,11 +2,16 @@
  * done by blkback (the Xen side), volume (the page map) and pool (the memory
  * servers); ctl is the control socket memxctl talks to. */
 #include "blkback.h"
+#include "ckeys.h"
 #include "config.h"
+#include "coord.h"
 #include "ctl.h"
 #include "daemon.h"
 #include "evloop.h"
 #include "log.h"
+#include "membership.h"
+#include "ownership.h"
+#include "slabdir.h"
 #include "pool.h"
 #include "pool_config.h"
 #include "volumes.h"
@@ -48,7 +53,94 @@ struct backd {
     struct evloop *el;
     struct blkback *bb;
     bool stopping;
+    /* etcd ([cluster] etcd): NULL without */
+    struct coord *coord;
+    struct membership *ms;
+    struct ownership *own;
+    struct slabdir *sd;
+    struct volumes *vols;
+    char node[CK_NODE_MAX];
 };
+
+/* ---- etcd --------------------------------------------------------------- */
+
+static void on_registered(void *arg, int status, int64_t rev)
+{
+    struct backd *b = arg;
+    (void)rev;
+    if (status)
+        mx_warn("backd: registering %s in etcd failed: %s (retried with the next lease)", b->node,
+                strerror(-status));
+}
+
+static void register_backend(struct backd *b)
+{
+    char key[CK_NODE_MAX + 16], val[160];
+    struct ck_backend cb = { .pid = getpid() };
+    snprintf(cb.node, sizeof(cb.node), "%s", b->node);
+    if (ck_backend_key(b->node, key, sizeof(key)) < 0 || ck_backend_encode(&cb, val, sizeof(val)) < 0 ||
+        coord_put(b->coord, key, val, true, on_registered, b) < 0)
+        mx_warn("backd: cannot register %s in etcd", b->node);
+}
+
+static void on_etcd_health(void *arg, enum coord_health h)
+{
+    struct backd *b = arg;
+    char line[256];
+    coord_describe(b->coord, line, sizeof(line));
+    if (h == COORD_UP)
+        mx_info("backd: etcd %s", line);
+    else
+        mx_warn("backd: etcd %s%s", line, h == COORD_LEASE_LOST ?
+                ": lease lost, writes wait until claims are renewed under a new one" :
+                ": keepalives failing, writes stop before the lease could expire");
+    ownership_health(b->own, h);
+    if (h == COORD_UP)
+        register_backend(b);
+}
+
+static void on_claim_changed(void *arg, const char *volume, uint64_t epoch)
+{
+    struct backd *b = arg;
+    volumes_claim_changed(b->vols, volume, epoch);
+}
+
+static void etcd_status(void *arg, char *link, size_t linklen, char *members, size_t memberslen)
+{
+    struct backd *b = arg;
+    coord_describe(b->coord, link, linklen);
+    membership_describe(b->ms, members, memberslen);
+}
+
+/* Joins etcd: membership gives the pool its servers, ownership the volumes their claims. */
+static int etcd_start(struct backd *b, const struct memx_config *cfg, struct pool *pool, char *err, size_t errlen)
+{
+    struct coord_opts co;
+    coord_opts_init(&co);
+    co.endpoints = cfg->etcd;
+    co.prefix = cfg->etcd_prefix;
+    co.cacert = cfg->etcd_cacert;
+    co.cert = cfg->etcd_cert;
+    co.key = cfg->etcd_key;
+    co.lease_ttl_s = cfg->etcd_lease_ttl;
+    snprintf(b->node, sizeof(b->node), "%s", pool_node_id(pool));
+    co.who = b->node;
+    b->coord = coord_open(b->el, &co, err, errlen);
+    if (!b->coord)
+        return -1;
+    b->own = ownership_new(b->coord, b->node, on_claim_changed, b);
+    b->ms = b->own ? membership_new(b->coord, pool, cfg->provider) : NULL;
+    b->sd = b->ms ? slabdir_new(b->el, b->coord, b->node) : NULL;
+    if (!b->sd) {
+        snprintf(err, errlen, "etcd: out of memory");
+        return -1;
+    }
+    volumes_set_claimer(b->vols, ownership_ops(b->own));
+    pool_set_directory(pool, slabdir_ops(b->sd));
+    coord_on_health(b->coord, on_etcd_health, b);
+    register_backend(b);
+    return 0;
+}
 
 static void on_closed(void *arg)
 {
@@ -152,6 +244,12 @@ int main(int argc, char **argv)
         mx_warn("backd: ring state directory %s: %s (a restarted backend will not resume rings)",
                 cfg.state_dir, strerror(errno));
 
+    if (cfg.etcd[0] && cfg.nservers) {
+        fprintf(stderr, "memx-backd: [cluster] servers and [cluster] etcd exclude each other: with etcd, "
+                        "memory servers register themselves (leave servers empty)\n");
+        xp_close(xp);
+        return 2;
+    }
     uint8_t key[MEMX_KEY_BYTES];
     if (memx_config_load_key(&cfg, key, err, sizeof(err))) {
         fprintf(stderr, "memx-backd: %s\n", err);
@@ -181,11 +279,15 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot set up the volume table");
         goto out;
     }
+    b.vols = vols;
+    if (cfg.etcd[0] && etcd_start(&b, &cfg, pool, err, sizeof(err)) < 0)
+        goto out;
     b.bb = blkback_new(b.el, xp, vols, &cfg, err, sizeof(err));
     if (!b.bb)
         goto out;
     struct ctl_ctx ctx = { .vols = vols, .pool = pool, .bb = b.bb, .platform = xp_name(xp),
-                           .device_type = cfg.device_type, .provider = cfg.provider };
+                           .device_type = cfg.device_type, .provider = cfg.provider,
+                           .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b };
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
     if (!ctl)
         goto out;
@@ -198,8 +300,12 @@ int main(int argc, char **argv)
                  cfg.servers[i]);
     mx_info("backd: version %s, platform %s (domid %u), serving backend/%s, control socket %s",
             PACKAGE_VERSION, xp_name(xp), (unsigned)xp_domid(xp), cfg.device_type, cfg.control_socket);
-    mx_info("backd: pool of %d server(s) [%s], provider %s, %d replica(s), de-duplication %s",
-            cfg.nservers, servers, cfg.provider, cfg.replicas, cfg.dedup ? "on" : "off");
+    if (b.coord)
+        mx_info("backd: memory servers from etcd %s (prefix %s), provider %s, %d replica(s), de-duplication %s",
+                cfg.etcd, cfg.etcd_prefix, cfg.provider, cfg.replicas, cfg.dedup ? "on" : "off");
+    else
+        mx_info("backd: pool of %d server(s) [%s], provider %s, %d replica(s), de-duplication %s",
+                cfg.nservers, servers, cfg.provider, cfg.replicas, cfg.dedup ? "on" : "off");
 
     if (evloop_run(b.el) < 0) {
         snprintf(err, sizeof(err), "event loop: %s", strerror(errno));
@@ -214,6 +320,14 @@ out:
     if (b.bb)
         blkback_free(b.bb);
     volumes_free(vols);
+    membership_free(b.ms);
+    ownership_free(b.own);
+    /* Revokes the lease: our owners/ keys go at once, not a TTL later. */
+    if (b.coord)
+        coord_close(b.coord);
+    if (pool)
+        pool_set_directory(pool, NULL);
+    slabdir_free(b.sd);
     if (pool)
         pool_free(pool);
     xp_close(xp);

@@ -118,6 +118,11 @@ static json_object *cmd_status(struct ctl *c)
     pool_get_stats(c->ctx.pool, &ps);
     json_object_object_add(o, "servers_live", json_object_new_int(pool_live_servers(c->ctx.pool)));
     json_object_object_add(o, "servers_total", json_object_new_int(ps.servers));
+    char link[256] = "off (static [cluster] servers list: one host, no cross-host fencing)", members[160] = "";
+    if (c->ctx.etcd_status)
+        c->ctx.etcd_status(c->ctx.etcd_arg, link, sizeof(link), members, sizeof(members));
+    add_str(o, "etcd", link);
+    add_str(o, "membership", members);
     return o;
 }
 
@@ -299,10 +304,14 @@ static json_object *cmd_devices(struct ctl *c)
 
 static json_object *cmd_pool(struct ctl *c)
 {
-    struct pool_server_info s[MEMX_MAX_SERVERS];
-    int n = pool_get_servers(c->ctx.pool, s, MEMX_MAX_SERVERS);
-    if (n > MEMX_MAX_SERVERS)
-        n = MEMX_MAX_SERVERS;
+    /* Every server the pool knows (membership changes at run time), gone
+     * ones included: they show as "gone". */
+    int n = pool_get_servers(c->ctx.pool, NULL, 0);
+    struct pool_server_info *s = n > 0 ? calloc((size_t)n, sizeof(*s)) : NULL;
+    if (n > 0 && !s)
+        return error_reply("%s", "out of memory");
+    if (n > 0)
+        pool_get_servers(c->ctx.pool, s, n);
     json_object *arr = json_object_new_array();
     for (int i = 0; i < n; i++) {
         json_object *o = json_object_new_object();
@@ -314,6 +323,7 @@ static json_object *cmd_pool(struct ctl *c)
         add_u64(o, "replicas", s[i].replicas);
         json_object_array_add(arr, o);
     }
+    free(s);
     struct pool_stats ps;
     pool_get_stats(c->ctx.pool, &ps);
     json_object *r = json_object_new_object();

@@ -30,6 +30,10 @@ struct ctl_ctx {
     const char *platform;       /* "real" or "sim" */
     const char *device_type;    /* "vbd" or "vbd3" */
     const char *provider;       /* the configured libfabric provider */
+    /* The link to etcd and the membership it gives, one line each for
+     * status; NULL: no etcd (static server list). */
+    void (*etcd_status)(void *arg, char *link, size_t linklen, char *members, size_t memberslen);
+    void *etcd_arg;
 };
 
 /* Listens on path.  A stale socket file is replaced; one a live daemon

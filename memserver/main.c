@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +28,24 @@ static void usage(FILE *f)
             "\n"
             "The transport is [cluster] provider (tcp;ofi_rxm, or verbs;ofi_rxm on RDMA NICs);\n"
             "slabs are [cluster] slab_size.  Command-line options override the file.\n"
-            "SIGTERM or SIGINT shuts the server down; its memory is released.\n",
+            "SIGTERM or SIGINT shuts the server down; its memory is released.  With [cluster] etcd,\n"
+            "SIGTERM first drains it (marked draining in etcd until no backend holds a slab here,\n"
+            "at most 60 s); a second SIGTERM, or SIGINT, stops it at once.\n",
             MEMX_SYSCONFDIR);
 }
 
+/* SIGTERM drains (in etcd mode); SIGINT, or a second signal, stops at once. */
 static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
 {
+    struct memd **m = arg;
+    static int signals;
     int sig = memx_daemon_signal(fd);
     if (sig)
         mx_info("memd: %s received, shutting down", strsignal(sig));
-    evloop_stop(el);
+    if (*m)
+        memd_shutdown(*m, sig != SIGTERM || signals++ > 0);
+    else
+        evloop_stop(el);
 }
 
 int main(int argc, char **argv)
@@ -82,15 +91,18 @@ int main(int argc, char **argv)
     }
 
     struct evloop *el = evloop_new();
-    int sfd = el ? memx_daemon_signals(el, on_signal, NULL) : -1;
+    struct memd *m = NULL;
+    int sfd = el ? memx_daemon_signals(el, on_signal, &m) : -1;
     if (sfd < 0) {
         fprintf(stderr, "memx-memd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
     }
-    struct memd *m = memd_new(el, &cfg, key, err, sizeof(err));
+    m = memd_new(el, &cfg, key, err, sizeof(err));
     explicit_bzero(key, sizeof(key));
     if (!m) {
         fprintf(stderr, "memx-memd: %s\n", err);
+        evloop_free(el);
+        close(sfd);
         return 1;
     }
     int rc = evloop_run(el);

@@ -13,6 +13,7 @@
  * replayed; every answer on a session is sealed. */
 #include "memd.h"
 #include "memd_meta.h"
+#include "memd_etcd.h"
 #include "auth.h"
 #include "evloop.h"
 #include "fabric.h"
@@ -42,6 +43,7 @@ struct session {
     int ident;                          /* index into memd.idents once authenticated */
     uint8_t client_nonce[PROTO_NONCE_BYTES], server_nonce[PROTO_NONCE_BYTES];
     struct auth_sess ak;                /* once authenticated: this session's keys */
+    uint64_t last_ms;                   /* its last authenticated message (backends heartbeat every 0.5 s) */
 };
 
 /* A client identity that holds slabs.  Slabs outlive sessions: a backend
@@ -71,6 +73,9 @@ struct memd {
     struct session sessions[MAX_SESSIONS];
     struct ident idents[MAX_SESSIONS];
     struct volstore *vols;
+    struct memd_etcd *etcd;             /* [cluster] etcd set: membership and ownership from etcd */
+    uint64_t incarnation;               /* this run's boot token (its first bytes are in id) */
+    bool stopping;                      /* a shutdown began (memd_shutdown) */
     /* A peer can repeat these at will: logged at a bounded rate. */
     struct mx_ratelimit rl_forged, rl_unauth, rl_hello, rl_bad, rl_refuse, rl_send;
     uint64_t t_recv;                    /* when the message being handled arrived (before its seal was checked) */
@@ -274,6 +279,7 @@ static void on_auth(struct memd *m, struct session *s, const struct proto_msg *q
     mx_info("%s: %s (%s) authenticated", m->name, s->peer, s->client_id);
     reply(m, s, s->addr, &r);       /* unsealed: the client checks the proof in it first */
     s->state = S_AUTHED;
+    s->last_ms = evloop_now_ms();
 }
 
 static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_msg *q)
@@ -282,7 +288,11 @@ static void on_slab_alloc(struct memd *m, struct session *s, const struct proto_
     uint32_t i = 0;
     while (i < m->nslabs && m->slabs[i].owner >= 0)
         i++;
-    if (i == m->nslabs) {
+    if (m->stopping) {
+        /* Draining: the slabs here are to move away, not to grow in number. */
+        mx_info("%s: draining: no new slab for %s (%s)", m->name, s->peer, s->client_id);
+        r.status = ENOSPC;
+    } else if (i == m->nslabs) {
         mx_info("%s: full: no slab left for %s (%s)", m->name, s->peer, s->client_id);
         r.status = ENOSPC;
     } else {
@@ -349,6 +359,8 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
     if (!st) {
         uint8_t *slab = m->mem + (uint64_t)q->u.page.slab * m->slab_size;
         if (q->type == PROTO_PAGE_WRITE) {
+            if (m->etcd)
+                memd_etcd_proven(m->etcd);      /* the store refuses writes without the proof (EAGAIN) */
             /* A fenced writer (a newer claim holds the volume) is refused before a byte lands. */
             struct memd_meta_peer who = sess_who(m, s);
             st = memd_meta_check_write(m->vols, &who, q->u.page.vid, q->u.page.epoch);
@@ -393,6 +405,8 @@ static void on_meta(struct memd *m, struct session *s, const struct proto_msg *q
 {
     struct memd_meta_peer who = sess_who(m, s);
     struct proto_msg r;
+    if (m->etcd)
+        memd_etcd_proven(m->etcd);
     memd_meta_answer(m->vols, &who, q, &r);
     reply(m, s, s->addr, &r);
 }
@@ -451,6 +465,7 @@ static void on_recv(void *arg, fab_addr_t from, const void *buf, size_t len)
                     m->rl_forged.last_suppressed);
         return;
     }
+    s->last_ms = evloop_now_ms();
     switch (q.type) {
     case PROTO_SLAB_ALLOC:
         on_slab_alloc(m, s, &q);
@@ -533,6 +548,8 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
      * from the same one behind a repaired link (whose slabs are still theirs). */
     uint8_t boot[PROTO_NONCE_BYTES];
     auth_nonce(boot);
+    for (int i = 0; i < 8; i++)
+        m->incarnation = m->incarnation << 8 | boot[i];
     snprintf(m->id, sizeof(m->id), "memd@%.40s/%02x%02x%02x%02x", cfg->listen, boot[0], boot[1],
              boot[2], boot[3]);
     memcpy(m->key, key, MEMX_KEY_BYTES);
@@ -558,6 +575,17 @@ struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
         memd_free(m);
         return NULL;
     }
+    /* etcd first: a server that cannot reach it never listens (nothing half-started).  Its key is
+     * put once the loop runs, after the endpoint below is open. */
+    if (cfg->etcd[0]) {
+        struct memd_etcd_self self = { .name = m->name, .addr = cfg->advertise[0] ? cfg->advertise : cfg->listen,
+                                       .capacity = m->capacity, .incarnation = m->incarnation,
+                                       .provider = cfg->provider };
+        if (!(m->etcd = memd_etcd_open(el, cfg, m->vols, &self, err, errlen))) {
+            memd_free(m);
+            return NULL;
+        }
+    }
     /* big_recv: a PAGE_WRITE may carry a run of PROTO_RUN_MAX pages. */
     struct fab_opts fo = { .provider = cfg->provider, .listen = cfg->listen, .name = m->name,
                            .on_recv = on_recv, .arg = m, .big_recv = true };
@@ -577,6 +605,7 @@ void memd_free(struct memd *m)
 {
     if (!m)
         return;
+    memd_etcd_close(m->etcd);       /* revokes the lease: the server's key goes */
     for (uint32_t i = 0; m->slabs && i < m->nslabs; i++)
         fab_mr_close(m->slabs[i].mr);
     fab_close(m->fab);
@@ -588,4 +617,37 @@ void memd_free(struct memd *m)
         auth_session_clear(&m->sessions[i].ak);
     explicit_bzero(m->key, sizeof(m->key));
     free(m);
+}
+
+/* A drain waits for a connected backend that holds slabs here to move
+ * them; one that is not connected cannot, so it is not waited for.  A
+ * session silent for 3 s (six missed heartbeats) is a backend gone. */
+static bool holds_slabs(void *arg)
+{
+    struct memd *m = arg;
+    uint64_t now = evloop_now_ms();
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (m->sessions[i].state == S_AUTHED && m->idents[m->sessions[i].ident].slabs &&
+            now - m->sessions[i].last_ms < 3000)
+            return true;
+    return false;
+}
+
+static void drained(void *arg)
+{
+    struct memd *m = arg;
+    if (m->used_slabs)
+        mx_warn("%s: stopping with %u slab(s) of backends that are not connected: those copies go",
+                m->name, (unsigned)m->used_slabs);
+    evloop_stop(m->el);
+}
+
+void memd_shutdown(struct memd *m, bool now)
+{
+    if (!m->etcd || now || m->stopping) {
+        evloop_stop(m->el);
+        return;
+    }
+    m->stopping = true;
+    memd_etcd_drain(m->etcd, holds_slabs, drained, m);
 }

@@ -24,6 +24,7 @@
 #ifndef MEMX_MEMD_H
 #define MEMX_MEMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,11 @@ struct memd;
 struct memd *memd_new(struct evloop *el, const struct memx_config *cfg,
                       const uint8_t key[MEMX_KEY_BYTES], char *err, size_t errlen);
 void memd_free(struct memd *m);
+
+/* Stops the server's event loop: at once (now, a second signal, or static
+ * mode), or in etcd mode after a drain (memd_etcd.h): the server is marked
+ * draining, backends move their slabs away, then its key is deleted. */
+void memd_shutdown(struct memd *m, bool now);
 
 struct memd_stats { uint64_t capacity, used; uint32_t slabs, sessions; };
 void memd_get_stats(const struct memd *m, struct memd_stats *st);

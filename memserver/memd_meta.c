@@ -4,7 +4,14 @@
  * records and writing its pages need the epoch it holds now and the identity
  * that claimed it (owner_check).  Claiming stays open to every key holder:
  * it is how a backend takes a volume over, and it fences the previous owner
- * visibly (logged here, and the old owner's device goes down). */
+ * visibly (logged here, and the old owner's device goes down).
+ *
+ * In etcd mode (volstore_etcd_enable) etcd's owners/ keys come first: a
+ * request under an epoch below etcd's, or under a deleted owner key's, is
+ * ESTALE, etcd's epoch is only its owner's (EPERM), and no write, claim or
+ * drop is taken while the server cannot prove its view is recent (EAGAIN);
+ * the checks of static mode then still apply (a claim etcd has not shown yet
+ * may already have reached this server). */
 #include "memd_meta.h"
 #include "log.h"
 #include "volstore.h"
@@ -15,16 +22,41 @@
 /* A peer may repeat a refused request at will: those are logged at a bounded rate. */
 static struct mx_ratelimit rl_refused;
 
-/* 0, ESTALE (not the volume's current epoch: fenced, or no claim of it here)
- * or EPERM (another identity holds that epoch).  newer_ok: an epoch above
- * the volume's passes (a put or page write reaching a server that missed the
+/* etcd's verdict: 0 or a refusal (-1 in static mode reads as 0).  A read
+ * (write false) is answered without the freshness proof: stale data read is
+ * harmless, a stale write is not. */
+static int etcd_check(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                      uint64_t epoch, bool write, const char *what)
+{
+    int st = volstore_etcd_check(vs, vid, epoch, who->client);
+    if (st < 0 || (st == EAGAIN && !write))
+        return 0;
+    if (st != EAGAIN && st && mx_ratelimit_ok(&rl_refused, 2000)) {
+        uint64_t e = 0;
+        const char *node = "";
+        bool gone = false;
+        volstore_etcd_owner(vs, vid, &e, &node, &gone);
+        mx_warn("%s: %s (%s) %s volume %016llx under epoch %llu: refused, etcd gives epoch %llu to %s%s "
+                "(%u such suppressed)", who->server, who->peer, who->client, what, (unsigned long long)vid,
+                (unsigned long long)epoch, (unsigned long long)e, node, gone ? " (released or expired)" : "",
+                rl_refused.last_suppressed);
+    }
+    return st;
+}
+
+/* 0, EAGAIN (etcd mode, a write without the freshness proof), ESTALE (not
+ * the volume's current epoch: fenced, or no claim of it here) or EPERM
+ * (another identity holds that epoch).  newer_ok: an epoch above the
+ * volume's passes (a put or page write reaching a server that missed the
  * new owner's claim; a put then records who it came from).  An unknown
  * volume passes (a server that joined after the claim). */
 static int owner_check(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
-                       uint64_t epoch, bool newer_ok, const char *what)
+                       uint64_t epoch, bool newer_ok, bool write, const char *what)
 {
     uint64_t cur;
-    int owner, st = 0;
+    int owner, st = etcd_check(vs, who, vid, epoch, write, what);
+    if (st)
+        return st;
     if (!volstore_owner(vs, vid, &cur, &owner))
         return 0;
     if (epoch < cur || (epoch > cur && !newer_ok))
@@ -51,19 +83,29 @@ static void answer_vol(struct volstore *vs, const struct memd_meta_peer *who, co
     r->u.vol = q->u.vol;
     int st;
     if (q->type == PROTO_VOL_DROP) {
-        st = owner_check(vs, who, q->u.vol.vid, q->u.vol.epoch, false, "drops");
+        st = owner_check(vs, who, q->u.vol.vid, q->u.vol.epoch, false, true, "drops");
         if (!st)
             st = volstore_drop(vs, q->u.vol.vid, q->u.vol.epoch);
         if (!st)
             mx_info("%s: volume %s dropped by %s", who->server, q->u.vol.name, who->client);
     } else {
-        st = volstore_claim(vs, q->u.vol.vid, q->u.vol.name, q->u.vol.size, q->u.vol.epoch,
-                            who->owner, &r->u.vol.epoch, &r->u.vol.size, &r->u.vol.nrecs);
+        /* epoch 0 only asks; a claim etcd refuses reports the state as it stands. */
+        st = q->u.vol.epoch ? etcd_check(vs, who, q->u.vol.vid, q->u.vol.epoch, true, "claims") : 0;
+        uint64_t ask = st ? 0 : q->u.vol.epoch;
+        int cst = volstore_claim(vs, q->u.vol.vid, q->u.vol.name, q->u.vol.size, ask,
+                                  who->owner, &r->u.vol.epoch, &r->u.vol.size, &r->u.vol.nrecs);
+        uint64_t ee;
+        const char *node;
+        bool gone;
+        if (st && volstore_etcd_owner(vs, q->u.vol.vid, &ee, &node, &gone) && ee > r->u.vol.epoch)
+            r->u.vol.epoch = ee;        /* the epoch that holds is etcd's */
+        if (!st)
+            st = cst;
         if (q->u.vol.epoch && !st)
             mx_info("%s: volume %s claimed by %s (epoch %llu, %llu records)", who->server,
                     q->u.vol.name, who->client, (unsigned long long)q->u.vol.epoch,
                     (unsigned long long)r->u.vol.nrecs);
-        else if (st)
+        else if (st && st != EAGAIN)
             mx_warn("%s: claim of volume %s by %s (epoch %llu) refused: %s (epoch %llu holds)",
                     who->server, q->u.vol.name, who->client, (unsigned long long)q->u.vol.epoch,
                     strerror(st), (unsigned long long)r->u.vol.epoch);
@@ -83,7 +125,7 @@ static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, c
         uint64_t cur = 0, nr, sz;
         int owner = -1;
         bool known = volstore_owner(vs, q->u.meta.vid, &cur, &owner);
-        int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, true, "puts records of");
+        int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, true, true, "puts records of");
         if (!st)
             st = volstore_put(vs, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
         /* A put that moved the epoch up stands for the claim this server missed: its sender holds it. */
@@ -99,7 +141,7 @@ static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, c
     /* One reply's worth; the caller encodes it before the next request. */
     static struct proto_rec recs[PROTO_REC_MAX];
     uint64_t cursor = q->u.meta.cursor;
-    int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, false, "lists");
+    int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, false, false, "lists");
     int n = st ? 0 : volstore_list(vs, q->u.meta.vid, &cursor, recs, PROTO_REC_MAX);
     if (st) {
         r->status = (uint16_t)st;
@@ -129,7 +171,7 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch)
 {
-    int st = owner_check(vs, who, vid, epoch, true, "writes pages of");
+    int st = owner_check(vs, who, vid, epoch, true, true, "writes pages of");
     if (st == ESTALE)
         mx_warn("%s: %s (%s) writes for a volume it no longer owns (epoch %llu): refused",
                 who->server, who->peer, who->client, (unsigned long long)epoch);

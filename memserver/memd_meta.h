@@ -42,7 +42,11 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
  * 0, ESTALE (logged) when a newer claim holds, so a fenced owner's late
  * writes never reach pages the new owner's records point at, or EPERM
  * (logged) when another identity holds that epoch.  The other requests on a
- * volume (META_LIST, VOL_DROP, META_PUT) answer the same way. */
+ * volume (META_LIST, VOL_DROP, META_PUT) answer the same way.  In etcd mode
+ * (volstore_etcd_enable) etcd's owners/ view decides first, and a write,
+ * claim, put or drop is EAGAIN while the server cannot prove that view
+ * recent (the backend retries); META_LIST and a claim of epoch 0 are reads
+ * and are answered anyway. */
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch);
 

@@ -17,11 +17,12 @@ RULES='
 lib:
 lib/xen: lib
 lib/net: lib
+lib/coord: lib
 backend/pool: lib lib/net
-backend/volume: lib lib/net backend/pool
+backend/volume: lib lib/net lib/coord backend/pool
 backend/xen: lib lib/xen backend/volume
-backend: lib lib/xen lib/net backend/pool backend/volume backend/xen
-memserver: lib lib/net
+backend: lib lib/xen lib/net lib/coord backend/pool backend/volume backend/xen
+memserver: lib lib/net lib/coord
 frontend: lib lib/xen
 '
 # dir: headers of the allowed layers it still may not include (a layer's

@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "Inspect and manage a running memx-backd.\n"
             "\n"
             "Commands:\n"
-            "  status               version, platform, uptime, devices, live memory servers\n"
+            "  status               version, platform, uptime, devices, live memory servers, etcd\n"
             "  volumes              every volume: size, owner, logical/stored/zero/duplicate pages\n"
             "  stats                per-volume and total pages, requests, errors, latency p50/p99;\n"
             "                       backend latency by stage (ring pickup, grant copy, volume, pool,\n"
@@ -262,6 +262,9 @@ static void show_status(json_object *r)
     printf("devices      %s\n", num(r, "devices"));
     printf("volumes      %s\n", num(r, "volumes"));
     printf("servers      %s of %s live\n", num(r, "servers_live"), num(r, "servers_total"));
+    printf("etcd         %s\n", s_of(r, "etcd"));
+    if (*s_of(r, "membership"))
+        printf("membership   %s\n", s_of(r, "membership"));
 }
 
 static void show_volumes(json_object *r)

@@ -14,7 +14,11 @@
 #   world_fail MSG               "NAME: FAIL: MSG", exit 1
 #   world_at_exit FUNC           FUNC runs on exit after the daemons stopped, before the dir goes
 #   world_conf [servers=3] [capacity=256M] [replicas=2] [slab=4M] [log=LEVEL] [ring_poll_us=N] [gather_reads=yes|no]
-#                                a cluster key and $WORLD_CONF for that pool (log unset: defaults)
+#              [etcd=yes|no]     a cluster key and $WORLD_CONF for that pool (log unset: defaults);
+#                                etcd=yes (the default): a single-member etcd on loopback is the
+#                                source of truth (servers register there), no: the static list
+#   world_start_etcd             etcd, if world_conf asked for it (etcd.log); world_start_pool
+#                                calls it
 #   world_start_sim              memx-simxsd                      (log: simxsd.log)
 #   world_start_pool             the memory servers of world_conf (memd0.log, memd1.log, ...)
 #   world_start_backd            memx-backd on the sim platform   (backd.log)
@@ -22,7 +26,8 @@
 # Needs B (the build dir holding the binaries) for world_conf and world_start_*.
 # Sets: WORLD_NAME, WORLD_DIR, WORLD_CONF ($WORLD_DIR/memx.conf), WORLD_SIM
 # (the sim dir), WORLD_SOCK (memx-backd's control socket), WORLD_MEMD_PORTS
-# (one port per server), WORLD_PID[NAME] (a spawned daemon's PID).
+# (one port per server), WORLD_PID[NAME] (a spawned daemon's PID), WORLD_ETCD
+# (etcd's client URL, empty without etcd).
 #
 # On exit the daemons stop in reverse start order, each given 5 s to exit on
 # SIGTERM before SIGKILL (memx-backd closes its devices while XenStore and the
@@ -129,7 +134,7 @@ world_wait_for() {
 }
 
 world_conf() {
-  local nsrv=3 cap=256M repl=2 slab=4M log="" poll="" gather="" a servers="" i
+  local nsrv=3 cap=256M repl=2 slab=4M log="" poll="" gather="" a servers="" i etcd=${MEMX_WORLD_ETCD:-yes}
   for a in "$@"; do
     case $a in
       servers=*) nsrv=${a#*=} ;;
@@ -139,6 +144,7 @@ world_conf() {
       log=*) log=${a#*=} ;;
       ring_poll_us=*) poll=${a#*=} ;;
       gather_reads=*) gather=${a#*=} ;;
+      etcd=*) etcd=${a#*=} ;;
       *) world_fail "world_conf: unknown argument $a" ;;
     esac
   done
@@ -148,11 +154,20 @@ world_conf() {
     WORLD_MEMD_PORTS+=("$(world_free_port)")
     servers+="${servers:+, }127.0.0.1:${WORLD_MEMD_PORTS[$i]}"
   done
+  WORLD_ETCD=""
+  if [ "$etcd" = yes ]; then
+    WORLD_ETCD_PEER=$(world_free_port)
+    WORLD_ETCD="http://127.0.0.1:$(world_free_port)"
+    servers=""
+  fi
   cat > "$WORLD_CONF" <<CONF
 [cluster]
 key_file = $WORLD_DIR/cluster.key
 provider = tcp;ofi_rxm
 servers = $servers
+${WORLD_ETCD:+etcd = $WORLD_ETCD}
+${WORLD_ETCD:+etcd_prefix = /memx/$WORLD_NAME}
+${WORLD_ETCD:+etcd_lease_ttl = 5}
 replicas = $repl
 slab_size = $slab
 [backend]
@@ -176,8 +191,19 @@ world_start_sim() {
   world_wait_for "memx-simxsd's socket" 10 test -S "$WORLD_SIM/xenstore.sock" || exit 1
 }
 
+world_start_etcd() {
+  [ -n "$WORLD_ETCD" ] && [ -z "${WORLD_PID[etcd]:-}" ] || return 0
+  command -v etcd >/dev/null || world_fail "etcd is not installed (tools/install-deps.sh installs etcd-server)"
+  local peer="http://127.0.0.1:$WORLD_ETCD_PEER"
+  world_spawn etcd etcd --name memx-world --data-dir "$WORLD_DIR/etcd" --listen-client-urls "$WORLD_ETCD" \
+    --advertise-client-urls "$WORLD_ETCD" --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --initial-cluster "memx-world=$peer"
+  world_wait_for "etcd answering at $WORLD_ETCD" 15 curl -sf "$WORLD_ETCD/health" || exit 1
+}
+
 world_start_pool() {
   local i
+  world_start_etcd
   for i in "${!WORLD_MEMD_PORTS[@]}"; do
     world_spawn "memd$i" "${B:?}/memx-memd" --config "$WORLD_CONF" --listen "127.0.0.1:${WORLD_MEMD_PORTS[$i]}"
   done

@@ -2,8 +2,10 @@
  * of the slabs a loaded volume's records point into, the cluster-wide names
  * of pages, and the request/reply channel to one server (pool_ctl).
  *
- * Adoption asks every live server SLAB_FIND for the slab's uid; the slab gets
- * a replica for each server that holds it.  Nothing new is placed in an
+ * Adoption asks SLAB_FIND for the slab's uid of the servers the slab
+ * directory lists for it (etcd), or of every live server when there is no
+ * directory, it does not know the slab, or none of those has it; the slab
+ * gets a replica for each server that holds it.  Nothing new is placed in an
  * adopted slab, and its pages are in use only once a loaded volume holds them
  * (pool_page_hold), so a page the records do not name is never handed out
  * twice.  Every answer is delivered through a deferred call, never inside
@@ -23,6 +25,7 @@ struct adopt {
     uint64_t uid;
     uint32_t slab;
     int pending;                /* SLAB_FINDs unanswered (+1 while asking) */
+    bool asked_all;             /* every live server was asked */
     pool_adopt_cb cb;
     void *arg;
     struct ev_defer deliver;
@@ -57,7 +60,7 @@ bool pool_page_hold(struct pool *p, pool_page_t page)
 
 int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb, void *arg)
 {
-    if (srv < 0 || srv >= p->nsrv || p->srv[srv].state != SRV_UP)
+    if (srv < 0 || srv >= p->nsrv || p->srv[srv]->state != SRV_UP)
         return -1;
     struct sop *o = sop_new(p, SOP_CTL);
     uint8_t *buf = malloc(PROTO_MSG_MAX);
@@ -79,7 +82,7 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb,
     bool outer_failed = p->ctl_post_failed;
     p->ctl_posting = o;
     p->ctl_post_failed = false;
-    srv_submit(&p->srv[srv], o);
+    srv_submit(p->srv[srv], o);
     bool failed = p->ctl_post_failed;
     p->ctl_posting = outer;
     p->ctl_post_failed = outer_failed;
@@ -115,9 +118,16 @@ static void adopt_end(struct adopt *a)
     rb_check_state(p);
 }
 
+static void ask(struct adopt *a, const char (*addrs)[128], int n);
+
 static void adopt_deliver(struct evloop *el, void *arg)
 {
     struct adopt *a = arg;
+    if (a->pending == 0 && !a->asked_all && a->p->slabs[a->slab].adopted && !a->p->slabs[a->slab].ready &&
+        a->p->slabs[a->slab].nrep == 0) {
+        ask(a, NULL, -1);   /* none of the servers the directory named has it */
+        return;
+    }
     if (a->pending == 0 && a->p->slabs[a->slab].adopted && !a->p->slabs[a->slab].ready) {
         adopt_end(a);       /* every server answered (or none was up to ask) */
         return;
@@ -143,12 +153,14 @@ static void adopt_found(void *arg, int srv, const struct proto_msg *m)
             ps->rep[ps->nrep++] = (struct replica){ .srv = srv, .id = m->u.slab_find_r.slab,
                                                     .raddr = m->u.slab_find_r.raddr,
                                                     .rkey = m->u.slab_find_r.rkey,
-                                                    .gen = p->srv[srv].gen, .inc = p->srv[srv].inc,
+                                                    .gen = p->srv[srv]->gen, .inc = p->srv[srv]->inc,
                                                     .ok = true };
     }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);
 }
+
+static void adopt_dir(void *arg, int n, const char (*addrs)[128]);
 
 void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
 {
@@ -179,18 +191,40 @@ void pool_adopt(struct pool *p, uint64_t uid, pool_adopt_cb cb, void *arg)
     ps->adopted = true;
     ps->uid = uid;
     a->slab = (uint32_t)i;
+    if (p->dir && p->dir->get(p->dir->ctx, uid, adopt_dir, a) == 0) {
+        return;
+    }
+    ask(a, NULL, -1);
+}
+
+/* SLAB_FIND to the servers named (n >= 0), or to every live one (n < 0). */
+static void ask(struct adopt *a, const char (*addrs)[128], int n)
+{
+    struct pool *p = a->p;
     a->pending = 1;     /* held while asking, so a synchronous failure cannot end it early */
+    a->asked_all = n < 0;
     struct proto_msg m = { .type = PROTO_SLAB_FIND };
-    m.u.slab_alloc.uid = uid;
+    m.u.slab_alloc.uid = a->uid;
     /* Counted before the post: one that fails synchronously answers
      * (adopt_found, NULL) inside pool_ctl, and must find its count there. */
     for (int k = 0; k < p->nsrv; k++) {
+        bool listed = n < 0;
+        for (int i = 0; i < n && !listed; i++)
+            listed = !strcmp(addrs[i], p->srv[k]->addr);
+        if (!listed)
+            continue;
         a->pending++;
         if (pool_ctl(p, k, &m, adopt_found, a) != 0)
             a->pending--;
     }
     if (--a->pending == 0)
         evloop_defer(p->el, &a->deliver);
+}
+
+static void adopt_dir(void *arg, int n, const char (*addrs)[128])
+{
+    struct adopt *a = arg;
+    ask(a, addrs, n);
 }
 
 void adopt_free_all(struct pool *p)

@@ -43,6 +43,8 @@ int pool_ctl(struct pool *p, int srv, const struct proto_msg *m, pool_ctl_cb cb,
 /* Indexes of the servers up now; returns how many. */
 int pool_up_servers(const struct pool *p, int *out, int max);
 const char *pool_server_addr(const struct pool *p, int srv);
+/* Servers in the membership, up or not (a removed one is not). */
+int pool_member_servers(const struct pool *p);
 /* Which process of server srv we talk to: it changes when the server came
  * back as a new one (kill -9, restart), which holds none of our records. */
 uint64_t pool_server_inc(const struct pool *p, int srv);

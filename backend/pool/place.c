@@ -11,25 +11,43 @@ static bool holds(const struct place_rep *rep, int nrep, int srv, bool good_only
     return false;
 }
 
+static bool qualifies(const struct place_srv *s, int i, const struct place_rep *rep, int nrep, uint64_t need,
+                      bool good_only, bool with_late)
+{
+    return s->up && (!s->late || with_late) && !s->full && !s->draining && s->free >= need &&
+           !holds(rep, nrep, i, good_only);
+}
+
+/* The k-th qualifying server (k < the number that qualify). */
+static int nth(const struct place_srv *srv, int nsrv, const struct place_rep *rep, int nrep, uint64_t need,
+               bool good_only, bool with_late, int k)
+{
+    for (int i = 0; i < nsrv; i++)
+        if (qualifies(&srv[i], i, rep, nrep, need, good_only, with_late) && k-- == 0)
+            return i;
+    return -1;
+}
+
+/* No candidate list: the servers are counted, then the two draws found by
+ * rank, so any number of servers takes part. */
 static int pick(const struct place_srv *srv, int nsrv, const struct place_rep *rep, int nrep, uint64_t need,
                 bool good_only, int (*rnd)(void))
 {
-    int c[64], n = 0;
+    int n = 0;
+    bool with_late = false;
     /* A late server only when nothing else can take it: on a host where
      * every server is slow (an emulator, an overloaded host) refusing them
      * all would fail guest writes with ENOSPC while room is left. */
-    for (int with_late = 0; with_late < 2 && n == 0; with_late++) {
-        for (int i = 0; i < nsrv && n < (int)(sizeof(c) / sizeof(c[0])); i++) {
-            const struct place_srv *s = &srv[i];
-            if (!s->up || (s->late && !with_late) || s->full || s->draining || s->free < need ||
-                holds(rep, nrep, i, good_only))
-                continue;
-            c[n++] = i;
-        }
+    for (int wl = 0; wl < 2 && n == 0; wl++) {
+        with_late = wl;
+        for (int i = 0; i < nsrv; i++)
+            n += qualifies(&srv[i], i, rep, nrep, need, good_only, with_late);
     }
     if (n == 0)
         return -1;
-    int a = c[rnd() % n], b = c[rnd() % n];
+    int ka = rnd() % n, kb = rnd() % n;
+    int a = nth(srv, nsrv, rep, nrep, need, good_only, with_late, ka);
+    int b = nth(srv, nsrv, rep, nrep, need, good_only, with_late, kb);
     return srv[a].free >= srv[b].free ? a : b;
 }
 

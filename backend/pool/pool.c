@@ -22,8 +22,6 @@
 #include <unistd.h>
 
 _Static_assert(POOL_KEY_BYTES == MEMX_KEY_BYTES, "pool.h's key size is the configuration's");
-_Static_assert(POOL_MAX_SERVERS == MEMX_MAX_SERVERS, "pool.h's server limit is the configuration's");
-_Static_assert(POOL_MAX_SERVERS <= 32, "placement keeps servers in 32-bit masks and small arrays");
 
 /* ---- completions ---- */
 
@@ -133,24 +131,31 @@ bool pool_page_follows(pool_page_t a, pool_page_t b)
 
 /* ---- servers, as the rest of the pool sees them ---- */
 
+/* Whether a server may still come up for the first time: one not tried yet,
+ * or (no server known yet: etcd mode, they arrive after start) the time a
+ * first connection may take. */
 bool any_first_connect(const struct pool *p)
 {
+    if (p->nsrv == 0)
+        return evloop_now_ms() < p->born_ms + SRV_HELLO_TIMEOUT_MS;
     for (int i = 0; i < p->nsrv; i++)
-        if (!p->srv[i].tried_once)
+        if (!p->srv[i]->tried_once && !p->srv[i]->gone)
             return true;
     return false;
 }
 
-void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS])
+const struct place_srv *pool_place_view(struct pool *p)
 {
+    struct place_srv *out = p->place_sv;
     for (int i = 0; i < p->nsrv; i++) {
-        const struct server *s = &p->srv[i];
+        const struct server *s = p->srv[i];
         /* A server known late (a write of ours waited WRITE_LATE_MS there) takes no new slab or copy
          * until it answers again while another can: each slab built there would stall the writes
          * waiting for it (place.c). */
         out[i] = (struct place_srv){ .up = s->state == SRV_UP, .late = s->late, .full = s->full,
                                      .draining = s->draining, .free = srv_free(s) };
     }
+    return out;
 }
 
 /* A replica counts as holding a copy for placement while it may still be
@@ -217,7 +222,7 @@ static int tick(struct evloop *el, long long id, void *arg)
     struct pool *p = arg;
     uint64_t now = evloop_now_ms();
     for (int i = 0; i < p->nsrv; i++)
-        srv_tick(&p->srv[i], now);
+        srv_tick(p->srv[i], now);
     for (uint32_t i = 0; i < p->nslabs; i++) {
         if (p->slabs[i].used)
             slab_trim(p, i);
@@ -225,6 +230,7 @@ static int tick(struct evloop *el, long long id, void *arg)
     }
     rb_check_state(p);
     rb_step(p);
+    pool_no_server_check(p);    /* the wait for a first server has a bound */
     return TICK_MS;
 }
 
@@ -236,12 +242,8 @@ void pool_opts_init(struct pool_opts *o)
 struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_t key[POOL_KEY_BYTES],
                       char *err, size_t errlen)
 {
-    if (o->nservers <= 0) {
-        snprintf(err, errlen, "[cluster] servers: no memory servers configured");
-        return NULL;
-    }
-    if (o->nservers > POOL_MAX_SERVERS) {
-        snprintf(err, errlen, "[cluster] servers: at most %d memory servers", POOL_MAX_SERVERS);
+    if (o->nservers < 0) {
+        snprintf(err, errlen, "[cluster] servers: a negative count");
         return NULL;
     }
     if (o->slab_size == 0 || o->slab_size / POOL_PAGE_SIZE % 64) {
@@ -274,8 +276,7 @@ struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_
     p->slab_size = o->slab_size;
     p->pages_per_slab = (uint32_t)(o->slab_size / POOL_PAGE_SIZE);
     p->building = -1;
-    p->nsrv = o->nservers;
-    p->st.servers = o->nservers;
+    p->born_ms = evloop_now_ms();
     p->rnd = rand;
     STAILQ_INIT(&p->waiting);
     STAILQ_INIT(&p->done);
@@ -285,9 +286,9 @@ struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_
     LIST_INIT(&p->adopts);
     evloop_defer_init(&p->deliver, deliver, p);
     evloop_defer_init(&p->turn_end, turn_end, p);
-    if (p->replicas > p->nsrv)
+    if (o->nservers && p->replicas > o->nservers)
         pool_warn("[cluster] replicas = %d but only %d memory servers are configured: degraded",
-                  p->replicas, p->nsrv);
+                  p->replicas, o->nservers);
     snprintf(p->provider, sizeof(p->provider), "%s", o->provider ? o->provider : "tcp;ofi_rxm");
     /* A provider that cannot open is a configuration error, reported now. */
     if (srv_probe(el, p->provider, err, errlen)) {
@@ -299,11 +300,90 @@ struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_
         free(p);
         return NULL;
     }
-    for (int i = 0; i < p->nsrv; i++) {
-        srv_init(&p->srv[i], p, i, o->servers[i]);
-        srv_connect(&p->srv[i]);
+    for (int i = 0; i < o->nservers; i++) {
+        char why[200];
+        if (pool_add_server(p, o->servers[i], why, sizeof(why))) {
+            snprintf(err, errlen, "[cluster] servers: %s", why);
+            pool_free(p);
+            return NULL;
+        }
     }
     return p;
+}
+
+/* ---- membership ---- */
+
+static struct server *find_server(const struct pool *p, const char *addr)
+{
+    for (int i = 0; i < p->nsrv; i++)
+        if (strcmp(p->srv[i]->addr, addr) == 0)
+            return p->srv[i];
+    return NULL;
+}
+
+/* Room for one more server in the table and the placement snapshot. */
+static int srv_table_grow(struct pool *p)
+{
+    if (p->nsrv < p->srv_cap)
+        return 0;
+    int cap = p->srv_cap ? p->srv_cap * 2 : 8;
+    struct server **ns = xreallocarray(p->srv, (size_t)cap, sizeof(*ns));
+    if (!ns)
+        return -1;
+    p->srv = ns;
+    struct place_srv *pv = xreallocarray(p->place_sv, (size_t)cap, sizeof(*pv));
+    if (!pv)
+        return -1;      /* p->srv is bigger, srv_cap not: consistent, retried next time */
+    p->place_sv = pv;
+    p->srv_cap = cap;
+    return 0;
+}
+
+int pool_add_server(struct pool *p, const char *addr, char *err, size_t errlen)
+{
+    char host[POOL_ADDR_MAX], port[16];
+    if (strlen(addr) >= POOL_ADDR_MAX || memx_split_hostport(addr, host, sizeof(host), port, sizeof(port))) {
+        snprintf(err, errlen, "'%.*s': not host:port", POOL_ADDR_MAX, addr);
+        return -1;
+    }
+    struct server *s = find_server(p, addr);
+    if (s && !s->gone)
+        return 0;
+    if (s) {
+        /* Its replicas are away, not dead: reconnecting revalidates those
+         * the same process still holds (replica.c), like any reconnect. */
+        s->gone = false;
+        srv_info(s, "back in the membership: reconnecting");
+        srv_connect(s);
+        return 0;
+    }
+    if (srv_table_grow(p) || !(s = xcalloc(1, sizeof(*s)))) {
+        xalloc_fail("pool: memory server %s", addr);
+        snprintf(err, errlen, "out of memory for memory server %s", addr);
+        return -1;
+    }
+    srv_init(s, p, p->nsrv, addr);
+    p->srv[p->nsrv++] = s;
+    srv_info(s, "joined the pool (%d servers known)", p->nsrv);
+    srv_connect(s);
+    return 0;
+}
+
+int pool_remove_server(struct pool *p, const char *addr)
+{
+    struct server *s = find_server(p, addr);
+    if (!s)
+        return -1;
+    if (s->gone)
+        return 0;
+    s->gone = true;
+    srv_warn(s, "left the membership: disconnected, its replicas re-replicated elsewhere");
+    /* Invariant: a removed server's replicas are never freed on it by us
+     * (it is gone) and nothing else is freed for it: they turn away
+     * (untrusted, their missed writes tracked) exactly as a dead server's,
+     * and re-replication copies each slab from a good replica elsewhere. */
+    srv_down(s, "left the membership");
+    return 0;
 }
 
 static void free_reqs(struct req_list *l)
@@ -338,14 +418,14 @@ void pool_free(struct pool *p)
     evloop_defer_cancel(p->el, &p->turn_end);
     adopt_free_all(p);
     for (int i = 0; i < p->nsrv; i++) {
-        struct server *s = &p->srv[i];
+        struct server *s = p->srv[i];
         srv_close(s);
         free_sop_list(&s->gathered, true);
     }
     /* Requests still in flight are dropped with the pool.  A write's request is
      * shared by its replica sops: the last one holding it frees it. */
     for (int i = 0; i < p->nsrv; i++) {
-        struct server *s = &p->srv[i];
+        struct server *s = p->srv[i];
         for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
             if (s->slots[k]) {
                 STAILQ_INSERT_HEAD(&s->queue, s->slots[k], link);
@@ -377,6 +457,10 @@ void pool_free(struct pool *p)
             rep_release(&p->slabs[i].rep[r]);
     }
     free(p->slabs);
+    for (int i = 0; i < p->nsrv; i++)
+        free(p->srv[i]);
+    free(p->srv);
+    free(p->place_sv);
     explicit_bzero(p->key, sizeof(p->key));
     free(p);
 }
@@ -389,7 +473,7 @@ int pool_live_servers(const struct pool *p)
 {
     int n = 0;
     for (int i = 0; i < p->nsrv; i++)
-        n += p->srv[i].state == SRV_UP;
+        n += p->srv[i]->state == SRV_UP;
     return n;
 }
 
@@ -411,10 +495,12 @@ void pool_get_stats(const struct pool *p, struct pool_stats *st)
  * then "drained". */
 static const char *const state_names[] = { "connecting", "up", "down", "refused" };
 
+int pool_nservers(const struct pool *p) { return p->nsrv; }
+
 int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max)
 {
     for (int i = 0; i < p->nsrv && i < max; i++) {
-        const struct server *s = &p->srv[i];
+        const struct server *s = p->srv[i];
         const char *prov = srv_provider(s);
         snprintf(out[i].addr, sizeof(out[i].addr), "%s", s->addr);
         snprintf(out[i].provider, sizeof(out[i].provider), "%s", prov ? prov : p->provider);
@@ -425,6 +511,8 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
                 out[i].replicas += p->slabs[k].used && p->slabs[k].rep[r].ok && p->slabs[k].rep[r].srv == i;
         if (s->state == SRV_UP && s->draining)
             out[i].state = out[i].replicas ? "draining" : "drained";
+        if (s->gone)
+            out[i].state = "gone";
         out[i].capacity = s->capacity;
         out[i].used = s->used;
     }
@@ -435,17 +523,48 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 {
     int n = 0;
     for (int i = 0; i < p->nsrv && n < max; i++)
-        if (p->srv[i].state == SRV_UP)
+        if (p->srv[i]->state == SRV_UP)
             out[n++] = i;
+    return n;
+}
+
+const char *pool_node_id(const struct pool *p) { return p->id; }
+
+void pool_set_directory(struct pool *p, const struct pool_dir_ops *ops) { p->dir = ops; }
+
+void dir_note(struct pool *p, uint32_t slab)
+{
+    const struct pslab *ps = &p->slabs[slab];
+    if (!p->dir || !ps->used || !ps->uid)
+        return;
+    const char *addrs[REP_SLOTS];
+    int n = 0;
+    for (int i = 0; i < ps->nrep; i++)
+        if (ps->rep[i].srv >= 0 && ps->rep[i].inc && !ps->rep[i].dead)
+            addrs[n++] = p->srv[ps->rep[i].srv]->addr;
+    p->dir->put(p->dir->ctx, ps->uid, p->slab_size, addrs, n);
+}
+
+void dir_forget(struct pool *p, uint64_t uid)
+{
+    if (p->dir && uid)
+        p->dir->del(p->dir->ctx, uid);
+}
+
+int pool_member_servers(const struct pool *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsrv; i++)
+        n += !p->srv[i]->gone;
     return n;
 }
 
 const char *pool_server_addr(const struct pool *p, int srv)
 {
-    return srv >= 0 && srv < p->nsrv ? p->srv[srv].addr : "?";
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv]->addr : "?";
 }
 
 uint64_t pool_server_inc(const struct pool *p, int srv)
 {
-    return srv >= 0 && srv < p->nsrv ? p->srv[srv].inc : 0;
+    return srv >= 0 && srv < p->nsrv ? p->srv[srv]->inc : 0;
 }

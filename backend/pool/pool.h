@@ -27,7 +27,7 @@
 
 #define POOL_PAGE_SIZE 4096u
 #define POOL_KEY_BYTES 32u          /* the cluster key (config.h's MEMX_KEY_BYTES) */
-#define POOL_MAX_SERVERS 16         /* config.h's MEMX_MAX_SERVERS */
+#define POOL_ADDR_MAX 128           /* a server's "host:port", with its NUL */
 
 struct evloop;
 struct pool;
@@ -50,7 +50,10 @@ typedef void (*pool_io_cb)(void *arg, int status);
  * and [backend]); the pool never reads the daemon's configuration itself.
  * pool_opts_init() sets the defaults of every field. */
 struct pool_opts {
-    const char *servers[POOL_MAX_SERVERS];  /* "host:port" (copied by pool_new) */
+    /* The static membership (no etcd): nservers "host:port" strings of
+     * POOL_ADDR_MAX bytes each, as [cluster] servers holds them (copied by
+     * pool_new).  None is fine: servers then come with pool_add_server. */
+    const char (*servers)[POOL_ADDR_MAX];
     int nservers;
     int replicas;               /* 1..3: copies of every slab */
     uint64_t slab_size;         /* bytes, a multiple of 256 KiB, as every memd is configured */
@@ -61,7 +64,9 @@ struct pool_opts {
 void pool_opts_init(struct pool_opts *o);
 
 /* Connects to o->servers in the background (with the cluster key).  NULL with
- * a one-line message in err on a configuration or libfabric error. */
+ * a one-line message in err on a configuration or libfabric error.  With no
+ * server, writes wait for one as they wait for a first connection (a
+ * handshake's time, 2 s), then fail with -EIO. */
 struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_t key[POOL_KEY_BYTES],
                       char *err, size_t errlen);
 void pool_free(struct pool *p);
@@ -70,6 +75,25 @@ void pool_free(struct pool *p);
  * completions (zero pages, never-written reads) there, so its callbacks too
  * never run inside the call that started them. */
 struct evloop *pool_evloop(const struct pool *p);
+/* The slab directory (etcd: backend/slabdir.c): where each slab's replicas
+ * live, told as slabs are made, re-replicated, trimmed and freed, so that
+ * adopting a loaded volume's slab asks only the servers listed for it (and
+ * every server only when the directory does not know it, or none of them
+ * has it).  Optional; the pool works without one. */
+typedef void (*pool_dir_cb)(void *arg, int n, const char (*addrs)[128]);
+struct pool_dir_ops {
+    /* The slab's replica set is now addrs (n of them). */
+    void (*put)(void *ctx, uint64_t uid, uint64_t size, const char *const *addrs, int n);
+    void (*del)(void *ctx, uint64_t uid);
+    /* Where slab uid lives: cb(arg, n, addrs) from the loop, n < 0 when
+     * unknown.  0, or -1 (cb not called: every server is asked). */
+    int (*get)(void *ctx, uint64_t uid, pool_dir_cb cb, void *arg);
+    void *ctx;
+};
+void pool_set_directory(struct pool *p, const struct pool_dir_ops *ops);
+
+/* Who this backend is to the memory servers (pool_opts.node_id, or backd@host). */
+const char *pool_node_id(const struct pool *p);
 
 /* Number of memory servers currently connected and authenticated. */
 int pool_live_servers(const struct pool *p);
@@ -86,7 +110,8 @@ void pool_free_page(struct pool *p, pool_page_t page);
 struct pool_server_info {
     char addr[128];
     char provider[64];          /* the provider the connection really uses */
-    const char *state;          /* "connecting", "up", "down", "refused", "draining", "drained" */
+    const char *state;          /* "connecting", "up", "down", "refused", "draining", "drained",
+                                 * "gone" (left the membership: pool_remove_server) */
     uint64_t capacity, used;    /* bytes, as the server reported them */
     uint32_t replicas;          /* good slab replicas it holds for us */
 };
@@ -142,12 +167,28 @@ bool pool_page_follows(pool_page_t a, pool_page_t b);
 
 /* ---- operator controls (memxctl, through ctl.c) ---- */
 
-/* Drain (on) or undrain a configured server ("host:port"): it takes no new
+/* Drain (on) or undrain a known server ("host:port"): it takes no new
  * slabs and its replicas are re-created elsewhere, then freed on it; it shows
  * as "drained" when it can be stopped without losing redundancy.  -1 with a
- * message if addr is not configured. */
+ * message if addr is not known.  Membership's "draining" state maps to it. */
 int  pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen);
-/* Fills up to max entries; returns the number of configured servers. */
+/* Servers the pool knows (every one ever added, gone ones included). */
+int  pool_nservers(const struct pool *p);
+/* Fills up to max entries (out may be NULL when max is 0); returns
+ * pool_nservers(p). */
 int  pool_get_servers(const struct pool *p, struct pool_server_info *out, int max);
+
+/* ---- membership ---- */
+
+/* Membership (etcd, or the static list at pool_new): a new server joins
+ * and is connected; an address already known is left as it is (0), one
+ * that was removed comes back (reconnected, its replicas revalidated as
+ * after any reconnect).  0, or -1 with the reason in err. */
+int pool_add_server(struct pool *p, const char *addr, char *err, size_t errlen);
+/* The server left the membership (its lease expired, or it deregistered
+ * after draining): it is disconnected and not retried, its replicas are
+ * no longer trusted and are re-replicated elsewhere, like a dead server's.
+ * Its slot stays (for pool_add_server of the same address).  -1 if unknown. */
+int pool_remove_server(struct pool *p, const char *addr);
 
 #endif

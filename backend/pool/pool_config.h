@@ -13,9 +13,9 @@
 static inline void pool_opts_from_config(struct pool_opts *o, const struct memx_config *cfg)
 {
     pool_opts_init(o);
-    o->nservers = cfg->nservers < POOL_MAX_SERVERS ? cfg->nservers : POOL_MAX_SERVERS;
-    for (int i = 0; i < o->nservers; i++)
-        o->servers[i] = cfg->servers[i];
+    _Static_assert(sizeof(cfg->servers[0]) == POOL_ADDR_MAX, "[cluster] servers entries are pool addresses");
+    o->servers = cfg->servers;
+    o->nservers = cfg->nservers;
     o->replicas = cfg->replicas;
     o->slab_size = cfg->slab_size;
     o->provider = cfg->provider;

@@ -71,6 +71,7 @@ struct req {
     unsigned npages;            /* read: pages in the run (consecutive slots from page) */
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
+    bool again;                 /* write: a server could not prove our claim current (EAGAIN) */
     bool verify;                /* read: check each page's bytes against its hash */
     uint64_t t_ns;              /* issued */
     STAILQ_ENTRY(req) link;
@@ -169,14 +170,20 @@ struct oom_fail {
 
 struct pool {
     struct evloop *el;
+    const struct pool_dir_ops *dir;     /* the slab directory, or NULL */
     char provider[64];
     uint8_t key[POOL_KEY_BYTES];
     char id[PROTO_ID_MAX];
     int replicas;
     uint64_t slab_size;
     uint32_t pages_per_slab;
-    struct server srv[POOL_MAX_SERVERS];
-    int nsrv;
+    /* Every server ever added, each allocated once: a server's index and
+     * pointer stay valid for the pool's life (sops and replicas hold both);
+     * a removed one is marked gone, never freed or reused for another. */
+    struct server **srv;
+    int nsrv, srv_cap;
+    struct place_srv *place_sv; /* pool_place_view's snapshot: srv_cap entries, grows with srv */
+    uint64_t born_ms;           /* pool_new: with no server yet, writes wait SRV_HELLO_TIMEOUT_MS from here */
     struct pslab *slabs;
     uint32_t nslabs;
     uint32_t alloc_hint;        /* the slab take_page looks at first */
@@ -206,6 +213,9 @@ struct pool {
 };
 
 /* ---- pool.c ---- */
+/* Tells the slab directory the slab's replica set now (or that it is gone). */
+void dir_note(struct pool *p, uint32_t slab);
+void dir_forget(struct pool *p, uint64_t uid);
 void finish(struct pool *p, struct req *r, int status);
 /* A request could not be allocated: its callback gets -ENOMEM next turn. */
 void fail_oom(struct pool *p, const struct oom_fail *f);
@@ -217,8 +227,9 @@ bool any_first_connect(const struct pool *p);
 void pool_srv_down(struct server *s, bool was_up);  /* after the state change: stale, flush, ... */
 void pool_srv_up(struct server *s, bool same_incarnation);
 void pool_no_server_check(struct pool *p);          /* waiting writes fail when nothing can come up */
-/* A snapshot of the servers for place.c. */
-void pool_place_view(const struct pool *p, struct place_srv out[POOL_MAX_SERVERS]);
+/* A snapshot of the servers for place.c (p->nsrv entries, valid until the
+ * next call or the next server added). */
+const struct place_srv *pool_place_view(struct pool *p);
 int  pool_rep_view(const struct pslab *ps, struct place_rep out[REP_SLOTS]);
 void orphan_add(struct server *s, uint32_t id);
 

@@ -45,10 +45,10 @@ static int read_pick(const struct pool *p, const struct pslab *ps, const struct 
 {
     int best = -1;
     for (int i = 0; i < ps->nrep; i++) {
-        const struct server *s = &p->srv[ps->rep[i].srv];
+        const struct server *s = p->srv[ps->rep[i].srv];
         if (!rep_readable(p, &ps->rep[i], page, r->npages) || (r->tried & (1u << i)))
             continue;
-        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv].inflight)
+        if (best < 0 || s->inflight < p->srv[ps->rep[best].srv]->inflight)
             best = i;
     }
     return best;
@@ -106,7 +106,7 @@ void issue_read(struct pool *p, struct req *r)
         finish(p, r, -ENOMEM);
         return;
     }
-    struct server *s = &p->srv[ps->rep[best].srv];
+    struct server *s = p->srv[ps->rep[best].srv];
     hedge_arm(p);
     if (!p->gather_reads || (s->inflight == 0 && STAILQ_EMPTY(&s->gathered))) {
         srv_submit(s, o);       /* an idle server: nothing to gather with, no wait for the turn's end */
@@ -121,7 +121,7 @@ void read_failed(struct pool *p, struct sop *o, const char *why, bool flushed)
 {
     mx_log(flushed ? MX_LOG_DEBUG : MX_LOG_WARN,
            "pool: read of slab %u page %u from memd %s failed (%s), trying another replica", o->slab, o->page,
-           p->srv[p->slabs[o->slab].rep[o->rep].srv].addr, why);
+           p->srv[p->slabs[o->slab].rep[o->rep].srv]->addr, why);
     struct req *r = o->req;
     p->slabs[o->slab].rpending--;
     r->nsops--;
@@ -249,7 +249,7 @@ static void hedge_read(struct pool *p, struct req *r)
     struct sop *o = best < 0 ? NULL : read_sop(p, r, slab, best, page);
     if (!o)
         return;     /* no other replica has the slots: the first sop's answer decides */
-    srv_submit(&p->srv[ps->rep[best].srv], o);
+    srv_submit(p->srv[ps->rep[best].srv], o);
 }
 
 #define HEDGE_SCAN_MAX 256
@@ -265,7 +265,7 @@ static int hedge_tick(struct evloop *el, long long id, void *arg)
     unsigned nlate = 0;
     bool reads = false;
     for (int i = 0; i < p->nsrv; i++) {
-        const struct server *s = &p->srv[i];
+        const struct server *s = p->srv[i];
         reads |= !STAILQ_EMPTY(&s->gathered);
         for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
             const struct sop *o = s->slots[k];
@@ -289,8 +289,8 @@ static int hedge_tick(struct evloop *el, long long id, void *arg)
     }
     /* Writes acknowledged elsewhere stop waiting for a late replica. */
     for (int i = 0; i < p->nsrv; i++)
-        if (p->srv[i].state == SRV_UP)
-            writes_late(p, &p->srv[i], now);
+        if (p->srv[i]->state == SRV_UP)
+            writes_late(p, p->srv[i], now);
     allocs_late(p, now);
     /* Requests in flight are never reused (nsops > 0): the pointers stay valid. */
     for (unsigned i = 0; i < nlate; i++)

@@ -8,7 +8,9 @@
  * was sent to answered, or when one acknowledged it and the others left it
  * unanswered WRITE_LATE_MS (writes_late): 0 if one acknowledged it (the
  * others miss those slots, replica.c, and get them copied), -ESTALE if a
- * server said another backend owns the volume, -EIO if none took it.
+ * server said another backend owns the volume, -EAGAIN if the servers could
+ * not prove our claim current (their etcd view is stale: the caller tries
+ * again later), -EIO if none took it.
  *
  * With no free slot the writes wait for a slab: one is built at a time, R
  * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.
@@ -41,7 +43,7 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
             STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
         return;
     }
-    int st = r->fenced ? -ESTALE : r->acked ? 0 : -EIO;
+    int st = r->fenced ? -ESTALE : r->acked ? 0 : r->again ? -EAGAIN : -EIO;
     if (st)
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
     else
@@ -64,7 +66,7 @@ static bool waits_only_late(const struct pool *p, const struct req *r, uint32_t 
     const struct pslab *ps = &p->slabs[slab];
     uint32_t wait = r->sent & ~r->answered;
     for (int i = 0; i < ps->nrep; i++)
-        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv].late)
+        if ((wait & (1u << i)) && !p->srv[ps->rep[i].srv]->late)
             return false;
     return wait != 0;
 }
@@ -78,6 +80,8 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
         ;       /* completed without this replica, which missed the slot (writes_late) */
     else if (status == -ESTALE)
         r->fenced = true;   /* the replica is fine: it is the writer that is not */
+    else if (status == -EAGAIN)
+        r->again = true;    /* the server cannot prove our claim current now (etcd): try later */
     else if (!status && (r->acked++, !r->fenced && waits_only_late(p, r, slab)))
         write_complete_early(p, r, slab);       /* the rest are on servers already late */
     write_req_put(p, r, slab);
@@ -91,9 +95,10 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
  * refusing the slab: the replica is dead. */
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
-    if (status == -ENOTCONN)
+    if (status == -ENOTCONN || status == -EAGAIN)
         for (unsigned i = 0; i < o->npages; i++)
-            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page, "server down");
+            rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page,
+                     status == -EAGAIN ? "ownership not provable there now" : "server down");
     else if (status && status != -ESTALE)
         rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)
@@ -181,7 +186,7 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         o->slab = slab;
         o->rep = i;
         o->page = (uint32_t)reqs[0]->page;
-        srv_submit(&p->srv[ps->rep[i].srv], o);
+        srv_submit(p->srv[ps->rep[i].srv], o);
         hedge_arm(p);
     }
     /* No replica took it: -EIO, the slot goes back. */
@@ -291,8 +296,8 @@ void turn_end(struct evloop *el, void *arg)
     STAILQ_CONCAT(&l, &p->gather);
     place_writes(p, &l);
     for (int i = 0; i < p->nsrv; i++)
-        if (!STAILQ_EMPTY(&p->srv[i].gathered))
-            flush_reads(p, &p->srv[i]);
+        if (!STAILQ_EMPTY(&p->srv[i]->gathered))
+            flush_reads(p, p->srv[i]);
 }
 
 void turn_end_arm(struct pool *p)
@@ -335,9 +340,8 @@ void fail_waiting(struct pool *p, int status)
 static void place_replica(struct pool *p, uint32_t slab)
 {
     struct pslab *ps = &p->slabs[slab];
-    struct place_srv sv[POOL_MAX_SERVERS];
+    const struct place_srv *sv = pool_place_view(p);
     struct place_rep rv[REP_SLOTS];
-    pool_place_view(p, sv);
     int sidx = place_new_replica(sv, p->nsrv, rv, pool_rep_view(ps, rv), p->slab_size, p->rnd);
     if (sidx < 0 || ps->nrep >= REP_SLOTS)
         return;
@@ -349,7 +353,7 @@ static void place_replica(struct pool *p, uint32_t slab)
     ps->rep[ps->nrep] = (struct replica){ .srv = sidx };
     ps->nrep++;
     ps->allocating++;
-    srv_submit(&p->srv[sidx], o);
+    srv_submit(p->srv[sidx], o);
 }
 
 /* Every SLAB_ALLOC for the slab being built has answered. */
@@ -372,6 +376,7 @@ static void slab_built(struct pool *p, uint32_t slab)
     }
     ps->ready = true;
     p->st.slabs++;
+    dir_note(p, slab);
     if (ps->nrep < p->replicas) {
         if (!p->degraded_warned)
             pool_warn("degraded: slab %u has %d of %d replicas (%d memory servers usable)", slab, ps->nrep,
@@ -443,7 +448,7 @@ static void drop_placeholder(struct pool *p, uint32_t slab, int rep)
     if (rep != last) {
         ps->rep[rep] = ps->rep[last];
         for (int i = 0; i < p->nsrv; i++) {
-            struct server *t = &p->srv[i];
+            struct server *t = p->srv[i];
             for (int k = 0; k < SRV_MAX_INFLIGHT; k++)
                 if (t->slots[k] && t->slots[k]->kind == SOP_ALLOC && !t->slots[k]->abandoned &&
                     t->slots[k]->slab == slab && t->slots[k]->rep == last)
@@ -523,7 +528,7 @@ void allocs_late(struct pool *p, uint64_t now)
     if (!ok || !ps->allocating)
         return;             /* nothing allocated yet: the slab has to wait for someone */
     for (int i = 0; i < p->nsrv; i++) {
-        struct server *s = &p->srv[i];
+        struct server *s = p->srv[i];
         for (int k = 0; k < SRV_MAX_INFLIGHT; k++) {
             struct sop *o = s->slots[k];
             if (!o || o->kind != SOP_ALLOC || o->rebuild || o->abandoned || o->slab != b ||
@@ -589,11 +594,13 @@ void slab_give_back(struct pool *p, uint32_t slab)
     struct replica reps[REP_SLOTS];
     int nrep = ps->nrep;
     memcpy(reps, ps->rep, sizeof(reps));
+    uint64_t uid = ps->uid;
     slots_fini(&ps->slots);
     memset(ps, 0, sizeof(*ps));
     p->st.slabs--;
+    dir_forget(p, uid);
     for (int i = 0; i < nrep; i++) {
-        struct server *s = &p->srv[reps[i].srv];
+        struct server *s = p->srv[reps[i].srv];
         bool held = !reps[i].dead && reps[i].inc != 0 && reps[i].inc == s->inc;
         rep_release(&reps[i]);
         if (!held)

@@ -33,7 +33,7 @@ static int good_replicas(const struct pool *p, const struct pslab *ps, bool with
 {
     int n = 0;
     for (int i = 0; i < ps->nrep; i++)
-        n += ps->rep[i].ok && (with_draining || !p->srv[ps->rep[i].srv].draining);
+        n += ps->rep[i].ok && (with_draining || !p->srv[ps->rep[i].srv]->draining);
     return n;
 }
 
@@ -65,7 +65,7 @@ void rb_check_state(struct pool *p)
  * name its slab, but the good copies live elsewhere. */
 void rb_free_remote(struct pool *p, int srv, uint32_t id, bool force)
 {
-    struct server *s = &p->srv[srv];
+    struct server *s = p->srv[srv];
     struct sop *o = sop_new(p, SOP_FREE);
     if (!o)
         return;
@@ -82,7 +82,7 @@ static void rb_settle(struct pool *p)
     struct rebuild *rb = &p->rb;
     if (!rb->aborting || rb->inflight)
         return;
-    const struct server *t = &p->srv[rb->target];
+    const struct server *t = p->srv[rb->target];
     /* Invariant: an aborted copy never joined the slab, nobody reads it; a
      * revalidated replica is the slab's own, and is never freed here. */
     bool free_target = rb->allocated && !rb->reval && t->state == SRV_UP && t->gen == rb->target_gen;
@@ -97,7 +97,7 @@ static void rb_abort(struct pool *p, const char *why)
     if (!p->rb.active || p->rb.aborting)
         return;
     pool_warn("re-replication of slab %u onto memd %s stopped (%s); will retry", p->rb.slab,
-              p->srv[p->rb.target].addr, why);
+              p->srv[p->rb.target]->addr, why);
     p->rb.aborting = true;
     rb_settle(p);
 }
@@ -117,9 +117,9 @@ static int rb_source(const struct pool *p, const struct pslab *ps, int skip, uin
 {
     int src = -1;
     for (int i = 0; i < ps->nrep; i++) {
-        const struct server *s = &p->srv[ps->rep[i].srv];
+        const struct server *s = p->srv[ps->rep[i].srv];
         if (i != skip && rep_readable(p, &ps->rep[i], page, 1) &&
-            (src < 0 || s->inflight < p->srv[ps->rep[src].srv].inflight))
+            (src < 0 || s->inflight < p->srv[ps->rep[src].srv]->inflight))
             src = i;
     }
     return src;
@@ -131,7 +131,7 @@ static int rb_reval_candidate(const struct pool *p, const struct pslab *ps)
 {
     for (int r = 0; r < ps->nrep; r++) {
         const struct replica *rp = &ps->rep[r];
-        if (rp->ok || !rep_live(p, rp) || p->srv[rp->srv].draining)
+        if (rp->ok || !rep_live(p, rp) || p->srv[rp->srv]->draining)
             continue;
         /* Only the set bits are looked at: a pass per tick over every page
          * of every slab waiting for a source would cost the loop. */
@@ -149,8 +149,7 @@ static int rb_reval_candidate(const struct pool *p, const struct pslab *ps)
 
 static void rb_start(struct pool *p)
 {
-    struct place_srv sv[POOL_MAX_SERVERS];
-    pool_place_view(p, sv);
+    const struct place_srv *sv = pool_place_view(p);
     for (uint32_t n = 0; n < p->nslabs; n++) {
         uint32_t i = (p->rb.slab + 1 + n) % p->nslabs;     /* round robin: no slab starves */
         struct pslab *ps = &p->slabs[i];
@@ -161,10 +160,10 @@ static void rb_start(struct pool *p)
             struct rebuild *rb = &p->rb;
             const struct replica *rp = &ps->rep[rv_slot];
             *rb = (struct rebuild){ .active = true, .reval = true, .gen = rb->gen + 1, .slab = i, .slot = rv_slot,
-                                    .target = rp->srv, .target_gen = p->srv[rp->srv].gen, .allocated = true,
+                                    .target = rp->srv, .target_gen = p->srv[rp->srv]->gen, .allocated = true,
                                     .nr = *rp, .started_ms = evloop_now_ms() };
             rb->nr.missed = NULL;       /* rep[slot] keeps its own map */
-            pool_info("revalidating slab %u on memd %s: %u slots it missed to copy", i, p->srv[rp->srv].addr,
+            pool_info("revalidating slab %u on memd %s: %u slots it missed to copy", i, p->srv[rp->srv]->addr,
                       rp->nmissed);
             rb_step(p);
             return;
@@ -174,11 +173,18 @@ static void rb_start(struct pool *p)
         struct place_rep rv[REP_SLOTS];
         int nrv = pool_rep_view(ps, rv);
         int t = place_rebuild_target(sv, p->nsrv, rv, nrv, p->slab_size, p->rnd);
-        /* A new slot, else a dead replica's: never an away one's (it may be
-         * the only copy of some page), nor a good one's. */
+        /* A new slot, else a dead replica's, else (R = 3 and two servers
+         * left at once fill every slot) one on a server that left the
+         * membership: never one on a server merely away (it may be the only
+         * copy of some page), nor a good one's.  Invariant: a gone server's
+         * copy is replaced only while a good copy exists (checked above), and
+         * a good copy has every acknowledged write, so nothing is only there. */
         int slot = ps->nrep < REP_SLOTS ? ps->nrep : -1;
         for (int r = 0; slot < 0 && r < ps->nrep; r++)
             if (ps->rep[r].dead)
+                slot = r;
+        for (int r = 0; slot < 0 && r < ps->nrep; r++)
+            if (!ps->rep[r].ok && p->srv[ps->rep[r].srv]->gone)
                 slot = r;
         if (t < 0 || slot < 0)
             continue;
@@ -188,13 +194,13 @@ static void rb_start(struct pool *p)
         struct rebuild *rb = &p->rb;
         uint64_t gen = rb->gen + 1;
         *rb = (struct rebuild){ .active = true, .gen = gen, .slab = i, .slot = slot, .target = t,
-                                .target_gen = p->srv[t].gen, .started_ms = evloop_now_ms() };
+                                .target_gen = p->srv[t]->gen, .started_ms = evloop_now_ms() };
         o->rebuild = true;
         o->rgen = gen;
         o->slab = i;
         pool_info("re-replicating slab %u (%u pages in use) onto memd %s", i,
-                  p->pages_per_slab - ps->slots.nfree, p->srv[t].addr);
-        srv_submit(&p->srv[t], o);
+                  p->pages_per_slab - ps->slots.nfree, p->srv[t]->addr);
+        srv_submit(p->srv[t], o);
         return;
     }
 }
@@ -212,24 +218,27 @@ static void rb_finish(struct pool *p)
         /* Every slot it missed has been copied: it has every acknowledged write. */
         rep_valid(p, slab, rb->slot);
         pool_info("slab %u revalidated on memd %s: %llu missed pages copied in %llu ms", slab,
-                  p->srv[rb->target].addr, (unsigned long long)rb->pages,
+                  p->srv[rb->target]->addr, (unsigned long long)rb->pages,
                   (unsigned long long)(evloop_now_ms() - rb->started_ms));
     } else {
         struct replica old = { .srv = -1 };
         if (rb->slot < ps->nrep)
-            old = ps->rep[rb->slot];    /* a dead replica (rb_start): never read again */
+            old = ps->rep[rb->slot];    /* a dead replica, or a gone server's (rb_start): never read again */
         else
             ps->nrep++;
         ps->rep[rb->slot] = rb->nr;
         ps->rep[rb->slot].ok = true;
-        pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", slab, p->srv[rb->target].addr,
+        dir_note(p, slab);
+        pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", slab, p->srv[rb->target]->addr,
                   (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
         rep_release(&old);
         /* Invariant: freed only with R good copies elsewhere (and only if its
          * server still holds it); else the slab stays there, unused. */
-        struct server *os = old.srv >= 0 ? &p->srv[old.srv] : NULL;
+        struct server *os = old.srv >= 0 ? p->srv[old.srv] : NULL;
         if (os && os->state == SRV_UP && old.inc == os->inc && good_elsewhere(p, ps, old.srv) >= p->replicas)
             rb_free_remote(p, old.srv, old.id, true);   /* after the new one is in: a failure chain sees a finished rebuild */
+        else if (os && os->gone && !old.dead && old.inc && old.inc == os->inc)
+            orphan_add(os, old.id);     /* not freed now (it is gone): only if it returns as the same process */
     }
     slab_trim(p, slab);     /* the copies this one replaces (away, draining) */
     rb_check_state(p);
@@ -245,7 +254,7 @@ void rb_step(struct pool *p)
     }
     if (rb->aborting || !rb->allocated)
         return;
-    const struct server *t = &p->srv[rb->target];
+    const struct server *t = p->srv[rb->target];
     if (t->state != SRV_UP || t->gen != rb->target_gen) {
         rb_abort(p, "target server down");
         return;
@@ -269,7 +278,7 @@ void rb_step(struct pool *p)
         o->page = page;
         o->rgen = rb->gen;
         rb->inflight++;
-        srv_submit(&p->srv[ps->rep[src].srv], o);
+        srv_submit(p->srv[ps->rep[src].srv], o);
         /* A post that failed synchronously may have aborted (and ended) this
          * rebuild, or a new one may have started: never go on, or finish, on
          * its behalf. */
@@ -318,7 +327,7 @@ void rb_read_done(struct pool *p, struct sop *o, int status, const void *data)
         w->page = o->page;
         w->srv_slab = rb->nr.id;
         w->rgen = rb->gen;
-        srv_submit(&p->srv[rb->target], w);     /* the copy stays in flight */
+        srv_submit(p->srv[rb->target], w);     /* the copy stays in flight */
         return;
     }
     if (w)
@@ -350,7 +359,7 @@ void rb_copy_done(struct pool *p, struct sop *o, int status)
 int pool_drain(struct pool *p, const char *addr, bool on, char *err, size_t errlen)
 {
     for (int i = 0; i < p->nsrv; i++) {
-        struct server *s = &p->srv[i];
+        struct server *s = p->srv[i];
         if (strcmp(s->addr, addr))
             continue;
         if (s->draining != on)

@@ -31,7 +31,7 @@
 
 bool rep_live(const struct pool *p, const struct replica *rp)
 {
-    const struct server *s = &p->srv[rp->srv];
+    const struct server *s = p->srv[rp->srv];
     return !rp->dead && rp->inc != 0 && rp->inc == s->inc && s->state == SRV_UP;
 }
 
@@ -60,7 +60,7 @@ static bool rep_recheck(struct pool *p, uint32_t slab, int rep)
     if (rp->ok || rp->nmissed || !rep_live(p, rp))
         return false;
     rp->ok = true;
-    mx_debug("pool: slab %u replica on memd %s revalidated: it missed no write", slab, p->srv[rp->srv].addr);
+    mx_debug("pool: slab %u replica on memd %s revalidated: it missed no write", slab, p->srv[rp->srv]->addr);
     return true;
 }
 
@@ -76,7 +76,7 @@ void rep_dead(struct pool *p, uint32_t slab, int rep, const char *why)
     rp->missed = NULL;
     rp->nmissed = 0;
     mx_log(was_ok ? MX_LOG_WARN : MX_LOG_DEBUG, "pool: slab %u replica on memd %s untrusted for good (%s)%s",
-           slab, p->srv[rp->srv].addr, why, was_ok ? ": degraded" : "");
+           slab, p->srv[rp->srv]->addr, why, was_ok ? ": degraded" : "");
 }
 
 /* The replica starts recording what it misses (its bitmap exists); false,
@@ -111,7 +111,7 @@ void rep_miss(struct pool *p, uint32_t slab, int rep, uint32_t page, const char 
     if (rp->dead || !rep_track(p, slab, rep))
         return;
     if (rp->ok)
-        pool_warn("slab %u replica on memd %s missed a write (%s): degraded", slab, p->srv[rp->srv].addr, why);
+        pool_warn("slab %u replica on memd %s missed a write (%s): degraded", slab, p->srv[rp->srv]->addr, why);
     /* Invariant: a replica that may lack a slot's write is never read there. */
     rp->ok = false;
     if (!(rp->missed[page / 64] >> (page % 64) & 1)) {
@@ -188,7 +188,7 @@ static bool trim_one(struct pool *p, uint32_t slab)
     struct pslab *ps = &p->slabs[slab];
     for (int i = ps->nrep - 1; i >= 0; i--) {
         struct replica *rp = &ps->rep[i];
-        const struct server *s = &p->srv[rp->srv];
+        struct server *s = p->srv[rp->srv];
         if (rp->ok && !s->draining)
             continue;           /* a good copy stays */
         bool held = rp->inc != 0 && rp->inc == s->inc;     /* the server may still hold it */
@@ -196,6 +196,16 @@ static bool trim_one(struct pool *p, uint32_t slab)
          * servers, or when it does not exist any more (its server restarted). */
         if (held && good_elsewhere(p, ps, rp->srv) < p->replicas)
             continue;
+        if (held && s->gone) {
+            /* Left the membership, R good copies elsewhere: its slot in the
+             * slab is given up (it may never come back).  Invariant: nothing
+             * is freed on it now; only if it returns as the same process. */
+            mx_info("pool: slab %u: copy on memd %s (gone) forgotten (%d good copies elsewhere)", slab, s->addr,
+                    good_elsewhere(p, ps, rp->srv));
+            orphan_add(s, rp->id);
+            rep_drop(ps, i);
+            return true;
+        }
         if (held && s->state != SRV_UP)
             continue;           /* away: freed when it is back */
         int srv = rp->srv;
@@ -212,8 +222,11 @@ static bool trim_one(struct pool *p, uint32_t slab)
 
 void slab_trim(struct pool *p, uint32_t slab)
 {
-    for (int n = 0; n < REP_SLOTS && trim_one(p, slab); n++)
-        ;
+    int n = 0;
+    while (n < REP_SLOTS && trim_one(p, slab))
+        n++;
+    if (n)
+        dir_note(p, slab);
 }
 
 void reps_server_down(struct pool *p, struct server *s)

@@ -23,7 +23,7 @@
 
 #define HS_SLOT           0xffu     /* low byte of the handshake request id */
 _Static_assert(SRV_MAX_INFLIGHT < HS_SLOT, "op slots and the handshake id share the low byte");
-#define HELLO_TIMEOUT_MS  2000
+#define HELLO_TIMEOUT_MS  SRV_HELLO_TIMEOUT_MS
 #define OP_TIMEOUT_MS     5000
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
@@ -396,7 +396,7 @@ void srv_tick(struct server *s, uint64_t now)
             s->fab = NULL;
             s->have_fa = false;
         }
-        if (now >= s->retry_at_ms)
+        if (!s->gone && now >= s->retry_at_ms)
             srv_connect(s);
         break;
     }

@@ -31,6 +31,8 @@
 #include "queue.h"
 
 #define SRV_MAX_INFLIGHT 64         /* messages + reads on the wire per server */
+#define SRV_HELLO_TIMEOUT_MS 2000   /* a connection attempt's handshake; also how long writes
+                                     * wait for a first server (pool_new with none) */
 
 enum srv_state { SRV_CONNECTING, SRV_UP, SRV_DOWN, SRV_REFUSED };
 
@@ -63,6 +65,10 @@ struct server {
     uint64_t capacity, used;
     bool full;
     bool draining;              /* memxctl pool drain: no new slabs, replicas move away */
+    /* Left the membership (pool_remove_server): down and never retried
+     * until pool_add_server brings it back.  Its struct stays: sops and
+     * replicas name servers by index. */
+    bool gone;
     bool hb_inflight;
     /* An op of ours has waited WRITE_LATE_MS here (writes_late); cleared by
      * its next answer.  Meanwhile a write acknowledged elsewhere does not wait

@@ -30,7 +30,8 @@ uint64_t volmeta_vid_of(const char *name)
 
 static void finish_later(struct evloop *el, void *arg);
 
-struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
+struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size,
+                            const struct volclaim_ops *claimer)
 {
     struct volmeta *m = xcalloc(1, sizeof(*m));
     if (!m)
@@ -42,6 +43,7 @@ struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size)
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->vid = volmeta_vid_of(name);
     m->size = size;
+    m->claimer = claimer;
     return m;
 }
 
@@ -51,6 +53,8 @@ void volmeta_free(struct volmeta *m)
         return;
     evloop_defer_cancel(pool_evloop(m->pool), &m->finish);
     evloop_defer_cancel(pool_evloop(m->pool), &m->nomem);
+    if (m->fence_timer)
+        evloop_del_timer(pool_evloop(m->pool), m->fence_timer);
     volpub_free(m);
     volstore_free(m->merge);
     free(m->uids);
@@ -63,6 +67,20 @@ void volmeta_free(struct volmeta *m)
 uint64_t volmeta_vid(const struct volmeta *m) { return m->vid; }
 uint64_t volmeta_epoch(const struct volmeta *m) { return m->epoch; }
 bool volmeta_fenced(const struct volmeta *m) { return m->fenced; }
+
+void volmeta_set_epoch(struct volmeta *m, uint64_t epoch)
+{
+    if (epoch <= m->epoch)
+        return;
+    meta_info(m, "claim renewed under epoch %llu (was %llu)", (unsigned long long)epoch,
+              (unsigned long long)m->epoch);
+    m->epoch = epoch;
+}
+
+bool volmeta_may_write(const struct volmeta *m)
+{
+    return !m->claimer || m->claimer->may_write(m->claimer->ctx);
+}
 
 uint64_t volmeta_next_seq(struct volmeta *m)
 {
@@ -110,7 +128,7 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
                      m->name, (unsigned long long)r->u.vol.size, (unsigned long long)m->size);
         }
         if (m->stage == CLAIM) {
-            m->claimed[srv] = true;
+            m->srv[srv].claimed = true;
             volpub_known(m, srv);       /* it holds the records we publish from now on */
         }
     } else if (r && r->status == ESTALE && m->stage == CLAIM) {
@@ -123,19 +141,64 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
         load_step(m);
 }
 
+static void send_claims(struct volmeta *m, uint64_t epoch);
+
+static void on_coord_claim(void *arg, int status, uint64_t epoch, bool takeover, const char *msg)
+{
+    struct volmeta *m = arg;
+    if (status) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: %s", m->name, msg && *msg ? msg : strerror(-status));
+        load_end(m, status);
+        return;
+    }
+    m->epoch = epoch;
+    m->takeover = takeover;
+    m->claimed_ms = evloop_now_ms();
+    m->stage = CLAIM;
+    send_claims(m, epoch);
+}
+
+static void coord_claim(struct volmeta *m)
+{
+    m->stage = COORD;
+    if (m->claimer->claim(m->claimer->ctx, m->name, m->vid, m->size, on_coord_claim, m) < 0) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+        load_end(m, -EIO);
+    }
+}
+
+static int fence_waited(struct evloop *el, long long id, void *arg)
+{
+    struct volmeta *m = arg;
+    (void)el;
+    (void)id;
+    m->fence_timer = 0;
+    load_step(m);
+    return -1;
+}
+
 static void send_claims(struct volmeta *m, uint64_t epoch)
 {
-    int up[MAX_SRV], n = pool_up_servers(m->pool, up, MAX_SRV);
+    /* A server that joins after this is not part of this claim (nor of the
+     * listing): it is behind until caught up, like one that was down. */
+    int *up, n = volmeta_up(m, &up);
+    if (n < 0) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+        load_end(m, -ENOMEM);
+        return;
+    }
     struct proto_msg q = { .type = PROTO_VOL_CLAIM };
     q.u.vol.vid = m->vid;
     q.u.vol.epoch = epoch;
     q.u.vol.size = m->size;
     snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
-    memset(m->claimed, 0, sizeof(m->claimed));
+    for (int i = 0; i < m->nsrv; i++)
+        m->srv[i].claimed = false;
     m->pending = 1;
     for (int i = 0; i < n; i++)
         if (pool_ctl(m->pool, up[i], &q, on_claim, m) == 0)
             m->pending++;
+    free(up);
     if (--m->pending == 0) {
         snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server is up", m->name);
         load_end(m, -EAGAIN);
@@ -149,7 +212,7 @@ static void list_from(struct volmeta *m, int srv)
     struct proto_msg q = { .type = PROTO_META_LIST };
     q.u.meta.vid = m->vid;
     q.u.meta.epoch = m->epoch;
-    q.u.meta.cursor = m->cursor[srv];
+    q.u.meta.cursor = m->srv[srv].cursor;
     if (pool_ctl(m->pool, srv, &q, on_list, m) == 0)
         m->pending++;
 }
@@ -162,7 +225,7 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
          * Invariant: a late server's older record never wins over an acknowledged newer one, because
          * every acknowledged record is on a server that was caught up then (volpub.c) and seq grows. */
         volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
-        m->cursor[srv] = r->u.meta.cursor;
+        m->srv[srv].cursor = r->u.meta.cursor;
         if (r->u.meta.cursor)
             list_from(m, srv);
     } else if (r && r->status != ENOENT) {
@@ -272,7 +335,12 @@ static void load_step(struct volmeta *m)
         return;
     case CLAIM: {
         if (m->err == -EAGAIN && ++m->tries < CLAIM_TRIES) {
+            /* A server knows a newer claim than ours: somebody claimed after us. */
             m->err = 0;
+            if (m->claimer) {
+                coord_claim(m);
+                return;
+            }
             m->stage = QUERY;
             send_claims(m, 0);
             return;
@@ -284,15 +352,37 @@ static void load_step(struct volmeta *m)
             return;
         }
         int got = 0;
-        for (int i = 0; i < MAX_SRV; i++)
-            got += m->claimed[i];
+        for (int i = 0; i < m->nsrv; i++)
+            got += m->srv[i].claimed;
         if (!got) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server accepted the claim", m->name);
             load_end(m, -EAGAIN);
             return;
         }
-        meta_info(m, "claimed with epoch %llu on %d memory server(s)",
-                  (unsigned long long)m->epoch, got);
+        meta_info(m, "claimed with epoch %llu on %d memory server(s)%s",
+                  (unsigned long long)m->epoch, got, m->claimer ? " (etcd)" : "");
+        m->stage = FENCE;
+        /* Invariant: the old owner writes nowhere once we read the records:
+         * a member server that did not take our claim directly learns it
+         * from etcd within fence_wait_ms, or refuses every write it cannot
+         * prove current by then. */
+        if (m->claimer && m->takeover && got < pool_member_servers(m->pool)) {
+            uint64_t until = m->claimed_ms + m->claimer->fence_wait_ms, now = evloop_now_ms();
+            if (now < until) {
+                meta_info(m, "taken over with %d of %d memory server(s) answering: waiting %llu ms for the others to fence the previous owner",
+                          got, pool_member_servers(m->pool), (unsigned long long)(until - now));
+                m->fence_timer = evloop_add_timer(pool_evloop(m->pool), (int)(until - now), fence_waited, m);
+                if (m->fence_timer > 0)
+                    return;
+                m->fence_timer = 0;
+                snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+                load_end(m, -EIO);
+                return;
+            }
+        }
+    }
+        /* fall through */
+    case FENCE: {
         m->merge = volstore_new();
         if (!m->merge) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
@@ -301,9 +391,9 @@ static void load_step(struct volmeta *m)
         }
         m->stage = LIST;
         m->pending = 1;
-        for (int i = 0; i < MAX_SRV; i++) {
-            m->cursor[i] = 0;
-            if (m->claimed[i])
+        for (int i = 0; i < m->nsrv; i++) {
+            m->srv[i].cursor = 0;
+            if (m->srv[i].claimed)
                 list_from(m, i);
         }
         if (--m->pending == 0)
@@ -330,6 +420,7 @@ static void load_step(struct volmeta *m)
         load_end(m, 0);
         return;
     case IDLE:
+    case COORD:
         return;
     }
 }
@@ -343,6 +434,11 @@ void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, 
     m->msg[0] = 0;
     m->tries = 0;
     m->max_epoch = 0;
+    m->takeover = false;
+    if (m->claimer) {
+        coord_claim(m);
+        return;
+    }
     m->stage = QUERY;
     send_claims(m, 0);
 }

@@ -1,8 +1,9 @@
 /* volmeta.h — a volume's metadata in the pool: ownership by epoch, and the
  * page-map records that let any backend attach the volume with all its pages.
  *
- * Attaching (volmeta_load) asks every live memory server for the volume's
- * epoch, claims it with the highest one plus one (which fences the previous
+ * Attaching (volmeta_load) claims the volume through the coordinator when
+ * there is one (volclaim_ops below), or else asks every live memory server
+ * for the volume's epoch and claims it with the highest one plus one (which fences the previous
  * owner: the servers refuse its page writes and records from then on), reads
  * the records back from every live server, keeps the newest of each page, and
  * finds the slabs they point into (pool_adopt).  While attached, every change
@@ -40,7 +41,36 @@ typedef void (*volmeta_done_cb)(void *arg, int status, const char *msg);
  * -EIO (no live server took the records). */
 typedef void (*volmeta_pub_cb)(void *arg, int status);
 
-struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size);
+/* Ownership decided outside the pool, by the cluster's coordinator (etcd:
+ * backend/ownership.c).  Without one the memory servers' epochs decide
+ * (static mode: one host, no fencing across hosts).  With one, attaching
+ * claims the volume there first (the epoch comes from etcd), then tells every
+ * live server directly (VOL_CLAIM: fenced at once); a server that did not
+ * answer learns the claim from etcd itself, and loading waits fence_wait_ms
+ * for it to have done so (or to refuse writes it cannot prove current). */
+/* takeover: another backend held the claim until now (it may still be
+ * writing: servers it can reach and we cannot must have fenced it before we
+ * read the records). */
+typedef void (*volclaim_cb)(void *arg, int status, uint64_t epoch, bool takeover, const char *msg);
+struct volclaim_ops {
+    /* A new, higher epoch for this backend: cb(0, epoch), or -EEXIST (msg:
+     * another size), -EAGAIN (try later: msg says why) or -EIO.  Never calls
+     * cb inside the call; 0, or -ENOMEM (cb not called). */
+    int (*claim)(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg);
+    /* The volume was deleted. */
+    void (*forget)(void *ctx, const char *name);
+    /* False while this backend cannot prove its claims current (its lease
+     * is close to expiry): writes wait, reads go on. */
+    bool (*may_write)(void *ctx);
+    unsigned fence_wait_ms;
+    void *ctx;
+};
+
+/* claimer: NULL for static mode; kept by reference (it outlives the volume). */
+struct volmeta *volmeta_new(struct pool *pool, const char *name, uint64_t size,
+                            const struct volclaim_ops *claimer);
+/* Whether writes may be issued now (see volclaim_ops.may_write). */
+bool volmeta_may_write(const struct volmeta *m);
 /* Only with nothing in flight (no load, no publish). */
 void volmeta_free(struct volmeta *m);
 
@@ -52,6 +82,9 @@ uint64_t volmeta_next_seq(struct volmeta *m);
 uint64_t volmeta_vid(const struct volmeta *m);
 uint64_t volmeta_epoch(const struct volmeta *m);
 bool volmeta_fenced(const struct volmeta *m);
+/* The coordinator renewed our claim under a higher epoch: later changes
+ * carry it (their sequence numbers stay above every earlier one). */
+void volmeta_set_epoch(struct volmeta *m, uint64_t epoch);
 /* A server refused a page write of ours for the volume: we are fenced. */
 void volmeta_fence(struct volmeta *m);
 

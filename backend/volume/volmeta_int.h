@@ -6,7 +6,6 @@
 
 #include "volmeta.h"
 #include "cluster.h"
-#include "config.h"
 
 #include "evloop.h"
 #include "log.h"
@@ -20,7 +19,6 @@
 
 #define SEQ_BITS      40            /* seq = epoch << SEQ_BITS | write counter */
 #define CLAIM_TRIES   5             /* racing claims by two backends: the loser retries */
-#define MAX_SRV       MEMX_MAX_SERVERS
 /* Batches in flight per volume.  Their order does not matter (the servers
  * keep the highest sequence number per page), and one at a time would cap a
  * busy volume's writes at one batch per round trip. */
@@ -29,7 +27,7 @@
  * it is owed everything (a copy from a server that has all of them). */
 #define MISSED_MAX    8192
 
-enum stage { IDLE, QUERY, CLAIM, LIST, ADOPT };
+enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, ADOPT };
 
 struct pubrec {
     struct proto_rec r;
@@ -48,6 +46,22 @@ struct owed {
     bool busy;                  /* a re-send or a copy to it is in flight */
 };
 
+/* What the volume keeps per memory server (pool index), for every server
+ * seen so far: the array grows when the pool reports a higher index
+ * (membership changes at run time).  A server past the end is one this
+ * volume has not dealt with yet: not claimed, not known, owed nothing. */
+struct msrv {
+    bool claimed;               /* loading: it took this load's claim */
+    uint64_t cursor;            /* loading: where its listing goes on */
+    bool known;                 /* took our claim or records: owed what it misses */
+    uint64_t inc;               /* the process (pool_server_inc) it was when it became known */
+    /* A batch was completed without its answer; cleared by its next answer.
+     * Later batches do not wait for it at all, so a stalled server costs one
+     * POOL_LATE_MS, not one per batch until it is down. */
+    bool late;
+    struct owed owed;
+};
+
 struct batch;
 TAILQ_HEAD(batch_list, batch);
 
@@ -56,6 +70,10 @@ struct volmeta {
     char name[PROTO_ID_MAX];
     uint64_t vid, size, epoch, counter;
     bool fenced;
+    const struct volclaim_ops *claimer;     /* NULL: static mode */
+    uint64_t claimed_ms;        /* when the coordinator's claim committed */
+    bool takeover;              /* it took the volume from a live owner */
+    long long fence_timer;
 
     /* loading */
     enum stage stage;
@@ -63,8 +81,6 @@ struct volmeta {
     uint64_t max_epoch;
     int err;
     char msg[200];
-    bool claimed[MAX_SRV];
-    uint64_t cursor[MAX_SRV];
     struct volstore *merge;
     uint64_t *uids;
     uint32_t *slabs;
@@ -80,20 +96,18 @@ struct volmeta {
     size_t qn, qcap;
     int inflight;               /* batches the guest still waits for */
     struct ev_defer nomem;      /* fails the queued records no batch could be made for */
-    uint32_t known;             /* servers that took our claim or records: owed what they miss */
-    uint64_t inc[MAX_SRV];      /* the process (pool_server_inc) of each known server */
-    /* Servers a batch was completed without (late); cleared by their next
-     * answer.  Later batches do not wait for them at all, so a stalled
-     * server costs one POOL_LATE_MS, not one per batch until it is down. */
-    uint32_t late;
     struct mx_ratelimit rl_slow;    /* "records waited" */
-    struct owed owed[MAX_SRV];
+    struct msrv *srv;           /* nsrv entries: every server index seen so far */
+    int nsrv;
     struct batch_list batches;  /* every batch or catch-up with an answer outstanding */
     long long timer;            /* the lateness and catch-up tick; 0: not armed */
 };
 
 /* volpub.c */
-/* Server srv took our claim or records: it is known (and which process it is). */
+/* The servers up now, in *up (the caller frees it), and m->srv covering
+ * each of them; their count, or -1 out of memory (*up NULL). */
+int  volmeta_up(struct volmeta *m, int **up);
+/* Server srv (< m->nsrv) took our claim or records: it is known (and which process it is). */
 void volpub_known(struct volmeta *m, int srv);
 void volpub_fail_queued(struct evloop *el, void *arg);
 /* Forgets the catch-up state; batches still waiting for a late answer are

@@ -18,6 +18,12 @@
  * volume's records, so the rule above (one caught-up server acknowledged every
  * completed record) holds across any sequence of stalls.
  *
+ * Servers are pool indexes, as many as the pool has (membership grows at
+ * run time): a batch keeps one byte of flags per server that existed when
+ * it was sent; a server added later is simply not part of it.  A server
+ * first seen after the claim (it joined) holds none of the earlier records:
+ * it is owed everything, so it is behind until a full copy reaches it.
+ *
  * A batch still waiting for a late answer after its records completed stays
  * on m->batches until the answer (or the pool's "down": a NULL reply) comes;
  * volmeta_free orphans such leftovers and they free themselves.
@@ -48,37 +54,91 @@ struct batch {
     struct pubrec *recs;        /* B_PUB */
     uint32_t n;                 /* B_PUB: records; B_RESEND: sent from the front of what is owed */
     int pending;                /* answers outstanding */
-    uint32_t sent, answered, acked, good;   /* server masks; good: acked while caught up */
     uint64_t t_ms;
     bool fenced, done;
     int tgt, src;               /* B_RESEND, B_COPY: to tgt; B_LIST, B_COPY: copying from src */
     uint64_t cursor;            /* B_COPY: where the listing goes on (0: it was the last part) */
+    int nst;                    /* servers when it was made: st[0..nst) */
+    uint8_t st[];               /* per server: F_SENT | F_ANSWERED | F_ACKED | F_GOOD */
 };
+
+enum { F_SENT = 1, F_ANSWERED = 2, F_ACKED = 4, F_GOOD = 8 };     /* good: acked while caught up */
+
+static bool has(const struct batch *b, int s, uint8_t f) { return s >= 0 && s < b->nst && (b->st[s] & f); }
+static void mark(struct batch *b, int s, uint8_t f)
+{
+    if (s >= 0 && s < b->nst)
+        b->st[s] |= f;
+}
+/* Sent to s and not answered yet. */
+static bool silent(const struct batch *b, int s) { return has(b, s, F_SENT) && !has(b, s, F_ANSWERED); }
+
+/* A batch sized for every server m knows now; NULL out of memory. */
+static struct batch *batch_alloc(struct volmeta *m)
+{
+    struct batch *b = xcalloc(1, sizeof(*b) + (size_t)m->nsrv);
+    if (b)
+        b->nst = m->nsrv;
+    return b;
+}
 
 static void flush(struct volmeta *m);
 static void arm(struct volmeta *m);
 
+int volmeta_up(struct volmeta *m, int **up)
+{
+    *up = NULL;
+    for (int cap = m->nsrv > 8 ? m->nsrv + 1 : 8;; cap *= 2) {
+        int *a = xreallocarray(NULL, (size_t)cap, sizeof(*a));
+        if (!a)
+            return xalloc_fail("volume %s: the list of memory servers", m->name);
+        int n = pool_up_servers(m->pool, a, cap);
+        if (n == cap) {         /* maybe more: ask again with room to spare */
+            free(a);
+            continue;
+        }
+        int hi = 0;
+        for (int i = 0; i < n; i++)
+            hi = a[i] + 1 > hi ? a[i] + 1 : hi;
+        if (hi > m->nsrv) {
+            struct msrv *ns = xreallocarray(m->srv, (size_t)hi, sizeof(*ns));
+            if (!ns) {
+                free(a);
+                return xalloc_fail("volume %s: state for %d memory servers", m->name, hi);
+            }
+            memset(ns + m->nsrv, 0, (size_t)(hi - m->nsrv) * sizeof(*ns));
+            m->srv = ns;
+            m->nsrv = hi;
+        }
+        *up = a;
+        return n;
+    }
+}
+
 static bool behind(const struct volmeta *m, int s)
 {
-    const struct owed *o = &m->owed[s];
+    const struct owed *o = &m->srv[s].owed;
     return o->n || o->full || o->busy;
 }
 
-static uint32_t behind_mask(const struct volmeta *m)
+static bool any_behind(const struct volmeta *m)
 {
-    uint32_t mask = 0;
-    for (int s = 0; s < MAX_SRV; s++)
-        mask |= behind(m, s) ? 1u << s : 0;
-    return mask;
+    for (int s = 0; s < m->nsrv; s++)
+        if (behind(m, s))
+            return true;
+    return false;
 }
 
-static uint32_t up_mask(const struct volmeta *m)
+/* Whether a server that acknowledged b is up now (true out of memory: b
+ * then waits CATCHUP_WAIT_MS, as if it were). */
+static bool acked_up(struct volmeta *m, const struct batch *b)
 {
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
-    uint32_t mask = 0;
-    for (int i = 0; i < k; i++)
-        mask |= 1u << up[i];
-    return mask;
+    int *up, k = volmeta_up(m, &up);
+    bool any = k < 0;
+    for (int i = 0; i < k && !any; i++)
+        any = has(b, up[i], F_ACKED);
+    free(up);
+    return any;
 }
 
 static void unlink_free(struct volmeta *m, struct batch *b)
@@ -91,14 +151,14 @@ static void unlink_free(struct volmeta *m, struct batch *b)
 
 void volpub_known(struct volmeta *m, int srv)
 {
-    m->known |= 1u << srv;
-    m->inc[srv] = pool_server_inc(m->pool, srv);
+    m->srv[srv].known = true;
+    m->srv[srv].inc = pool_server_inc(m->pool, srv);
 }
 
 /* s is owed everything: a full copy from a caught-up server. */
 static void owe_all(struct volmeta *m, int s)
 {
-    struct owed *o = &m->owed[s];
+    struct owed *o = &m->srv[s].owed;
     free(o->recs);
     o->recs = NULL;
     o->n = o->cap = 0;
@@ -108,23 +168,24 @@ static void owe_all(struct volmeta *m, int s)
 /* A known server that came back as a new process holds none of our records. */
 static void check_restarts(struct volmeta *m)
 {
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    int *up, k = volmeta_up(m, &up);
     for (int i = 0; i < k; i++) {
         int s = up[i];
         uint64_t inc = pool_server_inc(m->pool, s);
-        if (!(m->known & (1u << s)) || inc == m->inc[s])
+        if (!m->srv[s].known || inc == m->srv[s].inc)
             continue;
         meta_warn(m, "memd %s is a new process: it gets a full copy of the records",
                   pool_server_addr(m->pool, s));
-        m->inc[s] = inc;
+        m->srv[s].inc = inc;
         owe_all(m, s);
     }
+    free(up);
 }
 
 /* Server s missed b's records: it is owed them. */
 static void owe(struct volmeta *m, int s, const struct batch *b)
 {
-    struct owed *o = &m->owed[s];
+    struct owed *o = &m->srv[s].owed;
     if (o->full)
         return;
     if (o->n + b->n > MISSED_MAX || o->n + b->n > o->cap) {
@@ -153,15 +214,24 @@ static void pub_end(struct batch *b, int st)
 {
     struct volmeta *m = b->m;
     uint64_t waited = evloop_now_ms() - b->t_ms;
-    if (waited >= SLOW_MS && mx_ratelimit_ok(&m->rl_slow, 1000))
-        meta_warn(m, "records waited %llu ms (%d): sent to 0x%x, answered 0x%x, acked 0x%x (0x%x caught up), "
-                  "behind 0x%x, late 0x%x", (unsigned long long)waited, st, b->sent, b->answered, b->acked,
-                  b->good, behind_mask(m), m->late);
+    if (waited >= SLOW_MS && mx_ratelimit_ok(&m->rl_slow, 1000)) {
+        int sent = 0, answered = 0, acked = 0, good = 0, nbehind = 0, late = 0;
+        for (int s = 0; s < m->nsrv; s++) {
+            sent += has(b, s, F_SENT);
+            answered += has(b, s, F_ANSWERED);
+            acked += has(b, s, F_ACKED);
+            good += has(b, s, F_GOOD);
+            nbehind += behind(m, s);
+            late += m->srv[s].late;
+        }
+        meta_warn(m, "records waited %llu ms (%d): sent to %d servers, %d answered, %d acked (%d caught up); "
+                  "%d behind, %d late", (unsigned long long)waited, st, sent, answered, acked, good, nbehind, late);
+    }
     b->done = true;
     m->inflight--;
     if (st == 0)
-        for (int s = 0; s < MAX_SRV; s++)
-            if ((m->known & ~b->acked) & (1u << s))
+        for (int s = 0; s < m->nsrv; s++)
+            if (m->srv[s].known && !has(b, s, F_ACKED))
                 owe(m, s, b);
     if (b->fenced)
         volmeta_fence(m);
@@ -182,16 +252,22 @@ static void try_end(struct batch *b, uint64_t now)
     if (b->done)
         return;
     /* Invariant: good means a server that had every earlier completed record holds these too. */
-    bool good = (b->good | (b->acked & ~behind_mask(m))) != 0;
+    bool good = false, acked = false, others_silent = false;
+    for (int s = 0; s < b->nst; s++) {
+        good |= has(b, s, F_GOOD) || (has(b, s, F_ACKED) && !behind(m, s));
+        acked |= has(b, s, F_ACKED);
+        others_silent |= silent(b, s) && !m->srv[s].late;
+    }
     /* Only servers already late are still silent, or the rest are late by now. */
-    bool waited = !(b->sent & ~b->answered & ~m->late) || now >= b->t_ms + POOL_LATE_MS;
+    bool waited = !others_silent || now >= b->t_ms + POOL_LATE_MS;
     if (b->pending && waited && (b->fenced || good))
-        m->late |= b->sent & ~b->answered;
+        for (int s = 0; s < b->nst; s++)
+            m->srv[s].late |= silent(b, s);
     if (b->fenced && (!b->pending || waited))
         pub_end(b, -ESTALE);
     else if (good && (!b->pending || waited))
         pub_end(b, 0);
-    else if (!b->pending && (!b->acked || !(b->acked & up_mask(m)) || now >= b->t_ms + CATCHUP_WAIT_MS))
+    else if (!b->pending && (!acked || !acked_up(m, b) || now >= b->t_ms + CATCHUP_WAIT_MS))
         pub_end(b, -EIO);
     /* else: acknowledged only by servers behind: waits for one to be caught up */
 }
@@ -206,16 +282,20 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
             unlink_free(NULL, b);
         return;
     }
-    uint32_t bit = 1u << srv;
-    b->answered |= bit;
+    mark(b, srv, F_ANSWERED);
     if (r)
-        m->late &= ~bit;        /* it answers again */
+        m->srv[srv].late = false;       /* it answers again */
     if (r && r->status == 0) {
-        b->acked |= bit;
-        if (!behind(m, srv))
-            b->good |= bit;
-        if (!(m->known & bit))
+        mark(b, srv, F_ACKED);
+        if (!m->srv[srv].known) {
+            /* First seen after the claim (it joined, or was down then): it
+             * lacks every earlier record.  Invariant: it counts as holding
+             * the volume's records only once a full copy reached it. */
             volpub_known(m, srv);
+            owe_all(m, srv);
+        } else if (!behind(m, srv)) {
+            mark(b, srv, F_GOOD);
+        }
     } else if (r && r->status == ESTALE) {
         b->fenced = true;
         if (b->done)
@@ -254,11 +334,15 @@ static void flush(struct volmeta *m)
 {
     if (m->inflight >= MAX_BATCHES || !m->qn)
         return;
-    struct batch *b = xcalloc(1, sizeof(*b));
+    /* The servers first: the batch has a byte for each (a server added
+     * after this is not part of it). */
+    int *up, k = volmeta_up(m, &up);
+    struct batch *b = k >= 0 ? batch_alloc(m) : NULL;
     uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
     struct proto_rec *recs = xreallocarray(NULL, n, sizeof(*recs));
     struct pubrec *pr = xreallocarray(NULL, n, sizeof(*pr));
     if (!b || !recs || !pr) {
+        free(up);
         free(b);
         free(recs);
         free(pr);
@@ -271,7 +355,11 @@ static void flush(struct volmeta *m)
     m->qn -= n;
     for (uint32_t i = 0; i < n; i++)
         recs[i] = pr[i].r;
-    *b = (struct batch){ .m = m, .kind = B_PUB, .recs = pr, .n = n, .t_ms = evloop_now_ms() };
+    b->m = m;
+    b->kind = B_PUB;
+    b->recs = pr;
+    b->n = n;
+    b->t_ms = evloop_now_ms();
     evloop_defer_init(&b->later, batch_later, b);
     TAILQ_INSERT_TAIL(&m->batches, b, link);
     m->inflight++;
@@ -279,10 +367,10 @@ static void flush(struct volmeta *m)
         b->fenced = true;
         evloop_defer(pool_evloop(m->pool), &b->later);
         free(recs);
+        free(up);
         return;
     }
     check_restarts(m);
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
     struct proto_msg q = { .type = PROTO_META_PUT };
     q.u.meta.vid = m->vid;
     q.u.meta.epoch = m->epoch;
@@ -292,8 +380,9 @@ static void flush(struct volmeta *m)
     for (int i = 0; i < k; i++)
         if (pool_ctl(m->pool, up[i], &q, on_put, b) == 0) {
             b->pending++;
-            b->sent |= 1u << up[i];
+            mark(b, up[i], F_SENT);
         }
+    free(up);
     free(recs);     /* pool_ctl encoded them */
     if (--b->pending == 0)
         evloop_defer(pool_evloop(m->pool), &b->later);
@@ -323,7 +412,7 @@ static bool late_on(const struct volmeta *m, int s, uint64_t now)
 {
     const struct batch *b;
     TAILQ_FOREACH(b, &m->batches, link)
-        if ((b->sent & ~b->answered & (1u << s)) && now >= b->t_ms + POOL_LATE_MS)
+        if (silent(b, s) && now >= b->t_ms + POOL_LATE_MS)
             return true;
     return false;
 }
@@ -340,10 +429,14 @@ static void recheck(struct volmeta *m)
 
 static struct batch *ctx_new(struct volmeta *m, enum bkind kind, int tgt, int src)
 {
-    struct batch *c = xcalloc(1, sizeof(*c));
+    struct batch *c = batch_alloc(m);
     if (!c)
         return NULL;
-    *c = (struct batch){ .m = m, .kind = kind, .tgt = tgt, .src = src, .t_ms = evloop_now_ms() };
+    c->m = m;
+    c->kind = kind;
+    c->tgt = tgt;
+    c->src = src;
+    c->t_ms = evloop_now_ms();
     TAILQ_INSERT_TAIL(&m->batches, c, link);
     return c;
 }
@@ -356,13 +449,13 @@ static bool ctx_send(struct volmeta *m, struct batch *c, int srv, const struct p
         return false;
     }
     c->pending = 1;
-    c->sent = 1u << srv;
+    mark(c, srv, F_SENT);
     return true;
 }
 
 static void copy_end(struct volmeta *m, int tgt, bool ok)
 {
-    struct owed *o = &m->owed[tgt];
+    struct owed *o = &m->srv[tgt].owed;
     o->busy = false;
     if (!ok)
         o->full = true;         /* tried again on a later tick */
@@ -445,7 +538,7 @@ static void on_resent(void *arg, int srv, const struct proto_msg *r)
     unlink_free(m, c);
     if (!m)
         return;
-    struct owed *o = &m->owed[tgt];
+    struct owed *o = &m->srv[tgt].owed;
     o->busy = false;
     if (r && r->status == ESTALE)
         volmeta_fence(m);
@@ -467,16 +560,16 @@ static void catch_up(struct volmeta *m, uint64_t now)
     if (m->fenced)
         return;
     check_restarts(m);
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    int *up, k = volmeta_up(m, &up);
     for (int i = 0; i < k; i++) {
         int s = up[i];
-        struct owed *o = &m->owed[s];
+        struct owed *o = &m->srv[s].owed;   /* m->srv does not move below: only volmeta_up grows it */
         if (!behind(m, s) || o->busy || late_on(m, s, now))
             continue;
         if (o->full) {
             int src = -1;
             for (int j = 0; j < k && src < 0; j++)
-                if (up[j] != s && (m->known & (1u << up[j])) && !behind(m, up[j]) && !late_on(m, up[j], now))
+                if (up[j] != s && m->srv[up[j]].known && !behind(m, up[j]) && !late_on(m, up[j], now))
                     src = up[j];
             if (src < 0)
                 continue;           /* no caught-up server to copy from yet */
@@ -501,6 +594,7 @@ static void catch_up(struct volmeta *m, uint64_t now)
         if (!ctx_send(m, c, s, &q, on_resent))
             o->busy = false;
     }
+    free(up);
 }
 
 /* Every POOL_LATE_MS / 2 while a batch waits, IDLE_TICK_MS while only a server is behind. */
@@ -517,7 +611,7 @@ static int tick(struct evloop *el, long long id, void *arg)
     catch_up(m, now);
     if (!TAILQ_EMPTY(&m->batches))
         return POOL_LATE_MS / 2;
-    if (behind_mask(m))
+    if (any_behind(m))
         return IDLE_TICK_MS;    /* only a server behind (maybe gone for good): look now and then */
     m->timer = 0;
     return -1;
@@ -541,8 +635,11 @@ void volpub_free(struct volmeta *m)
         if (!b->pending)
             unlink_free(NULL, b);
     }
-    for (int s = 0; s < MAX_SRV; s++)
-        free(m->owed[s].recs);
+    for (int s = 0; s < m->nsrv; s++)
+        free(m->srv[s].owed.recs);
+    free(m->srv);
+    m->srv = NULL;
+    m->nsrv = 0;
 }
 
 /* ---- fencing, dropping --------------------------------------------------- */
@@ -565,7 +662,7 @@ static void on_drop(void *arg, int srv, const struct proto_msg *r)
 
 void volmeta_drop(struct volmeta *m)
 {
-    int up[MAX_SRV], k = pool_up_servers(m->pool, up, MAX_SRV);
+    int *up, k = volmeta_up(m, &up);
     struct proto_msg q = { .type = PROTO_VOL_DROP };
     q.u.vol.vid = m->vid;
     q.u.vol.epoch = m->epoch;
@@ -573,4 +670,5 @@ void volmeta_drop(struct volmeta *m)
     snprintf(q.u.vol.name, sizeof(q.u.vol.name), "%s", m->name);
     for (int i = 0; i < k; i++)
         pool_ctl(m->pool, up[i], &q, on_drop, NULL);
+    free(up);
 }

@@ -550,13 +550,36 @@ static void write_piece(struct req *r, uint64_t idx, uint32_t off, uint32_t len,
 
 /* ---- the I/O API -------------------------------------------------------------- */
 
+static int vol_hold_tick(struct evloop *el, long long id, void *arg)
+{
+    struct volume *v = arg;
+    (void)el;
+    (void)id;
+    if (v->meta && !volmeta_fenced(v->meta) && !volmeta_may_write(v->meta))
+        return HOLD_RETRY_MS;
+    v->hold_timer = 0;
+    vol_info(v, "writes resume: the claim is provable again");
+    vol_replay_held(v);
+    return -1;
+}
+
 /* True when the request was taken care of: held while the volume loads,
  * or failed because it cannot be served (load failed, fenced, no memory). */
 static bool gate(struct volume *v, enum held_kind kind, uint64_t sector, uint64_t nsect, void *buf,
                  volume_cb cb, void *arg)
 {
     int status;
-    if (v->state == V_LOADING) {
+    /* Writes wait while the claim cannot be proven current (self-fencing:
+     * volmeta_may_write), and every request but a read waits behind a held
+     * one, so none overtakes it (the later-issued write must win). */
+    bool hold = v->state == V_LOADING ||
+                (v->state == V_READY && kind != H_READ &&
+                 (v->held || (v->meta && !volmeta_fenced(v->meta) && !volmeta_may_write(v->meta))));
+    if (hold && v->state == V_READY && !v->hold_timer) {
+        vol_warn(v, "writes held: this backend cannot prove its claim current (etcd lease)");
+        v->hold_timer = evloop_add_timer(v->vs->el, HOLD_RETRY_MS, vol_hold_tick, v);
+    }
+    if (hold) {
         struct held *h = xcalloc(1, sizeof(*h));
         if (h) {
             *h = (struct held){ kind, sector, nsect, buf, cb, arg, NULL };

@@ -82,6 +82,7 @@ struct pop {
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
+    struct pop *again_next;         /* on v->again: its store is tried again */
 };
 
 /* A request that arrived while the volume was loading from the pool. */
@@ -116,6 +117,10 @@ struct volume {
     struct held *held, **held_tail;
     int load_tries;
     long long load_timer;
+    long long hold_timer;       /* armed while writes wait for the claim to be provable (may_write) */
+    struct pop *again;          /* stores the servers refused for now (EAGAIN: their etcd view is stale) */
+    long long again_timer;
+    struct mx_ratelimit rl_again;
     struct volume_stats st;
 };
 
@@ -124,6 +129,7 @@ struct volumes {
     struct evloop *el;
     bool dedup;
     bool persist;                   /* volumes keep their metadata in the pool (volmeta.h) */
+    const struct volclaim_ops *claimer;     /* etcd's claims (volmeta.h), NULL: static mode */
     int efd;
     struct req *dfirst, *dlast;     /* requests done during their own issue, to complete from the loop */
     struct { volume_cb cb; void *arg; } nomem[NOMEM_MAX];
@@ -138,6 +144,11 @@ struct volumes {
 };
 
 /* The content index this volume's writes use, or NULL. */
+#define HOLD_RETRY_MS 100          /* how often held writes look at may_write again */
+
+/* Runs the requests held in v->held, in their order (they are gated again). */
+void vol_replay_held(struct volume *v);
+
 static inline struct dedup *vol_dd(const struct volume *v) { return v->nodedup ? NULL : v->vs->dd; }
 
 /* vmap.c */

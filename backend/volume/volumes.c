@@ -76,6 +76,10 @@ void volumes_free(struct volumes *vs)
         volume_free_map(v, false);
         if (v->load_timer)
             evloop_del_timer(vs->el, v->load_timer);
+        if (v->hold_timer)
+            evloop_del_timer(vs->el, v->hold_timer);
+        if (v->again_timer)
+            evloop_del_timer(vs->el, v->again_timer);
         volmeta_free(v->meta);
         for (struct held *h = v->held, *next; h; h = next) {
             next = h->next;
@@ -98,6 +102,19 @@ void volumes_free(struct volumes *vs)
     close(vs->efd);
     free(vs->v);
     free(vs);
+}
+
+void volumes_set_claimer(struct volumes *vs, const struct volclaim_ops *ops) { vs->claimer = ops; }
+
+void volumes_claim_changed(struct volumes *vs, const char *name, uint64_t epoch)
+{
+    struct volume *v = volumes_find(vs, name);
+    if (!v || !v->meta || volmeta_fenced(v->meta))
+        return;
+    if (epoch)
+        volmeta_set_epoch(v->meta, epoch);
+    else
+        volmeta_fence(v->meta);
 }
 
 struct volume *volumes_find(struct volumes *vs, const char *name)
@@ -153,6 +170,24 @@ static void on_rec(void *arg, const struct proto_rec *r, pool_page_t page, bool 
 
 static void load_start(struct volume *v);
 
+void vol_replay_held(struct volume *v)
+{
+    struct held *h = v->held;
+    v->held = NULL;
+    v->held_tail = &v->held;
+    while (h) {
+        struct held *next = h->next;
+        switch (h->kind) {
+        case H_READ: volume_read(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
+        case H_WRITE: volume_write(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
+        case H_DISCARD: volume_discard(v, h->sector, h->nsect, h->cb, h->arg); break;
+        case H_FLUSH: volume_flush(v, h->cb, h->arg); break;
+        }
+        free(h);
+        h = next;
+    }
+}
+
 static int load_retry(struct evloop *el, long long id, void *arg)
 {
     struct volume *v = arg;
@@ -184,20 +219,7 @@ static void loaded(void *arg, int status, const char *msg)
         v->state = V_READY;
         vol_info(v, "ready (%llu pages with data)", (unsigned long long)v->st.logical_pages);
     }
-    struct held *h = v->held;
-    v->held = NULL;
-    v->held_tail = &v->held;
-    while (h) {
-        struct held *next = h->next;
-        switch (h->kind) {
-        case H_READ: volume_read(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
-        case H_WRITE: volume_write(v, h->sector, (uint32_t)h->nsect, h->buf, h->cb, h->arg); break;
-        case H_DISCARD: volume_discard(v, h->sector, h->nsect, h->cb, h->arg); break;
-        case H_FLUSH: volume_flush(v, h->cb, h->arg); break;
-        }
-        free(h);
-        h = next;
-    }
+    vol_replay_held(v);
 }
 
 static void load_start(struct volume *v)
@@ -238,6 +260,8 @@ static void volume_remove(struct volumes *vs, size_t i)
     /* A fenced volume's pages belong to its new owner now; a partly loaded
      * map's references stay held (load_nomem). */
     volume_free_map(v, !(v->meta && volmeta_fenced(v->meta)) && !v->load_nomem);
+    if (v->hold_timer)
+        evloop_del_timer(vs->el, v->hold_timer);
     volmeta_free(v->meta);
     free(v);
     memmove(&vs->v[i], &vs->v[i + 1], (vs->n - i - 1) * sizeof(*vs->v));
@@ -297,7 +321,7 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
     v->size = size;
     v->npages = size / VOLUME_PAGE_SIZE;
     if (pagemap_init(&v->map, v->npages) < 0 || ht_init(&v->active) < 0 ||
-        (vs->persist && !(v->meta = volmeta_new(vs->pool, name, size)))) {
+        (vs->persist && !(v->meta = volmeta_new(vs->pool, name, size, vs->claimer)))) {
         snprintf(err, errlen, "volume %s: out of memory", name);
         volume_free_map(v, false);
         free(v);
@@ -328,8 +352,11 @@ int volume_delete(struct volumes *vs, const char *name)
             continue;
         if (v->owner[0] || v->state == V_LOADING)
             return -EBUSY;
-        if (v->meta && !volmeta_fenced(v->meta) && v->state == V_READY)
+        if (v->meta && !volmeta_fenced(v->meta) && v->state == V_READY) {
             volmeta_drop(v->meta);
+            if (vs->claimer)
+                vs->claimer->forget(vs->claimer->ctx, name);
+        }
         volume_remove(vs, i);
         return 0;
     }

@@ -19,6 +19,7 @@
 
 struct pool;
 struct volumes;
+struct volclaim_ops;
 
 struct volume_stats {
     uint64_t size_bytes;
@@ -33,6 +34,13 @@ struct volume_stats {
 
 /* The table of volumes this backend knows. */
 struct volumes *volumes_new(struct pool *pool, bool dedup);
+/* Claims go through the cluster's coordinator (etcd) from now on; ops
+ * outlives the table.  Before any attach. */
+void volumes_set_claimer(struct volumes *vs, const struct volclaim_ops *ops);
+/* The coordinator renewed this backend's claim of name under a new epoch
+ * (after its lease was lost and nobody else claimed it), or, epoch 0, lost
+ * it to another backend: the volume is fenced. */
+void volumes_claim_changed(struct volumes *vs, const char *name, uint64_t epoch);
 void volumes_free(struct volumes *vs);
 
 /* Creates the volume or returns the existing one of that name.  Fails with a

@@ -50,12 +50,44 @@ static void share(struct pop *p)
     vol_stored(p, 0, (struct pm_ent){ .kind = PM_PAGE, .page = page, .dup = true });
 }
 
+static int store_again(struct evloop *el, long long id, void *arg)
+{
+    struct volume *v = arg;
+    (void)el;
+    (void)id;
+    struct pop *p = v->again;
+    v->again = NULL;
+    v->again_timer = 0;
+    for (struct pop *next; p; p = next) {
+        next = p->again_next;
+        store_new(p, p->data);
+    }
+    return -1;
+}
+
 static void written(void *arg, int status, pool_page_t page)
 {
     struct pop *p = arg;
     struct volumes *vs = p->r->v->vs;
-    if (status == -ESTALE && p->r->v->meta)
-        volmeta_fence(p->r->v->meta);
+    struct volume *v = p->r->v;
+    if (status == -ESTALE && v->meta)
+        volmeta_fence(v->meta);
+    if (status == -EAGAIN && v->meta && !volmeta_fenced(v->meta)) {
+        /* Invariant: nothing was acknowledged, and the write keeps its place
+         * (its sequence number was taken at issue): it is only sent again. */
+        if (mx_ratelimit_ok(&v->rl_again, 5000))
+            vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): writes retried (%u such suppressed)",
+                     v->rl_again.last_suppressed);
+        p->again_next = v->again;
+        v->again = p;
+        if (!v->again_timer)
+            v->again_timer = evloop_add_timer(vs->el, HOLD_RETRY_MS, store_again, v);
+        if (v->again_timer > 0)
+            return;
+        v->again_timer = 0;
+        v->again = p->again_next;
+        status = -EIO;
+    }
     if (status) {
         vol_stored(p, status, (struct pm_ent){ .kind = PM_NONE });
         return;

@@ -31,12 +31,26 @@ struct vol {
     int owner;
     char name[PROTO_ID_MAX];
     struct rtab recs;
+    uint64_t ahead_ms;      /* etcd mode: when epoch went above etcd's view (0: it is not) */
+};
+
+/* A volume as etcd's owners/<name> says (etcd mode). */
+struct evol {
+    char name[PROTO_ID_MAX];
+    char node[PROTO_ID_MAX];
+    uint64_t vid, epoch;
+    bool gone;                  /* the key was deleted: its epoch writes nothing any more */
+    bool seen;                  /* put again in the snapshot under way */
 };
 
 struct volstore {
     struct vol *v;
     size_t n, cap;
     struct utab uids;
+    bool etcd, proven;
+    uint64_t now_ms;
+    struct evol *ev;
+    size_t nev, capev;
 };
 
 static uint64_t mix(uint64_t k)
@@ -157,6 +171,8 @@ static struct vol *create(struct volstore *vs, uint64_t vid)
     return v;
 }
 
+static void stamp_ahead(struct volstore *vs, struct vol *v);
+
 struct volstore *volstore_new(void) { return calloc(1, sizeof(struct volstore)); }
 
 void volstore_free(struct volstore *vs)
@@ -166,6 +182,7 @@ void volstore_free(struct volstore *vs)
     for (size_t i = 0; i < vs->n; i++)
         free(vs->v[i].recs.e);
     free(vs->v);
+    free(vs->ev);
     free(vs->uids.e);
     free(vs);
 }
@@ -186,6 +203,8 @@ int volstore_claim(struct volstore *vs, uint64_t vid, const char *name, uint64_t
     else if (epoch) {
         if (!v && !(v = create(vs, vid)))
             return ENOMEM;
+        if (epoch > v->epoch)
+            stamp_ahead(vs, v);
         v->epoch = epoch;
         v->owner = owner;
         if (size)
@@ -215,6 +234,7 @@ int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_
     if (epoch > v->epoch) {
         v->epoch = epoch;
         v->owner = -1;      /* learned from a put: the next claim of this epoch is the owner's */
+        stamp_ahead(vs, v);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct proto_rec r;
@@ -299,3 +319,132 @@ bool volstore_refs_foreign(const struct volstore *vs, uint64_t uid, int owner)
 }
 
 size_t volstore_volumes(const struct volstore *vs) { return vs->n; }
+
+void volstore_etcd_enable(struct volstore *vs) { vs->etcd = true; }
+void volstore_etcd_proven(struct volstore *vs, bool proven) { vs->proven = proven; }
+bool volstore_etcd_is_proven(const struct volstore *vs) { return vs->proven; }
+
+static struct evol *efind_name(const struct volstore *vs, const char *name)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        if (strcmp(vs->ev[i].name, name) == 0)
+            return &vs->ev[i];
+    return NULL;
+}
+
+/* The newest of etcd's entries for vid (a volume renamed keeps its vid). */
+static const struct evol *efind_vid(const struct volstore *vs, uint64_t vid)
+{
+    const struct evol *best = NULL;
+    for (size_t i = 0; i < vs->nev; i++)
+        if (vs->ev[i].vid == vid && (!best || vs->ev[i].epoch > best->epoch))
+            best = &vs->ev[i];
+    return best;
+}
+
+void volstore_etcd_reset(struct volstore *vs)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        vs->ev[i].seen = false;
+}
+
+void volstore_etcd_sync(struct volstore *vs)
+{
+    for (size_t i = 0; i < vs->nev; i++)
+        if (!vs->ev[i].seen)
+            vs->ev[i].gone = true;
+}
+
+int volstore_etcd_put(struct volstore *vs, const char *name, uint64_t vid, uint64_t epoch, const char *node)
+{
+    struct evol *e = efind_name(vs, name);
+    if (e && epoch < e->epoch)
+        return ESTALE;
+    if (!e) {
+        if (vs->nev == vs->capev) {
+            size_t cap = vs->capev ? vs->capev * 2 : 16;
+            struct evol *n = realloc(vs->ev, cap * sizeof(*n));
+            if (!n)
+                return ENOMEM;
+            vs->ev = n;
+            vs->capev = cap;
+        }
+        e = &vs->ev[vs->nev++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, sizeof(e->name), "%s", name);
+    }
+    e->vid = vid;
+    e->epoch = epoch;
+    snprintf(e->node, sizeof(e->node), "%s", node);
+    e->gone = false;
+    e->seen = true;
+    return 0;
+}
+
+void volstore_etcd_del(struct volstore *vs, const char *name)
+{
+    struct evol *e = efind_name(vs, name);
+    if (e)
+        e->gone = true;
+}
+
+int volstore_etcd_check(const struct volstore *vs, uint64_t vid, uint64_t epoch, const char *node)
+{
+    if (!vs->etcd)
+        return -1;
+    if (!vs->proven)
+        return EAGAIN;
+    const struct evol *e = efind_vid(vs, vid);
+    if (!e || epoch > e->epoch)
+        return 0;
+    if (epoch < e->epoch || e->gone)
+        return ESTALE;
+    return strcmp(e->node, node) ? EPERM : 0;
+}
+
+bool volstore_etcd_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, const char **node,
+                         bool *gone)
+{
+    const struct evol *e = efind_vid(vs, vid);
+    if (!e)
+        return false;
+    *epoch = e->epoch;
+    *node = e->node;
+    *gone = e->gone;
+    return true;
+}
+
+void volstore_etcd_now(struct volstore *vs, uint64_t now_ms) { vs->now_ms = now_ms; }
+
+/* v's epoch just moved up (v->epoch is the new one by the time it is read
+ * in catch_up): stamped when etcd does not show it yet.  now_ms 0 is read as
+ * 1 so a stamp is never "none". */
+static void stamp_ahead(struct volstore *vs, struct vol *v)
+{
+    if (vs->etcd)
+        v->ahead_ms = vs->now_ms ? vs->now_ms : 1;
+}
+
+size_t volstore_etcd_catch_up(struct volstore *vs, uint64_t fresh_ms,
+                              void (*cb)(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < vs->n; i++) {
+        struct vol *v = &vs->v[i];
+        const struct evol *e = efind_vid(vs, v->vid);
+        if (!v->ahead_ms || (e && e->epoch >= v->epoch)) {
+            v->ahead_ms = 0;        /* etcd shows it: caught up */
+            continue;
+        }
+        if (fresh_ms <= v->ahead_ms)
+            continue;               /* the proof does not cover it yet */
+        uint64_t bogus = v->epoch;
+        v->epoch = e ? e->epoch : 0;
+        v->owner = -1;
+        v->ahead_ms = 0;
+        n++;
+        if (cb)
+            cb(arg, v->vid, bogus, v->epoch);
+    }
+    return n;
+}

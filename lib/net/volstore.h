@@ -70,4 +70,47 @@ bool volstore_refs_foreign(const struct volstore *vs, uint64_t uid, int owner);
 
 size_t volstore_volumes(const struct volstore *vs);
 
+/* etcd mode (a memory server in a cluster with [cluster] etcd): etcd's
+ * owners/ keys, as the server's watch delivers them, are the authority on
+ * who may write a volume; the claims and puts above only add what etcd's
+ * view has not shown yet.  Kept apart from the volumes above (a volume etcd
+ * names is not one this server holds records of).  Until
+ * volstore_etcd_enable, volstore_etcd_check answers -1 (static mode). */
+void volstore_etcd_enable(struct volstore *vs);
+/* Whether the server can prove now that its view holds every claim committed
+ * up to a recent time (coord_watch_fresh_ms within COORD_CONFIRM_MS): the
+ * server sets it before each request. */
+void volstore_etcd_proven(struct volstore *vs, bool proven);
+bool volstore_etcd_is_proven(const struct volstore *vs);
+/* The watch's snapshot begins: every volume is unconfirmed until it is put
+ * again; at the snapshot's end (sync) those that were not are gone (their
+ * owner key went while the watch was broken). */
+void volstore_etcd_reset(struct volstore *vs);
+void volstore_etcd_sync(struct volstore *vs);
+/* owners/<name> was put: volume vid is node's under epoch.  An epoch lower
+ * than one already seen for that name is ignored (epochs only grow): 0, or
+ * ESTALE for such a put, ENOMEM. */
+int volstore_etcd_put(struct volstore *vs, const char *name, uint64_t vid, uint64_t epoch, const char *node);
+/* owners/<name> was deleted: nobody may write under its epoch any more. */
+void volstore_etcd_del(struct volstore *vs, const char *name);
+/* May node write vid under epoch, by etcd's view?  -1 in static mode; else
+ * 0, EAGAIN (not proven: cannot prove ownership now), ESTALE (lower than
+ * etcd's epoch, or etcd's owner of that epoch is gone) or EPERM (etcd gives
+ * that epoch to another node).  An epoch above etcd's passes: the claimer
+ * just committed it and the watch has not shown it yet. */
+int volstore_etcd_check(const struct volstore *vs, uint64_t vid, uint64_t epoch, const char *node);
+/* The server's clock (evloop_now_ms) for the request about to be handled: a
+ * claim or put that moves a volume above etcd's view is stamped with it. */
+void volstore_etcd_now(struct volstore *vs, uint64_t now_ms);
+/* The watch's proof reached fresh_ms (coord_watch_fresh_ms): a volume moved
+ * above etcd's view before then by an epoch etcd still does not show was
+ * claimed without committing it (etcd would show it by now), so the volume
+ * goes back to etcd's epoch, its owner unknown, and cb(arg, vid, bogus
+ * epoch, etcd's epoch) is told.  Returns how many. */
+size_t volstore_etcd_catch_up(struct volstore *vs, uint64_t fresh_ms,
+                              void (*cb)(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch), void *arg);
+/* etcd's view of vid: false when etcd names no owner of it. */
+bool volstore_etcd_owner(const struct volstore *vs, uint64_t vid, uint64_t *epoch, const char **node,
+                         bool *gone);
+
 #endif

@@ -3,7 +3,8 @@
 #
 # Usage: tests/fuzz/run.sh BUILD_DIR [SECONDS]      (default 30 s per target)
 #        MEMX_FUZZ="xsd ctl" tests/fuzz/run.sh ...   (a subset)
-# Seeds: tests/fuzz/mkcorpus.py (ring, xsd, ctl) and tests/fuzz/seeds_proto.c (proto);
+# Seeds: tests/fuzz/mkcorpus.py (ring, xsd, ctl), tests/fuzz/seeds_proto.c (proto), hand-written
+# from etcd 3.4's answers in tests/fuzz/corpus/coord/ (coord);
 # tests/fuzz/<target>.dict, when there is one, is the target's libFuzzer dictionary.
 #
 # The targets are built with clang -fsanitize=fuzzer,address,undefined in BUILD_DIR/fuzz, a
@@ -28,7 +29,7 @@ build=$(cd "$1" && pwd)
 secs=${2:-30}
 case $secs in ''|*[!0-9]*) echo "$0: SECONDS must be a whole number" >&2; exit 2 ;; esac
 fz=$build/fuzz
-targets=${MEMX_FUZZ:-ring proto xsd ctl}
+targets=${MEMX_FUZZ:-ring proto xsd ctl coord}
 
 # What each target may take in one input (libFuzzer's default is the largest seed, or 4096).
 max_len() {

@@ -536,6 +536,8 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 
 const char *pool_server_addr(const struct pool *p, int srv) { return srv ? "fake1" : "fake"; }
 
+int pool_member_servers(const struct pool *p) { return p->nmeta; }
+
 uint64_t pool_server_inc(const struct pool *p, int srv) { return 1 + p->inc[srv]; }
 
 /* Server srv answers the encoded request q: its reply is queued. */

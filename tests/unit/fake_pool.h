@@ -63,7 +63,7 @@ void fake_pool_restart(struct pool *p);
  * requests it gets unanswered until it resumes (then answers them in order)
  * or is declared down (then each gets a NULL reply, and its store never saw
  * them).  A server back up keeps its store (a link cut, not a restart). */
-#define FAKE_META_MAX 4
+#define FAKE_META_MAX 40           /* more than 32: no server mask of the volume layer may cap it */
 void fake_pool_meta_servers(struct pool *p, int n);
 void fake_pool_meta_stall(struct pool *p, int srv, bool on);
 void fake_pool_meta_srv_down(struct pool *p, int srv, bool down);

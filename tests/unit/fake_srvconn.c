@@ -270,7 +270,9 @@ static void come_up(struct server *s, bool same)
     pool_srv_up(s, same);
 }
 
-void srv_connect(struct server *s) { come_up(s, false); }
+/* The first connection meets a fresh process; a later one (pool_add_server
+ * of a removed server) the same one, which kept its slabs. */
+void srv_connect(struct server *s) { come_up(s, s->had_session); }
 
 void fake_srv_restart(struct server *s, bool same_incarnation)
 {

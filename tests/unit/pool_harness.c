@@ -51,15 +51,15 @@ bool run_until(const bool *flag, int ms)
 void mkpool(int nsrv, int replicas)
 {
     struct pool_opts o;
-    static char names[POOL_MAX_SERVERS][16];
+    static char names[HARNESS_MAX_SERVERS][POOL_ADDR_MAX];
     uint8_t key[POOL_KEY_BYTES] = { 1 };
     char err[256];
+    CU_ASSERT_FATAL(nsrv >= 0 && nsrv <= HARNESS_MAX_SERVERS);
     pool_opts_init(&o);
     o.nservers = nsrv;
-    for (int i = 0; i < nsrv; i++) {
-        snprintf(names[i], sizeof(names[i]), "fake:%d", i);
-        o.servers[i] = names[i];
-    }
+    for (int i = 0; i < nsrv; i++)
+        snprintf(names[i], sizeof(names[i]), "fake:%d", 7000 + i);
+    o.servers = names;
     o.replicas = replicas;
     o.slab_size = SLAB_BYTES;
     p = pool_new(el, &o, key, err, sizeof(err));
@@ -132,7 +132,7 @@ void check_replicas(unsigned n)
                 uint32_t slab, pg;
                 if (!split_page(p, pages[i], &slab, &pg) || slab != k)
                     continue;
-                const uint8_t *b = fake_srv_page(&p->srv[rp->srv], rp->id, pg);
+                const uint8_t *b = fake_srv_page(p->srv[rp->srv], rp->id, pg);
                 CU_ASSERT_PTR_NOT_NULL_FATAL(b);
                 CU_ASSERT_EQUAL(memcmp(b, data[i], POOL_PAGE_SIZE), 0);
             }

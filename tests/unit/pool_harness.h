@@ -14,6 +14,7 @@
 #define SLAB_BYTES (256u << 10)     /* 64 pages */
 #define NPAGES 40
 #define MAXPAGES 64                 /* write_pages writes at most this many at once */
+#define HARNESS_MAX_SERVERS 64      /* mkpool's static list (the pool itself has no limit) */
 
 extern struct evloop *el;
 extern struct pool *p;

@@ -20,17 +20,17 @@ static void flap_all(int nsrv, int replicas)
 {
     mkpool(nsrv, replicas);
     write_pages(NPAGES, 20);
-    unsigned held[POOL_MAX_SERVERS];
+    unsigned held[HARNESS_MAX_SERVERS];
     for (int i = 0; i < nsrv; i++)
-        held[i] = fake_srv_slabs(&p->srv[i]);
+        held[i] = fake_srv_slabs(p->srv[i]);
     for (int i = 0; i < nsrv; i++)
-        srv_down(&p->srv[i], "test: flap");
+        srv_down(p->srv[i], "test: flap");
     run_until(NULL, 200);
     for (int i = 0; i < nsrv; i++)
-        fake_srv_restart(&p->srv[i], true);
+        fake_srv_restart(p->srv[i], true);
     run_until(NULL, 100);
     for (int i = 0; i < nsrv; i++)
-        CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[i]), held[i]);   /* nothing freed */
+        CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[i]), held[i]);   /* nothing freed */
     read_all(NPAGES);
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_EQUAL(good(&p->slabs[0]), replicas);
@@ -59,21 +59,21 @@ static void test_flap_staggered(void)
     memcpy(first, data, sizeof(first));
     memcpy(first_pages, pages, sizeof(first_pages));
     int a = p->slabs[0].rep[0].srv, b = p->slabs[0].rep[1].srv;
-    srv_down(&p->srv[a], "test: a away");
+    srv_down(p->srv[a], "test: a away");
     write_pages(20, 22);                    /* into slab 0's free slots, on b only */
     static uint8_t second[20][POOL_PAGE_SIZE];
     pool_page_t second_pages[20];
     memcpy(second, data, sizeof(second));
     memcpy(second_pages, pages, sizeof(second_pages));
-    srv_down(&p->srv[b], "test: b away too");
-    fake_srv_restart(&p->srv[a], true);
+    srv_down(p->srv[b], "test: b away too");
+    fake_srv_restart(p->srv[a], true);
     run_until(NULL, 100);
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
-    fake_srv_restart(&p->srv[b], true);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[a]), 1);
+    fake_srv_restart(p->srv[b], true);
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_EQUAL(good(&p->slabs[0]), 2);
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[a]), 1);
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[b]), 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[a]), 1);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[b]), 1);
     memcpy(data, first, sizeof(first));
     memcpy(pages, first_pages, sizeof(first_pages));
     read_all(NPAGES);
@@ -86,7 +86,7 @@ static void test_flap_staggered(void)
     pool_get_stats(p, &st);
     CU_ASSERT_EQUAL(st.rereplicated_pages, 20);   /* only what a missed */
     /* With b gone for good now, a serves every page. */
-    srv_down(&p->srv[b], "test: b dies");
+    srv_down(p->srv[b], "test: b dies");
     read_all(20);
     memcpy(data, first, sizeof(first));
     memcpy(pages, first_pages, sizeof(first_pages));
@@ -102,8 +102,8 @@ static void test_flap_staggered(void)
 static void test_dies_during_slab_alloc(void)
 {
     mkpool(2, 2);
-    fake_srv_hold(&p->srv[0], true);
-    fake_srv_hold(&p->srv[1], true);
+    fake_srv_hold(p->srv[0], true);
+    fake_srv_hold(p->srv[1], true);
     struct op ops[64] = { { 0 } };
     for (unsigned i = 0; i < 64; i++) {
         for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
@@ -111,11 +111,11 @@ static void test_dies_during_slab_alloc(void)
         pool_write_new(p, data[i], wdone, &ops[i]);
     }
     run_until(NULL, 30);
-    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
-    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[1], SOP_ALLOC), 1);
-    CU_ASSERT_EQUAL(fake_srv_release_kind(&p->srv[0], SOP_ALLOC, 1), 1);
-    srv_down(&p->srv[0], "test: dies after its SLAB_ALLOC answer");
-    fake_srv_hold(&p->srv[1], false);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(p->srv[0], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(p->srv[1], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL(fake_srv_release_kind(p->srv[0], SOP_ALLOC, 1), 1);
+    srv_down(p->srv[0], "test: dies after its SLAB_ALLOC answer");
+    fake_srv_hold(p->srv[1], false);
     CU_ASSERT_TRUE_FATAL(run_until(&ops[63].done, 2000));
     for (unsigned i = 0; i < 64; i++) {
         CU_ASSERT_EQUAL(ops[i].status, 0);
@@ -124,8 +124,8 @@ static void test_dies_during_slab_alloc(void)
     struct pslab *ps = &p->slabs[0];
     CU_ASSERT_FALSE(holds_good(ps, 0));
     /* Back as a new process: it lost the slab, and hands its id out again. */
-    fake_srv_hold(&p->srv[0], false);
-    fake_srv_restart(&p->srv[0], false);
+    fake_srv_hold(p->srv[0], false);
+    fake_srv_restart(p->srv[0], false);
     CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
     check_replicas(64);
     read_all(64);
@@ -146,18 +146,18 @@ static void test_dies_during_slab_alloc(void)
 static void test_dies_before_slab_alloc_answer(void)
 {
     mkpool(2, 2);
-    fake_srv_hold(&p->srv[0], true);
+    fake_srv_hold(p->srv[0], true);
     struct op w = { 0 };
     static uint8_t page[POOL_PAGE_SIZE] = { 7 };
     pool_write_new(p, page, wdone, &w);
     run_until(NULL, 30);
-    CU_ASSERT_EQUAL_FATAL(fake_srv_held(&p->srv[0], SOP_ALLOC), 1);
-    srv_down(&p->srv[0], "test: dies before its SLAB_ALLOC answer");
+    CU_ASSERT_EQUAL_FATAL(fake_srv_held(p->srv[0], SOP_ALLOC), 1);
+    srv_down(p->srv[0], "test: dies before its SLAB_ALLOC answer");
     CU_ASSERT_TRUE_FATAL(run_until(&w.done, 2000));
     CU_ASSERT_EQUAL(w.status, 0);
     CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
-    fake_srv_hold(&p->srv[0], false);
-    fake_srv_restart(&p->srv[0], false);
+    fake_srv_hold(p->srv[0], false);
+    fake_srv_restart(p->srv[0], false);
     CU_ASSERT_TRUE(wait_healed(3000));
     memcpy(data[0], page, sizeof(page));
     pages[0] = w.page;
@@ -175,7 +175,7 @@ static void test_dies_before_slab_alloc_answer(void)
 static void test_slab_alloc_late(void)
 {
     mkpool(2, 2);
-    fake_srv_hold(&p->srv[0], true);
+    fake_srv_hold(p->srv[0], true);
     struct op w[4] = { { 0 } };
     for (unsigned i = 0; i < 4; i++) {
         for (unsigned b = 0; b < POOL_PAGE_SIZE; b++)
@@ -189,7 +189,7 @@ static void test_slab_alloc_late(void)
     CU_ASSERT_TRUE(done);
     CU_ASSERT(took < 200);
     if (!done) {
-        srv_down(&p->srv[0], "test: declared down, as the heartbeat would");
+        srv_down(p->srv[0], "test: declared down, as the heartbeat would");
         CU_ASSERT_TRUE_FATAL(run_until(&w[3].done, 2000));
     }
     for (unsigned i = 0; i < 4; i++) {
@@ -198,12 +198,12 @@ static void test_slab_alloc_late(void)
     }
     CU_ASSERT_FALSE(holds_good(&p->slabs[0], 0));
     /* It resumes: it answers the given-up SLAB_ALLOC, and that slab is freed again. */
-    fake_srv_hold(&p->srv[0], false);
-    if (p->srv[0].state != SRV_UP)
-        fake_srv_restart(&p->srv[0], true);
+    fake_srv_hold(p->srv[0], false);
+    if (p->srv[0]->state != SRV_UP)
+        fake_srv_restart(p->srv[0], true);
     CU_ASSERT_TRUE(wait_healed(3000));
     run_until(NULL, 50);
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[0]), 1);        /* the re-replicated copy only */
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[0]), 1);        /* the re-replicated copy only */
     check_replicas(4);
     read_all(4);
     endpool();
@@ -217,12 +217,12 @@ static void test_no_slab_on_late_server(void)
     mkpool(3, 2);
     write_pages(4, 51);
     int x = p->slabs[0].rep[1].srv;
-    fake_srv_hold(&p->srv[x], true);
+    fake_srv_hold(p->srv[x], true);
     struct op w = { 0 };
     static uint8_t page[POOL_PAGE_SIZE] = { 9 };
     pool_write_new(p, page, wdone, &w);
     CU_ASSERT_TRUE(run_until(&w.done, 500));
-    CU_ASSERT_TRUE(p->srv[x].late);
+    CU_ASSERT_TRUE(p->srv[x]->late);
     /* 120 more pages: slab 0 fills, two more are built. */
     static uint8_t many[120][POOL_PAGE_SIZE];
     struct op ops[120] = { { 0 } };
@@ -234,14 +234,14 @@ static void test_no_slab_on_late_server(void)
     CU_ASSERT_TRUE(run_until(&ops[119].done, 1000));
     uint64_t took = evloop_now_ms() - t0;
     printf("\n    120 writes over new slabs with a server known late: %llu ms, SLAB_ALLOCs held there: %u ",
-           (unsigned long long)took, fake_srv_held(&p->srv[x], SOP_ALLOC));
-    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 0);
+           (unsigned long long)took, fake_srv_held(p->srv[x], SOP_ALLOC));
+    CU_ASSERT_EQUAL(fake_srv_held(p->srv[x], SOP_ALLOC), 0);
     for (uint32_t k = 1; k < p->nslabs; k++)
         for (int r = 0; p->slabs[k].used && r < p->slabs[k].nrep; r++)
             CU_ASSERT_NOT_EQUAL(p->slabs[k].rep[r].srv, x);
     for (int i = 0; i < 120; i++)
         CU_ASSERT_EQUAL(ops[i].status, 0);
-    fake_srv_hold(&p->srv[x], false);
+    fake_srv_hold(p->srv[x], false);
     CU_ASSERT_TRUE(wait_healed(3000));
     endpool();
 }
@@ -253,7 +253,7 @@ static void test_no_slab_on_late_server_allocs_only(void)
 {
     mkpool(3, 2);
     int x = 0;
-    fake_srv_hold(&p->srv[x], true);
+    fake_srv_hold(p->srv[x], true);
     static uint8_t many[200][POOL_PAGE_SIZE];
     struct op ops[200] = { { 0 } };
     uint64_t t0 = evloop_now_ms();
@@ -267,10 +267,10 @@ static void test_no_slab_on_late_server_allocs_only(void)
     uint64_t took = evloop_now_ms() - t0;
     printf("\n    200 writes, 4 slabs, server 0 silent from the start: %llu ms ", (unsigned long long)took);
     CU_ASSERT_TRUE(took < 120);         /* one late interval, not one per slab */
-    CU_ASSERT_TRUE(p->srv[x].late);
+    CU_ASSERT_TRUE(p->srv[x]->late);
     for (int i = 0; i < 200; i++)
         CU_ASSERT_EQUAL(ops[i].status, 0);
-    fake_srv_hold(&p->srv[x], false);
+    fake_srv_hold(p->srv[x], false);
     CU_ASSERT_TRUE(wait_healed(3000));
     endpool();
 }
@@ -283,12 +283,12 @@ static void test_hedged_read(void)
     mkpool(2, 2);
     write_pages(2, 30);
     int first = p->slabs[0].rep[0].srv;
-    fake_srv_hold(&p->srv[first], true);
+    fake_srv_hold(p->srv[first], true);
     uint8_t buf[POOL_PAGE_SIZE];
     struct op r = { 0 };
     uint64_t t0 = evloop_now_ms();
     pool_read(p, pages[0], buf, rdone, &r);
-    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[first], SOP_READ), 1);   /* it went to the first replica */
+    CU_ASSERT_EQUAL(fake_srv_held(p->srv[first], SOP_READ), 1);   /* it went to the first replica */
     CU_ASSERT_TRUE(run_until(&r.done, 200));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);
@@ -296,7 +296,7 @@ static void test_hedged_read(void)
     /* The late answer lands after the request was answered and reused. */
     struct op r2 = { 0 };
     uint8_t buf2[POOL_PAGE_SIZE];
-    fake_srv_hold(&p->srv[first], false);
+    fake_srv_hold(p->srv[first], false);
     pool_read(p, pages[1], buf2, rdone, &r2);
     r.done = false;
     CU_ASSERT_TRUE(run_until(&r2.done, 200));
@@ -306,18 +306,18 @@ static void test_hedged_read(void)
     CU_ASSERT_EQUAL(memcmp(buf2, data[1], POOL_PAGE_SIZE), 0);
     CU_ASSERT_EQUAL(memcmp(buf, data[0], POOL_PAGE_SIZE), 0);      /* nothing written after the answer */
     /* Hedged again, and this time the stalled server dies with it. */
-    fake_srv_hold(&p->srv[first], true);
+    fake_srv_hold(p->srv[first], true);
     struct op r3 = { 0 };
     pool_read(p, pages[0], buf, rdone, &r3);
     CU_ASSERT_TRUE(run_until(&r3.done, 200));
     CU_ASSERT_EQUAL(r3.status, 0);
     r3.done = false;
-    srv_down(&p->srv[first], "test: the stalled server dies");
+    srv_down(p->srv[first], "test: the stalled server dies");
     run_until(NULL, 30);
     CU_ASSERT_FALSE(r3.done);
     /* And the pool goes away with a hedged read's first half still out. */
-    fake_srv_restart(&p->srv[first], true);
-    fake_srv_hold(&p->srv[first], true);
+    fake_srv_restart(p->srv[first], true);
+    fake_srv_hold(p->srv[first], true);
     struct op r4 = { 0 };
     pool_read(p, pages[1], buf, rdone, &r4);
     CU_ASSERT_TRUE(run_until(&r4.done, 200));
@@ -334,7 +334,7 @@ static void test_write_without_late_replica(void)
     mkpool(2, 2);
     write_pages(4, 31);
     int late = p->slabs[0].rep[1].srv;
-    fake_srv_hold(&p->srv[late], true);
+    fake_srv_hold(p->srv[late], true);
     static uint8_t page[POOL_PAGE_SIZE];
     memset(page, 0x5a, sizeof(page));
     struct op w = { 0 };
@@ -371,7 +371,7 @@ static void test_write_without_late_replica(void)
     read_all(4);
     /* Its late answer: no second callback; then the slot is copied over. */
     w.done = false;
-    fake_srv_hold(&p->srv[late], false);
+    fake_srv_hold(p->srv[late], false);
     run_until(NULL, 150);           /* a tick: the degraded count is the tick's */
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_FALSE(w.done);
@@ -398,7 +398,7 @@ static void test_free_with_late_write(void)
     CU_ASSERT_TRUE_FATAL(split_page(p, oq.page, &sq, &pq));
     pool_free_page(p, pages[0]);        /* another slab has room: an empty one may go back */
     int late = p->slabs[sq].rep[1].srv;
-    fake_srv_hold(&p->srv[late], true);
+    fake_srv_hold(p->srv[late], true);
     pool_write_new(p, w, wdone, &ow);
     CU_ASSERT_TRUE_FATAL(run_until(&ow.done, 500));
     CU_ASSERT_EQUAL(ow.status, 0);
@@ -409,8 +409,8 @@ static void test_free_with_late_write(void)
     pool_free_page(p, ow.page);
     pool_free_page(p, oq.page);
     CU_ASSERT_TRUE(p->slabs[sw].used);                  /* kept while it is out */
-    fake_srv_hold(&p->srv[late], false);
-    fake_srv_release(&p->srv[late]);
+    fake_srv_hold(p->srv[late], false);
+    fake_srv_release(p->srv[late]);
     run_until(NULL, 300);                               /* its answer, then a tick */
     CU_ASSERT_EQUAL(p->slabs[sw].wpending, 0);
     CU_ASSERT_FALSE(p->slabs[sw].used);                 /* given back once quiet */
@@ -431,26 +431,26 @@ static void test_free_with_late_read(void)
     CU_ASSERT_TRUE_FATAL(split_page(p, oq.page, &sq, &pq));
     pool_free_page(p, pages[0]);
     int a = p->slabs[sq].rep[0].srv;
-    fake_srv_hold(&p->srv[a], true);
+    fake_srv_hold(p->srv[a], true);
     static uint8_t buf[POOL_PAGE_SIZE];
     struct op r = { 0 };
     pool_read(p, oq.page, buf, rdone, &r);
-    if (!fake_srv_held(&p->srv[a], SOP_READ)) {          /* the read went to the other replica */
-        fake_srv_hold(&p->srv[a], false);
-        fake_srv_release(&p->srv[a]);
+    if (!fake_srv_held(p->srv[a], SOP_READ)) {          /* the read went to the other replica */
+        fake_srv_hold(p->srv[a], false);
+        fake_srv_release(p->srv[a]);
         a = p->slabs[sq].rep[1].srv;
         run_until(&r.done, 200);
         r.done = false;
-        fake_srv_hold(&p->srv[a], true);
+        fake_srv_hold(p->srv[a], true);
         pool_read(p, oq.page, buf, rdone, &r);
     }
-    CU_ASSERT_TRUE_FATAL(fake_srv_held(&p->srv[a], SOP_READ) > 0);
+    CU_ASSERT_TRUE_FATAL(fake_srv_held(p->srv[a], SOP_READ) > 0);
     CU_ASSERT_TRUE_FATAL(run_until(&r.done, 200));      /* hedged to the other replica */
     CU_ASSERT_EQUAL(r.status, 0);
     pool_free_page(p, oq.page);
     CU_ASSERT_TRUE(p->slabs[sq].used);
-    fake_srv_hold(&p->srv[a], false);
-    fake_srv_release(&p->srv[a]);
+    fake_srv_hold(p->srv[a], false);
+    fake_srv_release(p->srv[a]);
     run_until(NULL, 300);
     CU_ASSERT_EQUAL(p->slabs[sq].rpending, 0);
     CU_ASSERT_FALSE(p->slabs[sq].used);
@@ -465,7 +465,7 @@ static void test_write_behind_reads(void)
     write_pages(64, 3);
     pool_free_page(p, pages[63]);       /* the write takes that slot: no new slab to allocate */
     int b = p->slabs[0].rep[1].srv;
-    fake_srv_hold(&p->srv[b], true);
+    fake_srv_hold(p->srv[b], true);
     static uint8_t bufs[128][POOL_PAGE_SIZE];
     static struct op rs[128];
     memset(rs, 0, sizeof(rs));
@@ -480,8 +480,8 @@ static void test_write_behind_reads(void)
     CU_ASSERT_TRUE(ow.done);
     CU_ASSERT_EQUAL(ow.status, 0);
     CU_ASSERT_TRUE(evloop_now_ms() - t0 < 200);
-    fake_srv_hold(&p->srv[b], false);
-    fake_srv_release(&p->srv[b]);
+    fake_srv_hold(p->srv[b], false);
+    fake_srv_release(p->srv[b]);
     run_until(NULL, 50);
     endpool();
 }

@@ -4,6 +4,7 @@
 #include "cu_main.h"
 #include "log.h"
 #include "memd_meta.h"
+#include "memd_owners.h"
 #include "proto.h"
 #include "volstore.h"
 
@@ -252,11 +253,211 @@ static void test_free_fenced(void)
     CU_ASSERT_EQUAL(ask(&b, &d).status, 0);
 }
 
+/* etcd mode (issue 14): owners/ keys are the authority.  etcd says volume
+ * 0x3333 is a's under epoch 5: a's epoch-4 requests are fenced, b's epoch-5
+ * ones are not its epoch, a's epoch-5 ones pass, claims included. */
+static void test_etcd_owner(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    const uint64_t v = 0x3333;
+    /* Static mode until enabled: etcd's view is not consulted. */
+    CU_ASSERT_EQUAL(volstore_etcd_check(vs, v, 1, "backd@a"), -1);
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    volstore_etcd_reset(vs);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), 0);
+    volstore_etcd_sync(vs);
+    /* The server never saw a claim of it: etcd alone fences. */
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 4), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 5), EPERM);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 4).status, ESTALE);
+    CU_ASSERT_EQUAL(vput(&b, v, 5).status, EPERM);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 4).status, ESTALE);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 5).status, EPERM);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, 0);
+    CU_ASSERT_EQUAL(vlist(&a, v, 5).u.meta.n, 1);
+    /* b just committed epoch 6 in etcd; its claim reaches the server before
+     * the watch does: newer than the server's view, accepted, and a fenced. */
+    CU_ASSERT_EQUAL(vclaim(&b, v, 6).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 6), 0);
+    /* The watch catches up; an older put arriving late changes nothing. */
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 6, "backd@b"), 0);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 6), EPERM);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 6), 0);
+    volstore_free(vs);
+    vs = keep;
+}
+
+/* Without proof that the view is recent the server cannot tell a fenced
+ * owner from the owner: writes wait (EAGAIN), reads go on. */
+static void test_etcd_unproven(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    const uint64_t v = 0x4444;
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), 0);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, 0);
+    volstore_etcd_proven(vs, false);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), EAGAIN);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, EAGAIN);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 6).status, EAGAIN);
+    CU_ASSERT_EQUAL(vdrop(&a, v, 5).status, EAGAIN);
+    struct proto_msg r = vclaim(&a, v, 0);               /* asking only: a read */
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.vol.epoch, 5);
+    r = vlist(&a, v, 5);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.u.meta.n, 1);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), 0);
+    volstore_free(vs);
+    vs = keep;
+}
+
+/* A deleted owners/ key (its owner's lease expired, or it released the
+ * volume) ends its epoch: nobody writes under it, a newer claim still can.
+ * A key gone while the watch was broken (absent from the next snapshot)
+ * counts as deleted. */
+static void test_etcd_del(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    const uint64_t v = 0x5555, w = 0x6666;
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    volstore_etcd_reset(vs);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), 0);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "w", w, 2, "backd@a"), 0);
+    volstore_etcd_sync(vs);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, 0);
+    volstore_etcd_del(vs, "v");
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, ESTALE);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, ESTALE);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 6).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 6), 0);
+    /* The stream broke; the new snapshot has v's owner but not w's. */
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, w, 2), 0);
+    volstore_etcd_reset(vs);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 6, "backd@b"), 0);
+    volstore_etcd_sync(vs);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, w, 2), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 6), 0);
+    volstore_free(vs);
+    vs = keep;
+}
+
+static int reverted;
+static void on_revert(void *arg, uint64_t vid, uint64_t bogus, uint64_t epoch)
+{
+    CU_ASSERT_EQUAL(vid, 0x9999);
+    CU_ASSERT_EQUAL(bogus, 6);
+    CU_ASSERT_EQUAL(epoch, 5);
+    reverted++;
+}
+
+/* A claim above etcd's view is taken on trust (the claimer just committed
+ * it), then checked once the watch's proof covers the time it was taken:
+ * one etcd still does not show was never committed, and must not lock the
+ * real owner out. */
+static void test_etcd_catch_up(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    const uint64_t v = 0x9999;
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 5, "backd@a"), 0);
+    volstore_etcd_now(vs, 1000);
+    CU_ASSERT_EQUAL(vclaim(&a, v, 5).status, 0);
+    volstore_etcd_now(vs, 2000);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 6).status, 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    /* The proof does not reach the claim yet: it stands. */
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 2000, on_revert, NULL), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    /* It does, and etcd still says 5: b's claim was never committed. */
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 2001, on_revert, NULL), 1);
+    CU_ASSERT_EQUAL(reverted, 1);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), 0);
+    CU_ASSERT_EQUAL(vput(&a, v, 5).status, 0);
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 5000, on_revert, NULL), 0);
+    /* A committed one is kept: etcd shows it once caught up. */
+    volstore_etcd_now(vs, 6000);
+    CU_ASSERT_EQUAL(vclaim(&b, v, 7).status, 0);
+    CU_ASSERT_EQUAL(volstore_etcd_put(vs, "v", v, 7, "backd@b"), 0);
+    CU_ASSERT_EQUAL(volstore_etcd_catch_up(vs, 9000, on_revert, NULL), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, v, 7), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, v, 5), ESTALE);
+    volstore_free(vs);
+    vs = keep;
+}
+
+static int owner_ev(enum coord_ev ev, const char *key, const char *val, char *why)
+{
+    struct coord_kv kv = { .key = key, .val = val ? val : "", .vlen = val ? strlen(val) : 0 };
+    return memd_owners_event(vs, ev, ev == COORD_EV_PUT || ev == COORD_EV_DEL ? &kv : NULL, why, 256);
+}
+
+/* The watch's events as memd gets them: a value that does not decode (a
+ * corrupt one, or a foreign program's) is reported with its reason and
+ * never trusted: it lets nobody write, and it ends what the key said. */
+static void test_etcd_events(void)
+{
+    struct volstore *keep = vs;
+    CU_ASSERT_FATAL((vs = volstore_new()) != NULL);
+    char why[256] = "";
+    volstore_etcd_enable(vs);
+    volstore_etcd_proven(vs, true);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_RESET, NULL, NULL, why), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v",
+                             "{\"node\":\"backd@a\",\"vid\":\"0000000000007777\",\"epoch\":5}", why), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_SYNC, NULL, NULL, why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 4), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 5), EPERM);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 5), 0);
+    /* A foreign value naming b at a huge epoch for another volume: not a claim. */
+    why[0] = 0;
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/w", "{\"node\":\"backd@b\",\"epoch\":\"lots\"}", why), -1);
+    CU_ASSERT_NOT_EQUAL(why[0], 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "owners/w"));
+    uint64_t e;
+    const char *node;
+    bool gone;
+    CU_ASSERT_FALSE(volstore_etcd_owner(vs, 0x8888, &e, &node, &gone));
+    /* Garbage over a's key: a's epoch is no longer vouched for. */
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v", "not json", why), -1);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, 0x7777, 5), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 5), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), 0);    /* a newer claim still can */
+    /* A delete ends the epoch too. */
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_PUT, "owners/v",
+                             "{\"node\":\"backd@b\",\"vid\":\"0000000000007777\",\"epoch\":6}", why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), 0);
+    CU_ASSERT_EQUAL(owner_ev(COORD_EV_DEL, "owners/v", NULL, why), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, 0x7777, 6), ESTALE);
+    volstore_free(vs);
+    vs = keep;
+}
+
 static const struct cu_test tests[] = {
     { "claim, fence, records, list, drop", test_claim_fence_records },
     { "only the owner lists, drops, writes", test_owner_only },
     { "other requests are not answered", test_not_mine },
     { "a fenced owner cannot free the new owner's slab", test_free_fenced },
+    { "etcd mode: owners/ says who writes under which epoch", test_etcd_owner },
+    { "etcd mode: no recent proof, no writes; reads go on", test_etcd_unproven },
+    { "etcd mode: a deleted owner key ends its epoch", test_etcd_del },
+    { "etcd mode: owners/ events, a corrupt value is not trusted", test_etcd_events },
+    { "etcd mode: a claim etcd never shows is undone", test_etcd_catch_up },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "memd_meta", init, clean, tests }, { NULL, NULL, NULL, NULL } };

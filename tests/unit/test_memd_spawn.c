@@ -28,6 +28,10 @@
 /* log: the file name inside the run dir (the tests never open it themselves). */
 struct memd_proc { pid_t pid; int port; char addr[32]; char log[64]; };
 
+/* Lines added to the [cluster] section of the next servers' configs (e.g.
+ * "etcd = http://...\n"); NULL: none. */
+const char *spawn_cluster_extra;
+
 /* Every child started, so a failed fatal assert cannot leave servers behind. */
 static pid_t children[64];
 static int nchildren;
@@ -154,7 +158,8 @@ int spawn_memd_port(struct memd_proc *m, const char *key_path, const char *cap, 
     int cfd = mkstemp(conf);
     if (cfd < 0)
         return -1;
-    dprintf(cfd, "[cluster]\nslab_size = %s\n[memserver]\nlog_level = info\n", slab);
+    dprintf(cfd, "[cluster]\nslab_size = %s\n%s[memserver]\nlog_level = info\n", slab,
+            spawn_cluster_extra ? spawn_cluster_extra : "");
     close(cfd);
     for (int attempt = 0; attempt < 5; attempt++) {
         m->port = port ? port : spawn_free_port();

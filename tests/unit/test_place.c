@@ -143,7 +143,31 @@ static void test_balance(void)
     CU_ASSERT(hits[1] > 2 * hits[0]);       /* it wins unless both draws hit the other (1 in 4) */
 }
 
+/* Any number of servers takes part: with 100 equal candidates every one is
+ * chosen over enough draws (placement once looked at the first 64 only),
+ * and a lone qualifying server at index 90 is found. */
+static void test_many_servers(void)
+{
+    enum { N = 100 };
+    static struct place_srv s[N];
+    int hits[N] = { 0 };
+    for (int i = 0; i < N; i++)
+        s[i] = up(100);
+    for (int i = 0; i < 20000; i++)
+        hits[place_new_replica(s, N, NULL, 0, NEED, lcg)]++;
+    int unused = 0;
+    for (int i = 0; i < N; i++)
+        unused += hits[i] == 0;
+    CU_ASSERT_EQUAL(unused, 0);
+    for (int i = 0; i < N; i++)
+        s[i].up = i == 90;
+    CU_ASSERT_EQUAL(place_new_replica(s, N, NULL, 0, NEED, lcg), 90);
+    struct place_rep on90 = { .srv = 90, .ok = true };
+    CU_ASSERT_EQUAL(place_rebuild_target(s, N, &on90, 1, NEED, lcg), -1);
+}
+
 static const struct cu_test tests[] = {
+    { "any number of servers", test_many_servers },
     { "a late server only when every one is late", test_late_last },
     { "more free of two", test_more_free_of_two },
     { "down, full, draining, small excluded", test_excluded },

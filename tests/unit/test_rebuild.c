@@ -22,7 +22,7 @@ static void test_rebuild_after_down(void)
     CU_ASSERT_EQUAL_FATAL(ps->nrep, 2);
     CU_ASSERT_NOT_EQUAL(ps->rep[0].srv, ps->rep[1].srv);
     int lost = ps->rep[0].srv, kept = ps->rep[1].srv, third = 3 - lost - kept;
-    srv_down(&p->srv[lost], "test");
+    srv_down(p->srv[lost], "test");
     struct pool_stats st;
     pool_get_stats(p, &st);
     CU_ASSERT_EQUAL(st.degraded_slabs, 1);
@@ -37,7 +37,7 @@ static void test_rebuild_after_down(void)
     CU_ASSERT_EQUAL(st.rereplicated_pages, NPAGES);
     check_replicas(NPAGES);
     /* With the surviving original gone too, every page reads from the copy. */
-    srv_down(&p->srv[kept], "test");
+    srv_down(p->srv[kept], "test");
     uint8_t buf[POOL_PAGE_SIZE];
     for (unsigned i = 0; i < NPAGES; i++) {
         CU_ASSERT_EQUAL(read_page(pages[i], buf), 0);
@@ -55,7 +55,7 @@ static void test_drain(void)
     int victim = p->slabs[0].rep[0].srv;
     char err[128];
     CU_ASSERT_EQUAL(pool_drain(p, "fake:9", true, err, sizeof(err)), -1);
-    CU_ASSERT_EQUAL_FATAL(pool_drain(p, p->srv[victim].addr, true, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(pool_drain(p, p->srv[victim]->addr, true, err, sizeof(err)), 0);
     struct pool_server_info info[3];
     uint64_t end = evloop_now_ms() + 3000;
     do {
@@ -65,7 +65,7 @@ static void test_drain(void)
     CU_ASSERT_STRING_EQUAL(info[victim].state, "drained");
     CU_ASSERT_EQUAL(info[victim].replicas, 0);
     run_until(NULL, 50);        /* the SLAB_FREE's answer */
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[victim]), 0);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[victim]), 0);
     for (uint32_t k = 0; k < p->nslabs; k++)
         if (p->slabs[k].used && p->slabs[k].ready) {
             CU_ASSERT_EQUAL(good(&p->slabs[k]), 2);
@@ -76,7 +76,7 @@ static void test_drain(void)
     write_pages(NPAGES, 3);
     pool_get_servers(p, info, 3);
     CU_ASSERT_STRING_EQUAL(info[victim].state, "drained");
-    CU_ASSERT_EQUAL(pool_drain(p, p->srv[victim].addr, false, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(pool_drain(p, p->srv[victim]->addr, false, err, sizeof(err)), 0);
     pool_get_servers(p, info, 3);
     CU_ASSERT_STRING_EQUAL(info[victim].state, "up");
     endpool();
@@ -90,27 +90,27 @@ static void test_abort_target_dies(void)
     mkpool(3, 2);
     write_pages(NPAGES, 4);
     int lost = p->slabs[0].rep[0].srv, kept = p->slabs[0].rep[1].srv, target = 3 - lost - kept;
-    srv_down(&p->srv[lost], "test");
+    srv_down(p->srv[lost], "test");
     /* Let the target's SLAB_ALLOC through, then hold its page writes. */
     uint64_t end = evloop_now_ms() + 2000;
     while (!p->rb.allocated && evloop_now_ms() < end)
         evloop_run_once(el, 10);
     CU_ASSERT_TRUE_FATAL(p->rb.active && p->rb.allocated);
     CU_ASSERT_EQUAL(p->rb.target, target);
-    fake_srv_hold(&p->srv[target], true);
+    fake_srv_hold(p->srv[target], true);
     end = evloop_now_ms() + 2000;
-    while (fake_srv_held(&p->srv[target], SOP_CWRITE) < 8 && evloop_now_ms() < end)
+    while (fake_srv_held(p->srv[target], SOP_CWRITE) < 8 && evloop_now_ms() < end)
         evloop_run_once(el, 10);
-    CU_ASSERT_TRUE_FATAL(fake_srv_held(&p->srv[target], SOP_CWRITE) >= 8);
-    CU_ASSERT_EQUAL(fake_srv_release_kind(&p->srv[target], SOP_CWRITE, 4), 4);
+    CU_ASSERT_TRUE_FATAL(fake_srv_held(p->srv[target], SOP_CWRITE) >= 8);
+    CU_ASSERT_EQUAL(fake_srv_release_kind(p->srv[target], SOP_CWRITE, 4), 4);
     uint64_t copied = p->rerep_pages;
     CU_ASSERT_EQUAL(copied, 4);
     /* Reads of the source still in flight must not revive it either. */
-    fake_srv_hold(&p->srv[kept], true);
+    fake_srv_hold(p->srv[kept], true);
     run_until(NULL, 30);
-    srv_down(&p->srv[target], "test: target dies mid-copy");
+    srv_down(p->srv[target], "test: target dies mid-copy");
     CU_ASSERT_TRUE(p->rb.aborting || !p->rb.active);
-    fake_srv_hold(&p->srv[kept], false);
+    fake_srv_hold(p->srv[kept], false);
     run_until(NULL, 300);
     CU_ASSERT_FALSE(p->rb.active);
     struct pslab *ps = &p->slabs[0];
@@ -122,8 +122,8 @@ static void test_abort_target_dies(void)
     CU_ASSERT_EQUAL(st.degraded_slabs, 1);
     check_replicas(NPAGES);
     /* The target comes back (a fresh incarnation): the rebuild runs again, from scratch. */
-    fake_srv_hold(&p->srv[target], false);
-    fake_srv_restart(&p->srv[target], false);
+    fake_srv_hold(p->srv[target], false);
+    fake_srv_restart(p->srv[target], false);
     CU_ASSERT_TRUE(wait_healed(3000));
     ps = &p->slabs[0];
     CU_ASSERT_EQUAL(good(ps), 2);
@@ -141,10 +141,10 @@ static void test_abort_source_fails_in_loop(void)
     mkpool(3, 2);
     write_pages(1, 5);
     int lost = p->slabs[0].rep[0].srv, kept = p->slabs[0].rep[1].srv, target = 3 - lost - kept;
-    srv_down(&p->srv[lost], "test");
-    fake_srv_fail_posts(&p->srv[kept], 1);      /* its next post is the rebuild's page read */
+    srv_down(p->srv[lost], "test");
+    fake_srv_fail_posts(p->srv[kept], 1);      /* its next post is the rebuild's page read */
     run_until(NULL, 400);
-    CU_ASSERT_EQUAL(p->srv[kept].state, SRV_DOWN);
+    CU_ASSERT_EQUAL(p->srv[kept]->state, SRV_DOWN);
     struct pslab *ps = &p->slabs[0];
     CU_ASSERT_FALSE(holds_good(ps, target));
     CU_ASSERT_EQUAL(good(ps), 0);
@@ -168,13 +168,13 @@ static void test_sync_failure_chain_write(void)
     mkpool(2, 2);
     write_pages(1, 6);
     int first = p->slabs[0].rep[0].srv, second = p->slabs[0].rep[1].srv;
-    fake_srv_hold(&p->srv[first], true);
+    fake_srv_hold(p->srv[first], true);
     uint8_t buf[POOL_PAGE_SIZE];
     struct op r = { 0 };
     pool_read(p, pages[0], buf, rdone, &r);         /* goes to the first replica, and waits there */
-    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[first], SOP_READ), 1);
-    fake_srv_fail_posts(&p->srv[first], 1);
-    fake_srv_fail_posts(&p->srv[second], 1);
+    CU_ASSERT_EQUAL(fake_srv_held(p->srv[first], SOP_READ), 1);
+    fake_srv_fail_posts(p->srv[first], 1);
+    fake_srv_fail_posts(p->srv[second], 1);
     struct op w = { 0 };
     static uint8_t page[POOL_PAGE_SIZE];
     pool_write_new(p, page, wdone, &w);
@@ -207,17 +207,17 @@ static void test_sync_failure_chain_grows_table(void)
     CU_ASSERT_TRUE_FATAL(a->used && a->ready && a->slots.nfree == 0);
     int x = a->rep[0].srv, z = a->rep[1].srv;
     /* The 16th slab is built on x (held) and the third server; z takes no new slab. */
-    p->srv[z].full = true;
-    fake_srv_hold(&p->srv[x], true);
+    p->srv[z]->full = true;
+    fake_srv_hold(p->srv[x], true);
     struct op ops[100] = { { 0 } };
     for (int i = 0; i < 100; i++)
         pool_write_new(p, many[i], wdone, &ops[i]);
     run_until(NULL, 15);    /* less than WRITE_LATE_MS: after it the build goes on without x (allocs_late) */
     CU_ASSERT_EQUAL_FATAL(p->building, 15);
-    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[x], SOP_ALLOC), 1);
+    CU_ASSERT_EQUAL(fake_srv_held(p->srv[x], SOP_ALLOC), 1);
     /* One free slot in slab 3, the next write's; its post to x fails. */
     pool_free_page(p, make_page(3, 5));
-    fake_srv_fail_posts(&p->srv[x], 1);
+    fake_srv_fail_posts(p->srv[x], 1);
     struct op w = { 0 };
     pool_write_new(p, many[0], wdone, &w);
     CU_ASSERT_TRUE(run_until(&w.done, 500));
@@ -238,14 +238,14 @@ static void test_orphans_freed_on_return(void)
     mkpool(3, 2);
     write_pages(NPAGES, 9);
     int cut = p->slabs[0].rep[0].srv;
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);
-    srv_down(&p->srv[cut], "test: cut");
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[cut]), 1);
+    srv_down(p->srv[cut], "test: cut");
     CU_ASSERT_TRUE(wait_healed(3000));
     CU_ASSERT_FALSE(holds_good(&p->slabs[0], cut));
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 1);  /* kept while it is away */
-    fake_srv_restart(&p->srv[cut], true);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[cut]), 1);  /* kept while it is away */
+    fake_srv_restart(p->srv[cut], true);
     run_until(NULL, 50);
-    CU_ASSERT_EQUAL(fake_srv_slabs(&p->srv[cut]), 0);
+    CU_ASSERT_EQUAL(fake_srv_slabs(p->srv[cut]), 0);
     check_replicas(NPAGES);
     endpool();
 }
@@ -256,7 +256,7 @@ static void test_writes_survive_down(void)
 {
     mkpool(3, 2);
     write_pages(NPAGES, 7);
-    srv_down(&p->srv[p->slabs[0].rep[0].srv], "test");
+    srv_down(p->srv[p->slabs[0].rep[0].srv], "test");
     write_pages(NPAGES, 8);
     CU_ASSERT_TRUE(wait_healed(3000));
     check_replicas(NPAGES);
@@ -280,15 +280,15 @@ static void adone(void *arg, int status, uint32_t slab)
 static void test_adopt_post_fails_in_loop(void)
 {
     mkpool(2, 2);
-    fake_srv_fail_posts(&p->srv[0], 1);
-    fake_srv_hold(&p->srv[1], true);
+    fake_srv_fail_posts(p->srv[0], 1);
+    fake_srv_hold(p->srv[1], true);
     struct adopted a = { 0 };
     pool_adopt(p, 0x1234, adone, &a);
     run_until(NULL, 50);
-    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
-    CU_ASSERT_EQUAL(fake_srv_held(&p->srv[1], SOP_CTL), 1);
+    CU_ASSERT_EQUAL(p->srv[0]->state, SRV_DOWN);
+    CU_ASSERT_EQUAL(fake_srv_held(p->srv[1], SOP_CTL), 1);
     CU_ASSERT_EQUAL(a.calls, 0);                /* server 1 has not answered yet */
-    fake_srv_hold(&p->srv[1], false);
+    fake_srv_hold(p->srv[1], false);
     run_until(NULL, 50);
     CU_ASSERT_EQUAL(a.calls, 1);
     CU_ASSERT_EQUAL(a.status, -ENOENT);         /* nobody holds it (the fake knows no uid) */
@@ -314,12 +314,12 @@ static void test_ctl_post_fails(void)
     mkpool(2, 2);
     struct proto_msg q = { .type = PROTO_META_LIST };
     struct ctl_seen c = { 0 };
-    fake_srv_fail_posts(&p->srv[0], 1);
+    fake_srv_fail_posts(p->srv[0], 1);
     in_ctl_call = true;
     int rc = pool_ctl(p, 0, &q, ctl_done, &c);
     in_ctl_call = false;
     CU_ASSERT_EQUAL(rc, -1);
-    CU_ASSERT_EQUAL(p->srv[0].state, SRV_DOWN);
+    CU_ASSERT_EQUAL(p->srv[0]->state, SRV_DOWN);
     run_until(NULL, 50);
     CU_ASSERT_EQUAL(c.calls, 0);
     CU_ASSERT_FALSE(c.inside);

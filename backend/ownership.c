@@ -1,0 +1,315 @@
+/* ownership.c — volume claims in etcd, for the volume layer (volclaim_ops in
+ * volmeta.h): the backend side of ckeys.h's volumes/ and owners/ keys.
+ *
+ * A claim reads volumes/<name> and writes, in one compare-and-swap on its
+ * mod_revision, volumes/<name> with epoch + 1 and owners/<name> with that
+ * epoch under this backend's lease.  Two backends claiming at once: one
+ * transaction wins, the other is told -ECANCELED and reads again.
+ *
+ * Self-fencing: may_write is coord_lease_safe(): false from
+ * COORD_FENCE_MARGIN_MS before the lease could expire, and while claims are
+ * being renewed after a lost lease.  When the lease was lost, owners/ keys
+ * went with it; on the new lease every claim this backend holds is renewed
+ * with a compare-and-swap on the revision of its own last claim, so it is
+ * renewed only if nobody claimed the volume meanwhile (else it is lost: the
+ * volume is fenced).
+ */
+#include "ownership.h"
+
+#include "ckeys.h"
+#include "coord.h"
+#include "log.h"
+#include "queue.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLAIM_TRIES 5
+
+struct claim {
+    LIST_ENTRY(claim) link;
+    struct ownership *o;
+    char name[CK_NAME_MAX];
+    uint64_t vid, size, epoch;
+    int64_t rev;                /* volumes/<name>'s mod_revision as our claim left it; 0: none yet */
+    int64_t rev_seen;           /* ... as the claim in progress read it (0: no such key) */
+    bool renewing;
+    /* a claim in progress */
+    volclaim_cb cb;
+    void *arg;
+    int tries;
+    bool takeover;
+};
+
+struct ownership {
+    struct coord *c;
+    char node[CK_NODE_MAX];
+    struct volclaim_ops ops;
+    LIST_HEAD(, claim) claims;
+    int renewing;               /* claims being renewed after a lost lease */
+    bool lost;                  /* the lease was lost: claims wait for the new one */
+    ownership_changed_cb changed;
+    void *changed_arg;
+};
+
+static struct claim *find(struct ownership *o, const char *name)
+{
+    struct claim *k;
+    LIST_FOREACH(k, &o->claims, link)
+        if (!strcmp(k->name, name))
+            return k;
+    return NULL;
+}
+
+static void claim_read(struct claim *k);
+
+static void claim_end(struct claim *k, int status, const char *msg)
+{
+    volclaim_cb cb = k->cb;
+    void *arg = k->arg;
+    uint64_t epoch = k->epoch;
+    bool takeover = k->takeover;
+    k->cb = NULL;
+    if (status && !k->rev) {    /* never held: nothing to renew */
+        LIST_REMOVE(k, link);
+        free(k);
+    }
+    cb(arg, status, status ? 0 : epoch, takeover, msg);
+}
+
+/* The claim's transaction answered. */
+static void on_cas(void *arg, int status, int64_t rev)
+{
+    struct claim *k = arg;
+    char msg[160];
+    if (status == -ECANCELED && ++k->tries < CLAIM_TRIES) {
+        claim_read(k);          /* somebody claimed (or created it) between our read and our write */
+        return;
+    }
+    if (status) {
+        snprintf(msg, sizeof(msg), "claim in etcd failed: %s", status == -ECANCELED ?
+                 "other backends keep claiming it" : strerror(-status));
+        claim_end(k, status == -ECANCELED ? -EIO : -EAGAIN, msg);
+        return;
+    }
+    k->rev = rev;
+    mx_info("backd: volume %s claimed in etcd under epoch %llu%s", k->name, (unsigned long long)k->epoch,
+            k->takeover ? " (taken over from another backend)" : "");
+    claim_end(k, 0, NULL);
+}
+
+static int put_claim(struct claim *k, int64_t expect, uint64_t epoch, coord_done_cb done)
+{
+    char vkey[CK_NAME_MAX + 16], okey[CK_NAME_MAX + 16], vval[256], oval[256];
+    struct ck_volume cv = { .vid = k->vid, .size = k->size, .epoch = epoch };
+    struct ck_owner co = { .vid = k->vid, .epoch = epoch };
+    snprintf(co.node, sizeof(co.node), "%s", k->o->node);
+    if (ck_volume_key(k->name, vkey, sizeof(vkey)) < 0 || ck_owner_key(k->name, okey, sizeof(okey)) < 0 ||
+        ck_volume_encode(&cv, vval, sizeof(vval)) < 0 || ck_owner_encode(&co, oval, sizeof(oval)) < 0)
+        return -EINVAL;
+    struct coord_op ops[2] = { { vkey, vval, false }, { okey, oval, true } };
+    return coord_cas(k->o->c, vkey, expect, ops, 2, done, k);
+}
+
+/* owners/<name> as read with volumes/<name>: whose claim we take over. */
+static void on_owner(void *arg, int status, const struct coord_kv *kv, size_t n, int64_t rev)
+{
+    struct claim *k = arg;
+    (void)rev;
+    char name[CK_NAME_MAX], why[160];
+    struct ck_owner co;
+    k->takeover = false;
+    if (status == 0 && n == 1) {
+        if (ck_owner_decode(kv[0].key, kv[0].val, kv[0].vlen, name, &co, why, sizeof(why)) < 0)
+            mx_warn("backd: volume %s: etcd holds an owner key MemX cannot read (%s): taking it over", k->name, why);
+        k->takeover = strcmp(co.node, k->o->node) != 0 || kv[0].lease != coord_lease_id(k->o->c);
+    }
+    if (put_claim(k, k->rev_seen, k->epoch, on_cas) < 0)
+        claim_end(k, -EIO, "out of memory");
+}
+
+static void on_volume(void *arg, int status, const struct coord_kv *kv, size_t n, int64_t rev)
+{
+    struct claim *k = arg;
+    (void)rev;
+    char name[CK_NAME_MAX], why[200], msg[240], okey[CK_NAME_MAX + 16];
+    struct ck_volume cv = { 0 };
+    if (status) {
+        snprintf(msg, sizeof(msg), "etcd: %s", strerror(-status));
+        claim_end(k, -EAGAIN, msg);
+        return;
+    }
+    k->rev_seen = 0;
+    if (n == 1) {
+        if (ck_volume_decode(kv[0].key, kv[0].val, kv[0].vlen, name, &cv, why, sizeof(why)) < 0) {
+            /* Never trusted, never overwritten: an operator looks at it. */
+            snprintf(msg, sizeof(msg), "etcd's record of it is not MemX's: %s", why);
+            claim_end(k, -EIO, msg);
+            return;
+        }
+        if (cv.vid != k->vid) {
+            snprintf(msg, sizeof(msg), "etcd's record names volume id %016llx, not %016llx",
+                     (unsigned long long)cv.vid, (unsigned long long)k->vid);
+            claim_end(k, -EIO, msg);
+            return;
+        }
+        if (cv.size != k->size) {
+            snprintf(msg, sizeof(msg), "volume %s exists in the pool with size %llu bytes, not %llu", k->name,
+                     (unsigned long long)cv.size, (unsigned long long)k->size);
+            claim_end(k, -EEXIST, msg);
+            return;
+        }
+        k->rev_seen = kv[0].mod_rev;
+    }
+    k->epoch = cv.epoch + 1;
+    if (ck_owner_key(k->name, okey, sizeof(okey)) < 0 ||
+        coord_get(k->o->c, okey, false, 0, on_owner, k) < 0)
+        claim_end(k, -EIO, "out of memory");
+}
+
+static void claim_read(struct claim *k)
+{
+    char vkey[CK_NAME_MAX + 16];
+    if (ck_volume_key(k->name, vkey, sizeof(vkey)) < 0 || coord_get(k->o->c, vkey, false, 0, on_volume, k) < 0)
+        claim_end(k, -EIO, "out of memory");
+}
+
+static int op_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg)
+{
+    struct ownership *o = ctx;
+    struct claim *k = find(o, name);
+    if (!k) {
+        if (strlen(name) >= CK_NAME_MAX)
+            return -EINVAL;
+        k = xcalloc(1, sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        k->o = o;
+        snprintf(k->name, sizeof(k->name), "%s", name);
+        LIST_INSERT_HEAD(&o->claims, k, link);
+    }
+    k->vid = vid;
+    k->size = size;
+    k->cb = cb;
+    k->arg = arg;
+    k->tries = 0;
+    claim_read(k);
+    return 0;
+}
+
+static void on_forgotten(void *arg, int status, int64_t rev)
+{
+    (void)rev;
+    if (status)
+        mx_warn("backd: volume %s: removing it from etcd failed: %s", (char *)arg, strerror(-status));
+    free(arg);
+}
+
+static void op_forget(void *ctx, const char *name)
+{
+    struct ownership *o = ctx;
+    struct claim *k = find(o, name);
+    char vkey[CK_NAME_MAX + 16], okey[CK_NAME_MAX + 16];
+    if (!k || !k->rev || ck_volume_key(name, vkey, sizeof(vkey)) < 0 || ck_owner_key(name, okey, sizeof(okey)) < 0)
+        return;
+    /* Only while our claim is the last one: a volume someone else took stays. */
+    struct coord_op ops[2] = { { vkey, NULL, false }, { okey, NULL, false } };
+    char *what = strdup(name);
+    if (what && coord_cas(o->c, vkey, k->rev, ops, 2, on_forgotten, what) < 0)
+        free(what);
+    LIST_REMOVE(k, link);
+    free(k);
+}
+
+static bool op_may_write(void *ctx)
+{
+    struct ownership *o = ctx;
+    return !o->lost && !o->renewing && coord_lease_safe(o->c);
+}
+
+/* ---- renewing claims after a lost lease ------------------------------------ */
+
+static void on_renewed(void *arg, int status, int64_t rev)
+{
+    struct claim *k = arg;
+    struct ownership *o = k->o;
+    k->renewing = false;
+    o->renewing--;
+    if (status == 0) {
+        k->rev = rev;
+        k->epoch++;
+        mx_info("backd: volume %s: claim renewed in etcd under epoch %llu", k->name, (unsigned long long)k->epoch);
+        o->changed(o->changed_arg, k->name, k->epoch);
+        return;
+    }
+    if (status == -ECANCELED) {
+        /* Invariant: the claim is renewed only if volumes/<name> is as our claim left it; else another
+         * backend owns the volume now and every write of ours must be refused: fenced. */
+        mx_warn("backd: volume %s: claimed by another backend while our etcd lease was lost: fenced", k->name);
+        o->changed(o->changed_arg, k->name, 0);
+        LIST_REMOVE(k, link);
+        free(k);
+        return;
+    }
+    mx_warn("backd: volume %s: renewing the claim failed (%s): retrying", k->name, strerror(-status));
+    k->renewing = true;
+    o->renewing++;
+    if (put_claim(k, k->rev, k->epoch + 1, on_renewed) < 0) {
+        k->renewing = false;
+        o->renewing--;
+    }
+}
+
+void ownership_health(struct ownership *o, enum coord_health h)
+{
+    if (h == COORD_LEASE_LOST) {
+        o->lost = true;
+        return;
+    }
+    if (h != COORD_UP || !o->lost)
+        return;
+    o->lost = false;
+    struct claim *k;
+    LIST_FOREACH(k, &o->claims, link) {
+        if (!k->rev || k->renewing || k->cb)
+            continue;
+        k->renewing = true;
+        o->renewing++;
+        if (put_claim(k, k->rev, k->epoch + 1, on_renewed) < 0) {
+            k->renewing = false;
+            o->renewing--;
+        }
+    }
+}
+
+struct ownership *ownership_new(struct coord *c, const char *node, ownership_changed_cb changed, void *arg)
+{
+    struct ownership *o = xcalloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->c = c;
+    snprintf(o->node, sizeof(o->node), "%s", node);
+    LIST_INIT(&o->claims);
+    o->changed = changed;
+    o->changed_arg = arg;
+    o->ops = (struct volclaim_ops){ .claim = op_claim, .forget = op_forget, .may_write = op_may_write,
+                                    .fence_wait_ms = COORD_CONFIRM_MS + 500, .ctx = o };
+    return o;
+}
+
+const struct volclaim_ops *ownership_ops(struct ownership *o) { return &o->ops; }
+
+void ownership_free(struct ownership *o)
+{
+    if (!o)
+        return;
+    while (!LIST_EMPTY(&o->claims)) {
+        struct claim *k = LIST_FIRST(&o->claims);
+        LIST_REMOVE(k, link);
+        free(k);
+    }
+    free(o);
+}
