@@ -31,7 +31,9 @@
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
-# MEMX_FAULTS_KEEP=DIR keeps the last world's logs and files there.
+# A failed scenario does not stop the others (each runs in a subshell); the
+# run fails at the end, naming them.  MEMX_FAULTS_KEEP=DIR keeps every
+# scenario's logs and files in DIR/<scenario>.
 set -euo pipefail
 
 B=$(cd "${1:?usage: tests/faults/run.sh BUILD_DIR}" && pwd)
@@ -82,12 +84,20 @@ world_down() {
 cleanup() {
   local rc=$?
   world_down
-  if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
-    for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
-  fi
-  [ -n "${MEMX_FAULTS_KEEP:-}" ] && rm -rf "$MEMX_FAULTS_KEEP" && cp -r "$T" "$MEMX_FAULTS_KEEP"
   rm -rf "$T"
   exit $rc
+}
+# The end of one scenario (its subshell's EXIT): its world goes; a failed
+# one's logs are shown.  MEMX_FAULTS_KEEP=DIR keeps each scenario's files in DIR/<name>.
+scenario_exit() { # name
+  local rc=$?
+  world_down
+  if [ $rc -ne 0 ]; then
+    for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
+  fi
+  if [ -n "${MEMX_FAULTS_KEEP:-}" ]; then
+    mkdir -p "$MEMX_FAULTS_KEEP" && rm -rf "${MEMX_FAULTS_KEEP:?}/$1" && cp -r "$T" "$MEMX_FAULTS_KEEP/$1"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -439,8 +449,19 @@ for f in "$SRC"/tests/faults/scen-*.sh; do
 done
 echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario," \
   "$([ "$ETCD_MODE" = 1 ] && echo "membership and ownership in etcd" || echo "static server list (MEMX_FAULTS_STATIC=1)")"
+FAILS="" NRUN=0
 for s in ${MEMX_FAULTS:-$SCENARIOS}; do
-  "scenario_$s"
+  set +e
+  ( set -e; trap "scenario_exit $s" EXIT; trap 'exit 130' INT TERM; "scenario_$s" )
+  rc=$?
+  set -e
+  [ $rc = 130 ] && exit 130
+  [ $rc = 0 ] || FAILS="$FAILS $s"
+  NRUN=$((NRUN + 1))
 done
 world_down
-echo "check-faults: all scenarios passed"
+if [ -n "$FAILS" ]; then
+  echo "check-faults: $(echo $FAILS | wc -w) of $NRUN scenarios FAILED:$FAILS"
+  exit 1
+fi
+echo "check-faults: all $NRUN scenarios passed"
