@@ -84,6 +84,12 @@ hverify() { # host out args...
   local h=$1 out=$2; shift 2
   guest "$h" history-verify --offset 0 --size "$HSIZE" --qd 16 "$@" > "$T/$out.out" 2> "$T/$out.err" || true
 }
+# A daemon that crashed (memx's fatal-signal handler logs "terminated with signal") fails the scenario.
+no_crash() {
+  local f; f=$(grep -l "terminated with signal" "$T"/*.log 2>/dev/null | head -1 || true)
+  [ -z "$f" ] || fail "$(basename "$f" .log) crashed: $(grep -A4 "terminated with signal" "$f" | head -5 | tr '\n' ' ')"
+}
+
 # Prints the scenario's line for a history-verify and fails unless every page verified.
 hreport() { # out "extra text"
   local ver lost mis fen err total; total=$(hpages)
@@ -92,6 +98,7 @@ hreport() { # out "extra text"
   echo "$SCEN: ${ver:-0} pages verified, ${lost:-?} lost, ${mis:-?} mismatches, ${fen:-?} from a fenced writer$2"
   [ "${ver:-0}" = "$total" ] && [ "$lost" = 0 ] && [ "$mis" = 0 ] && [ "$fen" = 0 ] && [ "$err" = 0 ] ||
     fail "$(grep history-verify "$T/$1.out"; head -n 12 "$T/$1.err")"
+  no_crash
 }
 
 # Host 2 attaches the volume (a backend claims it when the guest connects: memx-io info
@@ -106,6 +113,7 @@ attach2() { # servers host 2 must reach
 host1_reattach() {
   local n=1
   while [ -e "$T/backd.$n.log" ]; do n=$((n + 1)); done
+  no_crash
   kill9 "$PID_backd"
   cp "$T/backd.log" "$T/backd.$n.log"
   rm -f "$T/backd.sock"
