@@ -6,6 +6,9 @@
 # fence), and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, 0 from a fenced writer, ...
 #
+#   histcheck    the checker itself (also in the static world): it sees 16
+#                pages overwritten by a seeded pattern, a writer fenced before
+#                it began, and writes older than the last acknowledged ones
 #   etcdnet      the plumbing: etcd answers in every namespace; etcd_cut takes
 #                one host off etcd and leaves its data links up
 #   splitbrain   host 1 writes; it loses etcd and server 2 while host 2 takes
@@ -22,8 +25,11 @@
 #                8 s (past it): writes held, not failed, then resumed
 #   membership   under load a 4th server starts (the backend uses it, no
 #                restart) and server 1 gets SIGTERM (drain, deregister)
-#   scale        (MEMX_FAULTS=scale) 8, 16, 32 memory servers, 4 backend
-#                hosts: attach time, etcd traffic, backend RSS (scen-scale.sh)
+#   scale        (scen-scale.sh) 8, 16, 32 memory servers, 4 backend hosts:
+#                attach time, etcd traffic, backend RSS
+# Every scenario here but histcheck needs etcd (not run with MEMX_FAULTS_STATIC=1).
+# The fence time of an old owner is when the new owner's attach completed (its
+# log's "loaded from the pool"); a history check also fails on a daemon crash.
 # A scenario is a fault world of its own; the timeline of each is in its body.
 
 HSIZE=${MEMX_FAULTS_HSIZE:-16M}             # the region written with history
