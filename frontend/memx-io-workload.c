@@ -8,6 +8,7 @@
  */
 #include "histo.h"
 #include "memx-io.h"
+#include "memx-io-job.h"
 #include "memxfront.h"
 #include "pattern.h"
 
@@ -16,41 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define KEY_UNKNOWN UINT64_MAX   /* a failed write: contents undefined, not verified */
-#define DUP_BASE    (1ull << 62) /* keys shared by many pages: exercises de-duplication */
-
-enum op_kind { OP_WRITE, OP_READ, OP_DISCARD, OP_FLUSH };
-
-struct job;
-struct op {
-    struct job *j;
-    enum op_kind kind;
-    uint64_t page;              /* first page (relative to the job's base) */
-    unsigned npages;
-    uint64_t t0;
-    uint8_t *buf;
-    bool busy;
-};
-
-struct job {
-    struct memxfront *f;
-    const struct args *a;
-    uint64_t base;              /* byte offset of page 0 */
-    uint64_t npages;
-    uint64_t *key;              /* expected contents per page */
-    uint8_t *page_busy;
-    unsigned qd, inflight;
-    struct op *ops;
-    struct histo h;             /* latency of this phase, ns */
-    uint64_t max_ns;            /* its longest I/O: the stall a fault costs the guest */
-    uint64_t done_ops, done_pages, errors, mismatches, verified, zero_verified, flushes;
-    bool disconnected;
-    /* generator state */
-    uint64_t rng, next, count;
-    uint64_t *perm;
-    int (*gen)(struct job *j, struct op *o);
-};
 
 static void op_done(void *arg, int status)
 {
@@ -65,6 +31,12 @@ static void op_done(void *arg, int status)
     o->busy = false;
     for (unsigned i = 0; i < o->npages; i++)
         j->page_busy[o->page + i] = 0;
+    if (j->done) {
+        j->errors += status != 0;
+        j->done_pages += status ? 0 : o->npages;
+        j->done(j, o, status);
+        return;
+    }
     if (status) {
         j->errors++;
         if (j->errors <= 5)
@@ -112,7 +84,7 @@ static int submit(struct job *j, struct op *o)
 }
 
 /* Runs the job's generator to the end; returns wall time in seconds. */
-static double run(struct job *j)
+double job_run(struct job *j)
 {
     histo_reset(&j->h);
     j->max_ns = 0;
@@ -154,8 +126,10 @@ static double run(struct job *j)
             j->inflight++;
             pending = NULL;
         }
-        if (j->inflight && memxfront_wait(j->f, 1000) < 0 && errno == ENOTCONN)
+        if (j->inflight && memxfront_wait(j->f, j->give_up_ns ? 100 : 1000) < 0 && errno == ENOTCONN)
             j->disconnected = true;
+        if (j->give_up_ns && now_ns() >= j->give_up_ns)
+            break;              /* the caller counts what is still in flight */
     }
     if (j->disconnected) {
         fprintf(stderr, "memx-io: the backend disconnected the device\n");
@@ -164,7 +138,7 @@ static double run(struct job *j)
     return (double)(now_ns() - t0) / 1e9;
 }
 
-static void report(const char *what, struct job *j, double secs)
+void job_report(const char *what, struct job *j, double secs)
 {
     double mb = (double)j->done_pages * PAT_PAGE / 1048576.0;
     printf("%s: %" PRIu64 " ops (%" PRIu64 " pages) in %.2f s, %.1f MB/s, %.0f IOPS, latency p50 %.1f us p99 %.1f us "
@@ -286,7 +260,7 @@ static int gen_seq(struct job *j, struct op *o, enum op_kind kind)
 static int gen_seq_write(struct job *j, struct op *o) { return gen_seq(j, o, OP_WRITE); }
 static int gen_seq_read(struct job *j, struct op *o) { return gen_seq(j, o, OP_READ); }
 
-static int job_init(struct job *j, struct memxfront *f, const struct args *a, unsigned pages_per_op)
+int job_init(struct job *j, struct memxfront *f, const struct args *a, unsigned pages_per_op)
 {
     const struct memxfront_info *in = memxfront_info(f);
     memset(j, 0, sizeof(*j));
@@ -323,8 +297,12 @@ static int job_init(struct job *j, struct memxfront *f, const struct args *a, un
     return 0;
 }
 
-static void job_free(struct job *j)
+void job_free(struct job *j)
 {
+    /* Requests still in flight complete at memxfront_close, after the command returned:
+     * their job (static in every command) and buffers must outlive it. */
+    if (j->inflight)
+        return;
     for (unsigned i = 0; j->ops && i < j->qd; i++)
         free(j->ops[i].buf);
     free(j->ops);
@@ -335,7 +313,7 @@ static void job_free(struct job *j)
 
 int cmd_verify(struct memxfront *f, const struct args *a)
 {
-    struct job j;
+    static struct job j;
     if (job_init(&j, f, a, 1) < 0)
         return 2;
     const struct memxfront_info *in = memxfront_info(f);
@@ -347,17 +325,17 @@ int cmd_verify(struct memxfront *f, const struct args *a)
     uint64_t errors = 0;
     shuffle(&j);
     j.gen = gen_verify_write;
-    double s = run(&j);
+    double s = job_run(&j);
     uint64_t written = j.done_pages;
-    report("write", &j, s);
+    job_report("write", &j, s);
     printf("write: %" PRIu64 " flushes completed\n", j.flushes);
     errors += j.errors;
     if (a->discard_frac > 0 && !j.disconnected) {
         j.errors = 0;
         j.count = 0;
         j.gen = gen_verify_discard;
-        s = run(&j);
-        report("discard", &j, s);
+        s = job_run(&j);
+        job_report("discard", &j, s);
         errors += j.errors;
     }
     uint64_t read = 0;
@@ -366,9 +344,9 @@ int cmd_verify(struct memxfront *f, const struct args *a)
         j.count = 0;
         shuffle(&j);
         j.gen = gen_verify_read;
-        s = run(&j);
+        s = job_run(&j);
         read = j.done_pages;
-        report("read", &j, s);
+        job_report("read", &j, s);
         errors += j.errors;
     }
     printf("verify: pages written=%" PRIu64 " read=%" PRIu64 " verified=%" PRIu64 " zero=%" PRIu64
@@ -381,7 +359,7 @@ int cmd_verify(struct memxfront *f, const struct args *a)
 
 int cmd_seq(struct memxfront *f, const struct args *a, bool write)
 {
-    struct job j;
+    static struct job j;
     if (a->bs % PAT_PAGE || a->bs == 0) {
         fprintf(stderr, "memx-io: --bs %" PRIu64 " must be a multiple of 4096\n", a->bs);
         return 2;
@@ -393,8 +371,8 @@ int cmd_seq(struct memxfront *f, const struct args *a, bool write)
     for (uint64_t p = 0; p < j.npages; p++)
         j.key[p] = j.base / PAT_PAGE + p + 1;
     j.gen = write ? gen_seq_write : gen_seq_read;
-    double s = run(&j);
-    report(write ? "write" : "read", &j, s);
+    double s = job_run(&j);
+    job_report(write ? "write" : "read", &j, s);
     int rc;
     if (write) {
         printf("write: pages written=%" PRIu64 " io_errors=%" PRIu64 "\n", j.done_pages, j.errors);

@@ -103,6 +103,26 @@ static int parse_sz(const char *opt, const char *v, uint64_t *out)
     return 0;
 }
 
+/* --fence W@EPOCH: writer W's writes issued after EPOCH (seconds, a fraction allowed) are a fenced owner's. */
+static int parse_fence(const char *v, struct args *a)
+{
+    char *end;
+    errno = 0;
+    unsigned long long w = strtoull(v, &end, 10);
+    double t = 0;
+    if (!errno && end != v && *end == '@') {
+        char *e2;
+        t = strtod(end + 1, &e2);
+        if (e2 != end + 1 && !*e2 && t > 0) {
+            a->fence_writer = w;
+            a->fence_ns = (uint64_t)(t * 1e9);
+            return 0;
+        }
+    }
+    fprintf(stderr, "memx-io: --fence '%s': use WRITER@EPOCH, e.g. 1@1764641234.250\n", v);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     struct args a = {
@@ -110,14 +130,15 @@ int main(int argc, char **argv)
         .timeout_ms = 10000, .bs = PAT_PAGE, .qd = 32, .seed = 1,
     };
     enum { O_PLAT = 256, O_SIMDIR, O_DOMID, O_DEV, O_RING, O_QUEUES, O_IND, O_TMO, O_SIZE, O_OFF, O_BS, O_QD,
-           O_SEED, O_FLUSH, O_DISC, O_ZERO, O_DUP, O_LOG };
+           O_SEED, O_FLUSH, O_DISC, O_ZERO, O_DUP, O_LOG, O_WRITER, O_HLOG, O_DUR, O_FENCE };
     static const struct option lo[] = {
         { "platform", 1, 0, O_PLAT }, { "sim-dir", 1, 0, O_SIMDIR }, { "domid", 1, 0, O_DOMID },
         { "device", 1, 0, O_DEV }, { "ring-order", 1, 0, O_RING }, { "queues", 1, 0, O_QUEUES },
         { "indirect", 1, 0, O_IND }, { "timeout", 1, 0, O_TMO }, { "size", 1, 0, O_SIZE },
         { "offset", 1, 0, O_OFF }, { "bs", 1, 0, O_BS }, { "qd", 1, 0, O_QD }, { "seed", 1, 0, O_SEED },
         { "flush-every", 1, 0, O_FLUSH }, { "discard-fraction", 1, 0, O_DISC }, { "zero-fraction", 1, 0, O_ZERO },
-        { "dup-fraction", 1, 0, O_DUP }, { "log-level", 1, 0, O_LOG }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "dup-fraction", 1, 0, O_DUP }, { "log-level", 1, 0, O_LOG }, { "writer", 1, 0, O_WRITER },
+        { "log", 1, 0, O_HLOG }, { "duration", 1, 0, O_DUR }, { "fence", 1, 0, O_FENCE }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int c, lvl = MX_LOG_WARN;
     unsigned u;
@@ -146,6 +167,17 @@ int main(int argc, char **argv)
         case O_LOG: lvl = mx_log_parse_level(optarg);
             if (lvl < 0) { bad = 1; fprintf(stderr, "memx-io: --log-level '%s': use error, warn, info or debug\n",
                                             optarg); } break;
+        case O_WRITER: bad = parse_uint("--writer", optarg, 1u << 30, &u); a.writer = u; break;
+        case O_DUR: bad = parse_uint("--duration", optarg, 3600000, &u); a.duration_ms = u; break;
+        case O_HLOG:
+            if (a.nlogs == MEMX_IO_MAX_LOGS) {
+                bad = 1;
+                fprintf(stderr, "memx-io: at most %d --log files\n", MEMX_IO_MAX_LOGS);
+            } else {
+                a.logs[a.nlogs++] = optarg;
+            }
+            break;
+        case O_FENCE: bad = parse_fence(optarg, &a); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -153,15 +185,17 @@ int main(int argc, char **argv)
             return 2;
     }
     if (optind >= argc) {
-        fprintf(stderr, "memx-io: no command given (verify, write, read-verify, info, raw-bad); see --help\n");
+        fprintf(stderr, "memx-io: no command given (verify, write, read-verify, info, hwrite,"
+                " history-verify, raw-bad); see --help\n");
         return 2;
     }
     const char *cmd = argv[optind];
     const char *kind = optind + 1 < argc ? argv[optind + 1] : NULL;
     bool is_raw = !strcmp(cmd, "raw-bad");
     if (strcmp(cmd, "verify") && strcmp(cmd, "write") && strcmp(cmd, "read-verify") && strcmp(cmd, "info") &&
-        !is_raw) {
-        fprintf(stderr, "memx-io: unknown command '%s' (verify, write, read-verify, info, raw-bad)\n", cmd);
+        strcmp(cmd, "hwrite") && strcmp(cmd, "history-verify") && !is_raw) {
+        fprintf(stderr, "memx-io: unknown command '%s' (verify, write, read-verify, info, hwrite, history-verify,"
+                " raw-bad)\n", cmd);
         return 2;
     }
     if ((is_raw && (!kind || optind + 2 < argc)) || (!is_raw && optind + 1 < argc)) {
@@ -243,6 +277,10 @@ int main(int argc, char **argv)
         rc = cmd_seq(f, &a, false);
     else if (!strcmp(cmd, "info"))
         rc = cmd_info(f, dev);
+    else if (!strcmp(cmd, "hwrite"))
+        rc = cmd_hwrite(f, &a);
+    else if (!strcmp(cmd, "history-verify"))
+        rc = cmd_history_verify(f, &a);
     else
         rc = cmd_raw_bad(f, kind, a.timeout_ms < 5000 ? a.timeout_ms : 5000);
     if (memxfront_close(f, err, sizeof(err)) < 0)

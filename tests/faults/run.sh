@@ -21,9 +21,19 @@
 # their names to SCENARIOS.  MEMX_FAULTS="a b" runs only those.  The pool
 # keeps 2 copies of every slab; a scenario that wants R copies sets
 # REPLICAS=R for its world_up (REPLICAS=1 world_up).
+# etcd (the default world; MEMX_FAULTS_STATIC=1 for the old static server
+# list): one more namespace, $TAG-e, with a bridge on 10.78.0.0/24 where etcd
+# listens (10.78.0.1; ETCD_MEMBERS=3 for a world with three members, .1, .4
+# and .5) and a veth named etcd0 from every server and backend namespace
+# (backend 1 .2, backend 2 .3, server i .10+i), so a test cuts one host off
+# etcd alone (etcd_cut NS) and leaves its data links up.  Its data directory is
+# on tmpfs (/dev/shm), its lease TTL 5 s; servers register from their --listen.
 # Each writes a seeded pattern, then reads every page back and prints
 #   <scenario>: N pages verified, 0 lost, 0 mismatches, recovery X.Y s
 # (recovery: from the fault until `memxctl pool` reports state ok again).
+# A failed scenario does not stop the others (each runs in a subshell); the
+# run fails at the end, naming them.  MEMX_FAULTS_KEEP=DIR keeps every
+# scenario's logs and files in DIR/<scenario>.
 set -euo pipefail
 
 B=$(cd "${1:?usage: tests/faults/run.sh BUILD_DIR}" && pwd)
@@ -31,10 +41,18 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 SIZE=${MEMX_FAULTS_SIZE:-48M}            # written per scenario
 NSRV=3
 TAG=mxf$$
+ETCD_MODE=$([ "${MEMX_FAULTS_STATIC:-0}" = 1 ] && echo 0 || echo 1)
+ESUB=10.78.0
+ETCD_PIDS=()
+GUEST_PIDS=()
 T=$(mktemp -d "/tmp/memx-faults.XXXXXX")
 PIDS=()
 FAILED=0
 
+if [ "$ETCD_MODE" = 1 ] && ! command -v etcd >/dev/null; then
+  echo "check-faults: etcd is not installed (tools/install-deps.sh build installs etcd-server; MEMX_FAULTS_STATIC=1 runs without it)"
+  exit 2
+fi
 for bin in memx-memd memx-backd memx-simxsd memx-simxl memx-io memxctl; do
   [ -x "$B/$bin" ] || { echo "check-faults: $B/$bin is missing (build first)"; exit 2; }
 done
@@ -47,51 +65,146 @@ ip netns del "$TAG-probe"
 bns() { echo "$TAG-b"; }
 b2ns() { echo "$TAG-c"; }
 sns() { echo "$TAG-s$1"; }
+ens() { echo "$TAG-e"; }
 
 world_down() {
   local p
+  # Guest workloads first (timeout passes SIGTERM on: they stop and report), then the daemons.
+  for p in "${GUEST_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${GUEST_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  GUEST_PIDS=()
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()
+  ETCD_PIDS=()
+  rm -rf "/dev/shm/$TAG-etcd"
   for ns in $(ip netns list | awk '{print $1}' | grep "^$TAG-" || true); do ip netns del "$ns" 2>/dev/null || true; done
 }
 
 cleanup() {
   local rc=$?
   world_down
-  if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
-    for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
-  fi
   rm -rf "$T"
   exit $rc
+}
+# The end of one scenario (its subshell's EXIT): its world goes; a failed
+# one's logs are shown.  MEMX_FAULTS_KEEP=DIR keeps each scenario's files in DIR/<name>.
+scenario_exit() { # name
+  local rc=$?
+  world_down
+  if [ $rc -ne 0 ]; then
+    for f in "$T"/*.log; do [ -e "$f" ] && { echo "----- tail of $f"; tail -n 15 "$f"; }; done
+  fi
+  if [ -n "${MEMX_FAULTS_KEEP:-}" ]; then
+    mkdir -p "$MEMX_FAULTS_KEEP" && rm -rf "${MEMX_FAULTS_KEEP:?}/$1" && cp -r "$T" "$MEMX_FAULTS_KEEP/$1"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 fail() { echo "check-faults: $SCEN: FAIL: $*"; FAILED=1; exit 1; }
 
+# etcd's network: a bridge in the etcd namespace, the members' addresses on it.
+etcd_net_up() {
+  ip netns add "$(ens)"
+  ip -n "$(ens)" link set lo up
+  ip -n "$(ens)" link add br0 type bridge
+  ip -n "$(ens)" addr add "$ESUB.1/24" dev br0
+  if [ "${ETCD_MEMBERS:-1}" = 3 ]; then
+    ip -n "$(ens)" addr add "$ESUB.4/24" dev br0
+    ip -n "$(ens)" addr add "$ESUB.5/24" dev br0
+  fi
+  ip -n "$(ens)" link set br0 up
+}
+# A host's link to etcd: etcd0 in its namespace (address $ESUB.<n>), the
+# other end on the etcd bridge.
+etcd_link() { # ns n
+  ip link add etcd0 netns "$1" type veth peer name "e$2" netns "$(ens)"
+  ip -n "$1" addr add "$ESUB.$2/24" dev etcd0
+  ip -n "$1" link set etcd0 up
+  ip -n "$(ens)" link set "e$2" master br0 up
+}
+etcd_cut() { ip -n "$1" link set etcd0 down; }   # ns: that host loses etcd, and nothing else
+etcd_heal() { ip -n "$1" link set etcd0 up; }
+etcd_ip() { case $1 in 0) echo "$ESUB.1" ;; 1) echo "$ESUB.4" ;; 2) echo "$ESUB.5" ;; esac; }
+etcd_endpoints() {
+  local m out=""
+  for m in $(seq 0 $((${ETCD_MEMBERS:-1} - 1))); do out="$out${out:+,}http://$(etcd_ip "$m"):2379"; done
+  echo "$out"
+}
+
+# etcd: ETCD_MEMBERS (1 or 3) members in the etcd namespace, data on tmpfs.
+etcd_start_member() { # m
+  local m=$1 cluster="" k
+  for k in $(seq 0 $((${ETCD_MEMBERS:-1} - 1))); do cluster="$cluster${cluster:+,}m$k=http://$(etcd_ip "$k"):2380"; done
+  mkdir -p "/dev/shm/$TAG-etcd"
+  ip netns exec "$(ens)" etcd --name "m$m" --data-dir "/dev/shm/$TAG-etcd/m$m" \
+    --listen-client-urls "http://$(etcd_ip "$m"):2379" --advertise-client-urls "http://$(etcd_ip "$m"):2379" \
+    --listen-peer-urls "http://$(etcd_ip "$m"):2380" --initial-advertise-peer-urls "http://$(etcd_ip "$m"):2380" \
+    --initial-cluster "$cluster" --initial-cluster-token "$TAG" --initial-cluster-state new \
+    --heartbeat-interval 100 --election-timeout 1000 --log-level warn > "$T/etcd$m.log" 2>&1 &
+  PIDS+=($!)
+  ETCD_PIDS[$m]=$!
+}
+etcdctl_() { ip netns exec "$(ens)" env ETCDCTL_API=3 etcdctl --endpoints "$(etcd_endpoints)" --command-timeout 3s "$@"; }
+etcd_up() {
+  local m
+  for m in $(seq 0 $((${ETCD_MEMBERS:-1} - 1))); do etcd_start_member "$m"; done
+  for _ in $(seq 100); do etcdctl_ endpoint health > /dev/null 2>&1 && return; sleep 0.1; done
+  fail "etcd did not start: $(tail -n 5 "$T"/etcd*.log)"
+}
+# The member that leads now (0, 1 or 2).
+etcd_leader() {
+  local m
+  for m in $(seq 0 $((${ETCD_MEMBERS:-1} - 1))); do
+    ip netns exec "$(ens)" env ETCDCTL_API=3 etcdctl --endpoints "http://$(etcd_ip "$m"):2379" --command-timeout 2s \
+      endpoint status -w json 2>/dev/null | jq -e '.[0].Status.leader == .[0].Status.header.member_id' > /dev/null &&
+      { echo "$m"; return; }
+  done
+  echo none
+}
+# etcd's received client bytes (gRPC, the JSON gateway's included), summed over members.
+etcd_rx_bytes() {
+  local m sum=0 v
+  for m in $(seq 0 $((${ETCD_MEMBERS:-1} - 1))); do
+    v=$(ip netns exec "$(ens)" curl -s -m 2 "http://$(etcd_ip "$m"):2379/metrics" |
+        awk '/^etcd_network_client_grpc_received_bytes_total/ { print $2 }')
+    sum=$(awk -v a="$sum" -v b="${v:-0}" 'BEGIN { printf "%.0f", a + b }')
+  done
+  echo "$sum"
+}
+
 # Network: two backend namespaces, one per server with a bridge; a veth
-# pair from each backend to each server's bridge.
+# pair from each backend to each server's bridge (and, etcd mode, each to etcd).
 net_up() {
   ip netns add "$(bns)"
   ip netns add "$(b2ns)"
   ip -n "$(bns)" link set lo up
   ip -n "$(b2ns)" link set lo up
-  for i in $(seq 0 $((NSRV - 1))); do
-    ip netns add "$(sns "$i")"
-    ip -n "$(sns "$i")" link set lo up
-    ip -n "$(sns "$i")" link add br0 type bridge
-    ip -n "$(sns "$i")" addr add "10.77.$i.2/24" dev br0
-    ip -n "$(sns "$i")" link set br0 up
-    ip link add "${TAG}b$i" netns "$(bns)" type veth peer name "${TAG}s$i" netns "$(sns "$i")"
-    ip link add "${TAG}c$i" netns "$(b2ns)" type veth peer name "${TAG}t$i" netns "$(sns "$i")"
-    ip -n "$(bns)" addr add "10.77.$i.1/24" dev "${TAG}b$i"
-    ip -n "$(b2ns)" addr add "10.77.$i.3/24" dev "${TAG}c$i"
-    ip -n "$(bns)" link set "${TAG}b$i" up
-    ip -n "$(b2ns)" link set "${TAG}c$i" up
-    ip -n "$(sns "$i")" link set "${TAG}s$i" master br0 up
-    ip -n "$(sns "$i")" link set "${TAG}t$i" master br0 up
-  done
+  if [ "$ETCD_MODE" = 1 ]; then
+    etcd_net_up
+    etcd_link "$(bns)" 2
+    etcd_link "$(b2ns)" 3
+  fi
+  for i in $(seq 0 $((NSRV - 1))); do server_net_up "$i"; done
+}
+# Server i's namespace: its bridge (10.77.i.2), a veth to each backend (and to etcd).
+server_net_up() { # i
+  local i=$1
+  ip netns add "$(sns "$i")"
+  ip -n "$(sns "$i")" link set lo up
+  [ "$ETCD_MODE" = 1 ] && etcd_link "$(sns "$i")" $((10 + i))
+  ip -n "$(sns "$i")" link add br0 type bridge
+  ip -n "$(sns "$i")" addr add "10.77.$i.2/24" dev br0
+  ip -n "$(sns "$i")" link set br0 up
+  ip link add "${TAG}b$i" netns "$(bns)" type veth peer name "${TAG}s$i" netns "$(sns "$i")"
+  ip link add "${TAG}c$i" netns "$(b2ns)" type veth peer name "${TAG}t$i" netns "$(sns "$i")"
+  ip -n "$(bns)" addr add "10.77.$i.1/24" dev "${TAG}b$i"
+  ip -n "$(b2ns)" addr add "10.77.$i.3/24" dev "${TAG}c$i"
+  ip -n "$(bns)" link set "${TAG}b$i" up
+  ip -n "$(b2ns)" link set "${TAG}c$i" up
+  ip -n "$(sns "$i")" link set "${TAG}s$i" master br0 up
+  ip -n "$(sns "$i")" link set "${TAG}t$i" master br0 up
 }
 
 spawn() { # name ns cmd...
@@ -104,8 +217,14 @@ spawn() { # name ns cmd...
 
 start_memd() { # i
   spawn "memd$1" "$(sns "$1")" "$B/memx-memd" --config "$T/memx.conf" --listen "10.77.$1.2:7480"
-  for _ in $(seq 100); do grep -q serving "$T/memd$1.log" 2>/dev/null && return; sleep 0.1; done
-  fail "memx-memd $1 did not start"
+  for _ in $(seq 100); do
+    if grep -q serving "$T/memd$1.log" 2>/dev/null; then
+      # etcd mode: up once its key is in etcd (a backend learns of it from there).
+      [ "$ETCD_MODE" = 0 ] || grep -q "registered in etcd" "$T/memd$1.log" && return
+    fi
+    sleep 0.1
+  done
+  fail "memx-memd $1 did not start$([ "$ETCD_MODE" = 1 ] && echo " (or did not register in etcd)")"
 }
 
 world_up() {
@@ -113,11 +232,20 @@ world_up() {
   rm -rf "$T"/*
   net_up
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/cluster.key"
+  local members
+  if [ "$ETCD_MODE" = 1 ]; then
+    etcd_up
+    members="etcd = $(etcd_endpoints)
+etcd_prefix = /memx/faults
+etcd_lease_ttl = 5"
+  else
+    members="servers = 10.77.0.2:7480, 10.77.1.2:7480, 10.77.2.2:7480"
+  fi
   cat > "$T/memx.conf" <<CONF
 [cluster]
 key_file = $T/cluster.key
 provider = tcp;ofi_rxm
-servers = 10.77.0.2:7480, 10.77.1.2:7480, 10.77.2.2:7480
+$members
 replicas = ${REPLICAS:-2}
 slab_size = 1M
 [backend]
@@ -150,19 +278,27 @@ start_backd() {
   [ "$(live_servers)" = $NSRV ] || fail "the backend did not reach all $NSRV servers"
 }
 
-# Backend host 2: its own XenStore, backend and guest device for the same volume.
+# Backend host 2: its own XenStore, backend and guest device for the same
+# volume.  host2_up [N]: N servers must be up for it (default all).
 host2_up() {
+  host2_backd_up "${1:-$NSRV}"
+  host2_attach || fail "memx-simxl create on host 2 failed"
+}
+host2_backd_up() { # servers it must reach
   spawn simxsd2 "$(b2ns)" "$B/memx-simxsd" --dir "$T/sim2"
   for _ in $(seq 100); do [ -S "$T/sim2/xenstore.sock" ] && break; sleep 0.1; done
   spawn backd2 "$(b2ns)" "$B/memx-backd" --config "$T/memx2.conf" --platform sim --sim-dir "$T/sim2" --domid 0
   for _ in $(seq 100); do [ -S "$T/backd2.sock" ] && break; sleep 0.1; done
   for _ in $(seq 100); do
     [ "$(ip netns exec "$(b2ns)" "$B/memxctl" --socket "$T/backd2.sock" --json pool 2>/dev/null |
-        grep -c '"state": *"up"')" = $NSRV ] && break
+        grep -c '"state": *"up"')" = "$1" ] && break
     sleep 0.1
   done
+}
+# Host 2's guest device: the attach (its backend claims the volume).
+host2_attach() {
   ip netns exec "$(b2ns)" "$B/memx-simxl" --dir "$T/sim2" create --domid 1 --vdev xvdb \
-    --target "memx:faults:$SIZE" >> "$T/simxl2.log" 2>&1 || fail "memx-simxl create on host 2 failed"
+    --target "memx:faults:$SIZE" >> "$T/simxl2.log" 2>&1
 }
 io2() { ip netns exec "$(b2ns)" "$B/memx-io" --platform sim --sim-dir "$T/sim2" --domid 1 --device device/vbd/51728 "$@"; }
 
@@ -311,9 +447,21 @@ for f in "$SRC"/tests/faults/scen-*.sh; do
   # shellcheck source=/dev/null
   . "$f"
 done
-echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario"
+echo "check-faults: $NSRV memory servers + 2 backend hosts in network namespaces, $SIZE per scenario," \
+  "$([ "$ETCD_MODE" = 1 ] && echo "membership and ownership in etcd" || echo "static server list (MEMX_FAULTS_STATIC=1)")"
+FAILS="" NRUN=0
 for s in ${MEMX_FAULTS:-$SCENARIOS}; do
-  "scenario_$s"
+  set +e
+  ( set -e; trap "scenario_exit $s" EXIT; trap 'exit 130' INT TERM; "scenario_$s" )
+  rc=$?
+  set -e
+  [ $rc = 130 ] && exit 130
+  [ $rc = 0 ] || FAILS="$FAILS $s"
+  NRUN=$((NRUN + 1))
 done
 world_down
-echo "check-faults: all scenarios passed"
+if [ -n "$FAILS" ]; then
+  echo "check-faults: $(echo $FAILS | wc -w) of $NRUN scenarios FAILED:$FAILS"
+  exit 1
+fi
+echo "check-faults: all $NRUN scenarios passed"
