@@ -5,6 +5,7 @@
 #include "ckeys.h"
 #include "config.h"
 #include "coord.h"
+#include "coord_config.h"
 #include "ctl.h"
 #include "daemon.h"
 #include "evloop.h"
@@ -118,40 +119,32 @@ static void etcd_status(void *arg, json_object *o)
     json_object_object_add(o, "etcd", json_object_new_string(coord_describe(b->coord, line, sizeof(line))));
     json_object_object_add(o, "membership", json_object_new_string(membership_describe(b->ms, line, sizeof(line))));
     struct coord_stats cs;
-    coord_get_stats(b->coord, &cs);
-    json_object *t = json_object_new_object();
-    add_u64(t, "requests", cs.requests);
-    add_u64(t, "failures", cs.failures);
-    add_u64(t, "bytes_out", cs.bytes_out);
-    add_u64(t, "bytes_in", cs.bytes_in);
-    add_u64(t, "keepalives", cs.keepalives);
-    add_u64(t, "watch_events", cs.watch_events);
-    add_u64(t, "checks", cs.checks);
-    json_object_object_add(o, "etcd_traffic", t);
     struct slabdir_stats ss;
+    coord_get_stats(b->coord, &cs);
     slabdir_get_stats(b->sd, &ss);
-    json_object *d = json_object_new_object();
-    add_u64(d, "writes", ss.writes);
-    add_u64(d, "failures", ss.failures);
-    add_u64(d, "reads", ss.reads);
-    add_u64(d, "lookups", ss.lookups);
-    add_u64(d, "hits", ss.hits);
-    json_object_object_add(o, "slab_directory", d);
+    const struct { const char *k; uint64_t v; } t[] = {
+        { "requests", cs.requests }, { "failures", cs.failures }, { "bytes_out", cs.bytes_out },
+        { "bytes_in", cs.bytes_in }, { "keepalives", cs.keepalives }, { "watch_events", cs.watch_events },
+        { "checks", cs.checks },
+    }, d[] = {
+        { "writes", ss.writes }, { "failures", ss.failures }, { "reads", ss.reads },
+        { "lookups", ss.lookups }, { "hits", ss.hits },
+    };
+    json_object *jt = json_object_new_object(), *jd = json_object_new_object();
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        add_u64(jt, t[i].k, t[i].v);
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        add_u64(jd, d[i].k, d[i].v);
+    json_object_object_add(o, "etcd_traffic", jt);
+    json_object_object_add(o, "slab_directory", jd);
 }
 
 /* Joins etcd: membership gives the pool its servers, ownership the volumes their claims. */
 static int etcd_start(struct backd *b, const struct memx_config *cfg, struct pool *pool, char *err, size_t errlen)
 {
     struct coord_opts co;
-    coord_opts_init(&co);
-    co.endpoints = cfg->etcd;
-    co.prefix = cfg->etcd_prefix;
-    co.cacert = cfg->etcd_cacert;
-    co.cert = cfg->etcd_cert;
-    co.key = cfg->etcd_key;
-    co.lease_ttl_s = cfg->etcd_lease_ttl;
     snprintf(b->node, sizeof(b->node), "%s", pool_node_id(pool));
-    co.who = b->node;
+    coord_opts_from_config(&co, cfg, b->node);
     b->coord = coord_open(b->el, &co, err, errlen);
     if (!b->coord)
         return -1;

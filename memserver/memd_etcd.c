@@ -3,6 +3,7 @@
 #include "memd_owners.h"
 #include "ckeys.h"
 #include "coord.h"
+#include "coord_config.h"
 #include "evloop.h"
 #include "log.h"
 #include "volstore.h"
@@ -189,14 +190,7 @@ struct memd_etcd *memd_etcd_open(struct evloop *el, const struct memx_config *cf
         return NULL;
     }
     struct coord_opts o;
-    coord_opts_init(&o);
-    o.endpoints = cfg->etcd;
-    o.prefix = cfg->etcd_prefix;
-    o.cacert = cfg->etcd_cacert;
-    o.cert = cfg->etcd_cert;
-    o.key = cfg->etcd_key;
-    o.lease_ttl_s = cfg->etcd_lease_ttl;
-    o.who = e->name;
+    coord_opts_from_config(&o, cfg, e->name);
     char cerr[384];
     if (!(e->c = coord_open(el, &o, cerr, sizeof(cerr)))) {
         snprintf(err, errlen, "%s: %s", self->name, cerr);
