@@ -29,6 +29,7 @@ etcd_tls_certs() {     # DIR: the CA, the two certificates and the other CA (EC 
         openssl req -x509 $ec -keyout "$d/$ca-key.pem" -out "$d/$ca.pem" -days 2 -subj "/CN=memx test $ca" \
             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign || return 1
     done
+    # clientAuth too: etcd's own JSON gateway dials etcd with the server certificate.
     printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > "$d/server.ext"
     printf 'extendedKeyUsage=clientAuth\n' > "$d/client.ext"
     for who in server client; do

@@ -35,8 +35,9 @@ backd() {
 }
 # one_line NAME TEXT: exactly one line of NAME's output has TEXT, and it is the last.
 one_line() {
-  [ "$(grep -cF -- "$2" "$T/$1.out")" = 1 ] && tail -n 1 "$T/$1.out" | grep -qF -- "$2" ||
+  if [ "$(grep -cF -- "$2" "$T/$1.out")" != 1 ] || ! tail -n 1 "$T/$1.out" | grep -qF -- "$2"; then
     it_fail "$1: not one (last) line naming $2: $(cat "$T/$1.out")"
+  fi
 }
 
 # A dead endpoint: exit 1 at once, one line naming it, no control socket.
