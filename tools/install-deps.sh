@@ -4,7 +4,7 @@
 set -eu
 what=${1:-build}
 build="autoconf automake libtool pkg-config make gcc clang libxen-dev libfabric-dev libxxhash-dev
- libcunit1-dev libinih-dev libsodium-dev libjson-c-dev libcurl4-openssl-dev etcd-server etcd-client curl valgrind iproute2 procps psmisc"
+ libcunit1-dev libinih-dev libsodium-dev libjson-c-dev libcurl4-openssl-dev etcd-server etcd-client curl openssl valgrind iproute2 procps psmisc"
 xen="qemu-system-x86 busybox-static cpio kmod xz-utils"
 bench="fio nbdkit libnbd-bin gnuplot-nox"
 case $what in

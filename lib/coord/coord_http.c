@@ -317,18 +317,28 @@ int chttp_sync(struct coord *c, int ep, const char *path, const char *body, int 
 {
     struct coord_req r = { .c = c };
     CURL *h = curl_easy_init();
+    char detail[CURL_ERROR_SIZE] = "";
     int st = -ENOMEM;
     *out = NULL;
     snprintf(err, errlen, "out of memory");
     if (h && setup(c, h, ep, path, body, timeout_ms, json_hdrs()) == 0 &&
-        !curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write) && !curl_easy_setopt(h, CURLOPT_WRITEDATA, &r)) {
+        !curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write) && !curl_easy_setopt(h, CURLOPT_WRITEDATA, &r) &&
+        !curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail)) {
         CURLcode e = curl_easy_perform(h);
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         if (r.nomem) {
             st = -ENOMEM;
         } else if (e != CURLE_OK) {
-            snprintf(err, errlen, "%s", curl_easy_strerror(e));
+            /* curl's detail ("SSL certificate problem: unable to get local issuer
+             * certificate") says what to fix; its code's text alone often does not. */
+            /* With TLS 1.3 a server that demands a client certificate refuses it only after
+             * the handshake: curl sees a reset, which alone points nowhere. */
+            bool nocert = !c->cert && !strncmp(c->eps[ep], "https://", 8) &&
+                          (e == CURLE_SEND_ERROR || e == CURLE_RECV_ERROR || e == CURLE_SSL_CONNECT_ERROR ||
+                           e == CURLE_GOT_NOTHING);
+            snprintf(err, errlen, "%s%s", detail[0] ? detail : curl_easy_strerror(e),
+                     nocert ? " (no client certificate given: does etcd demand one?)" : "");
             st = e == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
         } else if (code != 200 && !(r.in && strstr(r.in, "\"error\""))) {
             snprintf(err, errlen, "HTTP status %ld", code);
