@@ -12,11 +12,13 @@
  * A known server (one that took our claim or records) that a completed batch
  * did not reach — late, down, or refusing — is owed its records (struct
  * owed: a copy of each, up to MISSED_MAX; past that, everything).  Once it
- * answers again (no batch of ours late on it) it is sent what it is owed:
- * the records themselves, or a full copy listed from a caught-up server.
- * Until then it is "behind": its acknowledgements do not count as holding the
+ * answers again (no batch of ours late on it) it is sent what it is owed
+ * (volsync.c): the records themselves, or a full copy listed from a
+ * caught-up server.  Until then it is "behind": its acknowledgements do not count as holding the
  * volume's records, so the rule above (one caught-up server acknowledged every
- * completed record) holds across any sequence of stalls.
+ * completed record) holds across any sequence of stalls.  With a
+ * coordinator the rule is the in-sync set's (volsync.c, volmeta.h): a batch
+ * waits until etcd no longer names a server that did not acknowledge it.
  *
  * Servers are pool indexes, as many as the pool has (membership grows at
  * run time): a batch keeps one byte of flags per server that existed when
@@ -28,7 +30,7 @@
  * on m->batches until the answer (or the pool's "down": a NULL reply) comes;
  * volmeta_free orphans such leftovers and they free themselves.
  */
-#include "volmeta_int.h"
+#include "volpub_int.h"
 
 #include "xalloc.h"
 
@@ -39,44 +41,15 @@
 /* A batch only acknowledged by servers that are behind waits this long for
  * one of them to be caught up, then fails (-EIO). */
 #define CATCHUP_WAIT_MS 5000
-/* A server that left the in-sync set rejoins no sooner than this. */
-#define REJOIN_MS       1000
 /* The catch-up tick with no batch in flight, only servers behind. */
 #define IDLE_TICK_MS    250
 /* A publish slower than this is logged (rate-limited), with why it waited. */
 #define SLOW_MS         500
 
-enum bkind { B_PUB, B_RESEND, B_LIST, B_COPY };
-
-struct batch {
-    struct volmeta *m;          /* NULL: its volume is gone (orphaned) */
-    enum bkind kind;
-    TAILQ_ENTRY(batch) link;
-    struct ev_defer later;      /* ends a batch no server took, from the loop */
-    struct pubrec *recs;        /* B_PUB */
-    uint32_t n;                 /* B_PUB: records; B_RESEND: sent from the front of what is owed */
-    int pending;                /* answers outstanding */
-    uint64_t t_ms;
-    bool fenced, done;
-    int tgt, src;               /* B_RESEND, B_COPY: to tgt; B_LIST, B_COPY: copying from src */
-    uint64_t cursor;            /* B_COPY: where the listing goes on (0: it was the last part) */
-    int nst;                    /* servers when it was made: st[0..nst) */
-    uint8_t st[];               /* per server: F_SENT | F_ANSWERED | F_ACKED | F_GOOD */
-};
-
-enum { F_SENT = 1, F_ANSWERED = 2, F_ACKED = 4, F_GOOD = 8 };     /* good: acked while caught up */
-
-static bool has(const struct batch *b, int s, uint8_t f) { return s >= 0 && s < b->nst && (b->st[s] & f); }
-static void mark(struct batch *b, int s, uint8_t f)
-{
-    if (s >= 0 && s < b->nst)
-        b->st[s] |= f;
-}
-/* Sent to s and not answered yet. */
-static bool silent(const struct batch *b, int s) { return has(b, s, F_SENT) && !has(b, s, F_ANSWERED); }
+static void flush(struct volmeta *m);
 
 /* A batch sized for every server m knows now; NULL out of memory. */
-static struct batch *batch_alloc(struct volmeta *m)
+struct batch *volpub_batch_alloc(struct volmeta *m)
 {
     struct batch *b = xcalloc(1, sizeof(*b) + (size_t)m->nsrv);
     if (b)
@@ -84,10 +57,6 @@ static struct batch *batch_alloc(struct volmeta *m)
     return b;
 }
 
-static void flush(struct volmeta *m);
-static void arm(struct volmeta *m);
-static void recheck_all(struct volmeta *m);
-static void owe_all(struct volmeta *m, int s);
 
 int volmeta_up(struct volmeta *m, int **up)
 {
@@ -119,7 +88,7 @@ int volmeta_up(struct volmeta *m, int **up)
     }
 }
 
-static bool behind(const struct volmeta *m, int s)
+bool volpub_behind(const struct volmeta *m, int s)
 {
     const struct owed *o = &m->srv[s].owed;
     return o->n || o->full || o->busy;
@@ -128,7 +97,7 @@ static bool behind(const struct volmeta *m, int s)
 static bool any_behind(const struct volmeta *m)
 {
     for (int s = 0; s < m->nsrv; s++)
-        if (behind(m, s))
+        if (volpub_behind(m, s))
             return true;
     return false;
 }
@@ -145,7 +114,7 @@ static bool acked_up(struct volmeta *m, const struct batch *b)
     return any;
 }
 
-static void unlink_free(struct volmeta *m, struct batch *b)
+void volpub_unlink_free(struct volmeta *m, struct batch *b)
 {
     if (m)
         TAILQ_REMOVE(&m->batches, b, link);
@@ -160,7 +129,7 @@ void volpub_known(struct volmeta *m, int srv)
 }
 
 /* s is owed everything: a full copy from a caught-up server. */
-static void owe_all(struct volmeta *m, int s)
+void volpub_owe_all(struct volmeta *m, int s)
 {
     struct owed *o = &m->srv[s].owed;
     free(o->recs);
@@ -170,7 +139,7 @@ static void owe_all(struct volmeta *m, int s)
 }
 
 /* A known server that came back as a new process holds none of our records. */
-static void check_restarts(struct volmeta *m)
+void volpub_check_restarts(struct volmeta *m)
 {
     int *up, k = volmeta_up(m, &up);
     for (int i = 0; i < k; i++) {
@@ -181,7 +150,7 @@ static void check_restarts(struct volmeta *m)
         meta_warn(m, "memd %s is a new process: it gets a full copy of the records",
                   pool_server_addr(m->pool, s));
         m->srv[s].inc = inc;
-        owe_all(m, s);
+        volpub_owe_all(m, s);
     }
     free(up);
 }
@@ -201,7 +170,7 @@ static void owe(struct volmeta *m, int s, const struct batch *b)
             /* Too much (or no memory) to keep: it is owed everything, copied from a caught-up server. */
             meta_warn(m, "memd %s missed more than %d records: it gets a full copy once it answers",
                       pool_server_addr(m->pool, s), MISSED_MAX);
-            owe_all(m, s);
+            volpub_owe_all(m, s);
             return;
         }
         o->recs = r;
@@ -258,7 +227,7 @@ static void pub_end(struct batch *b, int st)
             answered += has(b, s, F_ANSWERED);
             acked += has(b, s, F_ACKED);
             good += has(b, s, F_GOOD);
-            nbehind += behind(m, s);
+            nbehind += volpub_behind(m, s);
             late += m->srv[s].late;
         }
         meta_warn(m, "records waited %llu ms (%d): sent to %d servers, %d answered, %d acked (%d caught up); "
@@ -277,7 +246,7 @@ static void pub_end(struct batch *b, int st)
     b->recs = NULL;
     b->n = 0;
     if (!b->pending)
-        unlink_free(m, b);
+        volpub_unlink_free(m, b);
     /* The guest hears from the loop: a callback may end the volume (its
      * requests done, a fenced device goes), and nothing of volpub's may run
      * on after that in this call chain. */
@@ -288,32 +257,9 @@ static void pub_end(struct batch *b, int st)
     flush(m);
 }
 
-/* Coordinator mode: whether every server of the in-sync set (or on its
- * way into it) acknowledged b; if not, those that did not are dropped from
- * it first.  Invariant: a record is acknowledged only once every server the
- * set in etcd names holds it. */
-static bool insync_ready(struct volmeta *m, struct batch *b)
-{
-    if (!m->claimer)
-        return true;
-    bool ready = true;
-    for (int s = 0; s < m->nsrv; s++) {
-        struct msrv *v = &m->srv[s];
-        if (!(v->insync || v->adding) || has(b, s, F_ACKED))
-            continue;
-        ready = false;
-        if (!v->dropping) {
-            v->dropping = true;
-            meta_warn(m, "memd %s missed records: it leaves the in-sync set (in etcd) before they are acknowledged",
-                      pool_server_addr(m->pool, s));
-            volpub_sync_insync(m);
-        }
-    }
-    return ready;
-}
 
 /* Whether b can end now, and how. */
-static void try_end(struct batch *b, uint64_t now)
+void volpub_try_end(struct batch *b, uint64_t now)
 {
     struct volmeta *m = b->m;
     if (b->done)
@@ -321,7 +267,7 @@ static void try_end(struct batch *b, uint64_t now)
     /* Invariant: good means a server that had every earlier completed record holds these too. */
     bool good = false, acked = false, others_silent = false;
     for (int s = 0; s < b->nst; s++) {
-        good |= has(b, s, F_GOOD) || (has(b, s, F_ACKED) && !behind(m, s));
+        good |= has(b, s, F_GOOD) || (has(b, s, F_ACKED) && !volpub_behind(m, s));
         acked |= has(b, s, F_ACKED);
         others_silent |= silent(b, s) && !m->srv[s].late;
     }
@@ -332,7 +278,7 @@ static void try_end(struct batch *b, uint64_t now)
             m->srv[s].late |= silent(b, s);
     if (b->fenced && (!b->pending || waited))
         pub_end(b, -ESTALE);
-    else if (good && (!b->pending || waited) && insync_ready(m, b))
+    else if (good && (!b->pending || waited) && volpub_insync_ready(m, b))
         pub_end(b, 0);
     else if (good && (!b->pending || waited))
         ;   /* waits for etcd to drop the in-sync servers that lack these records */
@@ -348,7 +294,7 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
     b->pending--;
     if (!m) {
         if (!b->pending)
-            unlink_free(NULL, b);
+            volpub_unlink_free(NULL, b);
         return;
     }
     mark(b, srv, F_ANSWERED);
@@ -361,8 +307,8 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
              * lacks every earlier record.  Invariant: it counts as holding
              * the volume's records only once a full copy reached it. */
             volpub_known(m, srv);
-            owe_all(m, srv);
-        } else if (!behind(m, srv)) {
+            volpub_owe_all(m, srv);
+        } else if (!volpub_behind(m, srv)) {
             mark(b, srv, F_GOOD);
         }
     } else if (r && r->status == ESTALE) {
@@ -373,9 +319,9 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
         meta_warn(m, "memd %s refused records: %s", pool_server_addr(m->pool, srv), strerror(r->status));
     }
     if (!b->done)
-        try_end(b, evloop_now_ms());
+        volpub_try_end(b, evloop_now_ms());
     else if (!b->pending)
-        unlink_free(m, b);
+        volpub_unlink_free(m, b);
 }
 
 static void batch_later(struct evloop *el, void *arg)
@@ -406,7 +352,7 @@ static void flush(struct volmeta *m)
     /* The servers first: the batch has a byte for each (a server added
      * after this is not part of it). */
     int *up, k = volmeta_up(m, &up);
-    struct batch *b = k >= 0 ? batch_alloc(m) : NULL;
+    struct batch *b = k >= 0 ? volpub_batch_alloc(m) : NULL;
     uint32_t n = m->qn > PROTO_REC_MAX ? PROTO_REC_MAX : (uint32_t)m->qn;
     struct proto_rec *recs = xreallocarray(NULL, n, sizeof(*recs));
     struct pubrec *pr = xreallocarray(NULL, n, sizeof(*pr));
@@ -439,7 +385,7 @@ static void flush(struct volmeta *m)
         free(up);
         return;
     }
-    check_restarts(m);
+    volpub_check_restarts(m);
     struct proto_msg q = { .type = PROTO_META_PUT };
     q.u.meta.vid = m->vid;
     q.u.meta.epoch = m->epoch;
@@ -456,7 +402,7 @@ static void flush(struct volmeta *m)
     if (--b->pending == 0)
         evloop_defer(pool_evloop(m->pool), &b->later);
     else
-        arm(m);
+        volpub_arm(m);
 }
 
 int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb cb, void *arg)
@@ -474,311 +420,20 @@ int volmeta_publish(struct volmeta *m, const struct proto_rec *r, volmeta_pub_cb
     return 0;
 }
 
-/* ---- the in-sync set in etcd (coordinator mode) ------------------------- */
 
-static void insync_set(void *arg, int status)
-{
-    struct volmeta *m = arg;
-    m->set_busy = false;
-    if (status == 0) {
-        for (int s = 0; s < m->nsrv; s++) {
-            struct msrv *v = &m->srv[s];
-            if (v->dropping) {
-                v->insync = v->dropping = false;
-                v->left_ms = evloop_now_ms();
-            }
-            else if (v->adding && !v->sent_add)
-                ;       /* asked for after this request went out */
-            else if (v->adding) {
-                v->insync = true;
-                v->adding = false;
-            }
-            v->sent_add = false;
-        }
-    } else {
-        for (int s = 0; s < m->nsrv; s++)
-            m->srv[s].sent_add = false;
-        if (status == -ESTALE)
-            volmeta_fence(m);
-        else
-            m->set_dirty = true;        /* the tick tries again */
-    }
-    volmeta_insync_done(m, status);
-    if (m->set_dirty && status != -EAGAIN)
-        volpub_sync_insync(m);
-    recheck_all(m);
-}
 
-void volpub_sync_insync(struct volmeta *m)
-{
-    if (!m->claimer || m->fenced)
-        return;
-    if (m->set_busy) {
-        m->set_dirty = true;
-        return;
-    }
-    m->set_dirty = false;
-    const char **addrs = xreallocarray(NULL, (size_t)(m->nsrv ? m->nsrv : 1), sizeof(*addrs));
-    if (!addrs) {
-        m->set_dirty = true;
-        return;
-    }
-    int n = 0;
-    for (int s = 0; s < m->nsrv; s++) {
-        struct msrv *v = &m->srv[s];
-        v->sent_add = v->adding;
-        if ((v->insync || v->adding) && !v->dropping)
-            addrs[n++] = pool_server_addr(m->pool, s);
-    }
-    m->set_busy = true;
-    if (m->claimer->set_insync(m->claimer->ctx, m->name, addrs, n, insync_set, m) < 0) {
-        m->set_busy = false;
-        m->set_dirty = true;
-    }
-    free(addrs);
-    arm(m);
-}
 
-void volpub_begin_insync(struct volmeta *m)
-{
-    int joined = 0;
-    for (int s = 0; s < m->nsrv; s++) {
-        struct msrv *v = &m->srv[s];
-        if (!v->claimed)
-            continue;
-        if (volmeta_was_insync(m, s)) {
-            v->adding = true;
-            joined++;
-        } else {
-            owe_all(m, s);      /* it lacks records the previous owner acknowledged */
-        }
-    }
-    meta_info(m, "in-sync set: %d memory server(s)", joined);
-    volpub_sync_insync(m);
-}
 
-/* ---- catching a server up ------------------------------------------------ */
 
-/* Some request of ours has been unanswered by s for POOL_LATE_MS: it is not answering yet. */
-static bool late_on(const struct volmeta *m, int s, uint64_t now)
-{
-    const struct batch *b;
-    TAILQ_FOREACH(b, &m->batches, link)
-        if (silent(b, s) && now >= b->t_ms + POOL_LATE_MS)
-            return true;
-    return false;
-}
 
-/* Every batch not ended yet looks again (the in-sync set changed). */
-static void recheck_all(struct volmeta *m)
-{
-    uint64_t now = evloop_now_ms();
-    struct batch *b, *nb;
-    TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
-        if (b->kind == B_PUB && !b->done)
-            try_end(b, now);
-}
 
-/* A server caught up again joins the in-sync set (coordinator mode): not
- * while a batch in flight went out without it (it may lack those records),
- * nor within REJOIN_MS of leaving it (a server late now and then would
- * otherwise cost etcd two writes per stall). */
-static void maybe_join(struct volmeta *m, int s)
-{
-    struct msrv *v = &m->srv[s];
-    if (!m->claimer || m->fenced || !v->known || behind(m, s) || v->insync || v->adding ||
-        evloop_now_ms() < v->left_ms + REJOIN_MS)
-        return;
-    const struct batch *b;
-    TAILQ_FOREACH(b, &m->batches, link)
-        if (b->kind == B_PUB && !b->done && !has(b, s, F_SENT))
-            return;
-    v->adding = true;
-    meta_info(m, "memd %s holds every record: it joins the in-sync set", pool_server_addr(m->pool, s));
-    volpub_sync_insync(m);
-}
 
-/* The batches that waited for a server to be caught up may end. */
-static void recheck(struct volmeta *m)
-{
-    uint64_t now = evloop_now_ms();
-    struct batch *b, *nb;
-    TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
-        if (b->kind == B_PUB && !b->done && !b->pending)
-            try_end(b, now);
-}
 
-static struct batch *ctx_new(struct volmeta *m, enum bkind kind, int tgt, int src)
-{
-    struct batch *c = batch_alloc(m);
-    if (!c)
-        return NULL;
-    c->m = m;
-    c->kind = kind;
-    c->tgt = tgt;
-    c->src = src;
-    c->t_ms = evloop_now_ms();
-    TAILQ_INSERT_TAIL(&m->batches, c, link);
-    return c;
-}
 
-/* Sends one request of a catch-up to server srv; false (and c freed) if it could not go. */
-static bool ctx_send(struct volmeta *m, struct batch *c, int srv, const struct proto_msg *q, pool_ctl_cb cb)
-{
-    if (pool_ctl(m->pool, srv, q, cb, c) < 0) {
-        unlink_free(m, c);
-        return false;
-    }
-    c->pending = 1;
-    mark(c, srv, F_SENT);
-    return true;
-}
 
-static void copy_end(struct volmeta *m, int tgt, bool ok)
-{
-    struct owed *o = &m->srv[tgt].owed;
-    o->busy = false;
-    if (!ok)
-        o->full = true;         /* tried again on a later tick */
-    else
-        meta_info(m, "memd %s has a full copy of the records", pool_server_addr(m->pool, tgt));
-    maybe_join(m, tgt);
-    recheck(m);
-}
 
-static void on_copy_listed(void *arg, int srv, const struct proto_msg *r);
 
-static bool copy_list(struct volmeta *m, int tgt, int src, uint64_t cursor)
-{
-    struct batch *c = ctx_new(m, B_LIST, tgt, src);
-    struct proto_msg q = { .type = PROTO_META_LIST };
-    q.u.meta.vid = m->vid;
-    q.u.meta.epoch = m->epoch;
-    q.u.meta.cursor = cursor;
-    return c && ctx_send(m, c, src, &q, on_copy_listed);
-}
 
-static void on_copy_put(void *arg, int srv, const struct proto_msg *r)
-{
-    struct batch *c = arg;
-    struct volmeta *m = c->m;
-    int tgt = c->tgt, src = c->src;
-    uint64_t cursor = c->cursor;
-    (void)srv;
-    unlink_free(m, c);
-    if (!m)
-        return;
-    if (r && r->status == ESTALE)
-        volmeta_fence(m);
-    if (!r || r->status)
-        copy_end(m, tgt, false);
-    else if (!cursor)
-        copy_end(m, tgt, true);
-    else if (!copy_list(m, tgt, src, cursor))
-        copy_end(m, tgt, false);
-}
-
-static void on_copy_listed(void *arg, int srv, const struct proto_msg *r)
-{
-    static struct proto_rec recs[PROTO_REC_MAX];
-    struct batch *c = arg;
-    struct volmeta *m = c->m;
-    int tgt = c->tgt, src = c->src;
-    (void)srv;
-    unlink_free(m, c);
-    if (!m)
-        return;
-    if (r && r->status == ENOENT) {
-        copy_end(m, tgt, true);             /* the caught-up server holds no record of it */
-        return;
-    }
-    if (!r || r->status || r->u.meta.n > PROTO_REC_MAX) {
-        copy_end(m, tgt, false);
-        return;
-    }
-    for (uint32_t i = 0; i < r->u.meta.n; i++)
-        proto_rec_get(r->u.meta.raw, i, &recs[i]);
-    struct batch *p = ctx_new(m, B_COPY, tgt, src);
-    struct proto_msg q = { .type = PROTO_META_PUT };
-    q.u.meta.vid = m->vid;
-    q.u.meta.epoch = m->epoch;
-    q.u.meta.n = r->u.meta.n;
-    q.u.meta.recs = recs;
-    if (p)
-        p->cursor = r->u.meta.cursor;
-    if (!p || !ctx_send(m, p, tgt, &q, on_copy_put))
-        copy_end(m, tgt, false);
-}
-
-static void on_resent(void *arg, int srv, const struct proto_msg *r)
-{
-    struct batch *c = arg;
-    struct volmeta *m = c->m;
-    uint32_t n = c->n;
-    (void)srv;
-    int tgt = c->tgt;
-    unlink_free(m, c);
-    if (!m)
-        return;
-    struct owed *o = &m->srv[tgt].owed;
-    o->busy = false;
-    if (r && r->status == ESTALE)
-        volmeta_fence(m);
-    if (!r || r->status)
-        return;                     /* tried again on a later tick */
-    if (!o->full) {                 /* (full: what was owed is gone, a copy replaces it) */
-        n = n < o->n ? n : o->n;
-        memmove(o->recs, o->recs + n, (o->n - n) * sizeof(*o->recs));
-        o->n -= n;
-    }
-    if (!behind(m, tgt))
-        meta_info(m, "memd %s has every record again", pool_server_addr(m->pool, tgt));
-    maybe_join(m, tgt);
-    recheck(m);
-}
-
-/* Servers behind that answer again get what they are owed, one request each at a time. */
-static void catch_up(struct volmeta *m, uint64_t now)
-{
-    if (m->fenced)
-        return;
-    check_restarts(m);
-    int *up, k = volmeta_up(m, &up);
-    for (int i = 0; i < k; i++) {
-        int s = up[i];
-        struct owed *o = &m->srv[s].owed;   /* m->srv does not move below: only volmeta_up grows it */
-        if (!behind(m, s) || o->busy || late_on(m, s, now))
-            continue;
-        if (o->full) {
-            int src = -1;
-            for (int j = 0; j < k && src < 0; j++)
-                if (up[j] != s && m->srv[up[j]].known && !behind(m, up[j]) && !late_on(m, up[j], now))
-                    src = up[j];
-            if (src < 0)
-                continue;           /* no caught-up server to copy from yet */
-            meta_info(m, "memd %s: copying every record to it from memd %s", pool_server_addr(m->pool, s),
-                      pool_server_addr(m->pool, src));
-            o->full = false;
-            o->busy = true;
-            if (!copy_list(m, s, src, 0))
-                copy_end(m, s, false);
-            continue;
-        }
-        struct batch *c = ctx_new(m, B_RESEND, s, -1);
-        if (!c)
-            continue;
-        c->n = o->n > PROTO_REC_MAX ? PROTO_REC_MAX : o->n;
-        struct proto_msg q = { .type = PROTO_META_PUT };
-        q.u.meta.vid = m->vid;
-        q.u.meta.epoch = m->epoch;
-        q.u.meta.n = c->n;
-        q.u.meta.recs = o->recs;
-        o->busy = true;
-        if (!ctx_send(m, c, s, &q, on_resent))
-            o->busy = false;
-    }
-    free(up);
-}
 
 /* Every POOL_LATE_MS / 2 while a batch waits, IDLE_TICK_MS while only a server is behind. */
 static int tick(struct evloop *el, long long id, void *arg)
@@ -790,12 +445,12 @@ static int tick(struct evloop *el, long long id, void *arg)
     struct batch *b, *nb;
     TAILQ_FOREACH_SAFE(b, &m->batches, link, nb)
         if (b->kind == B_PUB && !b->done)
-            try_end(b, now);
-    catch_up(m, now);
+            volpub_try_end(b, now);
+    volpub_catch_up(m, now);
     if (m->set_dirty)
         volpub_sync_insync(m);
     for (int s = 0; m->claimer && s < m->nsrv; s++)
-        maybe_join(m, s);
+        volpub_maybe_join(m, s);
     if (!TAILQ_EMPTY(&m->batches) || m->set_busy || m->set_dirty)
         return POOL_LATE_MS / 2;
     bool rejoin = false;
@@ -808,7 +463,7 @@ static int tick(struct evloop *el, long long id, void *arg)
     return -1;
 }
 
-static void arm(struct volmeta *m)
+void volpub_arm(struct volmeta *m)
 {
     if (!m->timer)
         m->timer = evloop_add_timer(pool_evloop(m->pool), POOL_LATE_MS / 2, tick, m);
@@ -824,7 +479,7 @@ void volpub_free(struct volmeta *m)
         evloop_defer_cancel(pool_evloop(m->pool), &b->later);
         b->m = NULL;
         if (!b->pending)
-            unlink_free(NULL, b);
+            volpub_unlink_free(NULL, b);
     }
     for (int s = 0; s < m->nsrv; s++)
         free(m->srv[s].owed.recs);
