@@ -101,15 +101,8 @@ static int gen_hwrite(struct job *j, struct op *o)
     if (stop_asked || (j->count >= j->npages && (!h->end_ns || now_ns() >= h->end_ns)))
         return 0;
     uint64_t p;
-    if (j->count < j->npages) {
-        p = j->perm[j->count];
-    } else {
-        p = pat_mix(&j->rng) % j->npages;
-        for (int tries = 0; j->page_busy[p] && tries < 64; tries++)
-            p = pat_mix(&j->rng) % j->npages;
-        if (j->page_busy[p])
-            return 0;
-    }
+    if (!job_next_page(j, &p))
+        return 0;
     struct stamp s = { j->a->writer, j->base / PAT_PAGE + p, ++h->gen, real_ns() };
     stamp_fill(o->buf, &s);
     h->inflight_gen[p] = s.gen;

@@ -54,6 +54,9 @@ struct job {
     uint64_t give_up_ns;        /* set: run stops waiting for I/Os still in flight at this time (now_ns) */
 };
 
+/* The page the next write goes to: the shuffled order for a first pass,
+ * then random pages not in flight.  false when none is free now. */
+bool job_next_page(struct job *j, uint64_t *page);
 /* Sets the job up over --offset/--size with ops of pages_per_op pages; -1 on a bad range or OOM. */
 int job_init(struct job *j, struct memxfront *f, const struct args *a, unsigned pages_per_op);
 void job_free(struct job *j);

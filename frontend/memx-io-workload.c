@@ -162,6 +162,19 @@ static void shuffle(struct job *j)
 
 /* verify, phase 1: every page once in random order, then 25% random
  * overwrites of pages not in flight; a flush every flush_every writes. */
+bool job_next_page(struct job *j, uint64_t *page)
+{
+    if (j->count < j->npages) {
+        *page = j->perm[j->count];
+        return true;
+    }
+    uint64_t p = pat_mix(&j->rng) % j->npages;
+    for (int tries = 0; j->page_busy[p] && tries < 64; tries++)
+        p = pat_mix(&j->rng) % j->npages;
+    *page = p;
+    return !j->page_busy[p];
+}
+
 static int gen_verify_write(struct job *j, struct op *o)
 {
     uint64_t total = j->npages + j->npages / 4;
@@ -175,15 +188,8 @@ static int gen_verify_write(struct job *j, struct op *o)
     if (j->count >= total)
         return 0;
     uint64_t p;
-    if (j->count < j->npages) {
-        p = j->perm[j->count];
-    } else {
-        p = pat_mix(&j->rng) % j->npages;
-        for (int tries = 0; j->page_busy[p] && tries < 64; tries++)
-            p = pat_mix(&j->rng) % j->npages;
-        if (j->page_busy[p])
-            return 0;
-    }
+    if (!job_next_page(j, &p))
+        return 0;
     double r = frand(j);
     uint64_t k;
     if (r < j->a->zero_frac)
