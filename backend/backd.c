@@ -32,7 +32,8 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: memx-backd [OPTIONS]\n"
             "Serve MemX volumes to Xen guests as blkif block devices (xen-blkfront),\n"
-            "storing their pages on the memory servers of [cluster] servers.\n"
+            "storing their pages on the memory servers registered in etcd ([cluster] etcd;\n"
+            "without it, the static [cluster] servers list).\n"
             "\n"
             "  -c, --config FILE          configuration file (default %s/memx/memx.conf if it exists)\n"
             "  -p, --platform real|sim    Xen libraries, or the sim platform ([backend] platform, default real)\n"
