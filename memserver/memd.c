@@ -367,6 +367,10 @@ static void on_page(struct memd *m, struct session *s, const struct proto_msg *q
             for (uint32_t i = 0; !st && i < n; i++)
                 memcpy(slab + (uint64_t)slots[i] * PROTO_PAGE_SIZE, q->u.page.data + (size_t)i * PROTO_PAGE_SIZE,
                        PROTO_PAGE_SIZE);
+            /* Invariant: a page's record is kept only with its bytes, both before the reply. */
+            if (!st && q->u.page.vid)
+                st = memd_meta_put_page_recs(m->vols, &who, q->u.page.vid, q->u.page.epoch,
+                                             m->slabs[q->u.page.slab].uid, slots, q->u.page.recs, n);
         } else
             r.u.page.data = slab + (uint64_t)q->u.page.page * PROTO_PAGE_SIZE;
     }

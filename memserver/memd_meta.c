@@ -113,6 +113,47 @@ static void answer_vol(struct volstore *vs, const struct memd_meta_peer *who, co
     r->status = (uint16_t)st;
 }
 
+/* What a put found before it went in: a put that moves the epoch up stands
+ * for the claim this server missed (its sender holds it). */
+struct put_ctx {
+    bool known;
+    uint64_t cur;
+    int owner;
+};
+
+static struct put_ctx put_begin(const struct volstore *vs, uint64_t vid)
+{
+    struct put_ctx c = { .owner = -1 };
+    c.known = volstore_owner(vs, vid, &c.cur, &c.owner);
+    return c;
+}
+
+static void put_end(struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid, uint64_t epoch,
+                    const struct put_ctx *c, int st)
+{
+    uint64_t cur, nr, sz;
+    if (!st && (!c->known || epoch > c->cur || c->owner < 0))
+        volstore_claim(vs, vid, "", 0, epoch, who->owner, &cur, &sz, &nr);
+}
+
+int memd_meta_put_page_recs(struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                            uint64_t epoch, uint64_t uid, const uint32_t *slots,
+                            const struct proto_wrec *recs, uint32_t n)
+{
+    struct put_ctx c = put_begin(vs, vid);
+    int st = 0;
+    for (uint32_t i = 0; !st && i < n; i++) {
+        if (!recs[i].seq)
+            continue;
+        struct proto_rec r = { .lpn = recs[i].lpn, .seq = recs[i].seq, .uid = uid, .page = slots[i],
+                               .kind = PROTO_REC_PAGE };
+        memcpy(r.hash, recs[i].hash, 16);
+        st = volstore_put_rec(vs, vid, epoch, &r);
+    }
+    put_end(vs, who, vid, epoch, &c, st);
+    return st;
+}
+
 static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, const struct proto_msg *q,
                         struct proto_msg *r)
 {
@@ -122,15 +163,11 @@ static void answer_meta(struct volstore *vs, const struct memd_meta_peer *who, c
     if (q->type == PROTO_META_PUT) {
         /* A fenced owner's records never replace the new owner's (volstore_put checks the epoch),
          * and nobody else's records join the owner's. */
-        uint64_t cur = 0, nr, sz;
-        int owner = -1;
-        bool known = volstore_owner(vs, q->u.meta.vid, &cur, &owner);
+        struct put_ctx c = put_begin(vs, q->u.meta.vid);
         int st = owner_check(vs, who, q->u.meta.vid, q->u.meta.epoch, true, true, "puts records of");
         if (!st)
             st = volstore_put(vs, q->u.meta.vid, q->u.meta.epoch, q->u.meta.raw, q->u.meta.n);
-        /* A put that moved the epoch up stands for the claim this server missed: its sender holds it. */
-        if (!st && (!known || q->u.meta.epoch > cur || owner < 0))
-            volstore_claim(vs, q->u.meta.vid, "", 0, q->u.meta.epoch, who->owner, &cur, &sz, &nr);
+        put_end(vs, who, q->u.meta.vid, q->u.meta.epoch, &c, st);
         if (st == ESTALE)
             mx_warn("%s: %s (%s) is fenced off volume %016llx (epoch %llu): records refused",
                     who->server, who->peer, who->client, (unsigned long long)q->u.meta.vid,

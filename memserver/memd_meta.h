@@ -50,6 +50,15 @@ int memd_meta_answer(struct volstore *vs, const struct memd_meta_peer *who, cons
 int memd_meta_check_write(const struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
                           uint64_t epoch);
 
+/* A PAGE_WRITE that memd_meta_check_write let through has stored its n
+ * pages in the slab named uid, at slots[i]: the records that came with them
+ * (recs[i], seq 0: none) are kept as a META_PUT of them would be (one that
+ * moves the epoch up stands for the claim this server missed).  0, ESTALE
+ * or ENOMEM: then the write must fail, as its records are not all here. */
+int memd_meta_put_page_recs(struct volstore *vs, const struct memd_meta_peer *who, uint64_t vid,
+                            uint64_t epoch, uint64_t uid, const uint32_t *slots,
+                            const struct proto_wrec *recs, uint32_t n);
+
 /* May who free its slab named uid (flags: PROTO_FREE_*)?  0, or EBUSY when
  * the slab must stay because volume records point into it: any record,
  * unless the free is forced (the requester's good copies live elsewhere);

@@ -49,8 +49,23 @@ int pool_up_servers(const struct pool *p, int *out, int max);
 const char *pool_server_addr(const struct pool *p, int srv);
 /* Servers in the membership, up or not (a removed one is not). */
 int pool_member_servers(const struct pool *p);
+/* Whether some member server is still being connected to for the first
+ * time (its records cannot be read yet, and it may well be up). */
+bool pool_connecting(const struct pool *p);
+/* R: the copies of every slab (pool_opts.replicas). */
+int pool_replicas(const struct pool *p);
 /* Which process of server srv we talk to: it changes when the server came
  * back as a new one (kill -9, restart), which holds none of our records. */
 uint64_t pool_server_inc(const struct pool *p, int srv);
+
+/* Records travel with pages (pool_write_vol), so a slab's copies hold the
+ * records of its pages; a copy made by re-replication (after a server died,
+ * restarted or was drained) holds only the pages.  The pool flags such a slab
+ * and calls cb(arg) from the loop; the owner (volumes.c) then publishes the
+ * records of the pages pool_page_recopied names another way (volpub.c) and
+ * calls pool_recopied_clear, so every record is again on R servers. */
+void pool_set_recopy_cb(struct pool *p, void (*cb)(void *arg), void *arg);
+bool pool_page_recopied(const struct pool *p, pool_page_t page);
+void pool_recopied_clear(struct pool *p);
 
 #endif

@@ -27,11 +27,13 @@ _Static_assert(POOL_KEY_BYTES == MEMX_KEY_BYTES, "pool.h's key size is the confi
 
 static void deliver(struct evloop *el, void *arg);
 
+static void recopy_run(struct evloop *el, void *arg);
+
 void finish(struct pool *p, struct req *r, int status)
 {
     r->status = status;
     r->finished = true;
-    if (status)
+    if (status < 0)
         p->st.errors++;
     else
         histo_record(&p->t[r->kind == R_READ ? POOL_T_READ : POOL_T_WRITE], evloop_now_ns() - r->t_ns);
@@ -73,7 +75,7 @@ static void deliver(struct evloop *el, void *arg)
     while ((r = STAILQ_FIRST(&l))) {
         STAILQ_REMOVE_HEAD(&l, link);
         if (r->kind == R_WRITE)
-            r->wcb(r->arg, r->status, r->status ? 0 : r->page);
+            r->wcb(r->arg, r->status, r->status < 0 ? 0 : r->page);
         else
             r->rcb(r->arg, r->status);
         r->delivered = true;
@@ -286,6 +288,7 @@ struct pool *pool_new(struct evloop *el, const struct pool_opts *o, const uint8_
     LIST_INIT(&p->adopts);
     evloop_defer_init(&p->deliver, deliver, p);
     evloop_defer_init(&p->turn_end, turn_end, p);
+    evloop_defer_init(&p->recopy, recopy_run, p);
     if (o->nservers && p->replicas > o->nservers)
         pool_warn("[cluster] replicas = %d but only %d memory servers are configured: degraded",
                   p->replicas, o->nservers);
@@ -416,6 +419,7 @@ void pool_free(struct pool *p)
         evloop_del_timer(p->el, p->hedge_timer);
     evloop_defer_cancel(p->el, &p->deliver);
     evloop_defer_cancel(p->el, &p->turn_end);
+    evloop_defer_cancel(p->el, &p->recopy);
     adopt_free_all(p);
     for (int i = 0; i < p->nsrv; i++) {
         struct server *s = p->srv[i];
@@ -480,6 +484,40 @@ int pool_live_servers(const struct pool *p)
 void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N])
 {
     memcpy(out, p->t, sizeof(p->t));
+}
+
+/* ---- re-replicated slabs owe their pages' records (cluster.h) ---- */
+
+static void recopy_run(struct evloop *el, void *arg)
+{
+    struct pool *p = arg;
+    (void)el;
+    if (p->recopy_cb)
+        p->recopy_cb(p->recopy_arg);
+}
+
+void recopy_note(struct pool *p, uint32_t slab)
+{
+    p->slabs[slab].recopied = true;
+    evloop_defer(p->el, &p->recopy);
+}
+
+void pool_set_recopy_cb(struct pool *p, void (*cb)(void *arg), void *arg)
+{
+    p->recopy_cb = cb;
+    p->recopy_arg = arg;
+}
+
+bool pool_page_recopied(const struct pool *p, pool_page_t page)
+{
+    uint32_t slab, pg;
+    return split_page(p, page, &slab, &pg) && p->slabs[slab].recopied;
+}
+
+void pool_recopied_clear(struct pool *p)
+{
+    for (uint32_t i = 0; i < p->nslabs; i++)
+        p->slabs[i].recopied = false;
 }
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st)
@@ -550,6 +588,9 @@ void dir_forget(struct pool *p, uint64_t uid)
     if (p->dir && uid)
         p->dir->del(p->dir->ctx, uid);
 }
+
+bool pool_connecting(const struct pool *p) { return any_first_connect(p); }
+int pool_replicas(const struct pool *p) { return p->replicas; }
 
 int pool_member_servers(const struct pool *p)
 {

@@ -120,6 +120,7 @@ struct pool_stats {
     uint64_t pages_stored;      /* pages allocated (one count per page, not per replica) */
     uint64_t slabs;
     uint64_t writes, reads, errors;     /* pages */
+    uint64_t writes_few;        /* writes with a record stored on fewer than R replicas (POOL_WRITE_FEW) */
     uint64_t xport_reads;       /* RMA reads that brought them: a run, or reads gathered, count once */
     int servers, live_servers;
     /* Degraded mode: slabs with fewer than R good copies (lost: none at all;
@@ -142,10 +143,26 @@ void pool_get_timing(const struct pool *p, struct histo out[POOL_T_N]);
  * pool_read_run are compared with (and what volume records keep). */
 void pool_hash(const void *page, uint8_t out[16]);
 
+/* The volume record a page write carries (proto.h's proto_wrec): each
+ * replica stores it with the page, in the same message, so the page and
+ * what finds it again after a crash or on another host cost one round trip
+ * to R servers.  The server completes it with the slab's uid and the slot. */
+struct pool_wrec {
+    uint64_t lpn, seq;
+    uint8_t hash[16];
+};
+/* A write with a record (pool_write_vol) that completed with status
+ * POOL_WRITE_FEW is stored, but fewer than R replicas hold it (some were
+ * late, down or missing): its record is not on R servers, and the caller
+ * must make it durable another way (volpub.c) before acknowledging. */
+#define POOL_WRITE_FEW 1
+
 /* Like pool_write_new, for volume vid under epoch: a server that has seen a
- * newer claim of the volume refuses it, and the write fails with -ESTALE. */
+ * newer claim of the volume refuses it, and the write fails with -ESTALE.
+ * rec (copied; NULL: none) goes with the page to every replica: status 0
+ * then means every one of R replicas holds both, POOL_WRITE_FEW see above. */
 void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
-                    pool_write_cb cb, void *arg);
+                    const struct pool_wrec *rec, pool_write_cb cb, void *arg);
 /* Like pool_read; where the page's slab was adopted, a replica whose bytes
  * do not hash to hash is skipped (it missed writes) and the next is tried. */
 void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,

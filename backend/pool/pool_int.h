@@ -74,6 +74,8 @@ struct req {
     bool again;                 /* write: a server could not prove our claim current (EAGAIN) */
     bool verify;                /* read: check each page's bytes against its hash */
     uint64_t t_ns;              /* issued */
+    bool has_rec;               /* write: rec goes with the page */
+    struct pool_wrec rec;
     STAILQ_ENTRY(req) link;
     uint8_t hash[POOL_RUN_MAX][16];     /* last: req_new clears only what comes before */
 };
@@ -134,6 +136,7 @@ struct pslab {
      * placed in it, and what is read from it is checked against the
      * record's hash, since a replica there may have missed writes. */
     bool adopted;
+    bool recopied;              /* re-replicated: the new copy holds none of its pages' records (cluster.h) */
     uint64_t uid;               /* cluster-wide name, in every volume record that points here */
     int nrep;                   /* replicas placed (or being placed) */
     int allocating;             /* SLAB_ALLOCs in flight */
@@ -174,6 +177,9 @@ struct oom_fail {
 struct pool {
     struct evloop *el;
     const struct pool_dir_ops *dir;     /* the slab directory, or NULL */
+    void (*recopy_cb)(void *arg);       /* pool_set_recopy_cb */
+    void *recopy_arg;
+    struct ev_defer recopy;
     char provider[64];
     uint8_t key[POOL_KEY_BYTES];
     char id[PROTO_ID_MAX];
@@ -258,6 +264,8 @@ void place_writes(struct pool *p, struct req_list *l);
 int64_t slab_slot(struct pool *p);
 void turn_end_arm(struct pool *p);
 void turn_end(struct evloop *el, void *arg);
+/* slab got a copy by re-replication: its pages' records are owed (cluster.h). */
+void recopy_note(struct pool *p, uint32_t slab);
 /* The hedge timer's pass over s: its writes late by WRITE_LATE_MS complete without it. */
 void writes_late(struct pool *p, struct server *s, uint64_t now);
 /* The hedge timer's pass over the slab being built: a SLAB_ALLOC late by

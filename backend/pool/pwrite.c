@@ -44,10 +44,16 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
         return;
     }
     int st = r->fenced ? -ESTALE : r->acked ? 0 : r->again ? -EAGAIN : -EIO;
-    if (st)
+    if (st) {
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
-    else
+    } else {
         p->st.writes++;
+        /* Invariant: status 0 for a write with a record means R servers hold both. */
+        if (r->has_rec && r->acked < p->replicas) {
+            st = POOL_WRITE_FEW;
+            p->st.writes_few++;
+        }
+    }
     finish(p, r, st);
 }
 
@@ -205,7 +211,9 @@ static void write_complete_early(struct pool *p, struct req *r, uint32_t slab)
         if ((r->sent & ~r->answered) & (1u << i))
             rep_miss(p, slab, i, page, "late");     /* never read there until it is copied */
     p->st.writes++;
-    finish(p, r, 0);
+    if (r->has_rec)
+        p->st.writes_few++;
+    finish(p, r, r->has_rec ? POOL_WRITE_FEW : 0);  /* the late ones may not hold its record */
 }
 
 /* A replica that leaves a write unanswered WRITE_LATE_MS while another one
@@ -306,7 +314,7 @@ void turn_end_arm(struct pool *p)
 }
 
 void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
-                    pool_write_cb cb, void *arg)
+                    const struct pool_wrec *rec, pool_write_cb cb, void *arg)
 {
     struct req *r = req_new(p, R_WRITE, arg);
     if (!r) {
@@ -317,13 +325,17 @@ void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epo
     r->wcb = cb;
     r->vid = vid;
     r->epoch = epoch;
+    if (rec && vid) {
+        r->has_rec = true;
+        r->rec = *rec;
+    }
     STAILQ_INSERT_TAIL(&p->gather, r, link);
     turn_end_arm(p);
 }
 
 void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
 {
-    pool_write_vol(p, data, 0, 0, cb, arg);
+    pool_write_vol(p, data, 0, 0, NULL, cb, arg);
 }
 
 /* ---- building slabs ---- */

@@ -229,6 +229,7 @@ static void rb_finish(struct pool *p)
         ps->rep[rb->slot] = rb->nr;
         ps->rep[rb->slot].ok = true;
         dir_note(p, slab);
+        recopy_note(p, slab);       /* the copy has the pages, not their records */
         pool_info("slab %u re-replicated onto memd %s: %llu pages in %llu ms", slab, p->srv[rb->target]->addr,
                   (unsigned long long)rb->pages, (unsigned long long)(evloop_now_ms() - rb->started_ms));
         rep_release(&old);

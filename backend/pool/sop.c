@@ -85,8 +85,15 @@ int sop_post(struct server *s, struct sop *o, fab_done_fn sent, fab_done_fn read
         m.u.page.vid = o->req->vid;
         m.u.page.epoch = o->req->epoch;
         m.u.page.npages = o->npages;
-        for (unsigned i = 0; i < o->npages; i++)
-            m.u.page.slots[i] = (uint32_t)o->run[i]->page;
+        for (unsigned i = 0; i < o->npages; i++) {
+            const struct req *r = o->run[i];
+            m.u.page.slots[i] = (uint32_t)r->page;
+            if (r->has_rec) {
+                m.u.page.recs[i].lpn = r->rec.lpn;
+                m.u.page.recs[i].seq = r->rec.seq;
+                memcpy(m.u.page.recs[i].hash, r->rec.hash, 16);
+            }
+        }
         uint8_t hdr[PROTO_MSG_MAX];
         struct iovec iov[1 + PROTO_RUN_MAX] = { { hdr, proto_encode(&m, hdr, sizeof(hdr)) } };
         for (unsigned i = 0; i < o->npages; i++)

@@ -5,6 +5,10 @@
  * Invariant preventing data loss: the page an entry replaces is let go only
  * once the record replacing it is published, and never when that failed with
  * -ESTALE (fenced: the volume's new owner may read it).
+ *
+ * Records of stored pages come with the pages (pool_write_vol): a slab
+ * copied by re-replication lacks them, so vol_republish_recopied sends the
+ * records of its pages the other way (volpub.c).
  */
 #include "volume_int.h"
 #include "xalloc.h"
@@ -111,3 +115,36 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
 }
 
 uint64_t vol_next_rseq(struct volume *v) { return v->meta ? volmeta_next_seq(v->meta) : 0; }
+
+static void republished(void *arg, int status)
+{
+    struct volume *v = arg;
+    if (status && status != -ESTALE && mx_ratelimit_ok(&v->rl_again, 5000))
+        vol_warn(v, "a record of a re-replicated page could not be published again: %s (%u such suppressed)",
+                 strerror(-status), v->rl_again.last_suppressed);
+}
+
+/* Invariant: a page whose record came with it is on R servers with that
+ * record, or its record is sent here to the in-sync servers.  A page with a
+ * write in flight is skipped: that write's own record is newer and goes out
+ * with it (and a record sent now, numbered after the write's, would win over
+ * it).  Others get a new number: nothing issued earlier is still open. */
+unsigned vol_republish_recopied(struct volume *v)
+{
+    struct pool *pool = v->vs->pool;
+    unsigned n = 0;
+    if (!v->meta || v->state != V_READY || volmeta_fenced(v->meta))
+        return 0;
+    for (uint64_t idx = 0; idx < v->npages; idx++) {
+        if (!pagemap_has_leaf(&v->map, idx)) {
+            idx |= PAGEMAP_LEAF_N - 1;
+            continue;
+        }
+        struct pm_ent e = pagemap_get(&v->map, idx);
+        if (e.kind != PM_PAGE || e.dup || !pool_page_recopied(pool, e.page) || ht_find(&v->active, idx))
+            continue;
+        vol_publish(v, idx, vol_next_rseq(v), &e, republished, v);
+        n++;
+    }
+    return n;
+}

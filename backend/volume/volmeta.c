@@ -89,7 +89,9 @@ bool volmeta_may_write(const struct volmeta *m)
 
 uint64_t volmeta_next_seq(struct volmeta *m)
 {
-    return m->epoch << SEQ_BITS | ++m->counter;
+    /* Even, two apart: seq + 1 is left for a second record of the same write (volmeta.h). */
+    m->counter = (m->counter | 1) + 1;
+    return m->epoch << SEQ_BITS | m->counter;
 }
 
 /* ---- loading -------------------------------------------------------------- */
@@ -111,6 +113,14 @@ static void load_end(struct volmeta *m, int err)
 {
     m->err = err;
     evloop_defer(pool_evloop(m->pool), &m->finish);
+}
+
+static int got_claims(const struct volmeta *m)
+{
+    int got = 0;
+    for (int i = 0; i < m->nsrv; i++)
+        got += m->srv[i].claimed;
+    return got;
 }
 
 static void on_claim(void *arg, int srv, const struct proto_msg *r)
@@ -253,8 +263,9 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
     struct volmeta *m = arg;
     if (r && r->status == 0) {
         /* The newest record of each page wins, whichever server had it.
-         * Invariant: a late server's older record never wins over an acknowledged newer one, because
-         * every acknowledged record is on a server that was caught up then (volpub.c) and seq grows. */
+         * Invariant: an older record never wins over an acknowledged newer one, because every
+         * acknowledged record is on each of R replicas of its page (it came with the page) or on
+         * every server caught up then (volpub.c), those are read, and seq grows. */
         volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
         m->srv[srv].cursor = r->u.meta.cursor;
         if (r->u.meta.cursor)
@@ -382,9 +393,7 @@ static void load_step(struct volmeta *m)
             load_end(m, m->err == -EAGAIN ? -EIO : m->err);
             return;
         }
-        int got = 0;
-        for (int i = 0; i < m->nsrv; i++)
-            got += m->srv[i].claimed;
+        int got = got_claims(m);
         if (!got) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server accepted the claim", m->name);
             load_end(m, -EAGAIN);
@@ -420,8 +429,11 @@ static void load_step(struct volmeta *m)
             load_end(m, -EIO);
             return;
         }
-        /* Invariant (coordinator mode): every acknowledged record is on every
-         * server of the recorded in-sync set, so those are the ones read. */
+        /* Invariant (coordinator mode): every acknowledged record that did
+         * not come with its page is on every server of the recorded in-sync
+         * set, so one of those must answer; a page's record is on the
+         * servers holding the page, so every server that took the claim is
+         * read too (the newest record of each page wins the merge). */
         int sources = 0;
         for (int i = 0; i < m->nsrv; i++)
             sources += m->srv[i].claimed && volmeta_was_insync(m, i);
@@ -431,11 +443,21 @@ static void load_step(struct volmeta *m)
             load_end(m, -EAGAIN);
             return;
         }
+        /* Invariant: a page's record that came with it is on R servers, so
+         * with fewer than R members unread one of them is read. */
+        int unread = pool_member_servers(m->pool) - got_claims(m);
+        if (unread >= pool_replicas(m->pool)) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: %d of %d memory servers did not answer; with %d or more "
+                     "unread, records of pages stored on them only could be missed", m->name, unread,
+                     pool_member_servers(m->pool), pool_replicas(m->pool));
+            load_end(m, -EAGAIN);
+            return;
+        }
         m->stage = LIST;
         m->pending = 1;
         for (int i = 0; i < m->nsrv; i++) {
             m->srv[i].cursor = 0;
-            if (m->srv[i].claimed && volmeta_was_insync(m, i))
+            if (m->srv[i].claimed)
                 list_from(m, i);
         }
         if (--m->pending == 0)
@@ -503,6 +525,13 @@ void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, 
     m->max_epoch = 0;
     m->takeover = false;
     m->prev_ninsync = -1;
+    /* Every member holds records of the pages it stores: a backend just
+     * started reads none until its first connections are through. */
+    if (pool_connecting(m->pool)) {
+        snprintf(m->msg, sizeof(m->msg), "volume %s: memory servers are still being connected to", m->name);
+        load_end(m, -EAGAIN);
+        return;
+    }
     if (m->claimer) {
         coord_claim(m);
         return;

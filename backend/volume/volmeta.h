@@ -102,7 +102,10 @@ void volmeta_free(struct volmeta *m);
 void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg);
 
 /* The sequence number for the next change of the map: later changes of a
- * page must carry higher numbers (taken in issue order). */
+ * page must carry higher numbers (taken in issue order).  Always even: a
+ * write that ends up with a second record (it shared a page stored while it
+ * was in flight, after its own record went out with its copy) gives that one
+ * seq + 1, newer than its first and older than any later change. */
 uint64_t volmeta_next_seq(struct volmeta *m);
 uint64_t volmeta_vid(const struct volmeta *m);
 uint64_t volmeta_epoch(const struct volmeta *m);

@@ -284,6 +284,8 @@ static void published(void *arg, int status)
 {
     struct pop *p = arg;
     vol_release_old(p->r->v, p->old, status);
+    if (p->late_copy)
+        vol_release_old(p->r->v, (struct pm_ent){ .kind = PM_PAGE, .page = p->late_copy }, status);
     wr_end(p, status);
 }
 
@@ -297,10 +299,16 @@ static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
         rc = vol_apply(v, p->a, p->idx, p->seq, e);
     } else {
         rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
+        if (rc > 0 && p->held && e.kind == PM_PAGE && !e.dup) {
+            published(p, 0);        /* its record came with the page: R servers hold it */
+            return;
+        }
         if (rc > 0) {
             vol_publish(v, p->idx, p->rseq, &e, published, p);
             return;
         }
+        if (p->late_copy)       /* superseded: a later write's record wins over our copy's */
+            pageref_put(&v->vs->refs, p->late_copy);
     }
     wr_end(p, rc < 0 ? rc : 0);
 }

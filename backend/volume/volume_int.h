@@ -69,6 +69,8 @@ struct pop {
     uint64_t rseq;          /* the volume record's sequence number, taken at issue */
     struct pm_ent old;      /* what a finished write replaced, kept until its record is published */
     uint8_t phash[16];      /* storing: XXH3-128 of the page (the record's check) */
+    bool held;              /* stored with its record on R servers: nothing more to publish */
+    pool_page_t late_copy;  /* shared after it was stored: our copy, let go once the sharing record is out */
     pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
     unsigned n;             /* read: pages in the run, src and the slots after it (a reference on each) */
     uint8_t (*rhash)[16];   /* read: the run's record hashes, once it has more than one page */
@@ -169,6 +171,8 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
                  volmeta_pub_cb cb, void *arg);
 /* The record sequence number of the next change (0 without metadata). */
 uint64_t vol_next_rseq(struct volume *v);
+/* Publishes the records of the pages in slabs re-replication copied (cluster.h); how many. */
+unsigned vol_republish_recopied(struct volume *v);
 
 /* volume.c */
 /* The page is in the pool, stored anew or shared (vstore.c): e holds a reference for the map. */

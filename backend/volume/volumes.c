@@ -23,6 +23,18 @@
 #define LOAD_RETRY_MS  250
 #define LOAD_TRIES     120          /* 30 s for a memory server to come up */
 
+/* Re-replication copied slabs without their pages' records (cluster.h). */
+static void on_recopied(void *arg)
+{
+    struct volumes *vs = arg;
+    unsigned n = 0;
+    for (size_t i = 0; i < vs->n; i++)
+        n += vol_republish_recopied(vs->v[i]);
+    pool_recopied_clear(vs->pool);
+    if (n)
+        mx_info("volumes: %u records of re-replicated pages published to the in-sync servers", n);
+}
+
 struct volumes *volumes_new(struct pool *pool, bool dedup)
 {
     struct volumes *vs = xcalloc(1, sizeof(*vs));
@@ -45,6 +57,7 @@ struct volumes *volumes_new(struct pool *pool, bool dedup)
         free(vs);
         return NULL;
     }
+    pool_set_recopy_cb(pool, on_recopied, vs);
     vs->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (vs->efd < 0 || evloop_add_fd(vs->el, vs->efd, EV_READ, vol_on_deferred, vs) < 0) {
         mx_err("volume: cannot set up completions: %s", strerror(errno));
@@ -70,6 +83,7 @@ void volumes_free(struct volumes *vs)
 {
     if (!vs)
         return;
+    pool_set_recopy_cb(vs->pool, NULL, NULL);
     /* The pages stay in the pool: volumes outlive this backend's table. */
     for (size_t i = 0; i < vs->n; i++) {
         struct volume *v = vs->v[i];

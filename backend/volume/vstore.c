@@ -23,13 +23,16 @@
 
 static void written(void *arg, int status, pool_page_t page);
 
-/* Stores a fresh copy of the page, under the volume's ownership. */
+/* Stores a fresh copy of the page, under the volume's ownership, with its
+ * record (one round trip: the page's replicas keep both). */
 static void store_new(struct pop *p, const void *data)
 {
     struct volume *v = p->r->v;
-    if (v->meta)
-        pool_write_vol(v->vs->pool, data, volmeta_vid(v->meta), volmeta_epoch(v->meta), written, p);
-    else
+    if (v->meta) {
+        struct pool_wrec rec = { .lpn = p->idx, .seq = p->rseq };
+        memcpy(rec.hash, p->phash, 16);
+        pool_write_vol(v->vs->pool, data, volmeta_vid(v->meta), volmeta_epoch(v->meta), &rec, written, p);
+    } else
         pool_write_new(v->vs->pool, data, written, p);
 }
 
@@ -88,10 +91,12 @@ static void written(void *arg, int status, pool_page_t page)
         v->again = p->again_next;
         status = -EIO;
     }
-    if (status) {
+    if (status < 0) {
         vol_stored(p, status, (struct pm_ent){ .kind = PM_NONE });
         return;
     }
+    /* POOL_WRITE_FEW: stored, but its record is not on R servers: published the slow way. */
+    p->held = v->meta && status == 0;
     pageref_new(&vs->refs, page);
     if (p->hashed) {
         /* An equal page may have been stored while this one was in flight
@@ -104,14 +109,24 @@ static void written(void *arg, int status, pool_page_t page)
             if (b && memcmp(b, p->data, VOLUME_PAGE_SIZE) == 0) {
                 if (pageref_get(&vs->refs, c[i]) < 0)
                     break;      /* keep our own copy */
-                pageref_put(&vs->refs, page);   /* never indexed, one reference: freed */
+                if (v->meta) {
+                    /* The servers' record of this write names our copy: the
+                     * shared page's record goes out as seq + 1, which wins
+                     * over it and loses to any later write, and our copy
+                     * stays until that record is published (volume.c). */
+                    p->rseq++;
+                    p->late_copy = page;
+                } else {
+                    pageref_put(&vs->refs, page);   /* never indexed, one reference: freed */
+                }
                 vs->late_hits++;
                 vol_stored(p, 0, (struct pm_ent){ .kind = PM_PAGE, .page = c[i], .dup = true });
                 return;
             }
         }
-        dedup_insert(vs->dd, p->hash, page, p->data);
     }
+    if (p->hashed)
+        dedup_insert(vs->dd, p->hash, page, p->data);
     vol_stored(p, 0, (struct pm_ent){ .kind = PM_PAGE, .page = page });
 }
 

@@ -26,7 +26,9 @@ const char *proto_type_name(int type)
 
 /* Exact body length of each type (PAGE_READ_R: with data; without when status != 0). */
 #define PAGE_BODY (8u + PROTO_PAGE_SIZE)
-#define WRITE_HDR 24u                     /* PAGE_WRITE before its data */
+#define WRITE_HDR 24u                     /* PAGE_WRITE before its slots, records and pages */
+#define WRITE_META (4u + PROTO_WREC_SIZE)  /* a PAGE_WRITE page's slot and record */
+#define WRITE_PER_PAGE (WRITE_META + PROTO_PAGE_SIZE)
 #define VOL_BODY  (32u + PROTO_ID_MAX)
 #define META_HDR  32u                     /* META_*: before the records */
 static const uint32_t body_len[PROTO_TYPE_MAX] = {
@@ -39,7 +41,7 @@ static const uint32_t body_len[PROTO_TYPE_MAX] = {
     [PROTO_SLAB_ALLOC_R] = 48,
     [PROTO_SLAB_FREE] = 8,
     [PROTO_SLAB_FREE_R] = 8,
-    [PROTO_PAGE_WRITE] = WRITE_HDR + 4 + PROTO_PAGE_SIZE,         /* one page; more: see proto_decode */
+    [PROTO_PAGE_WRITE] = WRITE_HDR + WRITE_PER_PAGE,               /* one page; more: see proto_decode */
     [PROTO_PAGE_WRITE_R] = 12,
     [PROTO_PAGE_READ] = 8,
     [PROTO_PAGE_READ_R] = PAGE_BODY,
@@ -114,10 +116,10 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
         npages = m->u.page.npages ? m->u.page.npages : 1;
         if (npages > PROTO_RUN_MAX)
             return 0;
-        blen = WRITE_HDR + npages * (4 + PROTO_PAGE_SIZE);
-        /* Without data only the header and the slots are written here; the
-         * caller sends the pages right after. */
-        need = PROTO_HDR_SIZE + (m->u.page.data ? blen : WRITE_HDR + npages * 4);
+        blen = WRITE_HDR + npages * WRITE_PER_PAGE;
+        /* Without data only the header, the slots and the records are
+         * written here; the caller sends the pages right after. */
+        need = PROTO_HDR_SIZE + (m->u.page.data ? blen : WRITE_HDR + npages * WRITE_META);
     }
     if (buflen < need)
         return 0;
@@ -178,12 +180,17 @@ size_t proto_encode(const struct proto_msg *m, uint8_t *buf, size_t buflen)
         put32(b + 4, npages);
         put64(b + 8, m->u.page.vid);
         put64(b + 16, m->u.page.epoch);
-        for (uint32_t i = 0; i < npages; i++)
+        for (uint32_t i = 0; i < npages; i++) {
             put32(b + WRITE_HDR + 4 * i, m->u.page.npages ? m->u.page.slots[i] : m->u.page.page);
+            uint8_t *o = b + WRITE_HDR + 4 * npages + PROTO_WREC_SIZE * i;
+            put64(o, m->u.page.recs[i].lpn);
+            put64(o + 8, m->u.page.recs[i].seq);
+            memcpy(o + 16, m->u.page.recs[i].hash, 16);
+        }
         if (m->u.page.data)
-            memcpy(b + WRITE_HDR + 4 * npages, m->u.page.data, (size_t)npages * PROTO_PAGE_SIZE);
+            memcpy(b + WRITE_HDR + WRITE_META * npages, m->u.page.data, (size_t)npages * PROTO_PAGE_SIZE);
         else
-            len = PROTO_HDR_SIZE + WRITE_HDR + 4 * npages;
+            len = PROTO_HDR_SIZE + WRITE_HDR + WRITE_META * npages;
         break;
     case PROTO_PAGE_WRITE_R:
         put32(b, m->u.page.slab);
@@ -284,7 +291,7 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
         uint32_t n = get32(buf + PROTO_HDR_SIZE + 4);
         if (n < 1 || n > PROTO_RUN_MAX)
             FAIL("PAGE_WRITE: %u pages, expected 1..%u", n, PROTO_RUN_MAX);
-        want = WRITE_HDR + n * (4 + PROTO_PAGE_SIZE);
+        want = WRITE_HDR + n * WRITE_PER_PAGE;
     }
     if (has_recs(type) && blen >= META_HDR && len >= PROTO_HDR_SIZE + META_HDR) {
         uint32_t n = get32(buf + PROTO_HDR_SIZE + 24);
@@ -381,10 +388,18 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_msg *m, char *why,
         m->u.page.npages = get32(b + 4);
         m->u.page.vid = get64(b + 8);
         m->u.page.epoch = get64(b + 16);
-        for (uint32_t i = 0; i < m->u.page.npages; i++)
+        for (uint32_t i = 0; i < m->u.page.npages; i++) {
             m->u.page.slots[i] = get32(b + WRITE_HDR + 4 * i);
+            const uint8_t *o = b + WRITE_HDR + 4 * m->u.page.npages + PROTO_WREC_SIZE * i;
+            m->u.page.recs[i].lpn = get64(o);
+            m->u.page.recs[i].seq = get64(o + 8);
+            memcpy(m->u.page.recs[i].hash, o + 16, 16);
+            /* A record names a volume page: only a volume's write carries one. */
+            if (m->u.page.recs[i].seq && m->u.page.vid == 0)
+                FAIL("PAGE_WRITE: page %u has a record but no volume", i);
+        }
         m->u.page.page = m->u.page.slots[0];
-        m->u.page.data = b + WRITE_HDR + 4 * m->u.page.npages;
+        m->u.page.data = b + WRITE_HDR + WRITE_META * m->u.page.npages;
         break;
     case PROTO_PAGE_WRITE_R:
         m->u.page.slab = get32(b);

@@ -40,9 +40,10 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC      0x584d454du   /* "MEMX" */
-#define PROTO_VERSION    5            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns;
+#define PROTO_VERSION    6            /* 2: HELLO carries flags; slabs belong to an identity; 3: PAGE_WRITE_R server_ns;
                                          4: PAGE_WRITE carries 1..PROTO_RUN_MAX pages, each with its slot;
-                                         5: every message after the handshake is authenticated (seq, tag) */
+                                         5: every message after the handshake is authenticated (seq, tag);
+                                         6: PAGE_WRITE carries each page's volume record (lpn, seq, hash) */
 #define PROTO_HDR_SIZE   48u
 #define PROTO_SEQ_OFF    24u          /* the header's seq ... */
 #define PROTO_TAG_OFF    32u          /* ... and tag (auth.h) */
@@ -58,7 +59,8 @@
 #define PROTO_FREE_FORCE  1u
 #define PROTO_HELLO_FRESH 1u          /* free every slab this identity holds */
 #define PROTO_MSG_MAX    (PROTO_HDR_SIZE + 32u + PROTO_REC_MAX * PROTO_REC_SIZE)  /* META_*: the largest but... */
-#define PROTO_WRITE_MAX  (PROTO_HDR_SIZE + 24u + PROTO_RUN_MAX * (4u + PROTO_PAGE_SIZE))  /* ... a full PAGE_WRITE */
+#define PROTO_WREC_SIZE  32u          /* a PAGE_WRITE page's record: lpn, seq, hash */
+#define PROTO_WRITE_MAX  (PROTO_HDR_SIZE + 24u + PROTO_RUN_MAX * (4u + PROTO_WREC_SIZE + PROTO_PAGE_SIZE))  /* ... a full PAGE_WRITE */
 
 enum proto_type {
     PROTO_HELLO = 1,        /* client -> server */
@@ -100,6 +102,15 @@ struct proto_rec {
     uint8_t hash[16];
 };
 
+/* What a PAGE_WRITE says of each of its pages beyond the slot: the volume
+ * record the server stores with it (kind PAGE, the slab's uid, the slot), so
+ * the page and what finds it again travel in one message.  seq 0: no record
+ * (a re-replication copy, or a page of no volume). */
+struct proto_wrec {
+    uint64_t lpn, seq;
+    uint8_t hash[16];
+};
+
 struct proto_msg {
     uint8_t type;
     uint16_t status;
@@ -134,7 +145,8 @@ struct proto_msg {
         /* PAGE_WRITE carries npages pages (1..PROTO_RUN_MAX) of one slab,
          * page i for slot slots[i]; data holds them one after another.  To
          * encode one page, npages 0 with its slot in page does.  Decoding
-         * sets page to slots[0]. */
+         * sets page to slots[0].  recs[i] is page i's record (all zero: none);
+         * the wire holds the slots, then the records, then the pages. */
         struct {
             uint32_t slab, page;
             uint64_t vid, epoch;
@@ -142,6 +154,7 @@ struct proto_msg {
             uint32_t server_ns;
             uint32_t npages;
             uint32_t slots[PROTO_RUN_MAX];
+            struct proto_wrec recs[PROTO_RUN_MAX];
         } page;
         struct { uint64_t capacity, used; uint32_t slabs, sessions; } stats_r;
         struct { uint64_t uid; } slab_alloc;               /* also SLAB_FIND */

@@ -224,7 +224,29 @@ int volstore_check(const struct volstore *vs, uint64_t vid, uint64_t epoch)
     return v && epoch < v->epoch ? ESTALE : 0;
 }
 
-int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_t *raw, uint32_t n)
+/* Keeps r unless the page already has a record as new; 0 or -1 (ENOMEM). */
+static int put_one(struct volstore *vs, struct vol *v, const struct proto_rec *r)
+{
+    struct proto_rec *s = rtab_slot(&v->recs, r->lpn);
+    if (!s)
+        return -1;
+    if (s->lpn == EMPTY_KEY) {
+        v->recs.n++;
+    } else {
+        if (s->seq >= r->seq)
+            return 0;
+        if (s->kind == PROTO_REC_PAGE)
+            utab_add(&vs->uids, s->uid, -1);
+    }
+    *s = *r;
+    if (r->kind == PROTO_REC_PAGE)
+        utab_add(&vs->uids, r->uid, 1);
+    return 0;
+}
+
+/* The volume a put under epoch goes to (created, or moved up to epoch) in
+ * *out: 0, ESTALE or ENOMEM. */
+static int vol_for_put(struct volstore *vs, uint64_t vid, uint64_t epoch, struct vol **out)
 {
     struct vol *v = find(vs, vid);
     if (v && epoch < v->epoch)
@@ -236,25 +258,32 @@ int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_
         v->owner = -1;      /* learned from a put: the next claim of this epoch is the owner's */
         stamp_ahead(vs, v);
     }
+    *out = v;
+    return 0;
+}
+
+int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_t *raw, uint32_t n)
+{
+    struct vol *v;
+    int st = vol_for_put(vs, vid, epoch, &v);
+    if (st)
+        return st;
     for (uint32_t i = 0; i < n; i++) {
         struct proto_rec r;
         proto_rec_get(raw, i, &r);
-        struct proto_rec *s = rtab_slot(&v->recs, r.lpn);
-        if (!s)
+        if (put_one(vs, v, &r))
             return ENOMEM;
-        if (s->lpn == EMPTY_KEY) {
-            v->recs.n++;
-        } else {
-            if (s->seq >= r.seq)
-                continue;
-            if (s->kind == PROTO_REC_PAGE)
-                utab_add(&vs->uids, s->uid, -1);
-        }
-        *s = r;
-        if (r.kind == PROTO_REC_PAGE)
-            utab_add(&vs->uids, r.uid, 1);
     }
     return 0;
+}
+
+int volstore_put_rec(struct volstore *vs, uint64_t vid, uint64_t epoch, const struct proto_rec *r)
+{
+    struct vol *v;
+    int st = vol_for_put(vs, vid, epoch, &v);
+    if (st)
+        return st;
+    return put_one(vs, v, r) ? ENOMEM : 0;
 }
 
 int volstore_list(const struct volstore *vs, uint64_t vid, uint64_t *cursor, struct proto_rec *out,

@@ -2,8 +2,10 @@
  * and their page-map records, so volumes belong to the cluster and not to the
  * backend that wrote them.
  *
- * Every backend write publishes a record (logical page -> slab uid + page, or
- * zero) to every live memory server, under the volume's epoch.  A backend that
+ * Every backend write leaves a record (logical page -> slab uid + page, or
+ * zero) under the volume's epoch: a page's record on the servers that hold
+ * the page (it came in the same PAGE_WRITE), other records (zeros, shared
+ * pages, writes some replica missed) on the volume's in-sync servers.  A backend that
  * attaches a volume claims it with a higher epoch (fencing the previous owner:
  * its puts and page writes are refused from then on) and reads the records
  * back from the servers, keeping per page the one with the highest sequence
@@ -47,6 +49,10 @@ int volstore_check(const struct volstore *vs, uint64_t vid, uint64_t epoch);
  * forward (the new owner's first put may reach a server before its claim
  * did); an unknown volume is created.  0 or ESTALE. */
 int volstore_put(struct volstore *vs, uint64_t vid, uint64_t epoch, const uint8_t *raw, uint32_t n);
+
+/* One record that came with its page (PAGE_WRITE, proto_wrec): as
+ * volstore_put of that one record.  0, ESTALE or ENOMEM. */
+int volstore_put_rec(struct volstore *vs, uint64_t vid, uint64_t epoch, const struct proto_rec *r);
 
 /* META_LIST: up to max records from position *cursor (0 = start); *cursor
  * becomes where to go on, 0 when done.  Returns the count, or -1 (ENOENT). */

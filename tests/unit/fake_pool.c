@@ -21,6 +21,7 @@ struct fpage {
     bool held;              /* some volume of this "process" references it (see fake_pool_restart) */
     bool allocated;         /* handed out (or reserved by an in-flight write) */
     unsigned readers;       /* reads in flight */
+    bool recopied;          /* a replica of it was re-made without its record (pool_page_recopied) */
 };
 
 enum fop_kind { FOP_WRITE, FOP_READ, FOP_CTL, FOP_ADOPT };
@@ -37,6 +38,9 @@ struct fop {
     unsigned n;             /* read: pages in the run, from page on */
     bool verify;            /* read: check each page against its hash */
     uint8_t hash[POOL_RUN_MAX][16];
+    bool has_rec;           /* write: its record goes to the page's replicas */
+    struct pool_wrec rec;
+    uint64_t vid, epoch;
     uint8_t *reply;         /* FOP_CTL: the encoded answer */
     size_t rlen;
     pool_ctl_cb ccb;
@@ -61,7 +65,7 @@ struct pool {
     struct fop *head, **tail;
     size_t pending;
     bool hold;
-    unsigned fail_w, fail_r;
+    unsigned fail_w, fail_r, few_w;
     int fail_w_err, fail_r_err;
     uint64_t violations, writes, reads, read_pages, errors;
     struct fake_server servers[8];
@@ -80,6 +84,9 @@ struct pool {
     /* Metadata answers and adoptions: never held, so hold mode orders page I/O only. */
     struct fop *mhead, **mtail;
     size_t mpending;
+    void (*recopy_cb)(void *arg);
+    void *recopy_arg;
+    int replicas;           /* what pool_replicas says (0: 2, or 1 with one server) */
 };
 
 static void kick(struct pool *p)
@@ -87,6 +94,34 @@ static void kick(struct pool *p)
     uint64_t one = 1;
     if (((!p->hold && p->pending) || p->mpending) && write(p->efd, &one, sizeof(one)) != sizeof(one))
         abort();
+}
+
+/* A page's replicas, as the real pool's slabs have R = 2 of them: servers
+ * page % nmeta and the next one (one when there is one server). */
+static int page_replicas(const struct pool *p, pool_page_t page, int out[2])
+{
+    out[0] = (int)(page % (uint64_t)p->nmeta);
+    out[1] = (out[0] + 1) % p->nmeta;
+    return p->nmeta > 1 ? 2 : 1;
+}
+
+/* The record a completed write carried lands with the page on its live
+ * replicas: 0 if every one took it, else POOL_WRITE_FEW (as the pool says). */
+static int put_page_rec(struct pool *p, const struct fop *op)
+{
+    int rep[2], n = page_replicas(p, op->page, rep), got = 0;
+    struct proto_rec r = { .lpn = op->rec.lpn, .seq = op->rec.seq, .uid = 1, .page = (uint32_t)op->page,
+                           .kind = PROTO_REC_PAGE };
+    memcpy(r.hash, op->rec.hash, 16);
+    for (int i = 0; i < n; i++)
+        if (!p->srv_down[rep[i]] && !p->srv_stalled[rep[i]] &&
+            volstore_put_rec(p->meta[rep[i]], op->vid, op->epoch, &r) == 0)
+            got++;
+    if (p->few_w) {
+        p->few_w--;
+        return POOL_WRITE_FEW;
+    }
+    return got == n ? 0 : POOL_WRITE_FEW;
 }
 
 static void complete(struct pool *p, struct fop *op)
@@ -101,7 +136,9 @@ static void complete(struct pool *p, struct fop *op)
         }
         if (op->status == 0)
             pg->held = true;
-        op->wcb(op->arg, op->status, op->status == 0 ? op->page : 0);
+        if (op->status == 0 && op->has_rec)
+            op->status = put_page_rec(p, op);
+        op->wcb(op->arg, op->status, op->status >= 0 ? op->page : 0);
     } else if (op->kind == FOP_CTL) {
         struct proto_msg m;
         char why[160];
@@ -273,7 +310,14 @@ static pool_page_t alloc_page(struct pool *p)
     return ++p->npages;
 }
 
+static struct fop *write_op(struct pool *p, const void *data, pool_write_cb cb, void *arg);
+
 void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg)
+{
+    enqueue(p, write_op(p, data, cb, arg));
+}
+
+static struct fop *write_op(struct pool *p, const void *data, pool_write_cb cb, void *arg)
 {
     struct fop *op = calloc(1, sizeof(*op));
     if (!op)
@@ -293,7 +337,7 @@ void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *ar
     }
     if (op->status)
         p->errors++;
-    enqueue(p, op);
+    return op;
 }
 
 static struct fpage *live_page(struct pool *p, pool_page_t page)
@@ -393,6 +437,7 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
 }
 
 void fake_pool_fail_writes(struct pool *p, unsigned n, int err) { p->fail_w = n; p->fail_w_err = err; }
+void fake_pool_few_writes(struct pool *p, unsigned n) { p->few_w = n; }
 void fake_pool_fail_reads(struct pool *p, unsigned n, int err) { p->fail_r = n; p->fail_r_err = err; }
 void fake_pool_set_capacity(struct pool *p, uint64_t pages) { p->capacity = pages; }
 
@@ -465,7 +510,7 @@ void pool_hash(const void *page, uint8_t out[16])
 }
 
 void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epoch,
-                    pool_write_cb cb, void *arg)
+                    const struct pool_wrec *rec, pool_write_cb cb, void *arg)
 {
     bool stale = false;
     for (int i = 0; i < p->nmeta; i++)
@@ -484,7 +529,14 @@ void pool_write_vol(struct pool *p, const void *data, uint64_t vid, uint64_t epo
         enqueue(p, op);
         return;
     }
-    pool_write_new(p, data, cb, arg);
+    struct fop *op = write_op(p, data, cb, arg);
+    if (rec && vid) {
+        op->has_rec = true;
+        op->rec = *rec;
+        op->vid = vid;
+        op->epoch = epoch;
+    }
+    enqueue(p, op);
 }
 
 void pool_read_checked(struct pool *p, pool_page_t page, const uint8_t hash[16], void *data,
@@ -537,6 +589,9 @@ int pool_up_servers(const struct pool *p, int *out, int max)
 const char *pool_server_addr(const struct pool *p, int srv) { return srv ? "fake1" : "fake"; }
 
 int pool_member_servers(const struct pool *p) { return p->nmeta; }
+bool pool_connecting(const struct pool *p) { (void)p; return false; }
+int pool_replicas(const struct pool *p) { return p->replicas ? p->replicas : p->nmeta > 1 ? 2 : 1; }
+void fake_pool_set_replicas(struct pool *p, int r) { p->replicas = r; }
 
 void pool_adopt_settled(struct pool *p, uint32_t slab) { (void)p; (void)slab; }
 
@@ -681,6 +736,18 @@ void fake_pool_meta_srv_down(struct pool *p, int srv, bool down)
     p->held_tail[srv] = &p->held[srv];
 }
 
+static int recopy_fire(struct evloop *el, long long id, void *arg)
+{
+    struct pool *p = arg;
+    (void)el;
+    (void)id;
+    if (p->recopy_cb)
+        p->recopy_cb(p->recopy_arg);
+    return -1;
+}
+
+/* The server lost its slabs and records: as the real pool re-replicates
+ * the slabs it held onto other copies, their pages are flagged recopied. */
 void fake_pool_meta_srv_restart(struct pool *p, int srv)
 {
     fake_pool_meta_srv_down(p, srv, true);
@@ -689,6 +756,30 @@ void fake_pool_meta_srv_restart(struct pool *p, int srv)
         abort();
     p->inc[srv]++;
     p->srv_down[srv] = false;
+    for (size_t i = 0; i < p->npages; i++) {
+        int rep[2], n = page_replicas(p, i + 1, rep);
+        for (int k = 0; k < n; k++)
+            p->pages[i].recopied |= p->pages[i].data && rep[k] == srv;
+    }
+    if (evloop_add_timer(p->el, 0, recopy_fire, p) <= 0)
+        abort();
+}
+
+void pool_set_recopy_cb(struct pool *p, void (*cb)(void *arg), void *arg)
+{
+    p->recopy_cb = cb;
+    p->recopy_arg = arg;
+}
+
+bool pool_page_recopied(const struct pool *p, pool_page_t page)
+{
+    return page && page <= p->npages && p->pages[page - 1].recopied;
+}
+
+void pool_recopied_clear(struct pool *p)
+{
+    for (size_t i = 0; i < p->npages; i++)
+        p->pages[i].recopied = false;
 }
 
 void fake_pool_set_owner(struct pool *p, int owner) { p->owner = owner; }

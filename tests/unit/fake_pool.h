@@ -26,6 +26,10 @@ struct pool *fake_pool_new(struct evloop *el);
 
 /* The next n page writes (reads) fail with err (e.g. -EIO). */
 void fake_pool_fail_writes(struct pool *p, unsigned n, int err);
+/* The next n writes with a record complete as POOL_WRITE_FEW (a replica was late). */
+void fake_pool_few_writes(struct pool *p, unsigned n);
+/* What pool_replicas answers (an attach reads with fewer than that many members unread). */
+void fake_pool_set_replicas(struct pool *p, int r);
 void fake_pool_fail_reads(struct pool *p, unsigned n, int err);
 /* At most this many live pages; further writes fail with -ENOSPC.  0: no limit. */
 void fake_pool_set_capacity(struct pool *p, uint64_t pages);

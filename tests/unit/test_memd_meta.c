@@ -448,9 +448,51 @@ static void test_etcd_events(void)
     vs = keep;
 }
 
+/* A page write's records (they came in the PAGE_WRITE) are kept with the
+ * slab's uid and each page's slot, as a META_PUT of them would be: an older
+ * one never replaces a newer, a write with no record (seq 0) leaves none,
+ * and a write that moves the epoch up stands for the claim this server
+ * missed (the old owner is refused from then on). */
+static void test_page_write_records(void)
+{
+    const uint64_t vid = 0x2222;
+    struct proto_wrec recs[3] = {
+        { .lpn = 10, .seq = 1ull << 40 | 4, .hash = { 7 } },
+        { .lpn = 11, .seq = 0 },                        /* no record */
+        { .lpn = 12, .seq = 1ull << 40 | 6 },
+    };
+    uint32_t slots[3] = { 5, 6, 7 };
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, vid, 1), 0);
+    CU_ASSERT_EQUAL(memd_meta_put_page_recs(vs, &a, vid, 1, 0xabc, slots, recs, 3), 0);
+    /* An older record of page 10 in another slab loses. */
+    struct proto_wrec old = { .lpn = 10, .seq = 1ull << 40 | 2 };
+    CU_ASSERT_EQUAL(memd_meta_put_page_recs(vs, &a, vid, 1, 0xdef, slots, &old, 1), 0);
+    struct proto_msg r = vlist(&a, vid, 1);
+    CU_ASSERT_EQUAL_FATAL(r.status, 0);
+    CU_ASSERT_EQUAL_FATAL(r.u.meta.n, 2);
+    for (uint32_t i = 0; i < r.u.meta.n; i++) {
+        struct proto_rec g;
+        proto_rec_get(r.u.meta.raw, i, &g);
+        CU_ASSERT_EQUAL(g.kind, PROTO_REC_PAGE);
+        CU_ASSERT_EQUAL(g.uid, 0xabc);
+        CU_ASSERT_TRUE((g.lpn == 10 && g.page == 5 && g.hash[0] == 7) || (g.lpn == 12 && g.page == 7));
+    }
+    CU_ASSERT_EQUAL(volstore_refs(vs, 0xabc), 2);
+    CU_ASSERT_EQUAL(volstore_refs(vs, 0xdef), 0);
+    /* b writes under epoch 2, a claim this server never saw: a is fenced. */
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &b, vid, 2), 0);
+    struct proto_wrec nb = { .lpn = 10, .seq = 2ull << 40 | 2 };
+    CU_ASSERT_EQUAL(memd_meta_put_page_recs(vs, &b, vid, 2, 0x123, slots, &nb, 1), 0);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, vid, 1), ESTALE);
+    CU_ASSERT_EQUAL(memd_meta_check_write(vs, &a, vid, 2), EPERM);
+    CU_ASSERT_EQUAL(volstore_refs(vs, 0xabc), 1);
+    CU_ASSERT_EQUAL(vdrop(&b, vid, 2).status, 0);
+}
+
 static const struct cu_test tests[] = {
     { "claim, fence, records, list, drop", test_claim_fence_records },
     { "only the owner lists, drops, writes", test_owner_only },
+    { "page writes keep their records", test_page_write_records },
     { "other requests are not answered", test_not_mine },
     { "a fenced owner cannot free the new owner's slab", test_free_fenced },
     { "etcd mode: owners/ says who writes under which epoch", test_etcd_owner },

@@ -33,8 +33,9 @@ static void test_roundtrip(void)
     m.u.page.data = page;
     m.u.page.vid = 0x1122334455667788ull;
     m.u.page.epoch = 9;
+    m.u.page.recs[0] = (struct proto_wrec){ .lpn = 77, .seq = 9ull << 40 | 4, .hash = { 1, 2, 3, [15] = 16 } };
     n = proto_encode(&m, buf, sizeof(buf));
-    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 24 + 4 + PROTO_PAGE_SIZE);
+    CU_ASSERT_EQUAL(n, PROTO_HDR_SIZE + 24 + 4 + PROTO_WREC_SIZE + PROTO_PAGE_SIZE);
     CU_ASSERT_EQUAL_FATAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(d.u.page.vid, 0x1122334455667788ull);
     CU_ASSERT_EQUAL(d.u.page.epoch, 9);
@@ -43,6 +44,17 @@ static void test_roundtrip(void)
     CU_ASSERT_EQUAL(d.u.page.npages, 1);
     CU_ASSERT_EQUAL(d.u.page.slots[0], 17);
     CU_ASSERT_EQUAL(memcmp(d.u.page.data, page, PROTO_PAGE_SIZE), 0);
+    /* The record rides with the page. */
+    CU_ASSERT_EQUAL(d.u.page.recs[0].lpn, 77);
+    CU_ASSERT_EQUAL(d.u.page.recs[0].seq, 9ull << 40 | 4);
+    CU_ASSERT_EQUAL(memcmp(d.u.page.recs[0].hash, m.u.page.recs[0].hash, 16), 0);
+    /* A record is a volume's: one in a write of no volume is refused. */
+    m.u.page.vid = 0;
+    n = proto_encode(&m, buf, sizeof(buf));
+    CU_ASSERT_NOT_EQUAL(proto_decode(buf, n, &d, why, sizeof(why)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "no volume"));
+    m.u.page.recs[0].seq = 0;
+    CU_ASSERT_EQUAL(proto_decode(buf, proto_encode(&m, buf, sizeof(buf)), &d, why, sizeof(why)), 0);
 
     /* A run: PROTO_RUN_MAX pages, each with its own slot.  Without data only
      * the header and slots are encoded (the pages follow from elsewhere). */
@@ -64,7 +76,7 @@ static void test_roundtrip(void)
     CU_ASSERT_EQUAL(d.u.page.slots[PROTO_RUN_MAX - 1], 100 - 3 * (PROTO_RUN_MAX - 1));
     CU_ASSERT_EQUAL(memcmp(d.u.page.data, pages, sizeof(pages)), 0);
     m.u.page.data = NULL;
-    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), PROTO_HDR_SIZE + 24 + 4 * PROTO_RUN_MAX);
+    CU_ASSERT_EQUAL(proto_encode(&m, buf, sizeof(buf)), PROTO_HDR_SIZE + 24 + (4 + PROTO_WREC_SIZE) * PROTO_RUN_MAX);
     /* Page counts outside 1..PROTO_RUN_MAX, and bodies that disagree with theirs, are refused. */
     m.u.page.npages = PROTO_RUN_MAX + 1;
     CU_ASSERT_EQUAL(proto_encode(&m, big, sizeof(big)), 0);

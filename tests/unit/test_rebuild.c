@@ -46,6 +46,53 @@ static void test_rebuild_after_down(void)
     endpool();
 }
 
+static unsigned recopy_calls;
+static void on_recopy(void *arg) { (void)arg; recopy_calls++; }
+
+/* A write with its record completes 0 only when all R replicas took it;
+ * on a degraded slab it is POOL_WRITE_FEW (the caller publishes the record
+ * another way).  The copy re-replication makes has the pages, not their
+ * records: the slab is flagged and the owner told (cluster.h). */
+static void test_records_and_rebuild(void)
+{
+    mkpool(3, 2);
+    recopy_calls = 0;
+    pool_set_recopy_cb(p, on_recopy, NULL);
+    static uint8_t page[POOL_PAGE_SIZE];
+    memset(page, 0x42, sizeof(page));
+    struct pool_wrec rec = { .lpn = 5, .seq = 1ull << 40 | 2 };
+    struct op w = { 0 };
+    pool_write_vol(p, page, 7, 1, &rec, wdone, &w);
+    CU_ASSERT_TRUE_FATAL(run_until(&w.done, 2000));
+    CU_ASSERT_EQUAL(w.status, 0);
+    CU_ASSERT_FALSE(pool_page_recopied(p, w.page));
+    struct pslab *ps = &p->slabs[0];
+    int lost = ps->rep[0].srv;
+    srv_down(p->srv[lost], "test");
+    struct op w2 = { 0 };
+    rec.seq += 2;
+    pool_write_vol(p, page, 7, 1, &rec, wdone, &w2);
+    CU_ASSERT_TRUE_FATAL(run_until(&w2.done, 2000));
+    CU_ASSERT_EQUAL(w2.status, POOL_WRITE_FEW);         /* one of R replicas holds it */
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.writes_few, 1);
+    CU_ASSERT_TRUE(wait_healed(3000));
+    run_until(NULL, 5);
+    CU_ASSERT_TRUE(pool_page_recopied(p, w.page));
+    CU_ASSERT_TRUE(recopy_calls >= 1);
+    pool_recopied_clear(p);
+    CU_ASSERT_FALSE(pool_page_recopied(p, w.page));
+    /* pool_write_new's writes carry no record: 0 even on a degraded slab. */
+    srv_down(p->srv[p->slabs[0].rep[0].srv], "test");
+    struct op w3 = { 0 };
+    pool_write_new(p, page, wdone, &w3);
+    CU_ASSERT_TRUE_FATAL(run_until(&w3.done, 2000));
+    CU_ASSERT_EQUAL(w3.status, 0);
+    pool_set_recopy_cb(p, NULL, NULL);
+    endpool();
+}
+
 /* Drain moves every replica off the server, frees them there and shows
  * "drained"; the data stays readable from the others. */
 static void test_drain(void)
@@ -382,6 +429,7 @@ static int suite_clean(void)
 
 static const struct cu_test tests[] = {
     { "server down, rebuild restores redundancy", test_rebuild_after_down },
+    { "records: 0 only on R replicas, FEW on fewer; a re-replicated slab is flagged", test_records_and_rebuild },
     { "drain moves every replica and shows drained", test_drain },
     { "target dies mid-copy: abort, no finish, retry", test_abort_target_dies },
     { "source post fails in the copy loop: no finish after abort", test_abort_source_fails_in_loop },

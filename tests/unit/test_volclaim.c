@@ -322,6 +322,7 @@ static void test_insync_set(void)
     CU_ASSERT_EQUAL(fc.ninsync, 2);             /* server 2 did not take the claim */
     static uint8_t w[PG], r[PG];
     fill(w, PG, 9);
+    fake_pool_few_writes(pool, 1000);           /* records the slow way, through the set */
     fake_pool_meta_srv_down(pool, 1, true);     /* in the set, gone before the write */
     CU_ASSERT_EQUAL(do_write(0, SPP, w), 0);
     CU_ASSERT_EQUAL(fc.insync_sets, 2);         /* dropped before the write completed */

@@ -371,8 +371,8 @@ static void test_meta_owed_overflow(void)
     teardown();
 }
 
-/* A restarted backend attaches "t" with only metadata server keep up, and
- * finds pages 0..n of want. */
+/* A restarted backend attaches "t" with only metadata server keep up (-1:
+ * all of them), and finds pages 0..n of want. */
 static void reload_from(int nsrv, int keep, const uint8_t *want, unsigned n)
 {
     static uint8_t r[8 * PG];
@@ -381,7 +381,7 @@ static void reload_from(int nsrv, int keep, const uint8_t *want, unsigned n)
     volumes_free(vs);
     fake_pool_restart(pool);
     for (int i = 0; i < nsrv; i++)
-        fake_pool_meta_srv_down(pool, i, i != keep);
+        fake_pool_meta_srv_down(pool, i, keep >= 0 && i != keep);
     vs = volumes_new(pool, false);
     v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
@@ -390,9 +390,36 @@ static void reload_from(int nsrv, int keep, const uint8_t *want, unsigned n)
     CU_ASSERT_EQUAL(memcmp(r, want, n * PG), 0);
 }
 
+/* Writes whose records go with their pages send no META_PUT at all,
+ * however many servers there are (metadata per write depends on R), and an
+ * attach finds them all. */
+static void test_meta_fast_forty(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, 40);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    static uint8_t a[8 * PG], b[PG];
+    fill(a, sizeof(a), 63);
+    fill(b, PG, 64);
+    uint64_t before = fake_pool_meta_records(pool);
+    CU_ASSERT_EQUAL(do_write(0, 8 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(3 * SPP, SPP, b), 0);     /* a rewrite: newer record, other replicas */
+    run_for(100);
+    CU_ASSERT_EQUAL(fake_pool_meta_records(pool) - before, 0);
+    memcpy(a + 3 * PG, b, PG);
+    reload_from(40, -1, a, 8);
+    teardown();
+}
+
 /* More metadata servers than a 32-bit mask (the volume layer kept them in
- * masks and 16-entry arrays): records reach every one, and server 39 alone
- * holds them all. */
+ * masks and 16-entry arrays): records that do not go with their pages
+ * (a replica was late: POOL_WRITE_FEW) reach every one, and an attach
+ * finds them. */
 static void test_meta_forty_servers(void)
 {
     el = evloop_new();
@@ -406,13 +433,14 @@ static void test_meta_forty_servers(void)
     static uint8_t a[4 * PG], b[PG];
     fill(a, sizeof(a), 61);
     fill(b, PG, 62);
+    fake_pool_few_writes(pool, 1000);
     uint64_t before = fake_pool_meta_records(pool);
     CU_ASSERT_EQUAL(do_write(0, 4 * SPP, a), 0);
     CU_ASSERT_EQUAL(do_write(SPP, SPP, b), 0);
     run_for(100);
     CU_ASSERT(fake_pool_meta_records(pool) - before >= 40 * 5);    /* every server got every record */
     memcpy(a + PG, b, PG);
-    reload_from(40, 39, a, 4);
+    reload_from(40, -1, a, 4);
     teardown();
 }
 
@@ -433,6 +461,10 @@ static void test_meta_server_joins(void)
     static uint8_t a[4 * PG], b[PG];
     fill(a, sizeof(a), 71);
     fill(b, PG, 72);
+    fake_pool_few_writes(pool, 1000);                  /* records the slow way: to every server */
+    /* Every record here went the slow way, so one caught-up server holds
+     * them all: R = 3 lets the attach below read server 2 alone. */
+    fake_pool_set_replicas(pool, 3);
     CU_ASSERT_EQUAL(do_write(0, 4 * SPP, a), 0);       /* on servers 0 and 1 only */
     fake_pool_meta_servers(pool, 3);                   /* server 2 joins */
     CU_ASSERT_EQUAL(do_write(SPP, SPP, b), 0);         /* on all three */
@@ -442,7 +474,46 @@ static void test_meta_server_joins(void)
     teardown();
 }
 
+/* Records that came with their pages are on R = 2 of the 4 servers each:
+ * an attach with 2 of them unreachable could miss the newest record of a
+ * page (and read an older one), so it waits; with one back it loads every
+ * page. */
+static void test_attach_waits_for_members(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, 4);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    static uint8_t a[16 * PG], b[16 * PG], r[16 * PG];
+    fill(a, sizeof(a), 81);
+    fill(b, sizeof(b), 82);
+    CU_ASSERT_EQUAL(do_write(0, 16 * SPP, a), 0);
+    CU_ASSERT_EQUAL(do_write(0, 16 * SPP, b), 0);      /* newer records, on other replicas */
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    fake_pool_meta_srv_down(pool, 1, true);
+    fake_pool_meta_srv_down(pool, 2, true);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    const char *why;
+    run_for(600);
+    CU_ASSERT(volume_state(v, &why) > 0);               /* still loading: waiting */
+    fake_pool_meta_srv_down(pool, 2, false);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, 16 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b, sizeof(b)), 0);
+    teardown();
+}
+
 static const struct cu_test volmeta_tests[] = {
+    { "attach_waits_for_members", test_attach_waits_for_members },
+    { "meta_fast_forty", test_meta_fast_forty },
     { "meta_forty_servers", test_meta_forty_servers },
     { "meta_server_joins", test_meta_server_joins },
     { "restart_reload", test_restart_reload },
