@@ -627,6 +627,12 @@ void slab_give_back(struct pool *p, uint32_t slab)
             continue;
         o->slab = slab;
         o->srv_slab = reps[i].id;
+        /* Forced: records of our volumes there that name it are superseded
+         * (a page is let go only once the record replacing it is on R
+         * servers or the in-sync ones, and records of pages go only to the
+         * page's own servers, so the old ones stay behind here).  Another
+         * owner's records still keep it (memd_meta_check_free). */
+        o->flags = PROTO_FREE_FORCE;
         srv_submit(s, o);
         s->full = false;
     }

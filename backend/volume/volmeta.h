@@ -3,30 +3,34 @@
  *
  * Attaching (volmeta_load) claims the volume through the coordinator when
  * there is one (volclaim_ops below), or else asks every live memory server
- * for the volume's epoch and claims it with the highest one plus one (which fences the previous
- * owner: the servers refuse its page writes and records from then on), reads
- * the records back from every live server, keeps the newest of each page, and
- * finds the slabs they point into (pool_adopt).  While attached, every change
- * of the page map is published (volmeta_publish, volpub.c) to every live
- * server before the guest's request completes: records ride in batches (one
- * META_PUT per server and batch, a few batches in flight), so a busy volume
- * sends few messages.  A server POOL_LATE_MS late is not waited for once a
- * caught-up server acknowledged the batch: it is owed those records and sent
- * them when it answers again.
+ * for the volume's epoch and claims it with the highest one plus one (which
+ * fences the previous owner: the servers refuse its page writes and records
+ * from then on), reads the records back from every server that took the
+ * claim, keeps the newest of each page, and finds the slabs they point into
+ * (pool_adopt).
  *
- * The records are held by every live server, more copies than the pages
- * themselves (R), so a volume stays attachable as long as one server that was
- * caught up through its last writes survives.
+ * Where records live.  A stored page's record rides in its PAGE_WRITE
+ * (pool_write_vol): each of the page's R replicas keeps it with the page, so
+ * a write costs one round trip to R servers, whatever the cluster's size.
+ * Every other record (zeros and discards, a page shared with another, a write
+ * that fewer than R replicas acknowledged, the records of a slab that
+ * re-replication copied) is published (volmeta_publish, volpub.c) to every
+ * live server before the guest's request completes: in batches (one
+ * META_PUT per server and batch, a few batches in flight).  A server
+ * POOL_LATE_MS late is not waited for once a caught-up server acknowledged
+ * the batch: it is owed those records and sent them when it answers again.
  *
- * With a coordinator (etcd) the rule is stronger and does not depend on
- * which servers are up: the volume's in-sync set, kept in etcd, names the
- * servers that hold every acknowledged record.  A batch that some server of
- * the set did not acknowledge completes only after the set without that
- * server is committed; a server caught up again joins the set once that is
- * committed; attaching lists records only from servers of the set (and waits
- * while none of them is reachable).  So the last acknowledged record of
- * every page is on every server of the recorded set, whatever was down or
- * partitioned since.
+ * So an attach finds every acknowledged record if it reads one replica of
+ * each page and one caught-up server: it waits while R or more member
+ * servers are unread (any page could have had both copies there).
+ *
+ * With a coordinator (etcd) the rule for published records is stronger and
+ * does not depend on which servers are up: the volume's in-sync set, kept in
+ * etcd, names the servers that hold every acknowledged published record.  A
+ * batch that some server of the set did not acknowledge completes only after
+ * the set without that server is committed; a server caught up again joins
+ * the set once that is committed; attaching needs one server of the set (and
+ * waits while none of them is reachable).
  *
  * Knows nothing about the page map or Xen: volume.c calls it.
  */

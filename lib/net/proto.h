@@ -29,7 +29,8 @@
  * Session: HELLO (client nonce, endpoint name) -> CHALLENGE (server nonce) -> AUTH (client
  * MAC) -> WELCOME (server MAC, capacity) or REFUSED.  A HELLO proves nothing and
  * never ends a session.  Then, each sealed (auth.h), SLAB_ALLOC/FREE,
- * PAGE_WRITE (data inline; the reply is the remote-completion ack),
+ * PAGE_WRITE (data inline, each page with its volume record, which the
+ * server keeps with the page; the reply is the remote-completion ack),
  * PAGE_READ (a message read, for providers without usable RMA; the normal read
  * is a one-sided fi_read with the slab's key) and STATS.
  */
