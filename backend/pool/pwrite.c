@@ -124,14 +124,36 @@ static bool slab_writable(const struct pool *p, const struct pslab *ps)
 /* A free slot for a new page.  Starts where the last page came from: with
  * thousands of slabs, most of them full, a scan from the first would cost
  * every write a pass over them. */
+static bool slab_takes(const struct pool *p, uint32_t i)
+{
+    const struct pslab *ps = &p->slabs[i];
+    /* Nothing new goes into an adopted slab, nor into the one being
+     * re-replicated, nor into one no live replica would take. */
+    return ps->used && ps->ready && ps->slots.nfree && !ps->adopted && !(p->rb.active && p->rb.slab == i) &&
+           slab_writable(p, ps);
+}
+
+/* A run of n writes: a free stretch of n slots in one of the few slabs from
+ * the hint on, so it reads back as one run (pool_read_run) even once the
+ * slabs are churned; else wherever one slot is free (take_page). */
+#define RUN_SLABS 4
+static bool take_run(struct pool *p, unsigned n, uint32_t *slab, uint32_t *page)
+{
+    for (uint32_t k = 0, i = p->alloc_hint; n > 1 && k < p->nslabs && k < RUN_SLABS; k++, i = (i + 1) % p->nslabs)
+        if (slab_takes(p, i) && slots_take_run(&p->slabs[i].slots, n, page)) {
+            p->st.pages_stored++;
+            p->alloc_hint = i;
+            *slab = i;
+            return true;
+        }
+    return false;
+}
+
 static bool take_page(struct pool *p, uint32_t *slab, uint32_t *page)
 {
     for (uint32_t k = 0, i = p->alloc_hint; k < p->nslabs; k++, i = (i + 1) % p->nslabs) {
         struct pslab *ps = &p->slabs[i];
-        /* Nothing new goes into an adopted slab, nor into the one being
-         * re-replicated, nor into one no live replica would take. */
-        if (!ps->used || !ps->ready || !ps->slots.nfree || ps->adopted || (p->rb.active && p->rb.slab == i) ||
-            !slab_writable(p, ps))
+        if (!slab_takes(p, i))
             continue;
         if (slots_take(&ps->slots, page)) {
             p->st.pages_stored++;
@@ -276,7 +298,12 @@ void place_writes(struct pool *p, struct req_list *l)
     struct req *r;
     while ((r = STAILQ_FIRST(l))) {
         uint32_t slab, page;
-        if (!take_page(p, &slab, &page)) {
+        /* How many writes can share one message: the same volume and epoch. */
+        unsigned want = 1;
+        for (const struct req *q = STAILQ_NEXT(r, link); q && want < PROTO_RUN_MAX && q->vid == r->vid &&
+             q->epoch == r->epoch; q = STAILQ_NEXT(q, link))
+            want++;
+        if (!take_run(p, want, &slab, &page) && !take_page(p, &slab, &page)) {
             STAILQ_CONCAT(&p->waiting, l);
             kick_slab(p);
             return;

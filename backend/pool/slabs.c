@@ -49,6 +49,27 @@ bool slots_take(struct slots *s, uint32_t *page)
     return false;
 }
 
+bool slots_take_run(struct slots *s, unsigned n, uint32_t *page)
+{
+    uint32_t words = s->n / 64;
+    if (n == 0 || n > 64 || s->nfree < n)
+        return false;
+    for (uint32_t k = 0, w = s->hint; k < words; k++, w = (w + 1) % words) {
+        uint64_t free = ~s->bits[w], m = free;
+        /* Bit j of m stays set while slots j .. j+i of the word are all free
+         * (the shift brings in zeros: a stretch never crosses the word's end). */
+        for (unsigned i = 1; m && i < n; i++)
+            m &= free >> i;
+        if (!m)
+            continue;
+        s->hint = w;
+        *page = w * 64 + (uint32_t)__builtin_ctzll(m);
+        claim(s, *page);
+        return true;
+    }
+    return false;
+}
+
 bool slots_take_next(struct slots *s, uint32_t after, uint32_t *page)
 {
     uint32_t want = after + 1;

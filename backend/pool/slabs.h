@@ -31,6 +31,11 @@ void slots_fini(struct slots *s);
 bool slots_in_use(const struct slots *s, uint32_t page);
 /* Takes the first free slot from the hint word on; false when full. */
 bool slots_take(struct slots *s, uint32_t *page);
+/* The first slot of n (1..64) free consecutive slots inside one 64-slot
+ * word, from the hint word on, so a run of writes lands in adjacent slots and
+ * reads back as one run in a churned slab; false when no word has such a
+ * stretch (nothing is taken then).  O(n/64 * n). */
+bool slots_take_run(struct slots *s, unsigned n, uint32_t *page);
 /* The slot right after `after` if it is free, else as slots_take. */
 bool slots_take_next(struct slots *s, uint32_t after, uint32_t *page);
 /* Takes this slot if it is free (a loaded volume holds a page it names);

@@ -135,7 +135,39 @@ static void test_hold(void)
     slots_fini(&s);
 }
 
+/* A run of writes takes a free stretch where one exists: in a slab whose
+ * free slots are scattered singles and one stretch, the stretch; never one
+ * that crosses a word's end; none when no word has one. */
+static void test_take_run(void)
+{
+    struct slots s;
+    CU_ASSERT_EQUAL_FATAL(slots_init(&s, 192), 0);
+    uint32_t pg;
+    for (unsigned i = 0; i < 192; i++)
+        CU_ASSERT_TRUE(slots_take(&s, &pg));
+    /* Free: every 4th slot of word 0, slots 60..63 of word 0 + 64..67 of word 1
+     * (8 across the boundary), and 140..149 of word 2. */
+    for (unsigned i = 0; i < 56; i += 4)
+        slots_put(&s, i);
+    for (unsigned i = 60; i < 68; i++)
+        slots_put(&s, i);
+    for (unsigned i = 140; i < 150; i++)
+        slots_put(&s, i);
+    s.hint = 0;
+    CU_ASSERT_TRUE(slots_take_run(&s, 8, &pg));
+    CU_ASSERT_EQUAL(pg, 140);               /* not 60: that one crosses words */
+    CU_ASSERT_TRUE(slots_in_use(&s, 140));
+    CU_ASSERT_FALSE(slots_in_use(&s, 141));  /* only the first is taken */
+    CU_ASSERT_TRUE(slots_take_run(&s, 4, &pg));
+    CU_ASSERT(pg == 60 || pg == 64 || pg == 141);
+    CU_ASSERT_FALSE(slots_take_run(&s, 12, &pg));   /* none that long */
+    CU_ASSERT_TRUE(slots_take_run(&s, 1, &pg));
+    CU_ASSERT_FALSE(slots_take_run(&s, 0, &pg));
+    slots_fini(&s);
+}
+
 static const struct cu_test tests[] = {
+    { "take_run", test_take_run },
     { "init", test_init },
     { "claim until exhausted", test_claim_until_exhausted },
     { "free", test_free },
