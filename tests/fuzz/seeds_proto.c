@@ -85,6 +85,7 @@ int main(int argc, char **argv)
             m.u.page.npages = 2;
             m.u.page.slots[0] = 4;
             m.u.page.slots[1] = 9;
+            m.u.page.recs[0] = (struct proto_wrec){ .lpn = 12, .seq = 2ull << 40 | 6, .hash = { 0xaa, [15] = 0x55 } };
             break;
         case PROTO_PAGE_WRITE_R: m.u.page.slab = 7; m.u.page.page = 4; m.u.page.server_ns = 800; break;
         case PROTO_PAGE_READ: case PROTO_PAGE_READ_R:

@@ -326,8 +326,9 @@ static void test_may_write_unsafe_lease(void)
     uint64_t at = evloop_now_ms(), deadline = coord_lease_deadline_ms(a.c);
     kill(pid, SIGCONT);
     CU_ASSERT_TRUE(went_false);
-    /* It stopped no later than the margin before the provable deadline. */
-    CU_ASSERT(at <= deadline - COORD_FENCE_MARGIN_MS + 100);
+    /* It stopped no later than the margin before the provable deadline (give
+     * or take a loaded machine's late loop turns: 400 ms of the 2 s margin). */
+    CU_ASSERT(at <= deadline - COORD_FENCE_MARGIN_MS + 400);
     CU_ASSERT(at < deadline);
     CU_ASSERT(eh_run_cond(may_write, &a, 8000));
     be_close(&a);
