@@ -82,6 +82,17 @@ int memxfront_write(struct memxfront *f, uint64_t offset, const void *buf, size_
 int memxfront_flush(struct memxfront *f, memxfront_cb cb, void *arg);
 int memxfront_discard(struct memxfront *f, uint64_t offset, uint64_t len, memxfront_cb cb, void *arg);
 
+/* Multi-queue steering, as blkfront maps each CPU to its own queue: q in
+ * 0..nr_queues-1 sends every later read, write, flush and discard to queue q
+ * only (-1/EAGAIN when that queue is full); -1, the default, spreads them
+ * round robin over the queues with a free slot.  Returns 0, or -1/EINVAL. */
+int memxfront_set_queue(struct memxfront *f, int q);
+/* Gives up on the device without closing it: every in-flight request
+ * completes now with -ENOTCONN (reads copy nothing into their buffers) and
+ * later ones fail with ENOTCONN.  For a user that must free its buffers while
+ * the backend still holds requests; memxfront_close still follows. */
+void memxfront_abort(struct memxfront *f);
+
 /* Readable when completions (or a backend state change) may be pending. */
 int memxfront_fd(const struct memxfront *f);
 /* Runs callbacks for every finished request; returns how many, or -1 with
