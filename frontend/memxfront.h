@@ -8,8 +8,10 @@
  * Data moves through a pool of pages granted once at connect time; the backend
  * grant-copies into and out of them (persistent grants are not negotiated).
  *
- * Threading: a handle is single-threaded.  It owns the event-channel fd of the
- * xp it was opened on, so open one device per xp.
+ * Threading: a handle is single-threaded; threads may share one if every call
+ * on it is serialized (memx-fio: one mutex per device, each thread steered to
+ * its own queue with memxfront_set_queue).  It owns the event-channel fd of
+ * the xp it was opened on, so open one device per xp.
  *
  * Errors: functions return -1 (or NULL) and set errno; open and close also
  * leave a one-line message in err.  Completion statuses are 0 or a negative

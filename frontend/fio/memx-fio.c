@@ -7,21 +7,24 @@
  * device has exactly one frontend: a second connection to the same device
  * makes the backend drop the first.  So all jobs of one fio run that name the
  * same device (same platform, sim_dir, domid and device strings) go through
- * ONE connection, opened by the first job to start and closed by the last to
- * finish, made with one queue per job (the `queues` option, 0 = one per job
- * on the device, is capped by the backend's multi-queue-max-queues).  Each
+ * ONE connection, opened by the first job to start and closed by the last
+ * running one to finish (after a stonewall the next group opens it again),
+ * made with one queue per job (the `queues` option, 0 = one per job on the
+ * device, at most 16, capped by the backend's multi-queue-max-queues).  Each
  * job sends all its requests to its own queue (memxfront_set_queue), the
  * least used one when it starts; with more jobs than queues, jobs share
- * queues.  numjobs=4, or a reader beside a writer, just work.
+ * queues.  numjobs=4, or a reader beside a writer, just work.  Two fio
+ * processes on one device still cannot: as two guests cannot share a vbd.
  *
  * Threads, not processes: fio forks one process per job by default, and a
  * connection (its rings, grants, event channels, XenStore watch) cannot be
  * shared across processes that fork after it was made.  So setup(), which
  * fio runs for every job in its main process before it starts any job, turns
- * fio's `thread` option on, as fio's own rbd and rados engines do; nothing
- * else in fio's output or statistics changes (fio still prints "Starting N
- * processes", counted before setup).  With create_serialize=0 fio runs setup
- * inside the job instead, too late: init then refuses unless thread=1 is set.
+ * fio's `thread` option on, as fio's own rbd and rados engines do.  The jobs
+ * and their results are the same; fio still prints "Starting N processes"
+ * (counted before setup) and the pids it reports are thread ids.  With
+ * create_serialize=0 fio runs setup inside the job instead, too late: init
+ * then refuses unless thread=1 is set.
  * The first job to open the connection sets its ring_order, queues and
  * indirect options for all.
  *
@@ -305,7 +308,7 @@ static int memx_setup(struct thread_data *td)
     }
     pthread_mutex_lock(&d->mu);
     d->njobs++;
-    if (!d->have_size && d->f && !d->lost) {
+    if (!d->have_size && d->f) {       /* create_serialize=0: a job already runs */
         d->size = memxfront_info(d->f)->size_bytes;
         d->have_size = true;
     }
