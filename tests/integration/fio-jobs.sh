@@ -6,7 +6,8 @@
 #      job: 5 jobs on the backend's 4 queues, so two jobs share a queue.
 #  (2) thread=1 and the engine's queues=1: a verify_only job re-reads what
 #      job 1 of run (1) wrote while a writer writes and verifies a new region,
-#      both on one queue.
+#      both on one one-page queue (32 slots) with iodepth 24 each, so each job
+#      finds the queue full of the other's requests.
 # Every job must end with err=0 and fio must exit 0 (a verify mismatch is an
 # error of its job).  Skipped (exit 77) without fio.
 if ! command -v fio >/dev/null; then
@@ -86,6 +87,8 @@ q=$(sed -n 's/.* uses queue \([0-9]*\) of 4 .*/\1/p' "$T/fork.err" | sort -u | t
 { cat "$T/common.fio"; cat <<EOF
 thread=1
 queues=1
+ring_order=0
+iodepth=24
 [writers]
 rw=randwrite
 verify=crc32c
