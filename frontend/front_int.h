@@ -60,6 +60,7 @@ struct memxfront {
     unsigned ring_order;
     uint8_t  flush_op;           /* FLUSH_DISKCACHE, or WRITE_BARRIER if only that is offered */
     unsigned nq, next_q;
+    int steer;                  /* memxfront_set_queue: the one queue to use, or -1 (round robin) */
     struct mf_queue q[MF_MAX_QUEUES];
     uint8_t  *pool;             /* bounce pages, granted writable */
     uint32_t *pool_refs;

@@ -147,9 +147,14 @@ void mf_release(struct memxfront *f)
 
 static inline uint8_t *pool_page(struct memxfront *f, uint32_t i) { return f->pool + (size_t)i * XP_PAGE_SIZE; }
 
-/* A queue with a free slot, round robin so queues share the load. */
+/* A queue with a free slot, round robin so queues share the load; only the
+ * steered queue once memxfront_set_queue chose one. */
 static struct mf_queue *pick_queue(struct memxfront *f)
 {
+    if (f->steer >= 0) {
+        struct mf_queue *q = &f->q[f->steer];
+        return q->nfree ? q : NULL;
+    }
     for (unsigned n = 0; n < f->nq; n++) {
         struct mf_queue *q = &f->q[(f->next_q + n) % f->nq];
         if (q->nfree) {
@@ -423,6 +428,24 @@ void mf_fail_all(struct memxfront *f, int status)
                 complete(f, q, (uint16_t)id, status);
             }
     }
+}
+
+int memxfront_set_queue(struct memxfront *f, int q)
+{
+    if (q < -1 || q >= (int)f->nq) {
+        errno = EINVAL;
+        return -1;
+    }
+    f->steer = q;
+    return 0;
+}
+
+void memxfront_abort(struct memxfront *f)
+{
+    if (!f->dead)
+        mx_warn("vbd %s: abandoned by its user; failing %u in-flight request(s)", f->front, f->inflight);
+    f->dead = true;
+    mf_fail_all(f, -ENOTCONN);
 }
 
 int memxfront_fd(const struct memxfront *f) { return f->epfd; }

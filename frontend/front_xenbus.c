@@ -350,6 +350,7 @@ struct memxfront *memxfront_open(struct xp *xp, const char *devpath, const struc
     f->opts = *opts;
     unsigned tmo = opts->timeout_ms ? opts->timeout_ms : 10000;
     f->epfd = -1;
+    f->steer = -1;
     for (unsigned i = 0; i < MF_MAX_QUEUES; i++)
         f->q[i].port = -1;
     snprintf(f->front, sizeof(f->front), "%s", devpath);

@@ -8,8 +8,10 @@
  * Data moves through a pool of pages granted once at connect time; the backend
  * grant-copies into and out of them (persistent grants are not negotiated).
  *
- * Threading: a handle is single-threaded.  It owns the event-channel fd of the
- * xp it was opened on, so open one device per xp.
+ * Threading: a handle is single-threaded; threads may share one if every call
+ * on it is serialized (memx-fio: one mutex per device, each thread steered to
+ * its own queue with memxfront_set_queue).  It owns the event-channel fd of
+ * the xp it was opened on, so open one device per xp.
  *
  * Errors: functions return -1 (or NULL) and set errno; open and close also
  * leave a one-line message in err.  Completion statuses are 0 or a negative
@@ -81,6 +83,17 @@ int memxfront_write(struct memxfront *f, uint64_t offset, const void *buf, size_
                     void *arg);
 int memxfront_flush(struct memxfront *f, memxfront_cb cb, void *arg);
 int memxfront_discard(struct memxfront *f, uint64_t offset, uint64_t len, memxfront_cb cb, void *arg);
+
+/* Multi-queue steering, as blkfront maps each CPU to its own queue: q in
+ * 0..nr_queues-1 sends every later read, write, flush and discard to queue q
+ * only (-1/EAGAIN when that queue is full); -1, the default, spreads them
+ * round robin over the queues with a free slot.  Returns 0, or -1/EINVAL. */
+int memxfront_set_queue(struct memxfront *f, int q);
+/* Gives up on the device without closing it: every in-flight request
+ * completes now with -ENOTCONN (reads copy nothing into their buffers) and
+ * later ones fail with ENOTCONN.  For a user that must free its buffers while
+ * the backend still holds requests; memxfront_close still follows. */
+void memxfront_abort(struct memxfront *f);
 
 /* Readable when completions (or a backend state change) may be pending. */
 int memxfront_fd(const struct memxfront *f);

@@ -7,7 +7,9 @@
 # source tree: the source package of the installed fio version comes from the
 # Debian archive (apt-get source, with a private deb-src list so the system's
 # apt configuration is untouched), is unpacked under WORK_DIR and configured
-# once for config-host.h.  Nothing of it lands in the MemX tree.
+# once for config-host.h.  Nothing of it lands in the MemX tree.  With
+# MEMX_FIO_SRC set, the tarball is taken from there if present and left there
+# after a download.
 #
 # libmemxfront.a is not position-independent, so its sources (the list is
 # read from the configured MemX Makefile) are compiled again with -fPIC and
@@ -44,6 +46,11 @@ fetch_fio() {
     (cd "$W" && apt-get -q "${aopt[@]}" source --download-only "fio=$(dpkg-query -W -f='${Version}' fio)" >>"$W/apt.log" 2>&1) ||
       { echo "memx-fio: apt-get source fio failed; see $W/apt.log" >&2; exit 1; }
     [ -f "$tarball" ] || { echo "memx-fio: the archive has no fio_$ver.orig.tar.gz (installed fio is $ver)" >&2; exit 1; }
+    # Kept for the next build dir (make check builds twice, make bench once more).
+    if [ -n "${MEMX_FIO_SRC:-}" ] && mkdir -p "$MEMX_FIO_SRC" 2>/dev/null; then
+      cp "$tarball" "$MEMX_FIO_SRC/.fio_$ver.$$" && mv "$MEMX_FIO_SRC/.fio_$ver.$$" "$MEMX_FIO_SRC/fio_$ver.orig.tar.gz" ||
+        rm -f "$MEMX_FIO_SRC/.fio_$ver.$$"
+    fi
   fi
   tar xzf "$tarball" -C "$W"
 }

@@ -59,6 +59,7 @@ static struct {
     struct fq q[4];
     unsigned nq;
     unsigned rw, ind, flush, discard, bad;
+    unsigned perq[4];               /* requests taken from each queue */
 } B;
 
 static void fail_child(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -172,6 +173,7 @@ static bool serve(struct fq *q)
         while (q->req_cons != rp) {
             struct blkif_request r;
             memcpy(&r, &q->s->ring[q->req_cons++ & (q->n - 1)].req, sizeof(r));
+            B.perq[q - B.q]++;
             bool gone = false;
             struct blkif_response rsp = { .id = r.id, .operation = r.operation, .status = handle(&r, &gone) };
             if (gone) {             /* leaves without answering this one */
@@ -268,8 +270,8 @@ static void fake_backend(const struct fake_cfg *cfg)
         bool leave = false;
         for (unsigned i = 0; i < B.nq; i++)
             leave |= serve(&B.q[i]);
-        xp_xs_printf(B.xp, XP_TXN_NULL, "/test/ops", "rw=%u ind=%u flush=%u discard=%u bad=%u", B.rw, B.ind,
-                     B.flush, B.discard, B.bad);
+        xp_xs_printf(B.xp, XP_TXN_NULL, "/test/ops", "rw=%u ind=%u flush=%u discard=%u bad=%u q0=%u q1=%u q2=%u q3=%u",
+                     B.rw, B.ind, B.flush, B.discard, B.bad, B.perq[0], B.perq[1], B.perq[2], B.perq[3]);
         long fs = rd(FRONT, "state", -1);
         if (leave || fs == XenbusStateClosing) {
             set_bstate(XenbusStateClosing);
@@ -566,6 +568,67 @@ static void test_backend_leaves(void)
     CU_ASSERT_EQUAL(stop_backend(false), 0);
 }
 
+/* memxfront_set_queue keeps requests on one queue (EAGAIN when it is full,
+ * though another has room); memxfront_abort fails what is in flight at once,
+ * copying nothing into read buffers. */
+static void test_steer_and_abort(void)
+{
+    struct fake_cfg cfg = { .max_order = 0, .max_queues = 2 };
+    start_backend(&cfg);
+    struct memxfront_opts o;
+    memxfront_opts_default(&o);
+    o.nr_queues = 2;
+    char err[256] = "";
+    struct memxfront *f = memxfront_open(fx, FRONT, &o, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(memxfront_info(f)->nr_queues, 2);
+    unsigned depth = memxfront_info(f)->queue_depth;
+    CU_ASSERT_EQUAL(memxfront_set_queue(f, 2), -1);
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    CU_ASSERT_EQUAL(memxfront_set_queue(f, -2), -1);
+    CU_ASSERT_EQUAL(memxfront_set_queue(f, 1), 0);
+    static uint8_t buf[64][4096];
+    struct acount c = { 0, 0, 0 };
+    unsigned sub = 0;
+    while (sub < 64 && memxfront_write(f, (uint64_t)sub * 4096, buf[sub], 4096, acb, &c) == 0)
+        sub++;
+    CU_ASSERT_EQUAL(errno, EAGAIN);
+    CU_ASSERT_EQUAL(sub, depth);
+    while (memxfront_inflight(f))
+        CU_ASSERT_FATAL(memxfront_wait(f, 5000) >= 0);
+    CU_ASSERT_EQUAL(c.ok, depth);
+    /* Round robin again: two requests on each queue. */
+    CU_ASSERT_EQUAL(memxfront_set_queue(f, -1), 0);
+    for (unsigned i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(memxfront_pwrite(f, buf[i], 4096, i * 4096u), 0);
+
+    CU_ASSERT_EQUAL(memxfront_set_queue(f, 0), 0);
+    memset(buf, 0xaa, 3 * 4096);
+    struct acount a = { 0, 0, 0 };
+    for (unsigned i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(memxfront_read(f, i * 4096u, buf[i], 4096, acb, &a), 0);
+    memxfront_abort(f);
+    CU_ASSERT_EQUAL(a.err, 3);
+    CU_ASSERT_EQUAL(a.last, ENOTCONN);
+    CU_ASSERT_EQUAL(memxfront_inflight(f), 0);
+    CU_ASSERT_EQUAL(buf[0][0], 0xaa);
+    CU_ASSERT_EQUAL(buf[2][4095], 0xaa);
+    CU_ASSERT_EQUAL(memxfront_read(f, 0, buf[0], 4096, acb, &a), -1);
+    CU_ASSERT_EQUAL(errno, ENOTCONN);
+    CU_ASSERT_EQUAL(memxfront_process(f), -1);
+    CU_ASSERT_EQUAL(errno, ENOTCONN);
+    CU_ASSERT_EQUAL(memxfront_close(f, err, sizeof(err)), 0);
+    char *ops = ts_read("/test/ops");
+    unsigned q0 = 0, q1 = 0;
+    if (ops)
+        sscanf(ops, "rw=%*u ind=%*u flush=%*u discard=%*u bad=%*u q0=%u q1=%u", &q0, &q1);
+    free(ops);
+    CU_ASSERT_EQUAL(q1, depth + 2);
+    /* The aborted reads may or may not have reached the backend before Closing. */
+    CU_ASSERT(q0 >= 2 && q0 <= 5);
+    CU_ASSERT_EQUAL(stop_backend(false), 0);
+}
+
 static void test_open_errors(void)
 {
     struct fake_cfg cfg = { .silent = true };
@@ -593,6 +656,7 @@ static const struct cu_test tests[] = {
     { "minimal_backend", test_minimal_backend },
     { "async_and_errors", test_async_and_errors },
     { "backend_leaves", test_backend_leaves },
+    { "steer_and_abort", test_steer_and_abort },
     { "open_errors", test_open_errors },
     { NULL, NULL },
 };
