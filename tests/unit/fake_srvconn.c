@@ -20,6 +20,7 @@ struct fsrv {
     bool hold;
     unsigned fail_posts;
     unsigned refuse_writes;                 /* the next page writes answered with refuse_status */
+    unsigned frees, frees_forced;           /* SLAB_FREEs taken; of those, with PROTO_FREE_FORCE */
     uint16_t refuse_status;
     struct fslab slabs[FAKE_MAX_SLABS];     /* server slab id = index + 1 */
     unsigned capacity;                      /* slabs */
@@ -41,6 +42,7 @@ static unsigned used_slabs(const struct fsrv *f)
 }
 
 unsigned fake_srv_slabs(const struct server *s) { return used_slabs(F(s)); }
+unsigned fake_srv_frees(const struct server *s, bool forced) { return forced ? F(s)->frees_forced : F(s)->frees; }
 
 static void account(struct fsrv *f)
 {
@@ -126,6 +128,8 @@ static void answer(struct server *s, struct sop *o)
         if (fs) {
             free(fs->mem);
             *fs = (struct fslab){ 0 };
+            f->frees++;
+            f->frees_forced += (o->flags & PROTO_FREE_FORCE) != 0;
         } else {
             m.status = ENOENT;
         }

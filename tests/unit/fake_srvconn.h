@@ -23,6 +23,8 @@ struct server;
 
 /* Servers' room, in slabs (default 16), for pools made after the call. */
 void fake_srv_set_capacity(unsigned slabs);
+/* Slabs freed on s (forced: only those freed with PROTO_FREE_FORCE). */
+unsigned fake_srv_frees(const struct server *s, bool forced);
 /* Replies wait (on) until fake_srv_release; off: they go at the end of the turn again. */
 void fake_srv_hold(struct server *s, bool on);
 /* Answers every op held now, in the order they were submitted; returns how many. */

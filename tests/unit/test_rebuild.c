@@ -93,6 +93,27 @@ static void test_records_and_rebuild(void)
     endpool();
 }
 
+/* An empty slab goes back to its servers forced: records of our volumes
+ * there that still name it are superseded ones (records go only to a page's
+ * own servers, so older ones stay behind), and an unforced free would be
+ * refused for them (EBUSY): the slab would stay allocated for good. */
+static void test_give_back_forced(void)
+{
+    mkpool(2, 2);
+    write_pages(MAXPAGES, 3);
+    struct op extra = { 0 };
+    pool_write_new(p, data[0], wdone, &extra);        /* a second slab, with room */
+    CU_ASSERT_TRUE_FATAL(run_until(&extra.done, 2000));
+    for (unsigned i = 0; i < MAXPAGES; i++)
+        pool_free_page(p, pages[i]);
+    run_until(NULL, 20);
+    for (int s = 0; s < 2; s++) {
+        CU_ASSERT_EQUAL(fake_srv_frees(p->srv[s], false), 1);
+        CU_ASSERT_EQUAL(fake_srv_frees(p->srv[s], true), 1);
+    }
+    endpool();
+}
+
 /* Drain moves every replica off the server, frees them there and shows
  * "drained"; the data stays readable from the others. */
 static void test_drain(void)
@@ -430,6 +451,7 @@ static int suite_clean(void)
 static const struct cu_test tests[] = {
     { "server down, rebuild restores redundancy", test_rebuild_after_down },
     { "records: 0 only on R replicas, FEW on fewer; a re-replicated slab is flagged", test_records_and_rebuild },
+    { "an empty slab goes back forced", test_give_back_forced },
     { "drain moves every replica and shows drained", test_drain },
     { "target dies mid-copy: abort, no finish, retry", test_abort_target_dies },
     { "source post fails in the copy loop: no finish after abort", test_abort_source_fails_in_loop },
