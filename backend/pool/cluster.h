@@ -58,6 +58,9 @@ int pool_replicas(const struct pool *p);
  * back as a new one (kill -9, restart), which holds none of our records. */
 uint64_t pool_server_inc(const struct pool *p, int srv);
 
+/* The servers (indexes) holding a live copy of page's slab, at most max;
+ * how many. */
+int pool_page_servers(const struct pool *p, pool_page_t page, int *out, int max);
 /* Records travel with pages (pool_write_vol), so a slab's copies hold the
  * records of its pages; a copy made by re-replication (after a server died,
  * restarted or was drained) holds only the pages.  The pool flags such a slab

@@ -514,6 +514,19 @@ bool pool_page_recopied(const struct pool *p, pool_page_t page)
     return split_page(p, page, &slab, &pg) && p->slabs[slab].recopied;
 }
 
+int pool_page_servers(const struct pool *p, pool_page_t page, int *out, int max)
+{
+    uint32_t slab, pg;
+    if (!split_page(p, page, &slab, &pg))
+        return 0;
+    const struct pslab *ps = &p->slabs[slab];
+    int n = 0;
+    for (int i = 0; i < ps->nrep && n < max; i++)
+        if (rep_live(p, &ps->rep[i]))
+            out[n++] = ps->rep[i].srv;
+    return n;
+}
+
 void pool_recopied_clear(struct pool *p)
 {
     for (uint32_t i = 0; i < p->nslabs; i++)

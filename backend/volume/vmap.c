@@ -114,6 +114,38 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
         cb(arg, -ENOMEM);
 }
 
+/* The record that replaced old at idx (rseq, e) is on R servers: the
+ * servers of old's copy that are not among e's get it too (volfwd.c).  Before
+ * old is let go: its slab may leave with it.  A shared copy's record was
+ * published to every server already. */
+void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rseq, const struct pm_ent *e)
+{
+    if (!v->meta || old.kind != PM_PAGE || old.dup)
+        return;
+    struct pool *pool = v->vs->pool;
+    int was[8], now[8], to[8], n = 0;
+    int nw = pool_page_servers(pool, old.page, was, 8);
+    int nn = e->kind == PM_PAGE ? pool_page_servers(pool, e->page, now, 8) : 0;
+    for (int i = 0; i < nw; i++) {
+        bool has = false;
+        for (int k = 0; k < nn && !has; k++)
+            has = now[k] == was[i];
+        if (!has)
+            to[n++] = was[i];
+    }
+    if (!n)
+        return;
+    struct proto_rec r = { .lpn = idx, .seq = rseq };
+    if (e->kind == PM_PAGE) {
+        r.kind = PROTO_REC_PAGE;
+        pool_page_locate(pool, e->page, &r.uid, &r.page);
+        memcpy(r.hash, e->hash, 16);
+    } else {
+        r.kind = e->kind == PM_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
+    }
+    volmeta_forward(v->meta, to, n, &r);
+}
+
 uint64_t vol_next_rseq(struct volume *v) { return v->meta ? volmeta_next_seq(v->meta) : 0; }
 
 static void republished(void *arg, int status)

@@ -60,6 +60,7 @@ void volmeta_free(struct volmeta *m)
     if (m->fence_timer)
         evloop_del_timer(pool_evloop(m->pool), m->fence_timer);
     volpub_free(m);
+    volfwd_free(m);
     volstore_free(m->merge);
     free(m->prev_insync);
     free(m->uids);

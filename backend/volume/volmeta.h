@@ -131,4 +131,12 @@ void volmeta_drop(struct volmeta *m);
  * refuse a claim whose name differs). */
 uint64_t volmeta_vid_of(const char *name);
 
+/* Sends record r, now on R servers, also to the n servers srvs that hold
+ * the page it replaced (volfwd.c): after the guest's write, best effort. */
+void volmeta_forward(struct volmeta *m, const int *srvs, int n, const struct proto_rec *r);
+struct volmeta_fwd_stats {
+    uint64_t msgs, recs, failed;    /* META_PUTs sent, records in them; records not sent (down, no memory) */
+};
+void volmeta_forward_stats(const struct volmeta *m, struct volmeta_fwd_stats *st);
+
 #endif

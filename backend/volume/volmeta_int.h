@@ -120,7 +120,17 @@ struct volmeta {
     int nsrv;
     struct batch_list batches;  /* every batch or catch-up with an answer outstanding */
     long long timer;            /* the lateness and catch-up tick; 0: not armed */
+
+    /* forwarding new records to an old copy's servers (volfwd.c) */
+    struct fwdq **fwd;
+    size_t nfwd;
+    struct ev_defer fwd_defer;
+    bool fwd_armed;
+    struct volmeta_fwd_stats fwd_st;
 };
+
+/* volfwd.c */
+void volfwd_free(struct volmeta *m);
 
 /* volpub.c */
 /* The servers up now, in *up (the caller frees it), and m->srv covering

@@ -283,6 +283,8 @@ static void wr_end(struct pop *p, int status)
 static void published(void *arg, int status)
 {
     struct pop *p = arg;
+    if (status == 0)
+        vol_forward(p->r->v, p->old, p->idx, p->rseq, &p->ent);
     vol_release_old(p->r->v, p->old, status);
     if (p->late_copy)
         vol_release_old(p->r->v, (struct pm_ent){ .kind = PM_PAGE, .page = p->late_copy }, status);
@@ -298,6 +300,7 @@ static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
     if (!v->meta) {
         rc = vol_apply(v, p->a, p->idx, p->seq, e);
     } else {
+        p->ent = e;
         rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
         if (rc > 0 && p->held && e.kind == PM_PAGE && !e.dup) {
             published(p, 0);        /* its record came with the page: R servers hold it */

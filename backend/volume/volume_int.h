@@ -70,6 +70,7 @@ struct pop {
     struct pm_ent old;      /* what a finished write replaced, kept until its record is published */
     uint8_t phash[16];      /* storing: XXH3-128 of the page (the record's check) */
     bool held;              /* stored with its record on R servers: nothing more to publish */
+    struct pm_ent ent;      /* what the write installed (its record is forwarded to old's servers) */
     pool_page_t late_copy;  /* shared after it was stored: our copy, let go once the sharing record is out */
     pool_page_t src;        /* RMW/read: the page being read (a reference is held) */
     unsigned n;             /* read: pages in the run, src and the slots after it (a reference on each) */
@@ -171,6 +172,8 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
                  volmeta_pub_cb cb, void *arg);
 /* The record sequence number of the next change (0 without metadata). */
 uint64_t vol_next_rseq(struct volume *v);
+/* The record replacing old is durable: tells old's servers (volfwd.c). */
+void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rseq, const struct pm_ent *e);
 /* Publishes the records of the pages in slabs re-replication copied (cluster.h); how many. */
 unsigned vol_republish_recopied(struct volume *v);
 

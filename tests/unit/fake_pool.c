@@ -765,6 +765,17 @@ void fake_pool_meta_srv_restart(struct pool *p, int srv)
         abort();
 }
 
+int pool_page_servers(const struct pool *p, pool_page_t page, int *out, int max)
+{
+    int rep[2], n = page_replicas(p, page, rep), k = 0;
+    for (int i = 0; i < n && k < max; i++)
+        if (!p->srv_down[rep[i]])
+            out[k++] = rep[i];
+    return k;
+}
+
+const struct volstore *fake_pool_meta_store(const struct pool *p, int srv) { return p->meta[srv]; }
+
 void pool_set_recopy_cb(struct pool *p, void (*cb)(void *arg), void *arg)
 {
     p->recopy_cb = cb;

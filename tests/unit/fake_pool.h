@@ -28,6 +28,9 @@ struct pool *fake_pool_new(struct evloop *el);
 void fake_pool_fail_writes(struct pool *p, unsigned n, int err);
 /* The next n writes with a record complete as POOL_WRITE_FEW (a replica was late). */
 void fake_pool_few_writes(struct pool *p, unsigned n);
+/* Server srv's record store (to look at what it holds). */
+struct volstore;
+const struct volstore *fake_pool_meta_store(const struct pool *p, int srv);
 /* What pool_replicas answers (an attach reads with fewer than that many members unread). */
 void fake_pool_set_replicas(struct pool *p, int r);
 void fake_pool_fail_reads(struct pool *p, unsigned n, int err);
