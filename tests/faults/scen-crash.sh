@@ -22,6 +22,15 @@
 #               under the guest's frontend, which stays Connected (the new
 #               backend answers what is still on its ring); then host 1 and
 #               host 2 attach
+#   crashhost   host 1 crashes as a machine does: its links go down as its
+#               backend is killed, so what its kernel had not yet sent is lost
+#               (a kill alone loses nothing a socket holds: an acknowledgement
+#               that runs ahead of its record's answer shows only here); host
+#               2 attaches, writes on, then host 1's links come back and its
+#               dead backend's last messages reach the servers late: they
+#               must change no page
+#   crashserver host 1 crashes and memory server 1 is killed with it; host 2
+#               attaches over the two servers left
 # Needs etcd (not run with MEMX_FAULTS_STATIC=1): an attach on another host
 # is a claim there.
 
@@ -82,19 +91,20 @@ backd_restart() {
   rm -f "$T/backd.sock"
   start_backd
 }
-# The checker's own test, after a verify that passed on host H: the same
-# pages against writer 1's log doctored so that every write it never saw
-# answered was acknowledged at the kill (KT).  Pages such a write did not
-# reach must now be lost: the kill really left writes in flight, and the
-# checker tells a page that missed an acknowledged write.  MISSED: how many.
+# The checker's own view of the kill, after a verify that passed on host H:
+# the same pages against writer 1's log doctored so that every write it
+# never saw answered was acknowledged at the kill (KT).  The pages such a
+# write did not reach are then lost (MISSED: how many; 0 only if every write
+# in flight had landed, which a crash may leave), and nothing else changes.
 crash_selfcheck() { # host
   awk -v kt="$KT" 'NR == FNR { if ($1 == "a") ack[$2 " " $3] = 1; next }
     $1 == "i" && !(($2 " " $3) in ack) { printf "a %s %s %s %.0f %s\n", $2, $3, $4, kt * 1e9, $5; next } { print }' \
     "$T/hist1.log" "$T/hist1.log" > "$T/hist1-acked.log"
   hverify "$1" self --log "$T/hist1-acked.log"
   MISSED=$(field "$T/self.out" lost)
-  if [ "${MISSED:-0}" = 0 ] || [ "$(field "$T/self.out" mismatches)" != 0 ]; then
-    fail "the checker found no page missing a write in flight at the kill once the log called them acknowledged: $(grep history-verify "$T/self.out")"
+  local ver; ver=$(field "$T/self.out" verified)
+  if [ "$(( ${ver:-0} + ${MISSED:-0} ))" != "$(hpages)" ] || [ "$(field "$T/self.out" mismatches)" != 0 ]; then
+    fail "with the writes in flight called acknowledged, pages other than theirs changed: $(grep history-verify "$T/self.out")"
   fi
 }
 
@@ -175,6 +185,71 @@ scenario_crashloop() {
   hreport v2 " (host 2 attached the volume after that)"
 }
 
+# Host 1's links to its servers and to etcd, all down or up.
+host1_links() { # down|up
+  local i
+  for i in $(seq 0 $((NSRV - 1))); do ip -n "$(bns)" link set "${TAG}b$i" "$1"; done
+  ip -n "$(bns)" link set etcd0 "$1"
+}
+# Bytes host 1's dead backend's sockets still hold for its servers (the kernel retransmits them).
+host1_unsent() { ip netns exec "$(bns)" ss -tnH 2>/dev/null | awk '$5 ~ /:7480$/ { n += $3 } END { print n + 0 }'; }
+
+scenario_crashhost() {
+  SCEN=crashhost; world_up
+  crash_hw_start 1 1 30000
+  wait_acked 1 $((8 * $(hpages))) 20
+  host1_links down                                  # host 1 stops as a machine does:
+  crash_kill 1                                      # what its kernel had not sent is not sent
+  kill -TERM "$HW_PID_1" 2>/dev/null || true
+  local t0 unsent; t0=$(now); unsent=$(host1_unsent)
+  local kin; kin=$(inflight_at 1 "$KT")
+  attach2
+  local tf=$TF
+  hw_wait 1
+  kinds_acked 1
+  hverify 2 v2 --log "$T/hist1.log"
+  hreport v2 " (host 2, attached $(awk -v a="$t0" -v b="$tf" 'BEGIN { printf "%.1f", b - a }') s after host 1 went;\
+ $kin requests in flight, $(field "$T/hw1.out" unacked) pages never answered; $(field "$T/v2.out" inflight) pages hold\
+ a write that was in flight; acknowledged: $(kinds_line 1))"
+  crash_selfcheck 2
+  echo "$SCEN: the checker calls $MISSED pages lost once the writes that were in flight count as acknowledged"
+  # Host 2 writes on; then host 1's links are back, and what its dead backend's kernel still
+  # had for the servers reaches them late: it must change no page.
+  crash_hw_start 2 2 3000; hw_wait 2; hw_acked 2
+  [ "$(field "$T/hw2.out" io_errors)" = 0 ] || fail "host 2's writes failed: $(head -n 5 "$T/hw2.err")"
+  local late; late=$(host1_unsent)
+  host1_links up
+  local tu; tu=$(now)
+  for _ in $(seq 100); do [ "$(host1_unsent)" = 0 ] && break; sleep 0.1; done
+  local left drained refused; left=$(host1_unsent) drained=$(since "$tu")
+  refused=$(cat "$T"/memd*.log | grep -c "(backd-host1).*refused" || true)
+  hverify 2 v3 --log "$T/hist1.log" --log "$T/hist2.log" --fence "1@$tf"
+  hreport v3 " (host 2 again, after its $(field "$T/hw2.out" acked) writes and host 1's links back: the dead backend's\
+ kernel held ${unsent} bytes for the servers at the crash, ${late} when the links came back, ${left} ${drained} s later;\
+ the servers refused host 1 $refused times)"
+}
+
+scenario_crashserver() {
+  SCEN=crashserver; world_up
+  crash_hw_start 1 1 30000
+  wait_acked 1 $((8 * $(hpages))) 20
+  host1_links down                                  # host 1 crashes,
+  crash_kill 1
+  # shellcheck disable=SC2154
+  kill9 "$PID_memd1"                                # and a memory server with it
+  kill -TERM "$HW_PID_1" 2>/dev/null || true
+  local t0 kin; t0=$(now); kin=$(inflight_at 1 "$KT")
+  attach2 $((NSRV - 1))
+  hw_wait 1
+  kinds_acked 1
+  hverify 2 v2 --log "$T/hist1.log"
+  hreport v2 " (host 2 over the $((NSRV - 1)) servers left, attached $(awk -v a="$t0" -v b="$TF" 'BEGIN { printf "%.1f", b - a }') s\
+ after host 1 and server 1 went; $kin requests in flight, $(field "$T/hw1.out" unacked) pages never answered;\
+ $(field "$T/v2.out" inflight) pages hold a write that was in flight; acknowledged: $(kinds_line 1))"
+  crash_selfcheck 2
+  echo "$SCEN: the checker calls $MISSED pages lost once the writes that were in flight count as acknowledged"
+}
+
 if [ "$ETCD_MODE" = 1 ]; then
-  SCENARIOS="$SCENARIOS crashsame crashother crashloop"
+  SCENARIOS="$SCENARIOS crashsame crashother crashloop crashhost crashserver"
 fi
