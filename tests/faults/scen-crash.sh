@@ -117,8 +117,8 @@ hw_stop() { # writer
 
 scenario_crashsame() {
   SCEN=crashsame; world_up
-  crash_hw_start 1 1 30000
-  wait_acked 1 $((8 * $(hpages))) 20
+  crash_hw_start 1 1 60000
+  wait_acked 1 $((8 * $(hpages))) 40
   crash_kill 1
   local kin; kin=$(inflight_at 1 "$KT")
   hw_stop 1
@@ -138,8 +138,8 @@ scenario_crashsame() {
 
 scenario_crashother() {
   SCEN=crashother; world_up
-  crash_hw_start 1 1 30000
-  wait_acked 1 $((8 * $(hpages))) 20
+  crash_hw_start 1 1 60000
+  wait_acked 1 $((8 * $(hpages))) 40
   crash_kill 1
   local kin; kin=$(inflight_at 1 "$KT")
   kill -TERM "$HW_PID_1" 2>/dev/null || true        # its log is final; its device closes meanwhile
@@ -158,17 +158,17 @@ scenario_crashother() {
 
 scenario_crashloop() {
   SCEN=crashloop; world_up
-  crash_hw_start 1 1 60000
+  crash_hw_start 1 1 100000
   local kins="" want=$((2 * $(hpages))) replayed
   for _ in 1 2 3; do
-    wait_acked 1 "$want" 20
+    wait_acked 1 "$want" 40
     crash_kill 1
     kins="$kins${kins:+, }$(inflight_at 1 "$KT")"
     sleep 0.3                                       # the frontend waits on a dead backend
     backd_restart
     want=$(( $(acked_lines 1) + 2 * $(hpages) ))
   done
-  wait_acked 1 "$want" 20
+  wait_acked 1 "$want" 40
   hw_stop 1
   if [ "$(field "$T/hw1.out" io_errors)" != 0 ] || [ "$(field "$T/hw1.out" unacked)" != 0 ]; then
     fail "the guest's writes failed across the restarts: $(cat "$T/hw1.out"; head -n 5 "$T/hw1.err")"
@@ -196,8 +196,8 @@ host1_unsent() { ip netns exec "$(bns)" ss -tnH 2>/dev/null | awk '$5 ~ /:7480$/
 
 scenario_crashhost() {
   SCEN=crashhost; world_up
-  crash_hw_start 1 1 30000
-  wait_acked 1 $((8 * $(hpages))) 20
+  crash_hw_start 1 1 60000
+  wait_acked 1 $((8 * $(hpages))) 40
   host1_links down                                  # host 1 stops as a machine does:
   crash_kill 1                                      # what its kernel had not sent is not sent
   kill -TERM "$HW_PID_1" 2>/dev/null || true
@@ -231,8 +231,8 @@ scenario_crashhost() {
 
 scenario_crashserver() {
   SCEN=crashserver; world_up
-  crash_hw_start 1 1 30000
-  wait_acked 1 $((8 * $(hpages))) 20
+  crash_hw_start 1 1 60000
+  wait_acked 1 $((8 * $(hpages))) 40
   host1_links down                                  # host 1 crashes,
   crash_kill 1
   # shellcheck disable=SC2154
