@@ -1,18 +1,36 @@
-/* memx-io-history.c — per-page write history (memx-io.h): hwrite stamps
- * every page it writes with (writer, page, generation, issue time) and logs
- * each acknowledged write; history-verify reads every page back and checks it
- * against those logs, so a fault test can tell the last acknowledged write of
- * a page from an older one, another page's, a foreign writer's or garbage,
- * and can see a write a fenced owner issued after its fence.
+/* memx-io-history.c — per-page write history (memx-io.h): hwrite writes
+ * pages whose bytes name the write that made them and logs every write it
+ * issues and every one acknowledged; history-verify reads every page back
+ * and checks it against those logs, so a fault test can tell the last
+ * acknowledged write of a page (or a later one that was in flight) from an
+ * older one, another page's, one never issued, a foreign writer's or
+ * garbage, and can see a write a fenced owner issued after its fence.
  *
- * Page layout: magic, writer, page, generation, issue time (CLOCK_REALTIME
- * ns, comparable across the namespaces of one machine and with date +%s.%N),
- * a check word over those, then words that follow from them alone.
- * Log: "# memx-io history writer W", then one "a PAGE GEN ISSUE_NS ACK_NS"
- * line per acknowledged write, written at the acknowledgement (before the
- * next request is issued: a write the log names was acknowledged).
- * A writer keeps at most one write per page in flight, so per writer and
- * page the generations are acknowledged in order.
+ * A request is a write of 1 to --bs/4096 pages (one generation per request)
+ * or, a --discard-fraction of them, a discard of such a run.  Each page of a
+ * write is one of
+ *   stamp  magic, writer, page, generation, issue time (CLOCK_REALTIME ns,
+ *          comparable across the namespaces of one machine and with
+ *          date +%s.%N), a check word over those, then words that follow
+ *          from them alone: the bytes of that one write of that one page;
+ *   zero   all zeros (--zero-fraction: the backend keeps only a record);
+ *   dupK   one of DUP_CLASSES pages per writer, the same bytes wherever they
+ *          are written (--dup-fraction: the backend stores one copy);
+ * and a discarded page reads as zeros (a record of no page).  So every kind
+ * of page-map record the backend publishes is exercised, in one request too.
+ *
+ * Log: "# memx-io history writer W", then "i PAGE GEN ISSUE_NS KIND" for
+ * each page of a request before it is submitted and "a PAGE GEN ISSUE_NS
+ * ACK_NS KIND" for each once it is acknowledged, KIND stamp, zero, discard
+ * or dupK.  The lines are flushed (fflush: then they are the kernel's and
+ * outlive any process, the writer's included; only a machine crash, which
+ * no test makes, would need fsync) before the next request is submitted:
+ * a write the log does not name was never issued, an "a" line is a write
+ * the backend acknowledged.  A writer keeps at most one write per page in
+ * flight, so per writer and page the generations are issued and
+ * acknowledged in order: after its last acknowledged write a page may hold
+ * only that write or a later one of the same writer that was never
+ * acknowledged (in flight when the backend died, or failed).
  */
 #include "memx-io.h"
 #include "memx-io-job.h"
@@ -26,8 +44,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H_MAGIC 0x31305453494858ull   /* "XHIST01" */
+#define H_MAGIC    0x31305453494858ull   /* "XHIST01" */
+#define H_DUPMAGIC 0x31305055444858ull   /* "XHDUP01" */
 #define H_WORDS (PAT_PAGE / 8)
+#define DUP_CLASSES 4
+
+/* What a write put in a page: K_DUP + k is dup class k. */
+enum { K_STAMP, K_ZERO, K_DISCARD, K_DUP };
+
+static const char *kind_name(unsigned k, char *buf, size_t len)
+{
+    static const char *const names[] = { "stamp", "zero", "discard" };
+    if (k < K_DUP)
+        return names[k];
+    snprintf(buf, len, "dup%u", k - K_DUP);
+    return buf;
+}
+
+/* -1: not a kind. */
+static int kind_parse(const char *s)
+{
+    unsigned k;
+    char tail;
+    if (!strcmp(s, "stamp"))
+        return K_STAMP;
+    if (!strcmp(s, "zero"))
+        return K_ZERO;
+    if (!strcmp(s, "discard"))
+        return K_DISCARD;
+    if (sscanf(s, "dup%u%c", &k, &tail) == 1 && k < DUP_CLASSES)
+        return (int)(K_DUP + k);
+    return -1;
+}
 
 static uint64_t real_ns(void)
 {
@@ -36,7 +84,8 @@ static uint64_t real_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-struct stamp { uint64_t writer, page, gen, issue_ns; };
+/* A page's contents: a stamp (writer, page, gen, issue_ns) or a dup page (writer, dupk). */
+struct stamp { uint64_t writer, page, gen, issue_ns, dupk; };
 
 static uint64_t stamp_check(const struct stamp *s)
 {
@@ -44,15 +93,42 @@ static uint64_t stamp_check(const struct stamp *s)
     return pat_mix(&x);
 }
 
+static uint64_t dup_check(uint64_t writer, uint64_t k)
+{
+    uint64_t x = writer * 0xD6E8FEB86659FD93ull ^ k * 0xA0761D6478BD642Full ^ H_DUPMAGIC;
+    return pat_mix(&x);
+}
+
+/* Words 0-5 are said by the caller, the rest follow from x. */
+static void fill_rest(uint64_t *w, unsigned from, uint64_t x)
+{
+    for (unsigned i = from; i < H_WORDS; i++)
+        w[i] = pat_mix(&x);
+}
+
 static void stamp_fill(uint8_t *pg, const struct stamp *s)
 {
     uint64_t *w = (uint64_t *)(void *)pg, x = stamp_check(s);
     w[0] = H_MAGIC, w[1] = s->writer, w[2] = s->page, w[3] = s->gen, w[4] = s->issue_ns, w[5] = x;
-    for (unsigned i = 6; i < H_WORDS; i++)
-        w[i] = pat_mix(&x);
+    fill_rest(w, 6, x);
 }
 
-enum found { F_ZERO, F_STAMP, F_GARBAGE };
+static void dup_fill(uint8_t *pg, uint64_t writer, uint64_t k)
+{
+    uint64_t *w = (uint64_t *)(void *)pg, x = dup_check(writer, k);
+    w[0] = H_DUPMAGIC, w[1] = writer, w[2] = k, w[3] = x;
+    fill_rest(w, 4, x);
+}
+
+enum found { F_ZERO, F_STAMP, F_DUP, F_GARBAGE };
+
+static bool rest_ok(const uint64_t *w, unsigned from, uint64_t x)
+{
+    for (unsigned i = from; i < H_WORDS; i++)
+        if (w[i] != pat_mix(&x))
+            return false;
+    return true;
+}
 
 static enum found stamp_parse(const uint8_t *pg, struct stamp *s)
 {
@@ -62,16 +138,15 @@ static enum found stamp_parse(const uint8_t *pg, struct stamp *s)
         any |= w[i];
     if (!any)
         return F_ZERO;
+    if (w[0] == H_DUPMAGIC) {
+        *s = (struct stamp){ .writer = w[1], .dupk = w[2] };
+        return w[2] < DUP_CLASSES && w[3] == dup_check(w[1], w[2]) && rest_ok(w, 4, w[3]) ? F_DUP : F_GARBAGE;
+    }
     if (w[0] != H_MAGIC)
         return F_GARBAGE;
-    *s = (struct stamp){ w[1], w[2], w[3], w[4] };
+    *s = (struct stamp){ w[1], w[2], w[3], w[4], 0 };
     uint64_t x = stamp_check(s);
-    if (w[5] != x)
-        return F_GARBAGE;
-    for (unsigned i = 6; i < H_WORDS; i++)
-        if (w[i] != pat_mix(&x))
-            return F_GARBAGE;
-    return F_STAMP;
+    return w[5] == x && rest_ok(w, 6, x) ? F_STAMP : F_GARBAGE;
 }
 
 /* ---- hwrite ---- */
@@ -93,23 +168,73 @@ struct hw {
     uint64_t gen, end_ns, acked, last_ack, max_gap, gap_at;
     uint64_t *inflight_gen;      /* per page: the write in flight (0: none) */
     uint64_t *issue;             /* per page: its issue time */
+    uint8_t *kind;               /* per page: what it writes there */
+    uint8_t *was_acked;          /* per page: an earlier write of it was acknowledged */
+    unsigned max_pages;          /* per request (--bs) */
+    uint64_t nkind[K_DUP + 1];   /* acknowledged pages by kind (every dup class in the last) */
+    uint64_t multi, rewrites;    /* acknowledged multi-page requests; acknowledged pages written before */
 };
+
+static double frand(struct job *j) { return (double)(pat_mix(&j->rng) >> 11) / 9007199254740992.0; }
+
+static void log_line(struct hw *h, char t, uint64_t page, uint64_t gen, uint64_t issue, uint64_t ack, unsigned k)
+{
+    char kb[16];
+    if (t == 'i')
+        fprintf(h->log, "i %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", page, gen, issue, kind_name(k, kb, sizeof(kb)));
+    else
+        fprintf(h->log, "a %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", page, gen, issue, ack,
+                kind_name(k, kb, sizeof(kb)));
+}
 
 static int gen_hwrite(struct job *j, struct op *o)
 {
     struct hw *h = j->ctx;
-    if (stop_asked || (j->count >= j->npages && (!h->end_ns || now_ns() >= h->end_ns)))
-        return 0;
+    const struct args *a = j->a;
     uint64_t p;
-    if (!job_next_page(j, &p))
-        return 0;
-    struct stamp s = { j->a->writer, j->base / PAT_PAGE + p, ++h->gen, real_ns() };
-    stamp_fill(o->buf, &s);
-    h->inflight_gen[p] = s.gen;
-    h->issue[p] = s.issue_ns;
-    o->kind = OP_WRITE;
+    for (;;) {
+        if (stop_asked || (j->count >= j->npages && (!h->end_ns || now_ns() >= h->end_ns)))
+            return 0;
+        if (!job_next_page(j, &p))
+            return 0;
+        if (!j->page_busy[p])
+            break;
+        j->count++;             /* first pass: a multi-page write in flight has this page */
+    }
+    unsigned n = h->max_pages > 1 ? 1 + (unsigned)(pat_mix(&j->rng) % h->max_pages) : 1;
+    for (unsigned i = 1; i < n; i++)
+        if (p + i >= j->npages || j->page_busy[p + i]) {
+            n = i;
+            break;
+        }
+    bool discard = a->discard_frac > 0 && frand(j) < a->discard_frac;
+    uint64_t gen = ++h->gen, issue = real_ns(), first = j->base / PAT_PAGE;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *pg = o->buf + (size_t)i * PAT_PAGE;
+        double r = frand(j);
+        unsigned k;
+        if (discard) {
+            k = K_DISCARD;
+        } else if (r < a->zero_frac) {
+            k = K_ZERO;
+            memset(pg, 0, PAT_PAGE);
+        } else if (r < a->zero_frac + a->dup_frac) {
+            k = K_DUP + (unsigned)(pat_mix(&j->rng) % DUP_CLASSES);
+            dup_fill(pg, a->writer, k - K_DUP);
+        } else {
+            k = K_STAMP;
+            stamp_fill(pg, &(struct stamp){ a->writer, first + p + i, gen, issue, 0 });
+        }
+        h->inflight_gen[p + i] = gen;
+        h->issue[p + i] = issue;
+        h->kind[p + i] = (uint8_t)k;
+        log_line(h, 'i', first + p + i, gen, issue, 0, k);
+    }
+    /* In the log before the backend can see it: whatever a page holds, the log names. */
+    fflush(h->log);
+    o->kind = discard ? OP_DISCARD : OP_WRITE;
     o->page = p;
-    o->npages = 1;
+    o->npages = n;
     j->count++;
     return 1;
 }
@@ -117,21 +242,30 @@ static int gen_hwrite(struct job *j, struct op *o)
 static void hwrite_done(struct job *j, struct op *o, int status)
 {
     struct hw *h = j->ctx;
-    uint64_t p = o->page, now = real_ns();
+    uint64_t now = real_ns(), first = j->base / PAT_PAGE;
     if (!status) {
-        /* A line here is an acknowledged write: history-verify holds the pool to it. */
-        fprintf(h->log, "a %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", j->base / PAT_PAGE + p,
-                h->inflight_gen[p], h->issue[p], now);
+        /* An "a" line is an acknowledged write: history-verify holds the pool to it. */
+        for (unsigned i = 0; i < o->npages; i++) {
+            uint64_t p = o->page + i;
+            unsigned k = h->kind[p];
+            log_line(h, 'a', first + p, h->inflight_gen[p], h->issue[p], now, k);
+            h->nkind[k < K_DUP ? k : K_DUP]++;
+            h->rewrites += h->was_acked[p];
+            h->was_acked[p] = 1;
+        }
         fflush(h->log);
+        h->multi += o->npages > 1;
         if (h->last_ack && now - h->last_ack > h->max_gap)
             h->max_gap = now - h->last_ack, h->gap_at = h->last_ack;
         h->last_ack = now;
-        h->acked++;
+        h->acked += o->npages;
     } else if (j->errors <= 5) {
-        fprintf(stderr, "memx-io: hwrite at page %" PRIu64 " (generation %" PRIu64 ") failed: %s\n",
-                j->base / PAT_PAGE + p, h->inflight_gen[p], strerror(-status));
+        fprintf(stderr, "memx-io: hwrite %s of %u page(s) at page %" PRIu64 " (generation %" PRIu64 ") failed: %s\n",
+                o->kind == OP_DISCARD ? "discard" : "write", o->npages, first + o->page, h->inflight_gen[o->page],
+                strerror(-status));
     }
-    h->inflight_gen[p] = 0;
+    for (unsigned i = 0; i < o->npages; i++)
+        h->inflight_gen[o->page + i] = 0;
 }
 
 /* Completions after the command returned (memxfront_close fails what is left): nothing to log. */
@@ -145,12 +279,23 @@ int cmd_hwrite(struct memxfront *f, const struct args *a)
         fprintf(stderr, "memx-io: hwrite needs --log FILE (and --writer N)\n");
         return 2;
     }
-    if (job_init(&j, f, a, 1) < 0)
+    if (a->bs % PAT_PAGE || a->bs == 0) {
+        fprintf(stderr, "memx-io: --bs %" PRIu64 " must be a multiple of 4096\n", a->bs);
+        return 2;
+    }
+    if (a->discard_frac > 0 && !memxfront_info(f)->discard) {
+        fprintf(stderr, "memx-io: the backend offers no discard\n");
+        return 2;
+    }
+    h.max_pages = (unsigned)(a->bs / PAT_PAGE);
+    if (job_init(&j, f, a, h.max_pages) < 0)
         return 2;
     h.inflight_gen = calloc(j.npages, sizeof(*h.inflight_gen));
     h.issue = calloc(j.npages, sizeof(*h.issue));
+    h.kind = calloc(j.npages, 1);
+    h.was_acked = calloc(j.npages, 1);
     h.log = fopen(a->logs[0], "w");
-    if (!h.inflight_gen || !h.issue || !h.log) {
+    if (!h.inflight_gen || !h.issue || !h.kind || !h.was_acked || !h.log) {
         fprintf(stderr, "memx-io: %s: %s\n", a->logs[0], strerror(errno));
         job_free(&j);
         return 2;
@@ -184,11 +329,16 @@ int cmd_hwrite(struct memxfront *f, const struct args *a)
     printf("hwrite: writer=%" PRIu64 " issued=%" PRIu64 " acked=%" PRIu64 " unacked=%" PRIu64 " io_errors=%" PRIu64
            " max_ack_gap_ms=%.0f gap_from=%.3f\n", a->writer, h.gen, h.acked, unacked, j.errors,
            (double)h.max_gap / 1e6, (double)h.gap_at / 1e9);
+    printf("hwrite: acknowledged pages by kind stamp=%" PRIu64 " zero=%" PRIu64 " discard=%" PRIu64 " dup=%" PRIu64
+           ", multi=%" PRIu64 " multi-page requests, rewrites=%" PRIu64 " pages written again\n", h.nkind[K_STAMP],
+           h.nkind[K_ZERO], h.nkind[K_DISCARD], h.nkind[K_DUP], h.multi, h.rewrites);
     fclose(h.log);
     j.done = late_done;
     if (!j.inflight) {
         free(h.inflight_gen);
         free(h.issue);
+        free(h.kind);
+        free(h.was_acked);
     }
     job_free(&j);
     return j.errors || unacked ? 1 : 0;
@@ -196,33 +346,29 @@ int cmd_hwrite(struct memxfront *f, const struct args *a)
 
 /* ---- history-verify ---- */
 
-struct rec { uint64_t writer, page, gen, issue, ack; };
+/* One write of one page, from a writer's log (ack 0: never acknowledged). */
+struct rec { uint64_t page, writer, gen, issue, ack; uint8_t kind; };
 
 static int rec_cmp(const void *x, const void *y)
 {
     const struct rec *a = x, *b = y;
-    if (a->writer != b->writer)
-        return a->writer < b->writer ? -1 : 1;
     if (a->page != b->page)
         return a->page < b->page ? -1 : 1;
+    if (a->writer != b->writer)
+        return a->writer < b->writer ? -1 : 1;
     return a->gen < b->gen ? -1 : a->gen > b->gen;
 }
 
 struct hv {
     struct rec *r;
-    size_t n;
+    size_t n, nacked;
     uint64_t writers[MEMX_IO_MAX_LOGS];
     unsigned nwriters;
-    const struct rec **last;     /* per page of the job: its last acknowledged write (NULL: none) */
+    size_t *at;                  /* per page of the job (and one past): its first record in r */
     uint64_t fence_writer, fence_ns;
     uint64_t verified, lost, mismatches, fenced, inflight, zero;
+    uint64_t held[3];            /* verified pages holding a stamp, zeros, a dup page */
 };
-
-static const struct rec *rec_find(const struct hv *v, uint64_t writer, uint64_t page, uint64_t gen)
-{
-    struct rec k = { writer, page, gen, 0, 0 };
-    return bsearch(&k, v->r, v->n, sizeof(*v->r), rec_cmp);
-}
 
 static int load_log(struct hv *v, const char *path)
 {
@@ -248,8 +394,22 @@ static int load_log(struct hv *v, const char *path)
     size_t cap = v->n;
     while (fgets(line, sizeof(line), fp)) {
         struct rec r = { .writer = w };
-        if (sscanf(line, "a %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &r.page, &r.gen, &r.issue, &r.ack) != 4)
-            continue;       /* a line cut short by a killed writer */
+        char kb[16] = "stamp";
+        int k;
+        if (line[0] == 'a') {
+            int got = sscanf(line, "a %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %15s", &r.page, &r.gen,
+                             &r.issue, &r.ack, kb);
+            if (got < 4 || !r.ack)
+                continue;       /* a line cut short by a killed writer */
+        } else if (line[0] == 'i') {
+            if (sscanf(line, "i %" SCNu64 " %" SCNu64 " %" SCNu64 " %15s", &r.page, &r.gen, &r.issue, kb) != 4)
+                continue;
+        } else {
+            continue;
+        }
+        if ((k = kind_parse(kb)) < 0)
+            continue;
+        r.kind = (uint8_t)k;
         if (v->n == cap) {
             cap = cap ? cap * 2 : 4096;
             struct rec *n = realloc(v->r, cap * sizeof(*n));
@@ -265,6 +425,24 @@ static int load_log(struct hv *v, const char *path)
     return 0;
 }
 
+/* Sorted, then one record per write: an "a" line's over its "i" line. */
+static void merge_recs(struct hv *v)
+{
+    qsort(v->r, v->n, sizeof(*v->r), rec_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        if (out && !rec_cmp(&v->r[out - 1], &v->r[i])) {
+            if (v->r[i].ack)
+                v->r[out - 1] = v->r[i];
+            continue;
+        }
+        v->r[out++] = v->r[i];
+    }
+    v->n = out;
+    for (size_t i = 0; i < v->n; i++)
+        v->nacked += v->r[i].ack != 0;
+}
+
 static bool known_writer(const struct hv *v, uint64_t w)
 {
     for (unsigned i = 0; i < v->nwriters; i++)
@@ -278,64 +456,90 @@ static void problem(struct hv *v, const char *what, uint64_t page, const struct 
 {
     if (v->lost + v->mismatches + v->fenced > 10)
         return;
-    char got[128], exp[96] = "nothing acknowledged";
+    char got[128], exp[128] = "nothing acknowledged", kb[16];
     if (fd == F_ZERO)
         snprintf(got, sizeof(got), "zeros");
     else if (fd == F_GARBAGE)
         snprintf(got, sizeof(got), "garbage");
+    else if (fd == F_DUP)
+        snprintf(got, sizeof(got), "writer %" PRIu64 "'s dup%" PRIu64 " page", s->writer, s->dupk);
     else
         snprintf(got, sizeof(got), "writer %" PRIu64 " page %" PRIu64 " generation %" PRIu64 " issued %.3f",
                  s->writer, s->page, s->gen, (double)s->issue_ns / 1e9);
     if (want)
-        snprintf(exp, sizeof(exp), "writer %" PRIu64 " generation %" PRIu64 " acknowledged %.3f", want->writer,
-                 want->gen, (double)want->ack / 1e9);
+        snprintf(exp, sizeof(exp), "writer %" PRIu64 " generation %" PRIu64 " (%s) acknowledged %.3f", want->writer,
+                 want->gen, kind_name(want->kind, kb, sizeof(kb)), (double)want->ack / 1e9);
     fprintf(stderr, "memx-io: %s at page %" PRIu64 ": last acknowledged %s, found %s\n", what, page, exp, got);
 }
 
+/* Whether write r made the bytes found. */
+static bool rec_made(const struct rec *r, enum found fd, const struct stamp *s)
+{
+    switch (fd) {
+    case F_ZERO: return r->kind == K_ZERO || r->kind == K_DISCARD;
+    case F_STAMP: return r->kind == K_STAMP && r->writer == s->writer && r->gen == s->gen;
+    case F_DUP: return r->kind == K_DUP + s->dupk && r->writer == s->writer;
+    default: return false;
+    }
+}
+
+/* Whether the page may hold write r when l is its last acknowledged write (NULL: none): l itself, a
+ * later write of l's writer (never acknowledged: in flight or failed), or another writer's not over
+ * before l began.  An unacknowledged one issued before l is an old owner's write landing over a newer one. */
+static bool rec_allowed(const struct rec *r, const struct rec *l)
+{
+    if (!l || r == l)
+        return true;
+    if (r->writer == l->writer)
+        return r->gen > l->gen;
+    return r->ack ? r->ack >= l->issue : r->issue >= l->issue;
+}
+
 /* One page read back: is it the last acknowledged write, or a later one that was in flight? */
-static void classify(struct hv *v, uint64_t page, const struct rec *w, const uint8_t *pg)
+static void classify(struct hv *v, uint64_t page, const struct rec *lo, const struct rec *hi, const uint8_t *pg)
 {
     struct stamp s = { 0 };
     enum found fd = stamp_parse(pg, &s);
-    if (fd == F_GARBAGE || (fd == F_STAMP && (s.page != page || !known_writer(v, s.writer)))) {
+    const struct rec *l = NULL;
+    for (const struct rec *r = lo; r < hi; r++)
+        if (r->ack && (!l || r->ack > l->ack))
+            l = r;
+    if (fd == F_GARBAGE || (fd == F_STAMP && s.page != page) || (fd != F_ZERO && !known_writer(v, s.writer))) {
         v->mismatches++;
-        problem(v, fd == F_GARBAGE ? "MISMATCH (garbage)" : s.page != page ? "MISMATCH (another page's write)" :
-                "MISMATCH (a writer with no log)", page, w, &s, fd);
+        problem(v, fd == F_GARBAGE ? "MISMATCH (garbage)" : fd == F_STAMP && s.page != page ?
+                "MISMATCH (another page's write)" : "MISMATCH (a writer with no log)", page, l, &s, fd);
         return;
     }
-    if (fd == F_STAMP && v->fence_ns && s.writer == v->fence_writer && s.issue_ns > v->fence_ns) {
-        v->fenced++;
-        problem(v, "FENCED WRITER'S WRITE", page, w, &s, fd);
-        return;
-    }
-    if (fd == F_ZERO) {
-        if (w) {
-            v->lost++;
-            problem(v, "LOST (reads as zeros)", page, w, &s, fd);
-        } else {
+    bool made = false, fenced = false;
+    for (const struct rec *r = lo; r < hi; r++) {
+        if (!rec_made(r, fd, &s))
+            continue;
+        made = true;
+        if (v->fence_ns && r->writer == v->fence_writer && r->issue > v->fence_ns) {
+            fenced = true;
+        } else if (rec_allowed(r, l)) {
             v->verified++;
-            v->zero++;
+            v->inflight += r != l;
+            v->held[fd == F_STAMP ? 0 : fd == F_ZERO ? 1 : 2]++;
+            return;
         }
+    }
+    if (fd == F_ZERO && !l) {
+        v->verified++;          /* nothing acknowledged here: as it was, or a write in flight */
+        v->zero++;
+        v->held[1]++;
         return;
     }
-    bool ok;
-    if (!w || (s.writer == w->writer && s.gen >= w->gen)) {
-        ok = true;                  /* it, or a later write of the same writer */
-    } else if (s.writer == w->writer) {
-        ok = false;                 /* older than the last acknowledged */
-    } else {
-        /* Another writer's: fine if it was not over before the last acknowledged write began.  An
-         * unacknowledged one issued earlier is an old owner's write landing over a newer one. */
-        const struct rec *r = rec_find(v, s.writer, s.page, s.gen);
-        ok = r ? r->ack >= w->issue : s.issue_ns >= w->issue;
-    }
-    if (!ok) {
+    if (fenced) {
+        v->fenced++;
+        problem(v, "FENCED WRITER'S WRITE", page, l, &s, fd);
+    } else if (made || fd == F_ZERO) {
         v->lost++;
-        problem(v, "LOST (an older write)", page, w, &s, fd);
-        return;
+        problem(v, fd == F_ZERO ? "LOST (reads as zeros)" : "LOST (an older write)", page, l, &s, fd);
+    } else {
+        v->mismatches++;
+        problem(v, "MISMATCH (a write never issued to this page)", page, l, &s, fd);
     }
-    v->verified++;
-    v->inflight += !w || s.writer != w->writer || s.gen != w->gen;
 }
 
 static void hverify_done(struct job *j, struct op *o, int status)
@@ -347,8 +551,10 @@ static void hverify_done(struct job *j, struct op *o, int status)
                     strerror(-status));
         return;
     }
-    for (unsigned i = 0; i < o->npages; i++)
-        classify(v, j->base / PAT_PAGE + o->page + i, v->last[o->page + i], o->buf + (size_t)i * PAT_PAGE);
+    for (unsigned i = 0; i < o->npages; i++) {
+        uint64_t p = o->page + i;
+        classify(v, j->base / PAT_PAGE + p, v->r + v->at[p], v->r + v->at[p + 1], o->buf + (size_t)i * PAT_PAGE);
+    }
 }
 
 static int gen_hread(struct job *j, struct op *o)
@@ -386,20 +592,20 @@ int cmd_history_verify(struct memxfront *f, const struct args *a)
             job_free(&j);
             return 2;
         }
-    qsort(v.r, v.n, sizeof(*v.r), rec_cmp);
-    v.last = calloc(j.npages, sizeof(*v.last));
-    if (!v.last) {
+    merge_recs(&v);
+    v.at = calloc(j.npages + 1, sizeof(*v.at));
+    if (!v.at) {
         job_free(&j);
         return 2;
     }
     uint64_t first = j.base / PAT_PAGE;
-    for (size_t i = 0; i < v.n; i++) {
-        const struct rec *r = &v.r[i];
-        if (r->page < first || r->page >= first + j.npages)
-            continue;
-        const struct rec **l = &v.last[r->page - first];
-        if (!*l || r->ack > (*l)->ack)
-            *l = r;
+    size_t i = 0;
+    while (i < v.n && v.r[i].page < first)
+        i++;
+    for (uint64_t p = 0; p <= j.npages; p++) {
+        while (i < v.n && v.r[i].page < first + p)
+            i++;
+        v.at[p] = i;
     }
     j.ctx = &v;
     j.done = hverify_done;
@@ -408,16 +614,17 @@ int cmd_history_verify(struct memxfront *f, const struct args *a)
     job_report("read", &j, s);
     uint64_t unread = j.npages - v.verified - v.lost - v.mismatches - v.fenced;
     printf("history-verify: %" PRIu64 " pages verified, %" PRIu64 " lost, %" PRIu64 " mismatches, %" PRIu64
-           " from a fenced writer (%zu acknowledged writes in %u log(s); %" PRIu64 " pages hold a write in flight, %"
-           PRIu64 " never written, %" PRIu64 " unread)\n", v.verified, v.lost, v.mismatches, v.fenced, v.n,
-           v.nwriters, v.inflight, v.zero, unread);
+           " from a fenced writer (%zu writes, %zu acknowledged, in %u log(s); %" PRIu64 " pages hold a write in"
+           " flight, %" PRIu64 " no acknowledged write; pages hold %" PRIu64 " stamps, %" PRIu64 " zeros, %" PRIu64
+           " dup pages; %" PRIu64 " unread)\n", v.verified, v.lost, v.mismatches, v.fenced, v.n, v.nacked,
+           v.nwriters, v.inflight, v.zero, v.held[0], v.held[1], v.held[2], unread);
     printf("history-verify: verified=%" PRIu64 " lost=%" PRIu64 " mismatches=%" PRIu64 " fenced=%" PRIu64
-           " unread=%" PRIu64 " io_errors=%" PRIu64 "\n", v.verified, v.lost, v.mismatches, v.fenced, unread,
-           j.errors);
+           " inflight=%" PRIu64 " unread=%" PRIu64 " io_errors=%" PRIu64 "\n", v.verified, v.lost, v.mismatches,
+           v.fenced, v.inflight, unread, j.errors);
     int rc = v.lost || v.mismatches || v.fenced || unread || j.errors ? 1 : 0;
     j.done = late_done;
     if (!j.inflight) {
-        free(v.last);
+        free(v.at);
         free(v.r);
     }
     job_free(&j);
