@@ -149,8 +149,12 @@ void read_landed(struct pool *p, struct sop *o, const void *data)
         pool_hash((const uint8_t *)data + (size_t)i * POOL_PAGE_SIZE, h);
         if (memcmp(h, r->hash[i], 16)) {
             /* Not the server's fault: this replica missed the write the
-             * record describes (a cut its old owner never repaired). */
-            rep_dead(p, o->slab, o->rep, "contents do not match the volume record");
+             * record describes (a cut its old owner never repaired).  Only
+             * that slot is untrusted there: a whole replica condemned for one
+             * page took every page of the slab with it when the others had
+             * missed other writes (check-faults crashother: 91 pages). */
+            rep_miss(p, o->slab, o->rep, (uint32_t)r->page + i,
+                     "contents do not match the volume record");
             read_failed(p, o, "contents do not match the volume record", false);
             sop_free(p, o);
             return;

@@ -86,13 +86,35 @@ int vol_apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, st
     return rc;
 }
 
-/* The record replacing old is published (status 0) or not. */
+/* The record replacing old is published (status 0) or not.  Invariant:
+ * old goes only once a record replaces it on the servers; else their newest
+ * record still names it (or, fenced, the new owner's may), and a slot let go
+ * would be reused by another page that an attach after a crash would read
+ * in its place.  So it stays, unreferenced by the map, until this process
+ * ends (a page per failed write; the write failed to the guest). */
 void vol_release_old(struct volume *v, struct pm_ent old, int status)
 {
     if (old.kind != PM_PAGE)
         return;
-    if (status == -ESTALE)
-        return;     /* the new owner's records may name it: never free it here */
+    if (status) {
+        if (status == -ESTALE)
+            return;         /* the new owner's now */
+        if (mx_ratelimit_ok(&v->rl_kept, 5000))
+            vol_warn(v, "a write's record did not reach the servers (%s): the page it replaces is kept "
+                     "(%u such suppressed)", strerror(-status), v->rl_kept.last_suppressed);
+        /* Let go when the volume is deleted (its records go with it); out
+         * of memory for the list, only then: never before. */
+        if (v->nkept == v->capkept) {
+            size_t cap = v->capkept ? v->capkept * 2 : 8;
+            pool_page_t *k = xreallocarray(v->kept, cap, sizeof(*k));
+            if (!k)
+                return;
+            v->kept = k;
+            v->capkept = cap;
+        }
+        v->kept[v->nkept++] = old.page;
+        return;
+    }
     pageref_put(&v->vs->refs, old.page);
 }
 

@@ -124,6 +124,9 @@ struct volume {
     struct pop *again;          /* stores the servers refused for now (EAGAIN: their etcd view is stale) */
     long long again_timer;
     struct mx_ratelimit rl_again;
+    struct mx_ratelimit rl_kept;    /* "the page it replaces is kept" */
+    pool_page_t *kept;          /* pages replaced by writes whose records failed (vol_release_old) */
+    size_t nkept, capkept;
     struct volume_stats st;
 };
 

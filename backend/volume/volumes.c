@@ -76,6 +76,11 @@ static void put_page(void *arg, uint64_t page) { pageref_put(arg, page); }
 static void volume_free_map(struct volume *v, bool free_pages)
 {
     pagemap_fini(&v->map, free_pages ? put_page : NULL, &v->vs->refs);
+    for (size_t i = 0; free_pages && i < v->nkept; i++)
+        pageref_put(&v->vs->refs, v->kept[i]);
+    free(v->kept);
+    v->kept = NULL;
+    v->nkept = v->capkept = 0;
     ht_fini(&v->active);
 }
 

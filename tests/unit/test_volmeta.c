@@ -563,7 +563,47 @@ static void test_forward_to_old_servers(void)
     teardown();
 }
 
+/* A rewrite whose record could not be published (-EIO to the guest) leaves
+ * the servers' newest record naming the old copy: that copy must stay, or
+ * its slot is reused and an attach after a crash reads another page's bytes
+ * against the old record's hash (found by check-faults crashstale). */
+static void test_failed_publish_keeps_old(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, 2);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    static uint8_t a[PG], b[PG], c[PG], r[PG];
+    fill(a, PG, 95);
+    fill(b, PG, 96);
+    fill(c, PG, 97);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    fake_pool_few_writes(pool, 1);          /* the rewrite's record goes the slow way ... */
+    fake_pool_meta_down(pool, true);        /* ... and no server takes it */
+    CU_ASSERT_NOT_EQUAL(do_write(0, SPP, b), 0);
+    fake_pool_meta_down(pool, false);
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);    /* a's copy stays */
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, c), 0);         /* may not reuse it */
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_TRUE(memcmp(r, a, PG) == 0 || memcmp(r, b, PG) == 0);
+    CU_ASSERT_EQUAL(do_read(SPP, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, c, PG), 0);
+    teardown();
+}
+
 static const struct cu_test volmeta_tests[] = {
+    { "failed_publish_keeps_old", test_failed_publish_keeps_old },
     { "forward_to_old_servers", test_forward_to_old_servers },
     { "attach_waits_for_members", test_attach_waits_for_members },
     { "meta_fast_forty", test_meta_fast_forty },
