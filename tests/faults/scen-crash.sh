@@ -31,14 +31,13 @@
 #               must change no page
 #   crashserver host 1 crashes and memory server 1 is killed with it; host 2
 #               attaches over the two servers left
-#   crashstale  (not in the default list: today's main fails it now and then)
-#               every server cut off etcd for 2.5 s mid-storm, so for about
-#               a second each refuses records (its owner view is stale); host
-#               1's backend killed 0.2 s after they are back, host 2 attaches.
-#               A write whose records were refused fails, and vmap.c's
-#               vol_release_old then frees the page the servers' last record
-#               still names; reused, it no longer matches that record: host 2
-#               reads EIO there and condemns the slab's replicas
+#   crashstale  every server cut off etcd for 2.5 s mid-storm, so for about
+#               a second each refuses writes and records (its owner view is
+#               stale); host 1's backend killed 0.2 s after they are back, host
+#               2 attaches.  It found vmap.c's vol_release_old freeing the page
+#               the servers' last record still named when a write's records
+#               were refused: reused, it no longer matched that record, host 2
+#               read EIO there and condemned the slab's copies (fixed)
 #   crashcheck  the checker itself on the storm's pages (no fault): against
 #               a doctored log it must see writes never issued, zeros, stamps
 #               and shared pages older than the last acknowledged write, and
@@ -327,5 +326,5 @@ scenario_crashcheck() {
 
 SCENARIOS="$SCENARIOS crashcheck"
 if [ "$ETCD_MODE" = 1 ]; then
-  SCENARIOS="$SCENARIOS crashsame crashother crashloop crashhost crashserver"
+  SCENARIOS="$SCENARIOS crashsame crashother crashloop crashhost crashserver crashstale"
 fi
