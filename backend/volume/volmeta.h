@@ -51,8 +51,10 @@ typedef void (*volmeta_rec_cb)(void *arg, const struct proto_rec *r, pool_page_t
 /* Loading ended: 0, -EAGAIN (no memory server up yet: try again later),
  * -EEXIST (the volume exists with another size: msg says so) or -EIO. */
 typedef void (*volmeta_done_cb)(void *arg, int status, const char *msg);
-/* A publish ended: 0, -ESTALE (fenced: another backend took the volume) or
- * -EIO (no live server took the records). */
+/* A publish ended: 0, -ESTALE (fenced: another backend took the volume),
+ * -EAGAIN (the servers could not prove our claim current: their etcd view is
+ * stale; nothing took the records, publish them again later) or -EIO (no
+ * live server took the records). */
 typedef void (*volmeta_pub_cb)(void *arg, int status);
 
 /* Ownership decided outside the pool, by the cluster's coordinator (etcd:

@@ -283,7 +283,7 @@ void volpub_try_end(struct batch *b, uint64_t now)
     else if (good && (!b->pending || waited))
         ;   /* waits for etcd to drop the in-sync servers that lack these records */
     else if (!b->pending && (!acked || !acked_up(m, b) || now >= b->t_ms + CATCHUP_WAIT_MS))
-        pub_end(b, -EIO);
+        pub_end(b, b->again && !acked ? -EAGAIN : -EIO);
     /* else: acknowledged only by servers behind: waits for one to be caught up */
 }
 
@@ -315,6 +315,8 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
         b->fenced = true;
         if (b->done)
             volmeta_fence(m);   /* completed on another server's answer, before the new owner's claim reached it */
+    } else if (r && r->status == EAGAIN) {
+        b->again = true;        /* it cannot prove our claim current now (etcd): the caller tries again */
     } else if (r) {
         meta_warn(m, "memd %s refused records: %s", pool_server_addr(m->pool, srv), strerror(r->status));
     }

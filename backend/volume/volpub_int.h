@@ -19,6 +19,7 @@ struct batch {
     int pending;                /* answers outstanding */
     uint64_t t_ms;
     bool fenced, done;
+    bool again;                 /* a server answered EAGAIN (its etcd view is stale) */
     int tgt, src;               /* B_RESEND, B_COPY: to tgt; B_LIST, B_COPY: copying from src */
     uint64_t cursor;            /* B_COPY: where the listing goes on (0: it was the last part) */
     int nst;                    /* servers when it was made: st[0..nst) */

@@ -280,9 +280,13 @@ static void wr_end(struct pop *p, int status)
     req_page_done(r, status);
 }
 
-static void published(void *arg, int status)
+void vol_published(void *arg, int status)
 {
     struct pop *p = arg;
+    /* Invariant: nothing took the record and the old page is still held:
+     * the same record (same sequence number) is only sent again. */
+    if (status == -EAGAIN && vol_publish_again(p))
+        return;
     if (status == 0)
         vol_forward(p->r->v, p->old, p->idx, p->rseq, &p->ent);
     vol_release_old(p->r->v, p->old, status);
@@ -303,11 +307,11 @@ static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
         p->ent = e;
         rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
         if (rc > 0 && p->held && e.kind == PM_PAGE && !e.dup) {
-            published(p, 0);        /* its record came with the page: R servers hold it */
+            vol_published(p, 0);        /* its record came with the page: R servers hold it */
             return;
         }
         if (rc > 0) {
-            vol_publish(v, p->idx, p->rseq, &e, published, p);
+            vol_publish(v, p->idx, p->rseq, &e, vol_published, p);
             return;
         }
         if (p->late_copy)       /* superseded: a later write's record wins over our copy's */

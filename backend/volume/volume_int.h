@@ -85,7 +85,9 @@ struct pop {
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
-    struct pop *again_next;         /* on v->again: its store is tried again */
+    struct pop *again_next;         /* on v->again: its store (or its record: pub_again) is tried again */
+    bool pub_again;                 /* its record is what is sent again (vol_publish_again) */
+    uint64_t again_since;
 };
 
 /* A request that arrived while the volume was loading from the pool. */
@@ -151,6 +153,7 @@ struct volumes {
 
 /* The content index this volume's writes use, or NULL. */
 #define HOLD_RETRY_MS 100          /* how often held writes look at may_write again */
+#define PUB_AGAIN_MS  10000        /* how long a record the servers refused for now (EAGAIN) is retried */
 
 /* Runs the requests held in v->held, in their order (they are gated again). */
 void vol_replay_held(struct volume *v);
@@ -175,6 +178,9 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
                  volmeta_pub_cb cb, void *arg);
 /* The record sequence number of the next change (0 without metadata). */
 uint64_t vol_next_rseq(struct volume *v);
+/* The record of p was refused for now (EAGAIN): sent again later (true), or p fails (false). */
+bool vol_publish_again(struct pop *p);
+void vol_published(void *arg, int status);
 /* The record replacing old is durable: tells old's servers (volfwd.c). */
 void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rseq, const struct pm_ent *e);
 /* Publishes the records of the pages in slabs re-replication copied (cluster.h); how many. */

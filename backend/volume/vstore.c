@@ -63,9 +63,41 @@ static int store_again(struct evloop *el, long long id, void *arg)
     v->again_timer = 0;
     for (struct pop *next; p; p = next) {
         next = p->again_next;
-        store_new(p, p->data);
+        if (p->pub_again)
+            vol_publish(v, p->idx, p->rseq, &p->ent, vol_published, p);
+        else
+            store_new(p, p->data);
     }
     return -1;
+}
+
+/* Holds p until the servers can take its record again (HOLD_RETRY_MS,
+ * for up to PUB_AGAIN_MS): false when it must fail instead (fenced, too
+ * long, no timer). */
+bool vol_publish_again(struct pop *p)
+{
+    struct volume *v = p->r->v;
+    uint64_t now = evloop_now_ms();
+    if (!v->meta || volmeta_fenced(v->meta))
+        return false;
+    if (!p->pub_again) {
+        p->pub_again = true;
+        p->again_since = now;
+    } else if (now - p->again_since >= PUB_AGAIN_MS) {
+        return false;
+    }
+    if (mx_ratelimit_ok(&v->rl_again, 5000))
+        vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): records sent again (%u such suppressed)",
+                 v->rl_again.last_suppressed);
+    p->again_next = v->again;
+    v->again = p;
+    if (!v->again_timer)
+        v->again_timer = evloop_add_timer(v->vs->el, HOLD_RETRY_MS, store_again, v);
+    if (v->again_timer > 0)
+        return true;
+    v->again_timer = 0;
+    v->again = p->again_next;
+    return false;
 }
 
 static void written(void *arg, int status, pool_page_t page)

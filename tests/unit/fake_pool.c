@@ -87,6 +87,7 @@ struct pool {
     void (*recopy_cb)(void *arg);
     void *recopy_arg;
     int replicas;           /* what pool_replicas says (0: 2, or 1 with one server) */
+    unsigned puts_again;    /* the next META_PUTs are answered EAGAIN */
 };
 
 static void kick(struct pool *p)
@@ -438,6 +439,7 @@ int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max
 
 void fake_pool_fail_writes(struct pool *p, unsigned n, int err) { p->fail_w = n; p->fail_w_err = err; }
 void fake_pool_few_writes(struct pool *p, unsigned n) { p->few_w = n; }
+void fake_pool_puts_again(struct pool *p, unsigned n) { p->puts_again = n; }
 void fake_pool_fail_reads(struct pool *p, unsigned n, int err) { p->fail_r = n; p->fail_r_err = err; }
 void fake_pool_set_capacity(struct pool *p, uint64_t pages) { p->capacity = pages; }
 
@@ -625,6 +627,11 @@ static void serve(struct pool *p, int srv, const uint8_t *buf, size_t len, pool_
     case PROTO_META_PUT:
         r.type = PROTO_META_PUT_R;
         r.u.meta.vid = m.u.meta.vid;
+        if (p->puts_again) {
+            p->puts_again--;
+            r.status = EAGAIN;      /* as a memd whose etcd view is stale */
+            break;
+        }
         r.status = (uint16_t)volstore_put(vs, m.u.meta.vid, m.u.meta.epoch, m.u.meta.raw, m.u.meta.n);
         p->meta_records += m.u.meta.n;
         break;

@@ -28,6 +28,8 @@ struct pool *fake_pool_new(struct evloop *el);
 void fake_pool_fail_writes(struct pool *p, unsigned n, int err);
 /* The next n writes with a record complete as POOL_WRITE_FEW (a replica was late). */
 void fake_pool_few_writes(struct pool *p, unsigned n);
+/* The next n META_PUTs (any server) are answered EAGAIN (a stale etcd view). */
+void fake_pool_puts_again(struct pool *p, unsigned n);
 /* Server srv's record store (to look at what it holds). */
 struct volstore;
 const struct volstore *fake_pool_meta_store(const struct pool *p, int srv);

@@ -602,7 +602,39 @@ static void test_failed_publish_keeps_old(void)
     teardown();
 }
 
+/* Servers that cannot prove our claim current for a while (EAGAIN) hold a
+ * write whose record goes the slow way; they do not fail it. */
+static void test_records_held_on_again(void)
+{
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, 2);
+    vs = volumes_new(pool, false);
+    char err[128];
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    static uint8_t a[PG], r[PG];
+    fill(a, PG, 98);
+    fake_pool_few_writes(pool, 1);
+    fake_pool_puts_again(pool, 6);          /* three rounds of both servers */
+    uint64_t t0 = evloop_now_ms();
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    CU_ASSERT(evloop_now_ms() - t0 >= 2 * 100 - 20);
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    teardown();
+}
+
 static const struct cu_test volmeta_tests[] = {
+    { "records_held_on_again", test_records_held_on_again },
     { "failed_publish_keeps_old", test_failed_publish_keeps_old },
     { "forward_to_old_servers", test_forward_to_old_servers },
     { "attach_waits_for_members", test_attach_waits_for_members },
