@@ -40,9 +40,10 @@ struct vbd_queue {
      * the response stage. */
     uint64_t *ready_ns;
     /* Ring polling (vbd_params.poll_us): while polling, req_event is left
-     * behind and vbd_poll looks at the ring every loop turn instead. */
+     * behind and vbd_poll looks at the ring every loop turn instead.  Only
+     * with nothing in flight (the guest's turn: see kick). */
     bool polling;
-    uint64_t active_ns;         /* last kick: requests taken or answers pushed */
+    uint64_t active_ns;         /* when it started polling: the kick that left nothing in flight */
     /* The per-turn budget (see kick): requests taken since the ring was last
      * found empty or the last resume; once it reaches the ring's size the
      * queue is exhausted and takes nothing more until the vbd's resume
