@@ -40,9 +40,10 @@ struct vbd_params {
     /* Each queue's resumable ring state goes to "<state_path>-q<N>"
      * (ringstate.h), so a restarted backend resumes the ring; NULL: none. */
     const char *state_path;
-    /* For this long after answering a ring's last request in flight, look
-     * at it every loop turn instead of asking the frontend for an event
-     * (0: never poll).  Never while requests are in flight. */
+    /* For this long after a ring's last activity (requests taken, answers
+     * pushed), look at it every loop turn instead of asking the frontend for
+     * an event (0: never poll); only while it has at most one request in
+     * flight (vbd_int.h VBD_POLL_INFLIGHT_MAX). */
     unsigned poll_us;
     /* Called (from the loop, never inside a vbd call) when the frontend broke
      * its ring; the owner then stops and frees the vbd. */

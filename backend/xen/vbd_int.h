@@ -41,9 +41,9 @@ struct vbd_queue {
     uint64_t *ready_ns;
     /* Ring polling (vbd_params.poll_us): while polling, req_event is left
      * behind and vbd_poll looks at the ring every loop turn instead.  Only
-     * with nothing in flight (the guest's turn: see kick). */
+     * with at most VBD_POLL_INFLIGHT_MAX requests in flight (see kick). */
     bool polling;
-    uint64_t active_ns;         /* when it started polling: the kick that left nothing in flight */
+    uint64_t active_ns;         /* last kick that found the ring empty while polling */
     /* The per-turn budget (see kick): requests taken since the ring was last
      * found empty or the last resume; once it reaches the ring's size the
      * queue is exhausted and takes nothing more until the vbd's resume
@@ -62,6 +62,14 @@ struct vbd_queue {
     struct ringstate *rs;
     int nreplay;
 };
+
+/* A ring is polled only while it has at most this many requests in flight:
+ * a guest waiting on its one request (QD1, swap-in) gains the wake-ups; a
+ * deep queue gains nothing (its completions look at the ring) and would keep
+ * the loop spinning.  Measured in make bench (BENCHMARKS.md): 0 lost QD1
+ * reads' latency (the spin during the flight catches the pool's completion),
+ * unbounded cost CPU per I/O at QD32. */
+#define VBD_POLL_INFLIGHT_MAX 1
 
 struct vbd {
     struct evloop *el;
