@@ -28,7 +28,9 @@
 # MEMX_BENCH_GATHER_READS override the backend's ring_poll_us and gather_reads
 # in the headline world (for A/B runs; the report then says the figures are not
 # the shipped defaults).  MEMX_BENCH_OPTIN="ring_poll_us=50 gather_reads=yes"
-# adds the memx+ world; MEMX_BENCH_SERVERS8=0 skips the memx8 world.
+# adds the memx+ world, and MEMX_BENCH_OPTIN_BUILD=DIR runs it from another
+# build's binaries (an A/B of two trees in one run: the fio engine stays this
+# build's); MEMX_BENCH_SERVERS8=0 skips the memx8 world.
 # A benchmark, not a test: nothing in make check runs it.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -174,9 +176,11 @@ sub_start() {
   mkfifo "$cmd" "$done"
   exec {cfd}<> "$cmd" {dfd}<> "$done"
   SUB_CMD[$label]=$cfd SUB_DONE[$label]=$dfd
+  local build=$B
+  [ "$label" != memx+ ] || build=${MEMX_BENCH_OPTIN_BUILD:-$B}
   world_spawn "world-$label" env MEMX_BENCH_SUB="$*" MEMX_BENCH_RESULTS="$R" MEMX_BENCH_ENGINE="$ENGINE" \
     MEMX_BENCH_CMD="$cmd" MEMX_BENCH_DONE="$done" MEMX_BENCH_SIZE="$SIZE" MEMX_BENCH_RUNTIME="$RUNTIME" \
-    MEMX_BENCH_REPLICAS="$REPLICAS" MEMX_BENCH_QUICK= "$0" "$B"
+    MEMX_BENCH_REPLICAS="$REPLICAS" MEMX_BENCH_QUICK= "$0" "$build"
   read -r -t 600 ans <&"$dfd" || true
   [ "$ans" = ready ] || world_fail "the $label world did not come up (see its log)"
 }
@@ -216,7 +220,7 @@ if [ "$SERVERS8" != 0 ] && any_wanted $JOBS8; then
 fi
 # shellcheck disable=SC2086
 if [ -n "$OPTIN" ] && any_wanted $JOBS_OPTIN; then
-  echo "bench: starting the memx+ world ($OPTIN)"
+  echo "bench: starting the memx+ world ($OPTIN${MEMX_BENCH_OPTIN_BUILD:+, from $MEMX_BENCH_OPTIN_BUILD})"
   sub_start memx+ 2 "$OPTIN"
   SIDES+=(memx+)
 fi
