@@ -217,6 +217,57 @@ static json_object *stages_object(struct ctl *c)
     return arr;
 }
 
+static void add_ratio(json_object *o, const char *k, uint64_t num, uint64_t den)
+{
+    char buf[32];
+    double v = den ? (double)num / (double)den : 0.0;
+    snprintf(buf, sizeof(buf), "%.2f", v);
+    json_object_object_add(o, k, json_object_new_double_s(v, buf));
+}
+
+/* What the pool's transport carried (pool.h pool_get_traffic), in total and
+ * per guest request, so that what a write or a read costs on the wire is
+ * visible: a 4 KiB write is one page message per replica and its answer; a
+ * record sent apart from its page, or one message per server, shows as more
+ * messages per write.  Reads are one-sided (RMA reads, no message), so every
+ * message is charged to the writes, the few per second of heartbeats and slab
+ * allocations included. */
+static json_object *traffic_object(struct ctl *c, uint64_t writes, uint64_t reads)
+{
+    struct pool_traffic t = { 0 };
+    if (c->ctx.pool)
+        pool_get_traffic(c->ctx.pool, &t);
+    json_object *o = json_object_new_object();
+    add_u64(o, "msgs_sent", t.msgs_sent);
+    add_u64(o, "bytes_sent", t.bytes_sent);
+    add_u64(o, "page_msgs", t.page_msgs);
+    add_u64(o, "page_bytes", t.page_bytes);
+    add_u64(o, "msgs_recvd", t.msgs_recvd);
+    add_u64(o, "bytes_recvd", t.bytes_recvd);
+    add_u64(o, "rma_reads", t.rma_reads);
+    add_u64(o, "rma_pieces", t.rma_pieces);
+    add_u64(o, "rma_bytes", t.rma_bytes);
+    json_object *w = json_object_new_object();
+    add_ratio(w, "msgs", t.msgs_sent + t.msgs_recvd, writes);
+    add_ratio(w, "msgs_sent", t.msgs_sent, writes);
+    add_ratio(w, "page_msgs", t.page_msgs, writes);
+    add_ratio(w, "other_msgs", t.msgs_sent - t.page_msgs, writes);
+    add_ratio(w, "msgs_recvd", t.msgs_recvd, writes);
+    add_ratio(w, "bytes", t.bytes_sent + t.bytes_recvd, writes);
+    add_ratio(w, "bytes_sent", t.bytes_sent, writes);
+    add_ratio(w, "page_bytes", t.page_bytes, writes);
+    add_ratio(w, "other_bytes", t.bytes_sent - t.page_bytes, writes);
+    json_object_object_add(o, "per_write", w);
+    json_object *r = json_object_new_object();
+    add_ratio(r, "rma_reads", t.rma_reads, reads);
+    add_ratio(r, "rma_pieces", t.rma_pieces, reads);
+    add_ratio(r, "bytes", t.rma_bytes, reads);
+    json_object_object_add(o, "per_read", r);
+    add_u64(o, "writes", writes);
+    add_u64(o, "reads", reads);
+    return o;
+}
+
 static json_object *cmd_stats(struct ctl *c)
 {
     /* Two histograms each: keep them off the stack. */
@@ -265,6 +316,7 @@ static json_object *cmd_stats(struct ctl *c)
     json_object_object_add(r, "totals", stats_object(NULL, tot));
     json_object_object_add(r, "dedup", dd);
     json_object_object_add(r, "stages", stages_object(c));
+    json_object_object_add(r, "traffic", traffic_object(c, tot->writes, tot->reads));
     free(st);
     free(tot);
     return r;

@@ -42,7 +42,7 @@ struct memx_config {
     /* 0 (off) .. 512, as config.c enforces: any count is valid blkif (the frontend uses up to it),
      * 512 is one indirect page (2 MiB a request); the ABI's ceiling is 8 pages, 4096. */
     int max_indirect_segments;
-    int ring_poll_us;                   /* 0 (events only) .. 1000 */
+    int ring_poll_us;                   /* 0 (events only) .. 1000: after a ring's last answer */
     /* Bytes one device's requests may hold in data buffers past the ones each
      * ring slot keeps (indirect requests); a request that would go over waits
      * for earlier ones to finish (one request alone is always let through). */

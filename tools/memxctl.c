@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "  volumes              every volume: size, owner, logical/stored/zero/duplicate pages\n"
             "  stats                per-volume and total pages, requests, errors, latency p50/p99;\n"
             "                       backend latency by stage (ring pickup, grant copy, volume, pool,\n"
-            "                       transport, memory server, response)\n"
+            "                       transport, memory server, response); transport messages, bytes\n"
+            "                       and RMA reads per guest write and per read\n"
             "  devices              the blkif devices being served and what they negotiated\n"
             "  pool                 memory servers: address, provider, state, capacity, used\n"
             "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
@@ -329,6 +330,33 @@ static void show_stages(json_object *r)
     t_print(&t);
 }
 
+static double d_of(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0.0;
+}
+
+/* What a guest request costs on the wire (ctl.c traffic_object): a write
+ * should be one page message per replica and its answer, a read one RMA
+ * read; more messages per write is a second round trip or a message per
+ * server. */
+static void show_traffic(json_object *r)
+{
+    json_object *t, *w, *rd;
+    if (!json_object_object_get_ex(r, "traffic", &t) || !json_object_object_get_ex(t, "per_write", &w) ||
+        !json_object_object_get_ex(t, "per_read", &rd))
+        return;
+    printf("\ntransport to the memory servers (since start; %llu writes, %llu reads):\n",
+           (unsigned long long)u_of(t, "writes"), (unsigned long long)u_of(t, "reads"));
+    printf("  per write: %s messages sent (%s with pages, %s other) and %s received; "
+           "%.1f KiB sent (%.1f KiB in page messages), %.1f KiB received\n",
+           s_of(w, "msgs_sent"), s_of(w, "page_msgs"), s_of(w, "other_msgs"), s_of(w, "msgs_recvd"),
+           d_of(w, "bytes_sent") / 1024, d_of(w, "page_bytes") / 1024,
+           (d_of(w, "bytes") - d_of(w, "bytes_sent")) / 1024);
+    printf("  per read:  %s RMA reads (%s pieces), %.1f KiB\n", s_of(rd, "rma_reads"), s_of(rd, "rma_pieces"),
+           d_of(rd, "bytes") / 1024);
+}
+
 static void show_stats(json_object *r)
 {
     json_object *a = arr_of(r, "volumes"), *tot;
@@ -356,6 +384,7 @@ static void show_stats(json_object *r)
                num(dd, "late_hits"), num(dd, "collisions"), num(dd, "compare_reads"), num(dd, "index_pages"),
                num(dd, "cached_pages"));
     show_stages(r);
+    show_traffic(r);
 }
 
 static void show_devices(json_object *r)

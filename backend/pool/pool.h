@@ -208,4 +208,21 @@ int pool_add_server(struct pool *p, const char *addr, char *err, size_t errlen);
  * Its slot stays (for pool_add_server of the same address).  -1 if unknown. */
 int pool_remove_server(struct pool *p, const char *addr);
 
+/* ---- transport traffic (traffic.c) ---- */
+
+/* What the pool's connections to the memory servers carried since it
+ * started, reconnects included (lib/net/fabric.h's counts): messages are the
+ * pool's requests and the servers' answers; page messages are those carrying
+ * page data (4 KiB or more: page writes), the rest are headers, volume
+ * records and control; RMA reads are how pages come back (a gathered one
+ * counts once, its pieces each).  memxctl stats divides them by the guest's
+ * requests. */
+struct pool_traffic {
+    uint64_t msgs_sent, bytes_sent;
+    uint64_t page_msgs, page_bytes;     /* of those sent */
+    uint64_t msgs_recvd, bytes_recvd;
+    uint64_t rma_reads, rma_pieces, rma_bytes;
+};
+void pool_get_traffic(const struct pool *p, struct pool_traffic *out);
+
 #endif

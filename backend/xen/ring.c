@@ -153,6 +153,13 @@ bool ring_final_check(struct ring *r)
     return ring_peek(r);
 }
 
+void ring_poll_begin(struct ring *r)
+{
+    /* The frontend kicks when req_prod passes req_event; at req_cons it is
+     * already behind every request to come. */
+    MX_WRITE_ONCE(hdr(r)->req_event, r->req_cons);
+}
+
 void ring_put_response(struct ring *r, uint64_t id, uint8_t op, int16_t status)
 {
     /* Into a slot the frontend no longer reads (it took the request from

@@ -60,6 +60,10 @@ bool ring_peek(struct ring *r);
 /* Before sleeping: asks the frontend for an event on its next request, then
  * looks once more.  true if requests arrived meanwhile. */
 bool ring_final_check(struct ring *r);
+/* A backend about to poll: withdraws an event asked for earlier (req_event
+ * goes behind req_cons), so the frontend's next pushes need no kick.  A
+ * frontend that read the old value meanwhile kicks once, which is harmless. */
+void ring_poll_begin(struct ring *r);
 /* Number of requests taken and not yet answered. */
 unsigned ring_inflight(const struct ring *r);
 

@@ -321,8 +321,18 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
             break;
         }
         push(q);
-        if (v->poll_ns) {
-            q->polling = true;
+        /* Polling pays only while the guest's queue is shallow (QD1): its
+         * next request follows our answer within microseconds, and the loop
+         * spinning meanwhile also catches the pool's completion without a
+         * wake-up.  With more in flight, each completion's look at the ring
+         * (vbd_vreq_finish) finds what the guest added meanwhile, and
+         * polling would only keep this loop spinning on a CPU the memory
+         * servers and the guest need (QD32). */
+        bool was = q->polling;
+        q->polling = v->poll_ns && ring_inflight(&q->ring) <= VBD_POLL_INFLIGHT_MAX;
+        if (q->polling) {
+            if (!was)
+                ring_poll_begin(&q->ring);  /* the event asked for while in flight */
             q->active_ns = evloop_now_ns();
             q->taken = 0;       /* found empty */
             break;
@@ -355,14 +365,17 @@ static void resume_due(struct evloop *el, void *arg)
     }
 }
 
-/* A prepare hook, before each loop sleep: a ring that took requests or had
- * answers pushed in the last poll_us is looked at without an event (a guest
- * issuing I/O back to back pushes its next request within microseconds of
- * our answer: catching it here saves its kick and our wake-up).  Once a ring
- * has been quiet for poll_us it asks for events again (ring_final_check) and
- * the loop may sleep: polling costs CPU only while a guest is busy, and never
- * more than poll_us past its last activity, so a memory server sharing this
- * host's CPUs is not kept waiting behind us for long. */
+/* A prepare hook, before each loop sleep: a ring active in the last poll_us
+ * with at most VBD_POLL_INFLIGHT_MAX requests in flight is looked at without
+ * an event (a guest issuing I/O back to back pushes its next request within
+ * microseconds of our answer: catching it here saves its kick and our
+ * wake-up).  Once a ring has been quiet for poll_us, or has more requests in
+ * flight (kick), it asks for events again (ring_final_check) and the loop
+ * may sleep: polling costs CPU only while a guest does shallow I/O back to
+ * back, never for a deep queue (whose completions keep the loop busy anyway)
+ * and never more than poll_us past the last activity, so an idle backend
+ * sleeps and a memory server sharing this host's CPUs is not kept waiting
+ * behind us. */
 static int vbd_poll(struct evloop *el, void *arg)
 {
     struct vbd *v = arg;

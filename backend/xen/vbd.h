@@ -42,7 +42,8 @@ struct vbd_params {
     const char *state_path;
     /* For this long after a ring's last activity (requests taken, answers
      * pushed), look at it every loop turn instead of asking the frontend for
-     * an event (0: never poll). */
+     * an event (0: never poll); only while it has at most one request in
+     * flight (vbd_int.h VBD_POLL_INFLIGHT_MAX). */
     unsigned poll_us;
     /* Called (from the loop, never inside a vbd call) when the frontend broke
      * its ring; the owner then stops and frees the vbd. */

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <rdma/fi_cm.h>
 #include <rdma/fi_domain.h>
 #include <rdma/fi_endpoint.h>
@@ -230,10 +231,26 @@ fail:
     return NULL;
 }
 
+/* What closed endpoints carried (fab_get_closed_traffic): a daemon reconnects
+ * by closing an endpoint and opening another, and its counts must survive
+ * that.  Endpoints of one process may live on several threads (tests). */
+static struct fab_traffic closed_traffic;
+static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void fab_get_closed_traffic(struct fab_traffic *out)
+{
+    pthread_mutex_lock(&closed_lock);
+    *out = closed_traffic;
+    pthread_mutex_unlock(&closed_lock);
+}
+
 void fab_close(struct fab *f)
 {
     if (!f)
         return;
+    pthread_mutex_lock(&closed_lock);
+    fab_traffic_add(&closed_traffic, &f->traffic);
+    pthread_mutex_unlock(&closed_lock);
     if (f->sleeps)
         mx_info("%s: slept %lu times with replies outstanding; the wait fd missed %lu wake-ups",
                 f->name, f->sleeps, f->missed);

@@ -148,6 +148,29 @@ int  fab_mr_reg(struct fab *f, void *buf, size_t len, struct fab_mr **mr, uint64
 /* sync.  Unregisters (peers' later reads of it fail); NULL ok. */
 void fab_mr_close(struct fab_mr *mr);
 
+/* What an endpoint has carried since it opened: the cost of the callers'
+ * requests in messages, bytes and RMA operations (memxctl stats shows them
+ * per guest request).  A send or read counts when the provider takes it (an
+ * op still in the backlog has cost nothing yet), a message when it arrives.
+ * Bulk messages are those of FAB_BULK_MIN bytes or more: the transport does
+ * not read what it carries, but only a message with a page in it is that
+ * large, so they tell page traffic from headers, records and control. */
+#define FAB_BULK_MIN 4096u
+struct fab_traffic {
+    uint64_t sent, sent_bytes;              /* messages sent */
+    uint64_t sent_bulk, sent_bulk_bytes;    /* ... of which FAB_BULK_MIN bytes or more */
+    uint64_t recvd, recvd_bytes;            /* messages received */
+    uint64_t rma_reads, rma_pieces, rma_bytes;  /* one-sided reads: a gathered read counts once,
+                                                 * its remote pieces each */
+};
+/* sync, cannot fail.  The endpoint's counts (zeros for NULL). */
+void fab_get_traffic(const struct fab *f, struct fab_traffic *out);
+/* sync, cannot fail.  What every endpoint this process has closed carried, summed: with
+ * fab_get_traffic of the open ones, the process's traffic across reconnects.  Thread-safe. */
+void fab_get_closed_traffic(struct fab_traffic *out);
+/* sync, cannot fail.  *sum += *t, field by field. */
+void fab_traffic_add(struct fab_traffic *sum, const struct fab_traffic *t);
+
 /* sync.  A transport status (-errno, or a negated provider error) as text. */
 const char *fab_strerror(int status);
 

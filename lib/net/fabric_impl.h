@@ -81,6 +81,7 @@ struct fab {
     bool asleep;                /* slept on the wait fd with work outstanding */
     bool woken;                 /* ... and the wait fd fired since */
     unsigned long sleeps, missed;
+    struct fab_traffic traffic;  /* fab_get_traffic; folded into the process's closed total by fab_close */
 };
 
 static inline int fi_to_errno(ssize_t rc) { return rc < 0 ? (int)rc : -(int)rc; }

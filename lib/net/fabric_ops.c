@@ -39,6 +39,40 @@ int fab_post_recv(struct fab *f, struct fab_op *op)
     return rc ? fi_to_errno(rc) : 0;
 }
 
+static void count_post(struct fab_traffic *t, const struct fab_op *op)
+{
+    if (op->kind == OP_SEND) {
+        t->sent++;
+        t->sent_bytes += op->len;
+        if (op->len >= FAB_BULK_MIN) {
+            t->sent_bulk++;
+            t->sent_bulk_bytes += op->len;
+        }
+    } else {
+        t->rma_reads++;
+        t->rma_pieces += op->nrma > 1 ? (uint64_t)op->nrma : 1;
+        t->rma_bytes += op->len;
+    }
+}
+
+void fab_get_traffic(const struct fab *f, struct fab_traffic *out)
+{
+    *out = f ? f->traffic : (struct fab_traffic){ 0 };
+}
+
+void fab_traffic_add(struct fab_traffic *sum, const struct fab_traffic *t)
+{
+    sum->sent += t->sent;
+    sum->sent_bytes += t->sent_bytes;
+    sum->sent_bulk += t->sent_bulk;
+    sum->sent_bulk_bytes += t->sent_bulk_bytes;
+    sum->recvd += t->recvd;
+    sum->recvd_bytes += t->recvd_bytes;
+    sum->rma_reads += t->rma_reads;
+    sum->rma_pieces += t->rma_pieces;
+    sum->rma_bytes += t->rma_bytes;
+}
+
 /* 0 if posted, -EAGAIN if the provider is busy, another -errno on failure. */
 static int post(struct fab *f, struct fab_op *op)
 {
@@ -57,6 +91,7 @@ static int post(struct fab *f, struct fab_op *op)
     if (rc == 0) {
         op->posted = true;
         f->posted++;
+        count_post(&f->traffic, op);
     }
     return rc == -FI_EAGAIN ? -EAGAIN : fi_to_errno(rc);
 }
@@ -253,6 +288,8 @@ int fab_readv(struct fab *f, fab_addr_t src, const struct fab_rma *rma, int n, f
 
 static void handle_recv(struct fab *f, struct fab_op *op, size_t len, fab_addr_t src)
 {
+    f->traffic.recvd++;
+    f->traffic.recvd_bytes += len;
     if (f->on_recv)
         f->on_recv(f->arg, src, op->buf, len);
     int rc = fab_post_recv(f, op);

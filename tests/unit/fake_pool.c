@@ -58,6 +58,7 @@ struct fake_server {
 
 struct pool {
     struct evloop *el;
+    struct pool_traffic traffic;    /* what pool_get_traffic reports (fake_pool_set_traffic) */
     int efd;
     struct fpage *pages;    /* handle h lives at pages[h - 1]; handles are never reused */
     size_t npages, cap_pages;
@@ -429,6 +430,10 @@ void pool_get_stats(const struct pool *p, struct pool_stats *st)
     st->servers = p->nservers;
     st->live_servers = pool_live_servers(p);
 }
+
+void fake_pool_set_traffic(struct pool *p, const struct pool_traffic *t) { p->traffic = *t; }
+
+void pool_get_traffic(const struct pool *p, struct pool_traffic *out) { *out = p->traffic; }
 
 int pool_get_servers(const struct pool *p, struct pool_server_info *out, int max)
 {

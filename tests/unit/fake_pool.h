@@ -57,6 +57,9 @@ const void *fake_pool_page(const struct pool *p, pool_page_t page);
 void fake_pool_add_server(struct pool *p, const char *addr, const char *provider, const char *state,
                           uint64_t capacity, uint64_t used);
 
+/* What pool_get_traffic() reports (default: zeros). */
+void fake_pool_set_traffic(struct pool *p, const struct pool_traffic *t);
+
 /* Volume metadata: pool_ctl talks to one in-process store.  owner is the
  * identity claims come from (two backends: set it before each attach);
  * meta_down makes the metadata server unreachable; restart forgets which

@@ -353,11 +353,85 @@ static void test_socket(void)
     evloop_free(el);
 }
 
+static double get_dbl(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : -1.0;
+}
+
+static void run_io(bool write, uint64_t sector, uint32_t nsect)
+{
+    static uint8_t buf[16 * 4096];
+    memset(buf, write ? 0x33 + (int)sector : 0, nsect * 512u);
+    int done = 0;
+    struct volume *v = volumes_find(vs, "vm1-swap");
+    if (write)
+        volume_write(v, sector, nsect, buf, on_done, &done);
+    else
+        volume_read(v, sector, nsect, buf, on_done, &done);
+    for (int i = 0; i < 100 && !done; i++)
+        evloop_run_once(el, 10);
+    CU_ASSERT_EQUAL(done, 1);
+}
+
+/* stats' traffic: the pool's transport counts, and the same divided by the
+ * guest's write and read requests (not pages: a 3-page write is one). */
+static void test_traffic(void)
+{
+    setup();                                    /* one write request */
+    struct pool_traffic t = { .msgs_sent = 10, .bytes_sent = 8 * 4200 + 2 * 100, .page_msgs = 8,
+                              .page_bytes = 8 * 4200, .msgs_recvd = 9, .bytes_recvd = 9 * 64,
+                              .rma_reads = 3, .rma_pieces = 5, .rma_bytes = 5 * 4096 };
+    fake_pool_set_traffic(pool, &t);
+    /* No read yet: nothing to divide by, and 0 rather than a NaN JSON cannot carry. */
+    json_object *o = ask("{\"cmd\":\"stats\"}");
+    json_object *tr = get(o, "traffic");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tr);
+    CU_ASSERT_EQUAL(get_int(tr, "writes"), 1);
+    CU_ASSERT_EQUAL(get_int(tr, "reads"), 0);
+    CU_ASSERT_EQUAL(get_int(tr, "rma_pieces"), 5);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(get(tr, "per_read"), "rma_reads"), 0.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(get(tr, "per_write"), "msgs_sent"), 10.0, 1e-9);
+    json_object_put(o);
+
+    run_io(true, 8, 8);                         /* a 1-page write */
+    run_io(true, 64, 32);                       /* a 4-page write */
+    run_io(true, 128, 8);
+    run_io(false, 0, 24);                       /* a 3-page read */
+    run_io(false, 64, 8);
+    o = ask("{\"cmd\":\"stats\"}");
+    tr = get(o, "traffic");
+    json_object *w = get(tr, "per_write"), *r = get(tr, "per_read");
+    CU_ASSERT_EQUAL(get_int(tr, "writes"), 4);
+    CU_ASSERT_EQUAL(get_int(tr, "reads"), 2);
+    CU_ASSERT_EQUAL(get_int(tr, "msgs_sent"), 10);
+    CU_ASSERT_EQUAL(get_int(tr, "page_bytes"), 8 * 4200);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "msgs_sent"), 2.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "page_msgs"), 2.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "other_msgs"), 0.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "msgs_recvd"), 2.25, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "msgs"), 4.75, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "bytes_sent"), (8 * 4200 + 200) / 4.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "other_bytes"), 50.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(w, "bytes"), (8 * 4200 + 200 + 9 * 64) / 4.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(r, "rma_reads"), 1.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(r, "rma_pieces"), 2.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(get_dbl(r, "bytes"), 5 * 4096 / 2.0, 1e-9);
+    /* Two decimals in the text (memxctl prints it as it comes). */
+    char *text = ctl_handle(ctl, "{\"cmd\":\"stats\"}", 15);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"msgs_recvd\":2.25"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"rma_reads\":1.50"));
+    free(text);
+    json_object_put(o);
+    teardown();
+}
+
 static const struct cu_test ctl_tests[] = {
     { "commands", test_commands },
     { "bad_requests", test_bad_requests },
     { "utf8_replies", test_utf8_replies },
     { "socket", test_socket },
+    { "traffic", test_traffic },
     { NULL, NULL },
 };
 

@@ -173,6 +173,8 @@ static void test_write_read_replicas(void)
     struct histo hw, hr;
     histo_reset(&hw);
     histo_reset(&hr);
+    struct pool_traffic tr0, tr1, tr2;
+    pool_get_traffic(p, &tr0);
     for (int i = 0; i < N; i++) {
         int st;
         fill(in[i], (unsigned)i);
@@ -182,6 +184,16 @@ static void test_write_read_replicas(void)
         CU_ASSERT_EQUAL(st, 0);
         CU_ASSERT_NOT_EQUAL(pages[i], 0);
     }
+    /* The transport's counts: a QD1 page write is one page message to each of
+     * its R replicas, answered; small messages (the slab's ALLOC, heartbeats)
+     * are not pages. */
+    pool_get_traffic(p, &tr1);
+    CU_ASSERT_EQUAL(tr1.page_msgs - tr0.page_msgs, 2 * N);
+    CU_ASSERT(tr1.page_bytes - tr0.page_bytes >= 2ull * N * POOL_PAGE_SIZE);
+    CU_ASSERT(tr1.page_bytes - tr0.page_bytes < 2ull * N * (POOL_PAGE_SIZE + 512));
+    CU_ASSERT(tr1.msgs_sent - tr0.msgs_sent >= 2 * N);
+    CU_ASSERT(tr1.msgs_recvd - tr0.msgs_recvd >= 2 * N);
+    CU_ASSERT_EQUAL(tr1.rma_reads, tr0.rma_reads);
     for (int i = 0; i < N; i++) {
         memset(out, 0, sizeof(out));
         uint64_t t0 = evloop_now_ns();
@@ -227,6 +239,12 @@ static void test_write_read_replicas(void)
         CU_ASSERT_EQUAL(memcmp(run[i], in[5 + i], POOL_PAGE_SIZE), 0);
     pool_get_stats(p, &st);
     CU_ASSERT_EQUAL(st.reads, N + POOL_RUN_MAX);
+    /* A QD1 read is one RMA read of its page; a run is one of all its pages. */
+    pool_get_traffic(p, &tr2);
+    CU_ASSERT_EQUAL(tr2.rma_reads - tr1.rma_reads, N + 1);
+    CU_ASSERT_EQUAL(tr2.rma_pieces - tr1.rma_pieces, N + 1);
+    CU_ASSERT_EQUAL(tr2.rma_bytes - tr1.rma_bytes, (uint64_t)(N + POOL_RUN_MAX) * POOL_PAGE_SIZE);
+    CU_ASSERT_EQUAL(tr2.page_msgs, tr1.page_msgs);
     /* A run past the end of its slab, or longer than POOL_RUN_MAX, is refused. */
     o = (struct op){ 0 };
     pool_read_run(p, pages[0] + SLAB_BYTES / POOL_PAGE_SIZE - 2, 3, NULL, run, rdone, &o);
