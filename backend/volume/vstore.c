@@ -71,6 +71,25 @@ static int store_again(struct evloop *el, long long id, void *arg)
     return -1;
 }
 
+/* Puts p on the volume's list of what is tried again in HOLD_RETRY_MS
+ * (store_again); false without a timer. */
+static bool hold_again(struct pop *p, const char *what)
+{
+    struct volume *v = p->r->v;
+    if (mx_ratelimit_ok(&v->rl_again, 5000))
+        vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): %s (%u such suppressed)",
+                 what, v->rl_again.last_suppressed);
+    p->again_next = v->again;
+    v->again = p;
+    if (!v->again_timer)
+        v->again_timer = evloop_add_timer(v->vs->el, HOLD_RETRY_MS, store_again, v);
+    if (v->again_timer > 0)
+        return true;
+    v->again_timer = 0;
+    v->again = p->again_next;
+    return false;
+}
+
 /* Holds p until the servers can take its record again (HOLD_RETRY_MS,
  * for up to PUB_AGAIN_MS): false when it must fail instead (fenced, too
  * long, no timer). */
@@ -86,18 +105,7 @@ bool vol_publish_again(struct pop *p)
     } else if (now - p->again_since >= PUB_AGAIN_MS) {
         return false;
     }
-    if (mx_ratelimit_ok(&v->rl_again, 5000))
-        vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): records sent again (%u such suppressed)",
-                 v->rl_again.last_suppressed);
-    p->again_next = v->again;
-    v->again = p;
-    if (!v->again_timer)
-        v->again_timer = evloop_add_timer(v->vs->el, HOLD_RETRY_MS, store_again, v);
-    if (v->again_timer > 0)
-        return true;
-    v->again_timer = 0;
-    v->again = p->again_next;
-    return false;
+    return hold_again(p, "records sent again");
 }
 
 static void written(void *arg, int status, pool_page_t page)
@@ -110,17 +118,8 @@ static void written(void *arg, int status, pool_page_t page)
     if (status == -EAGAIN && v->meta && !volmeta_fenced(v->meta)) {
         /* Invariant: nothing was acknowledged, and the write keeps its place
          * (its sequence number was taken at issue): it is only sent again. */
-        if (mx_ratelimit_ok(&v->rl_again, 5000))
-            vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): writes retried (%u such suppressed)",
-                     v->rl_again.last_suppressed);
-        p->again_next = v->again;
-        v->again = p;
-        if (!v->again_timer)
-            v->again_timer = evloop_add_timer(vs->el, HOLD_RETRY_MS, store_again, v);
-        if (v->again_timer > 0)
+        if (hold_again(p, "writes retried"))
             return;
-        v->again_timer = 0;
-        v->again = p->again_next;
         status = -EIO;
     }
     if (status < 0) {

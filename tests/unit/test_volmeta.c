@@ -20,6 +20,33 @@
 
 /* ---- tests ------------------------------------------------------------- */
 
+/* A loop, a fake pool with nsrv metadata servers, and volume "t" (64
+ * pages) attached and loaded. */
+static void start_meta(int nsrv)
+{
+    char err[128];
+    el = evloop_new();
+    pool = fake_pool_new(el);
+    fake_pool_meta_servers(pool, nsrv);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+}
+
+/* The backend restarts (nothing of it kept but the pool) and loads "t" again. */
+static void restart_backend(void)
+{
+    char err[128];
+    volume_detach(v);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    vs = volumes_new(pool, false);
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+}
+
 static void test_attach_delete(void)
 {
     setup();
@@ -206,14 +233,8 @@ static uint64_t wait_late(const struct done *d, uint64_t t0)
  * the newest record of every page.  With no answer at all a write waits. */
 static void test_meta_late_server(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 2);
-    vs = volumes_new(pool, false);
+    start_meta(2);
     char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
     static uint8_t a[4 * PG], b[PG], c[PG], z[PG], r[8 * PG];
     fill(a, sizeof(a), 41);
     fill(b, PG, 42);
@@ -285,14 +306,8 @@ static void test_meta_late_server(void)
  * caught-up server, so an attach from it alone still finds every page. */
 static void test_meta_restarted_server(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 2);
-    vs = volumes_new(pool, false);
+    start_meta(2);
     char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
     static uint8_t a[4 * PG], b[PG], r[4 * PG];
     fill(a, sizeof(a), 51);
     fill(b, PG, 52);
@@ -398,14 +413,7 @@ static void reload_from(int nsrv, int keep, const uint8_t *want, unsigned n)
  * there are (metadata per write depends on R), and an attach finds them all. */
 static void test_meta_fast_forty(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 40);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(40);
     static uint8_t a[8 * PG], b[PG];
     fill(a, sizeof(a), 63);
     fill(b, PG, 64);
@@ -426,14 +434,7 @@ static void test_meta_fast_forty(void)
  * finds them. */
 static void test_meta_forty_servers(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 40);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(40);
     static uint8_t a[4 * PG], b[PG];
     fill(a, sizeof(a), 61);
     fill(b, PG, 62);
@@ -454,14 +455,7 @@ static void test_meta_forty_servers(void)
  * backend that later finds only it still finds every page. */
 static void test_meta_server_joins(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 2);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(2);
     static uint8_t a[4 * PG], b[PG];
     fill(a, sizeof(a), 71);
     fill(b, PG, 72);
@@ -484,14 +478,8 @@ static void test_meta_server_joins(void)
  * page. */
 static void test_attach_waits_for_members(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 4);
-    vs = volumes_new(pool, false);
+    start_meta(4);
     char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
     static uint8_t a[16 * PG], b[16 * PG], r[16 * PG];
     fill(a, sizeof(a), 81);
     fill(b, sizeof(b), 82);
@@ -538,14 +526,7 @@ static struct proto_rec rec_on(int srv, uint64_t lpn)
  * its old bytes, and no META_PUT goes anywhere else. */
 static void test_forward_to_old_servers(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 8);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(8);
     static uint8_t a[PG], b[PG];
     fill(a, PG, 91);
     fill(b, PG, 92);
@@ -569,14 +550,7 @@ static void test_forward_to_old_servers(void)
  * against the old record's hash (found by check-faults crashstale). */
 static void test_failed_publish_keeps_old(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 2);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(2);
     static uint8_t a[PG], b[PG], c[PG], r[PG];
     fill(a, PG, 95);
     fill(b, PG, 96);
@@ -588,13 +562,7 @@ static void test_failed_publish_keeps_old(void)
     fake_pool_meta_down(pool, false);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);    /* a's copy stays */
     CU_ASSERT_EQUAL(do_write(SPP, SPP, c), 0);         /* may not reuse it */
-    volume_detach(v);
-    volumes_free(vs);
-    fake_pool_restart(pool);
-    vs = volumes_new(pool, false);
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    restart_backend();
     CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
     CU_ASSERT_TRUE(memcmp(r, a, PG) == 0 || memcmp(r, b, PG) == 0);
     CU_ASSERT_EQUAL(do_read(SPP, SPP, r), 0);
@@ -606,14 +574,7 @@ static void test_failed_publish_keeps_old(void)
  * write whose record goes the slow way; they do not fail it. */
 static void test_records_held_on_again(void)
 {
-    el = evloop_new();
-    pool = fake_pool_new(el);
-    fake_pool_meta_servers(pool, 2);
-    vs = volumes_new(pool, false);
-    char err[128];
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    start_meta(2);
     static uint8_t a[PG], r[PG];
     fill(a, PG, 98);
     fake_pool_few_writes(pool, 1);
@@ -621,13 +582,7 @@ static void test_records_held_on_again(void)
     uint64_t t0 = evloop_now_ms();
     CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
     CU_ASSERT(evloop_now_ms() - t0 >= 2 * 100 - 20);
-    volume_detach(v);
-    volumes_free(vs);
-    fake_pool_restart(pool);
-    vs = volumes_new(pool, false);
-    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v), 0);
+    restart_backend();
     CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
     CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
     teardown();
