@@ -382,6 +382,7 @@ static json_object *cmd_pool(struct ctl *c)
     add_u64(r, "pages_stored", ps.pages_stored);
     add_u64(r, "slabs", ps.slabs);
     add_u64(r, "writes", ps.writes);
+    add_u64(r, "writes_few", ps.writes_few);
     add_u64(r, "reads", ps.reads);
     add_u64(r, "errors", ps.errors);
     add_str(r, "state", ps.lost_slabs ? "lost pages" : ps.degraded_slabs ? "degraded" : "ok");

@@ -427,8 +427,9 @@ static void show_pool(json_object *r)
     printf("pool %s: %s slabs below the replication factor (%s with no copy), %s pages re-replicated%s\n",
            s_of(r, "state"), num(r, "degraded_slabs"), num(r, "lost_slabs"), num(r, "rereplicated_pages"),
            rebuilding ? ", re-replicating now" : "");
-    printf("pages stored %s, slabs %s, writes %s, reads %s, errors %s\n", num(r, "pages_stored"), num(r, "slabs"),
-           num(r, "writes"), num(r, "reads"), num(r, "errors"));
+    printf("pages stored %s, slabs %s, writes %s (%s with their record on fewer than R servers: published to every "
+           "server), reads %s, errors %s\n", num(r, "pages_stored"), num(r, "slabs"), num(r, "writes"),
+           num(r, "writes_few"), num(r, "reads"), num(r, "errors"));
 }
 
 int main(int argc, char **argv)
