@@ -8,12 +8,14 @@
  * bytes instead of failing it; and that record keeps the old slab referenced
  * on those servers, so they never free it on their own.  So once the new
  * record is on R servers, it is also sent to the old copy's servers that did
- * not get it: off the guest's path, batched per server and loop turn (one
- * META_PUT carries up to PROTO_REC_MAX), best effort (a server that is down
- * or refuses is not retried: the old record is only stale, never wrong).
+ * not get it: off the guest's path, batched per server for FWD_MS (one
+ * META_PUT carries up to PROTO_REC_MAX: a QD1 writer's forwards share one
+ * message per server and few milliseconds instead of one each), best effort
+ * (a server that is down or refuses is not retried: the old record is only
+ * stale, never wrong).
  *
- * Memory: at most PROTO_REC_MAX records per server wait for the turn's end;
- * a record that finds no memory is dropped (counted), like a refused one.
+ * Memory: at most PROTO_REC_MAX records per server wait for the flush; a
+ * record that finds no memory is dropped (counted), like a refused one.
  */
 #include "volmeta_int.h"
 
@@ -53,13 +55,18 @@ static void send_one(struct volmeta *m, struct fwdq *f)
     f->n = 0;
 }
 
-static void flush(struct evloop *el, void *arg)
+#define FWD_MS 2
+
+static int flush(struct evloop *el, long long id, void *arg)
 {
     struct volmeta *m = arg;
     (void)el;
+    (void)id;
+    m->fwd_timer = 0;
     for (size_t i = 0; i < m->nfwd; i++)
         if (m->fwd[i]->n)
             send_one(m, m->fwd[i]);
+    return -1;
 }
 
 static struct fwdq *queue_for(struct volmeta *m, int srv)
@@ -93,17 +100,17 @@ void volmeta_forward(struct volmeta *m, const int *srvs, int n, const struct pro
         if (f->n == PROTO_REC_MAX)
             send_one(m, f);
     }
-    if (!m->fwd_armed) {
-        evloop_defer_init(&m->fwd_defer, flush, m);
-        m->fwd_armed = true;
+    if (!m->fwd_timer && (m->fwd_timer = evloop_add_timer(pool_evloop(m->pool), FWD_MS, flush, m)) <= 0) {
+        m->fwd_timer = 0;
+        flush(pool_evloop(m->pool), 0, m);     /* no timer: now */
     }
-    evloop_defer(pool_evloop(m->pool), &m->fwd_defer);
 }
 
 void volfwd_free(struct volmeta *m)
 {
-    if (m->fwd_armed)
-        evloop_defer_cancel(pool_evloop(m->pool), &m->fwd_defer);
+    if (m->fwd_timer)
+        evloop_del_timer(pool_evloop(m->pool), m->fwd_timer);
+    m->fwd_timer = 0;
     for (size_t i = 0; i < m->nfwd; i++)
         free(m->fwd[i]);
     free(m->fwd);

@@ -124,8 +124,7 @@ struct volmeta {
     /* forwarding new records to an old copy's servers (volfwd.c) */
     struct fwdq **fwd;
     size_t nfwd;
-    struct ev_defer fwd_defer;
-    bool fwd_armed;
+    long long fwd_timer;        /* the flush, while records wait */
     struct volmeta_fwd_stats fwd_st;
 };
 
