@@ -37,6 +37,18 @@ static void setup_with(bool dedup)
 
 static void setup(void) { setup_with(true); }
 
+/* The backend restarts (nothing of it kept but the pool) and loads v1 and v2 again. */
+static void restart_backend(void)
+{
+    volume_detach(v1);
+    volume_detach(v2);
+    volumes_free(vs);
+    fake_pool_restart(pool);
+    vs = volumes_new(pool, true);
+    v1 = attach("v1");
+    v2 = attach("v2");
+}
+
 static void teardown(void)
 {
     CU_ASSERT_EQUAL(fake_pool_violations(pool), 0);
@@ -351,13 +363,7 @@ static void test_concurrent_equal_writes(void)
     /* The second write's own copy was given back, though its record went
      * with it to the servers: the sharing record (numbered after it) wins
      * when the volumes are loaded again. */
-    volume_detach(v1);
-    volume_detach(v2);
-    volumes_free(vs);
-    fake_pool_restart(pool);
-    vs = volumes_new(pool, true);
-    v1 = attach("v1");
-    v2 = attach("v2");
+    restart_backend();
     CU_ASSERT_TRUE(page_is(v1, 0, a));
     CU_ASSERT_TRUE(page_is(v2, 0, a));
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 1);
@@ -534,14 +540,7 @@ static void test_restart_keeps_sharing(void)
     CU_ASSERT_EQUAL(do_write(v1, SPP, SPP, b), 0);
     CU_ASSERT_EQUAL(do_write(v2, 5 * SPP, SPP, a), 0);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
-    volume_detach(v1);
-    volume_detach(v2);
-    volumes_free(vs);
-    fake_pool_restart(pool);
-
-    vs = volumes_new(pool, true);
-    v1 = attach("v1");
-    v2 = attach("v2");
+    restart_backend();
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);
     struct volumes_stats h = hstats();
     CU_ASSERT_EQUAL(h.logical_pages, 3);
