@@ -116,8 +116,12 @@ static bool acked_up(struct volmeta *m, const struct batch *b)
 
 void volpub_unlink_free(struct volmeta *m, struct batch *b)
 {
-    if (m)
+    /* A fenced batch's end may be deferred (flush) while a tick ends it
+     * first: the deferred call must not find it freed. */
+    if (m) {
+        evloop_defer_cancel(pool_evloop(m->pool), &b->later);
         TAILQ_REMOVE(&m->batches, b, link);
+    }
     free(b->recs);
     free(b);
 }
