@@ -588,7 +588,39 @@ static void test_records_held_on_again(void)
     teardown();
 }
 
+/* A fenced owner with records queued: a batch that one server refused
+ * (ESTALE) and another left unanswered ends on the lateness tick, whose
+ * flush makes the next batches fenced at once (their end deferred); the
+ * same tick then came to them and ended them too, and the deferred end
+ * freed them a second time (memx-backd aborted in check-faults). */
+static void test_fenced_queue_ends_once(void)
+{
+    start_meta(2);
+    static uint8_t a[PG], z[16 * PG];
+    fill(a, PG, 99);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    fake_pool_set_owner(pool, 2);
+    struct volumes *vs2 = volumes_new(pool, false);
+    char err[128];
+    struct volume *v2 = volume_attach(vs2, "t", 64 * PG, "host2", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v2);
+    CU_ASSERT_EQUAL_FATAL(wait_ready(el, v2), 0);
+    fake_pool_meta_stall(pool, 1, true);        /* server 1 answers nothing */
+    struct done d = { 0, 1 };
+    volume_write(v, 0, 16 * SPP, z, on_done, &d);   /* 16 zero pages: 16 records, 4 batches at a time */
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_EQUAL(d.status, -ESTALE);
+    run_for(200);
+    fake_pool_meta_stall(pool, 1, false);
+    run_for(50);
+    volume_detach(v2);
+    volumes_free(vs2);
+    teardown();
+}
+
 static const struct cu_test volmeta_tests[] = {
+    { "fenced_queue_ends_once", test_fenced_queue_ends_once },
     { "records_held_on_again", test_records_held_on_again },
     { "failed_publish_keeps_old", test_failed_publish_keeps_old },
     { "forward_to_old_servers", test_forward_to_old_servers },
