@@ -14,6 +14,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void count(struct volume *v, struct pm_ent e, int64_t d)
@@ -201,4 +202,36 @@ unsigned vol_republish_recopied(struct volume *v)
         n++;
     }
     return n;
+}
+
+/* Invariant: a page whose record is on servers is let go only once a newer
+ * record of its page is durable; else an attach after a crash could find
+ * its record, the newest there, naming a slot another page took since. */
+int vol_defer_free(struct volume *v, uint64_t idx, pool_page_t page, uint64_t seq)
+{
+    struct hnode *n = ht_find(&v->active, idx);
+    if (n && ht_entry(n, struct active, h)->durable > seq)
+        return 1;
+    struct dfree *d = xcalloc(1, sizeof(*d));
+    if (!d)
+        return xalloc_fail("volume %s: a superseded page", v->name);
+    *d = (struct dfree){ .idx = idx, .seq = seq, .page = page, .next = v->dfree };
+    v->dfree = d;
+    return 0;
+}
+
+void vol_durable(struct volume *v, uint64_t idx, uint64_t seq)
+{
+    struct hnode *n = ht_find(&v->active, idx);
+    if (n && ht_entry(n, struct active, h)->durable < seq)
+        ht_entry(n, struct active, h)->durable = seq;
+    for (struct dfree **pp = &v->dfree, *d; (d = *pp);) {
+        if (d->idx == idx && d->seq < seq) {
+            *pp = d->next;
+            pageref_put(&v->vs->refs, d->page);
+            free(d);
+        } else {
+            pp = &d->next;
+        }
+    }
 }

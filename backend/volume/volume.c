@@ -287,8 +287,10 @@ void vol_published(void *arg, int status)
      * the same record (same sequence number) is only sent again. */
     if (status == -EAGAIN && vol_publish_again(p))
         return;
-    if (status == 0)
+    if (status == 0) {
         vol_forward(p->r->v, p->old, p->idx, p->rseq, &p->ent);
+        vol_durable(p->r->v, p->idx, p->rseq);
+    }
     vol_release_old(p->r->v, p->old, status);
     if (p->late_copy)
         vol_release_old(p->r->v, (struct pm_ent){ .kind = PM_PAGE, .page = p->late_copy }, status);
@@ -305,7 +307,12 @@ static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
         rc = vol_apply(v, p->a, p->idx, p->seq, e);
     } else {
         p->ent = e;
+        /* A stored page's record is on its servers already: if a later write
+         * supersedes it, the page stays until that one's record is durable. */
+        bool hold = p->held && e.kind == PM_PAGE && !e.dup && pageref_get(&v->vs->refs, e.page) == 0;
         rc = vol_install(v, p->a, p->idx, p->seq, e, &p->old);
+        if (hold && (rc > 0 || vol_defer_free(v, p->idx, e.page, p->rseq) != 0))
+            pageref_put(&v->vs->refs, e.page);
         if (rc > 0 && p->held && e.kind == PM_PAGE && !e.dup) {
             vol_published(p, 0);        /* its record came with the page: R servers hold it */
             return;
@@ -388,12 +395,15 @@ static void rmw_start(struct volume *v, struct pop *p)
 struct zpub {
     struct req *r;
     struct pm_ent old;
+    uint64_t idx, rseq;
 };
 
 static void zero_published(void *arg, int status)
 {
     struct zpub *z = arg;
     struct req *r = z->r;
+    if (status == 0)
+        vol_durable(r->v, z->idx, z->rseq);
     vol_release_old(r->v, z->old, status);
     free(z);
     req_page_done(r, status);
@@ -421,6 +431,8 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
             return;
         }
         z->r = r;
+        z->idx = idx;
+        z->rseq = rseq;
         int rc = vol_install(v, a, idx, a ? ++a->issued : 0, e, &z->old);
         if (rc > 0) {
             r->pending++;

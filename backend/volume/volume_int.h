@@ -55,6 +55,7 @@ struct req {
 struct active {
     struct hnode h;         /* key: logical page index */
     uint64_t issued, applied;
+    uint64_t durable;       /* the highest record seq of the page durable meanwhile (vol_durable) */
     unsigned busy;          /* page writes in flight, including a running RMW */
     struct pop *wq, **wq_tail;  /* RMWs waiting for busy == 0 */
 };
@@ -129,6 +130,7 @@ struct volume {
     struct mx_ratelimit rl_kept;    /* "the page it replaces is kept" */
     pool_page_t *kept;          /* pages replaced by writes whose records failed (vol_release_old) */
     size_t nkept, capkept;
+    struct dfree *dfree;        /* superseded pages whose records are out (vol_defer_free) */
     struct volume_stats st;
 };
 
@@ -181,6 +183,17 @@ uint64_t vol_next_rseq(struct volume *v);
 /* The record of p was refused for now (EAGAIN): sent again later (true), or p fails (false). */
 bool vol_publish_again(struct pop *p);
 void vol_published(void *arg, int status);
+/* A superseded write's page whose record (seq) is on servers already: it
+ * stays until a newer record of idx is durable (vol_durable): 0, or 1 when
+ * one is already (the caller lets it go), or -ENOMEM. */
+struct dfree {
+    uint64_t idx, seq;
+    pool_page_t page;
+    struct dfree *next;
+};
+int  vol_defer_free(struct volume *v, uint64_t idx, pool_page_t page, uint64_t seq);
+/* A record of idx numbered seq is durable: superseded pages under it go. */
+void vol_durable(struct volume *v, uint64_t idx, uint64_t seq);
 /* The record replacing old is durable: tells old's servers (volfwd.c). */
 void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rseq, const struct pm_ent *e);
 /* Publishes the records of the pages in slabs re-replication copied (cluster.h); how many. */

@@ -81,6 +81,13 @@ static void volume_free_map(struct volume *v, bool free_pages)
     free(v->kept);
     v->kept = NULL;
     v->nkept = v->capkept = 0;
+    for (struct dfree *d = v->dfree, *n; d; d = n) {
+        n = d->next;
+        if (free_pages)
+            pageref_put(&v->vs->refs, d->page);
+        free(d);
+    }
+    v->dfree = NULL;
     ht_fini(&v->active);
 }
 

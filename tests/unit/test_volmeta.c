@@ -619,7 +619,45 @@ static void test_fenced_queue_ends_once(void)
     teardown();
 }
 
+/* A page write in flight when a zero write of the same page installs at
+ * once: the page write, superseded, has its record on its servers already,
+ * so its page must stay until the zero record is durable; a crash before
+ * that finds the page write's record and must read its bytes, not a freed
+ * slot (EIO). */
+static void test_superseded_page_stays(void)
+{
+    start_meta(2);
+    static uint8_t a[PG], b[PG], c[PG], r[PG];
+    fill(a, PG, 101);
+    fill(b, PG, 102);
+    fill(c, PG, 103);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    uint64_t base = fake_pool_live_pages(pool);
+    fake_pool_hold(pool, true);
+    struct done dw = { 0, 1 }, dz = { 0, 1 };
+    volume_write(v, 0, SPP, b, on_done, &dw);          /* held in the pool */
+    fake_pool_puts_again(pool, 1000);                   /* the zero record reaches nobody */
+    volume_write(v, 0, SPP, NULL, on_done, &dz);       /* zeros win at once */
+    run_until(el, &dz, 1);
+    CU_ASSERT_NOT_EQUAL(dz.status, 0);
+    fake_pool_release_all(pool);
+    fake_pool_hold(pool, false);
+    run_until(el, &dw, 1);
+    CU_ASSERT_EQUAL(dw.status, 0);                      /* b: stored with its record, superseded */
+    /* The servers' newest record of the page is b's: its copy stays. */
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), base + 1);
+    fake_pool_puts_again(pool, 0);
+    CU_ASSERT_EQUAL(do_write(0, SPP, c), 0);           /* a newer record, durable: b's copy goes */
+    run_for(20);
+    /* c in, b out; a stays (the zero record that replaced it failed: vol_release_old keeps it). */
+    CU_ASSERT_EQUAL(fake_pool_live_pages(pool), base + 1);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, c, PG), 0);
+    teardown();
+}
+
 static const struct cu_test volmeta_tests[] = {
+    { "superseded_page_stays", test_superseded_page_stays },
     { "fenced_queue_ends_once", test_fenced_queue_ends_once },
     { "records_held_on_again", test_records_held_on_again },
     { "failed_publish_keeps_old", test_failed_publish_keeps_old },
