@@ -46,7 +46,7 @@ static const struct key keys[] = {
     { "backend", "ring_poll_us", K_INT, F(ring_poll_us), 0, 1000, "50" },
     { "backend", "device_buffer_max", K_SIZE, F(device_buffer_max), 0, 0, "64M" },
     { "backend", "state_dir", K_STR, F(state_dir), 0, 0, "" },
-    { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "yes" },
+    { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },
     { "memserver", "listen", K_STR, F(listen), 0, 0, "0.0.0.0:7480" },
