@@ -91,8 +91,8 @@ int vol_apply(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, st
  * old goes only once a record replaces it on the servers; else their newest
  * record still names it (or, fenced, the new owner's may), and a slot let go
  * would be reused by another page that an attach after a crash would read
- * in its place.  So it stays, unreferenced by the map, until this process
- * ends (a page per failed write; the write failed to the guest). */
+ * in its place.  So it stays, unreferenced by the map, until the volume is
+ * deleted (a page per failed write; the write failed to the guest). */
 void vol_release_old(struct volume *v, struct pm_ent old, int status)
 {
     if (old.kind != PM_PAGE)
@@ -122,8 +122,8 @@ void vol_release_old(struct volume *v, struct pm_ent old, int status)
 /* Tells the pool's servers what page idx now is (volmeta.h); cb runs when
  * they have it (at once with -ENOMEM if the record cannot be queued).  Only
  * for volumes that keep metadata in the pool. */
-void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
-                    volmeta_pub_cb cb, void *arg)
+/* The servers' record of map entry e at idx, numbered rseq. */
+static struct proto_rec record_of(const struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e)
 {
     struct proto_rec r = { .lpn = idx, .seq = rseq };
     if (e->kind == PM_PAGE) {
@@ -133,6 +133,13 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
     } else {
         r.kind = e->kind == PM_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
     }
+    return r;
+}
+
+void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_ent *e,
+                    volmeta_pub_cb cb, void *arg)
+{
+    struct proto_rec r = record_of(v, idx, rseq, e);
     if (volmeta_publish(v->meta, &r, cb, arg) < 0)
         cb(arg, -ENOMEM);
 }
@@ -158,14 +165,7 @@ void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rse
     }
     if (!n)
         return;
-    struct proto_rec r = { .lpn = idx, .seq = rseq };
-    if (e->kind == PM_PAGE) {
-        r.kind = PROTO_REC_PAGE;
-        pool_page_locate(pool, e->page, &r.uid, &r.page);
-        memcpy(r.hash, e->hash, 16);
-    } else {
-        r.kind = e->kind == PM_ZERO ? PROTO_REC_ZERO : PROTO_REC_NONE;
-    }
+    struct proto_rec r = record_of(v, idx, rseq, e);
     volmeta_forward(v->meta, to, n, &r);
 }
 
