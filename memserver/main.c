@@ -4,6 +4,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "memd.h"
+#include "sdnotify.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,8 +41,10 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
     struct memd **m = arg;
     static int signals;
     int sig = memx_daemon_signal(fd);
-    if (sig)
+    if (sig) {
         mx_info("memd: %s received, shutting down", strsignal(sig));
+        sdn_stopping("%s", sig == SIGTERM && !signals ? "draining, then stopping" : "stopping");
+    }
     if (*m)
         memd_shutdown(*m, sig != SIGTERM || signals++ > 0);
     else
@@ -105,7 +108,12 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    /* Listening (and registering in etcd, with it): backends may connect. */
+    sdn_ready("serving %llu MiB on %s", (unsigned long long)(cfg.capacity >> 20), cfg.listen);
+    if (sdn_watchdog_start(el))
+        mx_warn("memd %s: cannot feed the systemd watchdog", cfg.listen);
     int rc = evloop_run(el);
+    sdn_stopping("stopped");
     memd_free(m);
     evloop_free(el);
     close(sfd);
