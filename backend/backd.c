@@ -11,10 +11,13 @@
 #include "evloop.h"
 #include "log.h"
 #include "membership.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "ownership.h"
 #include "slabdir.h"
 #include "pool.h"
 #include "pool_config.h"
+#include "sdnotify.h"
 #include "volumes.h"
 #include "xenplat.h"
 
@@ -62,8 +65,34 @@ struct backd {
     struct ownership *own;
     struct slabdir *sd;
     struct volumes *vols;
+    struct pool *pool;
     char node[CK_NODE_MAX];
+    bool ready;                 /* told systemd READY=1 */
 };
+
+/* ---- systemd --------------------------------------------------------------- */
+
+/* READY=1 once XenStore is watched (blkback_start) and a memory server
+ * answers: xendomains, ordered after us, then starts guests whose disks can
+ * be served.  Then a STATUS line every few seconds for `systemctl status`. */
+static int status_tick(struct evloop *el, long long id, void *arg)
+{
+    struct backd *b = arg;
+    (void)el;
+    (void)id;
+    int live = pool_live_servers(b->pool);
+    struct pool_stats ps;
+    pool_get_stats(b->pool, &ps);
+    int ndev = blkback_list(b->bb, NULL, 0);
+    const char *state = ps.lost_slabs ? "pages lost" : ps.degraded_slabs ? "degraded" : "ok";
+    if (!b->ready && live > 0) {
+        b->ready = true;
+        sdn_ready("%d device(s), %d of %d memory server(s) up, pool %s", ndev, live, ps.servers, state);
+    } else if (b->ready && !b->stopping) {
+        sdn_status("%d device(s), %d of %d memory server(s) up, pool %s", ndev, live, ps.servers, state);
+    }
+    return b->ready ? 5000 : 100;
+}
 
 /* ---- etcd --------------------------------------------------------------- */
 
@@ -183,6 +212,7 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
     }
     b->stopping = true;
     mx_info("backd: %s received: closing devices", strsignal(sig));
+    sdn_stopping("closing every device");
     blkback_shutdown(b->bb, on_closed, b);
 }
 
@@ -289,6 +319,7 @@ int main(int argc, char **argv)
     int rc = 1;
     struct volumes *vols = NULL;
     struct ctl *ctl = NULL;
+    struct metrics_http *mh = NULL;
     struct pool_opts po;
     pool_opts_from_config(&po, &cfg);
     struct pool *pool = pool_new(b.el, &po, key, err, sizeof(err));
@@ -312,8 +343,16 @@ int main(int argc, char **argv)
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
     if (!ctl)
         goto out;
+    if (cfg.backend_metrics[0] &&
+        !(mh = metrics_http_new(b.el, cfg.backend_metrics, backd_metrics_render, &ctx, err, sizeof(err))))
+        goto out;
     if (blkback_start(b.bb, err, sizeof(err)) < 0)
         goto out;
+    b.pool = pool;
+    if (evloop_add_timer(b.el, 0, status_tick, &b) <= 0 || sdn_watchdog_start(b.el)) {
+        snprintf(err, sizeof(err), "out of memory (timers)");
+        goto out;
+    }
 
     char servers[MEMX_MAX_SERVERS * 130] = "";
     for (int i = 0; i < cfg.nservers; i++)
@@ -337,6 +376,7 @@ int main(int argc, char **argv)
 out:
     if (rc)
         fprintf(stderr, "memx-backd: %s\n", err);
+    metrics_http_free(mh);
     ctl_free(ctl);
     if (b.bb)
         blkback_free(b.bb);

@@ -49,10 +49,12 @@ static const struct key keys[] = {
     { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },
+    { "backend", "metrics_listen", K_STR, F(backend_metrics), 0, 0, "" },
     { "memserver", "listen", K_STR, F(listen), 0, 0, "0.0.0.0:7480" },
     { "memserver", "capacity", K_SIZE, F(capacity), 0, 0, "1G" },
     { "memserver", "advertise", K_STR, F(advertise), 0, 0, "" },
     { "memserver", "log_level", K_LEVEL, F(memserver_log_level), 0, 0, "info" },
+    { "memserver", "metrics_listen", K_STR, F(memserver_metrics), 0, 0, "" },
     { "sim", "dir", K_STR, F(sim_dir), 0, 0, "/run/memx/sim" },
     { "sim", "domid", K_INT, F(sim_domid), 0, 32767, "0" },
 };

@@ -54,12 +54,14 @@ struct memx_config {
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
     int backend_log_level;
+    char backend_metrics[128];          /* "host:port" of the Prometheus endpoint, "" = off */
 
     /* [memserver] */
     char listen[128];                   /* "host:port" */
     uint64_t capacity;                  /* bytes */
     char advertise[128];                /* "host:port" backends reach it at, in etcd ("" = listen) */
     int memserver_log_level;
+    char memserver_metrics[128];        /* as backend_metrics */
 
     /* [sim] */
     char sim_dir[256];                  /* sim XenStore socket, grant files, event channels */

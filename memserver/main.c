@@ -4,6 +4,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "memd.h"
+#include "metrics_http.h"
 #include "sdnotify.h"
 
 #include <errno.h>
@@ -49,6 +50,23 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
         memd_shutdown(*m, sig != SIGTERM || signals++ > 0);
     else
         evloop_stop(el);
+}
+
+/* The Prometheus exposition ([memserver] metrics_listen). */
+static int render_metrics(void *arg, FILE *f)
+{
+    struct memd **m = arg;
+    struct memd_stats st;
+    memd_get_stats(*m, &st);
+    metrics_family(f, "memx_memd_capacity_bytes", "gauge", "RAM this memory server contributes.");
+    fprintf(f, "memx_memd_capacity_bytes %llu\n", (unsigned long long)st.capacity);
+    metrics_family(f, "memx_memd_used_bytes", "gauge", "RAM handed out in slabs.");
+    fprintf(f, "memx_memd_used_bytes %llu\n", (unsigned long long)st.used);
+    metrics_family(f, "memx_memd_slabs", "gauge", "Slabs handed out.");
+    fprintf(f, "memx_memd_slabs %u\n", st.slabs);
+    metrics_family(f, "memx_memd_sessions", "gauge", "Backends connected.");
+    fprintf(f, "memx_memd_sessions %u\n", st.sessions);
+    return ferror(f) ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -108,12 +126,22 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    struct metrics_http *mh = NULL;
+    if (cfg.memserver_metrics[0] &&
+        !(mh = metrics_http_new(el, cfg.memserver_metrics, render_metrics, &m, err, sizeof(err)))) {
+        fprintf(stderr, "memx-memd: %s\n", err);
+        memd_free(m);
+        evloop_free(el);
+        close(sfd);
+        return 1;
+    }
     /* Listening (and registering in etcd, with it): backends may connect. */
     sdn_ready("serving %llu MiB on %s", (unsigned long long)(cfg.capacity >> 20), cfg.listen);
     if (sdn_watchdog_start(el))
         mx_warn("memd %s: cannot feed the systemd watchdog", cfg.listen);
     int rc = evloop_run(el);
     sdn_stopping("stopped");
+    metrics_http_free(mh);
     memd_free(m);
     evloop_free(el);
     close(sfd);
