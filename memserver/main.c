@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "  -k, --key-file FILE    cluster key, 64 hex chars ([cluster] key_file)\n"
             "  -L, --log-level LEVEL  error, warn, info, debug  ([memserver] log_level, default info)\n"
             "  -h, --help             show this help\n"
+            "  -V, --version          print the version and exit\n"
             "\n"
             "The transport is [cluster] provider (tcp;ofi_rxm, or verbs;ofi_rxm on RDMA NICs);\n"
             "slabs are [cluster] slab_size.  Command-line options override the file.\n"
@@ -78,11 +79,12 @@ int main(int argc, char **argv)
         { "key-file", required_argument, NULL, 'k' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *listen = NULL, *capacity = NULL, *key_file = NULL, *level = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:C:k:L:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:C:k:L:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'l': listen = optarg; break;
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 'L': level = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-memd %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
