@@ -40,6 +40,12 @@ struct ctl {
     int fd;
     uint64_t start_ms;
     struct client *clients;
+    /* upgrade: the client whose request is being handled (NULL: a direct
+     * ctl_handle), the one waiting for its later answer, and an answer given
+     * at once (inside ctx.upgrade). */
+    struct client *cur, *held;
+    bool in_upgrade;
+    json_object *now_reply;
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -118,6 +124,8 @@ static json_object *cmd_status(struct ctl *c)
     pool_get_stats(c->ctx.pool, &ps);
     json_object_object_add(o, "servers_live", json_object_new_int(pool_live_servers(c->ctx.pool)));
     json_object_object_add(o, "servers_total", json_object_new_int(ps.servers));
+    if (c->ctx.upgrade_status)
+        c->ctx.upgrade_status(c->ctx.upgrade_arg, o);
     if (c->ctx.etcd_status)
         c->ctx.etcd_status(c->ctx.etcd_arg, o);
     else
@@ -433,6 +441,45 @@ static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
     return r;
 }
 
+static int client_reply(struct client *cl, char *s);
+
+static void upgrade_reply(void *arg, json_object *r)
+{
+    struct ctl *c = arg;
+    if (c->in_upgrade) {
+        c->now_reply = json_object_get(r);
+        return;
+    }
+    struct client *cl = c->held;
+    c->held = NULL;
+    if (cl)
+        client_reply(cl, strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)));
+}
+
+/* {"cmd":"upgrade"[,"binary":"/abs/path"]}: NULL when answered later. */
+static json_object *cmd_upgrade(struct ctl *c, json_object *req)
+{
+    json_object *jb;
+    const char *binary = NULL;
+    if (json_object_object_get_ex(req, "binary", &jb)) {
+        if (!json_object_is_type(jb, json_type_string))
+            return error_reply("%s", "upgrade's \"binary\" must be a string: an absolute path");
+        binary = json_object_get_string(jb);
+    }
+    if (!c->ctx.upgrade)
+        return error_reply("%s", "this memx-backd cannot hand over to another binary");
+    if (c->held)
+        return error_reply("%s", "a hand-over is already under way");
+    c->in_upgrade = true;
+    c->now_reply = NULL;
+    c->ctx.upgrade(c->ctx.upgrade_arg, binary, upgrade_reply, c);
+    c->in_upgrade = false;
+    if (c->now_reply)
+        return c->now_reply;
+    c->held = c->cur;
+    return NULL;
+}
+
 char *ctl_handle(struct ctl *c, const char *line, size_t len)
 {
     json_object *reply;
@@ -477,9 +524,15 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = cmd_pool_drain(c, req);
         else if (strcmp(cmd, "volume-delete") == 0)
             reply = cmd_volume_delete(c, req);
+        else if (strcmp(cmd, "upgrade") == 0)
+            reply = cmd_upgrade(c, req);
         else
-            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, volume-delete)",
-                                cmd);
+            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, "
+                                "volume-delete, upgrade)", cmd);
+    }
+    if (!reply) {
+        json_object_put(req);
+        return NULL;
     }
     char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
     json_object_put(reply);
@@ -492,6 +545,8 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
 static void client_close(struct client *cl)
 {
     struct ctl *c = cl->ctl;
+    if (c->held == cl)
+        c->held = NULL;     /* its upgrade goes on; nobody to tell */
     for (struct client **pp = &c->clients; *pp; pp = &(*pp)->next)
         if (*pp == cl) {
             *pp = cl->next;
@@ -595,7 +650,11 @@ static void on_client(struct evloop *el, int fd, unsigned events, void *arg)
         if (cl->skipping) {
             cl->skipping = false;
         } else if (len > 0 && !(len == 1 && cl->in[0] == '\r')) {
-            if (client_reply(cl, ctl_handle(cl->ctl, cl->in, len)) < 0)
+            struct ctl *c = cl->ctl;
+            c->cur = cl;
+            char *s = ctl_handle(c, cl->in, len);
+            c->cur = NULL;
+            if ((s || c->held != cl) && client_reply(cl, s) < 0)
                 return;
         }
         memmove(cl->in, nl + 1, cl->inlen - len - 1);
