@@ -297,6 +297,19 @@ static void show_status(json_object *r)
     printf("provider     %s\n", s_of(r, "provider"));
     printf("uptime       %llud %02lluh %02llum %02llus\n", (unsigned long long)(up / 86400),
            (unsigned long long)(up / 3600 % 24), (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
+    json_object *h;
+    if (json_object_object_get_ex(r, "pid", &h))
+        printf("process      pid %s, %s\n", num(r, "pid"), s_of(r, "binary"));
+    if (json_object_object_get_ex(r, "handover", &h)) {
+        const char *st = s_of(h, "state");
+        if (!strcmp(st, "done"))
+            printf("hand-over    done: %s of %s device(s) resumed, guest I/O paused %s ms (drain %s ms)\n",
+                   num(h, "resumed"), num(h, "devices"), num(h, "pause_ms"), num(h, "drain_ms"));
+        else if (!strcmp(st, "failed"))
+            printf("hand-over    failed: %s (serving on)\n", s_of(h, "error"));
+        else
+            printf("hand-over    %s: %s of %s device(s) resumed\n", st, num(h, "resumed"), num(h, "devices"));
+    }
     printf("devices      %s\n", num(r, "devices"));
     printf("volumes      %s\n", num(r, "volumes"));
     printf("servers      %s of %s live\n", num(r, "servers_live"), num(r, "servers_total"));

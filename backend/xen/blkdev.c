@@ -28,7 +28,10 @@
 #include "xenbus.h"
 #include "xenplat.h"
 
-#define RETRY_ATTACH_MAX 120            /* x xenbus.c's 250 ms retry = 30 s: a migration's source lets go by then */
+/* How long a connect waits for its volume (held by a migration's source on
+ * this host, or loading from the pool): a migration's source lets go by
+ * then.  In time, not tries: a resumed connection retries more often. */
+#define ATTACH_WAIT_MS 30000
 
 struct bdev {
     struct blkback *bb;
@@ -41,6 +44,7 @@ struct bdev {
     int nq, ring_pages;
     struct histo stage_ns[VBD_STAGES];  /* earlier connections' stage latencies */
     int attach_retries;
+    uint64_t attach_since_ms;           /* the first "not yet" of this connect */
 };
 
 /* Log lines name the device: "vbd <domid>/<devid>: ...". */
@@ -190,11 +194,14 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
         return -1;
     }
     free(params);
+    if (!d->attach_retries)
+        d->attach_since_ms = evloop_now_ms();
+    bool may_wait = evloop_now_ms() - d->attach_since_ms < ATTACH_WAIT_MS;
     d->vol = volume_attach(bb->vols, name, size, d->name, why, sizeof(why));
     if (!d->vol) {
         struct volume *held = volumes_find(bb->vols, name);
-        if (held && *volume_owner(held) && volume_size(held) == size &&
-            d->attach_retries++ < RETRY_ATTACH_MAX) {
+        if (held && *volume_owner(held) && volume_size(held) == size && may_wait) {
+            d->attach_retries++;
             /* A migration or restore on this host: the old domain's device
              * lets go of the volume when the toolstack tears it down. */
             if (d->attach_retries == 1)
@@ -208,8 +215,8 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
     /* First attach here: the volume loads its metadata from the pool. */
     const char *lerr = NULL;
     int ls = volume_state(d->vol, &lerr);
-    if (ls > 0 && d->attach_retries++ < RETRY_ATTACH_MAX) {
-        if (d->attach_retries == 1)
+    if (ls > 0 && may_wait) {
+        if (++d->attach_retries == 1)
             bdev_log(d, MX_LOG_INFO, "volume %s is loading from the pool; waiting for it", name);
         volume_detach(d->vol);
         d->vol = NULL;
@@ -305,8 +312,10 @@ static int blkdev_connect(void *drv)
     }
     int rc = attach_volume(d, &dedup, err, sizeof(err));
     if (rc) {
-        if (rc < 0)
+        if (rc < 0) {
+            d->attach_retries = 0;      /* a later connect waits afresh */
             xenbus_dev_fatal(xd, err);
+        }
         return rc;
     }
     volume_set_dedup(d->vol, dedup);

@@ -18,6 +18,9 @@
 
 #define PATH_MAX_XS 256
 #define RETRY_MS 250                    /* a connect that said "not yet" */
+/* The same for a connection being resumed (its guest's I/O waits for
+ * this connect: an upgrade's pause), cheap for the few seconds it lasts. */
+#define RESUME_RETRY_MS 10
 
 struct xenbus_dev {
     struct xenbus *bus;
@@ -391,7 +394,7 @@ static void reconcile(struct xenbus_dev *d)
             /* Not yet (the volume is still held by the previous owner on this
              * host, or loading): look again shortly. */
             if (!d->timer)
-                d->timer = evloop_add_timer(bus->el, RETRY_MS, timer_cb, d);
+                d->timer = evloop_add_timer(bus->el, d->resuming ? RESUME_RETRY_MS : RETRY_MS, timer_cb, d);
         } else {
             set_state(d, XenbusStateClosed);
         }
