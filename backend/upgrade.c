@@ -28,6 +28,7 @@ struct upgrade {
     char exe[PATH_MAX];             /* where this binary was started from */
     char **argv;                    /* argv as started, NULL-terminated */
     bool abandoned;                 /* shutting down: no hand-over any more */
+    int drain_ms_max;               /* UPGRADE_DRAIN_MS; tests shorten it */
 
     /* A hand-over under way (this process the predecessor). */
     bool busy;
@@ -132,6 +133,10 @@ struct upgrade *upgrade_new(struct evloop *el, int argc, char **argv)
             return NULL;
         }
     u->el = el;
+    /* Test-only: a drain bound a test can wait out while memory servers
+     * are stopped, before their etcd leases lapse. */
+    const char *t = getenv("MEMX_TEST_UPGRADE_DRAIN_MS");
+    u->drain_ms_max = t && atoi(t) > 0 ? atoi(t) : UPGRADE_DRAIN_MS;
     resolve_exe(u, argc > 0 ? argv[0] : NULL);
     read_handover(u);
     return u;
@@ -273,7 +278,7 @@ static void hand_over(struct upgrade *u, bool timed_out)
     u->drain_ms = (evloop_now_ns() - u->t0_ns) / 1000000;
     if (timed_out)
         mx_warn("backd: hand-over: the drain did not end within %d ms: %u request(s) still in flight go to "
-                "the successor, which replays them", UPGRADE_DRAIN_MS, left);
+                "the successor, which replays them", u->drain_ms_max, left);
     else
         mx_info("backd: hand-over: %d device(s) drained in %" PRIu64 " ms", ndev, u->drain_ms);
     json_object *r = json_object_new_object();
@@ -346,7 +351,7 @@ void upgrade_start(struct upgrade *u, const char *binary, void (*reply)(void *ar
     unsigned n = blkback_inflight(u->bb, &ndev);
     mx_info("backd: hand-over to %s: rings no longer read on %d device(s), %u request(s) in flight to finish",
             u->binary, ndev, n);
-    u->drain_timer = evloop_add_timer(u->el, UPGRADE_DRAIN_MS, drain_late, u);
+    u->drain_timer = evloop_add_timer(u->el, u->drain_ms_max, drain_late, u);
     blkback_quiesce(u->bb, drained, u);
 }
 

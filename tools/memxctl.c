@@ -519,10 +519,13 @@ static int upgrade(const char *sock, const char *binary, bool json)
     if (json_object_object_get_ex(r, "error", &e))
         die("upgrade refused: %s (memx-backd serves on, unchanged)", json_object_get_string(e));
     uint64_t id = u_of(r, "handover"), pid = u_of(r, "pid");
-    if (!json)
-        printf("memx-backd pid %llu: %s device(s) drained in %s ms (%s request(s) left in flight, replayed by "
-               "the new process); exec %s\n", (unsigned long long)pid, num(r, "devices"), num(r, "drain_ms"),
+    if (!json && u_of(r, "in_flight"))
+        printf("memx-backd pid %llu: %s device(s): drain stopped after %s ms with %s request(s) in flight (the new "
+               "process replays them); exec %s\n", (unsigned long long)pid, num(r, "devices"), num(r, "drain_ms"),
                num(r, "in_flight"), s_of(r, "binary"));
+    else if (!json)
+        printf("memx-backd pid %llu: %s device(s) drained in %s ms; exec %s\n", (unsigned long long)pid,
+               num(r, "devices"), num(r, "drain_ms"), s_of(r, "binary"));
     json_object_put(r);
     json_object *sreq = json_object_new_object();
     json_object_object_add(sreq, "cmd", json_object_new_string("status"));

@@ -10,8 +10,13 @@
 # happen: --binary /nonexistent is refused before anything stops, and a file
 # that is executable but no program gets as far as the exec, which fails:
 # the old process must serve on and memxctl must say so and exit non-zero.
+# Last, an upgrade whose drain cannot end (every memory server stopped with
+# writes in flight): past the drain bound (shortened to 1.5 s here, 10 s in
+# production) it hands over anyway and the successor replays the requests
+# the guest still waits for.
 . "${MEMX_SRCDIR:?}/tests/integration/lib.sh"
 
+export MEMX_TEST_UPGRADE_DRAIN_MS=1500
 it_start_world 512M
 it_create 1 xvdb "memx:it-upgrade:160M"
 BE=/local/domain/0/backend/vbd/1/51728
@@ -71,6 +76,27 @@ upgrade_ok second --binary "$T/memx-backd-next"
 pause2=$PAUSE
 [ "$(readlink /proc/"$pid"/exe)" = "$T/memx-backd-next" ] || it_fail "pid $pid does not run $T/memx-backd-next"
 fds2=$(ls /proc/"$pid"/fd | wc -l)
+
+# A drain that cannot end: the servers stopped under the guest's writes
+# (for less than their 5 s etcd lease), the upgrade hands over with the
+# writes in flight, the servers go on; the successor replays.
+it_wait_for "requests on the second successor" 60 at_least 1000
+it_running $io || it_fail "the guest's verify ended before the stuck upgrade: make the workload longer"
+for i in 0 1 2; do kill -STOP "${WORLD_PID[memd$i]}"; done
+ctl upgrade > "$T/stuck.out" 2>&1 &
+up=$!
+it_wait_for "the hand-over past the drain bound" 10 grep -q 'drain did not end within 1500 ms' "$T/backd.log"
+sleep 0.5
+for i in 0 1 2; do kill -CONT "${WORLD_PID[memd$i]}"; done
+rc=0
+wait $up || rc=$?
+cat "$T/stuck.out"
+[ $rc = 0 ] || it_fail "memxctl upgrade with a drain that could not end failed (exit $rc)"
+left=$(sed -n 's/.*drain did not end within 1500 ms: \([0-9]*\) request(s).*/\1/p' "$T/backd.log")
+replayed3=$(sed -n 's/.*resumed its ring after a restart: \([0-9]*\) request(s) replayed.*/\1/p' "$T/backd.log" | tail -1)
+[ "${left:-0}" -gt 0 ] || it_fail "no request was in flight when the stuck drain handed over"
+[ "$replayed3" = "$left" ] || it_fail "$left request(s) handed over in flight, but $replayed3 replayed"
+pause3=$(sed -n 's/.*guest I\/O paused \([0-9]*\) ms.*/\1/p' "$T/stuck.out")
 touch "$T/stop-sampler"
 wait "$sampler" || true
 # The log up to here: the guest closes the device once its verify is done.
@@ -89,9 +115,10 @@ L=$T/upgrades.txt
 [ "$(grep -c -- '-> InitWait' "$L")" = 1 ] ||
   it_fail "memx-backd wrote InitWait again (the frontend sees a state change): $(grep -- '-> InitWait' "$L")"
 ! grep -q -- '-> Closing\|-> Closed' "$L" || it_fail "memx-backd closed the device during an upgrade"
-[ "$(grep -c 'hand-over done' "$L")" = 2 ] || it_fail "the log does not show two hand-overs done"
+[ "$(grep -c 'hand-over done' "$L")" = 3 ] || it_fail "the log does not show three hand-overs done"
 [ "$(grep -c 'resumed its ring after a restart' "$L")" -ge 2 ] || it_fail "the log does not show the rings resumed"
 [ "$fds2" -le $((fds0 + 2)) ] || it_fail "descriptors carried over the exec: $fds0 before, $fds2 after two upgrades"
-it_summary "two upgrades under a Connected guest at qd 16 (pid $pid kept, state 4 throughout): guest I/O paused" \
+it_summary "upgrades under a Connected guest at qd 16 (pid $pid kept, state 4 throughout): guest I/O paused" \
   "${pause1} ms and ${pause2} ms; a missing binary refused and a failed exec served on;" \
+  "a drain stuck on stopped servers handed over after 1.5 s, $left request(s) replayed (pause ${pause3} ms);" \
   "$(it_field "$T/io.out" verified) pages verified, 0 mismatches, 0 I/O errors"
