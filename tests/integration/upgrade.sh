@@ -97,6 +97,13 @@ replayed3=$(sed -n 's/.*resumed its ring after a restart: \([0-9]*\) request(s) 
 [ "${left:-0}" -gt 0 ] || it_fail "no request was in flight when the stuck drain handed over"
 [ "$replayed3" = "$left" ] || it_fail "$left request(s) handed over in flight, but $replayed3 replayed"
 pause3=$(sed -n 's/.*guest I\/O paused \([0-9]*\) ms.*/\1/p' "$T/stuck.out")
+
+# SIGUSR2 is the same hand-over, to the path the process was started from.
+it_wait_for "requests on the third successor" 60 at_least 1000
+it_running $io || it_fail "the guest's verify ended before the SIGUSR2 upgrade: make the workload longer"
+kill -USR2 "$pid"
+it_wait_for "the SIGUSR2 hand-over" 30 bash -c "[ \$(grep -c 'hand-over done' '$T/backd.log') = 4 ]"
+[ "$(readlink /proc/"$pid"/exe)" = "$T/memx-backd-next" ] || it_fail "SIGUSR2 did not exec the path pid $pid was started from"
 touch "$T/stop-sampler"
 wait "$sampler" || true
 # The log up to here: the guest closes the device once its verify is done.
@@ -115,10 +122,11 @@ L=$T/upgrades.txt
 [ "$(grep -c -- '-> InitWait' "$L")" = 1 ] ||
   it_fail "memx-backd wrote InitWait again (the frontend sees a state change): $(grep -- '-> InitWait' "$L")"
 ! grep -q -- '-> Closing\|-> Closed' "$L" || it_fail "memx-backd closed the device during an upgrade"
-[ "$(grep -c 'hand-over done' "$L")" = 3 ] || it_fail "the log does not show three hand-overs done"
+[ "$(grep -c 'hand-over done' "$L")" = 4 ] || it_fail "the log does not show four hand-overs done"
 [ "$(grep -c 'resumed its ring after a restart' "$L")" -ge 2 ] || it_fail "the log does not show the rings resumed"
 [ "$fds2" -le $((fds0 + 2)) ] || it_fail "descriptors carried over the exec: $fds0 before, $fds2 after two upgrades"
 it_summary "upgrades under a Connected guest at qd 16 (pid $pid kept, state 4 throughout): guest I/O paused" \
   "${pause1} ms and ${pause2} ms; a missing binary refused and a failed exec served on;" \
   "a drain stuck on stopped servers handed over after 1.5 s, $left request(s) replayed (pause ${pause3} ms);" \
+  "SIGUSR2 handed over too;" \
   "$(it_field "$T/io.out" verified) pages verified, 0 mismatches, 0 I/O errors"
