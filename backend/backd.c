@@ -16,6 +16,7 @@
 #include "ownership.h"
 #include "slabdir.h"
 #include "pool.h"
+#include "upgrade.h"
 #include "pool_config.h"
 #include "sdnotify.h"
 #include "volumes.h"
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +53,23 @@ static void usage(FILE *f)
             "\n"
             "Command-line options override the file.  SIGTERM or SIGINT closes every device\n"
             "(in-flight I/O is answered first) and exits 0; a second signal exits at once.\n"
-            "Volumes keep their pages in the pool until 'memxctl volume delete NAME'.\n",
-            MEMX_SYSCONFDIR);
+            "Volumes keep their pages in the pool until 'memxctl volume delete NAME'.\n"
+            "\n"
+            "Restarts and upgrades keep the guests' disks: a memx-backd started while guests\n"
+            "are connected (after a crash, kill -9 or a stop) resumes every Connected device\n"
+            "where its predecessor left it (the ring state is in [backend] state_dir).\n"
+            "'memxctl upgrade [--binary PATH]' or SIGUSR2 hands over without a restart: the\n"
+            "rings stop being read, in-flight I/O completes (at most %d s), and memx-backd\n"
+            "execs PATH (default: the path it was started from) with the same arguments\n"
+            "and pid; no device changes state.  If the exec fails it serves on.\n",
+            MEMX_SYSCONFDIR, UPGRADE_DRAIN_MS / 1000);
 }
 
 struct backd {
     struct evloop *el;
     struct blkback *bb;
     bool stopping;
+    struct upgrade *up;
     /* etcd ([cluster] etcd): NULL without */
     struct coord *coord;
     struct membership *ms;
@@ -205,19 +216,37 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
     int sig = memx_daemon_signal(fd);
     if (!sig)
         return;
+    if (sig == SIGUSR2) {
+        if (b->stopping)
+            mx_warn("backd: SIGUSR2 while shutting down: no upgrade");
+        else
+            upgrade_start(b->up, NULL, NULL, NULL);
+        return;
+    }
     if (b->stopping) {
         mx_warn("backd: %s again: exiting without waiting for devices", strsignal(sig));
         evloop_stop(el);
         return;
     }
     b->stopping = true;
+    upgrade_abandon(b->up);
     mx_info("backd: %s received: closing devices", strsignal(sig));
     sdn_stopping("closing every device");
     blkback_shutdown(b->bb, on_closed, b);
 }
 
+static void ctl_upgrade(void *arg, const char *binary, void (*reply)(void *, json_object *), void *rarg)
+{
+    upgrade_start(arg, binary, reply, rarg);    /* refused once upgrade_abandon ran */
+}
+
 int main(int argc, char **argv)
 {
+    /* Before getopt permutes argv: an upgrade execs the same command line. */
+    char **argv0 = calloc((size_t)argc + 1, sizeof(*argv0));
+    if (!argv0)
+        return 1;
+    memcpy(argv0, argv, (size_t)argc * sizeof(*argv));
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "platform", required_argument, NULL, 'p' },
@@ -310,7 +339,14 @@ int main(int argc, char **argv)
 
     struct backd b = { 0 };
     b.el = evloop_new();
-    int sfd = b.el ? memx_daemon_signals(b.el, on_signal, &b) : -1;
+    static const int usr2[] = { SIGUSR2 };
+    int sfd = b.el ? memx_daemon_signals_with(b.el, usr2, 1, on_signal, &b) : -1;
+    if (sfd >= 0 && !(b.up = upgrade_new(b.el, argc, argv0))) {
+        close(sfd);
+        sfd = -1;
+        errno = ENOMEM;
+    }
+    free(argv0);
     if (sfd < 0) {
         fprintf(stderr, "memx-backd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
@@ -337,9 +373,11 @@ int main(int argc, char **argv)
     b.bb = blkback_new(b.el, xp, vols, &cfg, err, sizeof(err));
     if (!b.bb)
         goto out;
+    upgrade_set_blkback(b.up, b.bb);
     struct ctl_ctx ctx = { .vols = vols, .pool = pool, .bb = b.bb, .platform = xp_name(xp),
                            .device_type = cfg.device_type, .provider = cfg.provider,
-                           .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b };
+                           .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b,
+                           .upgrade = ctl_upgrade, .upgrade_status = upgrade_status, .upgrade_arg = b.up };
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
     if (!ctl)
         goto out;
@@ -378,6 +416,7 @@ out:
         fprintf(stderr, "memx-backd: %s\n", err);
     metrics_http_free(mh);
     ctl_free(ctl);
+    upgrade_free(b.up);
     if (b.bb)
         blkback_free(b.bb);
     volumes_free(vols);
