@@ -330,9 +330,15 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = cmd_volume_delete(c, req);
         else if (strcmp(cmd, "upgrade") == 0)
             reply = cmd_upgrade(c, req);
+        else if (strcmp(cmd, "health") == 0)
+            reply = ctl_health_reply(&c->ctx);
+        else if (strcmp(cmd, "log-level") == 0)
+            reply = ctl_log_level_reply(req);
+        else if (strcmp(cmd, "reload") == 0)
+            reply = c->ctx.reload ? c->ctx.reload(c->ctx.reload_arg) : error_reply("%s", "reload is not offered here");
         else
             reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, "
-                                "volume-delete, upgrade)", cmd);
+                                "volume-delete, upgrade, health, log-level, reload)", cmd);
     }
     if (!reply) {
         json_object_put(req);

@@ -45,6 +45,12 @@ struct ctl_ctx {
     /* Adds the process and its last hand-over to a status reply (NULL: none). */
     void (*upgrade_status)(void *arg, struct json_object *o);
     void *upgrade_arg;
+    /* health: [cluster] nearfull, the daemon's live value (a reload changes it); NULL: 85. */
+    const int *nearfull;
+    /* reload: re-reads memx.conf and applies what can change live; returns
+     * {"applied":[...],"restart":[...]} or {"error":...}.  NULL: refused. */
+    struct json_object *(*reload)(void *arg);
+    void *reload_arg;
 };
 
 /* Listens on path.  A stale socket file is replaced; one a live daemon

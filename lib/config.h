@@ -24,6 +24,7 @@ struct memx_config {
     int nservers;
     int replicas;                       /* 1..3 */
     uint64_t slab_size;                 /* bytes, multiple of 4 KiB */
+    int nearfull;                       /* percent of the pool in use past which health warns (50..99) */
     /* etcd, the source of truth for membership and ownership (coord.h):
      * "" = none (servers come from the static list above: one host, no
      * cross-host fencing).  Comma-separated http:// or https:// URLs. */
@@ -69,6 +70,10 @@ struct memx_config {
 };
 
 void memx_config_defaults(struct memx_config *c);
+/* cb(arg, section, key) for every key whose value differs between a and b
+ * (a reload: what changed). */
+void memx_config_diff(const struct memx_config *a, const struct memx_config *b,
+                      void (*cb)(void *arg, const char *section, const char *key), void *arg);
 
 /* 0 on success; -1 with a one-line message in err. */
 int memx_config_load(struct memx_config *c, const char *path, char *err, size_t errlen);

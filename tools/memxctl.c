@@ -46,12 +46,19 @@ static void usage(FILE *f)
             "                       arguments and pid; waits (30 s at most) until the new process\n"
             "                       serves every device again and prints the guests' I/O pause.\n"
             "                       Exits 1 if the exec failed (the old process serves on).\n"
+            "  health               named conditions (server_down, no_server, degraded, pages_lost,\n"
+            "                       near_full, fenced_volume, volume_failed, bad_requests) in a\n"
+            "                       Nagios-style line; exit 0 ok, 1 degraded, 2 failed, 3 unknown\n"
+            "                       (memx-backd not answering)\n"
+            "  log-level LEVEL      error, warn, info or debug, at once (until a restart or reload)\n"
+            "  reload               re-read memx.conf (as SIGHUP): what was applied, what needs a restart\n"
             "  keygen FILE          write a new cluster key (32 random bytes as 64 hex chars, mode 0600)\n"
             "\n"
             "Options:\n"
             "  -s, --socket PATH    memx-backd's control socket (default " DEFAULT_SOCKET ")\n"
             "  -j, --json           print the daemon's JSON reply instead of a table\n"
-            "  -h, --help           show this help\n");
+            "  -h, --help           show this help\n"
+            "  -V, --version        print the version and exit\n");
 }
 
 static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
@@ -194,6 +201,43 @@ static json_object *request(const char *sock, json_object *req)
     if (json_object_object_get_ex(reply, "error", &e))
         die("%s", json_object_get_string(e));
     return reply;
+}
+
+/* Nagios-style: one line, exit 0 ok, 1 degraded (WARNING), 2 failed
+ * (CRITICAL), 3 when the backend cannot be asked (UNKNOWN). */
+static int health(const char *sock, bool json)
+{
+    char err[512];
+    json_object *req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("health"));
+    json_object *r = try_request(sock, req, 10, err, sizeof(err));
+    json_object_put(req);
+    json_object *jc, *conds, *e;
+    if (!r || json_object_object_get_ex(r, "error", &e) || !json_object_object_get_ex(r, "code", &jc) ||
+        !json_object_object_get_ex(r, "conditions", &conds) || !json_object_is_type(conds, json_type_array)) {
+        printf("MEMX UNKNOWN - %s\n", r ? (json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e)
+                                                                                       : "malformed reply") : err);
+        json_object_put(r);
+        return 3;
+    }
+    int code = json_object_get_int(jc);
+    if (json) {
+        printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+    } else {
+        static const char *const word[] = { "OK", "WARNING", "CRITICAL" };
+        printf("MEMX %s - ", word[code >= 0 && code <= 2 ? code : 2]);
+        size_t n = json_object_array_length(conds);
+        if (!n)
+            printf("every memory server up, every slab at full redundancy, no volume fenced");
+        for (size_t i = 0; i < n; i++) {
+            json_object *c = json_object_array_get_idx(conds, i), *v;
+            printf("%s%s: %s", i ? "; " : "", json_object_object_get_ex(c, "name", &v) ? json_object_get_string(v) : "?",
+                   json_object_object_get_ex(c, "detail", &v) ? json_object_get_string(v) : "");
+        }
+        printf("\n");
+    }
+    json_object_put(r);
+    return code >= 0 && code <= 2 ? code : 2;
 }
 
 /* ---- human output ---------------------------------------------------------- */
@@ -461,6 +505,27 @@ static void show_devices(json_object *r)
         printf("(no devices)\n");
 }
 
+static void show_log_level(json_object *r)
+{
+    printf("log level %s (was %s)\n", s_of(r, "level"), s_of(r, "was"));
+}
+
+static void show_list(json_object *r, const char *k, const char *title)
+{
+    json_object *a = arr_of(r, k);
+    size_t n = json_object_array_length(a);
+    printf("%s:%s", title, n ? "" : " none");
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s", i ? "," : "", json_object_get_string(json_object_array_get_idx(a, i)));
+    printf("\n");
+}
+
+static void show_reload(json_object *r)
+{
+    show_list(r, "applied", "applied");
+    show_list(r, "restart", "changed, needs a restart (or memxctl upgrade)");
+}
+
 static void show_pool(json_object *r)
 {
     json_object *a = arr_of(r, "servers");
@@ -578,16 +643,18 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *sock = DEFAULT_SOCKET;
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock = optarg; break;
         case 'j': json = true; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memxctl %s\n", PACKAGE_VERSION); return 0;
         default:
             fprintf(stderr, "memxctl: see --help\n");
             return 2;
@@ -623,6 +690,14 @@ int main(int argc, char **argv)
         return upgrade(sock, binary, json);
     }
 
+    if (strcmp(cmd, "health") == 0) {
+        if (nargs != 1) {
+            fprintf(stderr, "memxctl: health takes no arguments\n");
+            return 2;
+        }
+        return health(sock, json);
+    }
+
     void (*show)(json_object *) = NULL;
     json_object *req = json_object_new_object();
     if (strcmp(cmd, "pool") == 0 && nargs > 1) {
@@ -635,6 +710,21 @@ int main(int argc, char **argv)
         if (strcmp(args[1], "undrain") == 0)
             json_object_object_add(req, "undo", json_object_new_boolean(1));
         show = show_pool;
+    } else if (strcmp(cmd, "log-level") == 0) {
+        if (nargs != 2) {
+            fprintf(stderr, "memxctl: usage: memxctl log-level error|warn|info|debug\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("log-level"));
+        json_object_object_add(req, "level", json_object_new_string(args[1]));
+        show = show_log_level;
+    } else if (strcmp(cmd, "reload") == 0) {
+        if (nargs != 1) {
+            fprintf(stderr, "memxctl: reload takes no arguments\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("reload"));
+        show = show_reload;
     } else if (strcmp(cmd, "volume") == 0) {
         if (nargs != 3 || strcmp(args[1], "delete") != 0) {
             fprintf(stderr, "memxctl: usage: memxctl volume delete NAME\n");
