@@ -325,6 +325,7 @@ void upgrade_start(struct upgrade *u, const char *binary, void (*reply)(void *ar
     if (u->busy || u->abandoned || !u->bb) {
         /* The hand-over under way keeps its own client. */
         json_object *r = error_obj(u->busy ? "a hand-over is already under way" : "memx-backd is shutting down");
+        mx_warn("backd: upgrade refused: %s", json_object_get_string(json_object_object_get(r, "error")));
         if (reply)
             reply(arg, r);
         json_object_put(r);

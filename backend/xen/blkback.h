@@ -68,7 +68,8 @@ void blkback_free(struct blkback *bb);
 void blkback_quiesce(struct blkback *bb, void (*drained)(void *arg), void *arg);
 /* Takes requests again after blkback_quiesce (the hand-over failed). */
 void blkback_resume(struct blkback *bb);
-/* Requests in flight over every device; *ndev: devices with a connection. */
+/* Requests in flight over every device; *ndev: devices Connected (a
+ * successor resumes those). */
 unsigned blkback_inflight(struct blkback *bb, int *ndev);
 /* cb(arg, name) runs after each device connects and its rings serve (its
  * predecessor's requests replayed); NULL stops it. */

@@ -454,7 +454,7 @@ unsigned blkback_inflight(struct blkback *bb, int *ndev)
         struct bdev *d = xenbus_dev_drv(xd);
         if (d->vbd) {
             n += vbd_inflight(d->vbd);
-            nd++;
+            nd += xenbus_dev_state(xd) == XenbusStateConnected;     /* not one closing */
         }
     }
     if (ndev)
