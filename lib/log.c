@@ -2,7 +2,9 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 static const char *log_ident = "memx";
 static enum mx_log_level log_lvl = MX_LOG_INFO;
 static FILE *log_file;
+static FILE *journal_checked;  /* the stream to_journal last judged (reset by mx_log_set_file) */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -19,7 +22,11 @@ void mx_log_init(const char *ident, enum mx_log_level level)
     log_lvl = level;
 }
 
-void mx_log_set_file(FILE *f) { log_file = f; }
+void mx_log_set_file(FILE *f)
+{
+    log_file = f;
+    journal_checked = NULL;
+}
 enum mx_log_level mx_log_level(void) { return log_lvl; }
 void mx_log_set_level(enum mx_log_level level) { log_lvl = level; }
 
@@ -31,11 +38,42 @@ int mx_log_parse_level(const char *s)
     return -1;
 }
 
+/* Whether f is the journal's stream (systemd sets JOURNAL_STREAM to its
+ * device:inode): then each line starts with its syslog priority, <3> to
+ * <7>, which journald files it under (journalctl -p warning), and leaves the
+ * time and pid to the journal. */
+static bool to_journal(FILE *f)
+{
+    static bool yes;
+    FILE *checked = journal_checked;
+    journal_checked = f;
+    if (f == checked)
+        return yes;
+    yes = false;
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(fileno(f), &st) == 0)
+        yes = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    return yes;
+}
+
 void mx_log(enum mx_log_level lvl, const char *fmt, ...)
 {
     if (lvl > log_lvl)
         return;
     FILE *f = log_file ? log_file : stderr;
+    if (to_journal(f)) {
+        static const int prio[] = { 3, 4, 6, 7 };
+        char line[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        fprintf(f, "<%d>%s: %s\n", prio[lvl], level_names[lvl], line);
+        fflush(f);
+        return;
+    }
     struct timeval tv;
     struct tm tm;
     char ts[32], line[1024];
