@@ -262,6 +262,20 @@ static void list_from(struct volmeta *m, int srv)
         m->pending++;
 }
 
+/* Lists the records of every server that took the claim, from the start;
+ * load_step runs once every listing has ended. */
+static void list_claimed(struct volmeta *m)
+{
+    m->pending = 1;
+    for (int i = 0; i < m->nsrv; i++) {
+        m->srv[i].cursor = 0;
+        if (m->srv[i].claimed)
+            list_from(m, i);
+    }
+    if (--m->pending == 0)
+        load_step(m);
+}
+
 static void on_list(void *arg, int srv, const struct proto_msg *r)
 {
     struct volmeta *m = arg;
@@ -514,14 +528,7 @@ static void load_step(struct volmeta *m)
             return;
         }
         m->stage = LIST;
-        m->pending = 1;
-        for (int i = 0; i < m->nsrv; i++) {
-            m->srv[i].cursor = 0;
-            if (m->srv[i].claimed)
-                list_from(m, i);
-        }
-        if (--m->pending == 0)
-            load_step(m);
+        list_claimed(m);
         return;
     }
     case LIST:
@@ -564,14 +571,7 @@ static void load_step(struct volmeta *m)
             /* Invariant: a record is replaced only by the newest older one of its page. */
             m->stage = REFETCH;
             volcheck_refetch_begin(m);
-            m->pending = 1;
-            for (int i = 0; i < m->nsrv; i++) {
-                m->srv[i].cursor = 0;
-                if (m->srv[i].claimed)
-                    list_from(m, i);
-            }
-            if (--m->pending == 0)
-                load_step(m);
+            list_claimed(m);
             return;
         }
         emit(m);
