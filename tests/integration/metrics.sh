@@ -3,7 +3,7 @@
 # guest writes and verifies, then the backend's /metrics is scraped with
 # curl, passes the real Prometheus' `promtool check metrics`, and agrees with
 # `memxctl --json stats` and `pool` (requests by operation, pages, servers
-# up); a memory server's /metrics gives its capacity; anything but GET
+# up) and still answers after memxctl upgrade; a memory server's /metrics gives its capacity; anything but GET
 # /metrics is refused (404, 405).
 . "${MEMX_SRCDIR:?}/tests/integration/lib.sh"
 
@@ -47,6 +47,12 @@ grep -q '^memx_stage_latency_seconds_bucket{domid="1",devid="51728",stage="grant
   it_fail "no grant-copy stage histogram for the device"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/other")" = 404 ] || it_fail "/other was not 404"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$MPORT/metrics")" = 405 ] || it_fail "DELETE was not 405"
+it_alive backd
+# The endpoint survives a hand-over (memxctl upgrade): its sockets close on exec, so the successor binds it again.
+"$B/memxctl" --socket "$T/backd.sock" upgrade > "$T/upgrade.out" 2>&1 || { cat "$T/upgrade.out"; it_fail "memxctl upgrade failed"; }
+it_wait_for "the successor's metrics" 15 curl -sf -o "$T/m2.txt" "http://127.0.0.1:$MPORT/metrics"
+grep -q '^memx_backend_info{' "$T/m2.txt" && grep -q '^memx_server_up{.*} 1$' "$T/m2.txt" ||
+  it_fail "the successor's metrics: $(head -5 "$T/m2.txt")"
 it_alive backd
 
 # A memory server's own endpoint.
