@@ -35,7 +35,7 @@ static void servers_health(const struct ctl_ctx *ctx, json_object *arr, int *cod
     int n = pool_get_servers(ctx->pool, NULL, 0);
     struct pool_server_info *s = n > 0 ? calloc((size_t)n, sizeof(*s)) : NULL;
     n = s ? pool_get_servers(ctx->pool, s, n) : 0;
-    int up = 0, members = 0;
+    int up = 0, members = 0, connecting = 0;
     uint64_t cap = 0, used = 0;
     for (int i = 0; i < n; i++) {
         if (!strcmp(s[i].state, "gone"))
@@ -45,12 +45,17 @@ static void servers_health(const struct ctl_ctx *ctx, json_object *arr, int *cod
             up++;
             cap += s[i].capacity;
             used += s[i].used;
-        } else if (strcmp(s[i].state, "drained") && strcmp(s[i].state, "connecting")) {
+        } else if (!strcmp(s[i].state, "connecting")) {
+            connecting++;
+        } else if (strcmp(s[i].state, "drained")) {
             cond(arr, code, 1, "server_down", "memd %s is %s", s[i].addr, s[i].state);
         }
     }
     free(s);
-    if (members && !up)
+    if (members && !up && connecting)
+        cond(arr, code, 1, "no_server", "none of the %d memory server(s) is up yet (%d connecting)", members,
+             connecting);
+    else if (members && !up)
         cond(arr, code, 2, "no_server", "none of the %d memory server(s) is up", members);
     else if (!members)
         cond(arr, code, 2, "no_server", "no memory server is known (check [cluster] servers or etcd)");

@@ -331,9 +331,15 @@ static int blkdev_connect(void *drv)
         snprintf(err, sizeof(err), "cannot write connect details: %s", strerror(errno));
         goto unwind;
     }
-    bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s)",
+    /* The guest's name beside its domid: an operator greps for the VM, not the number. */
+    char dom[32];
+    snprintf(dom, sizeof(dom), "/local/domain/%u", (unsigned)xenbus_dev_domid(xd));
+    char *guest = xenbus_read(xd, dom, "name");
+    bdev_log(d, MX_LOG_INFO, "%s -> Connected (volume %s, %s, %d queue(s) of %d page(s)%s, dedup %s%s%s)",
              xenbus_state_name(was), d->volname, blkif_abi_name(d->abi), d->nq, d->ring_pages,
-             readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off");
+             readonly ? ", read-only" : "", volume_dedup(d->vol) ? "on" : "off", guest ? ", guest " : "",
+             guest ? guest : "");
+    free(guest);
     /* Only now, with every queue mapped and Connected written, is anything
      * taken off the rings: a frontend that pre-filled queue 0 and then broke
      * queue 1 finds nothing started when the connect unwinds. */

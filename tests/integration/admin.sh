@@ -1,7 +1,7 @@
 #!/bin/bash
 # An operator's controls on a running memx-backd (static server list):
 # memxctl health (Nagios-style codes and named conditions: ok, near_full,
-# server_down), log-level at run time, reload (memxctl and SIGHUP): the log
+# server_down), the guest's name beside its domid in the log, log-level at run time, reload (memxctl and SIGHUP): the log
 # level and nearfull applied, a memory server added to the list used at once,
 # a key that needs a restart named as such, a broken file changing nothing.
 . "${MEMX_SRCDIR:?}/tests/integration/lib.sh"
@@ -12,8 +12,10 @@ world_start_sim
 world_start_pool
 world_start_backd
 it_create 1 xvdb "memx:it-admin:16M"
+it_wait_for "every memory server up" 15 world_all_live
 
 rc=0; ctl health > "$T/h1.out" || rc=$?
+
 [ $rc = 0 ] && grep -q '^MEMX OK - ' "$T/h1.out" || it_fail "health on a healthy world: exit $rc, $(cat "$T/h1.out")"
 
 ctl log-level debug > "$T/ll.out" || it_fail "memxctl log-level debug failed"
@@ -28,6 +30,8 @@ grep -q '^applied:.*\[cluster\] nearfull' "$T/r1.out" || it_fail "reload did not
 grep -q 'needs a restart.*\[backend\] max_queues' "$T/r1.out" || it_fail "reload did not name max_queues: $(cat "$T/r1.out")"
 # 14 MiB on 48 MiB of servers with 2 replicas: past 50 %.
 it_io 1 xvdb write --size 14M --qd 8 --seed 4 > "$T/io.out" 2> "$T/io.log" || it_fail "the guest's write failed"
+grep -q 'vbd 1/51728: .* -> Connected (volume it-admin, .*, guest sim-guest-1)' "$T/backd.log" ||
+  it_fail "the Connected line does not name the guest: $(grep -- '-> Connected' "$T/backd.log" | head -1)"
 rc=0; ctl health > "$T/h2.out" || rc=$?
 [ $rc = 1 ] && grep -q 'near_full: the pool is [0-9]*% full (nearfull 50%)' "$T/h2.out" ||
   it_fail "health past nearfull: exit $rc, $(cat "$T/h2.out")"

@@ -283,6 +283,14 @@ static int cmd_device(struct xp *xp, bool create, int argc, char **argv)
     snprintf(state, sizeof(state), "%s/state", d.be);
 
     if (create) {
+        /* As xl does: the guest's name, which the backend logs beside its domid. */
+        char np[64], nv[32];
+        snprintf(np, sizeof(np), "/local/domain/%lu/name", d.domid);
+        snprintf(nv, sizeof(nv), "sim-guest-%lu", d.domid);
+        char *had = xp_xs_read(xp, XP_TXN_NULL, np, NULL);
+        if (!had)
+            (void)xp_xs_write(xp, XP_TXN_NULL, np, nv);
+        free(had);
         if (write_device(xp, &d) < 0) {
             fprintf(stderr, "%s: writing %s: %s\n", prog, d.be, strerror(errno));
             return 1;
