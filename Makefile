@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 SRC := $(CURDIR)
 AUTOGEN_INPUTS := configure.ac Makefile.am $(wildcard */Makefile.inc */*.inc */*/Makefile.inc tests/*/*.inc)
 
-.PHONY: all deps demo check check-unit check-asan check-xen check-faults check-valgrind fuzz bench bench-dedup install clean distclean
+.PHONY: all deps demo check check-unit check-asan check-xen check-faults check-valgrind fuzz bench bench-dedup install packages clean distclean
 
 all: $(BUILD)/Makefile
 	$(MAKE) -C $(BUILD) -j$(JOBS)
@@ -70,6 +70,12 @@ bench-dedup: all
 
 install: all
 	$(MAKE) -C $(BUILD) install
+
+# The Debian packages, built from a clean copy (lintian errors fail), installed
+# and checked (as root): tools/check-packages.sh.  The .deb files: $(BUILD)/debs.
+packages:
+	@tools/install-deps.sh deb
+	@tools/check-packages.sh $(CURDIR)/$(BUILD)/debs
 
 clean:
 	-$(MAKE) -C $(BUILD) clean

@@ -1,18 +1,20 @@
 #!/bin/sh
 # Installs the Debian packages MemX builds, tests and demos with, if any are missing.
-# Usage: tools/install-deps.sh [build|xen|bench|all]   (default: build)
+# Usage: tools/install-deps.sh [build|xen|bench|deb|all]   (default: build)
 set -eu
 what=${1:-build}
 build="autoconf automake libtool pkg-config make gcc clang libxen-dev libfabric-dev libxxhash-dev libsystemd-dev libmicrohttpd-dev
  libcunit1-dev libinih-dev libsodium-dev libjson-c-dev libcurl4-openssl-dev etcd-server etcd-client curl openssl valgrind iproute2 procps psmisc man-db prometheus jq"
 xen="qemu-system-x86 busybox-static cpio kmod xz-utils"
 bench="fio nbdkit libnbd-bin gnuplot-nox"
+deb="debhelper dpkg-dev lintian"
 case $what in
   build) pkgs=$build ;;
   xen) pkgs="$build $xen" ;;
   bench) pkgs="$build $bench" ;;
-  all) pkgs="$build $xen $bench" ;;
-  *) echo "install-deps: unknown set '$what' (build, xen, bench, all)" >&2; exit 2 ;;
+  deb) pkgs="$build $deb" ;;
+  all) pkgs="$build $xen $bench $deb" ;;
+  *) echo "install-deps: unknown set '$what' (build, xen, bench, deb, all)" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do
