@@ -38,12 +38,12 @@ static void usage(FILE *f)
             "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
             "  pool undrain SERVER  cancel a drain\n"
             "  volume delete NAME   free every page of a detached volume\n"
-            "  upgrade [--binary PATH]\n"
+            "  upgrade [--binary PATH] [--wait SECONDS]\n"
             "                       hand memx-backd over to a new binary without the guests noticing:\n"
             "                       it stops reading the rings, lets in-flight I/O complete (10 s at\n"
             "                       most; the rest is replayed) and execs PATH (default: the path it\n"
             "                       was started from, e.g. after a package upgrade) with the same\n"
-            "                       arguments and pid; waits (30 s at most) until the new process\n"
+            "                       arguments and pid; waits (--wait, default 120 s) until the new process\n"
             "                       serves every device again and prints the guests' I/O pause.\n"
             "                       Exits 1 if the exec failed (the old process serves on).\n"
             "  health               named conditions (server_down, no_server, degraded, pages_lost,\n"
@@ -557,12 +557,14 @@ static uint64_t now_ms(void)
 }
 
 #define UPGRADE_REPLY_S 40      /* the daemon answers once drained: 10 s at most, plus slack */
-#define UPGRADE_WAIT_MS 30000   /* for the new process to serve every device again */
+/* For the new process to serve every device again (--wait): its start-up reconnects
+ * the memory servers and reloads every volume, seconds on a busy host. */
+#define UPGRADE_WAIT_S 120
 
 /* Asks for the hand-over, then polls status until the process answering
  * is the successor of this very hand-over (its "handover" id) and says
  * every device serves again, or the old one says the exec failed. */
-static int upgrade(const char *sock, const char *binary, bool json)
+static int upgrade(const char *sock, const char *binary, unsigned wait_s, bool json)
 {
     char path[4096], err[512];
     if (binary && binary[0] != '/') {
@@ -595,7 +597,7 @@ static int upgrade(const char *sock, const char *binary, bool json)
     json_object *sreq = json_object_new_object();
     json_object_object_add(sreq, "cmd", json_object_new_string("status"));
     const char *last = "no answer";
-    while (now_ms() - t0 < UPGRADE_WAIT_MS) {
+    while (now_ms() - t0 < (uint64_t)wait_s * 1000) {
         json_object *st = try_request(sock, sreq, 2, err, sizeof(err));
         if (!st || json_object_object_get_ex(st, "error", &e) || !json_object_object_get_ex(st, "handover", &h) ||
             u_of(h, "id") != id) {
@@ -633,7 +635,7 @@ static int upgrade(const char *sock, const char *binary, bool json)
         usleep(5000);
     }
     json_object_put(sreq);
-    die("upgrade: the new memx-backd did not report serving within %d s (last: %s%s%s)", UPGRADE_WAIT_MS / 1000,
+    die("upgrade: the new memx-backd did not report serving within %u s (last: %s%s%s)", wait_s,
         last, err[0] ? "; " : "", err);
 }
 
@@ -677,17 +679,22 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "upgrade") == 0) {
         const char *binary = NULL;
+        unsigned wait_s = UPGRADE_WAIT_S;
         for (int i = 1; i < nargs; i++) {
+            char *end;
             if (!strcmp(args[i], "--binary") && i + 1 < nargs)
                 binary = args[++i];
+            else if (!strcmp(args[i], "--wait") && i + 1 < nargs &&
+                     (wait_s = (unsigned)strtoul(args[i + 1], &end, 10)) >= 1 && wait_s <= 3600 && !*end && ++i)
+                continue;
             else if (!strncmp(args[i], "--binary=", 9) && args[i][9])
                 binary = args[i] + 9;
             else {
-                fprintf(stderr, "memxctl: usage: memxctl upgrade [--binary PATH]\n");
+                fprintf(stderr, "memxctl: usage: memxctl upgrade [--binary PATH] [--wait SECONDS (1-3600)]\n");
                 return 2;
             }
         }
-        return upgrade(sock, binary, json);
+        return upgrade(sock, binary, wait_s, json);
     }
 
     if (strcmp(cmd, "health") == 0) {
