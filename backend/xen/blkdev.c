@@ -28,9 +28,10 @@
 #include "xenbus.h"
 #include "xenplat.h"
 
-/* How long a connect waits for its volume (held by a migration's source on
- * this host, or loading from the pool): a migration's source lets go by
- * then.  In time, not tries: a resumed connection retries more often. */
+/* How long a connect waits for its volume held by a migration's source on
+ * this host: the source lets go by then.  In time, not tries: a resumed
+ * connection retries more often.  A volume loading is waited for without a
+ * limit (attach_volume). */
 #define ATTACH_WAIT_MS 30000
 
 struct bdev {
@@ -45,6 +46,7 @@ struct bdev {
     struct histo stage_ns[VBD_STAGES];  /* earlier connections' stage latencies */
     int attach_retries;
     uint64_t attach_since_ms;           /* the first "not yet" of this connect */
+    uint64_t attach_logged;             /* loading: the last 30 s period logged */
 };
 
 /* Log lines name the device: "vbd <domid>/<devid>: ...". */
@@ -215,15 +217,25 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
     /* First attach here: the volume loads its metadata from the pool. */
     const char *lerr = NULL;
     int ls = volume_state(d->vol, &lerr);
-    if (ls > 0 && may_wait) {
+    /* Loading ends by itself (ready, or failed for good), so it is waited
+     * for without a limit: a guest whose disk closes loses its swap, a guest
+     * kept waiting only sees a pause (a restarted or upgraded backend on a
+     * loaded host can take longer than ATTACH_WAIT_MS to load a volume). */
+    if (ls > 0) {
+        uint64_t waited = evloop_now_ms() - d->attach_since_ms;
         if (++d->attach_retries == 1)
             bdev_log(d, MX_LOG_INFO, "volume %s is loading from the pool; waiting for it", name);
+        else if (waited / 30000 != d->attach_logged)
+            bdev_log(d, MX_LOG_WARN, "volume %s still loading from the pool after %llu s; the guest's I/O waits",
+                     name, (unsigned long long)(waited / 1000));
+        d->attach_logged = waited / 30000;
         volume_detach(d->vol);
         d->vol = NULL;
         return 1;
     }
+    d->attach_logged = 0;
     if (ls) {
-        snprintf(err, errlen, "volume %s: %s", name, ls > 0 ? "still loading from the pool" : lerr);
+        snprintf(err, errlen, "volume %s: %s", name, lerr);
         volume_detach(d->vol);
         d->vol = NULL;
         return -1;

@@ -394,11 +394,35 @@ static void test_shutdown_drains(void)
     fe_release(&f);
 }
 
+/* A volume that takes longer to load than a connect waits for another
+ * owner to let go (ATTACH_WAIT_MS, 30 s) is waited for, not failed: a
+ * successor of memxctl upgrade on a loaded host closed a guest's swap disk
+ * (InitWait -> Closed, the guest's "Read-error on swap-device") 30 s into
+ * loading its volume (check-xen run 4).  Loading ends by itself: ready, or
+ * failed for good (then the device fails). */
+static void test_slow_load_waits(void)
+{
+    struct tfront f;
+    fake_pool_meta_down(pool, true);            /* no metadata server: the volume keeps loading */
+    toolstack_add(&f, 51792, "memx:slowload:1M", "w");
+    CU_ASSERT_FATAL(wait_node(f.be, "state", "2"));
+    fe_connect(&f);
+    uint64_t t0 = evloop_now_ms();
+    while (evloop_now_ms() - t0 < 31500)
+        evloop_run_once(el, 100);
+    CU_ASSERT(node_is(f.be, "state", "2"));     /* still waiting, not Closing/Closed */
+    fake_pool_meta_down(pool, false);
+    CU_ASSERT(wait_node(f.be, "state", "4"));
+    CU_ASSERT_EQUAL(rw(&f, BLKIF_OP_WRITE, 0, 0, 0, 7), BLKIF_RSP_OKAY);
+    fe_close(&f);
+}
+
 static const struct cu_test tests[] = {
     { "handshake, close, reconnect, toolstack teardown", test_handshake },
     { "bad params target", test_bad_target },
     { "I/O, malformed requests, hostile ring beside a good device", test_io_and_bad_requests },
     { "read-only device", test_readonly },
+    { "a volume loading for longer than 30 s is waited for", test_slow_load_waits },
     { "two queues, 4-page rings, x86_32 ABI", test_multiqueue_x86_32 },
     { "no protocol node: the x86_32 ABI on x86", test_no_protocol_is_x86_32 },
     { "ring polling: no kick needed while polling, events again once idle", test_ring_polling },
