@@ -300,7 +300,7 @@ at() { T=$1; GN=memx-$1; TFG=$1; D=$(domid $GN); }   # work on guest type $1
 have_dom() { [ -n "$(domid $GN)" ]; }
 drop_dom() { xl destroy $GN >/dev/null 2>&1; sleep 1; }
 
-guest_up() { # pv | pvh: create .. verify; returns at the first failed stage
+guest_up() { # pv | pvh: create .. swapout; returns at the first failed stage
     at $1; D=
     cat > /tmp/$GN.cfg <<CFG
 name = "$GN"
@@ -349,10 +349,19 @@ CFG
     [ "${used:-0}" -ge 8192 ] || { failed "only ${used:-0} kB went to swap"; return 1; }
     ok "$((used / 1024)) MiB in swap"
 
+}
+
+guest_verify() { # pv | pvh: the first full pass over the swapped chunks (the restarts ran during it)
+    at $1
     begin "$T-verify"
-    pass_ok_after 0 300 > $L/why || { failed "$(cat $L/why)"; return 1; }
+    # The pass in progress when the restarts began (VP_<type>: passes done
+    # then) ends after them; every pass so far must be clean.
+    vp=$(eval echo "\${VP_$T:-0}")
+    pass_ok_after "$vp" 600 > $L/why || { failed "$(cat $L/why)"; return 1; }
+    bad=$(glog | grep 'MEMX-GUEST: pass ' | grep -v 'pass [0-9]* ok' | head -2)
+    [ -z "$bad" ] || { failed "$bad"; return 1; }
     ticks_ok_after 0 30 > $L/why || { failed "$(cat $L/why)"; return 1; }
-    ok "all ${GUEST_CHUNKS:-64} MiB re-read from swap, raw pattern intact"
+    ok "pass $((vp + 1)): all ${GUEST_CHUNKS:-64} MiB re-read from swap, raw pattern intact"
 }
 
 guest_down() { # pv | pvh: block-attach .. destroy on a guest guest_up brought up
@@ -487,8 +496,9 @@ phase() { # fn type-or-"all"
     drop_guest $g
     UP=$(echo " $UP " | sed "s/ $g / /g")
     guest_up $g || return 1
-    UP="$UP $g"
+    UP="$UP $g"; eval "VP_$g=0"
     [ "$1" = guest_up ] && return 0
+    [ "$1" = guest_down ] && { guest_verify $g || return 1; }
     "$1" "$2"
 }
 
@@ -528,15 +538,18 @@ CFG
 destroyed() { [ -z "$(domid $GN)" ]; }
 
 # ---------------------------------------------------------------- the run
-# Both guests come up and swap; the restarts happen under both; then each
-# guest's lifecycle; then the userspace frontend.
+# Both guests come up and fill their swap; the restarts happen while both
+# run their first verification pass, which then has to come out clean; then
+# each guest's lifecycle; then the userspace frontend.
 for t in $GUESTS; do phase guest_up $t && UP="$UP $t"; done
 if [ -n "$UP" ] && [ "$CONTROL" != blkback ]; then
+    for t in $UP; do at $t; eval "VP_$t=$(lastnum pass)"; done
     phase restart_kill all
     phase restart_upgrade all
-    phase restart_verify all
 fi
-for t in $UP; do phase guest_down $t || { drop_guest $t; }; done
+ALIVE=
+for t in $UP; do phase guest_verify $t && ALIVE="$ALIVE $t" || drop_guest $t; done
+for t in $ALIVE; do phase guest_down $t || drop_guest $t; done
 kill $TAILS 2>/dev/null
 GN=; TFG=
 [ "$CONTROL" = blkback ] || { phase userfront uf || drop_guest uf; }
