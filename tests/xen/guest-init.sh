@@ -63,13 +63,6 @@ w=ok
 for off in 0 192; do dd if=/pat of=/dev/xvdc bs=64k seek=$off oflag=direct conv=fsync 2>/dev/null || w=FAILED; done
 [ $w = ok ] && w=$(rawcheck)
 G "raw write $w"
-# The prober: builtins only besides dd, so its own cost stays small; reads a
-# page beyond the pattern (offsets 2..12 MiB).
-( i=0; while true; do
-      dd if=/dev/xvdc of=/dev/null bs=4k count=1 skip=$((512 + i % 2560)) iflag=direct 2>/dev/null || echo "READFAIL"
-      read -r u _ < /proc/uptime; echo "$u"; i=$((i+1)); sleep 0.2
-  done | awk '$1 == "READFAIL" { print "MEMX-GUEST: probe READFAIL"; fflush(); next }
-              { if (p != "" && $1 - p > 0.6) { printf "MEMX-GUEST: iogap %.2f end=%s\n", $1 - p, $1; fflush() } p = $1 }' ) &
 
 # --- memory pressure: random chunks in tmpfs, beyond RAM ---
 mkdir -p /t && mount -t tmpfs -o size=400m tmpfs /t
@@ -80,6 +73,14 @@ i=0; while [ $i -lt "$NCH" ]; do
     i=$((i+1))
 done
 G "fill done chunks=$NCH swapused=$(swapused)kB"
+# The prober: builtins only besides dd, so its own cost stays small; reads a
+# page beyond the pattern (offsets 2..12 MiB).  Started after the fill, so its
+# forks do not compete with the fill in a guest short of memory.
+( i=0; while true; do
+      dd if=/dev/xvdc of=/dev/null bs=4k count=1 skip=$((512 + i % 2560)) iflag=direct 2>/dev/null || echo "READFAIL"
+      read -r u _ < /proc/uptime; echo "$u"; i=$((i+1)); sleep 0.2
+  done | awk '$1 == "READFAIL" { print "MEMX-GUEST: probe READFAIL"; fflush(); next }
+              { if (p != "" && $1 - p > 0.6) { printf "MEMX-GUEST: iogap %.2f end=%s\n", $1 - p, $1; fflush() } p = $1 }' ) &
 G "ready uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 n=0; cur=0; pass=1; pst=ok; hot=none
