@@ -11,16 +11,21 @@
 #include "evloop.h"
 #include "log.h"
 #include "membership.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "ownership.h"
 #include "slabdir.h"
 #include "pool.h"
+#include "upgrade.h"
 #include "pool_config.h"
+#include "sdnotify.h"
 #include "volumes.h"
 #include "xenplat.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +50,159 @@ static void usage(FILE *f)
             "  -f, --foreground           stay in the foreground; memx-backd never forks, so this is\n"
             "                             also the default (run it under systemd or a supervisor)\n"
             "  -h, --help                 show this help\n"
+            "  -V, --version              print the version and exit\n"
             "\n"
             "Command-line options override the file.  SIGTERM or SIGINT closes every device\n"
             "(in-flight I/O is answered first) and exits 0; a second signal exits at once.\n"
-            "Volumes keep their pages in the pool until 'memxctl volume delete NAME'.\n",
-            MEMX_SYSCONFDIR);
+            "Volumes keep their pages in the pool until 'memxctl volume delete NAME'.\n"
+            "\n"
+            "Restarts and upgrades keep the guests' disks: a memx-backd started while guests\n"
+            "are connected (after a crash, kill -9 or a stop) resumes every Connected device\n"
+            "where its predecessor left it (the ring state is in [backend] state_dir).\n"
+            "'memxctl upgrade [--binary PATH]' or SIGUSR2 hands over without a restart: the\n"
+            "rings stop being read, in-flight I/O completes (at most %d s), and memx-backd\n"
+            "execs PATH (default: the path it was started from) with the same arguments\n"
+            "and pid; no device changes state.  If the exec fails it serves on.\n"
+            "SIGHUP (or 'memxctl reload') re-reads the file and applies what can change live\n"
+            "(log level, nearfull, static servers added) and logs what needs a restart.\n",
+            MEMX_SYSCONFDIR, UPGRADE_DRAIN_MS / 1000);
 }
 
 struct backd {
     struct evloop *el;
     struct blkback *bb;
     bool stopping;
+    struct upgrade *up;
     /* etcd ([cluster] etcd): NULL without */
     struct coord *coord;
     struct membership *ms;
     struct ownership *own;
     struct slabdir *sd;
     struct volumes *vols;
+    struct pool *pool;
     char node[CK_NODE_MAX];
+    bool ready;                 /* told systemd READY=1 */
+    bool nearfull_warned;
+    /* reload: how the configuration was made, and what it is now */
+    struct memx_config *cfg;
+    const char *config_path;
+    const struct memx_cli_override *over;
+    size_t nover;
 };
+
+/* ---- reload (SIGHUP, memxctl reload) ----------------------------------------- */
+
+struct reload_diff {
+    const struct memx_config *now, *want;
+    json_object *applied, *restart;
+};
+
+static void on_changed(void *arg, const char *section, const char *key)
+{
+    struct reload_diff *d = arg;
+    char name[96];
+    snprintf(name, sizeof(name), "[%s] %s", section, key);
+    /* What a running backend can take as it is; the rest waits for a restart
+     * (or memxctl upgrade, which re-reads the file). */
+    bool live = !strcmp(key, "nearfull") || (!strcmp(section, "backend") && !strcmp(key, "log_level")) ||
+                (!strcmp(section, "cluster") && !strcmp(key, "servers") && !d->now->etcd[0]);
+    json_object_array_add(live ? d->applied : d->restart, json_object_new_string(name));
+}
+
+/* Re-reads memx.conf (with the same command-line overrides, which still win)
+ * and applies what can change live: the log level, the nearfull threshold,
+ * memory servers added to the static list.  A bad file changes nothing. */
+static json_object *reload(void *arg)
+{
+    struct backd *b = arg;
+    json_object *r = json_object_new_object();
+    struct memx_config *want = calloc(1, sizeof(*want));
+    if (!want || memx_config_setup(want, "memx-backd: reload", b->config_path, b->over, b->nover)) {
+        free(want);
+        json_object_object_add(r, "error", json_object_new_string(
+            "the configuration has an error (memx-backd's log says which): nothing changed"));
+        mx_warn("backd: reload: the configuration has an error: nothing changed");
+        return r;
+    }
+    struct reload_diff d = { b->cfg, want, json_object_new_array(), json_object_new_array() };
+    memx_config_diff(b->cfg, want, on_changed, &d);
+    if (want->backend_log_level != b->cfg->backend_log_level) {
+        mx_log_set_level((enum mx_log_level)want->backend_log_level);
+        b->cfg->backend_log_level = want->backend_log_level;
+    }
+    b->cfg->nearfull = want->nearfull;
+    b->nearfull_warned = false;
+    if (!b->cfg->etcd[0]) {
+        for (int i = 0; i < want->nservers; i++) {
+            bool known = false;
+            for (int k = 0; k < b->cfg->nservers && !known; k++)
+                known = !strcmp(want->servers[i], b->cfg->servers[k]);
+            char err[256];
+            if (!known && pool_add_server(b->pool, want->servers[i], err, sizeof(err)) < 0)
+                mx_warn("backd: reload: memory server %s not added: %s", want->servers[i], err);
+            else if (!known)
+                mx_info("backd: reload: memory server %s added", want->servers[i]);
+        }
+        for (int k = 0; k < b->cfg->nservers; k++) {
+            bool kept = false;
+            for (int i = 0; i < want->nservers && !kept; i++)
+                kept = !strcmp(want->servers[i], b->cfg->servers[k]);
+            if (!kept)
+                mx_warn("backd: reload: memory server %s is no longer listed: it stays in use until a restart "
+                        "(memxctl pool drain %s moves its replicas away first)", b->cfg->servers[k], b->cfg->servers[k]);
+        }
+        memcpy(b->cfg->servers, want->servers, sizeof(want->servers));
+        b->cfg->nservers = want->nservers;
+    }
+    mx_info("backd: configuration reloaded: applied %s; needs a restart: %s",
+            json_object_to_json_string_ext(d.applied, JSON_C_TO_STRING_PLAIN),
+            json_object_to_json_string_ext(d.restart, JSON_C_TO_STRING_PLAIN));
+    json_object_object_add(r, "applied", d.applied);
+    json_object_object_add(r, "restart", d.restart);
+    free(want);
+    return r;
+}
+
+
+/* ---- systemd --------------------------------------------------------------- */
+
+/* READY=1 once XenStore is watched (blkback_start) and a memory server
+ * answers: xendomains, ordered after us, then starts guests whose disks can
+ * be served.  Then a STATUS line every few seconds for `systemctl status`. */
+static int status_tick(struct evloop *el, long long id, void *arg)
+{
+    struct backd *b = arg;
+    (void)el;
+    (void)id;
+    int live = pool_live_servers(b->pool);
+    struct pool_stats ps;
+    pool_get_stats(b->pool, &ps);
+    int ndev = blkback_list(b->bb, NULL, 0);
+    const char *state = ps.lost_slabs ? "pages lost" : ps.degraded_slabs ? "degraded" : "ok";
+    uint64_t cap = 0, used = 0;
+    int n = pool_get_servers(b->pool, NULL, 0);
+    struct pool_server_info *s = n > 0 ? calloc((size_t)n, sizeof(*s)) : NULL;
+    n = s ? pool_get_servers(b->pool, s, n) : 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s[i].state, "up") || !strcmp(s[i].state, "draining")) {
+            cap += s[i].capacity;
+            used += s[i].used;
+        }
+    free(s);
+    bool full = cap && used * 100 >= cap * (uint64_t)b->cfg->nearfull;
+    if (full && !b->nearfull_warned)
+        mx_warn("pool: %llu%% of the memory servers' RAM is in use (nearfull %d%%): writes that need room will "
+                "fail once it is full; add memory servers or delete volumes",
+                (unsigned long long)(used * 100 / cap), b->cfg->nearfull);
+    b->nearfull_warned = full;
+    if (!b->ready && live > 0) {
+        b->ready = true;
+        sdn_ready("%d device(s), %d of %d memory server(s) up, pool %s", ndev, live, ps.servers, state);
+    } else if (b->ready && !b->stopping) {
+        sdn_status("%d device(s), %d of %d memory server(s) up, pool %s", ndev, live, ps.servers, state);
+    }
+    return b->ready ? 5000 : 100;
+}
 
 /* ---- etcd --------------------------------------------------------------- */
 
@@ -176,18 +315,43 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
     int sig = memx_daemon_signal(fd);
     if (!sig)
         return;
+    if (sig == SIGHUP) {
+        sdn_reloading();
+        json_object_put(reload(b));
+        sdn_ready("configuration reloaded");
+        return;
+    }
+    if (sig == SIGUSR2) {
+        if (b->stopping)
+            mx_warn("backd: SIGUSR2 while shutting down: no upgrade");
+        else
+            upgrade_start(b->up, NULL, NULL, NULL);
+        return;
+    }
     if (b->stopping) {
         mx_warn("backd: %s again: exiting without waiting for devices", strsignal(sig));
         evloop_stop(el);
         return;
     }
     b->stopping = true;
+    upgrade_abandon(b->up);
     mx_info("backd: %s received: closing devices", strsignal(sig));
+    sdn_stopping("closing every device");
     blkback_shutdown(b->bb, on_closed, b);
+}
+
+static void ctl_upgrade(void *arg, const char *binary, void (*reply)(void *, json_object *), void *rarg)
+{
+    upgrade_start(arg, binary, reply, rarg);    /* refused once upgrade_abandon ran */
 }
 
 int main(int argc, char **argv)
 {
+    /* Before getopt permutes argv: an upgrade execs the same command line. */
+    char **argv0 = calloc((size_t)argc + 1, sizeof(*argv0));
+    if (!argv0)
+        return 1;
+    memcpy(argv0, argv, (size_t)argc * sizeof(*argv));
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "platform", required_argument, NULL, 'p' },
@@ -197,11 +361,12 @@ int main(int argc, char **argv)
         { "log-level", required_argument, NULL, 'L' },
         { "foreground", no_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *platform = NULL, *sim_dir = NULL, *domid = NULL, *sock = NULL, *level = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:p:s:d:S:L:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:p:s:d:S:L:fhV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'p': platform = optarg; break;
@@ -211,6 +376,7 @@ int main(int argc, char **argv)
         case 'L': level = optarg; break;
         case 'f': break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-backd %s\n", PACKAGE_VERSION); return 0;
         default:
             fprintf(stderr, "memx-backd: see --help\n");
             return 2;
@@ -280,7 +446,18 @@ int main(int argc, char **argv)
 
     struct backd b = { 0 };
     b.el = evloop_new();
-    int sfd = b.el ? memx_daemon_signals(b.el, on_signal, &b) : -1;
+    static const int extra[] = { SIGUSR2, SIGHUP };
+    b.cfg = &cfg;
+    b.config_path = config;
+    b.over = over;
+    b.nover = sizeof(over) / sizeof(over[0]);
+    int sfd = b.el ? memx_daemon_signals_with(b.el, extra, 2, on_signal, &b) : -1;
+    if (sfd >= 0 && !(b.up = upgrade_new(b.el, argc, argv0))) {
+        close(sfd);
+        sfd = -1;
+        errno = ENOMEM;
+    }
+    free(argv0);
     if (sfd < 0) {
         fprintf(stderr, "memx-backd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
@@ -289,6 +466,7 @@ int main(int argc, char **argv)
     int rc = 1;
     struct volumes *vols = NULL;
     struct ctl *ctl = NULL;
+    struct metrics_http *mh = NULL;
     struct pool_opts po;
     pool_opts_from_config(&po, &cfg);
     struct pool *pool = pool_new(b.el, &po, key, err, sizeof(err));
@@ -306,14 +484,25 @@ int main(int argc, char **argv)
     b.bb = blkback_new(b.el, xp, vols, &cfg, err, sizeof(err));
     if (!b.bb)
         goto out;
+    upgrade_set_blkback(b.up, b.bb);
     struct ctl_ctx ctx = { .vols = vols, .pool = pool, .bb = b.bb, .platform = xp_name(xp),
                            .device_type = cfg.device_type, .provider = cfg.provider,
-                           .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b };
+                           .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b,
+                           .upgrade = ctl_upgrade, .upgrade_status = upgrade_status, .upgrade_arg = b.up,
+                           .nearfull = &cfg.nearfull, .reload = reload, .reload_arg = &b };
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
     if (!ctl)
         goto out;
+    if (cfg.backend_metrics[0] &&
+        !(mh = metrics_http_new(b.el, cfg.backend_metrics, backd_metrics_render, &ctx, err, sizeof(err))))
+        goto out;
     if (blkback_start(b.bb, err, sizeof(err)) < 0)
         goto out;
+    b.pool = pool;
+    if (evloop_add_timer(b.el, 0, status_tick, &b) <= 0 || sdn_watchdog_start(b.el)) {
+        snprintf(err, sizeof(err), "out of memory (timers)");
+        goto out;
+    }
 
     char servers[MEMX_MAX_SERVERS * 130] = "";
     for (int i = 0; i < cfg.nservers; i++)
@@ -337,7 +526,9 @@ int main(int argc, char **argv)
 out:
     if (rc)
         fprintf(stderr, "memx-backd: %s\n", err);
+    metrics_http_free(mh);
     ctl_free(ctl);
+    upgrade_free(b.up);
     if (b.bb)
         blkback_free(b.bb);
     volumes_free(vols);

@@ -1,12 +1,12 @@
 /* ctl.c — the control socket; see ctl.h. */
 #include "ctl.h"
+#include "ctl_int.h"
 
 #include "blkback.h"
 #include "config.h"
 #include "evloop.h"
 #include "log.h"
 #include "pool.h"
-#include "vbd.h"
 #include "volumes.h"
 
 #include <errno.h>
@@ -40,27 +40,15 @@ struct ctl {
     int fd;
     uint64_t start_ms;
     struct client *clients;
+    /* upgrade: the client whose request is being handled (NULL: a direct
+     * ctl_handle), the one waiting for its later answer, and an answer given
+     * at once (inside ctx.upgrade). */
+    struct client *cur, *held;
+    bool in_upgrade;
+    json_object *now_reply;
 };
 
 /* ---- replies ---------------------------------------------------------- */
-
-static void add_str(json_object *o, const char *k, const char *v)
-{
-    json_object_object_add(o, k, json_object_new_string(v ? v : ""));
-}
-
-static void add_u64(json_object *o, const char *k, uint64_t v)
-{
-    json_object_object_add(o, k, json_object_new_uint64(v));
-}
-
-static void add_us(json_object *o, const char *k, uint64_t ns)
-{
-    char buf[32];
-    double us = (double)ns / 1000.0;
-    snprintf(buf, sizeof(buf), "%.1f", us);
-    json_object_object_add(o, k, json_object_new_double_s(us, buf));
-}
 
 /* Replaces, in place, every byte of s that does not begin or continue a whole UTF-8 character
  * with '?': a reply is JSON text, which is UTF-8 (RFC 8259), yet an error echoes request bytes
@@ -96,10 +84,7 @@ static json_object *error_reply(const char *fmt, const char *arg)
     return o;
 }
 
-static int device_count(struct ctl *c)
-{
-    return c->ctx.bb ? blkback_list(c->ctx.bb, NULL, 0) : 0;
-}
+static int device_count(struct ctl *c) { return ctl_device_count(&c->ctx); }
 
 static json_object *cmd_status(struct ctl *c)
 {
@@ -118,19 +103,13 @@ static json_object *cmd_status(struct ctl *c)
     pool_get_stats(c->ctx.pool, &ps);
     json_object_object_add(o, "servers_live", json_object_new_int(pool_live_servers(c->ctx.pool)));
     json_object_object_add(o, "servers_total", json_object_new_int(ps.servers));
+    if (c->ctx.upgrade_status)
+        c->ctx.upgrade_status(c->ctx.upgrade_arg, o);
     if (c->ctx.etcd_status)
         c->ctx.etcd_status(c->ctx.etcd_arg, o);
     else
         add_str(o, "etcd", "off (static [cluster] servers list: one host, no cross-host fencing)");
     return o;
-}
-
-static void add_pages(json_object *o, const struct volume_stats *st)
-{
-    add_u64(o, "logical_pages", st->logical_pages);
-    add_u64(o, "stored_pages", st->stored_pages);
-    add_u64(o, "zero_pages", st->zero_pages);
-    add_u64(o, "dup_pages", st->dup_pages);
 }
 
 static json_object *cmd_volumes(struct ctl *c)
@@ -152,173 +131,6 @@ static json_object *cmd_volumes(struct ctl *c)
     }
     json_object *r = json_object_new_object();
     json_object_object_add(r, "volumes", arr);
-    return r;
-}
-
-static json_object *stats_object(const char *name, const struct volume_stats *st)
-{
-    json_object *o = json_object_new_object();
-    if (name)
-        add_str(o, "name", name);
-    add_pages(o, st);
-    add_u64(o, "requests", st->reads + st->writes + st->discards + st->flushes);
-    add_u64(o, "reads", st->reads);
-    add_u64(o, "writes", st->writes);
-    add_u64(o, "discards", st->discards);
-    add_u64(o, "flushes", st->flushes);
-    add_u64(o, "errors", st->errors);
-    add_us(o, "read_p50_us", histo_quantile(&st->read_ns, 0.50));
-    add_us(o, "read_p99_us", histo_quantile(&st->read_ns, 0.99));
-    add_us(o, "write_p50_us", histo_quantile(&st->write_ns, 0.50));
-    add_us(o, "write_p99_us", histo_quantile(&st->write_ns, 0.99));
-    return o;
-}
-
-static void add_stage(json_object *arr, const char *name, const struct histo *h)
-{
-    json_object *o = json_object_new_object();
-    add_str(o, "stage", name);
-    add_u64(o, "count", h->count);
-    add_us(o, "p50_us", histo_quantile(h, 0.50));
-    add_us(o, "p99_us", histo_quantile(h, 0.99));
-    add_us(o, "mean_us", h->count ? h->sum / h->count : 0);
-    json_object_array_add(arr, o);
-}
-
-/* The backend's latency by stage over every device (blkback.h stage_ns), in
- * request order, with the pool's share of the volume stage split out
- * (pool.h pool_get_timing): a slow stage shows where it is. */
-static json_object *stages_object(struct ctl *c)
-{
-    static const char *const names[BLKBACK_STAGES] = { "ring_pickup", "grant_copy", "volume",
-                                                       "response" };
-    static const char *const pool_names[POOL_T_N] = { "pool_read", "pool_write", "transport_read",
-                                                      "transport_write", "server_write" };
-    json_object *arr = json_object_new_array();
-    int n = device_count(c);
-    struct blkback_dev_info *d = n > 0 ? calloc((size_t)n, sizeof(*d)) : NULL;
-    struct histo *tot = calloc(BLKBACK_STAGES + POOL_T_N, sizeof(*tot)), *pt = tot + BLKBACK_STAGES;
-    if (tot) {
-        n = d ? blkback_list(c->ctx.bb, d, n) : 0;
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < BLKBACK_STAGES; k++)
-                histo_merge(&tot[k], &d[i].stage_ns[k]);
-        if (c->ctx.pool)
-            pool_get_timing(c->ctx.pool, pt);
-        for (int k = 0; k < BLKBACK_STAGES; k++) {
-            if (k == VBD_STAGE_RESPONSE && c->ctx.pool)
-                for (int j = 0; j < POOL_T_N; j++)
-                    add_stage(arr, pool_names[j], &pt[j]);
-            add_stage(arr, names[k], &tot[k]);
-        }
-    }
-    free(tot);
-    free(d);
-    return arr;
-}
-
-static void add_ratio(json_object *o, const char *k, uint64_t num, uint64_t den)
-{
-    char buf[32];
-    double v = den ? (double)num / (double)den : 0.0;
-    snprintf(buf, sizeof(buf), "%.2f", v);
-    json_object_object_add(o, k, json_object_new_double_s(v, buf));
-}
-
-/* What the pool's transport carried (pool.h pool_get_traffic), in total and
- * per guest request, so that what a write or a read costs on the wire is
- * visible: a 4 KiB write is one page message per replica and its answer; a
- * record sent apart from its page, or one message per server, shows as more
- * messages per write.  Reads are one-sided (RMA reads, no message), so every
- * message is charged to the writes, the few per second of heartbeats and slab
- * allocations included. */
-static json_object *traffic_object(struct ctl *c, uint64_t writes, uint64_t reads)
-{
-    struct pool_traffic t = { 0 };
-    if (c->ctx.pool)
-        pool_get_traffic(c->ctx.pool, &t);
-    json_object *o = json_object_new_object();
-    add_u64(o, "msgs_sent", t.msgs_sent);
-    add_u64(o, "bytes_sent", t.bytes_sent);
-    add_u64(o, "page_msgs", t.page_msgs);
-    add_u64(o, "page_bytes", t.page_bytes);
-    add_u64(o, "msgs_recvd", t.msgs_recvd);
-    add_u64(o, "bytes_recvd", t.bytes_recvd);
-    add_u64(o, "rma_reads", t.rma_reads);
-    add_u64(o, "rma_pieces", t.rma_pieces);
-    add_u64(o, "rma_bytes", t.rma_bytes);
-    json_object *w = json_object_new_object();
-    add_ratio(w, "msgs", t.msgs_sent + t.msgs_recvd, writes);
-    add_ratio(w, "msgs_sent", t.msgs_sent, writes);
-    add_ratio(w, "page_msgs", t.page_msgs, writes);
-    add_ratio(w, "other_msgs", t.msgs_sent - t.page_msgs, writes);
-    add_ratio(w, "msgs_recvd", t.msgs_recvd, writes);
-    add_ratio(w, "bytes", t.bytes_sent + t.bytes_recvd, writes);
-    add_ratio(w, "bytes_sent", t.bytes_sent, writes);
-    add_ratio(w, "page_bytes", t.page_bytes, writes);
-    add_ratio(w, "other_bytes", t.bytes_sent - t.page_bytes, writes);
-    json_object_object_add(o, "per_write", w);
-    json_object *r = json_object_new_object();
-    add_ratio(r, "rma_reads", t.rma_reads, reads);
-    add_ratio(r, "rma_pieces", t.rma_pieces, reads);
-    add_ratio(r, "bytes", t.rma_bytes, reads);
-    json_object_object_add(o, "per_read", r);
-    add_u64(o, "writes", writes);
-    add_u64(o, "reads", reads);
-    return o;
-}
-
-static json_object *cmd_stats(struct ctl *c)
-{
-    /* Two histograms each: keep them off the stack. */
-    struct volume_stats *st = malloc(sizeof(*st)), *tot = calloc(1, sizeof(*tot));
-    if (!st || !tot) {
-        free(st);
-        free(tot);
-        return error_reply("%s", "out of memory");
-    }
-    histo_reset(&tot->read_ns);
-    histo_reset(&tot->write_ns);
-    json_object *arr = json_object_new_array();
-    struct volume *v;
-    for (size_t i = 0; (v = volumes_at(c->ctx.vols, i)); i++) {
-        volume_get_stats(v, st);
-        json_object_array_add(arr, stats_object(volume_name(v), st));
-        tot->size_bytes += st->size_bytes;
-        tot->logical_pages += st->logical_pages;
-        tot->stored_pages += st->stored_pages;
-        tot->zero_pages += st->zero_pages;
-        tot->dup_pages += st->dup_pages;
-        tot->reads += st->reads;
-        tot->writes += st->writes;
-        tot->discards += st->discards;
-        tot->flushes += st->flushes;
-        tot->errors += st->errors;
-        histo_merge(&tot->read_ns, &st->read_ns);
-        histo_merge(&tot->write_ns, &st->write_ns);
-    }
-    /* Shared pages are charged to their first writer: the host-wide table
-     * has the exact stored/dup split. */
-    struct volumes_stats hs;
-    volumes_get_stats(c->ctx.vols, &hs);
-    tot->stored_pages = hs.stored_pages;
-    tot->dup_pages = hs.dup_pages;
-    json_object *dd = json_object_new_object();
-    json_object_object_add(dd, "enabled", json_object_new_boolean(hs.dedup));
-    add_u64(dd, "hits", hs.dedup_hits);
-    add_u64(dd, "late_hits", hs.late_hits);
-    add_u64(dd, "collisions", hs.collisions);
-    add_u64(dd, "compare_reads", hs.compare_reads);
-    add_u64(dd, "index_pages", hs.index_pages);
-    add_u64(dd, "cached_pages", hs.cached_pages);
-    json_object *r = json_object_new_object();
-    json_object_object_add(r, "volumes", arr);
-    json_object_object_add(r, "totals", stats_object(NULL, tot));
-    json_object_object_add(r, "dedup", dd);
-    json_object_object_add(r, "stages", stages_object(c));
-    json_object_object_add(r, "traffic", traffic_object(c, tot->writes, tot->reads));
-    free(st);
-    free(tot);
     return r;
 }
 
@@ -433,6 +245,45 @@ static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
     return r;
 }
 
+static int client_reply(struct client *cl, char *s);
+
+static void upgrade_reply(void *arg, json_object *r)
+{
+    struct ctl *c = arg;
+    if (c->in_upgrade) {
+        c->now_reply = json_object_get(r);
+        return;
+    }
+    struct client *cl = c->held;
+    c->held = NULL;
+    if (cl)
+        client_reply(cl, strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)));
+}
+
+/* {"cmd":"upgrade"[,"binary":"/abs/path"]}: NULL when answered later. */
+static json_object *cmd_upgrade(struct ctl *c, json_object *req)
+{
+    json_object *jb;
+    const char *binary = NULL;
+    if (json_object_object_get_ex(req, "binary", &jb)) {
+        if (!json_object_is_type(jb, json_type_string))
+            return error_reply("%s", "upgrade's \"binary\" must be a string: an absolute path");
+        binary = json_object_get_string(jb);
+    }
+    if (!c->ctx.upgrade)
+        return error_reply("%s", "this memx-backd cannot hand over to another binary");
+    if (c->held)
+        return error_reply("%s", "a hand-over is already under way");
+    c->in_upgrade = true;
+    c->now_reply = NULL;
+    c->ctx.upgrade(c->ctx.upgrade_arg, binary, upgrade_reply, c);
+    c->in_upgrade = false;
+    if (c->now_reply)
+        return c->now_reply;
+    c->held = c->cur;
+    return NULL;
+}
+
 char *ctl_handle(struct ctl *c, const char *line, size_t len)
 {
     json_object *reply;
@@ -468,7 +319,7 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
         else if (strcmp(cmd, "volumes") == 0)
             reply = cmd_volumes(c);
         else if (strcmp(cmd, "stats") == 0)
-            reply = cmd_stats(c);
+            reply = ctl_stats_reply(&c->ctx);
         else if (strcmp(cmd, "devices") == 0)
             reply = cmd_devices(c);
         else if (strcmp(cmd, "pool") == 0)
@@ -477,9 +328,21 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = cmd_pool_drain(c, req);
         else if (strcmp(cmd, "volume-delete") == 0)
             reply = cmd_volume_delete(c, req);
+        else if (strcmp(cmd, "upgrade") == 0)
+            reply = cmd_upgrade(c, req);
+        else if (strcmp(cmd, "health") == 0)
+            reply = ctl_health_reply(&c->ctx);
+        else if (strcmp(cmd, "log-level") == 0)
+            reply = ctl_log_level_reply(req);
+        else if (strcmp(cmd, "reload") == 0)
+            reply = c->ctx.reload ? c->ctx.reload(c->ctx.reload_arg) : error_reply("%s", "reload is not offered here");
         else
-            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, volume-delete)",
-                                cmd);
+            reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, "
+                                "volume-delete, upgrade, health, log-level, reload)", cmd);
+    }
+    if (!reply) {
+        json_object_put(req);
+        return NULL;
     }
     char *s = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
     json_object_put(reply);
@@ -492,6 +355,8 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
 static void client_close(struct client *cl)
 {
     struct ctl *c = cl->ctl;
+    if (c->held == cl)
+        c->held = NULL;     /* its upgrade goes on; nobody to tell */
     for (struct client **pp = &c->clients; *pp; pp = &(*pp)->next)
         if (*pp == cl) {
             *pp = cl->next;
@@ -595,7 +460,11 @@ static void on_client(struct evloop *el, int fd, unsigned events, void *arg)
         if (cl->skipping) {
             cl->skipping = false;
         } else if (len > 0 && !(len == 1 && cl->in[0] == '\r')) {
-            if (client_reply(cl, ctl_handle(cl->ctl, cl->in, len)) < 0)
+            struct ctl *c = cl->ctl;
+            c->cur = cl;
+            char *s = ctl_handle(c, cl->in, len);
+            c->cur = NULL;
+            if ((s || c->held != cl) && client_reply(cl, s) < 0)
                 return;
         }
         memmove(cl->in, nl + 1, cl->inlen - len - 1);

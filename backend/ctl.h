@@ -4,7 +4,8 @@
  * protocol is one JSON object per line each way:
  *   -> {"cmd":"status"}            <- {"version":..., "platform":..., ...}
  * Commands: status, volumes, stats, devices, pool, volume-delete (with
- * "name").  Anything else -- bad JSON, an unknown command, a line longer than
+ * "name"), upgrade (optional "binary": an absolute path; answered once the
+ * devices are drained, just before memx-backd execs it: upgrade.h).  Anything else -- bad JSON, an unknown command, a line longer than
  * CTL_LINE_MAX -- gets {"error":"..."} and the connection stays usable.
  * Everything runs on the daemon's event loop with non-blocking sockets; a
  * client that stops reading its replies is dropped.
@@ -36,6 +37,20 @@ struct ctl_ctx {
      * NULL: no etcd (static server list). */
     void (*etcd_status)(void *arg, struct json_object *o);
     void *etcd_arg;
+    /* upgrade: starts a hand-over to binary (NULL: the running one's path);
+     * reply(rarg, r) answers it, at once or later (upgrade.h
+     * upgrade_start).  NULL: the command is refused. */
+    void (*upgrade)(void *arg, const char *binary, void (*reply)(void *rarg, struct json_object *r),
+                    void *rarg);
+    /* Adds the process and its last hand-over to a status reply (NULL: none). */
+    void (*upgrade_status)(void *arg, struct json_object *o);
+    void *upgrade_arg;
+    /* health: [cluster] nearfull, the daemon's live value (a reload changes it); NULL: 85. */
+    const int *nearfull;
+    /* reload: re-reads memx.conf and applies what can change live; returns
+     * {"applied":[...],"restart":[...]} or {"error":...}.  NULL: refused. */
+    struct json_object *(*reload)(void *arg);
+    void *reload_arg;
 };
 
 /* Listens on path.  A stale socket file is replaced; one a live daemon
@@ -46,7 +61,9 @@ struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *c
 void ctl_free(struct ctl *c);
 
 /* Answers one request line (without the newline); returns a malloc'd JSON
- * reply without newline.  The socket uses this; tests may call it directly. */
+ * reply without newline.  The socket uses this; tests may call it directly.
+ * NULL for an upgrade answered later (to the client that asked; called
+ * directly, that answer is dropped). */
 char *ctl_handle(struct ctl *c, const char *line, size_t len);
 
 #endif

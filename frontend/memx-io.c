@@ -147,11 +147,11 @@ int main(int argc, char **argv)
         { "offset", 1, 0, O_OFF }, { "bs", 1, 0, O_BS }, { "qd", 1, 0, O_QD }, { "seed", 1, 0, O_SEED },
         { "flush-every", 1, 0, O_FLUSH }, { "discard-fraction", 1, 0, O_DISC }, { "zero-fraction", 1, 0, O_ZERO },
         { "dup-fraction", 1, 0, O_DUP }, { "log-level", 1, 0, O_LOG }, { "writer", 1, 0, O_WRITER },
-        { "log", 1, 0, O_HLOG }, { "duration", 1, 0, O_DUR }, { "fence", 1, 0, O_FENCE }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "log", 1, 0, O_HLOG }, { "duration", 1, 0, O_DUR }, { "fence", 1, 0, O_FENCE }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0, 0, 0, 0 },
     };
     int c, lvl = MX_LOG_WARN;
     unsigned u;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case O_PLAT: a.platform = optarg; break;
@@ -188,6 +188,7 @@ int main(int argc, char **argv)
             break;
         case O_FENCE: bad = parse_fence(optarg, &a); break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-io %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
         if (bad)

@@ -30,6 +30,7 @@ static const struct key keys[] = {
     { "cluster", "servers", K_SERVERS, F(servers), 0, 0, "" },
     { "cluster", "replicas", K_INT, F(replicas), 1, 3, "2" },
     { "cluster", "slab_size", K_SIZE, F(slab_size), 0, 0, "8M" },
+    { "cluster", "nearfull", K_INT, F(nearfull), 50, 99, "85" },
     { "cluster", "etcd", K_STR, F(etcd), 0, 0, "" },
     { "cluster", "etcd_prefix", K_STR, F(etcd_prefix), 0, 0, "/memx/default" },
     { "cluster", "etcd_cacert", K_STR, F(etcd_cacert), 0, 0, "" },
@@ -49,10 +50,12 @@ static const struct key keys[] = {
     { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },
+    { "backend", "metrics_listen", K_STR, F(backend_metrics), 0, 0, "" },
     { "memserver", "listen", K_STR, F(listen), 0, 0, "0.0.0.0:7480" },
     { "memserver", "capacity", K_SIZE, F(capacity), 0, 0, "1G" },
     { "memserver", "advertise", K_STR, F(advertise), 0, 0, "" },
     { "memserver", "log_level", K_LEVEL, F(memserver_log_level), 0, 0, "info" },
+    { "memserver", "metrics_listen", K_STR, F(memserver_metrics), 0, 0, "" },
     { "sim", "dir", K_STR, F(sim_dir), 0, 0, "/run/memx/sim" },
     { "sim", "domid", K_INT, F(sim_domid), 0, 32767, "0" },
 };
@@ -341,6 +344,26 @@ int memx_config_load_key(const struct memx_config *c, uint8_t key[MEMX_KEY_BYTES
         key[i] = (uint8_t)b;
     }
     return 0;
+}
+
+void memx_config_diff(const struct memx_config *a, const struct memx_config *b,
+                      void (*cb)(void *arg, const char *section, const char *key), void *arg)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct key *k = &keys[i];
+        bool same;
+        if (k->kind == K_SERVERS) {
+            same = a->nservers == b->nservers;
+            for (int s = 0; same && s < a->nservers; s++)
+                same = strcmp(a->servers[s], b->servers[s]) == 0;
+        } else if (k->kind == K_STR) {
+            same = strcmp((const char *)a + k->off, (const char *)b + k->off) == 0;
+        } else {
+            same = memcmp((const char *)a + k->off, (const char *)b + k->off, k->len) == 0;
+        }
+        if (!same)
+            cb(arg, k->section, k->name);
+    }
 }
 
 int memx_config_setup(struct memx_config *c, const char *prog, const char *path,

@@ -24,6 +24,7 @@ struct memx_config {
     int nservers;
     int replicas;                       /* 1..3 */
     uint64_t slab_size;                 /* bytes, multiple of 4 KiB */
+    int nearfull;                       /* percent of the pool in use past which health warns (50..99) */
     /* etcd, the source of truth for membership and ownership (coord.h):
      * "" = none (servers come from the static list above: one host, no
      * cross-host fencing).  Comma-separated http:// or https:// URLs. */
@@ -54,12 +55,14 @@ struct memx_config {
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
     int backend_log_level;
+    char backend_metrics[128];          /* "host:port" of the Prometheus endpoint, "" = off */
 
     /* [memserver] */
     char listen[128];                   /* "host:port" */
     uint64_t capacity;                  /* bytes */
     char advertise[128];                /* "host:port" backends reach it at, in etcd ("" = listen) */
     int memserver_log_level;
+    char memserver_metrics[128];        /* as backend_metrics */
 
     /* [sim] */
     char sim_dir[256];                  /* sim XenStore socket, grant files, event channels */
@@ -67,6 +70,10 @@ struct memx_config {
 };
 
 void memx_config_defaults(struct memx_config *c);
+/* cb(arg, section, key) for every key whose value differs between a and b
+ * (a reload: what changed). */
+void memx_config_diff(const struct memx_config *a, const struct memx_config *b,
+                      void (*cb)(void *arg, const char *section, const char *key), void *arg);
 
 /* 0 on success; -1 with a one-line message in err. */
 int memx_config_load(struct memx_config *c, const char *path, char *err, size_t errlen);

@@ -19,10 +19,17 @@ int memx_daemon_config(struct memx_config *cfg, const char *prog, int argc, char
 
 int memx_daemon_signals(struct evloop *el, ev_fd_cb cb, void *arg)
 {
+    return memx_daemon_signals_with(el, NULL, 0, cb, arg);
+}
+
+int memx_daemon_signals_with(struct evloop *el, const int *extra, int nextra, ev_fd_cb cb, void *arg)
+{
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    for (int i = 0; i < nextra; i++)
+        sigaddset(&mask, extra[i]);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);

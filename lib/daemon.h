@@ -25,6 +25,11 @@ int memx_daemon_config(struct memx_config *cfg, const char *prog, int argc, char
  * must fail a write, not kill the daemon.  Returns the signalfd to close at
  * exit, or -1 with errno. */
 int memx_daemon_signals(struct evloop *el, ev_fd_cb cb, void *arg);
+/* The same, with the nextra signals of extra read from the signalfd too
+ * (memx-backd: SIGUSR2, an upgrade).  Blocked signals stay blocked across
+ * execve, and one that arrives meanwhile waits for the new image's
+ * signalfd: a daemon that re-executes itself loses none. */
+int memx_daemon_signals_with(struct evloop *el, const int *extra, int nextra, ev_fd_cb cb, void *arg);
 
 /* The signal number waiting on that fd, or 0 if none could be read. */
 int memx_daemon_signal(int fd);

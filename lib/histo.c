@@ -56,6 +56,18 @@ uint64_t histo_quantile(const struct histo *h, double q)
     return h->max;
 }
 
+uint64_t histo_count_le(const struct histo *h, uint64_t v)
+{
+    if (!h->count || v < h->min)
+        return 0;
+    if (v >= h->max)
+        return h->count;
+    uint64_t n = 0;
+    for (unsigned b = 0; b < HISTO_BUCKETS && bucket_upper(b) <= v; b++)
+        n += h->buckets[b];
+    return n;
+}
+
 void histo_merge(struct histo *into, const struct histo *from)
 {
     if (!from->count)

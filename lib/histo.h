@@ -19,5 +19,8 @@ void     histo_record(struct histo *h, uint64_t value);
 /* q in [0,1]; returns an upper bound of the bucket holding that quantile, 0 if empty. */
 uint64_t histo_quantile(const struct histo *h, double q);
 void     histo_merge(struct histo *into, const struct histo *from);
+/* Values recorded at or below v, to the histogram's resolution (a bucket
+ * counts once its upper bound is <= v): Prometheus' cumulative buckets. */
+uint64_t histo_count_le(const struct histo *h, uint64_t v);
 
 #endif

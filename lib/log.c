@@ -21,6 +21,7 @@ void mx_log_init(const char *ident, enum mx_log_level level)
 
 void mx_log_set_file(FILE *f) { log_file = f; }
 enum mx_log_level mx_log_level(void) { return log_lvl; }
+void mx_log_set_level(enum mx_log_level level) { log_lvl = level; }
 
 int mx_log_parse_level(const char *s)
 {

@@ -20,6 +20,8 @@ void mx_log_init(const char *ident, enum mx_log_level level);
 void mx_log_set_file(FILE *f);               /* default stderr; not closed */
 int  mx_log_parse_level(const char *s);      /* "error".."debug"; -1 if unknown */
 enum mx_log_level mx_log_level(void);
+/* At run time (memxctl log-level, a reload). */
+void mx_log_set_level(enum mx_log_level level);
 
 void mx_log(enum mx_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -4,6 +4,8 @@
 #include "evloop.h"
 #include "log.h"
 #include "memd.h"
+#include "metrics_http.h"
+#include "sdnotify.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +27,7 @@ static void usage(FILE *f)
             "  -k, --key-file FILE    cluster key, 64 hex chars ([cluster] key_file)\n"
             "  -L, --log-level LEVEL  error, warn, info, debug  ([memserver] log_level, default info)\n"
             "  -h, --help             show this help\n"
+            "  -V, --version          print the version and exit\n"
             "\n"
             "The transport is [cluster] provider (tcp;ofi_rxm, or verbs;ofi_rxm on RDMA NICs);\n"
             "slabs are [cluster] slab_size.  Command-line options override the file.\n"
@@ -40,12 +43,31 @@ static void on_signal(struct evloop *el, int fd, unsigned events, void *arg)
     struct memd **m = arg;
     static int signals;
     int sig = memx_daemon_signal(fd);
-    if (sig)
+    if (sig) {
         mx_info("memd: %s received, shutting down", strsignal(sig));
+        sdn_stopping("%s", sig == SIGTERM && !signals ? "draining, then stopping" : "stopping");
+    }
     if (*m)
         memd_shutdown(*m, sig != SIGTERM || signals++ > 0);
     else
         evloop_stop(el);
+}
+
+/* The Prometheus exposition ([memserver] metrics_listen). */
+static int render_metrics(void *arg, FILE *f)
+{
+    struct memd **m = arg;
+    struct memd_stats st;
+    memd_get_stats(*m, &st);
+    metrics_family(f, "memx_memd_capacity_bytes", "gauge", "RAM this memory server contributes.");
+    fprintf(f, "memx_memd_capacity_bytes %llu\n", (unsigned long long)st.capacity);
+    metrics_family(f, "memx_memd_used_bytes", "gauge", "RAM handed out in slabs.");
+    fprintf(f, "memx_memd_used_bytes %llu\n", (unsigned long long)st.used);
+    metrics_family(f, "memx_memd_slabs", "gauge", "Slabs handed out.");
+    fprintf(f, "memx_memd_slabs %u\n", st.slabs);
+    metrics_family(f, "memx_memd_sessions", "gauge", "Backends connected.");
+    fprintf(f, "memx_memd_sessions %u\n", st.sessions);
+    return ferror(f) ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -57,11 +79,12 @@ int main(int argc, char **argv)
         { "key-file", required_argument, NULL, 'k' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *listen = NULL, *capacity = NULL, *key_file = NULL, *level = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:C:k:L:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:C:k:L:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'l': listen = optarg; break;
@@ -69,6 +92,7 @@ int main(int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 'L': level = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-memd %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
@@ -105,7 +129,22 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    struct metrics_http *mh = NULL;
+    if (cfg.memserver_metrics[0] &&
+        !(mh = metrics_http_new(el, cfg.memserver_metrics, render_metrics, &m, err, sizeof(err)))) {
+        fprintf(stderr, "memx-memd: %s\n", err);
+        memd_free(m);
+        evloop_free(el);
+        close(sfd);
+        return 1;
+    }
+    /* Listening (and registering in etcd, with it): backends may connect. */
+    sdn_ready("serving %llu MiB on %s", (unsigned long long)(cfg.capacity >> 20), cfg.listen);
+    if (sdn_watchdog_start(el))
+        mx_warn("memd %s: cannot feed the systemd watchdog", cfg.listen);
     int rc = evloop_run(el);
+    sdn_stopping("stopped");
+    metrics_http_free(mh);
     memd_free(m);
     evloop_free(el);
     close(sfd);

@@ -3,8 +3,8 @@
 # Usage: tools/install-deps.sh [build|xen|bench|all]   (default: build)
 set -eu
 what=${1:-build}
-build="autoconf automake libtool pkg-config make gcc clang libxen-dev libfabric-dev libxxhash-dev
- libcunit1-dev libinih-dev libsodium-dev libjson-c-dev libcurl4-openssl-dev etcd-server etcd-client curl openssl valgrind iproute2 procps psmisc"
+build="autoconf automake libtool pkg-config make gcc clang libxen-dev libfabric-dev libxxhash-dev libsystemd-dev libmicrohttpd-dev
+ libcunit1-dev libinih-dev libsodium-dev libjson-c-dev libcurl4-openssl-dev etcd-server etcd-client curl openssl valgrind iproute2 procps psmisc man-db prometheus jq"
 xen="qemu-system-x86 busybox-static cpio kmod xz-utils"
 bench="fio nbdkit libnbd-bin gnuplot-nox"
 case $what in

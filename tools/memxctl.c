@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/memx/backd.sock"
@@ -37,12 +38,27 @@ static void usage(FILE *f)
             "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
             "  pool undrain SERVER  cancel a drain\n"
             "  volume delete NAME   free every page of a detached volume\n"
+            "  upgrade [--binary PATH]\n"
+            "                       hand memx-backd over to a new binary without the guests noticing:\n"
+            "                       it stops reading the rings, lets in-flight I/O complete (10 s at\n"
+            "                       most; the rest is replayed) and execs PATH (default: the path it\n"
+            "                       was started from, e.g. after a package upgrade) with the same\n"
+            "                       arguments and pid; waits (30 s at most) until the new process\n"
+            "                       serves every device again and prints the guests' I/O pause.\n"
+            "                       Exits 1 if the exec failed (the old process serves on).\n"
+            "  health               named conditions (server_down, no_server, degraded, pages_lost,\n"
+            "                       near_full, fenced_volume, volume_failed, bad_requests) in a\n"
+            "                       Nagios-style line; exit 0 ok, 1 degraded, 2 failed, 3 unknown\n"
+            "                       (memx-backd not answering)\n"
+            "  log-level LEVEL      error, warn, info or debug, at once (until a restart or reload)\n"
+            "  reload               re-read memx.conf (as SIGHUP): what was applied, what needs a restart\n"
             "  keygen FILE          write a new cluster key (32 random bytes as 64 hex chars, mode 0600)\n"
             "\n"
             "Options:\n"
             "  -s, --socket PATH    memx-backd's control socket (default " DEFAULT_SOCKET ")\n"
             "  -j, --json           print the daemon's JSON reply instead of a table\n"
-            "  -h, --help           show this help\n");
+            "  -h, --help           show this help\n"
+            "  -V, --version        print the version and exit\n");
 }
 
 static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
@@ -92,16 +108,22 @@ static int keygen(const char *path)
 
 /* ---- talking to the daemon -------------------------------------------------- */
 
-static json_object *request(const char *sock, json_object *req)
+/* One request and its reply; NULL with err on any failure to get one (no
+ * daemon, the connection closed, no reply within timeout_s, unreadable). */
+static json_object *try_request(const char *sock, json_object *req, int timeout_s, char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(sock) >= sizeof(sa.sun_path))
         die("socket path %s is too long", sock);
     memcpy(sa.sun_path, sock, strlen(sock) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        die("cannot connect to %s: %s (is memx-backd running?)", sock, strerror(errno));
-    struct timeval tv = { .tv_sec = 10 };
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s (is memx-backd running?)", sock, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct timeval tv = { .tv_sec = timeout_s };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 
     const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
@@ -113,8 +135,12 @@ static json_object *request(const char *sock, json_object *req)
     out[len] = '\n';
     for (size_t off = 0; off <= len;) {
         ssize_t n = send(fd, out + off, len + 1 - off, MSG_NOSIGNAL);
-        if (n < 0 && errno != EINTR)
-            die("%s: send: %s", sock, strerror(errno));
+        if (n < 0 && errno != EINTR) {
+            snprintf(err, errlen, "%s: send: %s", sock, strerror(errno));
+            free(out);
+            close(fd);
+            return NULL;
+        }
         if (n > 0)
             off += (size_t)n;
     }
@@ -122,6 +148,7 @@ static json_object *request(const char *sock, json_object *req)
 
     size_t cap = 65536, got = 0;
     char *buf = malloc(cap);
+    err[0] = '\0';
     for (;;) {
         if (!buf)
             die("out of memory");
@@ -136,11 +163,16 @@ static json_object *request(const char *sock, json_object *req)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            die("%s: no reply within %ld s", sock, (long)tv.tv_sec);
-        if (n < 0)
-            die("%s: read: %s", sock, strerror(errno));
-        if (n == 0)
-            die("%s: memx-backd closed the connection without replying", sock);
+            snprintf(err, errlen, "%s: no reply within %ld s", sock, (long)tv.tv_sec);
+        else if (n < 0)
+            snprintf(err, errlen, "%s: read: %s", sock, strerror(errno));
+        else if (n == 0)
+            snprintf(err, errlen, "%s: memx-backd closed the connection without replying", sock);
+        if (err[0]) {
+            free(buf);
+            close(fd);
+            return NULL;
+        }
         char *nl = memchr(buf + got, '\n', (size_t)n);
         got += (size_t)n;
         if (nl) {
@@ -150,13 +182,62 @@ static json_object *request(const char *sock, json_object *req)
     }
     close(fd);
     json_object *reply = json_tokener_parse(buf);
-    if (!reply || !json_object_is_type(reply, json_type_object))
-        die("%s: unreadable reply from memx-backd", sock);
     free(buf);
+    if (!reply || !json_object_is_type(reply, json_type_object)) {
+        json_object_put(reply);
+        snprintf(err, errlen, "%s: unreadable reply from memx-backd", sock);
+        return NULL;
+    }
+    return reply;
+}
+
+static json_object *request(const char *sock, json_object *req)
+{
+    char err[512];
+    json_object *reply = try_request(sock, req, 10, err, sizeof(err));
+    if (!reply)
+        die("%s", err);
     json_object *e;
     if (json_object_object_get_ex(reply, "error", &e))
         die("%s", json_object_get_string(e));
     return reply;
+}
+
+/* Nagios-style: one line, exit 0 ok, 1 degraded (WARNING), 2 failed
+ * (CRITICAL), 3 when the backend cannot be asked (UNKNOWN). */
+static int health(const char *sock, bool json)
+{
+    char err[512];
+    json_object *req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("health"));
+    json_object *r = try_request(sock, req, 10, err, sizeof(err));
+    json_object_put(req);
+    json_object *jc, *conds, *e;
+    if (!r || json_object_object_get_ex(r, "error", &e) || !json_object_object_get_ex(r, "code", &jc) ||
+        !json_object_object_get_ex(r, "conditions", &conds) || !json_object_is_type(conds, json_type_array)) {
+        printf("MEMX UNKNOWN - %s\n", r ? (json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e)
+                                                                                       : "malformed reply") : err);
+        json_object_put(r);
+        return 3;
+    }
+    int code = json_object_get_int(jc);
+    if (json) {
+        printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+    } else {
+        static const char *const word[] = { "OK", "WARNING", "CRITICAL" };
+        printf("MEMX %s - ", word[code >= 0 && code <= 2 ? code : 2]);
+        size_t n = json_object_array_length(conds);
+        if (!n)
+            printf("every memory server up, every slab at full redundancy, no volume fenced");
+        for (size_t i = 0; i < n; i++) {
+            json_object *c = json_object_array_get_idx(conds, i), *v;
+            printf("%s%s: %s", i ? "; " : "", json_object_object_get_ex(c, "name", &v) ? json_object_get_string(v) : "?",
+                   json_object_object_get_ex(c, "detail", &v) ? json_object_get_string(v) : "");
+        }
+        printf("\n");
+    }
+    json_object_put(r);
+    return code >= 0 && code <= 2 ? code : 2;
 }
 
 /* ---- human output ---------------------------------------------------------- */
@@ -260,6 +341,19 @@ static void show_status(json_object *r)
     printf("provider     %s\n", s_of(r, "provider"));
     printf("uptime       %llud %02lluh %02llum %02llus\n", (unsigned long long)(up / 86400),
            (unsigned long long)(up / 3600 % 24), (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
+    json_object *h;
+    if (json_object_object_get_ex(r, "pid", &h))
+        printf("process      pid %s, %s\n", num(r, "pid"), s_of(r, "binary"));
+    if (json_object_object_get_ex(r, "handover", &h)) {
+        const char *st = s_of(h, "state");
+        if (!strcmp(st, "done"))
+            printf("hand-over    done: %s of %s device(s) resumed, guest I/O paused %s ms (drain %s ms)\n",
+                   num(h, "resumed"), num(h, "devices"), num(h, "pause_ms"), num(h, "drain_ms"));
+        else if (!strcmp(st, "failed"))
+            printf("hand-over    failed: %s (serving on)\n", s_of(h, "error"));
+        else
+            printf("hand-over    %s: %s of %s device(s) resumed\n", st, num(h, "resumed"), num(h, "devices"));
+    }
     printf("devices      %s\n", num(r, "devices"));
     printf("volumes      %s\n", num(r, "volumes"));
     printf("servers      %s of %s live\n", num(r, "servers_live"), num(r, "servers_total"));
@@ -411,6 +505,27 @@ static void show_devices(json_object *r)
         printf("(no devices)\n");
 }
 
+static void show_log_level(json_object *r)
+{
+    printf("log level %s (was %s)\n", s_of(r, "level"), s_of(r, "was"));
+}
+
+static void show_list(json_object *r, const char *k, const char *title)
+{
+    json_object *a = arr_of(r, k);
+    size_t n = json_object_array_length(a);
+    printf("%s:%s", title, n ? "" : " none");
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s", i ? "," : "", json_object_get_string(json_object_array_get_idx(a, i)));
+    printf("\n");
+}
+
+static void show_reload(json_object *r)
+{
+    show_list(r, "applied", "applied");
+    show_list(r, "restart", "changed, needs a restart (or memxctl upgrade)");
+}
+
 static void show_pool(json_object *r)
 {
     json_object *a = arr_of(r, "servers");
@@ -432,22 +547,114 @@ static void show_pool(json_object *r)
            num(r, "writes_few"), num(r, "reads"), num(r, "errors"));
 }
 
+/* ---- upgrade --------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define UPGRADE_REPLY_S 40      /* the daemon answers once drained: 10 s at most, plus slack */
+#define UPGRADE_WAIT_MS 30000   /* for the new process to serve every device again */
+
+/* Asks for the hand-over, then polls status until the process answering
+ * is the successor of this very hand-over (its "handover" id) and says
+ * every device serves again, or the old one says the exec failed. */
+static int upgrade(const char *sock, const char *binary, bool json)
+{
+    char path[4096], err[512];
+    if (binary && binary[0] != '/') {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(path, sizeof(path), "%s/%s", cwd, binary) >= sizeof(path))
+            die("cannot make %s an absolute path", binary);
+        binary = path;
+    }
+    json_object *req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("upgrade"));
+    if (binary)
+        json_object_object_add(req, "binary", json_object_new_string(binary));
+    uint64_t t0 = now_ms();
+    json_object *r = try_request(sock, req, UPGRADE_REPLY_S, err, sizeof(err));
+    json_object_put(req);
+    if (!r)
+        die("upgrade: %s", err);
+    json_object *e, *h;
+    if (json_object_object_get_ex(r, "error", &e))
+        die("upgrade refused: %s (memx-backd serves on, unchanged)", json_object_get_string(e));
+    uint64_t id = u_of(r, "handover"), pid = u_of(r, "pid");
+    if (!json && u_of(r, "in_flight"))
+        printf("memx-backd pid %llu: %s device(s): drain stopped after %s ms with %s request(s) in flight (the new "
+               "process replays them); exec %s\n", (unsigned long long)pid, num(r, "devices"), num(r, "drain_ms"),
+               num(r, "in_flight"), s_of(r, "binary"));
+    else if (!json)
+        printf("memx-backd pid %llu: %s device(s) drained in %s ms; exec %s\n", (unsigned long long)pid,
+               num(r, "devices"), num(r, "drain_ms"), s_of(r, "binary"));
+    json_object_put(r);
+    json_object *sreq = json_object_new_object();
+    json_object_object_add(sreq, "cmd", json_object_new_string("status"));
+    const char *last = "no answer";
+    while (now_ms() - t0 < UPGRADE_WAIT_MS) {
+        json_object *st = try_request(sock, sreq, 2, err, sizeof(err));
+        if (!st || json_object_object_get_ex(st, "error", &e) || !json_object_object_get_ex(st, "handover", &h) ||
+            u_of(h, "id") != id) {
+            json_object_put(st);
+            usleep(5000);       /* exec'ing, or starting: not listening yet */
+            continue;
+        }
+        last = s_of(h, "state");
+        if (u_of(st, "pid") != pid)
+            fprintf(stderr, "memxctl: warning: pid %llu answers, not %llu: restarted by a supervisor?\n",
+                    (unsigned long long)u_of(st, "pid"), (unsigned long long)pid);
+        int rc = -1;
+        if (!strcmp(last, "failed")) {
+            fprintf(stderr, "memxctl: upgrade failed: %s; the old memx-backd serves on\n", s_of(h, "error"));
+            rc = 1;
+        } else if (!strcmp(last, "done") || !strcmp(last, "incomplete")) {
+            rc = strcmp(last, "done") ? 1 : 0;
+            if (json)
+                printf("%s\n", json_object_to_json_string_ext(h, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+            else if (!rc)
+                printf("memx-backd pid %llu: version %s serves %s device(s) again; hand-over took %llu ms "
+                       "(guest I/O paused %s ms: drain %s ms, exec and resume %llu ms)\n",
+                       (unsigned long long)u_of(st, "pid"), s_of(st, "version"), num(h, "resumed"),
+                       (unsigned long long)u_of(h, "pause_ms"), num(h, "pause_ms"), num(h, "drain_ms"),
+                       (unsigned long long)(u_of(h, "pause_ms") - u_of(h, "drain_ms")));
+            if (rc)
+                fprintf(stderr, "memxctl: upgrade incomplete: the new process serves %s of %s device(s)\n",
+                        num(h, "resumed"), num(h, "devices"));
+        }
+        json_object_put(st);
+        if (rc >= 0) {
+            json_object_put(sreq);
+            return rc;
+        }
+        usleep(5000);
+    }
+    json_object_put(sreq);
+    die("upgrade: the new memx-backd did not report serving within %d s (last: %s%s%s)", UPGRADE_WAIT_MS / 1000,
+        last, err[0] ? "; " : "", err);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *sock = DEFAULT_SOCKET;
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock = optarg; break;
         case 'j': json = true; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memxctl %s\n", PACKAGE_VERSION); return 0;
         default:
             fprintf(stderr, "memxctl: see --help\n");
             return 2;
@@ -457,7 +664,7 @@ int main(int argc, char **argv)
     char **args = argv + optind;
     if (nargs < 1) {
         fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume delete NAME, "
-                        "keygen FILE; see --help)\n");
+                        "upgrade, keygen FILE; see --help)\n");
         return 2;
     }
     const char *cmd = args[0];
@@ -467,6 +674,28 @@ int main(int argc, char **argv)
             return 2;
         }
         return keygen(args[1]);
+    }
+    if (strcmp(cmd, "upgrade") == 0) {
+        const char *binary = NULL;
+        for (int i = 1; i < nargs; i++) {
+            if (!strcmp(args[i], "--binary") && i + 1 < nargs)
+                binary = args[++i];
+            else if (!strncmp(args[i], "--binary=", 9) && args[i][9])
+                binary = args[i] + 9;
+            else {
+                fprintf(stderr, "memxctl: usage: memxctl upgrade [--binary PATH]\n");
+                return 2;
+            }
+        }
+        return upgrade(sock, binary, json);
+    }
+
+    if (strcmp(cmd, "health") == 0) {
+        if (nargs != 1) {
+            fprintf(stderr, "memxctl: health takes no arguments\n");
+            return 2;
+        }
+        return health(sock, json);
     }
 
     void (*show)(json_object *) = NULL;
@@ -481,6 +710,21 @@ int main(int argc, char **argv)
         if (strcmp(args[1], "undrain") == 0)
             json_object_object_add(req, "undo", json_object_new_boolean(1));
         show = show_pool;
+    } else if (strcmp(cmd, "log-level") == 0) {
+        if (nargs != 2) {
+            fprintf(stderr, "memxctl: usage: memxctl log-level error|warn|info|debug\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("log-level"));
+        json_object_object_add(req, "level", json_object_new_string(args[1]));
+        show = show_log_level;
+    } else if (strcmp(cmd, "reload") == 0) {
+        if (nargs != 1) {
+            fprintf(stderr, "memxctl: reload takes no arguments\n");
+            return 2;
+        }
+        json_object_object_add(req, "cmd", json_object_new_string("reload"));
+        show = show_reload;
     } else if (strcmp(cmd, "volume") == 0) {
         if (nargs != 3 || strcmp(args[1], "delete") != 0) {
             fprintf(stderr, "memxctl: usage: memxctl volume delete NAME\n");

@@ -17,6 +17,7 @@
 
 #define XXH_INLINE_ALL
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ void volmeta_free(struct volmeta *m)
     volpub_free(m);
     volfwd_free(m);
     volstore_free(m->merge);
+    volcheck_free(m);
     free(m->prev_insync);
     free(m->uids);
     free(m->slabs);
@@ -106,6 +108,7 @@ static void finish_later(struct evloop *el, void *arg)
     m->stage = IDLE;
     volstore_free(m->merge);
     m->merge = NULL;
+    volcheck_free(m);
     m->done(m->arg, m->err, m->msg);
 }
 
@@ -267,7 +270,17 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
          * Invariant: an older record never wins over an acknowledged newer one, because every
          * acknowledged record is on each of R replicas of its page (it came with the page) or on
          * every server caught up then (volpub.c), those are read, and seq grows. */
-        volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
+        for (uint32_t i = 0; i < r->u.meta.n; i++) {
+            struct proto_rec rec;
+            proto_rec_get(r->u.meta.raw, i, &rec);
+            int st = m->stage == REFETCH ? volcheck_refetched(m, srv, &rec) : volcheck_note(m, srv, &rec);
+            if (st && !m->err) {
+                snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+                m->err = -EIO;
+            }
+        }
+        if (m->stage != REFETCH)
+            volstore_put(m->merge, m->vid, 1, r->u.meta.raw, r->u.meta.n);
         m->srv[srv].cursor = r->u.meta.cursor;
         if (r->u.meta.cursor)
             list_from(m, srv);
@@ -278,6 +291,8 @@ static void on_list(void *arg, int srv, const struct proto_msg *r)
     if (--m->pending == 0)
         load_step(m);
 }
+
+#define UNADOPTED INT_MIN       /* slab_st: not asked yet */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -322,7 +337,51 @@ static int collect_uids(struct volmeta *m)
     m->nuids = k;
     m->slabs = calloc(k ? k : 1, sizeof(*m->slabs));
     m->slab_st = calloc(k ? k : 1, sizeof(*m->slab_st));
-    return m->slabs && m->slab_st ? 0 : -1;
+    if (!m->slabs || !m->slab_st)
+        return -1;
+    for (size_t i = 0; i < k; i++)
+        m->slab_st[i] = UNADOPTED;
+    return 0;
+}
+
+/* The merge changed (volcheck_rebuild): its slabs again, those adopted
+ * already keeping their adoption. */
+static int recollect_uids(struct volmeta *m)
+{
+    uint64_t *ou = m->uids;
+    uint32_t *os = m->slabs;
+    int *ost = m->slab_st;
+    size_t on = m->nuids;
+    m->uids = NULL;
+    m->slabs = NULL;
+    m->slab_st = NULL;
+    m->nuids = 0;
+    int rc = collect_uids(m);
+    for (size_t i = 0; !rc && i < m->nuids; i++) {
+        uint64_t *u = bsearch(&m->uids[i], ou, on, sizeof(*ou), cmp_u64);
+        if (u) {
+            m->slabs[i] = os[u - ou];
+            m->slab_st[i] = ost[u - ou];
+        }
+    }
+    free(ou);
+    free(os);
+    free(ost);
+    return rc;
+}
+
+/* Where record r's page is now (0: its slab was not adopted). */
+static pool_page_t page_of(struct volmeta *m, const struct proto_rec *r)
+{
+    uint64_t *u = bsearch(&r->uid, m->uids, m->nuids, sizeof(*m->uids), cmp_u64);
+    size_t k = (size_t)(u - m->uids);
+    return u && m->slab_st[k] == 0 ? pool_page_in(m->pool, m->slabs[k], r->page) : 0;
+}
+
+void volmeta_checked(struct volmeta *m)
+{
+    if (m->stage == CHECK)
+        load_step(m);
 }
 
 static void on_adopted(void *arg, int status, uint32_t slab)
@@ -466,7 +525,7 @@ static void load_step(struct volmeta *m)
         return;
     }
     case LIST:
-        if (collect_uids(m)) {
+        if (m->err || collect_uids(m)) {
             snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
             load_end(m, -EIO);
             return;
@@ -482,8 +541,37 @@ static void load_step(struct volmeta *m)
         m->stage = ADOPT;
         /* fall through */
     case ADOPT:
+        while (m->next_uid < m->nuids && m->slab_st[m->next_uid] != UNADOPTED)
+            m->next_uid++;
         if (m->next_uid < m->nuids) {
             pool_adopt(m->pool, m->uids[m->next_uid], on_adopted, m);
+            return;
+        }
+        m->stage = CHECK;
+        switch (volcheck_begin(m, page_of)) {
+        case 1:
+            return;
+        case 0:
+            break;
+        default:
+            snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+            load_end(m, -EIO);
+            return;
+        }
+        /* fall through */
+    case CHECK:
+        if (volcheck_bad(m)) {
+            /* Invariant: a record is replaced only by the newest older one of its page. */
+            m->stage = REFETCH;
+            volcheck_refetch_begin(m);
+            m->pending = 1;
+            for (int i = 0; i < m->nsrv; i++) {
+                m->srv[i].cursor = 0;
+                if (m->srv[i].claimed)
+                    list_from(m, i);
+            }
+            if (--m->pending == 0)
+                load_step(m);
             return;
         }
         emit(m);
@@ -493,6 +581,16 @@ static void load_step(struct volmeta *m)
         meta_info(m, "loaded from the pool: %zu slab(s), epoch %llu", m->nuids,
                   (unsigned long long)m->epoch);
         load_end(m, 0);
+        return;
+    case REFETCH:
+        if (m->err || volcheck_rebuild(m) || recollect_uids(m)) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: out of memory", m->name);
+            load_end(m, -EIO);
+            return;
+        }
+        m->stage = ADOPT;
+        m->next_uid = 0;
+        load_step(m);
         return;
     case IDLE:
     case COORD:

@@ -27,7 +27,7 @@
  * it is owed everything (a copy from a server that has all of them). */
 #define MISSED_MAX    8192
 
-enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, INSYNC, ADOPT };
+enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, INSYNC, ADOPT, CHECK, REFETCH };
 
 struct pubrec {
     struct proto_rec r;
@@ -102,6 +102,7 @@ struct volmeta {
     uint32_t *slabs;
     int *slab_st;
     size_t nuids, next_uid;
+    struct volcheck *chk;       /* who reported each page's newest record (volcheck.c) */
     volmeta_rec_cb each;
     volmeta_done_cb done;
     void *arg;
@@ -127,6 +128,19 @@ struct volmeta {
     long long fwd_timer;        /* the flush, while records wait */
     struct volmeta_fwd_stats fwd_st;
 };
+
+/* volcheck.c: a loaded page's newest record that no holder of its page
+ * reported is checked against the page before it is served. */
+struct volcheck;
+int  volcheck_note(struct volmeta *m, int srv, const struct proto_rec *r);      /* LIST: srv listed r */
+/* After adoption: 0 nothing to check, 1 reads out (volmeta_checked follows), -ENOMEM. */
+int  volcheck_begin(struct volmeta *m, pool_page_t (*page_of)(struct volmeta *m, const struct proto_rec *r));
+bool volcheck_bad(const struct volmeta *m);     /* records to replace by older ones */
+void volcheck_refetch_begin(struct volmeta *m);
+int  volcheck_refetched(struct volmeta *m, int srv, const struct proto_rec *r); /* REFETCH: srv listed r */
+int  volcheck_rebuild(struct volmeta *m);       /* the merge without the bad records, with their elders */
+void volcheck_free(struct volmeta *m);
+void volmeta_checked(struct volmeta *m);        /* volcheck.c's reads are done */
 
 /* volfwd.c */
 void volfwd_free(struct volmeta *m);

@@ -54,4 +54,25 @@ int  blkback_list(struct blkback *bb, struct blkback_dev_info *out, int max);
 void blkback_shutdown(struct blkback *bb, void (*done)(void *arg), void *arg);
 void blkback_free(struct blkback *bb);
 
+/* ---- hand-over to a successor process (backend/upgrade.c) ----------------
+ * A graceful upgrade stops taking requests on every device, lets what is in
+ * flight complete and publishes its answers, and execs the new binary,
+ * which resumes every Connected device from XenStore and the ring state
+ * files (ringstate.h): no device changes state, nothing closes. */
+
+/* Stops taking requests on every device (what the frontends add stays on
+ * their rings), publishes every answer at once, and calls drained(arg) from
+ * the loop once no request is in flight on any device.  Devices that
+ * connect meanwhile wait (their connect is retried) until blkback_resume or
+ * the successor.  Once per resume. */
+void blkback_quiesce(struct blkback *bb, void (*drained)(void *arg), void *arg);
+/* Takes requests again after blkback_quiesce (the hand-over failed). */
+void blkback_resume(struct blkback *bb);
+/* Requests in flight over every device; *ndev: devices Connected (a
+ * successor resumes those). */
+unsigned blkback_inflight(struct blkback *bb, int *ndev);
+/* cb(arg, name) runs after each device connects and its rings serve (its
+ * predecessor's requests replayed); NULL stops it. */
+void blkback_on_connect(struct blkback *bb, void (*cb)(void *arg, const char *dev), void *arg);
+
 #endif

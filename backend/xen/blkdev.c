@@ -28,7 +28,10 @@
 #include "xenbus.h"
 #include "xenplat.h"
 
-#define RETRY_ATTACH_MAX 120            /* x xenbus.c's 250 ms retry = 30 s: a migration's source lets go by then */
+/* How long a connect waits for its volume (held by a migration's source on
+ * this host, or loading from the pool): a migration's source lets go by
+ * then.  In time, not tries: a resumed connection retries more often. */
+#define ATTACH_WAIT_MS 30000
 
 struct bdev {
     struct blkback *bb;
@@ -41,6 +44,7 @@ struct bdev {
     int nq, ring_pages;
     struct histo stage_ns[VBD_STAGES];  /* earlier connections' stage latencies */
     int attach_retries;
+    uint64_t attach_since_ms;           /* the first "not yet" of this connect */
 };
 
 /* Log lines name the device: "vbd <domid>/<devid>: ...". */
@@ -55,6 +59,14 @@ struct blkback {
     struct port_table *ports;           /* event-channel port -> vbd queue, every device's */
     bool evtchn_added;
     struct ev_defer evtchn_more;        /* ports left pending past EVTCHN_BUDGET */
+    /* blkback_quiesce: no device takes requests; drained runs (from
+     * quiesce_check, a deferred call) once none has any in flight. */
+    bool quiesced;
+    void (*drained)(void *arg);
+    void *drained_arg;
+    struct ev_defer quiesce_check;
+    void (*on_connect)(void *arg, const char *dev);
+    void *on_connect_arg;
 };
 
 /* ---- InitWait: features ------------------------------------------------- */
@@ -182,11 +194,14 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
         return -1;
     }
     free(params);
+    if (!d->attach_retries)
+        d->attach_since_ms = evloop_now_ms();
+    bool may_wait = evloop_now_ms() - d->attach_since_ms < ATTACH_WAIT_MS;
     d->vol = volume_attach(bb->vols, name, size, d->name, why, sizeof(why));
     if (!d->vol) {
         struct volume *held = volumes_find(bb->vols, name);
-        if (held && *volume_owner(held) && volume_size(held) == size &&
-            d->attach_retries++ < RETRY_ATTACH_MAX) {
+        if (held && *volume_owner(held) && volume_size(held) == size && may_wait) {
+            d->attach_retries++;
             /* A migration or restore on this host: the old domain's device
              * lets go of the volume when the toolstack tears it down. */
             if (d->attach_retries == 1)
@@ -200,8 +215,8 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
     /* First attach here: the volume loads its metadata from the pool. */
     const char *lerr = NULL;
     int ls = volume_state(d->vol, &lerr);
-    if (ls > 0 && d->attach_retries++ < RETRY_ATTACH_MAX) {
-        if (d->attach_retries == 1)
+    if (ls > 0 && may_wait) {
+        if (++d->attach_retries == 1)
             bdev_log(d, MX_LOG_INFO, "volume %s is loading from the pool; waiting for it", name);
         volume_detach(d->vol);
         d->vol = NULL;
@@ -289,14 +304,18 @@ static int blkdev_connect(void *drv)
     char err[800];
     struct fe_params fp;
     bool dedup = false;
+    if (d->bb->quiesced)
+        return 1;       /* handing over: the successor (or a resume) connects it */
     if (read_frontend(d, &fp, err, sizeof(err))) {
         xenbus_dev_fatal(xd, err);
         return -1;
     }
     int rc = attach_volume(d, &dedup, err, sizeof(err));
     if (rc) {
-        if (rc < 0)
+        if (rc < 0) {
+            d->attach_retries = 0;      /* a later connect waits afresh */
             xenbus_dev_fatal(xd, err);
+        }
         return rc;
     }
     volume_set_dedup(d->vol, dedup);
@@ -319,6 +338,8 @@ static int blkdev_connect(void *drv)
      * taken off the rings: a frontend that pre-filled queue 0 and then broke
      * queue 1 finds nothing started when the connect unwinds. */
     vbd_start(d->vbd);
+    if (d->bb->on_connect)
+        d->bb->on_connect(d->bb->on_connect_arg, d->name);
     return 0;
 
 unwind:
@@ -339,6 +360,8 @@ unwind:
  * may attach the volume. */
 static void release(struct bdev *d)
 {
+    if (d->bb->quiesced)
+        evloop_defer(d->bb->el, &d->bb->quiesce_check);    /* one device fewer to wait for */
     if (d->vbd)
         vbd_merge_stages(d->vbd, d->stage_ns);
     vbd_free(d->vbd);
@@ -421,6 +444,72 @@ static void evtchn_drain(struct blkback *bb)
 
 static void evtchn_more(struct evloop *el, void *arg) { evtchn_drain(arg); }
 
+/* ---- hand-over ---------------------------------------------------------- */
+
+unsigned blkback_inflight(struct blkback *bb, int *ndev)
+{
+    unsigned n = 0;
+    int nd = 0;
+    for (struct xenbus_dev *xd = xenbus_dev_next(bb->bus, NULL); xd; xd = xenbus_dev_next(bb->bus, xd)) {
+        struct bdev *d = xenbus_dev_drv(xd);
+        if (d->vbd) {
+            n += vbd_inflight(d->vbd);
+            nd += xenbus_dev_state(xd) == XenbusStateConnected;     /* not one closing */
+        }
+    }
+    if (ndev)
+        *ndev = nd;
+    return n;
+}
+
+/* From the loop, never inside a completion: devices may have gone since. */
+static void quiesce_check(struct evloop *el, void *arg)
+{
+    struct blkback *bb = arg;
+    if (!bb->quiesced || !bb->drained || blkback_inflight(bb, NULL))
+        return;
+    void (*cb)(void *) = bb->drained;
+    bb->drained = NULL;
+    cb(bb->drained_arg);
+}
+
+static void vbd_paused(void *arg)
+{
+    struct blkback *bb = arg;
+    evloop_defer(bb->el, &bb->quiesce_check);
+}
+
+void blkback_quiesce(struct blkback *bb, void (*done)(void *arg), void *arg)
+{
+    bb->quiesced = true;
+    bb->drained = done;
+    bb->drained_arg = arg;
+    for (struct xenbus_dev *xd = xenbus_dev_next(bb->bus, NULL); xd; xd = xenbus_dev_next(bb->bus, xd)) {
+        struct bdev *d = xenbus_dev_drv(xd);
+        if (d->vbd)
+            vbd_pause(d->vbd, vbd_paused, bb);
+    }
+    evloop_defer(bb->el, &bb->quiesce_check);
+}
+
+void blkback_resume(struct blkback *bb)
+{
+    bb->quiesced = false;
+    bb->drained = NULL;
+    evloop_defer_cancel(bb->el, &bb->quiesce_check);
+    for (struct xenbus_dev *xd = xenbus_dev_next(bb->bus, NULL); xd; xd = xenbus_dev_next(bb->bus, xd)) {
+        struct bdev *d = xenbus_dev_drv(xd);
+        if (d->vbd)
+            vbd_unpause(d->vbd);
+    }
+}
+
+void blkback_on_connect(struct blkback *bb, void (*cb)(void *arg, const char *dev), void *arg)
+{
+    bb->on_connect = cb;
+    bb->on_connect_arg = arg;
+}
+
 static void evtchn_cb(struct evloop *el, int fd, unsigned events, void *arg) { evtchn_drain(arg); }
 
 struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vols,
@@ -448,6 +537,7 @@ struct blkback *blkback_new(struct evloop *el, struct xp *xp, struct volumes *vo
     bb->el = el;
     bb->xp = xp;
     evloop_defer_init(&bb->evtchn_more, evtchn_more, bb);
+    evloop_defer_init(&bb->quiesce_check, quiesce_check, bb);
     bb->vols = vols;
     bb->cfg = *cfg;
     return bb;
@@ -513,6 +603,7 @@ void blkback_free(struct blkback *bb)
         return;
     xenbus_free(bb->bus);
     evloop_defer_cancel(bb->el, &bb->evtchn_more);
+    evloop_defer_cancel(bb->el, &bb->quiesce_check);
     if (bb->evtchn_added)
         evloop_del_fd(bb->el, xp_evtchn_fd(bb->xp));
     port_table_free(bb->ports);

@@ -54,6 +54,7 @@ struct ringstate {
     int *rsp_ent;               /* response index & (size - 1) -> its entry, until published */
     int *replay;                /* entries to replay, oldest request first */
     unsigned nreplay;
+    bool resumed;               /* a predecessor's state of this ring was taken over */
 };
 
 /* Orders our own stores for a successor that maps the file after we died
@@ -173,6 +174,7 @@ struct ringstate *rs_open(const char *path, struct ring *r, uint32_t ref0, int *
         return s;
     }
     *nreplay = (int)s->nreplay;
+    s->resumed = true;
     return s;
 nomem:
     snprintf(why, whylen, "out of memory");
@@ -188,6 +190,8 @@ fail:
     free(s);
     return NULL;
 }
+
+bool rs_resumed(const struct ringstate *s) { return s && s->resumed; }
 
 int rs_replay_ent(const struct ringstate *s, unsigned i) { return i < s->nreplay ? s->replay[i] : -1; }
 

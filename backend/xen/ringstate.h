@@ -46,6 +46,10 @@ struct ringstate;
  * requests outstanding than the ring holds): the frontend broke its ring. */
 struct ringstate *rs_open(const char *path, struct ring *r, uint32_t ref0, int *nreplay, char *why,
                           size_t whylen);
+/* Whether rs_open took over a predecessor's state of this ring (its
+ * requests replayed, if any, and its req_cons gone on from): a restart or
+ * an upgrade hand-over, not a fresh connection.  False for NULL. */
+bool rs_resumed(const struct ringstate *s);
 /* The i-th request to replay (0 .. nreplay-1, oldest first): its entry. */
 int  rs_replay_ent(const struct ringstate *s, unsigned i);
 /* Records the request just taken at ring index idx (raw: the entry as

@@ -198,10 +198,15 @@ void vbd_vreq_finish(struct vreq *r, int16_t status, uint64_t now)
     respond(q, r->id, r->rsp_op, status, now, r->ent);
     vreq_put(r);
     v->inflight--;
-    if (v->stopping) {
+    if (v->stopping || v->paused) {
         push(q);
-        if (v->inflight == 0 && v->drained)
-            v->drained(v->drained_arg);
+        if (v->inflight == 0) {
+            /* The pause's note first: a stop's drained may free the vbd. */
+            if (v->paused && v->paused_cb)
+                v->paused_cb(v->paused_arg);
+            if (v->stopping && v->drained)
+                v->drained(v->drained_arg);
+        }
         return;
     }
     /* The last request in flight on this queue answers at once (nothing
@@ -261,7 +266,7 @@ static void kick(struct vbd_queue *q, uint64_t woke_ns)
     struct vbd *v = q->vbd;
     if (!v->started)
         return;                 /* nothing is taken before vbd_start (see vbd_add_queue) */
-    if (q->broken || v->stopping || q->exhausted || q->blocked) {
+    if (q->broken || v->stopping || v->paused || q->exhausted || q->blocked) {
         /* An exhausted queue's resume_due comes at the end of this turn, a
          * blocked one's once a buffer is let go (vreq_put). */
         push(q);
@@ -385,7 +390,7 @@ static int vbd_poll(struct evloop *el, void *arg)
         struct vbd_queue *q = &v->q[i];
         if (!q->polling)
             continue;
-        if (q->broken || v->stopping) {
+        if (q->broken || v->stopping || v->paused) {
             q->polling = false;
         } else if (ring_peek(&q->ring)) {
             kick(q, now);
@@ -469,7 +474,9 @@ void vbd_start(struct vbd *v)
             blkif_abi_get_request(q->ring.abi, rs_raw(q->rs, ent), &req);
             dispatch(q, &req, ent);
         }
-        if (q->nreplay)
+        /* Said with 0 too: a hand-over that drained first replays nothing,
+         * yet the ring went on where its predecessor stopped. */
+        if (rs_resumed(q->rs))
             vbd_log(v, MX_LOG_INFO, "queue %d: resumed its ring after a restart: %d request(s) replayed", i,
                     q->nreplay);
         q->nreplay = 0;
@@ -495,6 +502,30 @@ bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg)
         push(&v->q[i]);     /* answers held for the end of this loop turn */
     return v->inflight == 0;
 }
+
+bool vbd_pause(struct vbd *v, void (*paused)(void *arg), void *arg)
+{
+    v->paused = true;
+    v->paused_cb = paused;
+    v->paused_arg = arg;
+    for (int i = 0; i < v->nq; i++)
+        push(&v->q[i]);     /* answers held for the end of this loop turn */
+    return v->inflight == 0;
+}
+
+void vbd_unpause(struct vbd *v)
+{
+    if (!v->paused)
+        return;
+    v->paused = false;
+    v->paused_cb = NULL;
+    /* What the frontend queued meanwhile, and an event asked for again
+     * (kick ends with ring_final_check); a stopping vbd takes nothing. */
+    for (int i = 0; i < v->nq; i++)
+        kick(&v->q[i], 0);
+}
+
+unsigned vbd_inflight(const struct vbd *v) { return v->inflight; }
 
 void vbd_free(struct vbd *v)
 {

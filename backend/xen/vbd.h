@@ -81,6 +81,18 @@ bool vbd_kick_port(struct port_table *pt, int port);
 /* Stops taking requests.  Returns true if nothing is in flight; otherwise
  * drained(arg) runs (from the loop) once every in-flight request is answered. */
 bool vbd_stop(struct vbd *v, void (*drained)(void *arg), void *arg);
+/* Pauses the device for a hand-over to a successor process (an upgrade):
+ * no request is taken off its rings any more (what the frontend adds stays
+ * there for the successor), every answer is published at once.  Returns
+ * true if nothing is in flight; otherwise paused(arg) runs once the last
+ * request in flight is answered and published (from its completion: it
+ * must not free the vbd, only note it).  Independent of vbd_stop: a device
+ * being stopped can be paused too, and its drained still runs after. */
+bool vbd_pause(struct vbd *v, void (*paused)(void *arg), void *arg);
+/* Takes requests again after vbd_pause (the hand-over did not happen). */
+void vbd_unpause(struct vbd *v);
+/* Requests taken and not yet answered. */
+unsigned vbd_inflight(const struct vbd *v);
 /* Unmaps the rings; the vbd must be drained: stopped with nothing in flight,
  * or never started.  The volume is the caller's. */
 void vbd_free(struct vbd *v);

@@ -96,6 +96,9 @@ struct vbd {
     uint64_t poll_ns;
     bool started;                   /* vbd_start: every queue mapped, Connected written */
     bool stopping;
+    bool paused;                    /* vbd_pause: nothing new taken, for a successor */
+    void (*paused_cb)(void *arg);
+    void *paused_arg;
     struct ev_defer push_defer;     /* pushes the unpushed queues at the end of this turn */
     struct ev_defer resume_defer;   /* gives exhausted queues a new budget on the next turn */
     struct blkif_wire_seg *ind;     /* indirect segments of the request being started */

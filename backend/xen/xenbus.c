@@ -18,6 +18,9 @@
 
 #define PATH_MAX_XS 256
 #define RETRY_MS 250                    /* a connect that said "not yet" */
+/* The same for a connection being resumed (its guest's I/O waits for
+ * this connect: an upgrade's pause), cheap for the few seconds it lasts. */
+#define RESUME_RETRY_MS 10
 
 struct xenbus_dev {
     struct xenbus *bus;
@@ -36,6 +39,12 @@ struct xenbus_dev {
     bool draining;                      /* ops->disconnect returned false */
     int after_drain;                    /* state to write once disconnected */
     bool gone;                          /* backend node removed: free once disconnected */
+    /* Found Connected with its frontend Connected at first sight: a
+     * predecessor process served it (a restart or an upgrade hand-over).
+     * The connection is taken over without InitWait: the node keeps
+     * reading Connected, and d->state stays InitWait inside until the
+     * driver's connect rewrites Connected. */
+    bool resuming;
     long long timer;                    /* connect retry */
     struct ev_defer kick;               /* reconcile at the end of this turn */
 };
@@ -241,7 +250,7 @@ static bool disconnect(struct xenbus_dev *d, int then)
 
 /* ---- the state machine ------------------------------------------------- */
 
-static int setup(struct xenbus_dev *d)
+static int setup(struct xenbus_dev *d, long long bstate)
 {
     char *fe = xenbus_read(d, d->be, "frontend");
     if (!fe)
@@ -261,6 +270,20 @@ static int setup(struct xenbus_dev *d)
         return -1;
     }
     d->fe_watched = true;
+    char *fs = bstate == XenbusStateConnected ? xenbus_read(d, d->fe, "state") : NULL;
+    bool fe_connected = fs && xenbus_parse_uint(fs, 8) == XenbusStateConnected;
+    free(fs);
+    if (fe_connected) {
+        /* Our predecessor's connection: its features are published and the
+         * frontend negotiated against them.  Writing InitWait now would be
+         * a state change the frontend sees (Linux blkfront ignores it, yet
+         * it is no longer "the device never went away"). */
+        d->resuming = true;
+        d->state = XenbusStateInitWait;
+        xd_log(d, MX_LOG_INFO, "Connected with its frontend Connected: resuming the connection "
+               "(a previous memx-backd served it)");
+        return 0;
+    }
     return publish_features(d);
 }
 
@@ -303,12 +326,16 @@ static void reconcile(struct xenbus_dev *d)
          * a restore (libxl writes the new domain's devices before the guest
          * resumes), or memx-backd restarted under a running guest.  Watch
          * the frontend and offer our features (InitWait). */
-        if (setup(d))
+        if (setup(d, bstate))
             return;
     }
 
-    /* The node is the truth: the toolstack writes it too (state=Closing on teardown). */
-    if (bstate >= 0 && d->state != 0)
+    /* The node is the truth: the toolstack writes it too (state=Closing on
+     * teardown); but a connection being resumed reads Connected until the
+     * driver's connect writes it again. */
+    if (d->resuming && bstate != XenbusStateConnected)
+        d->resuming = false;
+    if (bstate >= 0 && d->state != 0 && !d->resuming)
         d->state = (int)bstate;
 
     long long online = xenbus_read_uint(d, d->be, "online", 1, 1);
@@ -359,13 +386,15 @@ static void reconcile(struct xenbus_dev *d)
         if (d->state != XenbusStateInitWait || d->failed)
             break;
         int rc = bus->ops->connect(d->drv);
+        if (rc != 1)
+            d->resuming = false;
         if (rc == 0) {
             d->connected = true;
         } else if (rc == 1) {
             /* Not yet (the volume is still held by the previous owner on this
              * host, or loading): look again shortly. */
             if (!d->timer)
-                d->timer = evloop_add_timer(bus->el, RETRY_MS, timer_cb, d);
+                d->timer = evloop_add_timer(bus->el, d->resuming ? RESUME_RETRY_MS : RETRY_MS, timer_cb, d);
         } else {
             set_state(d, XenbusStateClosed);
         }

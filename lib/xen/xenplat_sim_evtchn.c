@@ -269,24 +269,29 @@ int xp_sim_evtchn_notify(struct xp *xp, uint32_t port)
         errno = EINVAL;
         return -1;
     }
-    if (!p->have_peer) {
-        char path[PATH_MAX], peer[32];
-        unsigned dom, rport;
-        if (evt_path(s, path, sizeof(path), xp->domid, port, "peer") < 0 ||
-            read_small(path, peer, sizeof(peer)) < 0 || sscanf(peer, "%u %u", &dom, &rport) != 2)
-            return 0;           /* still unbound: Xen drops the event silently */
-        if (evt_sockaddr(s, &p->peer, (uint16_t)dom, rport) < 0)
-            return 0;
-        p->have_peer = true;
-    }
-    char b = 1;
-    if (sendto(p->fd, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&p->peer, sizeof(p->peer)) < 0) {
-        if (errno == ECONNREFUSED || errno == ENOENT) {
-            /* The peer went away; it may be re-bound by someone else later. */
-            mx_debug("sim evtchn: dom%u port %u: peer gone", xp->domid, port);
-            p->have_peer = false;
+    /* Twice at most: a peer that went away may have been replaced by a new
+     * binder (a restarted or re-exec'd backend) whose .peer we read anew,
+     * since Xen delivers a send to whoever holds the binding now; losing it
+     * would leave a guest waiting for a backend that never heard of its
+     * requests. */
+    for (int tries = 0; tries < 2; tries++) {
+        if (!p->have_peer) {
+            char path[PATH_MAX], peer[32];
+            unsigned dom, rport;
+            if (evt_path(s, path, sizeof(path), xp->domid, port, "peer") < 0 ||
+                read_small(path, peer, sizeof(peer)) < 0 || sscanf(peer, "%u %u", &dom, &rport) != 2)
+                return 0;       /* still unbound: Xen drops the event silently */
+            if (evt_sockaddr(s, &p->peer, (uint16_t)dom, rport) < 0)
+                return 0;
+            p->have_peer = true;
         }
-        /* EAGAIN/ENOBUFS: the peer's queue is full, so the event is pending. */
+        char b = 1;
+        if (sendto(p->fd, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&p->peer, sizeof(p->peer)) == 0 ||
+            (errno != ECONNREFUSED && errno != ENOENT))
+            return 0;           /* EAGAIN/ENOBUFS: the peer's queue is full, so the event is pending */
+        /* The peer went away; it may be re-bound by someone else. */
+        mx_debug("sim evtchn: dom%u port %u: peer gone", xp->domid, port);
+        p->have_peer = false;
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 /* fuzz_ctl.c — libFuzzer target for memx-backd's control socket (backend/ctl.c): what any
  * local client of the socket controls, the request byte stream.
  *
- * ctl.c is included, so its line framing (on_client), JSON parsing and dispatch (ctl_handle)
+ * ctl.c is included (with ctl_stats.c, its stats reply, and ctl_admin.c), so its line framing (on_client), JSON
+ * parsing and dispatch (ctl_handle)
  * and every command run in-process, over a socketpair and the daemon's event loop, on the real
  * volume layer over the fake pool (tests/unit/fake_pool.c), as tests/unit/test_ctl.c does: two
  * volumes (one attached, one spare, pages written), two memory servers, a canned device list.
@@ -16,6 +17,8 @@
  * replies.
  */
 #include "ctl.c"
+#include "ctl_stats.c"
+#include "ctl_admin.c"
 
 #include "dedup.h"
 #include "fake_pool.h"

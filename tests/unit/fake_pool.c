@@ -788,6 +788,15 @@ int pool_page_servers(const struct pool *p, pool_page_t page, int *out, int max)
 
 const struct volstore *fake_pool_meta_store(const struct pool *p, int srv) { return p->meta[srv]; }
 
+void fake_pool_meta_put(struct pool *p, int srv, uint64_t vid, const struct proto_rec *r)
+{
+    uint64_t epoch = 0;
+    int owner;
+    volstore_owner(p->meta[srv], vid, &epoch, &owner);
+    if (volstore_put_rec(p->meta[srv], vid, epoch, r))
+        abort();
+}
+
 void pool_set_recopy_cb(struct pool *p, void (*cb)(void *arg), void *arg)
 {
     p->recopy_cb = cb;

@@ -20,6 +20,8 @@
 
 #include "cluster.h"
 
+struct proto_rec;
+
 struct evloop;
 
 struct pool *fake_pool_new(struct evloop *el);
@@ -33,6 +35,8 @@ void fake_pool_puts_again(struct pool *p, unsigned n);
 /* Server srv's record store (to look at what it holds). */
 struct volstore;
 const struct volstore *fake_pool_meta_store(const struct pool *p, int srv);
+/* Server srv holds record r of volume vid (under the volume's epoch there), as if a write had brought it. */
+void fake_pool_meta_put(struct pool *p, int srv, uint64_t vid, const struct proto_rec *r);
 /* What pool_replicas answers (an attach reads with fewer than that many members unread). */
 void fake_pool_set_replicas(struct pool *p, int r);
 void fake_pool_fail_reads(struct pool *p, unsigned n, int err);

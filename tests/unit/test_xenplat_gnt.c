@@ -262,6 +262,52 @@ static void test_evtchn(void)
     }
 }
 
+/* A backend that died (or exec'd: same pid, fds closed) without unbinding,
+ * and its successor bound the guest's port again: the guest's next notify
+ * reaches the successor, as Xen delivers a send to whoever holds the
+ * binding now, though the guest last sent to the dead binder.  A notify
+ * lost there deadlocks a guest that waits for answers to requests the
+ * successor never heard of. */
+static void test_evtchn_rebound(void)
+{
+    struct xp *g = xp_open_sim(sim_dir, GUEST);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    int gport = xp_evtchn_alloc_unbound(g, 0);
+    CU_ASSERT_FATAL(gport > 0);
+    struct chan ch;
+    CU_ASSERT_FATAL(pipe(ch.to_child) == 0 && pipe(ch.to_parent) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct xp *d = xp_open_sim(sim_dir, 0);
+        int l = d ? xp_evtchn_bind_interdomain(d, GUEST, (uint32_t)gport) : -1;
+        char c;
+        if (l <= 0 || chan_send(ch.to_parent[1], "b", 1) < 0 || wait_pending(d, 2000) != l)
+            _exit(1);
+        chan_send(ch.to_parent[1], "n", 1);
+        chan_recv(ch.to_child[0], &c, 1);
+        _exit(0);           /* no unbind: as a kill -9 or an exec leaves it */
+    }
+    char c;
+    CU_ASSERT_EQUAL_FATAL(chan_recv(ch.to_parent[0], &c, 1), 0);
+    CU_ASSERT_EQUAL(xp_evtchn_notify(g, (uint32_t)gport), 0);     /* to the first binder */
+    CU_ASSERT_EQUAL(chan_recv(ch.to_parent[0], &c, 1), 0);
+    CU_ASSERT_EQUAL(chan_send(ch.to_child[1], "x", 1), 0);
+    CU_ASSERT_EQUAL(child_exit_status(pid), 0);
+    struct xp *b = xp_open_sim(sim_dir, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    int local = xp_evtchn_bind_interdomain(b, GUEST, (uint32_t)gport);
+    CU_ASSERT_FATAL(local > 0);
+    CU_ASSERT_EQUAL(xp_evtchn_notify(g, (uint32_t)gport), 0);     /* one notify, to the successor */
+    CU_ASSERT_EQUAL(wait_pending(b, 2000), local);
+    xp_close(b);
+    xp_close(g);
+    for (int i = 0; i < 2; i++) {
+        close(ch.to_child[i]);
+        close(ch.to_parent[i]);
+    }
+}
+
 static void test_grant_table_full(void)
 {
     struct xp *xp = xp_open_sim(sim_dir, 11);
@@ -309,6 +355,7 @@ static void test_real_off_xen(void)
 static const struct cu_test tests[] = {
     { "grants across processes: map, copy, every bad ref", test_grants },
     { "event channels across processes: bind, notify, mask", test_evtchn },
+    { "event channels: a notify reaches the binder that replaced a dead one", test_evtchn_rebound },
     { "grant table full, then reuse", test_grant_table_full },
     { "real platform off Xen: NULL, ENOENT, quiet", test_real_off_xen },
     { NULL, NULL },

@@ -361,14 +361,16 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "dir", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *dir = getenv("MEMX_SIM_DIR");
     int o;
-    while ((o = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "+d:hV", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-simxl %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }

@@ -1066,11 +1066,12 @@ int main(int argc, char **argv)
         { "pidfile", required_argument, NULL, 'p' },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *dir = NULL, *pidfile = NULL;
     int level = MX_LOG_INFO, o;
-    while ((o = getopt_long(argc, argv, "d:p:l:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:p:l:hV", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
         case 'p': pidfile = optarg; break;
@@ -1081,6 +1082,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("memx-simxsd %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
