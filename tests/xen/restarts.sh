@@ -45,7 +45,11 @@ rs_judge() {
     nl=$L/backd-new.log
     i=0; while [ $i -lt 60 ]; do
         sed -n "$((RS_B + 1)),\$p" $1 > $nl
+        # A kill -9's successor resumes each ring from its state file; an
+        # upgrade's successor may say so per device as a hand-over line.
         n=$(grep -c 'resumed its ring after a restart' $nl)
+        h=$(grep -c 'hand-over: .* serves again' $nl)
+        [ "$h" -gt "$n" ] && n=$h
         [ "$n" -ge $RS_NDEV ] && break
         grep -q 'ring state not resumed\|no resumable ring state' $nl && break
         sleep 1; i=$((i+1))
@@ -78,9 +82,12 @@ rs_judge() {
         RS_DETAIL="$RS_DETAIL $t pause $(gap_max $t $n0 $n1)s (before: $(gap_max $t 1 $n0)s),"
         [ "$others" = 0 ] || RS_DETAIL="$RS_DETAIL ($others other frontend node events)"
     done
+    # The backend node stays Connected: the successor writes no other state
+    # over a device it finds Connected (its log names every state it writes).
     sed -n "$((RS_B + 1)),\$p" $1 > $nl
-    bs=$(grep -c -- '-> InitWait' $nl)
-    RS_DETAIL="${RS_DETAIL# }; $n/$RS_NDEV rings resumed, $RS_REPLAYED request(s) replayed, ${RS_RESUME}s from the $2 to the last resume; frontends stayed Connected (backend nodes republished InitWait $bs time(s), then Connected)"
+    bs=$(grep -E -- '-> (InitWait|Closing|Closed)' $nl | head -2)
+    [ -z "$bs" ] || { echo "the new backend moved a Connected device's node: $bs"; return 1; }
+    RS_DETAIL="${RS_DETAIL# }; $n/$RS_NDEV rings resumed, $RS_REPLAYED request(s) replayed, ${RS_RESUME}s from the $2 to the last resume; backend and frontend nodes stayed Connected"
 }
 
 restart_kill() { # SIGKILL memx-backd under the guests of $UP, start it again
@@ -104,6 +111,7 @@ restart_upgrade() { # memxctl upgrade: a new binary takes over the guests of $UP
     rs_snap
     old=$BPID
     RS_K=$(now)
+    # Re-execs the binary it was started from ($BACKD on the share).
     ctl upgrade > $L/upgrade.out 2>&1 || { kill $RS_WATCH 2>/dev/null; failed "memxctl upgrade rc=$?: $(tail -3 $L/upgrade.out | tr '\n' ';')"; return 1; }
     # The handover may re-exec in place or start a successor: whichever
     # memx-backd serves the control socket now is the one to judge.
@@ -111,5 +119,6 @@ restart_upgrade() { # memxctl upgrade: a new binary takes over the guests of $UP
     BPID=$(pidof memx-backd | tr ' ' '\n' | grep -vx "$old" | head -1)
     [ -n "$BPID" ] || BPID=$old
     rs_judge $BLOG "upgrade" > $L/why || { kill $RS_WATCH 2>/dev/null; failed "$(cat $L/why)"; return 1; }
-    ok "pid $old -> $BPID: $(tail -1 $L/upgrade.out | cut -c1-80);$RS_DETAIL"
+    pz=$(sed -n 's/.*\(guest I\/O paused [0-9]* ms\).*/\1/p' $L/upgrade.out | tail -1)
+    ok "pid $old -> $BPID (memxctl: ${pz:-no pause reported});$RS_DETAIL"
 }

@@ -541,14 +541,14 @@ destroyed() { [ -z "$(domid $GN)" ]; }
 # Both guests come up and fill their swap; the restarts happen while both
 # run their first verification pass, which then has to come out clean; then
 # each guest's lifecycle; then the userspace frontend.
-for t in $GUESTS; do phase guest_up $t && UP="$UP $t"; done
+for t in $GUESTS; do if phase guest_up $t; then UP="$UP $t"; else drop_guest $t; fi; done
 if [ -n "$UP" ] && [ "$CONTROL" != blkback ]; then
     for t in $UP; do at $t; eval "VP_$t=$(lastnum pass)"; done
     phase restart_kill all
     phase restart_upgrade all
 fi
 ALIVE=
-for t in $UP; do phase guest_verify $t && ALIVE="$ALIVE $t" || drop_guest $t; done
+for t in $UP; do if phase guest_verify $t; then ALIVE="$ALIVE $t"; else drop_guest $t; fi; done
 for t in $ALIVE; do phase guest_down $t || drop_guest $t; done
 kill $TAILS 2>/dev/null
 GN=; TFG=
