@@ -79,7 +79,7 @@ rs_judge() {
         kerr=$(glog | sed -n "$n0,\$p" | grep -E 'blkfront|xen-blkfront|I/O error|blk_update_request|Buffer I/O|READFAIL' | head -2)
         [ -z "$kerr" ] || { echo "memx-$t's console after the $2: $kerr"; return 1; }
         others=$(grep -v '/state$' $L/fewatch-$t.out | grep -vc "^/local/domain/$D/device/vbd$")
-        RS_DETAIL="$RS_DETAIL $t pause $(gap_max $t $n0 $n1)s (before: $(gap_max $t 1 $n0)s),"
+        RS_DETAIL="$RS_DETAIL $t pause $(gap_max $t $n0 $n1)s (longest gap before: $(gap_max $t 1 $n0)s)"
         [ "$others" = 0 ] || RS_DETAIL="$RS_DETAIL ($others other frontend node events)"
     done
     # The backend node stays Connected: the successor writes no other state
@@ -87,7 +87,7 @@ rs_judge() {
     sed -n "$((RS_B + 1)),\$p" $1 > $nl
     bs=$(grep -E -- '-> (InitWait|Closing|Closed)' $nl | head -2)
     [ -z "$bs" ] || { echo "the new backend moved a Connected device's node: $bs"; return 1; }
-    RS_DETAIL="${RS_DETAIL# }; $n/$RS_NDEV rings resumed, $RS_REPLAYED request(s) replayed, ${RS_RESUME}s from the $2 to the last resume; backend and frontend nodes stayed Connected"
+    RS_DETAIL="$RS_DETAIL; $n/$RS_NDEV rings resumed, $RS_REPLAYED request(s) replayed, ${RS_RESUME}s from the $2 to the last resume; backend and frontend nodes stayed Connected"
 }
 
 restart_kill() { # SIGKILL memx-backd under the guests of $UP, start it again
@@ -112,7 +112,13 @@ restart_upgrade() { # memxctl upgrade: a new binary takes over the guests of $UP
     old=$BPID
     RS_K=$(now)
     # Re-execs the binary it was started from ($BACKD on the share).
-    ctl upgrade > $L/upgrade.out 2>&1 || { kill $RS_WATCH 2>/dev/null; failed "memxctl upgrade rc=$?: $(tail -3 $L/upgrade.out | tr '\n' ';')"; return 1; }
+    ctl upgrade > $L/upgrade.out 2>&1; urc=$?
+    if [ $urc != 0 ]; then
+        # memxctl gave up (it waits 30 s): say what the guests and the
+        # successor did anyway, then fail.
+        if rs_judge $BLOG "upgrade" > $L/why; then st="yet the guests saw:$RS_DETAIL"; else st="and: $(cat $L/why)"; kill $RS_WATCH 2>/dev/null; fi
+        failed "memxctl upgrade rc=$urc: $(tail -3 $L/upgrade.out | tr '\n' ';') $st"; return 1
+    fi
     # The handover may re-exec in place or start a successor: whichever
     # memx-backd serves the control socket now is the one to judge.
     i=0; while [ $i -lt 60 ] && ! ctl status > $L/status.out 2>&1; do sleep 0.5; i=$((i+1)); done
