@@ -63,6 +63,8 @@ for e in ${GUEST_BINS:-}; do
     cp "$e" g/bin/
     ldd "$e" | awk '/=> \//{print $3}' | while read -r lib; do cp -L "$lib" g/lib/x86_64-linux-gnu/; done
     cp -L /lib64/ld-linux-x86-64.so.2 g/lib64/
+    # glibc dlopen()s it for pthread_cancel (run 4: memx-io aborted without it).
+    cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 g/lib/x86_64-linux-gnu/
 done
 cp "$HERE/guest-init.sh" g/init
 chmod 755 g/init
