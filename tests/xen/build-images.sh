@@ -55,6 +55,17 @@ for a in $($BB --list-full); do [ -e "g/$a" ] || ln -s /bin/busybox "g/$a"; done
 cp "$KM/drivers/block/xen-blkfront.ko" g/
 # Probed only: can a guest's userspace be a blkif frontend (libmemxfront)?
 for m in xen-evtchn xen-gntalloc xen-privcmd xenfs/xenfs; do cp "$KM/drivers/xen/$m.ko" g/; done
+# GUEST_BINS (memx-io): host-built programs for the guest's own userspace
+# frontend (MEMX_MODE=userfront), with the host libraries they link.
+for e in ${GUEST_BINS:-}; do
+    [ -f "$e" ] || continue
+    mkdir -p g/lib/x86_64-linux-gnu g/lib64
+    cp "$e" g/bin/
+    ldd "$e" | awk '/=> \//{print $3}' | while read -r lib; do cp -L "$lib" g/lib/x86_64-linux-gnu/; done
+    cp -L /lib64/ld-linux-x86-64.so.2 g/lib64/
+    # glibc dlopen()s it for pthread_cancel (run 4: memx-io aborted without it).
+    cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 g/lib/x86_64-linux-gnu/
+done
 cp "$HERE/guest-init.sh" g/init
 chmod 755 g/init
 (cd g && find . | cpio -o -H newc --quiet) > guest-initrd.cpio
@@ -66,7 +77,7 @@ rm -rf d && mkdir -p d/bin d/sbin d/usr/bin d/usr/sbin d/proc d/sys d/dev d/tmp 
 ln -s ../run d/var/run
 cp $BB d/bin/busybox
 for a in $($BB --list-full); do [ -e "d/$a" ] || ln -s /bin/busybox "d/$a"; done
-for b in xl xenstored xenconsoled xenconsole libxl-save-helper xen-init-dom0 lsevtchn xen-diag xenstore-control; do
+for b in xl xenstored xenconsoled xenconsole libxl-save-helper xen-init-dom0 lsevtchn xen-diag xenstore-control xenctx; do
     cp "$X/usr/lib/xen-$XENV/bin/$b" "d/usr/lib/xen-$XENV/bin/"
 done
 cp -a "$X/usr/bin/xenstore" d/usr/bin/

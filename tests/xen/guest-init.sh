@@ -8,6 +8,11 @@
 #         re-read and compared on every tick.
 #   xvdd  hot-plugged by `xl block-attach` while the guest runs: written and
 #         verified once, then left alone so `xl block-detach` can take it away.
+# A prober reads 4 KiB of xvdc with O_DIRECT about four times a second and
+# prints every gap longer than 0.6 s between two completed reads ("iogap"):
+# the guest-visible I/O pause of a backend restart, measured in the guest.
+# MEMX_MODE=userfront: no xen-blkfront at all; libmemxfront (memx-io
+# --platform real) drives device/vbd/51728 from userspace instead.
 # Lines starting "MEMX-GUEST:" are read by the dom0 scenario; every verdict is
 # the word ok or something else (MISMATCH, READFAIL, FAILED).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -16,6 +21,24 @@ G() { echo "MEMX-GUEST: $*"; }
 NCH=${MEMX_CHUNKS:-80}       # 1 MiB chunks in tmpfs
 PER=${MEMX_PER_TICK:-16}
 G "init start uptime=$(cut -d' ' -f1 /proc/uptime)"
+if [ "${MEMX_MODE:-}" = userfront ]; then
+    # The guest's kernel leaves the vbd alone (no blkfront): the frontend is
+    # memx-io through /dev/xen/{xenbus,gntalloc,evtchn}.  It writes seeded
+    # pages, reads every one back and checks it.
+    # gntalloc's default limit (1024 grants) is below what memx-io grants
+    # (run 4: "cannot grant 4096 bounce pages: No space left on device").
+    insmod /xen-gntalloc.ko limit=16384
+    for m in xen-evtchn xen-privcmd xenfs; do insmod /$m.ko 2>/dev/null; done
+    G "userfront devices: $(ls /dev/xen 2>/dev/null | tr '\n' ' ')"
+    d=device/vbd/51728
+    memx-io --platform real --device $d info > /uf.out 2>&1
+    G "userfront info rc=$? $(grep -v '^$' /uf.out | tail -1)"
+    memx-io --platform real --device $d verify --size 16M --qd 8 --seed 11 > /uf.out 2>&1
+    rc=$?
+    grep . /uf.out | tail -4 | sed 's/^/MEMX-GUEST: userfront | /'
+    if [ $rc = 0 ]; then G "userfront verify ok $(grep '^verify:' /uf.out | tail -1)"; else G "userfront verify FAILED rc=$rc"; fi
+    while true; do sleep 60; done
+fi
 insmod /xen-blkfront.ko && G "blkfront loaded"
 i=0; while [ $i -lt 100 ] && ! { [ -b /dev/xvdb ] && [ -b /dev/xvdc ]; }; do sleep 0.2; i=$((i+1)); done
 for d in xvdb xvdc; do
@@ -53,6 +76,14 @@ i=0; while [ $i -lt "$NCH" ]; do
     i=$((i+1))
 done
 G "fill done chunks=$NCH swapused=$(swapused)kB"
+# The prober: builtins only besides dd, so its own cost stays small; reads a
+# page beyond the pattern (offsets 2..12 MiB).  Started after the fill, so its
+# forks do not compete with the fill in a guest short of memory.
+( i=0; while true; do
+      dd if=/dev/xvdc of=/dev/null bs=4k count=1 skip=$((512 + i % 2560)) iflag=direct 2>/dev/null || echo "READFAIL"
+      read -r u _ < /proc/uptime; echo "$u"; i=$((i+1)); sleep 0.2
+  done | awk '$1 == "READFAIL" { print "MEMX-GUEST: probe READFAIL"; fflush(); next }
+              { if (p != "" && $1 - p > 0.6) { printf "MEMX-GUEST: iogap %.2f end=%s\n", $1 - p, $1; fflush() } p = $1 }' ) &
 G "ready uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 n=0; cur=0; pass=1; pst=ok; hot=none

@@ -48,10 +48,10 @@ findbin() {
     if [ -x "$BUILD/$1" ]; then echo "$BUILD/$1"
     else find "$BUILD" -path "$CACHE" -prune -o -type f -name "$1" -perm -u+x -print 2>/dev/null | head -1; fi
 }
-MEMXD=$(findbin memx-memd); BACKD=$(findbin memx-backd); MEMXCTL=$(findbin memxctl)
+MEMXD=$(findbin memx-memd); BACKD=$(findbin memx-backd); MEMXCTL=$(findbin memxctl); MEMXIO=$(findbin memx-io)
 
 mkdir -p "$CACHE"
-if ! "$SRC/tests/xen/build-images.sh" "$CACHE" $MEMXD $BACKD $MEMXCTL > "$CACHE/build-images.log" 2>&1; then
+if ! GUEST_BINS="$MEMXIO" "$SRC/tests/xen/build-images.sh" "$CACHE" $MEMXD $BACKD $MEMXCTL > "$CACHE/build-images.log" 2>&1; then
     stage images "FAILED $(since)"; tail -15 "$CACHE/build-images.log"; exit 1
 fi
 stage images "ok $(since)"
@@ -59,7 +59,7 @@ stage images "ok $(since)"
 # Stage the run: scenario, hotplug script, and where dom0 finds things (the
 # share is BUILD, mounted on /host in dom0).
 rm -rf "$RUN" && mkdir -p "$RUN"
-cp "$SRC/tests/xen/scenario.sh" "$SRC/xl-config/block-memx" "$RUN/"
+cp "$SRC/tests/xen/scenario.sh" "$SRC/tests/xen/restarts.sh" "$SRC/xl-config/block-memx" "$RUN/"
 inshare() { [ -n "$1" ] && echo "/host${1#"$BUILD"}" || echo /nonexistent/$2; }
 if [ "${XEN_XL_E:-1}" = 1 ]; then XL_E=-e; else XL_E=; fi
 cat > "$RUN/env.sh" <<ENV
@@ -93,12 +93,12 @@ timeout "${XEN_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-qe
         while (<STDIN>) {
             s/\r//g; $t = time - $t0;
             printf LOG "[%8.2f] %s", $t, $_;
-            if (/MEMX-STAGE (\S+) (ok|FAILED) (\S+)\s*(.*)/) {
+            if (/MEMX-STAGE (\S+) (ok|FAILED|retried) (\S+)\s*(.*)/) {
                 $d = $3 eq "-" ? sprintf("%.1fs", $t) : $3;
                 printf "%-22s %-6s %7s  %s\n", $1, $2, $d, $4;
             } elsif (/MEMX-RETRY (.*)/) { print "  retry: $1\n"; }
-            elsif (/MEMX-DUMP-BEGIN/) { $dump = 1; }
-            elsif (/MEMX-DUMP-END/) { $dump = 0; }
+            elsif (/MEMX-(DUMP|TRIPLE)-BEGIN/) { $dump = 1; }
+            elsif (/MEMX-(DUMP|TRIPLE)-END/) { $dump = 0; }
             elsif ($dump) { print "    | $_"; }
             elsif (/MEMX-XEN: done (.*)/) { print "dom0: $1\n"; }
             elsif (/MEMX-XEN: (?!stage )(.*)/) { print "  note: $1\n"; }
@@ -113,8 +113,11 @@ if [ -z "$done_line" ]; then
     grep -av 'MEMX-GUEST: tick' "$LOG" | tail -25 | sed 's/^/    | /'
     exit 1
 fi
+# retries: toolstack commands re-run after a dom0 segfault plus guest
+# scenarios rerun after a proven emulator triple fault (each printed above).
+counts=$(echo "$done_line" | grep -o 'retries=[0-9]* triple-faults=[0-9]* segfaults=[0-9]*')
 if [ "$fails" -gt 0 ]; then
-    echo "check-xen: $fails stage(s) FAILED in $(since); logs in $RUN/logs and $LOG"
+    echo "check-xen: $fails stage(s) FAILED in $(since), ${counts:-retries=?}; logs in $RUN/logs and $LOG"
     exit 1
 fi
-echo "check-xen: all stages ok in $(since)"
+echo "check-xen: all stages ok in $(since), ${counts:-retries=?}"
