@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #define LOAD_RETRY_MS  250
-#define LOAD_TRIES     120          /* 30 s for a memory server to come up */
+#define LOAD_LOG_TRIES 120          /* still waiting: said again every 30 s */
 
 /* Re-replication copied slabs without their pages' records (cluster.h). */
 static void on_recopied(void *arg)
@@ -227,9 +227,16 @@ static int load_retry(struct evloop *el, long long id, void *arg)
 static void loaded(void *arg, int status, const char *msg)
 {
     struct volume *v = arg;
-    if (status == -EAGAIN && ++v->load_tries < LOAD_TRIES) {
-        if (v->load_tries == 1)
+    /* Not enough servers answer yet: waited for, however long.  The device
+     * stays Connected and the guest's I/O is held (it sees a pause); a
+     * volume given up on would close the disk a running guest swaps to
+     * (a restarted or upgraded backend on a starved host, check-xen run 4). */
+    if (status == -EAGAIN) {
+        if (++v->load_tries == 1)
             vol_info(v, "waiting for a memory server to load it from (%s)", msg);
+        else if (v->load_tries % LOAD_LOG_TRIES == 0)
+            vol_warn(v, "still waiting after %d s for memory servers to load it from (%s); its I/O waits",
+                     v->load_tries * LOAD_RETRY_MS / 1000, msg);
         v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, load_retry, v);
         return;
     }
