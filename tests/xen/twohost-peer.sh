@@ -23,7 +23,9 @@ case $req in
         # shellcheck disable=SC2086
         exec $req 2>> $L/migrate-receive.log ;;
 esac
-ctl() { "$MEMXCTL" --socket /run/memx/backd.sock "$@"; }
+# the binaries scenario-twohost.sh copied into dom0's tmpfs
+M=/usr/local/bin/memxctl; [ -x $M ] || M=$MEMXCTL
+ctl() { "$M" --socket /run/memx/backd.sock "$@"; }
 vbd() { xenstore-read "/local/domain/0/backend/vbd/$1/$2/$3" 2>/dev/null; }
 ( eval "$req" ) < /dev/null 2>&1
 echo "MEMX-RC $?"

@@ -18,6 +18,8 @@
 #   XEN_CPU      QEMU -cpu model, default qemu64,+svm,+npt (see run.sh)
 #   XEN_MEM      memory per QEMU, default 2G       XEN_SMP  vCPUs per QEMU, default 2
 #   XEN_TIMEOUT  seconds for host A's QEMU, default 1800
+#   XEN_BOOT_TIMEOUT seconds for both dom0s to boot, default 300: a dom0 that
+#                hangs at boot (before MemX runs) is retried once, printed
 #   XEN_XL_E     1 (default): xl create -e (no monitoring child); 0: xl's default
 #   XEN_BACKD_LOG_LEVEL, XEN_XEN_ARGS, KVER: as for run.sh
 #   TWOHOST_PORT loopback TCP port of the socket network, default: a free one
@@ -126,23 +128,51 @@ qemu() {
     return "${PIPESTATUS[0]}"
 }
 
-qemu a "listen=127.0.0.1:$PORT" 52:54:00:99:00:01 $IP_A &
-QA=$!
-# B connects only once A's QEMU listens.
-i=0; until ss -Htln "sport = :$PORT" | grep -q .; do
-    sleep 0.2; i=$((i+1))
-    if [ $i -gt 150 ] || ! kill -0 $QA 2>/dev/null; then echo "twohost.sh: host A's QEMU never listened on 127.0.0.1:$PORT" >&2; wait $QA; exit 1; fi
-done
-qemu b "connect=127.0.0.1:$PORT" 52:54:00:99:00:02 $IP_B &
-QB=$!
-wait $QA; qa=$?
-# B ends when A tells it to; give it a minute for that, then stop its QEMU.
-i=0; while kill -0 $QB 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
-if kill -0 $QB 2>/dev/null; then
-    echo "twohost.sh: host B still running 60 s after host A ended: stopping its QEMU"
-    [ -s "$TH/qemu-b.pid" ] && kill "$(cat "$TH/qemu-b.pid")" 2>/dev/null
+# Both hosts, once.  Returns 3 when a dom0 did not boot within
+# XEN_BOOT_TIMEOUT (default 300 s): seen under heavy host load, a dom0 kernel
+# stopping during its own boot, before any MemX process exists.
+pair() {
+    qemu a "listen=127.0.0.1:$PORT" 52:54:00:99:00:01 $IP_A &
+    QA=$!
+    # B connects only once A's QEMU listens.
+    i=0; until ss -Htln "sport = :$PORT" | grep -q .; do
+        sleep 0.2; i=$((i+1))
+        if [ $i -gt 150 ] || ! kill -0 $QA 2>/dev/null; then echo "twohost.sh: host A's QEMU never listened on 127.0.0.1:$PORT" >&2; wait $QA; exit 1; fi
+    done
+    qemu b "connect=127.0.0.1:$PORT" 52:54:00:99:00:02 $IP_B &
+    QB=$!
+    local dl=$((SECONDS + ${XEN_BOOT_TIMEOUT:-300})) h hung=
+    while kill -0 $QA 2>/dev/null; do
+        grep -aq 'MEMX-STAGE dom0' "$TH/serial-a.log" && grep -aq 'MEMX-STAGE dom0' "$TH/serial-b.log" && break
+        if [ $SECONDS -ge $dl ]; then
+            for h in a b; do
+                grep -aq 'MEMX-STAGE dom0' "$TH/serial-$h.log" && continue
+                hung="$hung $h"
+                echo "  retry: dom0 of host $h did not boot within ${XEN_BOOT_TIMEOUT:-300} s; its serial log ends: $(tail -1 "$TH/serial-$h.log" | cut -c1-100)"
+            done
+            for h in a b; do [ -s "$TH/qemu-$h.pid" ] && kill "$(cat "$TH/qemu-$h.pid")" 2>/dev/null; done
+            wait $QA $QB
+            return 3
+        fi
+        sleep 2
+    done
+    wait $QA; qa=$?
+    # B ends when A tells it to; give it a minute for that, then stop its QEMU.
+    i=0; while kill -0 $QB 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
+    if kill -0 $QB 2>/dev/null; then
+        echo "twohost.sh: host B still running 60 s after host A ended: stopping its QEMU"
+        [ -s "$TH/qemu-b.pid" ] && kill "$(cat "$TH/qemu-b.pid")" 2>/dev/null
+    fi
+    wait $QB; qb=$?
+    return 0
+}
+qa=; qb=
+pair
+if [ $? = 3 ]; then
+    for h in a b; do mv "$TH/serial-$h.log" "$TH/serial-$h.boot-hang.log"; rm -rf "$TH/$h/logs"; done
+    echo "  retry: booting both hosts once more (the hang came before any MemX process ran)"
+    pair || { stage boot "FAILED $(since): a dom0 hung at boot twice"; exit 1; }
 fi
-wait $QB; qb=$?
 
 # The guest measures its pause across hosts on their Xen clocks, each from
 # its QEMU's RTC: their offset bounds that measurement.
