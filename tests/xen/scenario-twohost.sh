@@ -33,8 +33,10 @@ ok() { echo "MEMX-STAGE $SN ok $(dur)${1:+ $*}"; }
 failed() {
     echo "MEMX-STAGE $SN FAILED $(dur) $*"; FAILS=$((FAILS+1))
     echo "MEMX-DUMP-BEGIN $SN"
-    echo "--- guest console (tail, both hosts)"; glog | grep -v 'MEMX-GAP' | tail -15
+    echo "--- guest console (tail, both hosts; I/O errors: $(glog | grep -c "$GUEST_IO_ERR"), first: $(glog | grep -m1 "$GUEST_IO_ERR")"
+    glog | grep -v -e 'MEMX-GAP' -e "$GUEST_IO_ERR" -e 'Write-error on swap' -e 'callbacks suppressed' | tail -12
     echo "--- $ROLE memx-backd log: first warnings/errors"; grep -E ' (warn|error): ' $BLOG 2>/dev/null | head -6
+    echo "--- $ROLE memx-backd log: servers down, pool errors, failed guest I/O (first)"; grep -E 'down \(|no memory server|failed: ' $BLOG 2>/dev/null | head -5
     echo "--- $ROLE memx-backd log: tail"; tail -10 $BLOG 2>/dev/null
     echo "--- $ROLE xl list"; xl list 2>&1
     if [ "$ROLE" = a ] && [ -n "$PEER_UP" ]; then
@@ -250,12 +252,12 @@ for dev in $XVDB $XVDC; do
     i=0; while [ $i -lt 90 ] && [ "$(vbd $D $dev state)" != 4 ]; do sleep 1; i=$((i+1)); done
     [ "$(vbd $D $dev state)" = 4 ] || { failed "A backend vbd/$D/$dev state=$(vbd $D $dev state) (want 4)"; bail; }
 done
-gwait "MEMX-GUEST: swapon ok" 90 "MEMX-GUEST: swapon FAILED\|MEMX-GUEST: xvd. MISSING" || { failed "guest: disks or swapon"; bail; }
-gwait "MEMX-GUEST: raw write ok" 60 "MEMX-GUEST: raw write [A-Z]" || { failed "guest: raw pattern on xvdc"; bail; }
+gwait "MEMX-GUEST: swapon ok" 90 "MEMX-GUEST: swapon FAILED\|MEMX-GUEST: xvd. MISSING" > $L/why || { failed "guest: disks or swapon $(cat $L/why)"; bail; }
+gwait "MEMX-GUEST: raw write ok" 60 "MEMX-GUEST: raw write [A-Z]" > $L/why || { failed "guest: raw pattern on xvdc $(cat $L/why)"; bail; }
 ok "xvdb swap on, xvdc raw pattern written"
 
 begin pvh-swapout
-gwait "MEMX-GUEST: fill done" 300 || { failed "guest did not finish filling memory"; bail; }
+gwait "MEMX-GUEST: fill done" 300 > $L/why || { failed "guest did not finish filling memory $(cat $L/why)"; bail; }
 used=$(glog | sed -n 's/.*fill done.*swapused=\([0-9]*\)kB.*/\1/p' | tail -1)
 [ "${used:-0}" -ge 8192 ] || { failed "only ${used:-0} kB went to swap"; bail; }
 ok "$((used / 1024)) MiB in swap"
