@@ -16,7 +16,13 @@
 #
 # Environment (all optional):
 #   XEN_CPU      QEMU -cpu model, default qemu64,+svm,+npt (see run.sh)
-#   XEN_MEM      memory per QEMU, default 2G       XEN_SMP  vCPUs per QEMU, default 2
+#   XEN_MEM      memory per QEMU, default 2G
+#   XEN_SMP      vCPUs per QEMU, default 1: with 2, four TCG vCPU threads on a
+#                2-core machine booted and ran each dom0 about twice as slowly
+#   TWOHOST_GUEST_MEM, TWOHOST_GUEST_CHUNKS  the guest's RAM (MiB, default 80)
+#                and its tmpfs fill (1 MiB chunks, default 40): smaller than
+#                check-xen's 128/64, so less swap traffic crosses the emulated
+#                network between the hosts
 #   XEN_TIMEOUT  seconds for host A's QEMU, default 1800
 #   XEN_BOOT_TIMEOUT seconds for both dom0s to boot, default 300: a dom0 that
 #                hangs at boot (before MemX runs) is retried once, printed
@@ -80,6 +86,8 @@ SH=/host/xen-cache/twohost
 XL_E="$XL_E"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 PEER_WAIT=${XEN_TIMEOUT:-1800}
+GUEST_MEM=${TWOHOST_GUEST_MEM:-80}
+GUEST_CHUNKS=${TWOHOST_GUEST_CHUNKS:-40}
 ENV
 done
 
@@ -90,7 +98,7 @@ if [ -z "$PORT" ]; then
 fi
 [ -n "$PORT" ] || { echo "twohost.sh: no free loopback port found" >&2; exit 2; }
 
-CPU=${XEN_CPU:-qemu64,+svm,+npt}; MEM=${XEN_MEM:-2G}; SMP=${XEN_SMP:-2}
+CPU=${XEN_CPU:-qemu64,+svm,+npt}; MEM=${XEN_MEM:-2G}; SMP=${XEN_SMP:-1}
 XEN_ARGS="dom0_mem=1280M,max:1280M dom0_max_vcpus=$SMP console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
 echo "qemu: 2 x (-cpu $CPU -m $MEM -smp $SMP), socket network 127.0.0.1:$PORT; serial logs $TH/serial-{a,b}.log"
 
