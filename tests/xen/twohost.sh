@@ -19,9 +19,9 @@
 #   XEN_MEM      memory per QEMU, default 2G
 #   XEN_SMP      vCPUs per QEMU, default 1: with 2, four TCG vCPU threads on a
 #                2-core machine booted and ran each dom0 about twice as slowly
-#   TWOHOST_GUEST_MEM, TWOHOST_GUEST_CHUNKS  the guest's RAM (MiB, default 80)
-#                and its tmpfs fill (1 MiB chunks, default 40): smaller than
-#                check-xen's 128/64, so less swap traffic crosses the emulated
+#   TWOHOST_GUEST_MEM, TWOHOST_GUEST_CHUNKS  the guest's RAM (MiB, default 128; 80 ran out of memory at boot)
+#                and its tmpfs fill (1 MiB chunks, default 56): less than
+#                check-xen's 64, so less swap traffic crosses the emulated
 #                network between the hosts
 #   XEN_TIMEOUT  seconds for host A's QEMU, default 1800
 #   XEN_BOOT_TIMEOUT seconds for both dom0s to boot, default 300: a dom0 that
@@ -86,8 +86,8 @@ SH=/host/xen-cache/twohost
 XL_E="$XL_E"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 PEER_WAIT=${XEN_TIMEOUT:-1800}
-GUEST_MEM=${TWOHOST_GUEST_MEM:-80}
-GUEST_CHUNKS=${TWOHOST_GUEST_CHUNKS:-40}
+GUEST_MEM=${TWOHOST_GUEST_MEM:-128}
+GUEST_CHUNKS=${TWOHOST_GUEST_CHUNKS:-56}
 ENV
 done
 
