@@ -225,6 +225,14 @@ done
 if [ "$na" = 2 ] && [ "$nb" = 2 ]; then ok "backends on A and B: 2 of 2 servers up"
 else failed "servers up: A sees $na, B sees $nb: A: $(ctl pool 2>&1 | head -3 | tr '\n' ';') B: $(rb 'ctl pool' 2>&1 | head -3 | tr '\n' ';')"; bail; fi
 
+begin link
+# What the migration stream can get: 4 MiB from A's dom0 to B's through the
+# same nc relay (twohost-xfer.sh's path, without xl).
+t1=$(now)
+if { echo sink; dd if=/dev/zero bs=64k count=64 2>/dev/null; } | nc "$PEER_IP" "$CMD_PORT" > $L/sink.out 2>&1; then
+    ok "$(awk -v a="$t1" -v b="$(now)" 'BEGIN{printf "4 MiB A -> B through nc in %.1f s: %.2f MiB/s", b - a, 4 / (b - a)}')"
+else failed "nc to $PEER_IP:$CMD_PORT: $(cat $L/sink.out)"; fi
+
 XVDB=51728; XVDC=51744
 disk() { echo "'vdev=$1, access=rw, backendtype=phy, script=block-memx, target=memx:$2'"; }
 cat > /tmp/$GN.cfg <<CFG

@@ -8,6 +8,7 @@
 #                               migration stream (twohost-xfer.sh is the other
 #                               end: the transport `xl migrate -s` runs in
 #                               place of ssh)
+#   sink                        the rest of the connection is read and dropped
 #   anything else               run by sh with the scenario's helpers (ctl,
 #                               vbd); its output, then "MEMX-RC <status>"
 # The port is on the two QEMUs' private socket network and only this test uses
@@ -19,6 +20,8 @@ L=$R/logs
 IFS= read -r req || exit 1
 echo "[$(cut -d' ' -f1 /proc/uptime)] $req" >> $L/peer-requests.log
 case $req in
+    sink)   # the link's throughput (scenario-twohost.sh, stage link)
+        exec cat > /dev/null ;;
     xl*migrate-receive*)
         # shellcheck disable=SC2086
         exec $req 2>> $L/migrate-receive.log ;;
