@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 SRC := $(CURDIR)
 AUTOGEN_INPUTS := configure.ac Makefile.am $(wildcard */Makefile.inc */*.inc */*/Makefile.inc tests/*/*.inc)
 
-.PHONY: all deps demo check check-unit check-asan check-xen check-faults check-valgrind fuzz bench bench-dedup install packages clean distclean
+.PHONY: all deps demo check check-unit check-asan check-xen check-xen-twohost check-faults check-valgrind fuzz bench bench-dedup install packages clean distclean
 
 all: $(BUILD)/Makefile
 	$(MAKE) -C $(BUILD) -j$(JOBS)
@@ -51,6 +51,12 @@ check: $(BUILD)/Makefile $(ASAN_BUILD)/Makefile
 check-xen: all
 	@tools/install-deps.sh xen
 	@tests/xen/run.sh $(BUILD)
+
+# Two Xen hosts (two QEMUs on a loopback socket network): cross-host live migration.
+# Not in CI yet: no run has finished a migration on this machine (tests/xen/README.md).
+check-xen-twohost: all
+	@tools/install-deps.sh xen
+	@tests/xen/twohost.sh $(BUILD)
 
 fuzz: all
 	@tests/fuzz/run.sh $(BUILD)

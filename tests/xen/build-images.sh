@@ -70,6 +70,16 @@ cp "$HERE/guest-init.sh" g/init
 chmod 755 g/init
 (cd g && find . | cpio -o -H newc --quiet) > guest-initrd.cpio
 
+# ---------- two-host test (tests/xen/twohost.sh): guest image ----------
+# The same guest with /init a wrapper that starts tests/xen/guest-gap.sh (the
+# guest's own view of its pauses, for the migration downtime) and then runs
+# guest-init.sh unchanged as /guest-init.sh.
+cp "$HERE/guest-init.sh" g/guest-init.sh
+cp "$HERE/guest-gap.sh" g/init
+chmod 755 g/init g/guest-init.sh
+(cd g && find . | cpio -o -H newc --quiet) > guest-initrd-twohost.cpio
+# ---------- end of the two-host block ----------
+
 # ---------- dom0 initramfs ----------
 rm -rf d && mkdir -p d/bin d/sbin d/usr/bin d/usr/sbin d/proc d/sys d/dev d/tmp d/run d/var/log \
     d/var/lib d/etc/xen/scripts d/usr/lib/xen-$XENV/bin d/usr/lib/x86_64-linux-gnu \
@@ -102,6 +112,12 @@ mods="drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs dri
  fs/netfs/netfs fs/fscache/fscache fs/9p/9p"
 # Only for the control run (XEN_CONTROL=blkback), never loaded otherwise.
 ctl_mods="drivers/block/loop drivers/block/xen-blkback/xen-blkback"
+# ---------- two-host test (tests/xen/twohost.sh): dom0's NIC ----------
+# virtio-net for the QEMU socket network joining two hosts' dom0s (MEMX_IP on
+# the dom0 command line configures it, see dom0-init.sh).  Loaded in every run:
+# with no NIC (check-xen's single QEMU) the driver finds nothing.
+mods="$mods net/core/failover drivers/net/net_failover drivers/net/virtio_net"
+# ---------- end of the two-host block ----------
 for m in $mods $ctl_mods; do
     mkdir -p "d/lib/modules/$KVER/kernel/$(dirname "$m")"
     cp "$KM/$m.ko" "d/lib/modules/$KVER/kernel/$m.ko"

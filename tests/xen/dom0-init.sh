@@ -15,6 +15,9 @@ while read -r m; do insmod "$K/$m.ko" || M "insmod $m failed"; done < /etc/modul
 mount -t xenfs xenfs /proc/xen || fatal "cannot mount xenfs (not a Xen dom0?)"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hostshare /host || fatal "9p share hostshare not mounted"
 hostname dom0; ifconfig lo 127.0.0.1 up
+# Two-host test (tests/xen/twohost.sh): MEMX_IP=<address> on the kernel command
+# line puts dom0's NIC on the network joining the two hosts.
+[ -n "${MEMX_IP:-}" ] && { ifconfig eth0 "$MEMX_IP" netmask 255.255.255.0 up || M "eth0 $MEMX_IP not configured"; }
 mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen /var/run/xen \
     /run/lock /var/lib/xen/dump /run/memx /var/log/memx
 xenstored --pid-file /var/run/xenstored.pid
