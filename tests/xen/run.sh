@@ -13,6 +13,7 @@
 # Environment (all optional):
 #   XEN_GUESTS   guest types, default "pv pvh"
 #   XEN_RESTARTS 0: skip the backend restarts (kill -9, memxctl upgrade) under the guests
+#   XEN_USERFRONT 0: skip the guest userspace frontend (libmemxfront) stage
 #   XEN_CPU      QEMU -cpu model, default qemu64,+svm,+npt.  With max,-smap (the
 #                xenlab recipe; plain max crashes PV dom0) short-lived dom0
 #                processes segfault during guest I/O and lifecycle operations
@@ -73,6 +74,7 @@ KERNEL=/host/xen-cache/vmlinuz
 RAMDISK=/host/xen-cache/guest-initrd.cpio
 GUESTS="${XEN_GUESTS:-pv pvh}"
 RESTARTS="${XEN_RESTARTS:-1}"
+USERFRONT="${XEN_USERFRONT:-1}"
 XL_E="$XL_E"
 ONLY="${XEN_ONLY:-}"
 CONTROL="${XEN_CONTROL:-}"

@@ -556,7 +556,7 @@ for t in $UP; do if phase guest_verify $t; then ALIVE="$ALIVE $t"; else drop_gue
 for t in $ALIVE; do phase guest_down $t || drop_guest $t; done
 kill $TAILS 2>/dev/null
 GN=; TFG=
-[ "$CONTROL" = blkback ] || { phase userfront uf || drop_guest uf; }
+[ "$CONTROL" = blkback ] || [ "${USERFRONT:-1}" != 1 ] || { phase userfront uf || drop_guest uf; }
 GN=; TFG=
 
 [ -n "$BPID" ] || finish
