@@ -35,26 +35,24 @@ static void volumes_part(FILE *f, const struct ctl_ctx *c)
             case 0:
                 fprintf(f, "memx_volume_size_bytes{volume=\"%s\"} %llu\n", n, (unsigned long long)st->size_bytes);
                 break;
-            case 1:
-                fprintf(f, "memx_volume_pages{volume=\"%s\",kind=\"logical\"} %llu\n", n,
-                        (unsigned long long)st->logical_pages);
-                fprintf(f, "memx_volume_pages{volume=\"%s\",kind=\"stored\"} %llu\n", n,
-                        (unsigned long long)st->stored_pages);
-                fprintf(f, "memx_volume_pages{volume=\"%s\",kind=\"zero\"} %llu\n", n,
-                        (unsigned long long)st->zero_pages);
-                fprintf(f, "memx_volume_pages{volume=\"%s\",kind=\"dup\"} %llu\n", n,
-                        (unsigned long long)st->dup_pages);
+            case 1: {
+                const struct { const char *kind; uint64_t n; } pg[] = {
+                    { "logical", st->logical_pages }, { "stored", st->stored_pages },
+                    { "zero", st->zero_pages }, { "dup", st->dup_pages } };
+                for (size_t j = 0; j < sizeof(pg) / sizeof(pg[0]); j++)
+                    fprintf(f, "memx_volume_pages{volume=\"%s\",kind=\"%s\"} %llu\n", n, pg[j].kind,
+                            (unsigned long long)pg[j].n);
                 break;
-            case 2:
-                fprintf(f, "memx_volume_requests_total{volume=\"%s\",op=\"read\"} %llu\n", n,
-                        (unsigned long long)st->reads);
-                fprintf(f, "memx_volume_requests_total{volume=\"%s\",op=\"write\"} %llu\n", n,
-                        (unsigned long long)st->writes);
-                fprintf(f, "memx_volume_requests_total{volume=\"%s\",op=\"discard\"} %llu\n", n,
-                        (unsigned long long)st->discards);
-                fprintf(f, "memx_volume_requests_total{volume=\"%s\",op=\"flush\"} %llu\n", n,
-                        (unsigned long long)st->flushes);
+            }
+            case 2: {
+                const struct { const char *op; uint64_t n; } rq[] = {
+                    { "read", st->reads }, { "write", st->writes }, { "discard", st->discards },
+                    { "flush", st->flushes } };
+                for (size_t j = 0; j < sizeof(rq) / sizeof(rq[0]); j++)
+                    fprintf(f, "memx_volume_requests_total{volume=\"%s\",op=\"%s\"} %llu\n", n, rq[j].op,
+                            (unsigned long long)rq[j].n);
                 break;
+            }
             case 3:
                 fprintf(f, "memx_volume_errors_total{volume=\"%s\"} %llu\n", n, (unsigned long long)st->errors);
                 break;
