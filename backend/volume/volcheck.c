@@ -57,8 +57,8 @@ struct volcheck {
     size_t cap, n;
     struct volstore *fallback;      /* refetch: older records of bad pages */
     size_t nbad, rounds;
-    struct suspect *todo;
-    size_t ntodo, next, tcap;
+    struct suspect *sus;         /* pages whose newest record is checked */
+    size_t nsus, next, tcap;
     int inflight;
     bool issuing;
     struct vread rd[CHECK_READS];
@@ -172,11 +172,11 @@ int volcheck_refetched(struct volmeta *m, int srv, const struct proto_rec *r)
 static void check_done(struct volmeta *m)
 {
     struct volcheck *c = m->chk;
-    if (c->issuing || c->inflight || c->next < c->ntodo)
+    if (c->issuing || c->inflight || c->next < c->nsus)
         return;
-    free(c->todo);
-    c->todo = NULL;
-    c->ntodo = c->next = c->tcap = 0;
+    free(c->sus);
+    c->sus = NULL;
+    c->nsus = c->next = c->tcap = 0;
     volmeta_checked(m);
 }
 
@@ -214,12 +214,12 @@ static void issue(struct volmeta *m)
 {
     struct volcheck *c = m->chk;
     c->issuing = true;
-    for (int i = 0; i < CHECK_READS && c->next < c->ntodo; i++) {
+    for (int i = 0; i < CHECK_READS && c->next < c->nsus; i++) {
         struct vread *vr = &c->rd[i];
         if (vr->s)
             continue;
         vr->m = m;
-        vr->s = &c->todo[c->next++];
+        vr->s = &c->sus[c->next++];
         c->inflight++;
         pool_read(m->pool, vr->s->page, vr->buf, on_read, vr);
     }
@@ -255,23 +255,23 @@ int volcheck_begin(struct volmeta *m, pool_page_t (*page_of)(struct volmeta *m, 
             struct seen *e = find(c, recs[i].lpn);
             if (!page || !e || e->seq != recs[i].seq || reported_by_holder(m, e, page))
                 continue;
-            if (c->ntodo == c->tcap) {
+            if (c->nsus == c->tcap) {
                 size_t ncap = c->tcap ? c->tcap * 2 : 16;
-                struct suspect *t = realloc(c->todo, ncap * sizeof(*t));
+                struct suspect *t = realloc(c->sus, ncap * sizeof(*t));
                 if (!t)
                     return -ENOMEM;
-                c->todo = t;
+                c->sus = t;
                 c->tcap = ncap;
             }
-            c->todo[c->ntodo++] = (struct suspect){ recs[i], page };
+            c->sus[c->nsus++] = (struct suspect){ recs[i], page };
         }
         if (n <= 0)
             break;
     } while (cursor);
-    if (!c->ntodo)
+    if (!c->nsus)
         return 0;
     meta_info(m, "%zu page(s) whose newest record no holder of its page reported: checking them against their pages",
-              c->ntodo);
+              c->nsus);
     issue(m);
     check_done(m);
     return 1;
@@ -337,7 +337,7 @@ void volcheck_free(struct volmeta *m)
         return;
     /* Called only once no verification read is out (load ended). */
     free(c->e);
-    free(c->todo);
+    free(c->sus);
     volstore_free(c->fallback);
     free(c);
     m->chk = NULL;
