@@ -347,11 +347,11 @@ static void ctl_upgrade(void *arg, const char *binary, void (*reply)(void *, jso
 
 int main(int argc, char **argv)
 {
-    /* Before getopt permutes argv: an upgrade execs the same command line. */
-    char **argv0 = calloc((size_t)argc + 1, sizeof(*argv0));
-    if (!argv0)
-        return 1;
+    /* Before getopt permutes argv: an upgrade execs the same command line
+     * (on the stack: the early exits below then leak nothing). */
+    char *argv0[argc + 1];
     memcpy(argv0, argv, (size_t)argc * sizeof(*argv));
+    argv0[argc] = NULL;
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "platform", required_argument, NULL, 'p' },
@@ -457,7 +457,6 @@ int main(int argc, char **argv)
         sfd = -1;
         errno = ENOMEM;
     }
-    free(argv0);
     if (sfd < 0) {
         fprintf(stderr, "memx-backd: cannot set up the event loop: %s\n", strerror(errno));
         return 1;
