@@ -286,7 +286,7 @@ int xp_sim_evtchn_notify(struct xp *xp, uint32_t port)
             p->have_peer = true;
         }
         char b = 1;
-        if (sendto(p->fd, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&p->peer, sizeof(p->peer)) == 0 ||
+        if (sendto(p->fd, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&p->peer, sizeof(p->peer)) >= 0 ||
             (errno != ECONNREFUSED && errno != ENOENT))
             return 0;           /* EAGAIN/ENOBUFS: the peer's queue is full, so the event is pending */
         /* The peer went away; it may be re-bound by someone else. */
