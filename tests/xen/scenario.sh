@@ -541,11 +541,7 @@ destroyed() { [ -z "$(domid $GN)" ]; }
 # Both guests come up and fill their swap; the restarts happen while both
 # run their first verification pass, which then has to come out clean; then
 # each guest's lifecycle; then the userspace frontend.
-# (A guest rerun after a proven triple fault is in $UP already: listed once,
-# or the restarts count its rings twice.)
-for t in $GUESTS; do
-    if phase guest_up $t; then case " $UP " in *" $t "*) ;; *) UP="$UP $t" ;; esac; else drop_guest $t; fi
-done
+for t in $GUESTS; do if phase guest_up $t; then UP="$UP $t"; else drop_guest $t; fi; done
 if [ -n "$UP" ] && [ "$CONTROL" != blkback ] && [ "${RESTARTS:-1}" = 1 ]; then
     for t in $UP; do at $t; eval "VP_$t=$(lastnum pass)"; done
     phase restart_kill all
