@@ -105,6 +105,7 @@ static void on_changed(void *arg, const char *section, const char *key)
     /* What a running backend can take as it is; the rest waits for a restart
      * (or memxctl upgrade, which re-reads the file). */
     bool live = !strcmp(key, "nearfull") || (!strcmp(section, "backend") && !strcmp(key, "log_level")) ||
+                !strcmp(key, "io_hold_s") ||
                 (!strcmp(section, "cluster") && !strcmp(key, "servers") && !d->now->etcd[0]);
     json_object_array_add(live ? d->applied : d->restart, json_object_new_string(name));
 }
@@ -132,6 +133,8 @@ static json_object *reload(void *arg)
     }
     b->cfg->nearfull = want->nearfull;
     b->nearfull_warned = false;
+    b->cfg->io_hold_s = want->io_hold_s;
+    volumes_set_io_hold(b->vols, (unsigned)want->io_hold_s * 1000);
     if (!b->cfg->etcd[0]) {
         for (int i = 0; i < want->nservers; i++) {
             bool known = false;
@@ -477,6 +480,7 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot set up the volume table");
         goto out;
     }
+    volumes_set_io_hold(vols, (unsigned)cfg.io_hold_s * 1000);
     b.vols = vols;
     if (cfg.etcd[0] && etcd_start(&b, &cfg, pool, err, sizeof(err)) < 0)
         goto out;

@@ -18,6 +18,7 @@ static json_object *stats_object(const char *name, const struct volume_stats *st
     add_u64(o, "discards", st->discards);
     add_u64(o, "flushes", st->flushes);
     add_u64(o, "errors", st->errors);
+    add_u64(o, "held_unreachable", st->held_unreach);
     add_us(o, "read_p50_us", histo_quantile(&st->read_ns, 0.50));
     add_us(o, "read_p99_us", histo_quantile(&st->read_ns, 0.99));
     add_us(o, "write_p50_us", histo_quantile(&st->write_ns, 0.50));
@@ -147,6 +148,7 @@ json_object *ctl_stats_reply(const struct ctl_ctx *ctx)
         tot->discards += st->discards;
         tot->flushes += st->flushes;
         tot->errors += st->errors;
+        tot->held_unreach += st->held_unreach;
         histo_merge(&tot->read_ns, &st->read_ns);
         histo_merge(&tot->write_ns, &st->write_ns);
     }

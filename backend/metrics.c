@@ -24,6 +24,8 @@ static void volumes_part(FILE *f, const struct ctl_ctx *c)
         { "memx_volume_requests_total", "counter", "Guest requests served, by operation." },
         { "memx_volume_errors_total", "counter", "Guest requests that failed." },
         { "memx_volume_fenced", "gauge", "1 when another backend attached the volume since (this one is fenced)." },
+        { "memx_volume_held_unreachable_total", "counter",
+          "Page operations held (not failed) while every memory server for them was unreachable." },
     };
     for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
         metrics_family(f, fam[k].name, fam[k].type, fam[k].help);
@@ -62,6 +64,10 @@ static void volumes_part(FILE *f, const struct ctl_ctx *c)
                         volume_state(v, &why) < 0 && strstr(why, "fenced") ? 1 : 0);
                 break;
             }
+            case 5:
+                fprintf(f, "memx_volume_held_unreachable_total{volume=\"%s\"} %llu\n", n,
+                        (unsigned long long)st->held_unreach);
+                break;
             }
         }
     }

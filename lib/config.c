@@ -49,6 +49,7 @@ static const struct key keys[] = {
     { "backend", "state_dir", K_STR, F(state_dir), 0, 0, "" },
     { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
+    { "backend", "io_hold_s", K_INT, F(io_hold_s), 0, 3600, "60" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },
     { "backend", "metrics_listen", K_STR, F(backend_metrics), 0, 0, "" },
     { "memserver", "listen", K_STR, F(listen), 0, 0, "0.0.0.0:7480" },

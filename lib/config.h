@@ -54,6 +54,7 @@ struct memx_config {
     char state_dir[256];
     bool gather_reads;                  /* reads to a busy server go out gathered, per loop turn */
     bool dedup;
+    int io_hold_s;                      /* 0..3600: how long guest I/O waits for unreachable memory servers */
     int backend_log_level;
     char backend_metrics[128];          /* "host:port" of the Prometheus endpoint, "" = off */
 

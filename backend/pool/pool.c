@@ -186,7 +186,7 @@ void orphan_add(struct server *s, uint32_t id)
 void pool_no_server_check(struct pool *p)
 {
     if (p->building < 0 && !STAILQ_EMPTY(&p->waiting) && !pool_live_servers(p) && !any_first_connect(p))
-        fail_waiting(p, -EIO);
+        fail_waiting(p, -EHOSTUNREACH);    /* nothing stored: the caller may try again */
 }
 
 void pool_srv_down(struct server *s, bool was_up)

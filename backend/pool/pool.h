@@ -99,10 +99,15 @@ const char *pool_node_id(const struct pool *p);
 int pool_live_servers(const struct pool *p);
 
 /* Stores one 4 KiB page in a fresh location on R servers.  data must stay
- * valid until cb runs.  -ENOSPC when no server has room; -EIO when no replica
- * could be written; -ENOMEM when the pool could not get memory for it. */
+ * valid until cb runs.  -ENOSPC when no server has room; -EHOSTUNREACH when
+ * no replica took it because their servers were unreachable (down, cut off,
+ * none connected): nothing was stored, the caller may try again later; -EIO
+ * when every replica refused it; -ENOMEM when the pool could not get memory
+ * for it. */
 void pool_write_new(struct pool *p, const void *data, pool_write_cb cb, void *arg);
-/* Reads a page written earlier.  -EIO when no replica can be read: never zeros. */
+/* Reads a page written earlier.  -EIO when no replica can be read: never
+ * zeros; -EHOSTUNREACH when none can be read now but a server that is down
+ * holds a copy that may come back (a flap of every replica): try again. */
 void pool_read(struct pool *p, pool_page_t page, void *data, pool_io_cb cb, void *arg);
 /* Gives the page back; the caller guarantees no I/O on it is in flight. */
 void pool_free_page(struct pool *p, pool_page_t page);

@@ -72,6 +72,7 @@ struct req {
     uint64_t vid, epoch;        /* write: the volume it is for (0: none) */
     bool fenced;                /* write: a server said another backend owns the volume */
     bool again;                 /* write: a server could not prove our claim current (EAGAIN) */
+    bool unreach;               /* write: a replica was skipped or lost as unreachable (not refused) */
     bool verify;                /* read: check each page's bytes against its hash */
     uint64_t t_ns;              /* issued */
     bool has_rec;               /* write: rec goes with the page */

@@ -85,6 +85,18 @@ static struct sop *read_sop(struct pool *p, struct req *r, uint32_t slab, int re
     return o;
 }
 
+/* Whether a replica no read can use now may come back with its copy: one
+ * on a server that is down (not condemned), which is revalidated when it
+ * returns as the same process.  A live replica that missed the slots only
+ * gets them copied from another, which this then counts already. */
+static bool readable_later(const struct pool *p, const struct pslab *ps)
+{
+    for (int i = 0; i < ps->nrep; i++)
+        if (!ps->rep[i].dead && !rep_live(p, &ps->rep[i]))
+            return true;
+    return false;
+}
+
 void issue_read(struct pool *p, struct req *r)
 {
     uint32_t slab, page;
@@ -98,7 +110,7 @@ void issue_read(struct pool *p, struct req *r)
      * its server's current incarnation, is read: never one that missed one. */
     int best = read_pick(p, ps, r, page);
     if (best < 0) {
-        finish(p, r, -EIO);
+        finish(p, r, readable_later(p, ps) ? -EHOSTUNREACH : -EIO);
         return;
     }
     struct sop *o = read_sop(p, r, slab, best, page);

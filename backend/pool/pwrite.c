@@ -10,7 +10,9 @@
  * others miss those slots, replica.c, and get them copied), -ESTALE if a
  * server said another backend owns the volume, -EAGAIN if the servers could
  * not prove our claim current (their etcd view is stale: the caller tries
- * again later), -EIO if none took it.
+ * again later), -EHOSTUNREACH if none took it because their servers were
+ * unreachable (the volume layer holds and re-places it), -EIO if every one
+ * refused it.
  *
  * With no free slot the writes wait for a slab: one is built at a time, R
  * SLAB_ALLOCs placed by place.c; it is usable once every one has answered.
@@ -43,7 +45,7 @@ static void write_req_put(struct pool *p, struct req *r, uint32_t slab)
             STAILQ_INSERT_HEAD(&p->free_reqs, r, link);
         return;
     }
-    int st = r->fenced ? -ESTALE : r->acked ? 0 : r->again ? -EAGAIN : -EIO;
+    int st = r->fenced ? -ESTALE : r->acked ? 0 : r->again ? -EAGAIN : r->unreach ? -EHOSTUNREACH : -EIO;
     if (st) {
         put_page(p, slab, (uint32_t)r->page);   /* the slot goes back: nothing of it is trusted */
     } else {
@@ -102,9 +104,11 @@ static void write_req_done(struct pool *p, struct req *r, uint32_t slab, int rep
 void write_replica_done(struct pool *p, struct sop *o, int status)
 {
     if (status == -ENOTCONN || status == -EAGAIN)
-        for (unsigned i = 0; i < o->npages; i++)
+        for (unsigned i = 0; i < o->npages; i++) {
             rep_miss(p, o->slab, o->rep, (uint32_t)o->run[i]->page,
                      status == -EAGAIN ? "ownership not provable there now" : "server down");
+            o->run[i]->unreach |= status == -ENOTCONN;
+        }
     else if (status && status != -ESTALE)
         rep_dead(p, o->slab, o->rep, strerror(-status));
     for (unsigned i = 0; i < o->npages; i++)
@@ -199,9 +203,11 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         struct sop *o = rep_live(p, &ps->rep[i]) ? sop_new(p, SOP_WRITE) : NULL;
         if (!o) {
             /* This replica misses the run: never read there until it is copied. */
-            for (unsigned k = 0; k < n; k++)
-                rep_miss(p, slab, i, (uint32_t)reqs[k]->page,
-                         rep_live(p, &ps->rep[i]) ? "out of memory" : "server unreachable");
+            bool live = rep_live(p, &ps->rep[i]);
+            for (unsigned k = 0; k < n; k++) {
+                rep_miss(p, slab, i, (uint32_t)reqs[k]->page, live ? "out of memory" : "server unreachable");
+                reqs[k]->unreach |= !live;
+            }
             continue;
         }
         for (unsigned k = 0; k < n; k++) {
@@ -217,7 +223,7 @@ static void launch_run(struct pool *p, struct req **reqs, unsigned n, uint32_t s
         srv_submit(p->srv[ps->rep[i].srv], o);
         hedge_arm(p);
     }
-    /* No replica took it: -EIO, the slot goes back. */
+    /* No replica took it: -EHOSTUNREACH or -EIO, the slot goes back. */
     for (unsigned k = 0; k < n; k++)
         write_req_put(p, reqs[k], slab);
 }
@@ -410,7 +416,7 @@ static void slab_built(struct pool *p, uint32_t slab)
             pool_warn("no memory server has room for another slab: pool full");
         else
             mx_err("pool: no memory server reachable");
-        fail_waiting(p, live ? -ENOSPC : -EIO);
+        fail_waiting(p, live ? -ENOSPC : -EHOSTUNREACH);     /* nothing stored: the caller may try again */
         return;
     }
     ps->ready = true;

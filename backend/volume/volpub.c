@@ -269,10 +269,11 @@ void volpub_try_end(struct batch *b, uint64_t now)
     if (b->done)
         return;
     /* Invariant: good means a server that had every earlier completed record holds these too. */
-    bool good = false, acked = false, others_silent = false;
+    bool good = false, acked = false, others_silent = false, replied = false;
     for (int s = 0; s < b->nst; s++) {
         good |= has(b, s, F_GOOD) || (has(b, s, F_ACKED) && !volpub_behind(m, s));
         acked |= has(b, s, F_ACKED);
+        replied |= has(b, s, F_REPLIED);
         others_silent |= silent(b, s) && !m->srv[s].late;
     }
     /* Only servers already late are still silent, or the rest are late by now. */
@@ -287,7 +288,7 @@ void volpub_try_end(struct batch *b, uint64_t now)
     else if (good && (!b->pending || waited))
         ;   /* waits for etcd to drop the in-sync servers that lack these records */
     else if (!b->pending && (!acked || !acked_up(m, b) || now >= b->t_ms + CATCHUP_WAIT_MS))
-        pub_end(b, b->again && !acked ? -EAGAIN : -EIO);
+        pub_end(b, b->again && !acked ? -EAGAIN : !replied ? -EHOSTUNREACH : -EIO);
     /* else: acknowledged only by servers behind: waits for one to be caught up */
 }
 
@@ -302,8 +303,10 @@ static void on_put(void *arg, int srv, const struct proto_msg *r)
         return;
     }
     mark(b, srv, F_ANSWERED);
-    if (r)
+    if (r) {
+        mark(b, srv, F_REPLIED);
         m->srv[srv].late = false;       /* it answers again */
+    }
     if (r && r->status == 0) {
         mark(b, srv, F_ACKED);
         if (!m->srv[srv].known) {
@@ -334,7 +337,7 @@ static void batch_later(struct evloop *el, void *arg)
 {
     struct batch *b = arg;
     (void)el;
-    pub_end(b, b->fenced ? -ESTALE : -EIO);
+    pub_end(b, b->fenced ? -ESTALE : -EHOSTUNREACH);   /* no server was up to take it */
 }
 
 /* No memory for a batch: the records waiting fail (-ENOMEM), from the loop. */

@@ -26,7 +26,8 @@ struct batch {
     uint8_t st[];               /* per server: F_SENT | F_ANSWERED | F_ACKED | F_GOOD */
 };
 
-enum { F_SENT = 1, F_ANSWERED = 2, F_ACKED = 4, F_GOOD = 8 };     /* good: acked while caught up */
+enum { F_SENT = 1, F_ANSWERED = 2, F_ACKED = 4, F_GOOD = 8,       /* good: acked while caught up */
+       F_REPLIED = 16 };                                            /* answered by the server, not "down" */
 
 static inline bool has(const struct batch *b, int s, uint8_t f) { return s >= 0 && s < b->nst && (b->st[s] & f); }
 static inline void mark(struct batch *b, int s, uint8_t f)

@@ -285,8 +285,11 @@ void vol_published(void *arg, int status)
     struct pop *p = arg;
     /* Invariant: nothing took the record and the old page is still held:
      * the same record (same sequence number) is only sent again. */
-    if (status == -EAGAIN && vol_publish_again(p))
+    if ((status == -EAGAIN && vol_hold_again(p, AG_PUBLISH)) ||
+        (status == -EHOSTUNREACH && vol_hold_unreach(p, AG_PUBLISH)))
         return;
+    if (status == -EHOSTUNREACH)
+        status = -EIO;
     if (status == 0) {
         vol_forward(p->r->v, p->old, p->idx, p->rseq, &p->ent);
         vol_durable(p->r->v, p->idx, p->rseq);
@@ -358,6 +361,10 @@ static void rmw_read_done(void *arg, int status)
 {
     struct pop *p = arg;
     struct volume *v = p->r->v;
+    if (status == -EHOSTUNREACH && vol_hold_unreach(p, AG_RMW))
+        return;     /* the reference on src is kept while held */
+    if (status == -EHOSTUNREACH)
+        status = -EIO;
     pageref_put(&v->vs->refs, p->src);
     if (status) {
         wr_end(p, status);
@@ -385,23 +392,47 @@ static void rmw_start(struct volume *v, struct pop *p)
             return;
         }
         p->src = e.page;
+        memcpy(p->phash, e.hash, 16);   /* for a retry; vstore_page sets the new page's */
         pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce, rmw_read_done, p);
         return;
     }
     rmw_modify(v, p);
 }
 
+void vol_rmw_read_again(struct pop *p)
+{
+    pool_read_checked(p->r->v->vs->pool, p->src, p->phash, p->bounce, rmw_read_done, p);
+}
+
 /* A whole page turned to zeros (or discarded) without pool I/O: only its record goes out. */
 struct zpub {
     struct req *r;
-    struct pm_ent old;
+    struct pm_ent old, e;
     uint64_t idx, rseq;
+    uint64_t unreach_since;
 };
+
+static void zero_published(void *arg, int status);
+
+static int zero_again(struct evloop *el, long long id, void *arg)
+{
+    struct zpub *z = arg;
+    (void)el;
+    (void)id;
+    vol_publish(z->r->v, z->idx, z->rseq, &z->e, zero_published, z);
+    return -1;
+}
 
 static void zero_published(void *arg, int status)
 {
     struct zpub *z = arg;
     struct req *r = z->r;
+    /* Invariant: the old page is held until the record is out: only the same record is sent again. */
+    if (status == -EHOSTUNREACH && vol_unreach_wait(r->v, z->idx, &z->unreach_since, "zero page records") &&
+        evloop_add_timer(r->v->vs->el, UNREACH_RETRY_MS, zero_again, z) > 0)
+        return;
+    if (status == -EHOSTUNREACH)
+        status = -EIO;
     if (status == 0)
         vol_durable(r->v, z->idx, z->rseq);
     vol_release_old(r->v, z->old, status);
@@ -433,6 +464,7 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
         z->r = r;
         z->idx = idx;
         z->rseq = rseq;
+        z->e = e;
         int rc = vol_install(v, a, idx, a ? ++a->issued : 0, e, &z->old);
         if (rc > 0) {
             r->pending++;
@@ -473,6 +505,10 @@ static void rd_done(void *arg, int status)
 {
     struct pop *p = arg;
     struct req *r = p->r;
+    if (status == -EHOSTUNREACH && vol_hold_unreach(p, AG_READ))
+        return;     /* the references on its pages are kept while held */
+    if (status == -EHOSTUNREACH)
+        status = -EIO;
     if (status == 0 && p->bounce)
         memcpy(p->buf, p->bounce + p->off, p->len);
     for (unsigned i = 0; i < p->n; i++)
@@ -550,7 +586,17 @@ static void read_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, u
         rd_done(p, xalloc_fail("volume %s: a read buffer", v->name));
         return;
     }
+    memcpy(p->phash, e.hash, 16);   /* for a retry (vol_read_again) */
     pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce, rd_done, p);
+}
+
+void vol_read_again(struct pop *p)
+{
+    struct pool *pool = p->r->v->vs->pool;
+    if (p->bounce)
+        pool_read_checked(pool, p->src, p->phash, p->bounce, rd_done, p);
+    else
+        pool_read_run(pool, p->src, p->n, p->rhash ? p->rhash : &p->phash, p->buf, rd_done, p);
 }
 
 /* Splits a sector range into page pieces. */

@@ -86,9 +86,11 @@ struct pop {
     pool_page_t cand[MAX_CAND];     /* stored pages with the same hash, a reference held on each untried one */
     unsigned ncand, ci;
     uint8_t *cmp;                   /* a candidate's bytes read back from the pool */
-    struct pop *again_next;         /* on v->again: its store (or its record: pub_again) is tried again */
-    bool pub_again;                 /* its record is what is sent again (vol_publish_again) */
+    struct pop *again_next;         /* on v->again: tried again (vretry.c) */
+    enum again_kind { AG_STORE, AG_PUBLISH, AG_READ, AG_RMW } again_kind;
+    bool pub_again;                 /* its record was refused for now (EAGAIN) since again_since */
     uint64_t again_since;
+    uint64_t unreach_since;         /* held since then: the servers were unreachable (0: never) */
 };
 
 /* A request that arrived while the volume was loading from the pool. */
@@ -124,9 +126,9 @@ struct volume {
     int load_tries;
     long long load_timer;
     long long hold_timer;       /* armed while writes wait for the claim to be provable (may_write) */
-    struct pop *again;          /* stores the servers refused for now (EAGAIN: their etcd view is stale) */
+    struct pop *again;          /* page operations held to be tried again (vretry.c) */
     long long again_timer;
-    struct mx_ratelimit rl_again;
+    struct mx_ratelimit rl_again, rl_unreach;
     struct mx_ratelimit rl_kept;    /* "the page it replaces is kept" */
     pool_page_t *kept;          /* pages replaced by writes whose records failed (vol_release_old) */
     size_t nkept, capkept;
@@ -151,11 +153,13 @@ struct volumes {
     struct volume **v;
     size_t n, cap;
     struct pop *free_pops;
+    unsigned io_hold_ms;            /* how long an operation waits for unreachable servers (vretry.c) */
 };
 
 /* The content index this volume's writes use, or NULL. */
 #define HOLD_RETRY_MS 100          /* how often held writes look at may_write again */
 #define PUB_AGAIN_MS  10000        /* how long a record the servers refused for now (EAGAIN) is retried */
+#define UNREACH_RETRY_MS 250       /* how often operations held for unreachable servers are tried again */
 
 /* Runs the requests held in v->held, in their order (they are gated again). */
 void vol_replay_held(struct volume *v);
@@ -180,8 +184,6 @@ void vol_publish(struct volume *v, uint64_t idx, uint64_t rseq, const struct pm_
                  volmeta_pub_cb cb, void *arg);
 /* The record sequence number of the next change (0 without metadata). */
 uint64_t vol_next_rseq(struct volume *v);
-/* The record of p was refused for now (EAGAIN): sent again later (true), or p fails (false). */
-bool vol_publish_again(struct pop *p);
 void vol_published(void *arg, int status);
 /* A superseded write's page whose record (seq) is on servers already: it
  * stays until a newer record of idx is durable (vol_durable): 0, or 1 when
@@ -204,6 +206,19 @@ unsigned vol_republish_recopied(struct volume *v);
 void vol_stored(struct pop *p, int status, struct pm_ent e);
 /* Completes the requests queued for the loop (the eventfd handler). */
 void vol_on_deferred(struct evloop *el, int fd, unsigned events, void *arg);
+
+/* vretry.c: p is held and tried again later (true), or must fail now
+ * (false): for the claim to be provable (EAGAIN: stores and records), or
+ * for unreachable servers (EHOSTUNREACH: up to the table's io_hold_ms). */
+bool vol_hold_again(struct pop *p, enum again_kind kind);
+bool vol_hold_unreach(struct pop *p, enum again_kind kind);
+/* The clock behind vol_hold_unreach, for what is not a pop (a zero page's
+ * record): true while it may wait on (since: 0 at the first failure). */
+bool vol_unreach_wait(struct volume *v, uint64_t idx, uint64_t *since, const char *what);
+/* What vretry.c tries again: a read (volume.c), a read-modify-write's read, a store (vstore.c). */
+void vol_read_again(struct pop *p);
+void vol_rmw_read_again(struct pop *p);
+void vstore_again(struct pop *p);
 
 /* vstore.c */
 /* Stores the full page at data (valid until the pop ends) and calls vol_stored().

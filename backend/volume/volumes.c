@@ -12,7 +12,6 @@
 #include "config.h"
 #include "xalloc.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +45,7 @@ struct volumes *volumes_new(struct pool *pool, bool dedup)
     vs->el = pool_evloop(pool);
     vs->dedup = dedup;
     vs->persist = true;
+    vs->io_hold_ms = 60000;
     if (dedup && !(vs->dd = dedup_new(DEDUP_CACHE_PAGES))) {
         mx_err("volumes: out of memory for the content index");
         free(vs);
@@ -89,6 +89,11 @@ static void volume_free_map(struct volume *v, bool free_pages)
     }
     v->dfree = NULL;
     ht_fini(&v->active);
+}
+
+void volumes_set_io_hold(struct volumes *vs, unsigned ms)
+{
+    vs->io_hold_ms = ms;
 }
 
 void volumes_free(struct volumes *vs)
@@ -373,7 +378,11 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
 
 void volume_detach(struct volume *v)
 {
-    assert(v->inflight == 0);
+    /* Devices drain before they detach; only a backend told to exit at once
+     * (a second SIGTERM) leaves requests behind, which are unanswered then. */
+    if (v->inflight)
+        vol_warn(v, "detached with %u request(s) unanswered: the backend exits without waiting for them",
+                 v->inflight);
     v->owner[0] = '\0';
 }
 

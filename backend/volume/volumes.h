@@ -29,6 +29,7 @@ struct volume_stats {
     uint64_t dup_pages;       /* pages whose write shared an equal page already stored (de-duplication) */
     bool dedup;               /* its writes are de-duplicated now (host switch and volume option both on) */
     uint64_t reads, writes, discards, flushes, errors;
+    uint64_t held_unreach;    /* page operations held while their memory servers were unreachable (vretry.c) */
     struct histo read_ns, write_ns;
 };
 
@@ -37,6 +38,9 @@ struct volumes *volumes_new(struct pool *pool, bool dedup);
 /* Claims go through the cluster's coordinator (etcd) from now on; ops
  * outlives the table.  Before any attach. */
 void volumes_set_claimer(struct volumes *vs, const struct volclaim_ops *ops);
+/* How long a page operation waits for unreachable memory servers before it
+ * fails (default 60 s; 0: at once).  Live: applies to operations held now. */
+void volumes_set_io_hold(struct volumes *vs, unsigned ms);
 /* The coordinator renewed this backend's claim of name under a new epoch
  * (after its lease was lost and nobody else claimed it), or, epoch 0, lost
  * it to another backend: the volume is fenced. */

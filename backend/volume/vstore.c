@@ -53,61 +53,6 @@ static void share(struct pop *p)
     vol_stored(p, 0, (struct pm_ent){ .kind = PM_PAGE, .page = page, .dup = true });
 }
 
-static int store_again(struct evloop *el, long long id, void *arg)
-{
-    struct volume *v = arg;
-    (void)el;
-    (void)id;
-    struct pop *p = v->again;
-    v->again = NULL;
-    v->again_timer = 0;
-    for (struct pop *next; p; p = next) {
-        next = p->again_next;
-        if (p->pub_again)
-            vol_publish(v, p->idx, p->rseq, &p->ent, vol_published, p);
-        else
-            store_new(p, p->data);
-    }
-    return -1;
-}
-
-/* Puts p on the volume's list of what is tried again in HOLD_RETRY_MS
- * (store_again); false without a timer. */
-static bool hold_again(struct pop *p, const char *what)
-{
-    struct volume *v = p->r->v;
-    if (mx_ratelimit_ok(&v->rl_again, 5000))
-        vol_warn(v, "memory servers cannot prove our claim current (their etcd view is stale): %s (%u such suppressed)",
-                 what, v->rl_again.last_suppressed);
-    p->again_next = v->again;
-    v->again = p;
-    if (!v->again_timer)
-        v->again_timer = evloop_add_timer(v->vs->el, HOLD_RETRY_MS, store_again, v);
-    if (v->again_timer > 0)
-        return true;
-    v->again_timer = 0;
-    v->again = p->again_next;
-    return false;
-}
-
-/* Holds p until the servers can take its record again (HOLD_RETRY_MS,
- * for up to PUB_AGAIN_MS): false when it must fail instead (fenced, too
- * long, no timer). */
-bool vol_publish_again(struct pop *p)
-{
-    struct volume *v = p->r->v;
-    uint64_t now = evloop_now_ms();
-    if (!v->meta || volmeta_fenced(v->meta))
-        return false;
-    if (!p->pub_again) {
-        p->pub_again = true;
-        p->again_since = now;
-    } else if (now - p->again_since >= PUB_AGAIN_MS) {
-        return false;
-    }
-    return hold_again(p, "records sent again");
-}
-
 static void written(void *arg, int status, pool_page_t page)
 {
     struct pop *p = arg;
@@ -115,13 +60,14 @@ static void written(void *arg, int status, pool_page_t page)
     struct volume *v = p->r->v;
     if (status == -ESTALE && v->meta)
         volmeta_fence(v->meta);
-    if (status == -EAGAIN && v->meta && !volmeta_fenced(v->meta)) {
-        /* Invariant: nothing was acknowledged, and the write keeps its place
-         * (its sequence number was taken at issue): it is only sent again. */
-        if (hold_again(p, "writes retried"))
-            return;
+    /* Invariant: nothing was acknowledged, and the write keeps its place
+     * (its sequence numbers were taken at issue): it is only sent again,
+     * placed anew (the pool gave its slot back). */
+    if ((status == -EAGAIN && vol_hold_again(p, AG_STORE)) ||
+        (status == -EHOSTUNREACH && vol_hold_unreach(p, AG_STORE)))
+        return;
+    if (status == -EAGAIN || status == -EHOSTUNREACH)
         status = -EIO;
-    }
     if (status < 0) {
         vol_stored(p, status, (struct pm_ent){ .kind = PM_NONE });
         return;
@@ -159,6 +105,11 @@ static void written(void *arg, int status, pool_page_t page)
     if (p->hashed)
         dedup_insert(vs->dd, p->hash, page, p->data);
     vol_stored(p, 0, (struct pm_ent){ .kind = PM_PAGE, .page = page });
+}
+
+void vstore_again(struct pop *p)
+{
+    store_new(p, p->data);
 }
 
 static void compared(void *arg, int status);

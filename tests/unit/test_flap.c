@@ -496,11 +496,62 @@ static int suite_clean(void)
     return harness_suite_clean();
 }
 
+/* While every replica of a slab is away, its reads and the writes none of
+ * the servers took say so (-EHOSTUNREACH: the volume layer holds them and
+ * tries again) instead of -EIO (the guest's I/O error, a swap page lost).
+ * Once a replica is known gone for good (its server came back as a new
+ * process), a read of it is -EIO. */
+static void test_unreachable_not_eio(void)
+{
+    mkpool(2, 2);
+    write_pages(NPAGES, 31);
+    static uint8_t buf[POOL_PAGE_SIZE], page[POOL_PAGE_SIZE];
+    memset(page, 0x5a, sizeof(page));
+    /* A write in flight when both servers go down. */
+    for (int i = 0; i < 2; i++)
+        fake_srv_hold(p->srv[i], true);
+    struct op w = { 0 };
+    pool_write_new(p, page, wdone, &w);
+    run_until(NULL, 50);
+    CU_ASSERT_FALSE(w.done);
+    for (int i = 0; i < 2; i++)
+        srv_down(p->srv[i], "test: flap");
+    CU_ASSERT_TRUE_FATAL(run_until(&w.done, 2000));
+    CU_ASSERT_EQUAL(w.status, -EHOSTUNREACH);
+    /* With both down: a read of an intact page, a new write. */
+    CU_ASSERT_EQUAL(read_page(pages[0], buf), -EHOSTUNREACH);
+    struct op w2 = { 0 };
+    pool_write_new(p, page, wdone, &w2);
+    CU_ASSERT_TRUE_FATAL(run_until(&w2.done, 5000));
+    CU_ASSERT_EQUAL(w2.status, -EHOSTUNREACH);
+    /* Back as the same processes: what was there reads again. */
+    for (int i = 0; i < 2; i++) {
+        fake_srv_hold(p->srv[i], false);
+        fake_srv_restart(p->srv[i], true);
+    }
+    CU_ASSERT_TRUE(wait_healed(3000));
+    read_all(NPAGES);
+    struct op w3 = { 0 };
+    pool_write_new(p, page, wdone, &w3);
+    CU_ASSERT_TRUE_FATAL(run_until(&w3.done, 2000));
+    CU_ASSERT_EQUAL(w3.status, 0);
+    /* Both come back as new processes: the slab is gone, its reads fail. */
+    for (int i = 0; i < 2; i++)
+        srv_down(p->srv[i], "test: crash");
+    for (int i = 0; i < 2; i++)
+        fake_srv_restart(p->srv[i], false);
+    run_until(NULL, 200);
+    CU_ASSERT_EQUAL(read_page(pages[0], buf), -EIO);
+    endpool();
+}
+
 static const struct cu_test tests[] = {
     { "every replica flaps at once, R = 1: nothing lost", test_flap_all_r1 },
     { "every replica flaps at once, R = 2: nothing lost", test_flap_all_r2 },
     { "every replica flaps at once, R = 3: nothing lost", test_flap_all_r3 },
     { "staggered flap: the missed slots are copied, nothing lost", test_flap_staggered },
+    { "every replica away: reads and writes say unreachable, not EIO; gone for good: EIO",
+      test_unreachable_not_eio },
     { "server dies after its SLAB_ALLOC answer: never good, no write lands in a reused slab",
       test_dies_during_slab_alloc },
     { "server dies before its SLAB_ALLOC answer", test_dies_before_slab_alloc_answer },

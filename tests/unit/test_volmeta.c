@@ -557,7 +557,8 @@ static void test_failed_publish_keeps_old(void)
     fill(c, PG, 97);
     CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
     fake_pool_few_writes(pool, 1);          /* the rewrite's record goes the slow way ... */
-    fake_pool_meta_down(pool, true);        /* ... and no server takes it */
+    fake_pool_meta_down(pool, true);        /* ... and no server takes it, for longer than io_hold */
+    volumes_set_io_hold(vs, 300);
     CU_ASSERT_NOT_EQUAL(do_write(0, SPP, b), 0);
     fake_pool_meta_down(pool, false);
     CU_ASSERT_EQUAL(fake_pool_live_pages(pool), 2);    /* a's copy stays */
@@ -567,6 +568,34 @@ static void test_failed_publish_keeps_old(void)
     CU_ASSERT_TRUE(memcmp(r, a, PG) == 0 || memcmp(r, b, PG) == 0);
     CU_ASSERT_EQUAL(do_read(SPP, SPP, r), 0);
     CU_ASSERT_EQUAL(memcmp(r, c, PG), 0);
+    teardown();
+}
+
+/* No server reachable for a while when a record goes the slow way: the
+ * write waits for them (io_hold), it does not fail, and the record is
+ * there for the next owner. */
+static void test_records_held_while_unreachable(void)
+{
+    start_meta(2);
+    static uint8_t a[PG], b[PG], r[PG];
+    fill(a, PG, 101);
+    fill(b, PG, 102);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    fake_pool_few_writes(pool, 1);
+    fake_pool_meta_down(pool, true);
+    struct done d = { 0, 1 };
+    volume_write(v, 0, SPP, b, on_done, &d);
+    for (int i = 0; i < 60; i++)
+        evloop_run_once(el, 10);
+    CU_ASSERT_EQUAL(d.calls, 0);            /* held, not failed */
+    fake_pool_meta_down(pool, false);
+    run_until(el, &d, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT(stats().held_unreach >= 1);
+    restart_backend();
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b, PG), 0);
     teardown();
 }
 
@@ -704,6 +733,7 @@ static const struct cu_test volmeta_tests[] = {
     { "fenced_queue_ends_once", test_fenced_queue_ends_once },
     { "records_held_on_again", test_records_held_on_again },
     { "failed_publish_keeps_old", test_failed_publish_keeps_old },
+    { "records_held_while_unreachable", test_records_held_while_unreachable },
     { "forward_to_old_servers", test_forward_to_old_servers },
     { "attach_waits_for_members", test_attach_waits_for_members },
     { "meta_fast_forty", test_meta_fast_forty },

@@ -340,6 +340,61 @@ static void test_errors(void)
     teardown();
 }
 
+/* Every server for a page unreachable at once (a flap of every replica, a
+ * host declared down while starved): the pool answers -EHOSTUNREACH and the
+ * volume holds the operation and tries it again, so the guest sees a pause,
+ * not an I/O error (a lost swap page).  Only after io_hold does it fail, with
+ * -EIO, the old contents intact. */
+static void test_unreachable_held(void)
+{
+    setup();
+    static uint8_t a[4 * PG], b[4 * PG], r[4 * PG];
+    fill(a, sizeof(a), 21);
+    fill(b, sizeof(b), 22);
+    CU_ASSERT_EQUAL(do_write(0, 4 * SPP, a), 0);
+    /* Writes: three failed tries, then stored (placed anew). */
+    fake_pool_fail_writes(pool, 3, -EHOSTUNREACH);
+    CU_ASSERT_EQUAL(do_write(0, 2 * SPP, b), 0);
+    CU_ASSERT_EQUAL(do_read(0, 2 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b, 2 * PG), 0);
+    /* A run of full pages, a partial page read, a read-modify-write's read. */
+    fake_pool_fail_reads(pool, 2, -EHOSTUNREACH);
+    CU_ASSERT_EQUAL(do_read(0, 4 * SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b, 2 * PG), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 2 * PG, a + 2 * PG, 2 * PG), 0);
+    fake_pool_fail_reads(pool, 2, -EHOSTUNREACH);
+    CU_ASSERT_EQUAL(do_read(2 * SPP + 1, 2, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a + 2 * PG + 512, 1024), 0);
+    fake_pool_fail_reads(pool, 1, -EHOSTUNREACH);
+    fake_pool_fail_writes(pool, 1, -EHOSTUNREACH);
+    CU_ASSERT_EQUAL(do_write(3 * SPP + 2, 1, b), 0);
+    CU_ASSERT_EQUAL(do_read(3 * SPP, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a + 3 * PG, 1024), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 1024, b, 512), 0);
+    CU_ASSERT_EQUAL(memcmp(r + 1536, a + 3 * PG + 1536, PG - 1536), 0);
+    CU_ASSERT_EQUAL(stats().errors, 0);
+    CU_ASSERT(stats().held_unreach >= 6);
+    /* Unreachable for longer than io_hold: -EIO, the old page kept. */
+    volumes_set_io_hold(vs, 600);
+    fake_pool_fail_writes(pool, 1000, -EHOSTUNREACH);
+    uint64_t t0 = evloop_now_ms();
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, a), -EIO);
+    CU_ASSERT(evloop_now_ms() - t0 >= 600);
+    fake_pool_fail_writes(pool, 0, 0);
+    fake_pool_fail_reads(pool, 1000, -EHOSTUNREACH);
+    CU_ASSERT_EQUAL(do_read(SPP, SPP, r), -EIO);
+    fake_pool_fail_reads(pool, 0, 0);
+    CU_ASSERT_EQUAL(do_read(SPP, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, b + PG, PG), 0);
+    /* io_hold 0: at once. */
+    volumes_set_io_hold(vs, 0);
+    fake_pool_fail_writes(pool, 1, -EHOSTUNREACH);
+    t0 = evloop_now_ms();
+    CU_ASSERT_EQUAL(do_write(SPP, SPP, a), -EIO);
+    CU_ASSERT(evloop_now_ms() - t0 < 200);
+    teardown();
+}
+
 static void test_enospc(void)
 {
     setup();
@@ -419,6 +474,7 @@ static const struct cu_test volume_tests[] = {
     { "read_runs", test_read_runs },
     { "errors", test_errors },
     { "enospc", test_enospc },
+    { "unreachable_held", test_unreachable_held },
     { "huge_volume", test_huge_volume },
     { "read_during_overwrite", test_read_during_overwrite },
     { NULL, NULL },
