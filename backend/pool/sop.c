@@ -17,6 +17,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,14 @@ int sop_post(struct server *s, struct sop *o, fab_done_fn sent, fab_done_fn read
     return rc ? -1 : 0;
 }
 
+/* The transport's reason goes into the one line that says the server is down. */
+static void read_down(struct server *s, int status)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "RMA read failed: %s", status ? fab_strerror(-status) : "short read");
+    srv_down(s, why);
+}
+
 void sop_read_done(struct server *s, struct sop *o, int status, const void *data, size_t len)
 {
     struct pool *p = s->p;
@@ -167,7 +176,7 @@ void sop_read_done(struct server *s, struct sop *o, int status, const void *data
         }
         sop_free(p, o);
         if (!ok)
-            srv_down(s, "RMA read failed");
+            read_down(s, status);
         return;
     }
     if (o->kind == SOP_CREAD) {
@@ -175,13 +184,13 @@ void sop_read_done(struct server *s, struct sop *o, int status, const void *data
         rb_read_done(p, o, st, data);
         sop_free(p, o);
         if (st)
-            srv_down(s, "RMA read failed");
+            read_down(s, status);
         return;
     }
     if (status || len != (size_t)o->req->npages * POOL_PAGE_SIZE) {
         read_failed(p, o, status ? fab_strerror(-status) : "short read", false);
         sop_free(p, o);
-        srv_down(s, "RMA read failed");
+        read_down(s, status);
         return;
     }
     read_landed(p, o, data);

@@ -33,7 +33,8 @@
 # (recovery: from the fault until `memxctl pool` reports state ok again).
 # A failed scenario does not stop the others (each runs in a subshell); the
 # run fails at the end, naming them.  MEMX_FAULTS_KEEP=DIR keeps every
-# scenario's logs and files in DIR/<scenario>.
+# scenario's logs and files in DIR/<scenario>.  MEMX_FAULTS_BACKEND="key = value"
+# adds lines to the backend's [backend] section (e.g. gather_reads = yes).
 set -euo pipefail
 
 B=$(cd "${1:?usage: tests/faults/run.sh BUILD_DIR}" && pwd)
@@ -253,6 +254,7 @@ platform = sim
 control_socket = $T/backd.sock
 node_id = backd-host1
 log_level = info
+${MEMX_FAULTS_BACKEND:-}
 [memserver]
 capacity = 256M
 log_level = info
