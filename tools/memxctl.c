@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "                       serves every device again and prints the guests' I/O pause.\n"
             "                       Exits 1 if the exec failed (the old process serves on).\n"
             "  health               named conditions (server_down, no_server, degraded, pages_lost,\n"
-            "                       near_full, fenced_volume, volume_failed, bad_requests) in a\n"
+            "                       near_full, pool_full, quota_near_full, quota_full, fenced_volume,\n"
+            "                       volume_failed, bad_requests) in a\n"
             "                       Nagios-style line; exit 0 ok, 1 degraded, 2 failed, 3 unknown\n"
             "                       (memx-backd not answering)\n"
             "  log-level LEVEL      error, warn, info or debug, at once (until a restart or reload)\n"
@@ -465,6 +466,14 @@ static void show_stats(json_object *r)
         die("reply has no totals");
     stats_row(&t, "(total)", tot);
     t_print(&t);
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        uint64_t q = u_of(v, "quota_pages"), used = u_of(v, "quota_used_pages");
+        if (q)
+            printf("quota: volume %s holds %llu of %llu pages (%llu%%); %llu write(s) refused (ENOSPC)\n",
+                   s_of(v, "name"), (unsigned long long)used, (unsigned long long)q,
+                   (unsigned long long)(used * 100 / q), (unsigned long long)u_of(v, "quota_refused"));
+    }
     uint64_t logical = u_of(tot, "logical_pages"), zero = u_of(tot, "zero_pages"), dup = u_of(tot, "dup_pages");
     if (logical)
         printf("pages: %llu logical, %llu stored; savings: zero pages %.1f%%, duplicates %.1f%%\n",

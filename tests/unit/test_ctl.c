@@ -426,7 +426,95 @@ static void test_traffic(void)
     teardown();
 }
 
+/* Whether health's conditions include name; its detail in *detail. */
+static bool has_cond(json_object *h, const char *name, const char **detail)
+{
+    json_object *a = get(h, "conditions");
+    for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+        json_object *c = json_object_array_get_idx(a, i);
+        if (!strcmp(get_str(c, "name"), name)) {
+            if (detail)
+                *detail = get_str(c, "detail");
+            return true;
+        }
+    }
+    return false;
+}
+
+static int write_pages(struct volume *v, uint64_t first, unsigned n, uint8_t seed)
+{
+    static uint8_t buf[4096];
+    int rc = 0;
+    for (unsigned i = 0; i < n && !rc; i++) {
+        memset(buf, seed + i + 1, sizeof(buf));
+        int done = 0;
+        volume_write(v, (first + i) * 8, 8, buf, on_done, &done);
+        for (int k = 0; k < 100 && !done; k++)
+            evloop_run_once(el, 10);
+        rc = done - 1;
+    }
+    return rc;
+}
+
+/* Capacity in health and stats: a volume's quota near full and full, the
+ * pool refusing writes for lack of room (pool_full), each named. */
+static void test_capacity(void)
+{
+    setup();
+    struct volume *sp = volumes_find(vs, "spare");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+    volume_set_quota(sp, 10 * 4096);
+    json_object *h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_FALSE(has_cond(h, "quota_near_full", NULL));
+    CU_ASSERT_FALSE(has_cond(h, "quota_full", NULL));
+    CU_ASSERT_FALSE(has_cond(h, "pool_full", NULL));
+    json_object_put(h);
+    CU_ASSERT_EQUAL(write_pages(sp, 0, 9, 1), 0);
+    const char *d = NULL;
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "quota_near_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "volume spare holds 9 of its quota of 10 pages (90%"));
+    CU_ASSERT_FALSE(has_cond(h, "quota_full", NULL));
+    CU_ASSERT_EQUAL(get_int(h, "code"), 1);
+    json_object_put(h);
+    CU_ASSERT_EQUAL(write_pages(sp, 9, 1, 1), 0);
+    CU_ASSERT_EQUAL(write_pages(sp, 10, 1, 1), -ENOSPC);
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "quota_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "volume spare holds 10 of its quota of 10 pages"));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "1 refused"));
+    CU_ASSERT_FALSE(has_cond(h, "quota_near_full", NULL));
+    json_object_put(h);
+    /* stats: the quota, what it counts, what it refused. */
+    json_object *st = ask("{\"cmd\":\"stats\"}"), *arr = get(st, "volumes");
+    bool seen = false;
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+        json_object *o = json_object_array_get_idx(arr, i);
+        if (strcmp(get_str(o, "name"), "spare"))
+            continue;
+        seen = true;
+        CU_ASSERT_EQUAL(get_int(o, "quota_pages"), 10);
+        CU_ASSERT_EQUAL(get_int(o, "quota_used_pages"), 10);
+        CU_ASSERT_EQUAL(get_int(o, "quota_refused"), 1);
+    }
+    CU_ASSERT_TRUE(seen);
+    CU_ASSERT_EQUAL(get_int(get(st, "totals"), "quota_refused"), 1);
+    json_object_put(st);
+    /* The pool has no room left: writes fail, and health says so. */
+    struct volume *vm = volumes_find(vs, "vm1-swap");
+    fake_pool_set_capacity(pool, 1);      /* fewer than it holds already */
+    CU_ASSERT_EQUAL(write_pages(vm, 20, 1, 100), -ENOSPC);   /* bytes no page has: no sharing */
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "pool_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "1 page write(s) failed with ENOSPC"));
+    CU_ASSERT_EQUAL(get_int(h, "code"), 2);
+    CU_ASSERT_STRING_EQUAL(get_str(h, "status"), "failed");
+    json_object_put(h);
+    teardown();
+}
+
 static const struct cu_test ctl_tests[] = {
+    { "capacity", test_capacity },
     { "commands", test_commands },
     { "bad_requests", test_bad_requests },
     { "utf8_replies", test_utf8_replies },
