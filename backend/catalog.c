@@ -299,7 +299,10 @@ static int del_poll(struct evloop *el, long long id, void *arg)
         return DELETE_POLL_MS;
     }
     d->timer = 0;
-    char msg[300];
+    char msg[300], self[CK_NAME_MAX + 16];
+    snprintf(self, sizeof(self), "volume %s: ", d->name);
+    if (why && !strncmp(why, self, strlen(self)))
+        why += strlen(self);        /* the load's message names the volume already */
     snprintf(msg, sizeof(msg), "%s", why ? why : "");
     struct volume_stats vst;
     volume_get_stats(d->v, &vst);
