@@ -212,6 +212,7 @@ static json_object *cmd_pool(struct ctl *c)
     add_u64(r, "degraded_slabs", ps.degraded_slabs);
     add_u64(r, "lost_slabs", ps.lost_slabs);
     add_u64(r, "rereplicated_pages", ps.rereplicated_pages);
+    add_u64(r, "nospace_writes", ps.nospace_writes);
     json_object_object_add(r, "rebuilding", json_object_new_boolean(ps.rebuilding));
     return r;
 }

@@ -72,8 +72,8 @@ static void servers_health(const struct ctl_ctx *ctx, json_object *arr, int *cod
     uint64_t now = evloop_now_ms();
     if (ps.nospace_writes && ps.nospace_last_ms && now - ps.nospace_last_ms < POOL_FULL_RECENT_MS)
         cond(arr, code, 2, "pool_full", "no memory server has room for another slab: %llu page write(s) failed "
-             "with ENOSPC since start, the last %llu s ago (the guests saw I/O errors; what they wrote "
-             "before is intact); add memory servers or delete volumes",
+             "with ENOSPC, the last %llu s ago; guests got I/O errors, earlier data is intact; add memory "
+             "servers or delete volumes",
              (unsigned long long)ps.nospace_writes, (unsigned long long)((now - ps.nospace_last_ms) / 1000));
     if (ps.lost_slabs)
         cond(arr, code, 2, "pages_lost", "%llu slab(s) have no good copy: their pages read as errors",
