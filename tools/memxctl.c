@@ -705,7 +705,7 @@ int main(int argc, char **argv)
     int nargs = argc - optind;
     char **args = argv + optind;
     if (nargs < 1) {
-        fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume delete NAME, "
+        fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume list, volume delete NAME, "
                         "upgrade, keygen FILE; see --help)\n");
         return 2;
     }
