@@ -19,6 +19,12 @@
  *
  * A volume loaded with more pages than its quota (the quota was lowered)
  * keeps them: overwrites go on, new pages are refused until it is below.
+ *
+ * Bound: an overwrite of a page with data reserves nothing; if the guest
+ * zeroes or discards that page while the overwrite is in flight, the
+ * overwrite lands as a new page past the check.  The quota can be exceeded
+ * only by pages a guest races against itself that way, never by writes to
+ * pages it had not written.
  */
 #include "volume_int.h"
 
