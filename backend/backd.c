@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "ownership.h"
+#include "catalog.h"
 #include "slabdir.h"
 #include "pool.h"
 #include "upgrade.h"
@@ -77,6 +78,7 @@ struct backd {
     struct coord *coord;
     struct membership *ms;
     struct ownership *own;
+    struct catalog *cat;
     struct slabdir *sd;
     struct volumes *vols;
     struct pool *pool;
@@ -294,7 +296,8 @@ static int etcd_start(struct backd *b, const struct memx_config *cfg, struct poo
     b->own = ownership_new(b->coord, b->node, on_claim_changed, b);
     b->ms = b->own ? membership_new(b->coord, pool, cfg->provider) : NULL;
     b->sd = b->ms ? slabdir_new(b->el, b->coord, b->node) : NULL;
-    if (!b->sd) {
+    b->cat = b->sd ? catalog_new(b->el, b->coord, b->own, b->vols, b->node) : NULL;
+    if (!b->cat) {
         snprintf(err, errlen, "etcd: out of memory");
         return -1;
     }
@@ -492,7 +495,9 @@ int main(int argc, char **argv)
                            .device_type = cfg.device_type, .provider = cfg.provider,
                            .etcd_status = b.coord ? etcd_status : NULL, .etcd_arg = &b,
                            .upgrade = ctl_upgrade, .upgrade_status = upgrade_status, .upgrade_arg = b.up,
-                           .nearfull = &cfg.nearfull, .reload = reload, .reload_arg = &b };
+                           .nearfull = &cfg.nearfull, .reload = reload, .reload_arg = &b,
+                           .volume_list_all = b.cat ? catalog_list : NULL,
+                           .volume_delete_far = b.cat ? catalog_delete : NULL, .catalog_arg = b.cat };
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
     if (!ctl)
         goto out;
@@ -530,6 +535,7 @@ out:
     if (rc)
         fprintf(stderr, "memx-backd: %s\n", err);
     metrics_http_free(mh);
+    catalog_free(b.cat);        /* before ctl_free: it holds ctl's reply functions */
     ctl_free(ctl);
     upgrade_free(b.up);
     if (b.bb)

@@ -46,6 +46,17 @@ struct ctl {
     struct client *cur, *held;
     bool in_upgrade;
     json_object *now_reply;
+    bool deferred;          /* the request being handled is answered later (no reply now) */
+    struct ctl_wait *waits; /* answers owed by the catalog (volume-list --all, remote delete) */
+};
+
+/* An answer owed to a client (NULL once it left, or for a direct ctl_handle). */
+struct ctl_wait {
+    struct ctl *c;
+    struct client *cl;
+    bool inside;            /* still inside the call that started it: the answer is the reply now */
+    json_object *now;
+    struct ctl_wait *next;
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -201,6 +212,7 @@ static json_object *cmd_pool(struct ctl *c)
     add_u64(r, "degraded_slabs", ps.degraded_slabs);
     add_u64(r, "lost_slabs", ps.lost_slabs);
     add_u64(r, "rereplicated_pages", ps.rereplicated_pages);
+    add_u64(r, "nospace_writes", ps.nospace_writes);
     json_object_object_add(r, "rebuilding", json_object_new_boolean(ps.rebuilding));
     return r;
 }
@@ -218,6 +230,108 @@ static json_object *cmd_pool_drain(struct ctl *c, json_object *req)
     return cmd_pool(c);
 }
 
+static int client_reply(struct client *cl, char *s);
+
+static void wait_unlink(struct ctl_wait *w)
+{
+    for (struct ctl_wait **pp = &w->c->waits; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+}
+
+static void wait_reply(void *arg, json_object *r)
+{
+    struct ctl_wait *w = arg;
+    if (w->inside) {
+        w->now = json_object_get(r);
+        return;
+    }
+    wait_unlink(w);
+    struct client *cl = w->cl;
+    free(w);
+    if (cl) {
+        char *s = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+        if (s)
+            utf8_clean(s);
+        client_reply(cl, s);
+    }
+}
+
+static struct ctl_wait *wait_new(struct ctl *c)
+{
+    struct ctl_wait *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    *w = (struct ctl_wait){ .c = c, .cl = c->cur, .inside = true, .next = c->waits };
+    c->waits = w;
+    return w;
+}
+
+/* The call that was given w returned: its answer now, or NULL (given later). */
+static json_object *wait_started(struct ctl *c, struct ctl_wait *w)
+{
+    w->inside = false;
+    json_object *r = w->now;
+    if (r) {
+        wait_unlink(w);
+        free(w);
+        return r;
+    }
+    c->deferred = true;
+    return NULL;
+}
+
+/* A valid volume name (target.h's rule), so nothing else is echoed or sent to etcd. */
+static bool volume_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n >= VOLUME_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* {"cmd":"volume-list"[,"all":true]}: this backend's volumes (orphan: no
+ * device uses it), or with all every volume etcd knows (catalog.h). */
+static json_object *cmd_volume_list(struct ctl *c, json_object *req)
+{
+    json_object *ja;
+    bool all = json_object_object_get_ex(req, "all", &ja) && json_object_get_boolean(ja);
+    if (all && !c->ctx.volume_list_all)
+        return error_reply("%s", "volume list --all needs etcd ([cluster] etcd): in static servers mode this "
+                                 "backend knows only the volumes it has loaded (memxctl volume list)");
+    if (all) {
+        struct ctl_wait *w = wait_new(c);
+        if (!w)
+            return error_reply("%s", "out of memory");
+        c->ctx.volume_list_all(c->ctx.catalog_arg, wait_reply, w);
+        return wait_started(c, w);
+    }
+    json_object *arr = json_object_new_array();
+    struct volume *v;
+    for (size_t i = 0; (v = volumes_at(c->ctx.vols, i)); i++) {
+        json_object *o = json_object_new_object();
+        add_str(o, "name", volume_name(v));
+        add_u64(o, "size", volume_size(v));
+        add_u64(o, "epoch", volume_epoch(v));
+        add_str(o, "owner", "");
+        json_object_object_add(o, "owner_here", json_object_new_boolean(volume_epoch(v) != 0));
+        json_object_object_add(o, "loaded", json_object_new_boolean(1));
+        add_str(o, "device", volume_owner(v));
+        add_str(o, "state", volume_state_name(v));
+        json_object_object_add(o, "orphan", json_object_new_boolean(volume_owner(v)[0] == '\0'));
+        json_object_array_add(arr, o);
+    }
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "volumes", arr);
+    return r;
+}
+
 static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
 {
     json_object *jn;
@@ -225,9 +339,23 @@ static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
         return error_reply("%s", "volume-delete needs \"name\": a volume name");
     const char *name = json_object_get_string(jn);
     struct volume *v = volumes_find(c->ctx.vols, name);
+    if (!v && volume_name_ok(name) && c->ctx.volume_delete_far) {
+        /* Not loaded here: an orphan the cluster knows (catalog.h claims it first). */
+        struct ctl_wait *w = wait_new(c);
+        if (!w)
+            return error_reply("%s", "out of memory");
+        c->ctx.volume_delete_far(c->ctx.catalog_arg, name, wait_reply, w);
+        return wait_started(c, w);
+    }
+    if (!v && !c->ctx.volume_delete_far)
+        return error_reply("no volume named '%.64s' loaded here (without etcd this backend can delete only the "
+                           "volumes it has loaded)", name);
     char owner[64] = "";
-    if (v)
+    struct volume_stats st = { 0 };
+    if (v) {
         snprintf(owner, sizeof(owner), "%s", volume_owner(v));
+        volume_get_stats(v, &st);
+    }
     switch (volume_delete(c->ctx.vols, name)) {
     case 0:
         mx_info("volume %s: deleted (control socket)", name);
@@ -242,10 +370,9 @@ static json_object *cmd_volume_delete(struct ctl *c, json_object *req)
     json_object *r = json_object_new_object();
     json_object_object_add(r, "ok", json_object_new_boolean(1));
     add_str(r, "deleted", name);
+    add_u64(r, "pages", st.stored_pages + st.dup_pages);
     return r;
 }
-
-static int client_reply(struct client *cl, char *s);
 
 static void upgrade_reply(void *arg, json_object *r)
 {
@@ -287,6 +414,7 @@ static json_object *cmd_upgrade(struct ctl *c, json_object *req)
 char *ctl_handle(struct ctl *c, const char *line, size_t len)
 {
     json_object *reply;
+    c->deferred = false;
     enum json_tokener_error jerr = json_tokener_success;
     json_tokener *tok = json_tokener_new();
     json_object *req = tok ? json_tokener_parse_ex(tok, line, (int)len) : NULL;
@@ -328,6 +456,8 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = cmd_pool_drain(c, req);
         else if (strcmp(cmd, "volume-delete") == 0)
             reply = cmd_volume_delete(c, req);
+        else if (strcmp(cmd, "volume-list") == 0)
+            reply = cmd_volume_list(c, req);
         else if (strcmp(cmd, "upgrade") == 0)
             reply = cmd_upgrade(c, req);
         else if (strcmp(cmd, "health") == 0)
@@ -338,7 +468,7 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
             reply = c->ctx.reload ? c->ctx.reload(c->ctx.reload_arg) : error_reply("%s", "reload is not offered here");
         else
             reply = error_reply("unknown command '%.64s' (status, volumes, stats, devices, pool, pool-drain, "
-                                "volume-delete, upgrade, health, log-level, reload)", cmd);
+                                "volume-list, volume-delete, upgrade, health, log-level, reload)", cmd);
     }
     if (!reply) {
         json_object_put(req);
@@ -357,6 +487,9 @@ static void client_close(struct client *cl)
     struct ctl *c = cl->ctl;
     if (c->held == cl)
         c->held = NULL;     /* its upgrade goes on; nobody to tell */
+    for (struct ctl_wait *w = c->waits; w; w = w->next)
+        if (w->cl == cl)
+            w->cl = NULL;   /* the catalog's request goes on; its answer is dropped */
     for (struct client **pp = &c->clients; *pp; pp = &(*pp)->next)
         if (*pp == cl) {
             *pp = cl->next;
@@ -464,7 +597,9 @@ static void on_client(struct evloop *el, int fd, unsigned events, void *arg)
             c->cur = cl;
             char *s = ctl_handle(c, cl->in, len);
             c->cur = NULL;
-            if ((s || c->held != cl) && client_reply(cl, s) < 0)
+            bool later = c->deferred || (!s && c->held == cl);
+            c->deferred = false;
+            if (!later && client_reply(cl, s) < 0)
                 return;
         }
         memmove(cl->in, nl + 1, cl->inlen - len - 1);
@@ -579,6 +714,11 @@ void ctl_free(struct ctl *c)
         return;
     while (c->clients)
         client_close(c->clients);
+    while (c->waits) {      /* owed by a catalog already freed */
+        struct ctl_wait *w = c->waits;
+        c->waits = w->next;
+        free(w);
+    }
     evloop_del_fd(c->el, c->fd);
     close(c->fd);
     unlink(c->path);

@@ -3,8 +3,8 @@
  * A Unix stream socket (mode 0600, its directory created if missing).  The
  * protocol is one JSON object per line each way:
  *   -> {"cmd":"status"}            <- {"version":..., "platform":..., ...}
- * Commands: status, volumes, stats, devices, pool, volume-delete (with
- * "name"), upgrade (optional "binary": an absolute path; answered once the
+ * Commands: status, volumes, stats, devices, pool, volume-list (optional
+ * "all": true), volume-delete (with "name"), upgrade (optional "binary": an absolute path; answered once the
  * devices are drained, just before memx-backd execs it: upgrade.h).  Anything else -- bad JSON, an unknown command, a line longer than
  * CTL_LINE_MAX -- gets {"error":"..."} and the connection stays usable.
  * Everything runs on the daemon's event loop with non-blocking sockets; a
@@ -51,19 +51,27 @@ struct ctl_ctx {
      * {"applied":[...],"restart":[...]} or {"error":...}.  NULL: refused. */
     struct json_object *(*reload)(void *arg);
     void *reload_arg;
+    /* volume-list with "all" (every volume etcd knows) and volume-delete of a
+     * volume not loaded here (catalog.h): reply(rarg, r) answers, at once or
+     * later, r lent for the call.  NULL: no etcd (static servers mode). */
+    void (*volume_list_all)(void *arg, void (*reply)(void *rarg, struct json_object *r), void *rarg);
+    void (*volume_delete_far)(void *arg, const char *name, void (*reply)(void *rarg, struct json_object *r),
+                              void *rarg);
+    void *catalog_arg;
 };
 
 /* Listens on path.  A stale socket file is replaced; one a live daemon
  * answers on is an error.  NULL with a one-line message in err. */
 struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *ctx,
                     char *err, size_t errlen);
-/* Closes every connection and removes the socket file. */
+/* Closes every connection and removes the socket file.  After whatever
+ * holds a reply function of it (catalog_free): answers still owed are dropped. */
 void ctl_free(struct ctl *c);
 
 /* Answers one request line (without the newline); returns a malloc'd JSON
  * reply without newline.  The socket uses this; tests may call it directly.
- * NULL for an upgrade answered later (to the client that asked; called
- * directly, that answer is dropped). */
+ * NULL for an upgrade, volume list --all or remote delete answered later
+ * (to the client that asked; called directly, that answer is dropped). */
 char *ctl_handle(struct ctl *c, const char *line, size_t len);
 
 #endif

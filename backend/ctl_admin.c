@@ -1,9 +1,11 @@
 /* ctl_admin.c — the control socket's operator commands (ctl_int.h):
  * health (named conditions with a Nagios-style code: 0 ok, 1 degraded,
- * 2 failed, for a monitoring check), log-level (at run time) and reload
+ * 2 failed, for a monitoring check; capacity: near_full, pool_full,
+ * quota_near_full, quota_full), log-level (at run time) and reload
  * (re-read memx.conf; memx-backd says what it applied and what needs a
  * restart). */
 #include "ctl_int.h"
+#include "evloop.h"
 #include "log.h"
 #include "pool.h"
 
@@ -66,12 +68,39 @@ static void servers_health(const struct ctl_ctx *ctx, json_object *arr, int *cod
              (unsigned long long)(used * 100 / cap), full);
     struct pool_stats ps;
     pool_get_stats(ctx->pool, &ps);
+    /* Writes are being refused for lack of room now (not: once, long ago). */
+    uint64_t now = evloop_now_ms();
+    if (ps.nospace_writes && ps.nospace_last_ms && now - ps.nospace_last_ms < POOL_FULL_RECENT_MS)
+        cond(arr, code, 2, "pool_full", "no memory server has room for another slab: %llu page write(s) failed "
+             "with ENOSPC, the last %llu s ago; guests got I/O errors, earlier data is intact; add memory "
+             "servers or delete volumes",
+             (unsigned long long)ps.nospace_writes, (unsigned long long)((now - ps.nospace_last_ms) / 1000));
     if (ps.lost_slabs)
         cond(arr, code, 2, "pages_lost", "%llu slab(s) have no good copy: their pages read as errors",
              (unsigned long long)ps.lost_slabs);
     if (ps.degraded_slabs)
         cond(arr, code, 1, "degraded", "%llu slab(s) have fewer copies than replicas%s",
              (unsigned long long)ps.degraded_slabs, ps.rebuilding ? " (re-replicating)" : "");
+}
+
+/* A volume at or near its quota (target option quota=): its guest's writes of new pages fail. */
+static void quota_health(const struct ctl_ctx *ctx, struct volume *v, json_object *arr, int *code)
+{
+    struct volume_stats st;
+    volume_get_stats(v, &st);
+    if (!st.quota_pages)
+        return;
+    uint64_t used = st.stored_pages + st.dup_pages;
+    int full = ctx->nearfull ? *ctx->nearfull : 85;
+    if (used >= st.quota_pages)
+        cond(arr, code, 1, "quota_full", "volume %s holds %llu of its quota of %llu pages: writes of new pages "
+             "fail with ENOSPC (%llu refused so far); overwrites and reads go on",
+             volume_name(v), (unsigned long long)used, (unsigned long long)st.quota_pages,
+             (unsigned long long)st.quota_refused);
+    else if (used * 100 >= st.quota_pages * (uint64_t)full)
+        cond(arr, code, 1, "quota_near_full", "volume %s holds %llu of its quota of %llu pages (%llu%%, nearfull "
+             "%d%%)", volume_name(v), (unsigned long long)used, (unsigned long long)st.quota_pages,
+             (unsigned long long)(used * 100 / st.quota_pages), full);
 }
 
 json_object *ctl_health_reply(const struct ctl_ctx *ctx)
@@ -88,6 +117,7 @@ json_object *ctl_health_reply(const struct ctl_ctx *ctx)
             cond(arr, &code, 2, "fenced_volume", "volume %s: %s", volume_name(v), why);
         else if (st < 0)
             cond(arr, &code, 2, "volume_failed", "volume %s: %s", volume_name(v), why ? why : "failed");
+        quota_health(ctx, v, arr, &code);
     }
     int n = ctl_device_count(ctx);
     struct blkback_dev_info *d = n > 0 ? calloc((size_t)n, sizeof(*d)) : NULL;

@@ -47,6 +47,9 @@ static inline int ctl_device_count(const struct ctl_ctx *ctx)
  * latencies, de-duplication, the backend's stages, the transport's traffic. */
 json_object *ctl_stats_reply(const struct ctl_ctx *ctx);
 
+/* pool_full is reported while page writes failed for lack of room this recently. */
+#define POOL_FULL_RECENT_MS 60000
+
 /* ctl_admin.c: {"status","code" (0 ok, 1 degraded, 2 failed),"conditions":[{name,severity,detail}]}. */
 json_object *ctl_health_reply(const struct ctl_ctx *ctx);
 /* {"cmd":"log-level","level":"debug"} -> {"level","was"}. */

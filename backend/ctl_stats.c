@@ -19,6 +19,11 @@ static json_object *stats_object(const char *name, const struct volume_stats *st
     add_u64(o, "flushes", st->flushes);
     add_u64(o, "errors", st->errors);
     add_u64(o, "held_unreachable", st->held_unreach);
+    if (name) {     /* a volume's quota (0: none), what it counts, and the writes it refused */
+        add_u64(o, "quota_pages", st->quota_pages);
+        add_u64(o, "quota_used_pages", st->stored_pages + st->dup_pages);
+    }
+    add_u64(o, "quota_refused", st->quota_refused);
     add_us(o, "read_p50_us", histo_quantile(&st->read_ns, 0.50));
     add_us(o, "read_p99_us", histo_quantile(&st->read_ns, 0.99));
     add_us(o, "write_p50_us", histo_quantile(&st->write_ns, 0.50));
@@ -149,6 +154,7 @@ json_object *ctl_stats_reply(const struct ctl_ctx *ctx)
         tot->flushes += st->flushes;
         tot->errors += st->errors;
         tot->held_unreach += st->held_unreach;
+        tot->quota_refused += st->quota_refused;
         histo_merge(&tot->read_ns, &st->read_ns);
         histo_merge(&tot->write_ns, &st->write_ns);
     }

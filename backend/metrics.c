@@ -26,6 +26,10 @@ static void volumes_part(FILE *f, const struct ctl_ctx *c)
         { "memx_volume_fenced", "gauge", "1 when another backend attached the volume since (this one is fenced)." },
         { "memx_volume_held_unreachable_total", "counter",
           "Page operations held (not failed) while every memory server for them was unreachable." },
+        { "memx_volume_quota_pages", "gauge",
+          "The volume's quota in pages (target option quota=; 0: none); it counts stored + dup pages." },
+        { "memx_volume_quota_refused_total", "counter",
+          "Guest writes refused with ENOSPC because their new pages did not fit in the volume's quota." },
     };
     for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
         metrics_family(f, fam[k].name, fam[k].type, fam[k].help);
@@ -67,6 +71,13 @@ static void volumes_part(FILE *f, const struct ctl_ctx *c)
             case 5:
                 fprintf(f, "memx_volume_held_unreachable_total{volume=\"%s\"} %llu\n", n,
                         (unsigned long long)st->held_unreach);
+                break;
+            case 6:
+                fprintf(f, "memx_volume_quota_pages{volume=\"%s\"} %llu\n", n, (unsigned long long)st->quota_pages);
+                break;
+            case 7:
+                fprintf(f, "memx_volume_quota_refused_total{volume=\"%s\"} %llu\n", n,
+                        (unsigned long long)st->quota_refused);
                 break;
             }
         }
@@ -155,6 +166,9 @@ static void pool_part(FILE *f, const struct ctl_ctx *c)
     fprintf(f, "memx_pool_rebuilding %d\n", ps.rebuilding ? 1 : 0);
     metrics_family(f, "memx_pool_rereplicated_pages_total", "counter", "Pages copied by re-replication.");
     fprintf(f, "memx_pool_rereplicated_pages_total %llu\n", (unsigned long long)ps.rereplicated_pages);
+    metrics_family(f, "memx_pool_nospace_writes_total", "counter",
+                   "Page writes failed with ENOSPC: no memory server had room for another slab (pool full).");
+    fprintf(f, "memx_pool_nospace_writes_total %llu\n", (unsigned long long)ps.nospace_writes);
     metrics_family(f, "memx_pool_page_ops_total", "counter", "Pool page operations, by kind.");
     fprintf(f, "memx_pool_page_ops_total{op=\"write\"} %llu\n", (unsigned long long)ps.writes);
     fprintf(f, "memx_pool_page_ops_total{op=\"read\"} %llu\n", (unsigned long long)ps.reads);

@@ -37,6 +37,7 @@ struct claim {
     int64_t rev;                /* volumes/<name>'s mod_revision as our claim left it; 0: none yet */
     int64_t rev_seen;           /* ... as the claim in progress read it (0: no such key) */
     bool renewing;
+    bool exclusive;             /* claim only if no other backend holds it (ownership_set_exclusive) */
     struct ck_volume cv;        /* volumes/<name> as our last write (or the claim's read) left it */
     /* a claim in progress */
     volclaim_cb cb;
@@ -124,13 +125,31 @@ static void on_owner(void *arg, int status, const struct coord_kv *kv, size_t n,
 {
     struct claim *k = arg;
     (void)rev;
-    char name[CK_NAME_MAX], why[160];
-    struct ck_owner co;
+    char name[CK_NAME_MAX], why[160], msg[400];
+    struct ck_owner co = { .node = "" };    /* read below only if it decoded */
     k->takeover = false;
+    if (status && k->exclusive) {
+        /* Who holds it is unknown: an exclusive claim never goes ahead blind. */
+        snprintf(msg, sizeof(msg), "etcd: cannot read who owns it: %s", strerror(-status));
+        claim_end(k, -EIO, msg);
+        return;
+    }
     if (status == 0 && n == 1) {
-        if (ck_owner_decode(kv[0].key, kv[0].val, kv[0].vlen, name, &co, why, sizeof(why)) < 0)
+        bool readable = ck_owner_decode(kv[0].key, kv[0].val, kv[0].vlen, name, &co, why, sizeof(why)) == 0;
+        if (!readable && !k->exclusive)
             mx_warn("backd: volume %s: etcd holds an owner key MemX cannot read (%s): taking it over", k->name, why);
-        k->takeover = strcmp(co.node, k->o->node) != 0 || kv[0].lease != coord_lease_id(k->o->c);
+        k->takeover = !readable || strcmp(co.node, k->o->node) != 0 || kv[0].lease != coord_lease_id(k->o->c);
+        /* owners/ keys are leased: one that exists is a live claim of another backend. */
+        if (k->exclusive && k->takeover) {
+            if (readable)
+                snprintf(msg, sizeof(msg), "in use by %s (its claim, epoch %llu, is under a live etcd lease): "
+                         "delete it on that backend, or detach its device there first",
+                         co.node, (unsigned long long)co.epoch);
+            else
+                snprintf(msg, sizeof(msg), "in use: etcd holds an owner key for it that MemX cannot read (%s)", why);
+            claim_end(k, -EBUSY, msg);
+            return;
+        }
     }
     if (put_claim(k, k->rev_seen, k->epoch, on_cas) < 0)
         claim_end(k, -EIO, "out of memory");
@@ -283,6 +302,29 @@ static void op_forget(void *ctx, const char *name)
         free(what);
     LIST_REMOVE(k, link);
     free(k);
+}
+
+int ownership_set_exclusive(struct ownership *o, const char *name, bool on)
+{
+    struct claim *k = find(o, name);
+    if (!k && !on)
+        return 0;
+    if (!k) {
+        if (strlen(name) >= CK_NAME_MAX)
+            return -EINVAL;
+        k = xcalloc(1, sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        k->o = o;
+        snprintf(k->name, sizeof(k->name), "%s", name);
+        LIST_INSERT_HEAD(&o->claims, k, link);
+    }
+    k->exclusive = on;
+    if (!on && !k->rev && !k->cb && !k->renewing) {     /* never claimed: nothing to keep */
+        LIST_REMOVE(k, link);
+        free(k);
+    }
+    return 0;
 }
 
 static bool op_may_write(void *ctx)

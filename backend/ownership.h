@@ -22,6 +22,12 @@ const struct volclaim_ops *ownership_ops(struct ownership *o);
 /* The lease's health changed (coord_on_health, relayed by memx-backd):
  * claims are renewed once a lost lease is replaced. */
 void ownership_health(struct ownership *o, enum coord_health h);
+/* While on, claims of name (volclaim_ops.claim) are exclusive: refused with
+ * -EBUSY and a message naming the owner when another backend holds a live
+ * claim (its owners/ key exists), instead of taking the volume over; the
+ * check and the claim are one compare-and-swap (a claim in between makes it
+ * read again).  For deleting an orphan (catalog.c).  0 or -ENOMEM/-EINVAL. */
+int  ownership_set_exclusive(struct ownership *o, const char *name, bool on);
 void ownership_free(struct ownership *o);
 
 #endif

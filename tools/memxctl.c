@@ -19,6 +19,7 @@
 
 #define DEFAULT_SOCKET "/run/memx/backd.sock"
 #define REPLY_MAX (16u << 20)
+#define DELETE_WAIT_S 60            /* memx-backd answers a delete within 50 s */
 
 static void usage(FILE *f)
 {
@@ -37,7 +38,11 @@ static void usage(FILE *f)
             "  pool                 memory servers: address, provider, state, capacity, used\n"
             "  pool drain SERVER    move SERVER's (host:port) replicas away; stop it once \"drained\"\n"
             "  pool undrain SERVER  cancel a drain\n"
-            "  volume delete NAME   free every page of a detached volume\n"
+            "  volume list [--all]  volumes and who uses them, orphans marked (no device, no live\n"
+            "                       claim); --all: every volume etcd knows, not only those loaded here\n"
+            "  volume delete NAME   free every page and record of a volume no device uses: one loaded\n"
+            "                       here and detached, or (etcd) an orphan, claimed first: refused,\n"
+            "                       naming the owner, when another backend holds it\n"
             "  upgrade [--binary PATH] [--wait SECONDS]\n"
             "                       hand memx-backd over to a new binary without the guests noticing:\n"
             "                       it stops reading the rings, lets in-flight I/O complete (10 s at\n"
@@ -47,7 +52,8 @@ static void usage(FILE *f)
             "                       serves every device again and prints the guests' I/O pause.\n"
             "                       Exits 1 if the exec failed (the old process serves on).\n"
             "  health               named conditions (server_down, no_server, degraded, pages_lost,\n"
-            "                       near_full, fenced_volume, volume_failed, bad_requests) in a\n"
+            "                       near_full, pool_full, quota_near_full, quota_full, fenced_volume,\n"
+            "                       volume_failed, bad_requests) in a\n"
             "                       Nagios-style line; exit 0 ok, 1 degraded, 2 failed, 3 unknown\n"
             "                       (memx-backd not answering)\n"
             "  log-level LEVEL      error, warn, info or debug, at once (until a restart or reload)\n"
@@ -191,10 +197,10 @@ static json_object *try_request(const char *sock, json_object *req, int timeout_
     return reply;
 }
 
-static json_object *request(const char *sock, json_object *req)
+static json_object *request(const char *sock, json_object *req, int timeout_s)
 {
     char err[512];
-    json_object *reply = try_request(sock, req, 10, err, sizeof(err));
+    json_object *reply = try_request(sock, req, timeout_s, err, sizeof(err));
     if (!reply)
         die("%s", err);
     json_object *e;
@@ -388,6 +394,32 @@ static void show_volumes(json_object *r)
         printf("(no volumes)\n");
 }
 
+/* volume list [--all]: who uses each volume, and which nobody does (orphans: volume delete NAME). */
+static void show_volume_list(json_object *r)
+{
+    json_object *a = arr_of(r, "volumes");
+    static struct table t = { .ncols = 7, .align = "lrrllll" };
+    t_row(&t, "NAME", "SIZE", "EPOCH", "OWNER", "DEVICE", "STATE", "ORPHAN");
+    size_t orphans = 0;
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i), *e;
+        const char *owner = s_of(v, "owner"), *dev = s_of(v, "device"), *st = s_of(v, "state");
+        bool here = json_object_get_boolean(json_object_object_get(v, "owner_here"));
+        bool orphan = json_object_get_boolean(json_object_object_get(v, "orphan"));
+        orphans += orphan;
+        t_row(&t, s_of(v, "name"), size_of(v, "size"), num(v, "epoch"),
+              here ? "(this backend)" : owner[0] ? owner : "-", dev[0] ? dev : "-", st[0] ? st : "-",
+              json_object_object_get_ex(v, "error", &e) ? fmt("? %.58s", json_object_get_string(e))
+                                                        : orphan ? "yes" : "no");
+    }
+    t_print(&t);
+    if (!json_object_array_length(a))
+        printf("(no volumes)\n");
+    else
+        printf("%zu orphan(s): no device uses them and no other backend holds them (memxctl volume delete NAME)\n",
+               orphans);
+}
+
 static void stats_row(struct table *t, const char *name, json_object *v)
 {
     t_row(t, name, num(v, "logical_pages"), num(v, "stored_pages"), num(v, "zero_pages"), num(v, "dup_pages"),
@@ -465,6 +497,14 @@ static void show_stats(json_object *r)
         die("reply has no totals");
     stats_row(&t, "(total)", tot);
     t_print(&t);
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        uint64_t q = u_of(v, "quota_pages"), used = u_of(v, "quota_used_pages");
+        if (q)
+            printf("quota: volume %s holds %llu of %llu pages (%llu%%); %llu write(s) refused (ENOSPC)\n",
+                   s_of(v, "name"), (unsigned long long)used, (unsigned long long)q,
+                   (unsigned long long)(used * 100 / q), (unsigned long long)u_of(v, "quota_refused"));
+    }
     uint64_t logical = u_of(tot, "logical_pages"), zero = u_of(tot, "zero_pages"), dup = u_of(tot, "dup_pages");
     if (logical)
         printf("pages: %llu logical, %llu stored; savings: zero pages %.1f%%, duplicates %.1f%%\n",
@@ -665,7 +705,7 @@ int main(int argc, char **argv)
     int nargs = argc - optind;
     char **args = argv + optind;
     if (nargs < 1) {
-        fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume delete NAME, "
+        fprintf(stderr, "memxctl: no command given (status, volumes, stats, devices, pool, volume list, volume delete NAME, "
                         "upgrade, keygen FILE; see --help)\n");
         return 2;
     }
@@ -706,6 +746,7 @@ int main(int argc, char **argv)
     }
 
     void (*show)(json_object *) = NULL;
+    int timeout_s = 10;
     json_object *req = json_object_new_object();
     if (strcmp(cmd, "pool") == 0 && nargs > 1) {
         if (nargs != 3 || (strcmp(args[1], "drain") && strcmp(args[1], "undrain"))) {
@@ -733,12 +774,22 @@ int main(int argc, char **argv)
         json_object_object_add(req, "cmd", json_object_new_string("reload"));
         show = show_reload;
     } else if (strcmp(cmd, "volume") == 0) {
-        if (nargs != 3 || strcmp(args[1], "delete") != 0) {
-            fprintf(stderr, "memxctl: usage: memxctl volume delete NAME\n");
+        bool list = nargs >= 2 && strcmp(args[1], "list") == 0;
+        bool all = list && nargs == 3 && strcmp(args[2], "--all") == 0;
+        if (list ? !(nargs == 2 || all) : (nargs != 3 || strcmp(args[1], "delete") != 0)) {
+            fprintf(stderr, "memxctl: usage: memxctl volume list [--all] | volume delete NAME\n");
             return 2;
         }
-        json_object_object_add(req, "cmd", json_object_new_string("volume-delete"));
-        json_object_object_add(req, "name", json_object_new_string(args[2]));
+        if (list) {
+            json_object_object_add(req, "cmd", json_object_new_string("volume-list"));
+            if (all)
+                json_object_object_add(req, "all", json_object_new_boolean(1));
+            show = show_volume_list;
+        } else {
+            json_object_object_add(req, "cmd", json_object_new_string("volume-delete"));
+            json_object_object_add(req, "name", json_object_new_string(args[2]));
+            timeout_s = DELETE_WAIT_S;      /* an orphan is loaded from the pool first */
+        }
     } else {
         static const struct { const char *name; void (*show)(json_object *); } cmds[] = {
             { "status", show_status }, { "volumes", show_volumes }, { "stats", show_stats },
@@ -758,14 +809,14 @@ int main(int argc, char **argv)
         json_object_object_add(req, "cmd", json_object_new_string(cmd));
     }
 
-    json_object *reply = request(sock, req);
+    json_object *reply = request(sock, req, timeout_s);
     json_object_put(req);
     if (json)
         printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
     else if (show)
         show(reply);
     else
-        printf("volume %s deleted\n", args[2]);
+        printf("volume %s deleted (%llu page(s) freed)\n", args[2], (unsigned long long)u_of(reply, "pages"));
     json_object_put(reply);
     return 0;
 }

@@ -132,6 +132,9 @@ struct pool_stats {
      * their pages read as -EIO).  Re-replication copies one slab at a time. */
     uint64_t degraded_slabs, lost_slabs, rereplicated_pages;
     bool rebuilding;
+    /* Pool full: page writes failed with -ENOSPC because no server had room
+     * for another slab, and when the last one was (monotonic ms; 0: never). */
+    uint64_t nospace_writes, nospace_last_ms;
 };
 
 void pool_get_stats(const struct pool *p, struct pool_stats *st);

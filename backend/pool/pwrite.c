@@ -378,6 +378,10 @@ void fail_waiting(struct pool *p, int status)
     struct req *r;
     while ((r = STAILQ_FIRST(&p->waiting))) {
         STAILQ_REMOVE_HEAD(&p->waiting, link);
+        if (status == -ENOSPC) {        /* pool full: memxctl health says pool_full while this goes on */
+            p->st.nospace_writes++;
+            p->st.nospace_last_ms = evloop_now_ms();
+        }
         finish(p, r, status);
     }
 }

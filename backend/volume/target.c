@@ -6,13 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-/* One option after the size; the only one so far is de-duplication. */
+/* One option after the size: dedup=yes|no, quota=<size> (checked against
+ * the volume's size once every option is read). */
 static int parse_option(const char *target, const char *o, size_t len, struct volume_opts *opts,
                         char *err, size_t errlen)
 {
-    static const char key[] = "dedup=";
-    size_t kl = sizeof(key) - 1;
-    if (len > kl && strncmp(o, key, kl) == 0) {
+    static const char dkey[] = "dedup=", qkey[] = "quota=";
+    size_t kl = sizeof(dkey) - 1, ql = sizeof(qkey) - 1;
+    if (len > kl && strncmp(o, dkey, kl) == 0) {
         if (len - kl == 3 && strncmp(o + kl, "yes", 3) == 0) {
             opts->dedup = true;
             return 0;
@@ -22,7 +23,29 @@ static int parse_option(const char *target, const char *o, size_t len, struct vo
             return 0;
         }
     }
-    snprintf(err, errlen, "target '%s': unknown option '%.*s' (known: dedup=yes, dedup=no)", target,
+    if (len >= ql && strncmp(o, qkey, ql) == 0) {
+        char qbuf[32];
+        size_t vl = len - ql;
+        uint64_t q;
+        if (vl == 0 || vl >= sizeof(qbuf)) {
+            snprintf(err, errlen, "target '%s': quota '%.*s' is not a size (use e.g. quota=2G)", target,
+                     (int)vl, o + ql);
+            return -1;
+        }
+        memcpy(qbuf, o + ql, vl);
+        qbuf[vl] = '\0';
+        if (memx_parse_size(qbuf, &q) < 0) {
+            snprintf(err, errlen, "target '%s': quota '%s' is not a size (use e.g. quota=2G)", target, qbuf);
+            return -1;
+        }
+        if (q == 0 || q % VOLUME_PAGE_SIZE) {
+            snprintf(err, errlen, "target '%s': quota must be a non-zero multiple of 4K", target);
+            return -1;
+        }
+        opts->quota_bytes = q;
+        return 0;
+    }
+    snprintf(err, errlen, "target '%s': unknown option '%.*s' (known: dedup=yes, dedup=no, quota=SIZE)", target,
              (int)len, o);
     return -1;
 }
@@ -75,6 +98,11 @@ int volume_parse_target_opts(const char *target, char *name, size_t namelen, uin
         size_t olen = e ? (size_t)(e - p - 1) : strlen(p + 1);
         if (parse_option(target, p + 1, olen, &o, err, errlen) < 0)
             return -1;
+    }
+    if (o.quota_bytes > sz) {
+        snprintf(err, errlen, "target '%s': quota is larger than the volume (a quota holds at most its size)",
+                 target);
+        return -1;
     }
     memcpy(name, n, len);
     name[len] = '\0';

@@ -3,7 +3,9 @@
  * PURE: parsing only, no volume table, no allocation.  The string is
  * "memx:<volume>:<size>[:<option>...]": name 1..VOLUME_NAME_MAX-1 characters of
  * [A-Za-z0-9._-], size as memx_parse_size() reads it (2G, 512M, 4096) and a
- * non-zero multiple of 4 KiB, options "dedup=yes|no" (default yes).  Shaped so
+ * non-zero multiple of 4 KiB, options "dedup=yes|no" (default yes) and
+ * "quota=<size>" (a non-zero multiple of 4 KiB, at most the volume's size:
+ * how much the volume may hold in the pool; default none).  Shaped so
  * that the XenBus side can reject a bad disk line before it touches a volume.
  */
 #ifndef MEMX_TARGET_H
@@ -17,6 +19,7 @@
 
 struct volume_opts {
     bool dedup;
+    uint64_t quota_bytes;       /* 0: no quota */
 };
 
 /* 0, or -1 with a message for people in err (it quotes the target).  name gets

@@ -74,6 +74,7 @@ int vol_install(struct volume *v, struct active *a, uint64_t idx, uint64_t seq, 
     }
     if (a)
         a->applied = seq;
+    vquota_settle(v, a, e, *old);
     return 1;
 }
 

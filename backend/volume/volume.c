@@ -224,6 +224,7 @@ static void op_end(struct volume *v, struct active *a)
         return;
     struct pop *next = a->wq;
     if (!next) {
+        vquota_drop(v, a);
         ht_remove(&v->active, &a->h);
         free(a);
         return;
@@ -487,6 +488,8 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
     }
     p->seq = ++p->a->issued;
     p->rseq = vol_next_rseq(v);
+    if (buf)
+        vquota_hold(v, p->a, idx);
     if (len == VOLUME_PAGE_SIZE) {
         p->a->busy++;
         vstore_page(p, buf);
@@ -697,6 +700,12 @@ void volume_write(struct volume *v, uint64_t sector, uint32_t nsect, const void 
     if (!r)
         return;
     v->st.writes++;
+    /* Invariant: a write the quota refuses issues nothing: the volume's pages stay as they were. */
+    if (vquota_admit(v, sector, nsect, buf) < 0) {
+        r->status = -ENOSPC;
+        req_put(r, true);
+        return;
+    }
     for_each_page(r, sector, nsect, (uint8_t *)buf, write_piece);
     req_put(r, true);
 }

@@ -6,6 +6,7 @@
  *   vmap.c     applying finished writes to the map, and publishing them
  *   vstore.c   storing one full page, with de-duplication
  *   volumes.c  the table: attach, load from the pool, detach, delete, stats
+ *   quota.c    the page quota (target option quota=): writes admitted or refused
  *   pagemap.c  the map itself (pure), pageref.c the refcounts, target.c parsing
  *
  * A request (struct req) is split into page operations (struct pop); it
@@ -57,6 +58,7 @@ struct active {
     uint64_t issued, applied;
     uint64_t durable;       /* the highest record seq of the page durable meanwhile (vol_durable) */
     unsigned busy;          /* page writes in flight, including a running RMW */
+    bool quota_held;        /* one page of the volume's quota is reserved for it (quota.c) */
     struct pop *wq, **wq_tail;  /* RMWs waiting for busy == 0 */
 };
 
@@ -104,6 +106,14 @@ struct held {
     struct held *next;
 };
 
+/* A volume's page quota (quota.c). */
+struct vquota {
+    uint64_t limit;         /* pages; 0: none */
+    uint64_t reserved;      /* pages being added by writes in flight (active.quota_held) */
+    uint64_t refused;       /* guest writes refused with -ENOSPC */
+    struct mx_ratelimit rl;
+};
+
 struct volume {
     struct volumes *vs;
     char name[VOLUME_NAME_MAX];
@@ -134,6 +144,7 @@ struct volume {
     size_t nkept, capkept;
     struct dfree *dfree;        /* superseded pages whose records are out (vol_defer_free) */
     struct volume_stats st;
+    struct vquota quota;
 };
 
 struct volumes {
@@ -219,6 +230,19 @@ bool vol_unreach_wait(struct volume *v, uint64_t idx, uint64_t *since, const cha
 void vol_read_again(struct pop *p);
 void vol_rmw_read_again(struct pop *p);
 void vstore_again(struct pop *p);
+
+/* quota.c */
+/* Pages the quota counts: map entries naming a pool page. */
+uint64_t vquota_used(const struct volume *v);
+/* A guest write of nsect sectors at sector (buf: its bytes): 0 admitted, or
+ * -ENOSPC (counted, logged) when its new pages do not fit in the quota. */
+int  vquota_admit(struct volume *v, uint64_t sector, uint32_t nsect, const uint8_t *buf);
+/* A data write to idx was issued under a (its write state): reserves a page if it adds one. */
+void vquota_hold(struct volume *v, struct active *a, uint64_t idx);
+/* e replaced old in the map under a (may be NULL): a reserved page that is in the map now is counted there. */
+void vquota_settle(struct volume *v, struct active *a, struct pm_ent e, struct pm_ent old);
+/* a's last write ended: what it still reserves goes back. */
+void vquota_drop(struct volume *v, struct active *a);
 
 /* vstore.c */
 /* Stores the full page at data (valid until the pop ends) and calls vol_stored().

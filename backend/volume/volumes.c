@@ -413,6 +413,8 @@ void volume_get_stats(const struct volume *v, struct volume_stats *st)
 {
     *st = v->st;
     st->dedup = volume_dedup(v);
+    st->quota_pages = v->quota.limit;
+    st->quota_refused = v->quota.refused;
 }
 
 void volume_set_dedup(struct volume *v, bool on) { v->nodedup = !on; }

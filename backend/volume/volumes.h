@@ -30,6 +30,8 @@ struct volume_stats {
     bool dedup;               /* its writes are de-duplicated now (host switch and volume option both on) */
     uint64_t reads, writes, discards, flushes, errors;
     uint64_t held_unreach;    /* page operations held while their memory servers were unreachable (vretry.c) */
+    uint64_t quota_pages;     /* the volume's quota in pages (0: none); it counts stored + dup pages */
+    uint64_t quota_refused;   /* guest writes refused (ENOSPC) because they did not fit in the quota */
     struct histo read_ns, write_ns;
 };
 
@@ -90,6 +92,10 @@ void        volume_get_stats(const struct volume *v, struct volume_stats *st);
  * Off, the volume's writes neither share stored pages nor offer theirs to
  * other volumes; pages it shares already stay shared until overwritten. */
 void        volume_set_dedup(struct volume *v, bool on);
+/* The target's quota=<size>, in bytes (0: none): writes that would make the
+ * volume hold more pages than that fail with -ENOSPC (quota.c).  Applies to
+ * writes issued from now on. */
+void        volume_set_quota(struct volume *v, uint64_t bytes);
 bool        volume_dedup(const struct volume *v);
 
 #endif

@@ -242,6 +242,7 @@ static int attach_volume(struct bdev *d, bool *dedup, char *err, size_t errlen)
     }
     d->attach_retries = 0;
     *dedup = vopts.dedup;
+    volume_set_quota(d->vol, vopts.quota_bytes);    /* each attach: the target line is the quota's one source */
     snprintf(d->volname, sizeof(d->volname), "%s", name);
     return 0;
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # An operator's controls on a running memx-backd (static server list):
-# memxctl health (Nagios-style codes and named conditions: ok, near_full,
+# volume list (--all needs etcd, and says so), memxctl health (Nagios-style codes and named conditions: ok, near_full,
 # server_down), the guest's name beside its domid in the log, log-level at run time, reload (memxctl and SIGHUP): the log
 # level and nearfull applied, a memory server added to the list used at once,
 # a key that needs a restart named as such, a broken file changing nothing.
@@ -17,6 +17,15 @@ it_wait_for "every memory server up" 15 world_all_live
 rc=0; ctl health > "$T/h1.out" || rc=$?
 
 [ $rc = 0 ] && grep -q '^MEMX OK - ' "$T/h1.out" || it_fail "health on a healthy world: exit $rc, $(cat "$T/h1.out")"
+
+# Static servers mode: volume list shows what is loaded here (nothing yet); --all needs etcd and says so.
+ctl --json volume list | jq -e '.volumes | length == 0' > /dev/null ||
+  it_fail "volume list before any device connected: $(ctl --json volume list)"   # attached at connect
+rc=0; ctl volume list --all > "$T/vla.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q 'volume list --all needs etcd' "$T/vla.out" || it_fail "volume list --all without etcd: exit $rc, $(cat "$T/vla.out")"
+rc=0; ctl volume delete elsewhere > "$T/vd.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q 'without etcd this backend can delete only the volumes it has loaded' "$T/vd.out" ||
+  it_fail "volume delete of an unknown volume without etcd: exit $rc, $(cat "$T/vd.out")"
 
 ctl log-level debug > "$T/ll.out" || it_fail "memxctl log-level debug failed"
 grep -q 'log level debug (was info)' "$T/ll.out" || it_fail "log-level: $(cat "$T/ll.out")"

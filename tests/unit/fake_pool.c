@@ -69,6 +69,7 @@ struct pool {
     unsigned fail_w, fail_r, few_w;
     int fail_w_err, fail_r_err;
     uint64_t violations, writes, reads, read_pages, errors;
+    uint64_t nospace, nospace_ms;   /* writes refused for capacity (pool_stats nospace_*) */
     struct fake_server servers[8];
     int nservers;
     /* The metadata servers behind pool_ctl (indexes 0..nmeta-1; one unless a
@@ -334,6 +335,8 @@ static struct fop *write_op(struct pool *p, const void *data, pool_write_cb cb, 
         op->status = p->fail_w_err;
     } else if (p->capacity && p->allocated >= p->capacity) {
         op->status = -ENOSPC;
+        p->nospace++;
+        p->nospace_ms = evloop_now_ms();
     } else {
         op->page = alloc_page(p);
     }
@@ -429,6 +432,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *st)
     st->errors = p->errors;
     st->servers = p->nservers;
     st->live_servers = pool_live_servers(p);
+    st->nospace_writes = p->nospace;
+    st->nospace_last_ms = p->nospace_ms;
 }
 
 void fake_pool_set_traffic(struct pool *p, const struct pool_traffic *t) { p->traffic = *t; }

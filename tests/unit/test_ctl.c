@@ -426,7 +426,206 @@ static void test_traffic(void)
     teardown();
 }
 
+/* Whether health's conditions include name; its detail in *detail. */
+static bool has_cond(json_object *h, const char *name, const char **detail)
+{
+    json_object *a = get(h, "conditions");
+    for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+        json_object *c = json_object_array_get_idx(a, i);
+        if (!strcmp(get_str(c, "name"), name)) {
+            if (detail)
+                *detail = get_str(c, "detail");
+            return true;
+        }
+    }
+    return false;
+}
+
+static int write_pages(struct volume *v, uint64_t first, unsigned n, uint8_t seed)
+{
+    static uint8_t buf[4096];
+    int rc = 0;
+    for (unsigned i = 0; i < n && !rc; i++) {
+        memset(buf, seed + i + 1, sizeof(buf));
+        int done = 0;
+        volume_write(v, (first + i) * 8, 8, buf, on_done, &done);
+        for (int k = 0; k < 100 && !done; k++)
+            evloop_run_once(el, 10);
+        rc = done - 1;
+    }
+    return rc;
+}
+
+/* Capacity in health and stats: a volume's quota near full and full, the
+ * pool refusing writes for lack of room (pool_full), each named. */
+static void test_capacity(void)
+{
+    setup();
+    struct volume *sp = volumes_find(vs, "spare");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+    volume_set_quota(sp, 10 * 4096);
+    json_object *h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_FALSE(has_cond(h, "quota_near_full", NULL));
+    CU_ASSERT_FALSE(has_cond(h, "quota_full", NULL));
+    CU_ASSERT_FALSE(has_cond(h, "pool_full", NULL));
+    json_object_put(h);
+    CU_ASSERT_EQUAL(write_pages(sp, 0, 9, 1), 0);
+    const char *d = NULL;
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "quota_near_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "volume spare holds 9 of its quota of 10 pages (90%"));
+    CU_ASSERT_FALSE(has_cond(h, "quota_full", NULL));
+    CU_ASSERT_EQUAL(get_int(h, "code"), 1);
+    json_object_put(h);
+    CU_ASSERT_EQUAL(write_pages(sp, 9, 1, 1), 0);
+    CU_ASSERT_EQUAL(write_pages(sp, 10, 1, 1), -ENOSPC);
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "quota_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "volume spare holds 10 of its quota of 10 pages"));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "1 refused"));
+    CU_ASSERT_FALSE(has_cond(h, "quota_near_full", NULL));
+    json_object_put(h);
+    /* stats: the quota, what it counts, what it refused. */
+    json_object *st = ask("{\"cmd\":\"stats\"}"), *arr = get(st, "volumes");
+    bool seen = false;
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+        json_object *o = json_object_array_get_idx(arr, i);
+        if (strcmp(get_str(o, "name"), "spare"))
+            continue;
+        seen = true;
+        CU_ASSERT_EQUAL(get_int(o, "quota_pages"), 10);
+        CU_ASSERT_EQUAL(get_int(o, "quota_used_pages"), 10);
+        CU_ASSERT_EQUAL(get_int(o, "quota_refused"), 1);
+    }
+    CU_ASSERT_TRUE(seen);
+    CU_ASSERT_EQUAL(get_int(get(st, "totals"), "quota_refused"), 1);
+    json_object_put(st);
+    /* The pool has no room left: writes fail, and health says so. */
+    struct volume *vm = volumes_find(vs, "vm1-swap");
+    fake_pool_set_capacity(pool, 1);      /* fewer than it holds already */
+    CU_ASSERT_EQUAL(write_pages(vm, 20, 1, 100), -ENOSPC);   /* bytes no page has: no sharing */
+    h = ask("{\"cmd\":\"health\"}");
+    CU_ASSERT_TRUE(has_cond(h, "pool_full", &d));
+    CU_ASSERT_PTR_NOT_NULL(d && strstr(d, "1 page write(s) failed with ENOSPC"));
+    CU_ASSERT_EQUAL(get_int(h, "code"), 2);
+    CU_ASSERT_STRING_EQUAL(get_str(h, "status"), "failed");
+    json_object_put(h);
+    teardown();
+}
+
+/* A catalog (catalog.h) played by the test: the list is answered when the
+ * test says, the delete at once. */
+static struct { void (*reply)(void *, json_object *); void *rarg; int lists; char deleted[64]; } fcat;
+static void fake_list(void *arg, void (*reply)(void *, json_object *), void *rarg)
+{
+    (void)arg;
+    fcat.reply = reply;
+    fcat.rarg = rarg;
+    fcat.lists++;
+}
+static void fake_delete(void *arg, const char *name, void (*reply)(void *, json_object *), void *rarg)
+{
+    (void)arg;
+    snprintf(fcat.deleted, sizeof(fcat.deleted), "%s", name);
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "error", json_object_new_string("in use by backd@other"));
+    reply(rarg, r);
+    json_object_put(r);
+}
+static void fake_answer(const char *name)
+{
+    json_object *r = json_object_new_object(), *a = json_object_new_array(), *e = json_object_new_object();
+    json_object_object_add(e, "name", json_object_new_string(name));
+    json_object_array_add(a, e);
+    json_object_object_add(r, "volumes", a);
+    void (*reply)(void *, json_object *) = fcat.reply;
+    fcat.reply = NULL;
+    reply(fcat.rarg, r);
+    json_object_put(r);
+}
+
+/* volume-list (orphans: no device uses them), --all and deletes of volumes
+ * not loaded here: refused without etcd, handed to the catalog with it,
+ * answered later to the client that asked (or dropped once it left). */
+static void test_volume_list(void)
+{
+    setup();
+    json_object *o = ask("{\"cmd\":\"volume-list\"}"), *a = get(o, "volumes");
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(a), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_object *e = json_object_array_get_idx(a, i);
+        bool spare = !strcmp(get_str(e, "name"), "spare");
+        CU_ASSERT_EQUAL(json_object_get_boolean(get(e, "orphan")), spare);
+        CU_ASSERT_STRING_EQUAL(get_str(e, "device"), spare ? "" : "vbd 3/51728");
+        CU_ASSERT_TRUE(json_object_get_boolean(get(e, "loaded")));
+    }
+    json_object_put(o);
+    expect_error("{\"cmd\":\"volume-list\",\"all\":true}", "--all needs etcd");
+    expect_error("{\"cmd\":\"volume-delete\",\"name\":\"elsewhere\"}", "without etcd");
+
+    /* With a catalog. */
+    ctl_free(ctl);
+    char err[200];
+    struct ctl_ctx ctx = { .vols = vs, .pool = pool, .bb = (struct blkback *)1, .platform = "sim",
+                           .device_type = "vbd", .provider = "tcp;ofi_rxm", .volume_list_all = fake_list,
+                           .volume_delete_far = fake_delete };
+    ctl = ctl_new(el, sock, &ctx, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctl);
+    memset(&fcat, 0, sizeof(fcat));
+    int fd = connect_client();
+    const char req[] = "{\"cmd\":\"volume-list\",\"all\":true}\n";
+    char *r = exchange(fd, req, strlen(req), 0);
+    for (int i = 0; i < 20 && !fcat.lists; i++)
+        evloop_run_once(el, 5);
+    CU_ASSERT_STRING_EQUAL(r, "");                  /* not answered yet */
+    free(r);
+    CU_ASSERT_EQUAL(fcat.lists, 1);
+    /* The connection serves other requests meanwhile. */
+    r = exchange(fd, "{\"cmd\":\"pool\"}\n", 15, 1);
+    CU_ASSERT(strncmp(r, "{\"servers\"", 10) == 0);
+    free(r);
+    fake_answer("far-away");
+    r = exchange(fd, "", 0, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "\"far-away\""));
+    free(r);
+    /* A delete of a volume not loaded here goes to the catalog; one loaded here does not. */
+    const char del[] = "{\"cmd\":\"volume-delete\",\"name\":\"far-away\"}\n";
+    r = exchange(fd, del, strlen(del), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "in use by backd@other"));
+    CU_ASSERT_STRING_EQUAL(fcat.deleted, "far-away");
+    free(r);
+    memset(&fcat, 0, sizeof(fcat));
+    const char del2[] = "{\"cmd\":\"volume-delete\",\"name\":\"vm1-swap\"}\n";
+    r = exchange(fd, del2, strlen(del2), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "attached"));
+    CU_ASSERT_STRING_EQUAL(fcat.deleted, "");
+    free(r);
+    /* A name that is no volume name is not sent anywhere. */
+    const char del3[] = "{\"cmd\":\"volume-delete\",\"name\":\"a/b\"}\n";
+    r = exchange(fd, del3, strlen(del3), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "no volume"));
+    CU_ASSERT_STRING_EQUAL(fcat.deleted, "");
+    free(r);
+    /* The client leaves before its answer: dropped, nothing breaks. */
+    r = exchange(fd, req, strlen(req), 0);
+    free(r);
+    for (int i = 0; i < 20 && !fcat.lists; i++)
+        evloop_run_once(el, 5);
+    CU_ASSERT_EQUAL(fcat.lists, 1);
+    close(fd);
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(el, 2);
+    fake_answer("nobody-hears");
+    /* One still owed when the socket closes is freed with it. */
+    char *s = ctl_handle(ctl, "{\"cmd\":\"volume-list\",\"all\":true}", 32);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_EQUAL(fcat.lists, 2);
+    teardown();
+}
+
 static const struct cu_test ctl_tests[] = {
+    { "volume_list", test_volume_list },
+    { "capacity", test_capacity },
     { "commands", test_commands },
     { "bad_requests", test_bad_requests },
     { "utf8_replies", test_utf8_replies },

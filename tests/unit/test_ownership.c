@@ -300,6 +300,55 @@ static void test_forget(void)
     be_close(&b);
 }
 
+/* An exclusive claim (deleting an orphan) never takes a volume over: a live
+ * owner key of another backend refuses it, naming that backend; once that
+ * lease is gone the claim goes ahead under the next epoch. */
+static void test_exclusive(void)
+{
+    struct be a, b;
+    be_open(&a, "/t/own/excl", "nodeA");
+    be_open(&b, "/t/own/excl", "nodeB");
+    CU_ASSERT_EQUAL(claim(&a, "busy", 4096).st, 0);
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "busy", true), 0);
+    struct claimres r = claim(&b, "busy", 4096);
+    CU_ASSERT_EQUAL(r.st, -EBUSY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "in use by nodeA (its claim, epoch 1"));
+    struct ck_volume cv;
+    struct ck_owner co;
+    CU_ASSERT(volume_rec(a.c, "busy", &cv) && cv.epoch == 1);      /* nothing written */
+    CU_ASSERT(owner_rec(a.c, "busy", &co, NULL) && !strcmp(co.node, "nodeA"));
+    /* Refused again while A lives (the claim entry went with the refusal). */
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "busy", true), 0);
+    CU_ASSERT_EQUAL(claim(&b, "busy", 4096).st, -EBUSY);
+    /* A's own exclusive claim of its volume is no takeover: it goes ahead. */
+    CU_ASSERT_EQUAL(ownership_set_exclusive(a.o, "busy", true), 0);
+    r = claim(&a, "busy", 4096);
+    CU_ASSERT_EQUAL(r.st, 0);
+    CU_ASSERT_EQUAL(r.epoch, 2);
+    CU_ASSERT_EQUAL(ownership_set_exclusive(a.o, "busy", false), 0);
+    /* A goes away (its lease revoked, its owner key with it): an orphan now. */
+    be_close(&a);
+    be_open(&a, "/t/own/excl", "nodeA");
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "busy", true), 0);
+    r = claim(&b, "busy", 4096);
+    CU_ASSERT_EQUAL(r.st, 0);
+    CU_ASSERT_EQUAL(r.epoch, 3);
+    CU_ASSERT(owner_rec(b.c, "busy", &co, NULL) && !strcmp(co.node, "nodeB"));
+    /* An owner key MemX cannot read is not taken over by an exclusive claim. */
+    struct sd { bool done; int st; } d = { 0 };
+    CU_ASSERT_EQUAL_FATAL(coord_put(a.c, "owners/odd", "{\"node\":7}", true, on_put_done, &d), 0);
+    CU_ASSERT_FATAL(eh_run_until(&d.done, 3000));
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "odd", true), 0);
+    r = claim(&b, "odd", 4096);
+    CU_ASSERT_EQUAL(r.st, -EBUSY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "cannot read"));
+    /* Switched on and off without a claim: nothing is kept (forget sends nothing). */
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "never", true), 0);
+    CU_ASSERT_EQUAL(ownership_set_exclusive(b.o, "never", false), 0);
+    be_close(&a);
+    be_close(&b);
+}
+
 static bool may_write(void *arg)
 {
     struct be *b = arg;
@@ -343,6 +392,7 @@ static const struct cu_test tests[] = {
     { "racing claims: both succeed, distinct epochs", test_racing_claims },
     { "forget only while our claim is the last", test_forget },
     { "may_write false while the lease is unprovable", test_may_write_unsafe_lease },
+    { "exclusive claims refuse a live owner, naming it", test_exclusive },
     { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "ownership", NULL, NULL, tests }, { NULL, NULL, NULL, NULL } };

@@ -17,7 +17,7 @@ struct out {
 
 static struct out parse(const char *target)
 {
-    struct out o = { .size = 7, .opts = { .dedup = false } };
+    struct out o = { .size = 7, .opts = { .dedup = false, .quota_bytes = 3 } };
     strcpy(o.name, "untouched");
     o.rc = volume_parse_target_opts(target, o.name, sizeof(o.name), &o.size, &o.opts, o.err, sizeof(o.err));
     return o;
@@ -40,6 +40,7 @@ static void bad(const char *target, const char *why)
     CU_ASSERT_STRING_EQUAL(o.name, "untouched");
     CU_ASSERT_EQUAL(o.size, 7);
     CU_ASSERT_FALSE(o.opts.dedup);
+    CU_ASSERT_EQUAL(o.opts.quota_bytes, 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(o.err, target));
     if (!strstr(o.err, why))
         fprintf(stderr, "target '%s': message '%s' lacks '%s'\n", target, o.err, why);
@@ -131,6 +132,35 @@ static void test_options(void)
     CU_ASSERT_EQUAL(volume_parse_target("memx:v:1G:bogus", name, sizeof(name), &size, err, sizeof(err)), -1);
 }
 
+static uint64_t quota_of(const char *target)
+{
+    struct out o = parse(target);
+    CU_ASSERT_EQUAL(o.rc, 0);
+    return o.rc == 0 ? o.opts.quota_bytes : UINT64_MAX;
+}
+
+static void test_quota(void)
+{
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G"), 0);                        /* none by default */
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G:quota=2G"), 2ull << 30);
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G:quota=4096"), 4096);
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G:quota=8G"), 8ull << 30);      /* the whole volume */
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G:dedup=no:quota=1G"), 1ull << 30);
+    CU_ASSERT_EQUAL(quota_of("memx:vm1:8G:quota=1G:quota=3G"), 3ull << 30);  /* the last one wins */
+    ok("memx:vm1:8G:quota=1G:dedup=no", "vm1", 8ull << 30, false);
+    bad("memx:vm1:8G:quota=", "quota '' is not a size");
+    bad("memx:vm1:8G:quota", "unknown option 'quota'");
+    bad("memx:vm1:8G:quota=0", "quota must be a non-zero multiple of 4K");
+    bad("memx:vm1:8G:quota=1000", "quota must be a non-zero multiple of 4K");
+    bad("memx:vm1:8G:quota=-4K", "quota '-4K' is not a size");
+    bad("memx:vm1:8G:quota=2X", "quota '2X' is not a size");
+    bad("memx:vm1:8G:quota=2G ", "is not a size");
+    bad("memx:vm1:8G:quota=99999999999999999999", "is not a size");
+    bad("memx:vm1:8G:quota=000000000000000000000000000004096", "is not a size");   /* too long */
+    bad("memx:vm1:8G:quota=9G", "quota is larger than the volume");
+    bad("memx:vm1:8G:QUOTA=1G", "unknown option 'QUOTA=1G'");
+}
+
 static void test_junk(void)
 {
     bad("", "expected memx:<volume>:<size>");
@@ -152,7 +182,7 @@ static void test_junk(void)
 static const struct cu_test tests[] = {
     { "valid", test_valid },       { "name", test_name },         { "namelen", test_namelen },
     { "sizes", test_sizes },       { "overflow", test_overflow }, { "options", test_options },
-    { "junk", test_junk },         { NULL, NULL },
+    { "junk", test_junk },         { "quota", test_quota },       { NULL, NULL },
 };
 static const struct cu_suite suites[] = { { "target", NULL, NULL, tests }, { NULL, NULL, NULL, NULL } };
 CU_MAIN(suites)
