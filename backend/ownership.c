@@ -202,9 +202,9 @@ static void claim_read(struct claim *k)
         claim_end(k, -EIO, "out of memory");
 }
 
-static int op_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg)
+/* The claim record of name, made (unclaimed) when there is none. */
+static int find_or_add(struct ownership *o, const char *name, struct claim **out)
 {
-    struct ownership *o = ctx;
     struct claim *k = find(o, name);
     if (!k) {
         if (strlen(name) >= CK_NAME_MAX)
@@ -216,6 +216,17 @@ static int op_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, vo
         snprintf(k->name, sizeof(k->name), "%s", name);
         LIST_INSERT_HEAD(&o->claims, k, link);
     }
+    *out = k;
+    return 0;
+}
+
+static int op_claim(void *ctx, const char *name, uint64_t vid, uint64_t size, volclaim_cb cb, void *arg)
+{
+    struct ownership *o = ctx;
+    struct claim *k;
+    int rc = find_or_add(o, name, &k);
+    if (rc < 0)
+        return rc;
     k->vid = vid;
     k->size = size;
     k->cb = cb;
@@ -309,16 +320,9 @@ int ownership_set_exclusive(struct ownership *o, const char *name, bool on)
     struct claim *k = find(o, name);
     if (!k && !on)
         return 0;
-    if (!k) {
-        if (strlen(name) >= CK_NAME_MAX)
-            return -EINVAL;
-        k = xcalloc(1, sizeof(*k));
-        if (!k)
-            return -ENOMEM;
-        k->o = o;
-        snprintf(k->name, sizeof(k->name), "%s", name);
-        LIST_INSERT_HEAD(&o->claims, k, link);
-    }
+    int rc = find_or_add(o, name, &k);
+    if (rc < 0)
+        return rc;
     k->exclusive = on;
     if (!on && !k->rev && !k->cb && !k->renewing) {     /* never claimed: nothing to keep */
         LIST_REMOVE(k, link);

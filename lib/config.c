@@ -47,7 +47,7 @@ static const struct key keys[] = {
     { "backend", "ring_poll_us", K_INT, F(ring_poll_us), 0, 1000, "50" },
     { "backend", "device_buffer_max", K_SIZE, F(device_buffer_max), 0, 0, "64M" },
     { "backend", "state_dir", K_STR, F(state_dir), 0, 0, "" },
-    { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "no" },
+    { "backend", "gather_reads", K_BOOL, F(gather_reads), 0, 0, "yes" },
     { "backend", "dedup", K_BOOL, F(dedup), 0, 0, "yes" },
     { "backend", "io_hold_s", K_INT, F(io_hold_s), 0, 3600, "60" },
     { "backend", "log_level", K_LEVEL, F(backend_log_level), 0, 0, "info" },

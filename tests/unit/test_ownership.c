@@ -73,6 +73,8 @@ static struct claimres claim(struct be *b, const char *name, uint64_t size)
     CU_ASSERT_EQUAL_FATAL(b->ops->claim(b->ops->ctx, name, vid_of(name), size, on_claimed, &r), 0);
     CU_ASSERT_FALSE(r.done);        /* never inside the call */
     CU_ASSERT_FATAL(eh_run_until(&r.done, 5000));
+    if (r.st)   /* the reason, for a failure seen only under a loaded make check */
+        printf("claim of %s: %s (%s) ", name, strerror(-r.st), r.msg);
     return r;
 }
 

@@ -305,7 +305,7 @@ static void test_ring_polling(void)
     struct memx_config def;
     memx_config_defaults(&def);
     CU_ASSERT_EQUAL(def.ring_poll_us, 50);   /* on by default */
-    CU_ASSERT_FALSE(def.gather_reads);     /* opt-in: see memx.conf.example */
+    CU_ASSERT_TRUE(def.gather_reads);      /* on by default: see memx.conf.example */
     struct tfront f;
     connect_dev(&f, 51824, "memx:poll:1M", "w");
     fill(f.data, 4096, 5);
