@@ -499,7 +499,7 @@ int main(int argc, char **argv)
                            .volume_list_all = b.cat ? catalog_list : NULL,
                            .volume_delete_far = b.cat ? catalog_delete : NULL, .catalog_arg = b.cat };
     ctl = ctl_new(b.el, cfg.control_socket, &ctx, err, sizeof(err));
-    if (!ctl)
+    if (!ctl || (cfg.control_socket_ro[0] && ctl_listen_ro(ctl, cfg.control_socket_ro, err, sizeof(err)) < 0))
         goto out;
     if (cfg.backend_metrics[0] &&
         !(mh = metrics_http_new(b.el, cfg.backend_metrics, backd_metrics_render, &ctx, err, sizeof(err))))

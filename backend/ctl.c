@@ -25,6 +25,7 @@
 struct client {
     struct ctl *ctl;
     int fd;
+    bool ro;                /* came in on the read-only socket: commands that change nothing only */
     char in[CTL_LINE_MAX];
     size_t inlen;
     bool skipping;          /* inside an over-long line: drop bytes until its newline */
@@ -33,11 +34,18 @@ struct client {
     struct client *next;
 };
 
+/* A listening socket: the full one (0600) or the read-only one (0666). */
+struct listener {
+    struct ctl *c;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int fd;
+    bool ro;
+};
+
 struct ctl {
     struct evloop *el;
     struct ctl_ctx ctx;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    int fd;
+    struct listener main, ro;   /* ro.fd < 0: no read-only socket */
     uint64_t start_ms;
     struct client *clients;
     /* upgrade: the client whose request is being handled (NULL: a direct
@@ -87,7 +95,7 @@ static void utf8_clean(char *s)
 
 static json_object *error_reply(const char *fmt, const char *arg)
 {
-    char msg[256];
+    char msg[448];
     snprintf(msg, sizeof(msg), fmt, arg);
     utf8_clean(msg);
     json_object *o = json_object_new_object();
@@ -411,6 +419,16 @@ static json_object *cmd_upgrade(struct ctl *c, json_object *req)
     return NULL;
 }
 
+/* The commands a client of the read-only socket may send: they report and change nothing. */
+static bool read_only_cmd(const char *cmd)
+{
+    static const char *const ok[] = { "status", "volumes", "stats", "devices", "pool", "volume-list", "health" };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(cmd, ok[i]) == 0)
+            return true;
+    return false;
+}
+
 char *ctl_handle(struct ctl *c, const char *line, size_t len)
 {
     json_object *reply;
@@ -440,6 +458,11 @@ char *ctl_handle(struct ctl *c, const char *line, size_t len)
     } else if (!json_object_is_type(req, json_type_object) || !json_object_object_get_ex(req, "cmd", &jc) ||
                !json_object_is_type(jc, json_type_string)) {
         reply = error_reply("%s", "malformed request: needs \"cmd\": a string");
+    } else if (c->cur && c->cur->ro && !read_only_cmd(json_object_get_string(jc))) {
+        char why[400];
+        snprintf(why, sizeof(why), "'%.32s' changes the backend: refused on the read-only socket %s (use %s, as root)",
+                 json_object_get_string(jc), c->ro.path, c->main.path);
+        reply = error_reply("%s", why);
     } else {
         const char *cmd = json_object_get_string(jc);
         if (strcmp(cmd, "status") == 0)
@@ -609,22 +632,24 @@ static void on_client(struct evloop *el, int fd, unsigned events, void *arg)
 
 static void on_accept(struct evloop *el, int fd, unsigned events, void *arg)
 {
-    struct ctl *c = arg;
+    struct listener *l = arg;
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
         if (errno != EAGAIN && errno != EINTR)
-            mx_warn("control socket %s: accept: %s", c->path, strerror(errno));
+            mx_warn("control socket %s: accept: %s", l->path, strerror(errno));
         return;
     }
     struct client *cl = calloc(1, sizeof(*cl));
     if (!cl || evloop_add_fd(el, cfd, EV_READ, on_client, cl) < 0) {
-        mx_warn("control socket %s: cannot take a client: %s", c->path, strerror(errno));
+        mx_warn("control socket %s: cannot take a client: %s", l->path, strerror(errno));
         free(cl);
         close(cfd);
         return;
     }
+    struct ctl *c = l->c;
     cl->ctl = c;
     cl->fd = cfd;
+    cl->ro = l->ro;
     cl->next = c->clients;
     c->clients = cl;
 }
@@ -652,24 +677,27 @@ static int mkdir_parents(const char *path, char *err, size_t errlen)
     }
 }
 
-struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *ctx,
-                    char *err, size_t errlen)
+/* Binds l to path with the given mode (set through the umask around bind,
+ * so the socket is never briefly more open than that).  A stale socket file
+ * is replaced; one a live daemon answers on is an error. */
+static int listen_at(struct ctl *c, struct listener *l, const char *path, mode_t mode, char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    l->fd = -1;
     if (strlen(path) == 0 || strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, errlen, "control socket '%s': path empty or longer than %zu bytes", path,
                  sizeof(sa.sun_path) - 1);
-        return NULL;
+        return -1;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     if (mkdir_parents(path, err, errlen) < 0)
-        return NULL;
+        return -1;
 
     struct stat sb;
     if (lstat(path, &sb) == 0) {
         if (!S_ISSOCK(sb.st_mode)) {
             snprintf(err, errlen, "control socket %s: exists and is not a socket", path);
-            return NULL;
+            return -1;
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
@@ -677,11 +705,41 @@ struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *c
             close(probe);
         if (live) {
             snprintf(err, errlen, "control socket %s: in use (is another memx-backd running?)", path);
-            return NULL;
+            return -1;
         }
         unlink(path);       /* left behind by a daemon that died */
     }
+    l->c = c;
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0777 & ~mode);
+    int rc = l->fd < 0 ? -1 : bind(l->fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(l->fd, 16) < 0 || evloop_add_fd(c->el, l->fd, EV_READ, on_accept, l) < 0) {
+        snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+        if (rc == 0)
+            unlink(path);
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+        return -1;
+    }
+    return 0;
+}
 
+static void listener_close(struct ctl *c, struct listener *l)
+{
+    if (l->fd < 0)
+        return;
+    evloop_del_fd(c->el, l->fd);
+    close(l->fd);
+    unlink(l->path);
+    l->fd = -1;
+}
+
+struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *ctx,
+                    char *err, size_t errlen)
+{
     struct ctl *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "control socket %s: out of memory", path);
@@ -690,22 +748,20 @@ struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *c
     c->el = el;
     c->ctx = *ctx;
     c->start_ms = evloop_now_ms();
-    snprintf(c->path, sizeof(c->path), "%s", path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    /* The socket is created 0600 (umask around bind), never briefly world-connectable. */
-    mode_t old = umask(0177);
-    int rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc < 0 || listen(c->fd, 16) < 0 || evloop_add_fd(el, c->fd, EV_READ, on_accept, c) < 0) {
-        snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
-        if (rc == 0)
-            unlink(path);
-        if (c->fd >= 0)
-            close(c->fd);
+    c->ro.fd = -1;
+    /* Root's socket: every command, so 0600. */
+    if (listen_at(c, &c->main, path, 0600, err, errlen) < 0) {
         free(c);
         return NULL;
     }
     return c;
+}
+
+int ctl_listen_ro(struct ctl *c, const char *path, char *err, size_t errlen)
+{
+    /* Any local user (a monitoring agent): what it may ask changes nothing. */
+    c->ro.ro = true;
+    return listen_at(c, &c->ro, path, 0666, err, errlen);
 }
 
 void ctl_free(struct ctl *c)
@@ -719,8 +775,7 @@ void ctl_free(struct ctl *c)
         c->waits = w->next;
         free(w);
     }
-    evloop_del_fd(c->el, c->fd);
-    close(c->fd);
-    unlink(c->path);
+    listener_close(c, &c->main);
+    listener_close(c, &c->ro);
     free(c);
 }

@@ -1,6 +1,7 @@
 /* ctl.h — memx-backd's control socket, the one memxctl talks to.
  *
- * A Unix stream socket (mode 0600, its directory created if missing).  The
+ * A Unix stream socket (mode 0600, its directory created if missing), and
+ * optionally a read-only one any local user may connect to (ctl_listen_ro).  The
  * protocol is one JSON object per line each way:
  *   -> {"cmd":"status"}            <- {"version":..., "platform":..., ...}
  * Commands: status, volumes, stats, devices, pool, volume-list (optional
@@ -64,7 +65,12 @@ struct ctl_ctx {
  * answers on is an error.  NULL with a one-line message in err. */
 struct ctl *ctl_new(struct evloop *el, const char *path, const struct ctl_ctx *ctx,
                     char *err, size_t errlen);
-/* Closes every connection and removes the socket file.  After whatever
+/* Also listens on path as the read-only socket (mode 0666, for a monitoring
+ * agent without root): status, volumes, stats, devices, pool, volume-list
+ * and health are answered there, every other command is refused with an
+ * error naming the full socket.  -1 with a one-line message in err. */
+int ctl_listen_ro(struct ctl *c, const char *path, char *err, size_t errlen);
+/* Closes every connection and removes the socket files.  After whatever
  * holds a reply function of it (catalog_free): answers still owed are dropped. */
 void ctl_free(struct ctl *c);
 

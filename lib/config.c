@@ -40,6 +40,7 @@ static const struct key keys[] = {
     { "backend", "platform", K_STR, F(platform), 0, 0, "real" },
     { "backend", "device_type", K_STR, F(device_type), 0, 0, "vbd" },
     { "backend", "control_socket", K_STR, F(control_socket), 0, 0, "/run/memx/backd.sock" },
+    { "backend", "control_socket_ro", K_STR, F(control_socket_ro), 0, 0, "" },
     { "backend", "node_id", K_STR, F(node_id), 0, 0, "" },
     { "backend", "max_ring_page_order", K_INT, F(max_ring_page_order), 0, 4, "4" },
     { "backend", "max_queues", K_INT, F(max_queues), 1, 16, "4" },

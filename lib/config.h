@@ -37,6 +37,7 @@ struct memx_config {
     char platform[16];                  /* "real" or "sim" */
     char device_type[16];               /* XenStore backend type: "vbd" or "vbd3" */
     char control_socket[256];
+    char control_socket_ro[256];    /* read-only control socket for monitoring (mode 0666); "": none */
     char node_id[48];                   /* who this backend is to the memory servers ("" = backd@hostname) */
     int max_ring_page_order;            /* 0..4 */
     int max_queues;                     /* 1..16 */

@@ -8,6 +8,7 @@
 
 ctl() { "$B/memxctl" --socket "$T/backd.sock" "$@"; }
 world_conf capacity=16M servers=3 replicas=2 slab=1M log=info etcd=no
+printf '[backend]\ncontrol_socket_ro = %s\n' "$T/backd-ro.sock" >> "$WORLD_CONF"
 world_start_sim
 world_start_pool
 world_start_backd
@@ -17,6 +18,13 @@ it_wait_for "every memory server up" 15 world_all_live
 rc=0; ctl health > "$T/h1.out" || rc=$?
 
 [ $rc = 0 ] && grep -q '^MEMX OK - ' "$T/h1.out" || it_fail "health on a healthy world: exit $rc, $(cat "$T/h1.out")"
+
+# The read-only socket (a monitoring agent's): health and stats answered, changes refused.
+[ "$(stat -c %a "$T/backd-ro.sock")" = 666 ] || it_fail "read-only socket mode $(stat -c %a "$T/backd-ro.sock"), not 666"
+"$B/memxctl" --socket "$T/backd-ro.sock" health | grep -q '^MEMX OK - ' || it_fail "health on the read-only socket"
+"$B/memxctl" --socket "$T/backd-ro.sock" --json stats | jq -e '.volumes' > /dev/null || it_fail "stats on the read-only socket"
+rc=0; "$B/memxctl" --socket "$T/backd-ro.sock" log-level debug > "$T/ro.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q 'refused on the read-only socket' "$T/ro.out" || it_fail "log-level on the read-only socket: exit $rc, $(cat "$T/ro.out")"
 
 # Static servers mode: volume list shows what is loaded here (nothing yet); --all needs etcd and says so.
 ctl --json volume list | jq -e '.volumes | length == 0' > /dev/null ||

@@ -245,16 +245,18 @@ static void test_utf8_replies(void)
     teardown();
 }
 
-static int connect_client(void)
+static int connect_to(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    CU_ASSERT_FATAL(strlen(sock) < sizeof(sa.sun_path));
-    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    CU_ASSERT_FATAL(strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
     CU_ASSERT_EQUAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
 }
+
+static int connect_client(void) { return connect_to(sock); }
 
 /* Sends data, runs the loop until n reply lines arrived; returns them (malloc'd). */
 static char *exchange(int fd, const char *data, size_t len, int nlines)
@@ -279,6 +281,52 @@ static char *exchange(int fd, const char *data, size_t len, int nlines)
     }
     out[got] = '\0';
     return out;
+}
+
+/* The read-only socket: anyone may connect (0666); reports are answered,
+ * every command that changes something is refused, naming the full socket. */
+static void test_ro_socket(void)
+{
+    setup();
+    char ro[160], err[200];
+    snprintf(ro, sizeof(ro), "%s.ro", sock);
+    CU_ASSERT_EQUAL_FATAL(ctl_listen_ro(ctl, ro, err, sizeof(err)), 0);
+    struct stat sb;
+    CU_ASSERT_EQUAL(stat(ro, &sb), 0);
+    CU_ASSERT_TRUE(S_ISSOCK(sb.st_mode));
+    CU_ASSERT_EQUAL(sb.st_mode & 0777, 0666);
+    CU_ASSERT_EQUAL(stat(sock, &sb), 0);
+    CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);     /* the full one stays root's */
+
+    int fd = connect_to(ro);
+    const char reads[] = "{\"cmd\":\"status\"}\n{\"cmd\":\"health\"}\n{\"cmd\":\"stats\"}\n{\"cmd\":\"volumes\"}\n"
+                         "{\"cmd\":\"devices\"}\n{\"cmd\":\"pool\"}\n";
+    char *r = exchange(fd, reads, strlen(reads), 6);
+    CU_ASSERT_PTR_NULL(strstr(r, "\"error\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "\"version\""));
+    free(r);
+    static const char *const changes[] = {
+        "{\"cmd\":\"log-level\",\"level\":\"debug\"}\n", "{\"cmd\":\"reload\"}\n",
+        "{\"cmd\":\"pool-drain\",\"server\":\"127.0.0.1:1\"}\n", "{\"cmd\":\"upgrade\"}\n",
+        "{\"cmd\":\"volume-delete\",\"name\":\"vm1-swap\"}\n",
+    };
+    for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        r = exchange(fd, changes[i], strlen(changes[i]), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r, "refused on the read-only socket"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(r, "backd.sock, as root"));  /* the full socket named (json-c escapes its slashes) */
+        free(r);
+    }
+    close(fd);
+    CU_ASSERT_PTR_NOT_NULL(volumes_find(vs, "vm1-swap"));     /* nothing was deleted */
+    /* The full socket still takes them. */
+    fd = connect_client();
+    r = exchange(fd, changes[0], strlen(changes[0]), 1);
+    CU_ASSERT_PTR_NULL(strstr(r, "read-only"));
+    free(r);
+    close(fd);
+    evloop_run_once(el, 5);
+    teardown();
+    CU_ASSERT_NOT_EQUAL(stat(ro, &sb), 0);      /* removed with the daemon */
 }
 
 static void test_socket(void)
@@ -630,6 +678,7 @@ static const struct cu_test ctl_tests[] = {
     { "bad_requests", test_bad_requests },
     { "utf8_replies", test_utf8_replies },
     { "socket", test_socket },
+    { "ro_socket", test_ro_socket },
     { "traffic", test_traffic },
     { NULL, NULL },
 };
