@@ -104,7 +104,10 @@ tf_judge() {
     # The backend's side: devices still listed, requests and errors of the
     # guest's volumes, and any warning or error the backend logged.
     echo "--- memxctl devices"; ctl devices 2>&1 | head -12
-    ctl stats > $L/tf-stats.out 2>&1
+    # --json: the default output is a table, in which nothing below matches
+    # (errs was always 0: every backend judged clean).  The JSON is pretty-
+    # printed: one line per volume object once the newlines are gone.
+    ctl --json stats 2>&1 | tr -d '\n' > $L/tf-stats.out
     errs=$(tr '{}' '\n\n' < $L/tf-stats.out | grep "\"memx-$g-" | sed -n 's/.*"errors": *\([0-9]*\).*/\1/p' | awk '{s+=$1} END{print s+0}')
     echo "--- memxctl stats, memx-$g volumes"; tr '{}' '\n\n' < $L/tf-stats.out | grep "\"memx-$g-" | head -4
     bad=$(grep -E ' (warn|error): ' $BLOG $L/backd-*.log 2>/dev/null | grep -E "memx-$g-|vbd ($(echo $(doms_of $g) $ds | tr ' ' '|'))/" | head -5)
@@ -537,7 +540,7 @@ CFG
     case $v in ok*) ;; *) failed "memx-io in the guest: $v; $(glog | grep 'MEMX-GUEST: userfront |' | tail -3 | tr '\n' ';')"; return 1;; esac
     # The kernel left the vbd alone: no blkfront, no xvdb in the guest; the
     # backend served it (its stats count the guest's requests).
-    ctl stats > $L/uf-stats.out 2>&1
+    ctl --json stats 2>&1 | tr -d '\n' > $L/uf-stats.out      # one line per volume object below
     req=$(tr '{}' '\n\n' < $L/uf-stats.out | grep "\"$GN-data\"" | sed -n 's/.*"requests": *\([0-9]*\).*/\1/p' | head -1)
     [ "${req:-0}" -gt 0 ] || { failed "memxctl stats shows no requests for $GN-data: $(head -c 300 $L/uf-stats.out)"; return 1; }
     xlrun destroyed nothing xl destroy $GN || { failed "xl destroy"; return 1; }
