@@ -118,10 +118,10 @@ pass_ok_after() { # pass seconds: the next full pass over the swapped chunks is 
     gwait "MEMX-GUEST: pass $want " "$2" > $L/gwait.out || { echo "no full verification pass $want within $2 s $(cat $L/gwait.out)"; return 1; }
     glog | grep -q "MEMX-GUEST: pass $want ok" || { echo "pass $want: $(glog | grep "MEMX-GUEST: pass $want " | head -1)"; return 1; }
 }
-# The longest pause the guest saw after gap line $1: "<ms> (<n> pauses >= 0.5 s)".
-pause_after() {
-    glog | awk -v g="$1" '/MEMX-GAP [0-9]+ [0-9]+ms/{ for (i = 1; i < NF; i++) if ($i == "MEMX-GAP") break;
-        s = $(i+1) + 0; ms = $(i+2) + 0; if (s > g && !(s in seen)) { seen[s] = 1; n++; if (ms > m) m = ms } }
+# The longest pause the guest saw in gap lines ($1, $2]: "<ms> (<n> pauses >= 0.5 s)".
+pause_between() {
+    glog | awk -v lo="$1" -v hi="$2" '/MEMX-GAP [0-9]+ [0-9]+ms/{ for (i = 1; i < NF; i++) if ($i == "MEMX-GAP") break;
+        s = $(i+1) + 0; ms = $(i+2) + 0; if (s > lo && s <= hi && !(s in seen)) { seen[s] = 1; n++; if (ms > m) m = ms } }
         END{ printf "%d ms (%d pauses >= 0.5 s)", m, n }'
 }
 
@@ -307,7 +307,7 @@ epochs() { sed -n "s/.*volume $1: claimed with epoch \([0-9]*\) .*/\1/p" "$2" | 
 migrate() {
     F=$1; T=$2; TIP=$3
     begin migrate-$F$T
-    t0=$(lastnum tick); p0=$(lastnum pass); g0=$(lastgap)
+    t0=$(lastnum tick); p0=$(lastnum pass)
     DF=$(domid_on $F)
     [ -n "$DF" ] || { failed "$GN not running on $F"; return 1; }
     on $F "ctl devices" > $L/devs-before.out 2>&1
@@ -316,7 +316,7 @@ migrate() {
     # migration protocol over its stdin/stdout: the virtio-serial channel to
     # the receiver just started on $T.  Bounded: a stalled channel fails the
     # stage instead of running into the QEMU timeout.
-    tm=$(now)
+    tm=$(now); gm=$(lastgap)
     on $F "timeout 900 xl migrate -e -s \$R/twohost-xfer.sh $GN $TIP > $SH/$F/logs/xl-migrate-$F$T.log 2>&1; rc=\$?; grep -vE 'debug:|progress:' $SH/$F/logs/xl-migrate-$F$T.log | tail -4; exit \$rc" > $L/mig.out 2>&1 \
         || { recv_stop $T; failed "xl migrate on $F to $TIP: $(tr '\n' ' ' < $L/mig.out) (receiver on $T: $(on $T 'cat /run/memx/mig-recv; tail -4 $R/logs/migrate-receive.log' | tr '\n' ' '))"; return 1; }
     MS=$(awk -v a="$tm" -v b="$(now)" 'BEGIN{printf "%.1fs", b-a}')
@@ -328,6 +328,11 @@ migrate() {
         on $T "i=0; while [ \$i -lt 90 ] && [ \"\$(vbd $DT $dev state)\" != 4 ]; do sleep 1; i=\$((i+1)); done; vbd $DT $dev state" > $L/st.out 2>&1
         [ "$(cat $L/st.out)" = 4 ] || { failed "$T backend vbd/$DT/$dev state=$(cat $L/st.out) (want 4)"; return 1; }
     done
+    # The guest prints its pause once it runs again on $T; its console line
+    # takes a moment to get here.  Pauses up to now are the migration's; the
+    # longest one before it began is the emulator's noise, for comparison.
+    sleep 3; g1=$(lastgap)
+    PZ="guest pause $(pause_between "$gm" "$g1") during xl migrate and reconnect, longest before: $(pause_between 0 "$gm" | sed 's/ (.*//')"
     on $T "ctl devices" > $L/devs-$T.out 2>&1
     for v in swap data; do
         grep -qE "^ *$DT .* $GN-$v " $L/devs-$T.out || { failed "$T memxctl devices has no $GN-$v for domain $DT: $(tr -s ' ' < $L/devs-$T.out | tr '\n' ';')"; return 1; }
@@ -351,7 +356,7 @@ migrate() {
     # Guest: every tick since clean, then a full pass over the swapped chunks.
     ticks_ok_after "$t0" 120 > $L/why || { failed "$(cat $L/why)"; return 1; }
     pass_ok_after "$p0" 300 > $L/why || { failed "$(cat $L/why)"; return 1; }
-    ok "domid $DF on $F -> $DT on $T, xl migrate $MS; guest pause $(pause_after "$g0"); $GN-swap epoch $lf -> $lt, $F holds no device of it; all swapped pages and the raw pattern verified on $T"
+    ok "domid $DF on $F -> $DT on $T, xl migrate $MS; $PZ; $GN-swap epoch $lf -> $lt, $F holds no device of it; all swapped pages and the raw pattern verified on $T"
     echo "MEMX-XEN: migrate-$F$T: $F's memd refused $F's old-epoch records ${fenced:-?} time(s); $T's log: $(grep -E "volume $GN-(swap|data): (claimed|loaded)" $L/blog-$T.out | tail -4 | sed 's/.*volume /volume /' | tr '\n' ';')"
 }
 
