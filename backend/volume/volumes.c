@@ -370,12 +370,15 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
             return NULL;
         }
         snprintf(v->owner, sizeof(v->owner), "%s", owner);
-        /* Invariant: a volume let go of is served again only once the
-         * servers confirm no other backend claimed it since; else its map
-         * here is stale (pages written elsewhere read as their old copies)
-         * and every write of ours is refused (twohost migrate-ba,
-         * 2026-12-03: "fenced: another backend attached it (our epoch 1)"). */
-        if (v->recheck && v->state == V_READY) {
+        /* Invariant: a volume let go of is served to another device (a new
+         * domain: restored, or migrated back) only once the servers confirm
+         * no other backend claimed it since; else its map here is stale
+         * (pages written elsewhere read as their old copies) and every write
+         * of ours is refused (twohost migrate-ba, 2026-12-03: "fenced:
+         * another backend attached it (our epoch 1)").  The same device
+         * taking it again (its frontend reconnected) had no other user to
+         * hand it to: served at once, also while no server answers. */
+        if (v->recheck && v->state == V_READY && strcmp(v->last_owner, owner) != 0) {
             v->recheck = false;
             v->state = V_LOADING;
             recheck_start(v);
@@ -433,10 +436,12 @@ void volume_detach(struct volume *v)
     if (v->inflight)
         vol_warn(v, "detached with %u request(s) unanswered: the backend exits without waiting for them",
                  v->inflight);
-    v->owner[0] = '\0';
     /* Let go of while loading (a device waiting for it): nothing was served. */
-    if (v->meta && v->state == V_READY)
+    if (v->meta && v->state == V_READY) {
         v->recheck = true;
+        snprintf(v->last_owner, sizeof(v->last_owner), "%s", v->owner);
+    }
+    v->owner[0] = '\0';
 }
 
 int volume_delete(struct volumes *vs, const char *name)

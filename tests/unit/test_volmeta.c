@@ -242,8 +242,32 @@ static void test_reattach_after_takeover(void)
     teardown();
 }
 
-/* Let go and attached again with nobody else in between (a save/restore or
- * a migration on this host): the same volume, its pages kept. */
+/* Let go and attached again by another device with nobody else in between
+ * (a save/restore or a migration on this host): checked with the servers,
+ * then the same volume, its pages kept. */
+/* The same device taking the volume again (its frontend reconnected) is
+ * served at once, even with no metadata server answering (flap-all.sh: a
+ * frontend reconnecting while every server is stopped). */
+static void test_reattach_same_device(void)
+{
+    setup();
+    static uint8_t a[PG], r[PG];
+    fill(a, PG, 45);
+    CU_ASSERT_EQUAL(do_write(0, SPP, a), 0);
+    struct volume *old = v;
+    volume_detach(v);
+    fake_pool_meta_down(pool, true);
+    char err[128];
+    const char *why;
+    v = volume_attach(vs, "t", 64 * PG, "test", err, sizeof(err));
+    CU_ASSERT_PTR_EQUAL_FATAL(v, old);
+    CU_ASSERT_EQUAL(volume_state(v, &why), 0);
+    fake_pool_meta_down(pool, false);
+    CU_ASSERT_EQUAL(do_read(0, SPP, r), 0);
+    CU_ASSERT_EQUAL(memcmp(r, a, PG), 0);
+    teardown();
+}
+
 static void test_reattach_same_owner(void)
 {
     setup();
@@ -829,6 +853,7 @@ static const struct cu_test volmeta_tests[] = {
     { "fenced", test_fenced },
     { "reattach_after_takeover", test_reattach_after_takeover },
     { "reattach_same_owner", test_reattach_same_owner },
+    { "reattach_same_device", test_reattach_same_device },
     { "no_meta_server", test_no_meta_server },
     { "meta_late_server", test_meta_late_server },
     { "meta_restarted_server", test_meta_restarted_server },
