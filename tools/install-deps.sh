@@ -10,7 +10,7 @@ bench="fio nbdkit libnbd-bin gnuplot-nox"
 deb="debhelper dpkg-dev lintian"
 case $what in
   build) pkgs=$build ;;
-  xen) pkgs="$build $xen" ;;
+  xen) pkgs="$build $xen $deb" ;;   # check-xen installs the packages it builds in dom0
   bench) pkgs="$build $bench" ;;
   deb) pkgs="$build $deb" ;;
   all) pkgs="$build $xen $bench $deb" ;;

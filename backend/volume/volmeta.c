@@ -139,6 +139,7 @@ static void on_claim(void *arg, int srv, const struct proto_msg *r)
             snprintf(m->msg, sizeof(m->msg), "volume %s: its id is taken by another volume name",
                      m->name);
     } else if (r && r->status == 0) {
+        m->answered++;
         if (r->u.vol.epoch > m->max_epoch)
             m->max_epoch = r->u.vol.epoch;
         if (m->stage == QUERY && r->u.vol.size && r->u.vol.size != m->size && !m->err) {
@@ -592,6 +593,19 @@ static void load_step(struct volmeta *m)
         m->next_uid = 0;
         load_step(m);
         return;
+    case RECHECK:
+        if (!m->err && !m->answered) {
+            snprintf(m->msg, sizeof(m->msg), "volume %s: no memory server answered", m->name);
+            m->err = -EAGAIN;
+        }
+        if (!m->err && m->max_epoch > m->epoch) {
+            meta_warn(m, "attached by another backend since we let it go (epoch %llu, ours %llu): "
+                      "our map of it is stale; it is loaded again",
+                      (unsigned long long)m->max_epoch, (unsigned long long)m->epoch);
+            m->fenced = true;
+        }
+        load_end(m, m->err);
+        return;
     case IDLE:
     case COORD:
     case INSYNC:
@@ -611,6 +625,22 @@ void volmeta_insync_done(struct volmeta *m, int status)
     }
     m->stage = ADOPT;
     load_step(m);
+}
+
+void volmeta_recheck(struct volmeta *m, volmeta_done_cb done, void *arg)
+{
+    m->each = NULL;
+    m->done = done;
+    m->arg = arg;
+    m->err = 0;
+    m->msg[0] = 0;
+    m->max_epoch = 0;
+    m->answered = 0;
+    m->stage = RECHECK;
+    /* The servers hear of every claim (with a coordinator too: the claimer
+     * sends VOL_CLAIM to every live server), so the highest epoch they
+     * report is the newest claim. */
+    send_claims(m, 0);
 }
 
 void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg)

@@ -106,6 +106,15 @@ bool volmeta_may_write(const struct volmeta *m);
 void volmeta_free(struct volmeta *m);
 
 void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg);
+/* Whether our claim of a loaded volume is still the newest: asks every live
+ * server for the volume's epoch (no claim is made).  done(0) with the volume
+ * fenced (volmeta_fenced) when a server knows a higher epoch than ours:
+ * another backend attached it since, and our map of it is stale; done(0)
+ * otherwise, -EAGAIN (no server answered: ask again later) or -EEXIST.
+ * Needed before a backend serves a volume it let go of again (a guest
+ * migrated away and back): nothing tells it of a claim made elsewhere
+ * until one of its writes is refused. */
+void volmeta_recheck(struct volmeta *m, volmeta_done_cb done, void *arg);
 
 /* The sequence number for the next change of the map: later changes of a
  * page must carry higher numbers (taken in issue order).  Always even: a

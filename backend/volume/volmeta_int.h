@@ -27,7 +27,7 @@
  * it is owed everything (a copy from a server that has all of them). */
 #define MISSED_MAX    8192
 
-enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, INSYNC, ADOPT, CHECK, REFETCH };
+enum stage { IDLE, COORD, QUERY, CLAIM, FENCE, LIST, INSYNC, ADOPT, CHECK, REFETCH, RECHECK };
 
 struct pubrec {
     struct proto_rec r;
@@ -94,6 +94,7 @@ struct volmeta {
     /* loading */
     enum stage stage;
     int tries, pending;
+    int answered;               /* recheck: servers that reported the volume's epoch */
     uint64_t max_epoch;
     int err;
     char msg[200];

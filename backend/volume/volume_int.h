@@ -135,6 +135,12 @@ struct volume {
     struct held *held, **held_tail;
     int load_tries;
     long long load_timer;
+    /* Let go of while ready (volume_detach) by last_owner: another backend
+     * may have attached it since, so before another device here serves it
+     * the servers are asked whether our claim is still the newest
+     * (volume_attach, volmeta_recheck). */
+    bool recheck;
+    char last_owner[64];
     long long hold_timer;       /* armed while writes wait for the claim to be provable (may_write) */
     struct pop *again;          /* page operations held to be tried again (vretry.c) */
     long long again_timer;

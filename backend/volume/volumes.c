@@ -265,6 +265,46 @@ static void load_start(struct volume *v)
     volmeta_load(v->meta, on_rec, loaded, v);
 }
 
+static void recheck_start(struct volume *v);
+
+static int recheck_retry(struct evloop *el, long long id, void *arg)
+{
+    struct volume *v = arg;
+    (void)el;
+    (void)id;
+    v->load_timer = 0;
+    recheck_start(v);
+    return -1;
+}
+
+/* The servers answered whether our claim is still the newest.  Fenced
+ * (another backend attached the volume since): ready, but volume_state says
+ * fenced, and the next volume_attach drops this copy and loads it afresh. */
+static void rechecked(void *arg, int status, const char *msg)
+{
+    struct volume *v = arg;
+    if (status == -EAGAIN) {
+        if (++v->load_tries == 1)
+            vol_info(v, "waiting for a memory server to confirm our claim (%s)", msg);
+        v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, recheck_retry, v);
+        return;
+    }
+    v->load_tries = 0;
+    if (status) {
+        v->state = V_FAILED;
+        snprintf(v->load_err, sizeof(v->load_err), "%s", msg[0] ? msg : strerror(-status));
+        vol_err(v, "cannot be attached again: %s", v->load_err);
+    } else {
+        v->state = V_READY;
+    }
+    vol_replay_held(v);
+}
+
+static void recheck_start(struct volume *v)
+{
+    volmeta_recheck(v->meta, rechecked, v);
+}
+
 int volume_state(const struct volume *v, const char **err)
 {
     if (v->state == V_LOADING)
@@ -330,6 +370,19 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
             return NULL;
         }
         snprintf(v->owner, sizeof(v->owner), "%s", owner);
+        /* Invariant: a volume let go of is served to another device (a new
+         * domain: restored, or migrated back) only once the servers confirm
+         * no other backend claimed it since; else its map here is stale
+         * (pages written elsewhere read as their old copies) and every write
+         * of ours is refused (twohost migrate-ba, 2026-12-03: "fenced:
+         * another backend attached it (our epoch 1)").  The same device
+         * taking it again (its frontend reconnected) had no other user to
+         * hand it to: served at once, also while no server answers. */
+        if (v->recheck && v->state == V_READY && strcmp(v->last_owner, owner) != 0) {
+            v->recheck = false;
+            v->state = V_LOADING;
+            recheck_start(v);
+        }
         return v;
     }
     size_t len = strlen(name);
@@ -383,6 +436,11 @@ void volume_detach(struct volume *v)
     if (v->inflight)
         vol_warn(v, "detached with %u request(s) unanswered: the backend exits without waiting for them",
                  v->inflight);
+    /* Let go of while loading (a device waiting for it): nothing was served. */
+    if (v->meta && v->state == V_READY) {
+        v->recheck = true;
+        snprintf(v->last_owner, sizeof(v->last_owner), "%s", v->owner);
+    }
     v->owner[0] = '\0';
 }
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# build-images.sh CACHE [ELF...] — the boot artefacts for the real-Xen test.
+# build-images.sh CACHE DEBDIR — the boot artefacts for the real-Xen test.
 #
 # From Debian bookworm packages (apt-get download + dpkg-deb -x, cached in
 # CACHE/debs and CACHE/root; nothing is installed on the host) it builds:
@@ -8,13 +8,18 @@
 #   CACHE/guest-initrd.cpio   busybox + xen-blkfront + tests/xen/guest-init.sh
 #   CACHE/dom0-initrd.cpio    busybox + xl/xenstored/xenconsoled + Xen libs +
 #                             9p modules + tests/xen/dom0-init.sh
-# Every ELF given after CACHE (the memx binaries) gets its shared libraries
-# copied in, resolved with ldd on this host, so dom0 can run the host-built
-# binaries straight from the 9p share.  xen-blkback is deliberately left out of
+# The MemX packages in DEBDIR (tests/xen/debs.sh builds them from debian/) are
+# installed the way dpkg would lay them out: `dpkg-deb -x` of memx-common,
+# memx-backend and memx-memd into the dom0 root, then what their postinst and
+# units would do (/etc/memx mode 0750, the RuntimeDirectory /run/memx); the
+# installed versions are listed in dom0's /etc/memx-check/installed.  The
+# guest gets memx-io from memx-tools.  Every installed ELF gets its shared
+# libraries copied in, resolved with ldd on this host (the same Debian 12
+# userland the packages were built on).  xen-blkback is deliberately left out of
 # the image's boot modules: it would claim every backend/vbd node before
 # memx-backd sees it (only the XEN_CONTROL=blkback run loads it).
 set -euo pipefail
-CACHE=$1; shift
+CACHE=$1; DEBDIR=${2:?usage: build-images.sh CACHE DEBDIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 XENV=4.17
 # The kernel the recipe in shared/xenlab was measured with; if the archive has
@@ -45,6 +50,14 @@ X=$CACHE/root
 KM=$X/lib/modules/$KVER/kernel
 zcat "$X/boot/xen-$XENV-amd64.gz" > xen
 cp "$X/boot/vmlinuz-$KVER" vmlinuz
+# The MemX packages, one root each, fresh every run (the debs may have changed).
+rm -rf memx && mkdir memx
+for p in memx-common memx-backend memx-memd memx-tools; do
+    deb=$(ls "$DEBDIR"/${p}_*.deb 2>/dev/null | head -1)
+    [ -n "$deb" ] || { echo "build-images: no ${p}_*.deb in $DEBDIR" >&2; exit 1; }
+    mkdir "memx/$p"; dpkg-deb -x "$deb" "memx/$p"
+    [ $p = memx-tools ] || echo "$p $(dpkg-deb -f "$deb" Version)" >> memx/installed   # dom0's; memx-tools is the guest's
+done
 BB=/bin/busybox
 [ -x $BB ] || { echo "build-images: /bin/busybox missing (apt-get install busybox-static)" >&2; exit 1; }
 
@@ -55,9 +68,9 @@ for a in $($BB --list-full); do [ -e "g/$a" ] || ln -s /bin/busybox "g/$a"; done
 cp "$KM/drivers/block/xen-blkfront.ko" g/
 # Probed only: can a guest's userspace be a blkif frontend (libmemxfront)?
 for m in xen-evtchn xen-gntalloc xen-privcmd xenfs/xenfs; do cp "$KM/drivers/xen/$m.ko" g/; done
-# GUEST_BINS (memx-io): host-built programs for the guest's own userspace
-# frontend (MEMX_MODE=userfront), with the host libraries they link.
-for e in ${GUEST_BINS:-}; do
+# memx-io as memx-tools installs it, for the guest's own userspace frontend
+# (MEMX_MODE=userfront), with the host libraries it links.
+for e in memx/memx-tools/usr/bin/memx-io; do
     [ -f "$e" ] || continue
     mkdir -p g/lib/x86_64-linux-gnu g/lib64
     cp "$e" g/bin/
@@ -95,8 +108,12 @@ for b in chmod exists list ls read rm watch write; do ln -sf xenstore "d/usr/bin
 cp -a "$X"/usr/lib/x86_64-linux-gnu/*.so* d/usr/lib/x86_64-linux-gnu/
 # Host libraries (same Debian 12 userland) for the Xen tools and the memx
 # binaries; the packaged Xen libraries win over the host's copies.
-elfs="d/usr/lib/xen-$XENV/bin/* d/usr/bin/xenstore"
-for e in "$@"; do [ -f "$e" ] && elfs="$elfs $e"; done
+# The packages as installed (memx-tools only in the guest, above).
+for p in memx-common memx-backend memx-memd; do cp -a "memx/$p/." d/; done
+chmod 0750 d/etc/memx                 # memx-common.postinst
+mkdir -p d/run/memx                   # the units' RuntimeDirectory=memx
+mkdir -p d/etc/memx-check && cp memx/installed d/etc/memx-check/installed
+elfs="d/usr/lib/xen-$XENV/bin/* d/usr/bin/xenstore d/usr/sbin/memx-* d/usr/bin/memxctl"
 # shellcheck disable=SC2086
 for e in $elfs; do LD_LIBRARY_PATH=$X/usr/lib/x86_64-linux-gnu ldd "$e" 2>/dev/null | awk '/=> \//{print $3}'; done \
   | sort -u | while read -r lib; do
@@ -117,6 +134,9 @@ ctl_mods="drivers/block/loop drivers/block/xen-blkback/xen-blkback"
 # the dom0 command line configures it, see dom0-init.sh).  Loaded in every run:
 # with no NIC (check-xen's single QEMU) the driver finds nothing.
 mods="$mods net/core/failover drivers/net/net_failover drivers/net/virtio_net"
+# virtio-serial: the migration stream's channel between the two QEMUs
+# (twohost-xfer.sh, twohost-recv.sh), a /dev/vport*p* port named memx.mig.
+mods="$mods drivers/char/virtio_console"
 # ---------- end of the two-host block ----------
 for m in $mods $ctl_mods; do
     mkdir -p "d/lib/modules/$KVER/kernel/$(dirname "$m")"

@@ -9,6 +9,10 @@
 # for every gap of 0.5 s or more: a live migration's stop-and-copy shows as one
 # such gap, measured inside the guest.  It forks only usleep.
 mount -t proc proc /proc
+# A background job's stdin is /dev/null, which must exist first: without
+# devtmpfs here ash could not start the loop ("/init: line 0: can't open
+# '/dev/null'", run 2026-12-03: no MEMX-GAP line ever, "guest pause 0 ms").
+mount -t devtmpfs dev /dev
 (
     cs() { read -r up _ < /proc/uptime; c=${up%.*}${up#*.}; while [ "${c#0}" != "$c" ]; do c=${c#0}; done; }
     cs; last=${c:-0}; n=0

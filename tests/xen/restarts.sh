@@ -15,7 +15,7 @@
 # scenario.sh's $T-verify then requires to be clean.
 
 start_backd() { # starts memx-backd into $BLOG; 0 once `memxctl status` answers
-    "$BACKD" --config /etc/memx/memx.conf --platform real > $BLOG 2>&1 &
+    "$BACKD" --config $CONF --platform real > $BLOG 2>&1 &
     BPID=$!
     i=0; while [ $i -lt 60 ] && ! "$MEMXCTL" --socket /run/memx/backd.sock status > $L/status.out 2>&1; do
         kill -0 $BPID 2>/dev/null || return 1; sleep 0.5; i=$((i+1)); done
@@ -111,7 +111,7 @@ restart_upgrade() { # memxctl upgrade: a new binary takes over the guests of $UP
     rs_snap
     old=$BPID
     RS_K=$(now)
-    # Re-execs the binary it was started from ($BACKD on the share).
+    # Re-execs the binary it was started from ($BACKD, the installed one).
     ctl upgrade > $L/upgrade.out 2>&1; urc=$?
     if [ $urc != 0 ]; then
         # memxctl gave up (it waits 30 s): say what the guests and the

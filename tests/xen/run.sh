@@ -1,9 +1,13 @@
 #!/bin/bash
 # tests/xen/run.sh BUILD — MemX on a real Xen hypervisor (make check-xen).
 #
-# Boots Debian's Xen 4.17 and a Linux PV dom0 under QEMU (TCG), shares BUILD
-# into dom0 over 9p so dom0 runs the memx binaries built here, and runs
-# tests/xen/scenario.sh there: two memx-memd and memx-backd --platform real,
+# Builds the MemX Debian packages from this tree (tests/xen/debs.sh, cached
+# under BUILD/xen-cache/debs-memx by the tree's content) and installs them in
+# the dom0 image, so dom0 runs what an operator installs: /usr/sbin/memx-backd,
+# /usr/sbin/memx-memd, /usr/bin/memxctl, /etc/xen/scripts/block-memx and
+# /etc/memx/memx.conf of the packages.  Boots Debian's Xen 4.17 and a Linux PV
+# dom0 under QEMU (TCG), shares BUILD into dom0 over 9p (the scenario, guest
+# images and logs only), and runs tests/xen/scenario.sh there: two memx-memd and memx-backd --platform real,
 # then PV and PVH guests with MemX disks from xl.cfg disk lines through swap,
 # save/restore, migrate (PVH), block-attach/detach and destroy.
 # Prints one line per stage with its time and ok/FAILED; a failed stage is
@@ -41,35 +45,31 @@ T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1fs", b-a}'; }
 stage() { printf '%-22s %s\n' "$1" "$2"; }
 
-for t in qemu-system-x86_64 cpio dpkg-deb apt-get depmod; do
+for t in qemu-system-x86_64 cpio dpkg-deb dpkg-buildpackage lintian apt-get depmod; do
     command -v $t >/dev/null || { echo "run.sh: $t missing (tools/install-deps.sh xen installs it)" >&2; exit 2; }
 done
 
-# The binaries under test, wherever the build put them.
-findbin() {
-    if [ -x "$BUILD/$1" ]; then echo "$BUILD/$1"
-    else find "$BUILD" -path "$CACHE" -prune -o -type f -name "$1" -perm -u+x -print 2>/dev/null | head -1; fi
-}
-MEMXD=$(findbin memx-memd); BACKD=$(findbin memx-backd); MEMXCTL=$(findbin memxctl); MEMXIO=$(findbin memx-io)
-
 mkdir -p "$CACHE"
-if ! GUEST_BINS="$MEMXIO" "$SRC/tests/xen/build-images.sh" "$CACHE" $MEMXD $BACKD $MEMXCTL > "$CACHE/build-images.log" 2>&1; then
+# The packages under test (built once per tree content), then the images.
+DEBS=$("$SRC/tests/xen/debs.sh" "$CACHE") || { stage debs "FAILED $(since)"; exit 1; }
+stage debs "ok $(since) $(cd "$DEBS" && ls ./*.deb | sed 's|^./||' | tr '\n' ' ')"
+if ! "$SRC/tests/xen/build-images.sh" "$CACHE" "$DEBS" > "$CACHE/build-images.log" 2>&1; then
     stage images "FAILED $(since)"; tail -15 "$CACHE/build-images.log"; exit 1
 fi
 stage images "ok $(since)"
 
-# Stage the run: scenario, hotplug script, and where dom0 finds things (the
-# share is BUILD, mounted on /host in dom0).
+# Stage the run: the scenario and where dom0 finds things (the share is
+# BUILD, mounted on /host in dom0; the memx programs are the packages'
+# installed files in the dom0 image).
 rm -rf "$RUN" && mkdir -p "$RUN"
-cp "$SRC/tests/xen/scenario.sh" "$SRC/tests/xen/restarts.sh" "$SRC/xl-config/block-memx" "$RUN/"
-inshare() { [ -n "$1" ] && echo "/host${1#"$BUILD"}" || echo /nonexistent/$2; }
+cp "$SRC/tests/xen/scenario.sh" "$SRC/tests/xen/restarts.sh" "$RUN/"
 if [ "${XEN_XL_E:-1}" = 1 ]; then XL_E=-e; else XL_E=; fi
 cat > "$RUN/env.sh" <<ENV
 PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
-MEMXD=$(inshare "$MEMXD" memx-memd)
-BACKD=$(inshare "$BACKD" memx-backd)
-MEMXCTL=$(inshare "$MEMXCTL" memxctl)
+MEMXD=/usr/sbin/memx-memd
+BACKD=/usr/sbin/memx-backd
+MEMXCTL=/usr/bin/memxctl
 KERNEL=/host/xen-cache/vmlinuz
 RAMDISK=/host/xen-cache/guest-initrd.cpio
 GUESTS="${XEN_GUESTS:-pv pvh}"

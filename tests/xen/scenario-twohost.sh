@@ -2,13 +2,15 @@
 # The two-host scenario (tests/xen/twohost.sh), run by each dom0's /init from
 # the 9p share (busybox sh).  ROLE (env.sh) says which host this is.
 #
-# Both hosts start one memx-memd on their network address, memx-backd
-# --platform real with both servers in its config (replicas 2, so every page
+# Both hosts run the MemX packages installed in their dom0 image: one
+# memx-memd on their network address, memx-backd --platform real with both
+# servers in its config (replicas 2, so every page
 # has a copy on each host) and a command port (nc -ll -e twohost-peer.sh).
 # Host A then drives everything: it runs commands on B over that port, creates
 # the PVH guest (swap + raw data disk on MemX) on A, lets it swap, live-migrates
-# it to B with `xl migrate -s twohost-xfer.sh` (the migration stream over the
-# same port, in place of ssh), checks it there, and migrates it back.  B only
+# it to B with `xl migrate -s twohost-xfer.sh` in place of ssh (the stream
+# over the virtio-serial channel between the QEMUs to twohost-recv.sh, started
+# on the destination first), checks it there, and migrates it back.  B only
 # serves until A tells it the test is over.
 # Each stage prints  MEMX-STAGE <name> ok|FAILED <seconds> [detail],  judged by
 # real state: xl list and XenStore on both hosts, both backends' devices and
@@ -68,6 +70,12 @@ rb() {
     return "${rc:-255}"
 }
 
+# Run a command on host $1 (here, or over the command port).
+on() { h=$1; shift; if [ "$h" = "$ROLE" ]; then ( eval "$*" ); else rb "$*"; fi; }
+# The domid of the guest on host $1, or nothing: xl's complaint that there
+# is no such domain (stderr, which the command port returns too) is not one.
+domid_on() { d=$(on $1 "xl domid $GN 2>/dev/null"); case $d in ''|*[!0-9]*) ;; *) echo "$d";; esac; }
+
 # ---- the guest, wherever it runs: this host's console logs plus the peer's
 # copy on the share (console-<role>.log, written by the peer's tail).
 glog() { cat $CON/guest-$GN.log $CON/guest-$GN--incoming.log "$SH/console-$PEER_ROLE.log" 2>/dev/null; }
@@ -110,30 +118,25 @@ pass_ok_after() { # pass seconds: the next full pass over the swapped chunks is 
     gwait "MEMX-GUEST: pass $want " "$2" > $L/gwait.out || { echo "no full verification pass $want within $2 s $(cat $L/gwait.out)"; return 1; }
     glog | grep -q "MEMX-GUEST: pass $want ok" || { echo "pass $want: $(glog | grep "MEMX-GUEST: pass $want " | head -1)"; return 1; }
 }
-# The longest pause the guest saw after gap line $1: "<ms> (<n> pauses >= 0.5 s)".
-pause_after() {
-    glog | awk -v g="$1" '/MEMX-GAP [0-9]+ [0-9]+ms/{ for (i = 1; i < NF; i++) if ($i == "MEMX-GAP") break;
-        s = $(i+1) + 0; ms = $(i+2) + 0; if (s > g && !(s in seen)) { seen[s] = 1; n++; if (ms > m) m = ms } }
+# The longest pause the guest saw in gap lines ($1, $2]: "<ms> (<n> pauses >= 0.5 s)".
+pause_between() {
+    glog | awk -v lo="$1" -v hi="$2" '/MEMX-GAP [0-9]+ [0-9]+ms/{ for (i = 1; i < NF; i++) if ($i == "MEMX-GAP") break;
+        s = $(i+1) + 0; ms = $(i+2) + 0; if (s > lo && s <= hi && !(s in seen)) { seen[s] = 1; n++; if (ms > m) m = ms } }
         END{ printf "%d ms (%d pauses >= 0.5 s)", m, n }'
 }
 
 # ---------------------------------------------------------------- both hosts
 begin $ROLE-libs
-# Run the binaries from dom0's tmpfs, not the 9p share: every memxctl the
-# harness runs would otherwise page its libraries in over 9p, and that load on
-# an emulated dom0 delays the backend's 2 s server handshakes.
-mkdir -p /usr/local/bin
-for v in MEMXD BACKD MEMXCTL; do
-    eval b=\$$v
-    [ -x "$b" ] && cp "$b" /usr/local/bin/ && eval $v=/usr/local/bin/$(basename "$b")
-done
+# The packages' installed files (build-images.sh put them in the dom0 image).
 miss=
+for f in /etc/memx/memx.conf /etc/xen/scripts/block-memx /etc/memx-check/installed; do
+    [ -f "$f" ] || miss="$miss $f:not-installed"; done
 for b in "$MEMXD" "$BACKD" "$MEMXCTL"; do
-    if [ ! -x "$b" ]; then miss="$miss $(basename "$b"):not-built"
+    if [ ! -x "$b" ]; then miss="$miss $b:not-installed"
     elif ! "$b" --help > $L/help.out 2>&1; then miss="$miss $(basename "$b"):--help-rc=$?"; fi
 done
 if [ -n "$miss" ]; then failed "missing binaries or libraries:$miss"; finish; fi
-ok
+ok "installed: $(tr ' ' '=' < /etc/memx-check/installed | tr '\n' ' ')"
 
 begin $ROLE-net
 i=0; while [ $i -lt 60 ] && ! ping -c 1 -W 2 "$PEER_IP" > $L/ping.out 2>&1; do sleep 1; i=$((i+1)); done
@@ -146,7 +149,9 @@ adjtimex | awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf "MEMX-CLOCK %d.%06d\n"
 
 begin $ROLE-memd
 cp "$SH/cluster.key" /etc/memx/cluster.key && chmod 600 /etc/memx/cluster.key
-cat > /etc/memx/memx.conf <<CONF
+# The test's own config, given with --config; the package's memx.conf stays as installed.
+CONF=/etc/memx/check-xen.conf
+cat > $CONF <<CONF
 [cluster]
 key_file = /etc/memx/cluster.key
 provider = tcp;ofi_rxm
@@ -162,20 +167,19 @@ log_level = ${BACKD_LOG_LEVEL:-info}
 [memserver]
 capacity = 256M
 CONF
-"$MEMXD" --config /etc/memx/memx.conf --listen "$MY_IP:$MEMD_PORT" > $G/memd.log 2>&1 &
+"$MEMXD" --config $CONF --listen "$MY_IP:$MEMD_PORT" > $G/memd.log 2>&1 &
 MPID=$!
 i=0; while [ $i -lt 40 ] && ! netstat -ltn 2>/dev/null | grep -q "$MY_IP:$MEMD_PORT "; do sleep 0.5; i=$((i+1)); done
 if netstat -ltn 2>/dev/null | grep -q "$MY_IP:$MEMD_PORT "; then ok "$MY_IP:$MEMD_PORT"
 else failed "memory server not listening: $(tail -3 $G/memd.log)"; finish; fi
 
 begin $ROLE-backd
-"$BACKD" --config /etc/memx/memx.conf --platform real > $BLOG 2>&1 &
+"$BACKD" --config $CONF --platform real > $BLOG 2>&1 &
 BPID=$!
 i=0; while [ $i -lt 60 ] && ! ctl status > $L/status.out 2>&1; do kill -0 $BPID 2>/dev/null || break; sleep 0.5; i=$((i+1)); done
 if ctl status > $L/status.out 2>&1; then ok "node backd@host-$ROLE"
 else failed "memx-backd not serving: $(tail -3 $L/status.out)"; finish; fi
 
-cp "$R/block-memx" /etc/xen/scripts/block-memx && chmod 755 /etc/xen/scripts/block-memx
 cp "$KERNEL" /var/lib/xen/images/vmlinuz && cp "$RAMDISK" /var/lib/xen/images/guest-initrd.cpio
 # This host's guest console, to the serial log and to the share for the peer.
 : > "$SH/console-$ROLE.log"
@@ -183,7 +187,7 @@ tail -n +1 -F $CON/guest-$GN.log $CON/guest-$GN--incoming.log 2>/dev/null | tee 
 begin $ROLE-listen
 nc -ll -p "$CMD_PORT" -e "$R/twohost-peer.sh" 2>> $G/peer.log &
 i=0; while [ $i -lt 20 ] && ! netstat -ltn 2>/dev/null | grep -q ":$CMD_PORT "; do sleep 0.5; i=$((i+1)); done
-if netstat -ltn 2>/dev/null | grep -q ":$CMD_PORT "; then ok "command and migration port $CMD_PORT"
+if netstat -ltn 2>/dev/null | grep -q ":$CMD_PORT "; then ok "command port $CMD_PORT"
 else failed "nc -ll -p $CMD_PORT not listening"; finish; fi
 
 stop_daemons() {
@@ -225,12 +229,32 @@ done
 if [ "$na" = 2 ] && [ "$nb" = 2 ]; then ok "backends on A and B: 2 of 2 servers up"
 else failed "servers up: A sees $na, B sees $nb: A: $(ctl pool 2>&1 | head -3 | tr '\n' ';') B: $(rb 'ctl pool' 2>&1 | head -3 | tr '\n' ';')"; bail; fi
 
+# The migration channel (twohost-port.sh): start the receiver on host $1 and
+# wait until it holds its port open; 1 (with the reason) if it does not.
+recv_start() {
+    on $1 "rm -f /run/memx/mig-recv; \$R/twohost-recv.sh < /dev/null > /dev/null 2>&1 & echo \$! > /run/memx/mig-recv.pid" > /dev/null 2>&1
+    dl=$(deadline 30); while before "$dl"; do
+        case $(on $1 "cat /run/memx/mig-recv 2>/dev/null") in waiting*) return 0;; esac
+        sleep 1
+    done
+    echo "host $1's twohost-recv.sh not waiting on its port: $(on $1 'cat /run/memx/mig-recv 2>&1; tail -2 $R/logs/recv.log 2>&1' | tr '\n' ' ')"
+    return 1
+}
+recv_stop() { on $1 "kill \$(cat /run/memx/mig-recv.pid 2>/dev/null) 2>/dev/null" > /dev/null 2>&1; }
+
 begin link
-# What the migration stream can get: 4 MiB from A's dom0 to B's through the
-# same nc relay (twohost-xfer.sh's path, without xl).
+# What a stream from A's dom0 to B's can get: 4 MiB through busybox nc over
+# the emulated network (the command port's path), and 16 MiB over the
+# virtio-serial channel the migrations use.
 t1=$(now)
 if { echo sink; dd if=/dev/zero bs=64k count=64 2>/dev/null; } | nc "$PEER_IP" "$CMD_PORT" > $L/sink.out 2>&1; then
-    ok "$(awk -v a="$t1" -v b="$(now)" 'BEGIN{printf "4 MiB A -> B through nc in %.1f s: %.2f MiB/s", b - a, 4 / (b - a)}')"
+    netr=$(awk -v a="$t1" -v b="$(now)" 'BEGIN{printf "nc over the network: 4 MiB in %.1f s, %.2f MiB/s", b - a, 4 / (b - a)}')
+    if recv_start b > $L/why; then
+        t1=$(now)
+        if timeout 300 "$R/twohost-xfer.sh" --sink 16 > $L/sink.out 2>&1; then
+            ok "$netr; virtio-serial: $(awk -v a="$t1" -v b="$(now)" 'BEGIN{printf "16 MiB in %.1f s, %.2f MiB/s", b - a, 16 / (b - a)}')"
+        else recv_stop b; failed "16 MiB over the virtio-serial channel: $(cat $L/sink.out) (B: $(rb 'cat /run/memx/mig-recv'))"; bail; fi
+    else failed "$(cat $L/why)"; bail; fi
 else failed "nc to $PEER_IP:$CMD_PORT: $(cat $L/sink.out)"; fi
 
 XVDB=51728; XVDC=51744
@@ -280,27 +304,35 @@ epochs() { sed -n "s/.*volume $1: claimed with epoch \([0-9]*\) .*/\1/p" "$2" | 
 # migrate FROM TO: the guest leaves FROM's dom0 and runs on TO's.
 # Each command runs on the host named (here, or over the command port); every
 # check names that host.
-on() { h=$1; shift; if [ "$h" = "$ROLE" ]; then ( eval "$*" ); else rb "$*"; fi; }
 migrate() {
     F=$1; T=$2; TIP=$3
     begin migrate-$F$T
-    t0=$(lastnum tick); p0=$(lastnum pass); g0=$(lastgap)
-    DF=$(on $F "xl domid $GN" 2>/dev/null)
+    t0=$(lastnum tick); p0=$(lastnum pass)
+    DF=$(domid_on $F)
     [ -n "$DF" ] || { failed "$GN not running on $F"; return 1; }
     on $F "ctl devices" > $L/devs-before.out 2>&1
+    recv_start $T > $L/why || { failed "$(cat $L/why)"; return 1; }
     # xl runs "twohost-xfer.sh <host> xl migrate-receive ..." and speaks the
-    # migration protocol over its stdin/stdout.
-    on $F "xl migrate -e -s \$R/twohost-xfer.sh $GN $TIP > $SH/$F/logs/xl-migrate-$F$T.log 2>&1; rc=\$?; grep -vE 'debug:|progress:' $SH/$F/logs/xl-migrate-$F$T.log | tail -4; exit \$rc" > $L/mig.out 2>&1 \
-        || { failed "xl migrate on $F to $TIP: $(tr '\n' ' ' < $L/mig.out)"; return 1; }
-    MS=$(dur)
-    DT=$(on $T "xl domid $GN" 2>/dev/null)
+    # migration protocol over its stdin/stdout: the virtio-serial channel to
+    # the receiver just started on $T.  Bounded: a stalled channel fails the
+    # stage instead of running into the QEMU timeout.
+    tm=$(now); gm=$(lastgap)
+    on $F "timeout 900 xl migrate -e -s \$R/twohost-xfer.sh $GN $TIP > $SH/$F/logs/xl-migrate-$F$T.log 2>&1; rc=\$?; grep -vE 'debug:|progress:' $SH/$F/logs/xl-migrate-$F$T.log | tail -4; exit \$rc" > $L/mig.out 2>&1 \
+        || { recv_stop $T; failed "xl migrate on $F to $TIP: $(tr '\n' ' ' < $L/mig.out) (receiver on $T: $(on $T 'cat /run/memx/mig-recv; tail -4 $R/logs/migrate-receive.log' | tr '\n' ' '))"; return 1; }
+    MS=$(awk -v a="$tm" -v b="$(now)" 'BEGIN{printf "%.1fs", b-a}')
+    DT=$(domid_on $T)
     [ -n "$DT" ] || { failed "after xl migrate: $GN not running on $T ($T: $(on $T 'xl list' | tail -n +2 | awk '{print $1"/"$2}' | tr '\n' ' '))"; return 1; }
-    [ -z "$(on $F "xl domid $GN" 2>/dev/null)" ] || { failed "$GN still on $F after migrating"; return 1; }
+    [ -z "$(domid_on $F)" ] || { failed "$GN still on $F after migrating"; return 1; }
     # Destination: devices connected, volumes attached by name there.
     for dev in $XVDB $XVDC; do
         on $T "i=0; while [ \$i -lt 90 ] && [ \"\$(vbd $DT $dev state)\" != 4 ]; do sleep 1; i=\$((i+1)); done; vbd $DT $dev state" > $L/st.out 2>&1
         [ "$(cat $L/st.out)" = 4 ] || { failed "$T backend vbd/$DT/$dev state=$(cat $L/st.out) (want 4)"; return 1; }
     done
+    # The guest prints its pause once it runs again on $T; its console line
+    # takes a moment to get here.  Pauses up to now are the migration's; the
+    # longest one before it began is the emulator's noise, for comparison.
+    sleep 3; g1=$(lastgap)
+    PZ="guest pause $(pause_between "$gm" "$g1") during xl migrate and reconnect, longest before: $(pause_between 0 "$gm" | sed 's/ (.*//')"
     on $T "ctl devices" > $L/devs-$T.out 2>&1
     for v in swap data; do
         grep -qE "^ *$DT .* $GN-$v " $L/devs-$T.out || { failed "$T memxctl devices has no $GN-$v for domain $DT: $(tr -s ' ' < $L/devs-$T.out | tr '\n' ';')"; return 1; }
@@ -324,7 +356,7 @@ migrate() {
     # Guest: every tick since clean, then a full pass over the swapped chunks.
     ticks_ok_after "$t0" 120 > $L/why || { failed "$(cat $L/why)"; return 1; }
     pass_ok_after "$p0" 300 > $L/why || { failed "$(cat $L/why)"; return 1; }
-    ok "domid $DF on $F -> $DT on $T in $MS; guest pause $(pause_after "$g0"); $GN-swap epoch $lf -> $lt, $F holds no device of it; all swapped pages and the raw pattern verified on $T"
+    ok "domid $DF on $F -> $DT on $T, xl migrate $MS; $PZ; $GN-swap epoch $lf -> $lt, $F holds no device of it; all swapped pages and the raw pattern verified on $T"
     echo "MEMX-XEN: migrate-$F$T: $F's memd refused $F's old-epoch records ${fenced:-?} time(s); $T's log: $(grep -E "volume $GN-(swap|data): (claimed|loaded)" $L/blog-$T.out | tail -4 | sed 's/.*volume /volume /' | tr '\n' ';')"
 }
 

@@ -25,6 +25,7 @@ L=/var/log/memx                      # dom0 tmpfs; copied to $R/logs at the end
 CON=/var/log/xen/console
 BLOG=$L/backd.log
 XLOG=$L/xen.log                      # Xen's console ring, drained by xen_drain
+CONF=/etc/memx/check-xen.conf          # the scenario's config (the package's memx.conf is left as installed)
 FAILS=0; RETRIES=0; TRIPLES=0; SN=; GN=; T=
 TFG=                                 # guest types a failure may be a triple fault of
 RERUN=                               # the guest type failed() proved emulator-killed
@@ -103,7 +104,10 @@ tf_judge() {
     # The backend's side: devices still listed, requests and errors of the
     # guest's volumes, and any warning or error the backend logged.
     echo "--- memxctl devices"; ctl devices 2>&1 | head -12
-    ctl stats > $L/tf-stats.out 2>&1
+    # --json: the default output is a table, in which nothing below matches
+    # (errs was always 0: every backend judged clean).  The JSON is pretty-
+    # printed: one line per volume object once the newlines are gone.
+    ctl --json stats 2>&1 | tr -d '\n' > $L/tf-stats.out
     errs=$(tr '{}' '\n\n' < $L/tf-stats.out | grep "\"memx-$g-" | sed -n 's/.*"errors": *\([0-9]*\).*/\1/p' | awk '{s+=$1} END{print s+0}')
     echo "--- memxctl stats, memx-$g volumes"; tr '{}' '\n\n' < $L/tf-stats.out | grep "\"memx-$g-" | head -4
     bad=$(grep -E ' (warn|error): ' $BLOG $L/backd-*.log 2>/dev/null | grep -E "memx-$g-|vbd ($(echo $(doms_of $g) $ds | tr ' ' '|'))/" | head -5)
@@ -149,17 +153,18 @@ gone_wait() { # xenstore path seconds
 # The guest keeps ticking after an operation: wait for a tick newer than $1 and
 # require every tick since $1 to be clean.
 ticks_ok_after() { # tick seconds
-    t=$1
-    i=0; while [ "$(lastnum tick)" -le "$t" ]; do
+    # tk, not t: the callers loop over guest types in $t (sh has one scope)
+    tk=$1
+    i=0; while [ "$(lastnum tick)" -le "$tk" ]; do
         grep -qh "$PANIC" $(glogs) 2>/dev/null && { echo "guest kernel panicked"; return 1; }
         tf_hit && { echo "a domain triple-faulted"; return 1; }
-        sleep 1; i=$((i+1)); [ $i -ge "$2" ] && { echo "no guest tick after tick $t within $2 s"; return 1; }
+        sleep 1; i=$((i+1)); [ $i -ge "$2" ] && { echo "no guest tick after tick $tk within $2 s"; return 1; }
     done
     # One snapshot, counted both ways: the guest keeps writing, and a crashed
     # awk (empty output) must not pass for a clean run.
-    set -- $(cat $(glogs) 2>/dev/null | awk -v t="$t" '/MEMX-GUEST: tick /{ n++; if ($3 + 0 <= t || ($4 == "chunks=ok" && $5 == "raw=ok")) g++ } END{print n+0, g+0}')
+    set -- $(cat $(glogs) 2>/dev/null | awk -v t="$tk" '/MEMX-GUEST: tick /{ n++; if ($3 + 0 <= t || ($4 == "chunks=ok" && $5 == "raw=ok")) g++ } END{print n+0, g+0}')
     [ "${1:-0}" -gt 0 ] && [ "$1" = "${2:-x}" ] && return 0
-    echo "guest reported: $(glog | awk -v t="$t" '/MEMX-GUEST: tick /{ if ($3 + 0 > t && ($4 != "chunks=ok" || $5 != "raw=ok")) print }' | head -3)"
+    echo "guest reported: $(glog | awk -v t="$tk" '/MEMX-GUEST: tick /{ if ($3 + 0 > t && ($4 != "chunks=ok" || $5 != "raw=ok")) print }' | head -3)"
     return 1
 }
 pass_ok_after() { # pass seconds: the next full pass over the swapped chunks is clean
@@ -234,20 +239,28 @@ BLK
 else
 # ---------------------------------------------------------------- daemons
 begin libs
+# The packages' installed files (tests/xen/build-images.sh put them in this
+# image with dpkg-deb -x): the programs, the conffile, the hotplug script.
 miss=
+for f in /etc/memx/memx.conf /etc/xen/scripts/block-memx /etc/memx-check/installed; do
+    [ -f "$f" ] || miss="$miss $f:not-installed"; done
+[ -x /etc/xen/scripts/block-memx ] || miss="$miss block-memx:not-executable"
 for b in "$MEMXD" "$BACKD" "$MEMXCTL"; do
-    if [ ! -x "$b" ]; then miss="$miss $(basename "$b"):not-built"
+    if [ ! -x "$b" ]; then miss="$miss $b:not-installed"
     else nf=$(/lib64/ld-linux-x86-64.so.2 --list "$b" 2>&1 | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
          if [ -n "$nf" ]; then miss="$miss $(basename "$b"):[$nf]"
          elif ! "$b" --help > $L/help.out 2>&1; then miss="$miss $(basename "$b"):--help-rc=$?"; fi
     fi
 done
-if [ -n "$miss" ]; then failed "missing binaries or libraries:$miss"; else ok; fi
+if [ -n "$miss" ]; then failed "missing binaries or libraries:$miss"
+else ok "installed: $(tr ' ' '=' < /etc/memx-check/installed | tr '\n' ' ')($BACKD, $MEMXD, $MEMXCTL, /etc/xen/scripts/block-memx)"; fi
 if [ -n "$miss" ] || [ "$ONLY" = dom0 ]; then finish; fi
 
 begin memd
 "$MEMXCTL" keygen /etc/memx/cluster.key > $L/keygen.out 2>&1 || { failed "memxctl keygen: $(cat $L/keygen.out)"; finish; }
-cat > /etc/memx/memx.conf <<CONF
+# The scenario's own config, given to each daemon with --config; the
+# package's /etc/memx/memx.conf stays as installed.
+cat > $CONF <<CONF
 [cluster]
 key_file = /etc/memx/cluster.key
 provider = tcp;ofi_rxm
@@ -263,7 +276,7 @@ log_level = ${BACKD_LOG_LEVEL:-info}
 capacity = 384M
 CONF
 for p in 7481 7482; do
-    "$MEMXD" --config /etc/memx/memx.conf --listen 127.0.0.1:$p > $L/memd-$p.log 2>&1 &
+    "$MEMXD" --config $CONF --listen 127.0.0.1:$p > $L/memd-$p.log 2>&1 &
     echo $! > /run/memx/memd-$p.pid
 done
 i=0; while [ $i -lt 40 ]; do
@@ -274,7 +287,7 @@ if [ "$n" = 2 ]; then ok "2 servers on 127.0.0.1:7481,7482"
 else failed "memory servers not listening; logs: $(tail -3 $L/memd-7481.log $L/memd-7482.log)"; finish; fi
 
 begin backd
-"$BACKD" --config /etc/memx/memx.conf --platform real > $BLOG 2>&1 &
+"$BACKD" --config $CONF --platform real > $BLOG 2>&1 &
 BPID=$!
 i=0; while [ $i -lt 60 ] && ! "$MEMXCTL" --socket /run/memx/backd.sock status > $L/status.out 2>&1; do
     kill -0 $BPID 2>/dev/null || break; sleep 0.5; i=$((i+1)); done
@@ -282,9 +295,7 @@ if "$MEMXCTL" --socket /run/memx/backd.sock status > $L/status.out 2>&1; then ok
 else failed "memx-backd not serving (pid $BPID $(kill -0 $BPID 2>/dev/null && echo alive || echo exited)): $(tail -3 $L/status.out)"; finish; fi
 ctl() { "$MEMXCTL" --socket /run/memx/backd.sock "$@"; }
 
-mkdir -p /etc/xen/scripts
-cp "$R/block-memx" /etc/xen/scripts/block-memx && chmod 755 /etc/xen/scripts/block-memx
-
+# script=block-memx: libxl runs memx-backend's /etc/xen/scripts/block-memx.
 disk() { echo "'vdev=$1, access=rw, backendtype=phy, script=block-memx, target=memx:$2'"; }
 fi
 
@@ -496,8 +507,10 @@ phase() { # fn type-or-"all"
     drop_guest $g
     UP=$(echo " $UP " | sed "s/ $g / /g")
     guest_up $g || return 1
-    UP="$UP $g"; eval "VP_$g=0"
+    # guest_up's caller adds the guest to $UP (run 2026-12-03: added here too,
+    # pvh-verify ran twice)
     [ "$1" = guest_up ] && return 0
+    UP="$UP $g"; eval "VP_$g=0"
     [ "$1" = guest_down ] && { guest_verify $g || return 1; }
     "$1" "$2"
 }
@@ -527,7 +540,7 @@ CFG
     case $v in ok*) ;; *) failed "memx-io in the guest: $v; $(glog | grep 'MEMX-GUEST: userfront |' | tail -3 | tr '\n' ';')"; return 1;; esac
     # The kernel left the vbd alone: no blkfront, no xvdb in the guest; the
     # backend served it (its stats count the guest's requests).
-    ctl stats > $L/uf-stats.out 2>&1
+    ctl --json stats 2>&1 | tr -d '\n' > $L/uf-stats.out      # one line per volume object below
     req=$(tr '{}' '\n\n' < $L/uf-stats.out | grep "\"$GN-data\"" | sed -n 's/.*"requests": *\([0-9]*\).*/\1/p' | head -1)
     [ "${req:-0}" -gt 0 ] || { failed "memxctl stats shows no requests for $GN-data: $(head -c 300 $L/uf-stats.out)"; return 1; }
     xlrun destroyed nothing xl destroy $GN || { failed "xl destroy"; return 1; }

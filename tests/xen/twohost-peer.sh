@@ -4,15 +4,12 @@
 # scenario-twohost.sh runs `nc -ll -p CMD_PORT -e twohost-peer.sh`: busybox nc
 # forks this per connection, with the connection as stdin and stdout.  The
 # first line is the request:
-#   xl ... migrate-receive ...  exec'd, the rest of the connection being the
-#                               migration stream (twohost-xfer.sh is the other
-#                               end: the transport `xl migrate -s` runs in
-#                               place of ssh)
 #   sink                        the rest of the connection is read and dropped
 #   anything else               run by sh with the scenario's helpers (ctl,
 #                               vbd); its output, then "MEMX-RC <status>"
-# The port is on the two QEMUs' private socket network and only this test uses
-# it: there is no authentication.
+# The migration stream does not come this way (it crosses the virtio-serial
+# channel, twohost-recv.sh).  The port is on the two QEMUs' private socket
+# network and only this test uses it: there is no authentication.
 R=$(cd "$(dirname "$0")" && pwd)
 . "$R/env.sh"
 export PATH LD_LIBRARY_PATH
@@ -22,13 +19,8 @@ echo "[$(cut -d' ' -f1 /proc/uptime)] $req" >> $L/peer-requests.log
 case $req in
     sink)   # the link's throughput (scenario-twohost.sh, stage link)
         exec cat > /dev/null ;;
-    xl*migrate-receive*)
-        # shellcheck disable=SC2086
-        exec $req 2>> $L/migrate-receive.log ;;
 esac
-# the binaries scenario-twohost.sh copied into dom0's tmpfs
-M=/usr/local/bin/memxctl; [ -x $M ] || M=$MEMXCTL
-ctl() { "$M" --socket /run/memx/backd.sock "$@"; }
+ctl() { "$MEMXCTL" --socket /run/memx/backd.sock "$@"; }
 vbd() { xenstore-read "/local/domain/0/backend/vbd/$1/$2/$3" 2>/dev/null; }
 ( eval "$req" ) < /dev/null 2>&1
 echo "MEMX-RC $?"

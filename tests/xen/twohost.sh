@@ -8,10 +8,13 @@
 # 10.99.0.1, B 10.99.0.2), one memx-memd and memx-backd --platform real with
 # both memory servers in its config (replicas 2).  tests/xen/scenario-twohost.sh
 # runs in both dom0s; A drives: a PVH guest swapping on MemX is live-migrated
-# A -> B and back with `xl migrate` over twohost-xfer.sh (busybox nc to B's
-# command port) instead of ssh.  Both QEMUs share BUILD over 9p (the binaries
-# built here); each has its own run and log directory under
-# BUILD/xen-cache/twohost/.  Prints one line per stage; exit 0 only when every
+# A -> B and back with `xl migrate` over twohost-xfer.sh instead of ssh: the
+# stream crosses a virtio-serial port in each dom0 whose QEMU chardevs are
+# joined on loopback (A's listens on MPORT, B's connects), far faster than
+# busybox nc over the emulated NIC.  Both dom0 images hold the MemX Debian
+# packages built from this tree (tests/xen/debs.sh, as run.sh); both QEMUs
+# share BUILD over 9p for the scenario, guest images and logs; each has its
+# own run and log directory under BUILD/xen-cache/twohost/.  Prints one line per stage; exit 0 only when every
 # stage of both hosts passed.  Run from the repository root.
 #
 # Environment (all optional):
@@ -29,6 +32,7 @@
 #   XEN_XL_E     1 (default): xl create -e (no monitoring child); 0: xl's default
 #   XEN_BACKD_LOG_LEVEL, XEN_XEN_ARGS, KVER: as for run.sh
 #   TWOHOST_PORT loopback TCP port of the socket network, default: a free one
+#   TWOHOST_MIG_PORT loopback TCP port joining the migration channel, default: a free one
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 1 ] || { echo "usage: tests/xen/twohost.sh BUILD-DIR" >&2; exit 2; }
@@ -39,39 +43,34 @@ T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1fs", b-a}'; }
 stage() { printf '%-22s %s\n' "$1" "$2"; }
 
-for t in qemu-system-x86_64 cpio dpkg-deb apt-get depmod ss; do
+for t in qemu-system-x86_64 cpio dpkg-deb dpkg-buildpackage lintian apt-get depmod ss; do
     command -v $t >/dev/null || { echo "twohost.sh: $t missing (tools/install-deps.sh xen installs it)" >&2; exit 2; }
 done
-findbin() {
-    if [ -x "$BUILD/$1" ]; then echo "$BUILD/$1"
-    else find "$BUILD" -path "$CACHE" -prune -o -type f -name "$1" -perm -u+x -print 2>/dev/null | head -1; fi
-}
-MEMXD=$(findbin memx-memd); BACKD=$(findbin memx-backd); MEMXCTL=$(findbin memxctl)
-[ -n "$MEMXCTL" ] || { echo "twohost.sh: memxctl not built in $BUILD" >&2; exit 2; }
-
 mkdir -p "$CACHE"
-if ! "$SRC/tests/xen/build-images.sh" "$CACHE" $MEMXD $BACKD $MEMXCTL > "$CACHE/build-images.log" 2>&1; then
+# The MemX packages, installed in both dom0 images (as run.sh does).
+DEBS=$("$SRC/tests/xen/debs.sh" "$CACHE") || { stage debs "FAILED $(since)"; exit 1; }
+stage debs "ok $(since) $(cd "$DEBS" && ls ./*.deb | sed 's|^./||' | tr '\n' ' ')"
+if ! "$SRC/tests/xen/build-images.sh" "$CACHE" "$DEBS" > "$CACHE/build-images.log" 2>&1; then
     stage images "FAILED $(since)"; tail -15 "$CACHE/build-images.log"; exit 1
 fi
 stage images "ok $(since)"
 
 # One run directory per host, both in the share; the cluster key is common.
 rm -rf "$TH" && mkdir -p "$TH/a" "$TH/b"
-"$MEMXCTL" keygen "$TH/cluster.key" > "$TH/keygen.log" 2>&1 || { stage keygen "FAILED: $(cat "$TH/keygen.log")"; exit 1; }
-inshare() { [ -n "$1" ] && echo "/host${1#"$BUILD"}" || echo /nonexistent/$2; }
+"$CACHE/memx/memx-backend/usr/bin/memxctl" keygen "$TH/cluster.key" > "$TH/keygen.log" 2>&1 || { stage keygen "FAILED: $(cat "$TH/keygen.log")"; exit 1; }
 if [ "${XEN_XL_E:-1}" = 1 ]; then XL_E=-e; else XL_E=; fi
 IP_A=10.99.0.1; IP_B=10.99.0.2
 for h in a b; do
     # dom0-init.sh runs the run directory's scenario.sh.
     cp "$SRC/tests/xen/scenario-twohost.sh" "$TH/$h/scenario.sh"
-    cp "$SRC/tests/xen/twohost-peer.sh" "$SRC/tests/xen/twohost-xfer.sh" "$SRC/xl-config/block-memx" "$TH/$h/"
+    cp "$SRC/tests/xen/twohost-peer.sh" "$SRC/tests/xen/twohost-xfer.sh" "$SRC/tests/xen/twohost-recv.sh" "$SRC/tests/xen/twohost-port.sh" "$TH/$h/"
     if [ $h = a ]; then me=$IP_A; peer=$IP_B; pr=b; else me=$IP_B; peer=$IP_A; pr=a; fi
     cat > "$TH/$h/env.sh" <<ENV
 PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
-MEMXD=$(inshare "$MEMXD" memx-memd)
-BACKD=$(inshare "$BACKD" memx-backd)
-MEMXCTL=$(inshare "$MEMXCTL" memxctl)
+MEMXD=/usr/sbin/memx-memd
+BACKD=/usr/sbin/memx-backd
+MEMXCTL=/usr/bin/memxctl
 KERNEL=/host/xen-cache/vmlinuz
 RAMDISK=/host/xen-cache/guest-initrd-twohost.cpio
 ROLE=$h
@@ -97,19 +96,29 @@ if [ -z "$PORT" ]; then
     for p in $(shuf -i 20000-40000 -n 20); do ss -Htln "sport = :$p" | grep -q . || { PORT=$p; break; }; done
 fi
 [ -n "$PORT" ] || { echo "twohost.sh: no free loopback port found" >&2; exit 2; }
+# The migration channel: a virtio-serial port (memx.mig) in each dom0, the two
+# QEMUs' chardevs joined over loopback (A listens, B connects).  xl's stream
+# goes there (twohost-xfer.sh, twohost-recv.sh), not over the emulated NIC.
+MPORT=${TWOHOST_MIG_PORT:-}
+if [ -z "$MPORT" ]; then
+    for p in $(shuf -i 20000-40000 -n 20); do [ "$p" != "$PORT" ] && ! ss -Htln "sport = :$p" | grep -q . && { MPORT=$p; break; }; done
+fi
+[ -n "$MPORT" ] || { echo "twohost.sh: no free loopback port found for the migration channel" >&2; exit 2; }
 
 CPU=${XEN_CPU:-qemu64,+svm,+npt}; MEM=${XEN_MEM:-2G}; SMP=${XEN_SMP:-1}
 XEN_ARGS="dom0_mem=1280M,max:1280M dom0_max_vcpus=$SMP console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
-echo "qemu: 2 x (-cpu $CPU -m $MEM -smp $SMP), socket network 127.0.0.1:$PORT; serial logs $TH/serial-{a,b}.log"
+echo "qemu: 2 x (-cpu $CPU -m $MEM -smp $SMP), socket network 127.0.0.1:$PORT, migration channel 127.0.0.1:$MPORT; serial logs $TH/serial-{a,b}.log"
 
 # qemu HOST NETDEV MAC IP: one host; its serial lines timestamped (seconds since
 # T0, the same clock for both hosts) into serial-HOST.log, stage lines and
 # failure dumps printed as they come.
 qemu() {
-    local h=$1 netdev=$2 mac=$3 ip=$4
+    local h=$1 netdev=$2 mac=$3 ip=$4 chardev=$5
     timeout "${XEN_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu "$CPU" -m "$MEM" -smp "$SMP" \
         -display none -monitor none -serial stdio -no-reboot -pidfile "$TH/qemu-$h.pid" \
         -netdev "socket,id=n0,$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac" \
+        -chardev "socket,id=mig,host=127.0.0.1,port=$MPORT,$chardev" \
+        -device virtio-serial-pci,id=vser0 -device virtserialport,bus=vser0.0,chardev=mig,name=memx.mig \
         -virtfs "local,path=$BUILD,mount_tag=hostshare,security_model=none,id=hostshare" \
         -kernel "$CACHE/xen" -append "$XEN_ARGS" \
         -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen MEMX_RUN=xen-cache/twohost/$h MEMX_IP=$ip,$CACHE/dom0-initrd.cpio" \
@@ -140,14 +149,14 @@ qemu() {
 # XEN_BOOT_TIMEOUT (default 300 s): seen under heavy host load, a dom0 kernel
 # stopping during its own boot, before any MemX process exists.
 pair() {
-    qemu a "listen=127.0.0.1:$PORT" 52:54:00:99:00:01 $IP_A &
+    qemu a "listen=127.0.0.1:$PORT" 52:54:00:99:00:01 $IP_A server=on,wait=off &
     QA=$!
     # B connects only once A's QEMU listens.
     i=0; until ss -Htln "sport = :$PORT" | grep -q .; do
         sleep 0.2; i=$((i+1))
         if [ $i -gt 150 ] || ! kill -0 $QA 2>/dev/null; then echo "twohost.sh: host A's QEMU never listened on 127.0.0.1:$PORT" >&2; wait $QA; exit 1; fi
     done
-    qemu b "connect=127.0.0.1:$PORT" 52:54:00:99:00:02 $IP_B &
+    qemu b "connect=127.0.0.1:$PORT" 52:54:00:99:00:02 $IP_B reconnect=1 &
     QB=$!
     local dl=$((SECONDS + ${XEN_BOOT_TIMEOUT:-300})) h hung=
     while kill -0 $QA 2>/dev/null; do
