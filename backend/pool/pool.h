@@ -127,6 +127,7 @@ struct pool_stats {
     uint64_t writes, reads, errors;     /* pages */
     uint64_t writes_few;        /* writes with a record stored on fewer than R replicas (POOL_WRITE_FEW) */
     uint64_t xport_reads;       /* RMA reads that brought them: a run, or reads gathered, count once */
+    uint64_t hedged_reads;      /* reads also asked of a second replica (the first was late) */
     int servers, live_servers;
     /* Degraded mode: slabs with fewer than R good copies (lost: none at all;
      * their pages read as -EIO).  Re-replication copies one slab at a time. */

@@ -265,6 +265,7 @@ static void hedge_read(struct pool *p, struct req *r)
     struct sop *o = best < 0 ? NULL : read_sop(p, r, slab, best, page);
     if (!o)
         return;     /* no other replica has the slots: the first sop's answer decides */
+    p->st.hedged_reads++;
     srv_submit(p->srv[ps->rep[best].srv], o);
 }
 

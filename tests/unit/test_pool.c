@@ -239,11 +239,16 @@ static void test_write_read_replicas(void)
         CU_ASSERT_EQUAL(memcmp(run[i], in[5 + i], POOL_PAGE_SIZE), 0);
     pool_get_stats(p, &st);
     CU_ASSERT_EQUAL(st.reads, N + POOL_RUN_MAX);
-    /* A QD1 read is one RMA read of its page; a run is one of all its pages. */
+    /* A QD1 read is one RMA read of its page; a run is one of all its pages
+     * (plus, on a loaded machine, a hedge of a read late past HEDGE_MS: one
+     * failure of make check at load 5 was one such extra read). */
     pool_get_traffic(p, &tr2);
-    CU_ASSERT_EQUAL(tr2.rma_reads - tr1.rma_reads, N + 1);
-    CU_ASSERT_EQUAL(tr2.rma_pieces - tr1.rma_pieces, N + 1);
-    CU_ASSERT_EQUAL(tr2.rma_bytes - tr1.rma_bytes, (uint64_t)(N + POOL_RUN_MAX) * POOL_PAGE_SIZE);
+    uint64_t hedged = st.hedged_reads;
+    CU_ASSERT(hedged <= 2);
+    CU_ASSERT_EQUAL(tr2.rma_reads - tr1.rma_reads, N + 1 + hedged);
+    CU_ASSERT_EQUAL(tr2.rma_pieces - tr1.rma_pieces, N + 1 + hedged);
+    if (!hedged)    /* a hedged run's bytes depend on which read was late */
+        CU_ASSERT_EQUAL(tr2.rma_bytes - tr1.rma_bytes, (uint64_t)(N + POOL_RUN_MAX) * POOL_PAGE_SIZE);
     CU_ASSERT_EQUAL(tr2.page_msgs, tr1.page_msgs);
     /* A run past the end of its slab, or longer than POOL_RUN_MAX, is refused. */
     o = (struct op){ 0 };
