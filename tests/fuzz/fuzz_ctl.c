@@ -1,7 +1,7 @@
 /* fuzz_ctl.c — libFuzzer target for memx-backd's control socket (backend/ctl.c): what any
  * local client of the socket controls, the request byte stream.
  *
- * ctl.c is included (with ctl_stats.c, its stats reply, and ctl_admin.c), so its line framing (on_client), JSON
+ * ctl.c is included (with ctl_socket.c, its connections, ctl_stats.c, its stats reply, and ctl_admin.c), so its line framing (on_client), JSON
  * parsing and dispatch (ctl_handle)
  * and every command run in-process, over a socketpair and the daemon's event loop, on the real
  * volume layer over the fake pool (tests/unit/fake_pool.c), as tests/unit/test_ctl.c does: two
@@ -17,6 +17,7 @@
  * replies.
  */
 #include "ctl.c"
+#include "ctl_socket.c"
 #include "ctl_stats.c"
 #include "ctl_admin.c"
 
@@ -159,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->ctx = (struct ctl_ctx){ .vols = vs, .pool = pool, .bb = (struct blkback *)1, .platform = "sim",
                                .device_type = "vbd", .provider = "tcp;ofi_rxm" };
     c->start_ms = evloop_now_ms();
-    c->fd = -1;
+    c->main.fd = c->ro.fd = -1;   /* no listening socket: the client below is handed a socketpair */
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     struct client *cl = calloc(1, sizeof(*cl));
