@@ -627,14 +627,20 @@ void volmeta_insync_done(struct volmeta *m, int status)
     load_step(m);
 }
 
-void volmeta_recheck(struct volmeta *m, volmeta_done_cb done, void *arg)
+/* What a load and a recheck both start from: who is told, nothing learnt yet. */
+static void op_begin(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg)
 {
-    m->each = NULL;
+    m->each = each;
     m->done = done;
     m->arg = arg;
     m->err = 0;
     m->msg[0] = 0;
     m->max_epoch = 0;
+}
+
+void volmeta_recheck(struct volmeta *m, volmeta_done_cb done, void *arg)
+{
+    op_begin(m, NULL, done, arg);
     m->answered = 0;
     m->stage = RECHECK;
     /* The servers hear of every claim (with a coordinator too: the claimer
@@ -645,13 +651,8 @@ void volmeta_recheck(struct volmeta *m, volmeta_done_cb done, void *arg)
 
 void volmeta_load(struct volmeta *m, volmeta_rec_cb each, volmeta_done_cb done, void *arg)
 {
-    m->each = each;
-    m->done = done;
-    m->arg = arg;
-    m->err = 0;
-    m->msg[0] = 0;
+    op_begin(m, each, done, arg);
     m->tries = 0;
-    m->max_epoch = 0;
     m->takeover = false;
     m->prev_ninsync = -1;
     /* Every member holds records of the pages it stores: a backend just
