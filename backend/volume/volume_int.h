@@ -144,7 +144,7 @@ struct volume {
     long long hold_timer;       /* armed while writes wait for the claim to be provable (may_write) */
     struct pop *again;          /* page operations held to be tried again (vretry.c) */
     long long again_timer;
-    struct mx_ratelimit rl_again, rl_unreach;
+    struct mx_ratelimit rl_again, rl_unreach, rl_unreach_fail;
     struct mx_ratelimit rl_kept;    /* "the page it replaces is kept" */
     pool_page_t *kept;          /* pages replaced by writes whose records failed (vol_release_old) */
     size_t nkept, capkept;

@@ -100,8 +100,11 @@ bool vol_unreach_wait(struct volume *v, uint64_t idx, uint64_t *since, const cha
         *since = now;
         v->st.held_unreach++;
     } else if (now - *since >= v->vs->io_hold_ms) {
-        vol_err(v, "page %llu: memory servers unreachable for %u ms: %s fail with EIO ([backend] io_hold_s)",
-                (unsigned long long)idx, v->vs->io_hold_ms, what);
+        /* Once per 5 s, not per page: a whole queue of held pages gives up together. */
+        if (mx_ratelimit_ok(&v->rl_unreach_fail, 5000))
+            vol_err(v, "page %llu: memory servers unreachable for %u ms: %s fail with EIO ([backend] io_hold_s) "
+                    "(%u such suppressed)", (unsigned long long)idx, v->vs->io_hold_ms, what,
+                    v->rl_unreach_fail.last_suppressed);
         return false;
     }
     if (mx_ratelimit_ok(&v->rl_unreach, 5000))
