@@ -1,6 +1,5 @@
 /* volume.c — requests on a volume (volume.h): splitting them into page
- * operations, ordering writes per page, read-modify-write of partial pages,
- * gathering reads into runs.
+ * operations, ordering writes per page, gathering reads into runs.
  *
  * Ordering: the active hash holds the pages with writes in flight, each with
  * issue/apply sequence numbers (the later-issued write wins whatever the
@@ -9,7 +8,8 @@
  * what a flush waits on.
  *
  * Applying a finished write to the map and publishing its record is vmap.c;
- * storing a full page (with de-duplication) is vstore.c; the table, loading
+ * storing a full page (with de-duplication) is vstore.c; the read-modify-write
+ * of part of a page is vrmw.c; the table, loading
  * and stats are volumes.c; refcounts are pageref.c, the map pagemap.c.
  *
  * Memory: pops come from a free list; a request, pop or buffer that cannot be
@@ -24,10 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool page_is_zero(const uint8_t *p)
-{
-    return p[0] == 0 && memcmp(p, p + 1, VOLUME_PAGE_SIZE - 1) == 0;
-}
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -215,8 +211,6 @@ static struct active *active_get(struct volume *v, uint64_t idx, bool create)
     return a;
 }
 
-static void rmw_start(struct volume *v, struct pop *p);
-
 /* A page write ended: start the next waiting RMW once the page is idle. */
 static void op_end(struct volume *v, struct active *a)
 {
@@ -233,7 +227,7 @@ static void op_end(struct volume *v, struct active *a)
     if (!a->wq)
         a->wq_tail = &a->wq;
     a->busy++;
-    rmw_start(v, next);
+    vol_rmw_start(v, next);
 }
 
 /* NULL (and the request fails) when there is no memory for it. */
@@ -272,7 +266,7 @@ static void pop_free(struct pop *p)
 }
 
 /* A page write (full or read-modify-write) ended: the page goes idle. */
-static void wr_end(struct pop *p, int status)
+void vol_wr_end(struct pop *p, int status)
 {
     struct volume *v = p->r->v;
     struct req *r = p->r;
@@ -298,13 +292,13 @@ void vol_published(void *arg, int status)
     vol_release_old(p->r->v, p->old, status);
     if (p->late_copy)
         vol_release_old(p->r->v, (struct pm_ent){ .kind = PM_PAGE, .page = p->late_copy }, status);
-    wr_end(p, status);
+    vol_wr_end(p, status);
 }
 
 /* Puts e in the map for p's page and ends p: at once without metadata,
  * else once the servers hold its record (the guest hears of a write only
  * then, so an attach elsewhere finds it). */
-static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
+void vol_pop_set(struct volume *v, struct pop *p, struct pm_ent e)
 {
     int rc;
     if (!v->meta) {
@@ -328,81 +322,18 @@ static void pop_set(struct volume *v, struct pop *p, struct pm_ent e)
         if (p->late_copy)       /* superseded: a later write's record wins over our copy's */
             pageref_put(&v->vs->refs, p->late_copy);
     }
-    wr_end(p, rc < 0 ? rc : 0);
+    vol_wr_end(p, rc < 0 ? rc : 0);
 }
 
 void vol_stored(struct pop *p, int status, struct pm_ent e)
 {
     if (status) {
-        wr_end(p, status);
+        vol_wr_end(p, status);
         return;
     }
     if (e.kind == PM_PAGE)
         memcpy(e.hash, p->phash, 16);
-    pop_set(p->r->v, p, e);
-}
-
-/* ---- read-modify-write of part of a page: runs only while the page is otherwise idle ---- */
-
-static void rmw_modify(struct volume *v, struct pop *p)
-{
-    if (p->buf)
-        memcpy(p->bounce + p->off, p->buf, p->len);
-    else
-        memset(p->bounce + p->off, 0, p->len);
-    if (page_is_zero(p->bounce)) {
-        bool keep_none = p->was_none && p->r->kind == REQ_DISCARD;
-        pop_set(v, p, (struct pm_ent){ .kind = keep_none ? PM_NONE : PM_ZERO });
-        return;
-    }
-    vstore_page(p, p->bounce);
-}
-
-static void rmw_read_done(void *arg, int status)
-{
-    struct pop *p = arg;
-    struct volume *v = p->r->v;
-    if (status == -EHOSTUNREACH && vol_hold_unreach(p, AG_RMW))
-        return;     /* the reference on src is kept while held */
-    if (status == -EHOSTUNREACH)
-        status = -EIO;
-    pageref_put(&v->vs->refs, p->src);
-    if (status) {
-        wr_end(p, status);
-        return;
-    }
-    rmw_modify(v, p);
-}
-
-static void rmw_start(struct volume *v, struct pop *p)
-{
-    struct pm_ent e = pagemap_get(&v->map, p->idx);
-    p->bounce = xcalloc(1, VOLUME_PAGE_SIZE);
-    if (!p->bounce) {
-        wr_end(p, xalloc_fail("volume %s: a read-modify-write buffer", v->name));
-        return;
-    }
-    p->was_none = e.kind == PM_NONE;
-    if (e.kind == PM_LOST) {
-        wr_end(p, -EIO);    /* the rest of the page is gone: never fill it with zeros */
-        return;
-    }
-    if (e.kind == PM_PAGE) {
-        if (pageref_get(&v->vs->refs, e.page) < 0) {
-            wr_end(p, xalloc_fail("volume %s: a page reference", v->name));
-            return;
-        }
-        p->src = e.page;
-        memcpy(p->phash, e.hash, 16);   /* for a retry; vstore_page sets the new page's */
-        pool_read_checked(v->vs->pool, e.page, e.hash, p->bounce, rmw_read_done, p);
-        return;
-    }
-    rmw_modify(v, p);
-}
-
-void vol_rmw_read_again(struct pop *p)
-{
-    pool_read_checked(p->r->v->vs->pool, p->src, p->phash, p->bounce, rmw_read_done, p);
+    vol_pop_set(p->r->v, p, e);
 }
 
 /* A whole page turned to zeros (or discarded) without pool I/O: only its record goes out. */
@@ -445,7 +376,7 @@ static void zero_published(void *arg, int status)
 static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, const uint8_t *buf)
 {
     struct volume *v = r->v;
-    if (len == VOLUME_PAGE_SIZE && (!buf || page_is_zero(buf))) {
+    if (len == VOLUME_PAGE_SIZE && (!buf || vol_page_is_zero(buf))) {
         /* Zeros (or a discarded page) need no pool I/O: they win at once over
          * any write to this page still in flight. */
         struct active *a = active_get(v, idx, false);
@@ -498,7 +429,7 @@ static void write_page(struct req *r, uint64_t idx, uint32_t off, uint32_t len, 
         p->a->wq_tail = &p->next;
     } else {
         p->a->busy++;
-        rmw_start(v, p);
+        vol_rmw_start(v, p);
     }
 }
 

@@ -26,6 +26,8 @@
 #include "volmeta.h"
 #include "volumes.h"
 
+#include <string.h>
+
 #define SECTORS_PER_PAGE (VOLUME_PAGE_SIZE / VOLUME_SECTOR_SIZE)
 #define MAX_CAND  4     /* stored pages compared per hash hit (more than one only after a collision) */
 #define NOMEM_MAX 64    /* requests failed for want of memory, completed from the loop */
@@ -219,6 +221,14 @@ void vol_forward(struct volume *v, struct pm_ent old, uint64_t idx, uint64_t rse
 unsigned vol_republish_recopied(struct volume *v);
 
 /* volume.c */
+static inline bool vol_page_is_zero(const uint8_t *p)
+{
+    return p[0] == 0 && memcmp(p, p + 1, VOLUME_PAGE_SIZE - 1) == 0;
+}
+/* Puts e in the map for p's page and ends p (at once, or once its record is out). */
+void vol_pop_set(struct volume *v, struct pop *p, struct pm_ent e);
+/* A page write (full or read-modify-write) ended with status: the page goes idle. */
+void vol_wr_end(struct pop *p, int status);
 /* The page is in the pool, stored anew or shared (vstore.c): e holds a reference for the map. */
 void vol_stored(struct pop *p, int status, struct pm_ent e);
 /* Completes the requests queued for the loop (the eventfd handler). */
@@ -249,6 +259,9 @@ void vquota_hold(struct volume *v, struct active *a, uint64_t idx);
 void vquota_settle(struct volume *v, struct active *a, struct pm_ent e, struct pm_ent old);
 /* a's last write ended: what it still reserves goes back. */
 void vquota_drop(struct volume *v, struct active *a);
+
+/* vrmw.c: writes part of p's page (p->off, p->len) once the page is idle. */
+void vol_rmw_start(struct volume *v, struct pop *p);
 
 /* vstore.c */
 /* Stores the full page at data (valid until the pop ends) and calls vol_stored().
