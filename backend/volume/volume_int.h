@@ -135,8 +135,9 @@ struct volume {
     bool load_nomem;                /* a loaded record found no memory: the map is partial */
     char load_err[200];
     struct held *held, **held_tail;
-    int load_tries;
+    int load_tries;                 /* tries of the load or recheck waited on (the log every 30 s) */
     long long load_timer;
+    bool rechecking;                /* what load_timer tries again: the recheck, not the load */
     /* Let go of while ready (volume_detach) by last_owner: another backend
      * may have attached it since, so before another device here serves it
      * the servers are asked whether our claim is still the newest

@@ -219,32 +219,46 @@ void vol_replay_held(struct volume *v)
     }
 }
 
-static int load_retry(struct evloop *el, long long id, void *arg)
+static void recheck_start(struct volume *v);
+
+/* The pool operation a loading volume waits on, once more: its load, or the
+ * recheck of its claim. */
+static int wait_retry(struct evloop *el, long long id, void *arg)
 {
     struct volume *v = arg;
     (void)el;
     (void)id;
     v->load_timer = 0;
-    load_start(v);
+    if (v->rechecking)
+        recheck_start(v);
+    else
+        load_start(v);
     return -1;
+}
+
+/* Not enough servers answer yet (to do what): waited for, however long, and
+ * said at the first try, then every 30 s.  The device stays Connected and the
+ * guest's I/O is held (it sees a pause); a volume given up on would close the
+ * disk a running guest swaps to (a restarted or upgraded backend on a starved
+ * host, check-xen run 4). */
+static void wait_more(struct volume *v, const char *what, const char *msg)
+{
+    if (++v->load_tries == 1)
+        vol_info(v, "waiting for a memory server to %s (%s)", what, msg);
+    else if (v->load_tries % LOAD_LOG_TRIES == 0)
+        vol_warn(v, "still waiting after %d s for memory servers to %s (%s); its I/O waits",
+                 v->load_tries * LOAD_RETRY_MS / 1000, what, msg);
+    v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, wait_retry, v);
 }
 
 static void loaded(void *arg, int status, const char *msg)
 {
     struct volume *v = arg;
-    /* Not enough servers answer yet: waited for, however long.  The device
-     * stays Connected and the guest's I/O is held (it sees a pause); a
-     * volume given up on would close the disk a running guest swaps to
-     * (a restarted or upgraded backend on a starved host, check-xen run 4). */
     if (status == -EAGAIN) {
-        if (++v->load_tries == 1)
-            vol_info(v, "waiting for a memory server to load it from (%s)", msg);
-        else if (v->load_tries % LOAD_LOG_TRIES == 0)
-            vol_warn(v, "still waiting after %d s for memory servers to load it from (%s); its I/O waits",
-                     v->load_tries * LOAD_RETRY_MS / 1000, msg);
-        v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, load_retry, v);
+        wait_more(v, "load it from", msg);
         return;
     }
+    v->load_tries = 0;
     if (status == 0 && v->load_nomem) {
         status = -ENOMEM;
         msg = "out of memory loading its records";
@@ -265,18 +279,6 @@ static void load_start(struct volume *v)
     volmeta_load(v->meta, on_rec, loaded, v);
 }
 
-static void recheck_start(struct volume *v);
-
-static int recheck_retry(struct evloop *el, long long id, void *arg)
-{
-    struct volume *v = arg;
-    (void)el;
-    (void)id;
-    v->load_timer = 0;
-    recheck_start(v);
-    return -1;
-}
-
 /* The servers answered whether our claim is still the newest.  Fenced
  * (another backend attached the volume since): ready, but volume_state says
  * fenced, and the next volume_attach drops this copy and loads it afresh. */
@@ -284,12 +286,11 @@ static void rechecked(void *arg, int status, const char *msg)
 {
     struct volume *v = arg;
     if (status == -EAGAIN) {
-        if (++v->load_tries == 1)
-            vol_info(v, "waiting for a memory server to confirm our claim (%s)", msg);
-        v->load_timer = evloop_add_timer(v->vs->el, LOAD_RETRY_MS, recheck_retry, v);
+        wait_more(v, "confirm our claim", msg);
         return;
     }
     v->load_tries = 0;
+    v->rechecking = false;
     if (status) {
         v->state = V_FAILED;
         snprintf(v->load_err, sizeof(v->load_err), "%s", msg[0] ? msg : strerror(-status));
@@ -380,6 +381,7 @@ struct volume *volume_attach(struct volumes *vs, const char *name, uint64_t size
          * hand it to: served at once, also while no server answers. */
         if (v->recheck && v->state == V_READY && strcmp(v->last_owner, owner) != 0) {
             v->recheck = false;
+            v->rechecking = true;
             v->state = V_LOADING;
             recheck_start(v);
         }
