@@ -32,6 +32,9 @@
 #   XEN_CONTROL  blkback: run the guest stages against the kernel's xen-blkback
 #                and loop devices instead of MemX (tells harness/Xen trouble
 #                from MemX trouble; not part of make check-xen)
+#   XEN_SOAK     N: only the PVH guest, brought up (boot .. swap filled) and
+#                thrown away N times, its triple faults counted (for trying
+#                XEN_CPU / XEN_XEN_ARGS against them; not part of make check-xen)
 #   XEN_XEN_ARGS extra words for the Xen command line
 #   KVER         Debian kernel ABI to boot, default 6.1.0-50-amd64
 set -uo pipefail
@@ -78,6 +81,7 @@ USERFRONT="${XEN_USERFRONT:-1}"
 XL_E="$XL_E"
 ONLY="${XEN_ONLY:-}"
 CONTROL="${XEN_CONTROL:-}"
+SOAK="${XEN_SOAK:-}"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 ENV
 

@@ -550,6 +550,25 @@ CFG
 }
 destroyed() { [ -z "$(domid $GN)" ]; }
 
+# ---------------------------------------------------------------- soak
+# SOAK=N (XEN_SOAK): only the PVH guest, brought up (create .. swapout: boot,
+# both disks, swap filled) and thrown away N times, its triple faults
+# counted: for trying emulator settings against them (tests/xen/README.md).
+# A failure that is no triple fault is a FAILED stage, as in the full run.
+if [ -n "$SOAK" ]; then
+    n=0; k=0
+    while [ $n -lt "$SOAK" ]; do
+        n=$((n+1)); t0=$TRIPLES; s0=$(now)
+        if guest_up pvh; then r=ok; elif [ $TRIPLES -gt $t0 ]; then r="triple fault"; k=$((k+1)); else r=failed; fi
+        RERUN=; RERUN_DONE=
+        drop_guest pvh; kill $TAILS 2>/dev/null; TAILS=
+        sec=$(awk -v a="$s0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+        echo "MEMX-XEN: soak boot $n of $SOAK: $r in $sec s"
+    done
+    echo "MEMX-XEN: soak: $k triple fault(s) in $n PVH boots"
+    finish
+fi
+
 # ---------------------------------------------------------------- the run
 # Both guests come up and fill their swap; the restarts happen while both
 # run their first verification pass, which then has to come out clean; then
