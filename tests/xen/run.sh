@@ -23,6 +23,7 @@
 #                processes segfault during guest I/O and lifecycle operations
 #                (9 in one control run) and every stage runs slower; with
 #                qemu64,+svm,+npt none did.  SVM+NPT keep PVH guests possible.
+#   XEN_ACCEL    QEMU -accel, default tcg (tcg,thread=single: one host thread for every vCPU)
 #   XEN_MEM      QEMU memory, default 3G          XEN_SMP   vCPUs, default 2
 #   XEN_TIMEOUT  seconds for the whole QEMU run, default 1800 (a quiet 2-core
 #                machine needs ~300 s; a loaded one took over 900 s)
@@ -87,11 +88,11 @@ ENV
 
 XEN_ARGS="dom0_mem=1280M,max:1280M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
 DOM0_ARGS="console=hvc0 earlyprintk=xen MEMX_RUN=xen-cache/run"
-echo "qemu: -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}; serial log $LOG"
+echo "qemu: -accel ${XEN_ACCEL:-tcg} -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}; serial log $LOG"
 
 # The filter timestamps every serial line into the log and prints stage lines,
 # retries and failure dumps as they happen.
-timeout "${XEN_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu "${XEN_CPU:-qemu64,+svm,+npt}" \
+timeout "${XEN_TIMEOUT:-1800}" qemu-system-x86_64 -accel "${XEN_ACCEL:-tcg}" -cpu "${XEN_CPU:-qemu64,+svm,+npt}" \
     -m "${XEN_MEM:-3G}" -smp "${XEN_SMP:-2}" -display none -monitor none -serial stdio -no-reboot \
     -virtfs "local,path=$BUILD,mount_tag=hostshare,security_model=none,id=hostshare" \
     -kernel "$CACHE/xen" -append "$XEN_ARGS" \
