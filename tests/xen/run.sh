@@ -33,9 +33,13 @@
 #   XEN_CONTROL  blkback: run the guest stages against the kernel's xen-blkback
 #                and loop devices instead of MemX (tells harness/Xen trouble
 #                from MemX trouble; not part of make check-xen)
-#   XEN_SOAK     N: only the PVH guest, brought up (boot .. swap filled) and
-#                thrown away N times, its triple faults counted (for trying
-#                XEN_CPU / XEN_XEN_ARGS against them; not part of make check-xen)
+#   XEN_SOAK     N: the PV guest up and swapping, then the PVH guest brought up
+#                (boot .. swap filled, then XEN_SOAK_TICKS clean guest ticks,
+#                default 0; a PVH tick under swap takes ~80 s here) and
+#                thrown away N times, one soak-<i> line each, its triple faults
+#                counted (for trying XEN_CPU / XEN_ACCEL / XEN_XEN_ARGS /
+#                XEN_PVH_CPUS against them; not part of make check-xen)
+#   XEN_PVH_CPUS the PVH guest's xl.cfg cpus= (pin its vCPU), default unpinned
 #   XEN_XEN_ARGS extra words for the Xen command line
 #   KVER         Debian kernel ABI to boot, default 6.1.0-50-amd64
 set -uo pipefail
@@ -83,12 +87,14 @@ XL_E="$XL_E"
 ONLY="${XEN_ONLY:-}"
 CONTROL="${XEN_CONTROL:-}"
 SOAK="${XEN_SOAK:-}"
+SOAK_TICKS="${XEN_SOAK_TICKS:-0}"
+PVH_CPUS="${XEN_PVH_CPUS:-}"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 ENV
 
 XEN_ARGS="dom0_mem=1280M,max:1280M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XEN_XEN_ARGS:-}"
 DOM0_ARGS="console=hvc0 earlyprintk=xen MEMX_RUN=xen-cache/run"
-echo "qemu: -accel ${XEN_ACCEL:-tcg} -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}; serial log $LOG"
+echo "qemu: -accel ${XEN_ACCEL:-tcg} -cpu ${XEN_CPU:-qemu64,+svm,+npt} -m ${XEN_MEM:-3G} -smp ${XEN_SMP:-2}, xl ${XL_E:-without -e}${XEN_XEN_ARGS:+, xen +\"$XEN_XEN_ARGS\"}; serial log $LOG"
 
 # The filter timestamps every serial line into the log and prints stage lines,
 # retries and failure dumps as they happen.

@@ -99,7 +99,7 @@ tf_judge() {
     for d in $ds; do grep -A14 " d${d}v[0-9]* Triple fault" $XLOG | head -30; done
     for d in $ds; do
         echo "--- xenctx $d (the guest's registers)"
-        timeout 20 xenctx -a $d 0 2>&1 | head -24 || echo "(xenctx rc=$?)"
+        timeout 20 xenctx -a $d 0 2>&1 | head -24 | tee $L/xenctx-$d.out || echo "(xenctx rc=$?)"
     done
     # The backend's side: devices still listed, requests and errors of the
     # guest's volumes, and any warning or error the backend logged.
@@ -333,6 +333,8 @@ CFG
     # QEMU-TCG's SVM reports RDTSCP as an RDTSC intercept, which Xen cannot
     # emulate: without these a PVH guest hangs at boot.
     [ $T = pvh ] && printf 'tsc_mode = "native"\ncpuid = "host,rdtscp=0"\n' >> /tmp/$GN.cfg
+    # PVH_CPUS (XEN_PVH_CPUS): the PVH guest's vCPU pinned to these pCPUs.
+    [ $T = pvh ] && [ -n "${PVH_CPUS:-}" ] && echo "cpus = \"$PVH_CPUS\"" >> /tmp/$GN.cfg
     # A rerun starts a fresh console log (the old one holds the dead guest's markers).
     [ -f $CON/guest-$GN.log ] && mv $CON/guest-$GN.log $L/guest-$GN-try1.log
     tail -n +1 -F $CON/guest-$GN.log > /dev/console 2>&1 &
@@ -562,17 +564,33 @@ destroyed() { [ -z "$(domid $GN)" ]; }
 # guest brought up (create .. swapout: boot, both disks, swap filled) and
 # thrown away N times, its triple faults counted: for trying emulator
 # settings against them (tests/xen/README.md).  A failure that is no triple
-# fault is a FAILED stage, as in the full run.
+# fault is a FAILED stage, as in the full run.  SOAK_TICKS=K: each boot also
+# waits for K clean guest ticks after the fill (swap pressure, where faults
+# also hit; ~80 s a tick for the PVH guest under TCG).  One line per boot:
+# MEMX-STAGE soak-<i> ok|FAILED <s> [the stage it died in, xenctx's rip/cr].
+soak_ticks() {
+    [ "${SOAK_TICKS:-0}" -gt 0 ] || return 0
+    begin pvh-ticks; SOAK_J=0            # not i: ticks_ok_after counts in i
+    while [ $SOAK_J -lt "$SOAK_TICKS" ]; do
+        ticks_ok_after $SOAK_J 300 > $L/why || { failed "$(cat $L/why)"; return 1; }
+        SOAK_J=$((SOAK_J+1))
+    done; ok "ticks 1..$SOAK_TICKS clean"
+}
 if [ -n "$SOAK" ]; then
     guest_up pv || finish
     # SOAK_*, not n or k: sh has one scope, and the helpers called here use those.
     SOAK_I=0; SOAK_K=0
     while [ $SOAK_I -lt "$SOAK" ]; do
-        SOAK_I=$((SOAK_I+1)); SOAK_T0=$TRIPLES; SOAK_S0=$(now)
-        if guest_up pvh; then r=ok; elif [ $TRIPLES -gt $SOAK_T0 ]; then r="triple fault"; SOAK_K=$((SOAK_K+1)); else r=failed; fi
+        SOAK_I=$((SOAK_I+1)); SOAK_T0=$TRIPLES; SOAK_S0=$(now); rm -f $L/xenctx-*.out
+        if guest_up pvh && soak_ticks; then r=ok; why="booted, swapped${SOAK_TICKS:+, $SOAK_TICKS clean tick(s)}"
+        elif [ $TRIPLES -gt $SOAK_T0 ]; then
+            r=FAILED; SOAK_K=$((SOAK_K+1))
+            why="triple fault in $SN; $(cat $L/xenctx-*.out 2>/dev/null | grep -iE '^ *(rip|cr[0234]):' | tr -s ' ' | tr '\n' ' ')"
+        else r=FAILED; why="no triple fault: $SN failed (see above)"; fi
+        sec=$(awk -v a="$SOAK_S0" -v b="$(now)" 'BEGIN{printf "%.1fs", b-a}')
         RERUN=; RERUN_DONE=
         drop_guest pvh; kill $TAILS 2>/dev/null; TAILS=
-        echo "MEMX-XEN: soak boot $SOAK_I of $SOAK: $r in $(awk -v a="$SOAK_S0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s"
+        SN=soak-$SOAK_I; echo "MEMX-STAGE $SN $r $sec $why"
     done
     echo "MEMX-XEN: soak: $SOAK_K triple fault(s) in $SOAK_I PVH boots"
     at pv; begin soak-pv
