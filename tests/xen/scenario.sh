@@ -582,7 +582,7 @@ if [ -n "$SOAK" ]; then
     SOAK_I=0; SOAK_K=0
     while [ $SOAK_I -lt "$SOAK" ]; do
         SOAK_I=$((SOAK_I+1)); SOAK_T0=$TRIPLES; SOAK_S0=$(now); rm -f $L/xenctx-*.out
-        if guest_up pvh && soak_ticks; then r=ok; why="booted, swapped${SOAK_TICKS:+, $SOAK_TICKS clean tick(s)}"
+        if guest_up pvh && soak_ticks; then r=ok; why="booted, swapped"; [ "${SOAK_TICKS:-0}" -gt 0 ] && why="$why, $SOAK_TICKS clean tick(s)"
         elif [ $TRIPLES -gt $SOAK_T0 ]; then
             r=FAILED; SOAK_K=$((SOAK_K+1))
             why="triple fault in $SN; $(cat $L/xenctx-*.out 2>/dev/null | grep -iE '^ *(rip|cr[0234]):' | tr -s ' ' | tr '\n' ' ')"
