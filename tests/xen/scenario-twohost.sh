@@ -108,7 +108,8 @@ guest_broken() { # a panic, a failed I/O on a MemX disk or a triple fault, named
 XLOG=$G/xen.log
 ( while true; do xl dmesg -c >> $XLOG 2>/dev/null; sleep 3; done ) &
 XDRAIN=$!
-tf_lines() { grep -ah ' d[1-9][0-9]*v[0-9]* Triple fault' $XLOG $PG/xen.log 2>/dev/null; }
+TF_RE=' d[1-9][0-9]*v[0-9]* Triple fault'
+tf_lines() { grep -ah "$TF_RE" $XLOG $PG/xen.log 2>/dev/null; }
 # Failed guest requests of the guest's volumes in one host's `memxctl --json
 # stats` (on stdin; pretty-printed, so one volume object per line once the
 # newlines are gone).
@@ -131,8 +132,8 @@ tf_judge() {
     echo "MEMX-DUMP-BEGIN $SN"
     echo "--- Xen: the guest's triple fault"
     for f in $XLOG $PG/xen.log; do
-        grep -a ' d[1-9][0-9]*v[0-9]* Triple fault' "$f" > /dev/null 2>&1 || continue
-        echo "  ($f)"; grep -a -A14 ' d[1-9][0-9]*v[0-9]* Triple fault' "$f" | head -20
+        grep -aq "$TF_RE" "$f" 2>/dev/null || continue
+        echo "  ($f)"; grep -a -A14 "$TF_RE" "$f" | head -20
     done
     for h in a b; do
         d=$(domid_on $h)
