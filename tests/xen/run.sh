@@ -40,6 +40,7 @@
 #                counted (for trying XEN_CPU / XEN_ACCEL / XEN_XEN_ARGS /
 #                XEN_PVH_CPUS against them; not part of make check-xen)
 #   XEN_PVH_CPUS the PVH guest's xl.cfg cpus= (pin its vCPU), default unpinned
+#   XEN_PVH_CPUID the PVH guest's xl.cfg cpuid=, default host,rdtscp=0 (see scenario.sh)
 #   XEN_XEN_ARGS extra words for the Xen command line
 #   KVER         Debian kernel ABI to boot, default 6.1.0-50-amd64
 set -uo pipefail
@@ -89,6 +90,7 @@ CONTROL="${XEN_CONTROL:-}"
 SOAK="${XEN_SOAK:-}"
 SOAK_TICKS="${XEN_SOAK_TICKS:-0}"
 PVH_CPUS="${XEN_PVH_CPUS:-}"
+PVH_CPUID="${XEN_PVH_CPUID:-host,rdtscp=0}"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 ENV
 

@@ -30,7 +30,7 @@
 #   XEN_BOOT_TIMEOUT seconds for both dom0s to boot, default 300: a dom0 that
 #                hangs at boot (before MemX runs) is retried once, printed
 #   XEN_XL_E     1 (default): xl create -e (no monitoring child); 0: xl's default
-#   XEN_BACKD_LOG_LEVEL, XEN_XEN_ARGS, KVER: as for run.sh
+#   XEN_BACKD_LOG_LEVEL, XEN_XEN_ARGS, XEN_PVH_CPUID, KVER: as for run.sh
 #   TWOHOST_PORT loopback TCP port of the socket network, default: a free one
 #   TWOHOST_MIG_PORT loopback TCP port joining the migration channel, default: a free one
 set -uo pipefail
@@ -86,6 +86,7 @@ XL_E="$XL_E"
 BACKD_LOG_LEVEL="${XEN_BACKD_LOG_LEVEL:-info}"
 PEER_WAIT=${XEN_TIMEOUT:-1800}
 GUEST_MEM=${TWOHOST_GUEST_MEM:-128}
+PVH_CPUID="${XEN_PVH_CPUID:-host,rdtscp=0}"
 GUEST_CHUNKS=${TWOHOST_GUEST_CHUNKS:-56}
 ENV
 done
