@@ -21,6 +21,7 @@
 # the stage then says "retried" and twohost.sh boots both hosts once more.
 R=$(cd "$(dirname "$0")" && pwd)
 . "$R/env.sh"
+. "$R/tf-in-xen.sh"
 export PATH LD_LIBRARY_PATH
 L=/tmp/w                             # scratch
 G=$R/logs                            # this host's logs, on the share as they are written
@@ -28,7 +29,7 @@ PG=$SH/$PEER_ROLE/logs               # the peer's
 CON=/var/log/xen/console
 BLOG=$G/backd.log
 GN=memx-pvh
-FAILS=0; SN=; PEER_UP=; TRIPLES=0; RERUN=0; TF_WHY=
+FAILS=0; SN=; PEER_UP=; TRIPLES=0; RERUN=0; PROVEN=0; TF_WHY=
 mkdir -p $L $G /etc/memx /run/memx /var/lib/xen/images /etc/xen/scripts
 
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -60,7 +61,7 @@ finish() {
     cp $CON/*.log $G/ 2>/dev/null
     dmesg > $G/dom0-dmesg.log
     xl dmesg -c >> $XLOG 2>/dev/null; kill $XDRAIN 2>/dev/null
-    echo "MEMX-XEN: done failures=$FAILS triple-faults=$TRIPLES rerun=$RERUN segfaults=$(dmesg | grep -c segfault)"
+    echo "MEMX-XEN: done failures=$FAILS triple-faults=$TRIPLES rerun=$RERUN proven=$PROVEN segfaults=$(dmesg | grep -c segfault)"
     exit 0
 }
 ctl() { "$MEMXCTL" --socket /run/memx/backd.sock "$@"; }
@@ -117,7 +118,10 @@ vol_errors() { tr -d '\n' | tr '{}' '\n\n' | grep "\"$GN-" | sed -n 's/.*"errors
 # Called by failed() on host A: 0 when the guest triple-faulted and neither
 # backend failed one of its requests or logged an error for its volumes, and
 # the guest saw no I/O error or bad data before the fault: then the run is
-# the emulator's to rerun (RERUN=1, once: twohost.sh keeps count).  Prints the
+# the emulator's to rerun (RERUN=1; PROVEN=1 when Xen's dump shows the vCPU
+# holding Xen's own state, tf_in_xen, or the guest died at boot before its
+# blkfront connected: twohost.sh reruns once on the first,
+# twice only with the second, and keeps count).  Prints the
 # evidence either way; TF_WHY says what was found.  The migration's own
 # warnings (a source told another backend took the volume) are shown, not
 # judged: they are the fencing the test wants.
@@ -147,11 +151,15 @@ tf_judge() {
     grep -h ' warn: ' $BLOG $PG/backd.log 2>/dev/null | grep "$GN-" | head -3
     gbad=$(glog | grep -E "MEMX-GUEST: .*(MISMATCH|READFAIL|FAILED)|$GUEST_IO_ERR|$PANIC" | head -3)
     echo "--- guest markers of trouble before the fault: ${gbad:-none}"
+    sig=$(for f in $XLOG $PG/xen.log; do grep -a -A14 "$TF_RE" "$f" 2>/dev/null; done | tf_in_xen)
+    if [ -z "$sig" ] && [ "$SN" = pvh-create -o "$SN" = pvh-connect ] && ! glog | grep -q 'blkfront: xvd'; then
+        sig="the guest died before MemX served it (no blkfront line on its console)"; fi
+    echo "--- proof beyond clean backends: ${sig:-none}"
     echo "MEMX-DUMP-END"
     if [ "$ea" != 0 ] || [ "$eb" != 0 ] || [ -n "$bad" ] || [ -n "$gbad" ]; then
         TF_WHY="triple fault, but a backend or the guest was not clean (failed requests A $ea, B $eb): not rerun"; return 1; fi
-    TF_WHY="triple fault (emulator: both backends clean, no guest I/O error or bad data): both hosts rerun once"
-    RERUN=1
+    TF_WHY="triple fault (emulator: both backends clean, no guest I/O error or bad data${sig:+; $sig}): both hosts rerun"
+    RERUN=1; [ -n "$sig" ] && PROVEN=1
     return 0
 }
 gwait() { # pattern seconds [bad-pattern]

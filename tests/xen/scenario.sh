@@ -13,13 +13,16 @@
 # markers.  A toolstack command is retried once only when a dom0 process
 # segfaulted while it ran (QEMU-TCG flake, see shared/xenlab/REPORT.md §6b) and
 # the state it should have produced is absent; every retry prints MEMX-RETRY.
-# A guest's scenario is rerun once only when its domain triple-faulted (Xen's
+# A guest's scenario is rerun only when its domain triple-faulted (Xen's
 # log says so: the emulator, see tests/xen/README.md) and the backend is
-# provably clean for it; the stage then says "retried".  A MemX failure
+# provably clean for it, once; a second time only if Xen's dump shows the
+# vCPU holding Xen's own state (tf_in_xen) or the guest died before any of
+# its rings connected; the stage then says "retried".  A MemX failure
 # (backend state, guest data, a missing marker without a triple fault) is
 # never retried.
 R=$(cd "$(dirname "$0")" && pwd)
 . "$R/env.sh"
+. "$R/tf-in-xen.sh"
 export PATH LD_LIBRARY_PATH
 L=/var/log/memx                      # dom0 tmpfs; copied to $R/logs at the end
 CON=/var/log/xen/console
@@ -103,7 +106,7 @@ tf_judge() {
     done
     # The backend's side: devices still listed, requests and errors of the
     # guest's volumes, and any warning or error the backend logged.
-    echo "--- memxctl devices"; ctl devices 2>&1 | head -12
+    ctl devices > $L/tf-devs.out 2>&1; echo "--- memxctl devices"; head -12 $L/tf-devs.out
     # --json: the default output is a table, in which nothing below matches
     # (errs was always 0: every backend judged clean).  The JSON is pretty-
     # printed: one line per volume object once the newlines are gone.
@@ -120,12 +123,21 @@ tf_judge() {
     grep -hE ' warn: ' $BLOG $L/backd-*.log 2>/dev/null | grep -E "$mine" | tail -3
     gbad=$(glog_of $g | grep -E 'MEMX-GUEST: .*(MISMATCH|READFAIL|FAILED)|blkfront.*(error|fail)|I/O error' | head -3)
     echo "--- guest markers of trouble before the fault: ${gbad:-none}"
+    sig=$(for d in $ds; do grep -A14 " d${d}v[0-9]* Triple fault" $XLOG | tf_in_xen; done | head -1)
+    conn=$(for d in $ds; do awk -v d=$d '$1 == d && $3 == "Connected"' $L/tf-devs.out; done)
+    if [ -z "$sig" ] && [ -z "$conn" ] && ! glog_of $g | grep -q 'blkfront: xvd'; then
+        sig="d$ds died before MemX served it (no device Connected, no blkfront line on its console)"; fi
+    echo "--- proof beyond a clean backend: ${sig:-none}"
     echo "MEMX-TRIPLE-END"
     if [ "$errs" != 0 ] || [ -n "$bad" ] || [ -n "$gbad" ]; then
         TF_WHY="d$ds triple fault, but the backend or guest was not clean (errors=$errs): not retried"; return 1; fi
-    case " $RERUN_DONE " in *" $g "*)
-        TF_WHY="d$ds triple fault again in memx-$g after its rerun (emulator; backend clean, errors=0): counted"; return 1;; esac
-    TF_WHY="d$ds triple fault (emulator: backend clean, errors=0, no guest I/O error): rerunning memx-$g once"
+    n=$(echo $RERUN_DONE | tr ' ' '\n' | grep -cx "$g")
+    # A second rerun only on proof that MemX had no part (the vCPU holds
+    # Xen's own state, or the guest died before its rings connected): a
+    # clean backend alone is not enough twice.
+    if [ "$n" -ge 2 ] || { [ "$n" = 1 ] && [ -z "$sig" ]; }; then
+        TF_WHY="d$ds triple fault again in memx-$g after $n rerun(s) (backend clean, errors=0${sig:+; $sig}): counted"; return 1; fi
+    TF_WHY="d$ds triple fault (emulator: backend clean, errors=0, no guest I/O error${sig:+; $sig}): rerun $((n+1)) of memx-$g"
     RERUN=$g
     return 0
 }
@@ -505,22 +517,25 @@ drop_guest() { # type
 
 # Runs a guest phase (or a stage over all guests up); when failed() proved
 # the emulator killed guest $RERUN, reruns that guest from create (its
-# earlier phases too) and then the phase, once.
+# earlier phases too) and then the phase, as often as tf_judge allows.
 phase() { # fn type-or-"all"
     "$1" "$2" && return 0
-    g=$RERUN; RERUN=
-    [ -n "$g" ] || return 1
-    RETRIES=$((RETRIES+1)); RERUN_DONE="$RERUN_DONE $g"
-    SN=$g-rerun; retry_note "memx-$g triple-faulted with the backend clean: rerunning its scenario once"
-    drop_guest $g
-    UP=$(echo " $UP " | sed "s/ $g / /g")
-    guest_up $g || return 1
-    # guest_up's caller adds the guest to $UP (run 2026-12-03: added here too,
-    # pvh-verify ran twice)
-    [ "$1" = guest_up ] && return 0
-    UP="$UP $g"; eval "VP_$g=0"
-    [ "$1" = guest_down ] && { guest_verify $g || return 1; }
-    "$1" "$2"
+    while [ -n "$RERUN" ]; do
+        g=$RERUN; RERUN=
+        RETRIES=$((RETRIES+1)); RERUN_DONE="$RERUN_DONE $g"
+        SN=$g-rerun; retry_note "memx-$g triple-faulted with the backend clean: rerunning its scenario (rerun $(echo $RERUN_DONE | tr ' ' '\n' | grep -cx "$g"))"
+        drop_guest $g
+        UP=$(echo " $UP " | sed "s/ $g / /g")
+        # A proven fault in any step below sets RERUN again.
+        guest_up $g || continue
+        # guest_up's caller adds the guest to $UP (run 2026-12-03: added here too,
+        # pvh-verify ran twice)
+        [ "$1" = guest_up ] && return 0
+        UP="$UP $g"; eval "VP_$g=0"
+        if [ "$1" = guest_down ]; then guest_verify $g || continue; fi
+        "$1" "$2" && return 0
+    done
+    return 1
 }
 
 # ---------------------------------------------------------------- backend restarts

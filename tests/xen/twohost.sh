@@ -63,7 +63,7 @@ IP_A=10.99.0.1; IP_B=10.99.0.2
 for h in a b; do
     # dom0-init.sh runs the run directory's scenario.sh.
     cp "$SRC/tests/xen/scenario-twohost.sh" "$TH/$h/scenario.sh"
-    cp "$SRC/tests/xen/twohost-peer.sh" "$SRC/tests/xen/twohost-xfer.sh" "$SRC/tests/xen/twohost-recv.sh" "$SRC/tests/xen/twohost-port.sh" "$TH/$h/"
+    cp "$SRC/tests/xen/twohost-peer.sh" "$SRC/tests/xen/twohost-xfer.sh" "$SRC/tests/xen/twohost-recv.sh" "$SRC/tests/xen/twohost-port.sh" "$SRC/tests/xen/tf-in-xen.sh" "$TH/$h/"
     if [ $h = a ]; then me=$IP_A; peer=$IP_B; pr=b; else me=$IP_B; peer=$IP_A; pr=a; fi
     cat > "$TH/$h/env.sh" <<ENV
 PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -194,16 +194,25 @@ if [ $? = 3 ]; then
     tries=2
     pair || { stage boot "FAILED $(since): a dom0 hung at boot twice"; exit 1; }
 fi
-# A whole run again, once, only where host A's scenario proved the guest's
-# triple fault the emulator's (both backends and the guest clean: its stage
-# says "retried") and no stage of either host failed.
-if [ $tries = 1 ] && grep -aq 'MEMX-XEN: done failures=0 .*rerun=1' "$TH/serial-a.log" \
-   && ! grep -aq 'MEMX-STAGE [^ ]* FAILED' "$TH/serial-a.log" "$TH/serial-b.log"; then
-    keep triple-fault
-    echo "  retry: the guest triple-faulted with both backends clean (the emulator): booting both hosts and running everything once more"
-    tries=2
+# A whole run again only where host A's scenario proved the guest's triple
+# fault the emulator's (both backends and the guest clean: its stage says
+# "retried") and no stage of either host failed: once on that, a second time
+# only if Xen's dump also showed the vCPU holding Xen's own state (proven=1).
+rerun_ok() {
+    grep -aq 'MEMX-XEN: done failures=0 .*rerun=1' "$TH/serial-a.log" \
+        && ! grep -aq 'MEMX-STAGE [^ ]* FAILED' "$TH/serial-a.log" "$TH/serial-b.log" || return 1
+    [ $tries = 1 ] && return 0
+    [ $tries = 2 ] && grep -aq 'MEMX-XEN: done .*proven=1' "$TH/serial-a.log" || return 1
+    # A third try fits CI's 90 minutes only after two short ones.
+    [ $SECONDS -lt "${XEN_RERUN_BUDGET:-900}" ] && return 0
+    echo "  (no third try: ${SECONDS} s spent, over XEN_RERUN_BUDGET=${XEN_RERUN_BUDGET:-900})"; return 1
+}
+while rerun_ok; do
+    keep triple-fault-$tries
+    echo "  retry: the guest triple-faulted with both backends clean (the emulator): booting both hosts and running everything again (try $((tries + 1)))"
+    tries=$((tries + 1))
     pair || { stage boot "FAILED $(since): a dom0 hung at boot on the rerun"; exit 1; }
-fi
+done
 
 # The guest measures its pause across hosts on their Xen clocks, each from
 # its QEMU's RTC: their offset bounds that measurement.
@@ -223,7 +232,7 @@ for h in a b; do
     fails=$((fails + $(grep -ac 'MEMX-STAGE [^ ]* FAILED' "$TH/serial-$h.log")))
 done
 # A proven triple fault on the last try is no pass: the migrations did not run.
-grep -aq 'MEMX-XEN: done .*rerun=1' "$TH/serial-a.log" && { bad="$bad a"; stage triple-fault "FAILED $(since): the guest triple-faulted on the rerun too (emulator; see the dump above)"; }
+grep -aq 'MEMX-XEN: done .*rerun=1' "$TH/serial-a.log" && { bad="$bad a"; stage triple-fault "FAILED $(since): the guest triple-faulted on the last try too (emulator; see the dump above)"; }
 tf=$(cat "$TH"/a/logs*/xen.log "$TH"/b/logs*/xen.log 2>/dev/null | grep -ac ' d[1-9][0-9]*v[0-9]* Triple fault')
 if [ -n "$bad" ] || [ "$fails" -gt 0 ]; then
     echo "check-xen-twohost: $fails stage(s) FAILED in $(since), tries=$tries triple-faults=$tf; logs in $TH/{a,b}/logs and $TH/serial-{a,b}.log"
