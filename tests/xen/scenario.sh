@@ -32,7 +32,7 @@ CONF=/etc/memx/check-xen.conf          # the scenario's config (the package's me
 FAILS=0; RETRIES=0; TRIPLES=0; SN=; GN=; T=
 TFG=                                 # guest types a failure may be a triple fault of
 RERUN=                               # the guest type failed() proved emulator-killed
-RERUN_DONE=                          # guest types rerun already (once each)
+RERUN_DONE=                          # guest types rerun already, once per rerun
 TF_SEEN=                             # domids whose triple fault was reported
 BAD_TARGET=memx:no/such:1Q           # the target the bad-target stage expects refused
 mkdir -p $L /etc/memx /run/memx /var/lib/xen/save
@@ -62,6 +62,7 @@ failed() {
     return 1
 }
 retry_note() { echo "MEMX-RETRY $SN: $*"; }
+reruns_of() { echo $RERUN_DONE | tr ' ' '\n' | grep -cx "$1"; }
 segfaults() { dmesg | grep -c segfault; }
 
 # ---- the PVH triple fault (the emulator's, tests/xen/README.md) ----
@@ -134,7 +135,7 @@ tf_judge() {
     echo "MEMX-TRIPLE-END"
     if [ "$errs" != 0 ] || [ -n "$bad" ] || [ -n "$gbad" ]; then
         TF_WHY="d$ds triple fault, but the backend or guest was not clean (errors=$errs${bad:+; backend: $(echo "$bad" | head -1 | cut -c1-160)}${gbad:+; guest: $(echo "$gbad" | head -1 | cut -c1-120)}): not retried"; return 1; fi
-    n=$(echo $RERUN_DONE | tr ' ' '\n' | grep -cx "$g")
+    n=$(reruns_of $g)
     # A second rerun only on proof that MemX had no part (the vCPU holds
     # Xen's own state, or the guest died before its rings connected): a
     # clean backend alone is not enough twice.
@@ -526,7 +527,7 @@ phase() { # fn type-or-"all"
     while [ -n "$RERUN" ]; do
         g=$RERUN; RERUN=
         RETRIES=$((RETRIES+1)); RERUN_DONE="$RERUN_DONE $g"
-        SN=$g-rerun; retry_note "memx-$g triple-faulted with the backend clean: rerunning its scenario (rerun $(echo $RERUN_DONE | tr ' ' '\n' | grep -cx "$g"))"
+        SN=$g-rerun; retry_note "memx-$g triple-faulted with the backend clean: rerunning its scenario (rerun $(reruns_of $g))"
         drop_guest $g
         UP=$(echo " $UP " | sed "s/ $g / /g")
         # A proven fault in any step below sets RERUN again.
