@@ -340,7 +340,7 @@ vcpus = 1
 on_crash = "preserve"
 disk = [ $(disk xvdb $GN-swap:64M), $(disk xvdc $GN-data:16M) ]
 tsc_mode = "native"
-cpuid = "${PVH_CPUID:-host,rdtscp=0}"
+cpuid = "$PVH_CPUID"
 CFG
 
 begin pvh-create

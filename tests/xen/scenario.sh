@@ -348,7 +348,7 @@ disk = [ $(disk xvdb $GN-swap:64M), $(disk xvdc $GN-data:16M) ]
 CFG
     # QEMU-TCG's SVM reports RDTSCP as an RDTSC intercept, which Xen cannot
     # emulate: without these a PVH guest hangs at boot.
-    [ $T = pvh ] && printf 'tsc_mode = "native"\ncpuid = "%s"\n' "${PVH_CPUID:-host,rdtscp=0}" >> /tmp/$GN.cfg
+    [ $T = pvh ] && printf 'tsc_mode = "native"\ncpuid = "%s"\n' "$PVH_CPUID" >> /tmp/$GN.cfg
     # PVH_CPUS (XEN_PVH_CPUS): the PVH guest's vCPU pinned to these pCPUs.
     [ $T = pvh ] && [ -n "${PVH_CPUS:-}" ] && echo "cpus = \"$PVH_CPUS\"" >> /tmp/$GN.cfg
     # A rerun starts a fresh console log (the old one holds the dead guest's markers).
